@@ -1,0 +1,234 @@
+// NativeMap: one BPF map file descriptor (owned). Single-element operations are
+// synchronous (one syscall, no thread hop); batch operations run on the libuv pool.
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "btf.h"
+#include "fd_wrap.h"
+#include "registry.h"
+#include "util.h"
+
+namespace bpfkit {
+
+namespace {
+
+void* Bytes(const Napi::Value& v) { return v.As<Napi::Uint8Array>().Data(); }
+
+class NativeMap : public FdWrap<NativeMap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = DefineClass(
+        env, "NativeMap",
+        {InstanceMethod<&NativeMap::Lookup>("lookup"),
+         InstanceMethod<&NativeMap::Update>("update"),
+         InstanceMethod<&NativeMap::Delete>("delete"),
+         InstanceMethod<&NativeMap::LookupAndDelete>("lookupAndDelete"),
+         InstanceMethod<&NativeMap::NextKey>("nextKey"),
+         InstanceMethod<&NativeMap::LookupBatch>("lookupBatch"),
+         InstanceMethod<&NativeMap::UpdateBatch>("updateBatch"),
+         InstanceMethod<&NativeMap::DeleteBatch>("deleteBatch"),
+         InstanceMethod<&NativeMap::Freeze>("freeze"),
+         InstanceMethod<&NativeMap::Info>("info"),
+         InstanceMethod<&NativeMap::BtfTypes>("btfTypes"),
+         FdWrap::FdAccessor(), FdWrap::PinMethod(), FdWrap::CloseMethod()});
+    GetData(env)->ctors["NativeMap"] = Napi::Persistent(ctor);
+    exports.Set("NativeMap", ctor);
+  }
+  explicit NativeMap(const Napi::CallbackInfo& info) : FdWrap(info, "map") {}
+
+ private:
+  // lookup(key, valueOut) -> boolean (false when the key is absent)
+  Napi::Value Lookup(const Napi::CallbackInfo& info) {
+    int fd = LiveFd(info.Env());
+    if (bpf_map_lookup_elem(fd, Bytes(info[0]), Bytes(info[1])) == 0) return Napi::Boolean::New(info.Env(), true);
+    int e = errno;
+    if (e == ENOENT) return Napi::Boolean::New(info.Env(), false);
+    ThrowErrno(info.Env(), e, "bpf(BPF_MAP_LOOKUP_ELEM)", "map lookup failed");
+  }
+  // update(key, value, flags)
+  Napi::Value Update(const Napi::CallbackInfo& info) {
+    int fd = LiveFd(info.Env());
+    uint64_t flags = info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : static_cast<uint64_t>(BPF_ANY);
+    if (bpf_map_update_elem(fd, Bytes(info[0]), Bytes(info[1]), flags) == 0) return info.Env().Undefined();
+    int e = errno;
+    if (e == EEXIST) ThrowErrno(info.Env(), e, "bpf(BPF_MAP_UPDATE_ELEM)", "key already exists (flag noexist)", "ERR_EXISTS");
+    if (e == ENOENT) ThrowErrno(info.Env(), e, "bpf(BPF_MAP_UPDATE_ELEM)", "key does not exist (flag exist)", "ERR_NOT_FOUND");
+    if (e == E2BIG) ThrowErrno(info.Env(), e, "bpf(BPF_MAP_UPDATE_ELEM)", "map is full or key out of range", "ERR_MAP_FULL");
+    ThrowErrno(info.Env(), e, "bpf(BPF_MAP_UPDATE_ELEM)", "map update failed");
+  }
+  // delete(key) -> boolean (false when absent)
+  Napi::Value Delete(const Napi::CallbackInfo& info) {
+    int fd = LiveFd(info.Env());
+    if (bpf_map_delete_elem(fd, Bytes(info[0])) == 0) return Napi::Boolean::New(info.Env(), true);
+    int e = errno;
+    if (e == ENOENT) return Napi::Boolean::New(info.Env(), false);
+    ThrowErrno(info.Env(), e, "bpf(BPF_MAP_DELETE_ELEM)", "map delete failed");
+  }
+  // lookupAndDelete(key|null, valueOut) -> boolean
+  Napi::Value LookupAndDelete(const Napi::CallbackInfo& info) {
+    int fd = LiveFd(info.Env());
+    void* key = info[0].IsNull() || info[0].IsUndefined() ? nullptr : Bytes(info[0]);
+    if (bpf_map_lookup_and_delete_elem(fd, key, Bytes(info[1])) == 0) return Napi::Boolean::New(info.Env(), true);
+    int e = errno;
+    if (e == ENOENT) return Napi::Boolean::New(info.Env(), false);
+    ThrowErrno(info.Env(), e, "bpf(BPF_MAP_LOOKUP_AND_DELETE_ELEM)", "map lookup-and-delete failed");
+  }
+  // nextKey(key|null, keyOut) -> boolean (false at the end)
+  Napi::Value NextKey(const Napi::CallbackInfo& info) {
+    int fd = LiveFd(info.Env());
+    void* key = info[0].IsNull() || info[0].IsUndefined() ? nullptr : Bytes(info[0]);
+    if (bpf_map_get_next_key(fd, key, Bytes(info[1])) == 0) return Napi::Boolean::New(info.Env(), true);
+    int e = errno;
+    if (e == ENOENT) return Napi::Boolean::New(info.Env(), false);
+    ThrowErrno(info.Env(), e, "bpf(BPF_MAP_GET_NEXT_KEY)", "map key iteration failed");
+  }
+
+  // lookupBatch(keysOut, valuesOut, maxCount, chunk) -> Promise<count>: dumps the
+  // whole map (up to maxCount entries) with BPF_MAP_LOOKUP_BATCH.
+  Napi::Value LookupBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = LiveFd(env);
+    Napi::Uint8Array keys = info[0].As<Napi::Uint8Array>(), vals = info[1].As<Napi::Uint8Array>();
+    uint32_t maxCount = info[2].As<Napi::Number>().Uint32Value();
+    uint32_t chunk = info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 4096;
+    uint32_t ksz = KeySize(), vsz = static_cast<uint32_t>(vals.ByteLength() / (maxCount ? maxCount : 1));
+    uint8_t* kp = keys.Data();
+    uint8_t* vp = vals.Data();
+    auto count = std::make_shared<uint32_t>(0);
+    return RunAsync(
+        env, "bpfkit.lookupBatch",
+        [=](Failure& f) {
+          uint64_t inBatch = 0, outBatch = 0;
+          bool first = true;
+          uint32_t total = 0;
+          while (total < maxCount) {
+            uint32_t n = std::min(chunk, maxCount - total);
+            LIBBPF_OPTS(bpf_map_batch_opts, opts);
+            int r = bpf_map_lookup_batch(fd, first ? nullptr : &inBatch, &outBatch, kp + size_t(total) * ksz,
+                                         vp + size_t(total) * vsz, &n, &opts);
+            int e = r < 0 ? errno : 0;
+            total += n;
+            if (e == ENOENT) break;  // end of map; n holds the last partial chunk
+            if (r < 0) {
+              f.Set(e, "bpf(BPF_MAP_LOOKUP_BATCH)", "batch lookup failed after " + std::to_string(total) + " entries",
+                    e == EINVAL || e == ENOTSUP || e == 524 ? "ERR_UNSUPPORTED" : "");
+              f.details.push_back({"count", total});
+              return;
+            }
+            inBatch = outBatch;
+            first = false;
+          }
+          *count = total;
+        },
+        [count](Napi::Env env) { return Napi::Number::New(env, *count); }, {keys, vals, info.This()});
+  }
+
+  Napi::Value BatchWrite(const Napi::CallbackInfo& info, bool del) {
+    Napi::Env env = info.Env();
+    int fd = LiveFd(env);
+    Napi::Uint8Array keys = info[0].As<Napi::Uint8Array>();
+    Napi::Value valsV = info[1];
+    uint32_t count = info[2].As<Napi::Number>().Uint32Value();
+    uint64_t flags = info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : 0;
+    uint8_t* kp = keys.Data();
+    uint8_t* vp = del ? nullptr : valsV.As<Napi::Uint8Array>().Data();
+    auto done = std::make_shared<uint32_t>(0);
+    std::vector<Napi::Value> keep{keys, info.This()};
+    if (!del) keep.push_back(valsV);
+    const char* sc = del ? "bpf(BPF_MAP_DELETE_BATCH)" : "bpf(BPF_MAP_UPDATE_BATCH)";
+    return RunAsync(
+        env, del ? "bpfkit.deleteBatch" : "bpfkit.updateBatch",
+        [=](Failure& f) {
+          LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = flags);
+          uint32_t n = count;
+          int r = del ? bpf_map_delete_batch(fd, kp, &n, &opts) : bpf_map_update_batch(fd, kp, vp, &n, &opts);
+          *done = n;
+          if (r < 0) {
+            int e = errno;
+            std::string code = e == E2BIG || e == ENOSPC ? "ERR_MAP_FULL"
+                               : e == ENOENT             ? "ERR_NOT_FOUND"
+                               : e == EEXIST             ? "ERR_EXISTS"
+                                                         : "";
+            f.Set(e, sc,
+                  std::string(del ? "batch delete" : "batch update") + " stopped after " + std::to_string(n) + " of " +
+                      std::to_string(count) + " entries",
+                  code);
+            f.details.push_back({"count", n});
+          }
+        },
+        [done](Napi::Env env) { return Napi::Number::New(env, *done); }, keep);
+  }
+  Napi::Value UpdateBatch(const Napi::CallbackInfo& info) { return BatchWrite(info, false); }
+  Napi::Value DeleteBatch(const Napi::CallbackInfo& info) { return BatchWrite(info, true); }
+
+  Napi::Value Freeze(const Napi::CallbackInfo& info) {
+    if (bpf_map_freeze(LiveFd(info.Env())) < 0) ThrowErrno(info.Env(), errno, "bpf(BPF_MAP_FREEZE)", "map freeze failed");
+    return info.Env().Undefined();
+  }
+
+  bool GetInfo(struct bpf_map_info* mi) {
+    memset(mi, 0, sizeof *mi);
+    uint32_t len = sizeof *mi;
+    return bpf_obj_get_info_by_fd(fd_, mi, &len) == 0;
+  }
+  uint32_t KeySize() {
+    struct bpf_map_info mi;
+    return GetInfo(&mi) ? mi.key_size : 0;
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LiveFd(env);
+    struct bpf_map_info mi;
+    if (!GetInfo(&mi)) ThrowErrno(env, errno, "bpf(BPF_OBJ_GET_INFO_BY_FD)", "cannot read map info");
+    Napi::Object o = Napi::Object::New(env);
+    const char* tn = libbpf_bpf_map_type_str(static_cast<enum bpf_map_type>(mi.type));
+    o.Set("id", mi.id);
+    o.Set("name", mi.name);
+    o.Set("type", tn ? tn : "unknown");
+    o.Set("typeId", mi.type);
+    o.Set("keySize", mi.key_size);
+    o.Set("valueSize", mi.value_size);
+    o.Set("maxEntries", mi.max_entries);
+    o.Set("flags", mi.map_flags);
+    o.Set("btfId", mi.btf_id);
+    return o;
+  }
+
+  // btfTypes() -> { key, value } descriptions from the kernel's BTF for this map.
+  Napi::Value BtfTypes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LiveFd(env);
+    struct bpf_map_info mi;
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("key", env.Null());
+    o.Set("value", env.Null());
+    if (!GetInfo(&mi) || mi.btf_id == 0) return o;
+    struct btf* b = btf__load_from_kernel_by_id(mi.btf_id);
+    if (!b) return o;
+    o.Set("key", DescribeBtfType(env, b, mi.btf_key_type_id));
+    o.Set("value", DescribeBtfType(env, b, mi.btf_value_type_id));
+    btf__free(b);
+    return o;
+  }
+};
+
+void Init(Napi::Env env, Napi::Object exports) {
+  NativeMap::Init(env, exports);
+  exports.Set("possibleCpus", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                int n = libbpf_num_possible_cpus();
+                if (n < 0) ThrowErrno(info.Env(), -n, "read(/sys/devices/system/cpu/possible)", "cannot count CPUs");
+                return Napi::Number::New(info.Env(), n);
+              }));
+}
+
+BPFKIT_REGISTER(Init);
+
+}  // namespace
+
+}  // namespace bpfkit

@@ -1,0 +1,31 @@
+/* Shared includes and small helpers for bpfkit's BPF programs. */
+#ifndef BPFKIT_HELPERS_H
+#define BPFKIT_HELPERS_H
+
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#ifndef likely
+#define likely(x) __builtin_expect(!!(x), 1)
+#endif
+#ifndef unlikely
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#endif
+
+/* Packet and byte counter, the value type of our per-CPU counter maps. */
+struct bpfkit_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+static __always_inline void bpfkit_count(struct bpfkit_counter *c, __u64 bytes)
+{
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+#endif

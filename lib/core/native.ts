@@ -1,0 +1,145 @@
+/**
+ * Loads the native addon (a local cmake-js build in build/Release, or a prebuild in
+ * prebuilds/<platform>-<arch>/ found by node-gyp-build) and describes its surface.
+ * Internal: users never touch these handles directly.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BpfkitError, errnoError, type BpfkitErrorCode } from './errors.js';
+import type { BtfTypeInfo } from './codecs.js';
+
+export interface NativeFdHandle {
+  readonly fd: number;
+  pin(path: string): void;
+  close(): void;
+}
+export interface NativeMapInfo {
+  id: number; name: string; type: string; typeId: number; keySize: number; valueSize: number;
+  maxEntries: number; flags: number; btfId: number;
+}
+export interface NativeMapHandle extends NativeFdHandle {
+  lookup(key: Uint8Array, out: Uint8Array): boolean;
+  update(key: Uint8Array, value: Uint8Array, flags: number): void;
+  delete(key: Uint8Array): boolean;
+  lookupAndDelete(key: Uint8Array | null, out: Uint8Array): boolean;
+  nextKey(key: Uint8Array | null, out: Uint8Array): boolean;
+  lookupBatch(keys: Uint8Array, values: Uint8Array, maxCount: number, chunk?: number): Promise<number>;
+  updateBatch(keys: Uint8Array, values: Uint8Array, count: number, flags: number): Promise<number>;
+  deleteBatch(keys: Uint8Array, values: null, count: number, flags: number): Promise<number>;
+  freeze(): void;
+  info(): NativeMapInfo;
+  btfTypes(): { key: BtfTypeInfo | null; value: BtfTypeInfo | null };
+}
+export interface NativeProgramInfo { id: number; name: string; type: string; tag: string; btfId: number }
+export interface NativeLinkHandle extends NativeFdHandle {
+  update(progFd: number, oldProgFd?: number): void;
+  detach(): void;
+  info(): { id: number; type: string; progId: number; ifindex?: number };
+}
+export interface NativeProgramHandle extends NativeFdHandle {
+  info(): NativeProgramInfo;
+  attachXdp(target: string | number, flags: number, netns?: string): { link: NativeLinkHandle; mode: string; ifindex: number };
+  testRun(opts: {
+    data: Uint8Array; repeat?: number; dataOutSize?: number; ctx?: Uint8Array; flags?: number; batchSize?: number; netns?: string;
+  }): Promise<{ retval: number; durationNs: number; data?: Buffer }>;
+}
+export interface NativeObjectHandle {
+  programs(): { name: string; section: string; type: string; autoload: boolean; loaded: boolean }[];
+  maps(): { name: string; type: string; keySize: number; valueSize: number; maxEntries: number; internal: boolean; pinPath?: string }[];
+  globals(): { name: string; section: string; offset: number; size: number; readOnly: boolean }[];
+  setMapMaxEntries(name: string, n: number): void;
+  setMapPinPath(name: string, path: string | null): void;
+  setAutoload(name: string, on: boolean): void;
+  setGlobal(name: string, value: Uint8Array): void;
+  load(): Promise<void>;
+  program(name: string): NativeProgramHandle;
+  map(name: string): NativeMapHandle;
+  close(): void;
+}
+export interface NativeAddon {
+  setErrorFactory(fn: (errno: number, syscall: string, message: string, extra: Record<string, unknown>) => Error): void;
+  NativeObject: new (src: string | Uint8Array, opts: { name?: string }) => NativeObjectHandle;
+  openPinned(path: string): { kind: 'map' | 'program' | 'link'; handle: NativeFdHandle };
+  possibleCpus(): number;
+  xdpQuery(target: string | number, netns?: string): { mode: string; progId: number; ifindex: number };
+  ifIndex(target: string | number, netns?: string): number;
+  libbpfVersion: string;
+  [extra: string]: unknown;
+}
+
+let root: string | undefined;
+
+/** The package root (the directory holding bpfkit's package.json). */
+export function packageRoot(): string {
+  if (root) return root;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    const pj = join(dir, 'package.json');
+    if (existsSync(pj)) {
+      try {
+        if (JSON.parse(readFileSync(pj, 'utf8')).name === 'bpfkit') return (root = dir);
+      } catch {
+        /* keep walking */
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  throw new BpfkitError('ERR_NOT_FOUND', 'cannot find the bpfkit package root (package.json named "bpfkit")');
+}
+
+/**
+ * Path of one of bpfkit's own compiled BPF objects (e.g. 'counter' ->
+ * <root>/build/bpf/counter.bpf.o, or the copy shipped in prebuilds/bpf/).
+ */
+export function bpfObjectPath(name: string): string {
+  const r = packageRoot();
+  for (const p of [join(r, 'build', 'bpf', `${name}.bpf.o`), join(r, 'prebuilds', 'bpf', `${name}.bpf.o`)]) {
+    if (existsSync(p)) return p;
+  }
+  throw new BpfkitError('ERR_NOT_FOUND', `bpfkit's BPF object '${name}.bpf.o' is missing: build it with 'npm run build'`);
+}
+
+let addon: NativeAddon | undefined;
+
+function nativeError(errno: number, syscall: string, message: string, extra: Record<string, unknown>): Error {
+  const code = extra.code as BpfkitErrorCode | undefined;
+  const details = extra.details as Record<string, unknown> | undefined;
+  if (!syscall) {
+    const opts: { errno?: number; details?: Record<string, unknown>; field?: string } = {};
+    if (errno) opts.errno = errno;
+    if (details) opts.details = details;
+    if (code === 'ERR_INVALID_ARGUMENT') {
+      const m = /^([\w.[\]'-]+): /.exec(message);
+      if (m) opts.field = m[1];
+    }
+    return new BpfkitError(code ?? 'ERR_SYSTEM', message, opts);
+  }
+  const x: Parameters<typeof errnoError>[3] = {};
+  if (code) x.code = code;
+  if (typeof extra.log === 'string') x.log = extra.log;
+  if (typeof extra.program === 'string') x.program = extra.program;
+  if (details) x.details = details;
+  return errnoError(errno, syscall, message, x);
+}
+
+/** The loaded addon (loaded once, on first use). */
+export function native(): NativeAddon {
+  if (addon) return addon;
+  const require = createRequire(import.meta.url);
+  const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+  try {
+    addon = load(packageRoot());
+  } catch (e) {
+    throw new BpfkitError(
+      'ERR_NOT_FOUND',
+      `bpfkit's native addon is not built for this platform (${process.platform}-${process.arch}, node ${process.version}): run 'npm run build'`,
+      { cause: e },
+    );
+  }
+  addon.setErrorFactory(nativeError);
+  return addon;
+}

@@ -1,0 +1,213 @@
+/**
+ * BpfObject: open an ELF object (path or buffer) → configure → load (off the JS thread)
+ * → take programs and maps. Mirrors libbpf's open/load split.
+ */
+import { BpfkitError, invalidArgument } from './errors.js';
+import type { Codec } from './codecs.js';
+import { BpfMap, perCpu, type MapCodecs } from './map.js';
+import { native, bpfObjectPath, type NativeObjectHandle } from './native.js';
+import { BpfProgram, XdpProgram, wrapProgram } from './program.js';
+
+export type GlobalValue = Uint8Array | number | bigint | boolean;
+
+export interface BpfObjectOptions {
+  /** Object name (prefix of internal map names); defaults to the file name. */
+  name?: string;
+  /** Per-map settings applied before load. `pinPath` makes libbpf reuse or create a pinned map. */
+  maps?: Record<string, { maxEntries?: number; pinPath?: string }>;
+  /** Initial values of global variables (`const volatile` constants, .data, .bss). */
+  globals?: Record<string, GlobalValue>;
+  /** Per-program settings; `autoload: false` skips loading a program. */
+  programs?: Record<string, { autoload?: boolean }>;
+}
+
+export interface ProgramSpec { name: string; section: string; type: string; autoload: boolean; loaded: boolean }
+export interface MapSpec { name: string; type: string; keySize: number; valueSize: number; maxEntries: number; internal: boolean; pinPath?: string }
+export interface GlobalSpec { name: string; section: string; offset: number; size: number; readOnly: boolean }
+
+export class BpfObject {
+  #h: NativeObjectHandle | undefined;
+  #loaded = false;
+  #loading: Promise<this> | undefined;
+
+  private constructor(h: NativeObjectHandle) {
+    this.#h = h;
+  }
+
+  /**
+   * Opens an object from a file path or an in-memory ELF image, then applies `opts`.
+   * Nothing reaches the kernel until load().
+   */
+  static open(src: string | Uint8Array, opts: BpfObjectOptions = {}): BpfObject {
+    if (typeof src !== 'string' && !(src instanceof Uint8Array)) invalidArgument('src', 'must be a file path or a Buffer holding an ELF object');
+    if (src instanceof Uint8Array && (src.length < 4 || src[0] !== 0x7f || src[1] !== 0x45 || src[2] !== 0x4c || src[3] !== 0x46)) {
+      throw new BpfkitError('ERR_INVALID_OBJECT', 'buffer is not an ELF object (no \\x7fELF magic)', { field: 'src' });
+    }
+    const nopts: { name?: string } = {};
+    if (opts.name !== undefined) nopts.name = opts.name;
+    const obj = new BpfObject(new (native().NativeObject)(src, nopts));
+    try {
+      obj.configure(opts);
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+    return obj;
+  }
+
+  /** Opens one of bpfkit's own BPF objects by name ('counter', 'xdp_basic', ...). */
+  static openBuiltin(name: string, opts: BpfObjectOptions = {}): BpfObject {
+    return BpfObject.open(bpfObjectPath(name), { name, ...opts });
+  }
+
+  /** open() + load() in one step. */
+  static async load(src: string | Uint8Array, opts: BpfObjectOptions = {}): Promise<BpfObject> {
+    const obj = BpfObject.open(src, opts);
+    try {
+      return await obj.load();
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+  }
+
+  /** Applies options; validates everything against the object before changing anything. */
+  configure(opts: BpfObjectOptions): this {
+    const h = this.#live();
+    const maps = new Map(h.maps().map((m) => [m.name, m]));
+    const progs = new Set(h.programs().map((p) => p.name));
+    const globals = new Map(h.globals().map((g) => [g.name, g]));
+    const actions: (() => void)[] = [];
+    for (const [name, m] of Object.entries(opts.maps ?? {})) {
+      if (!maps.has(name)) invalidArgument(`maps.${name}`, `no map named '${name}' in this object (maps: ${[...maps.keys()].join(', ')})`);
+      if (m.maxEntries !== undefined) {
+        if (!Number.isInteger(m.maxEntries) || m.maxEntries < 1 || m.maxEntries > 0xffffffff) {
+          invalidArgument(`maps.${name}.maxEntries`, `must be a positive 32-bit integer, got ${m.maxEntries}`);
+        }
+        const n = m.maxEntries;
+        actions.push(() => h.setMapMaxEntries(name, n));
+      }
+      if (m.pinPath !== undefined) {
+        if (typeof m.pinPath !== 'string' || !m.pinPath.startsWith('/')) invalidArgument(`maps.${name}.pinPath`, 'must be an absolute path on a BPF filesystem');
+        const p = m.pinPath;
+        actions.push(() => h.setMapPinPath(name, p));
+      }
+    }
+    for (const [name, p] of Object.entries(opts.programs ?? {})) {
+      if (!progs.has(name)) invalidArgument(`programs.${name}`, `no program named '${name}' in this object (programs: ${[...progs].join(', ')})`);
+      if (p.autoload !== undefined) {
+        const on = p.autoload;
+        actions.push(() => h.setAutoload(name, on));
+      }
+    }
+    for (const [name, v] of Object.entries(opts.globals ?? {})) {
+      const g = globals.get(name);
+      if (!g) invalidArgument(`globals.${name}`, `no global variable named '${name}' in this object`);
+      const bytes = encodeGlobal(name, v, g.size);
+      actions.push(() => h.setGlobal(name, bytes));
+    }
+    for (const a of actions) a();
+    return this;
+  }
+
+  /** Loads every autoloaded program and creates the maps (verifier runs here, off the JS thread). */
+  load(): Promise<this> {
+    if (this.#loaded) return Promise.resolve(this);
+    this.#loading ??= this.#live()
+      .load()
+      .then(() => {
+        this.#loaded = true;
+        return this;
+      })
+      .finally(() => {
+        this.#loading = undefined;
+      });
+    return this.#loading;
+  }
+
+  get loaded(): boolean {
+    return this.#loaded;
+  }
+  get programs(): ProgramSpec[] {
+    return this.#live().programs();
+  }
+  get maps(): MapSpec[] {
+    return this.#live().maps();
+  }
+  get globals(): GlobalSpec[] {
+    return this.#live().globals();
+  }
+
+  /** A loaded program. XDP programs are returned as XdpProgram. */
+  program(name: string): BpfProgram {
+    this.#needLoaded();
+    return wrapProgram(this.#live().program(name), name);
+  }
+
+  /** A loaded XDP program (ERR_INVALID_ARGUMENT if `name` is another type). */
+  xdpProgram(name: string): XdpProgram {
+    const p = this.program(name);
+    if (!(p instanceof XdpProgram)) {
+      p.close();
+      invalidArgument('program', `'${name}' is a ${p.type} program, not XDP`);
+    }
+    return p;
+  }
+
+  /** A typed view of a map; codec sizes and layouts are checked against the map's BTF. */
+  map<K, V, KIn = K, VIn = V>(name: string, codecs: MapCodecs<K, V, KIn, VIn>): BpfMap<K, V, KIn, VIn> {
+    this.#needLoaded();
+    return new BpfMap(this.#live().map(name), codecs);
+  }
+
+  /** A per-CPU map: values are arrays with one `value` per possible CPU. */
+  perCpuMap<K, V, KIn = K, VIn = V>(name: string, codecs: MapCodecs<K, V, KIn, VIn>): BpfMap<K, V[], KIn, VIn[] | VIn> {
+    this.#needLoaded();
+    const value = codecs.value as Codec<V, VIn>;
+    return new BpfMap(this.#live().map(name), { key: codecs.key, value: perCpu(value) }, { perCpuValue: value });
+  }
+
+  /** @internal raw native handle of a map (for RingBuffer and modules). */
+  nativeMap(name: string) {
+    this.#needLoaded();
+    return this.#live().map(name);
+  }
+
+  /**
+   * Releases the object. Programs still attached through links, pinned objects and
+   * maps or programs opened from it stay alive in the kernel until those are closed.
+   */
+  close(): void {
+    this.#h?.close();
+    this.#h = undefined;
+  }
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #live(): NativeObjectHandle {
+    if (!this.#h) throw new BpfkitError('ERR_CLOSED', 'BPF object is closed');
+    return this.#h;
+  }
+  #needLoaded(): void {
+    if (!this.#loaded) throw new BpfkitError('ERR_INVALID_ARGUMENT', 'BPF object is not loaded: call load() first', { field: 'object' });
+  }
+}
+
+function encodeGlobal(name: string, v: GlobalValue, size: number): Uint8Array {
+  const field = `globals.${name}`;
+  if (v instanceof Uint8Array) {
+    if (v.length !== size) invalidArgument(field, `variable is ${size} bytes, value is ${v.length} bytes`);
+    return v;
+  }
+  const b = Buffer.alloc(size);
+  if (typeof v === 'boolean') v = v ? 1 : 0;
+  if (![1, 2, 4, 8].includes(size)) invalidArgument(field, `variable is ${size} bytes: pass a Buffer`);
+  const big = typeof v === 'bigint' ? v : Number.isInteger(v) ? BigInt(v) : invalidArgument(field, `must be an integer, got ${v}`);
+  const bits = BigInt(size * 8);
+  if (big < -(1n << (bits - 1n)) || big >= 1n << bits) invalidArgument(field, `${v} does not fit in ${size} bytes`);
+  const u = BigInt.asUintN(size * 8, big);
+  for (let i = 0; i < size; i++) b[i] = Number((u >> BigInt(8 * i)) & 0xffn);
+  return b;
+}
+
