@@ -1,0 +1,6 @@
+/**
+ * bpfkit: program the Linux datapath with eBPF from Node.js.
+ * Core toolkit (lib/core), network-namespace lab (lib/lab), network modules (lib/modules).
+ */
+export * from './core/index.js';
+export * from './lab/index.js';
