@@ -158,6 +158,7 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
         // internal maps are named "<obj prefix><section>" (e.g. "counter.rodata")
         if (mn.size() >= sec.size() && mn.compare(mn.size() - sec.size(), sec.size(), sec) == 0) holder = m;
       }
+      if (!holder) continue;  // .maps, license: not variables a user can set
       const struct btf_var_secinfo* vs = btf_var_secinfos(t);
       for (unsigned i = 0; i < btf_vlen(t); i++) {
         const struct btf_type* v = btf__type_by_id(b, vs[i].type);
