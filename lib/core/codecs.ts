@@ -46,17 +46,28 @@ export type InferInput<C> = C extends Codec<any, infer I> ? I : never;
 
 const HOST_LE = endianness() === 'LE';
 
-// One-entry DataView cache: callers typically encode/decode many values into one scratch
-// buffer, so this avoids a DataView allocation per call. The view covers exactly `buf`, so
-// DataView's own bounds checks apply to the Buffer, not to a shared pool ArrayBuffer.
-let lastBuf: Uint8Array | undefined;
-let lastView: DataView | undefined;
+// Two-entry DataView cache: callers typically encode/decode many values into one or two
+// scratch buffers (a batch's keys and values alternate), so this avoids a DataView
+// allocation per call. Each view covers exactly its `buf`, so DataView's own bounds
+// checks apply to the Buffer, not to a shared pool ArrayBuffer.
+let bufA: Uint8Array | undefined;
+let viewA: DataView | undefined;
+let bufB: Uint8Array | undefined;
+let viewB: DataView | undefined;
+let nextIsA = true;
 function view(buf: Uint8Array): DataView {
-  if (buf !== lastBuf || !lastView) {
-    lastView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    lastBuf = buf;
+  if (buf === bufA) return viewA!;
+  if (buf === bufB) return viewB!;
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (nextIsA) {
+    bufA = buf;
+    viewA = v;
+  } else {
+    bufB = buf;
+    viewB = v;
   }
-  return lastView;
+  nextIsA = !nextIsA;
+  return v;
 }
 
 function room(buf: Uint8Array, offset: number, size: number): void {
