@@ -7,6 +7,7 @@ import type { Codec } from './codecs.js';
 import { BpfMap, perCpu, type MapCodecs } from './map.js';
 import { native, bpfObjectPath, type NativeObjectHandle } from './native.js';
 import { BpfProgram, XdpProgram, wrapProgram } from './program.js';
+import { RingBuffer, type RingBufferOptions } from './ringbuf.js';
 
 export type GlobalValue = Uint8Array | number | bigint | boolean;
 
@@ -165,6 +166,15 @@ export class BpfObject {
     this.#needLoaded();
     const value = codecs.value as Codec<V, VIn>;
     return new BpfMap(this.#live().map(name), { key: codecs.key, value: perCpu(value) }, { perCpuValue: value });
+  }
+
+  /**
+   * Reads the ringbuf map `name`, decoding each record with `codec` (see RingBuffer).
+   * Losses are counted from `<name>_lost` when the object has it (BPFKIT_RINGBUF).
+   */
+  ringBuffer<E>(name: string, codec: Codec<E, any>, opts: RingBufferOptions = {}): RingBuffer<E> {
+    this.#needLoaded();
+    return RingBuffer.fromObject(this, name, codec, opts);
   }
 
   /** @internal raw native handle of a map (for RingBuffer and modules). */

@@ -1,0 +1,566 @@
+/**
+ * RingBuffer: records from a BPF_MAP_TYPE_RINGBUF map, delivered on Node's event loop.
+ *
+ * The addon watches the ring's fd with a libuv poll handle (no threads) and copies
+ * records in bounded batches into one buffer; this class decodes them with a codec and
+ * hands them out as 'data' / 'batch' events or through `for await`. Backpressure is the
+ * kernel ring itself: while nobody consumes (paused, no listener, iterator not pulling)
+ * records stay in the ring, and JS holds at most one decoded batch. Reservations that
+ * fail because the ring is full are counted by the BPF side (bpf/include/bpfkit_ringbuf.h)
+ * in a per-CPU counter that stats().lost reads and the 'lost' event reports.
+ */
+import { EventEmitter } from 'node:events';
+import { BpfkitError, invalidArgument } from './errors.js';
+import { u32, u64, type Codec } from './codecs.js';
+import { BpfMap, perCpu } from './map.js';
+import { native, type NativeMapHandle } from './native.js';
+
+/** Native side (addon/ring_buffer.cc). */
+interface NativeRingBufferHandle {
+  readonly size: number;
+  readonly pending: number;
+  readonly fd: number;
+  consume(buf: Uint8Array, offs: Uint32Array, max: number): number;
+  start(): void;
+  stop(): void;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
+type NativeRingBufferCtor = new (
+  fd: number,
+  owner: object,
+  dispatch: (owner: RingBuffer<unknown>, status: number) => void,
+) => NativeRingBufferHandle;
+
+export interface RingBufferOptions {
+  /** Most records handed to JS per batch (default 1024). */
+  batchSize?: number;
+  /**
+   * Batches read per event-loop turn before yielding to other I/O (default 16). What is
+   * left stays in the ring and is read on the next turn.
+   */
+  maxBatchesPerTurn?: number;
+  /**
+   * The per-CPU loss counter (a percpu_array with one u64): a map name in the same object.
+   * Default: `<ring name>_lost` when the object has it (BPFKIT_RINGBUF declares it).
+   * `false`: the program does not count losses (stats().lost is then null).
+   */
+  lostMap?: string | false;
+  /** How often the loss counter is polled while a 'lost' listener is attached, ms (default 1000). */
+  lostCheckMs?: number;
+}
+
+export interface RingBufferStats {
+  /** Records read from the ring and decoded (delivered, or held in the current batch). */
+  records: number;
+  /** Payload bytes of those records. */
+  bytes: number;
+  /** Batches read. */
+  batches: number;
+  /** Records shorter than the codec: counted and skipped (an 'error' is emitted if anyone listens). */
+  malformed: number;
+  /** Records read from the ring but never delivered because close() came first. */
+  undelivered: number;
+  /**
+   * Failed reservations counted by the BPF side (sum over CPUs, since the map was created);
+   * null when the program has no loss counter.
+   */
+  lost: number | null;
+  /** Bytes in the kernel ring not yet read (record headers included). */
+  pendingBytes: number;
+  /** Ring size in bytes. */
+  size: number;
+}
+
+/** Payload of the 'lost' event. */
+export interface RingBufferLoss {
+  /** New losses since the last 'lost' event. */
+  count: number;
+  /** All losses counted so far. */
+  total: number;
+}
+
+export interface RingBufferEvents<E> {
+  data: [record: E];
+  batch: [records: E[]];
+  error: [err: Error];
+  lost: [loss: RingBufferLoss];
+  close: [];
+  /** EventEmitter's own events (bpfkit starts reading when a 'data'/'batch' listener arrives). */
+  newListener: [event: string | symbol, listener: (...args: any[]) => void];
+  removeListener: [event: string | symbol, listener: (...args: any[]) => void];
+}
+
+const DATA_EVENTS = new Set<string | symbol>(['data', 'batch']);
+const MAX_BATCH = 1 << 16;
+
+/** Where RingBuffer finds its ring and loss counter (BpfObject implements this). */
+export interface RingBufferSource {
+  maps: { name: string; type: string }[];
+  nativeMap(name: string): NativeMapHandle;
+}
+
+interface IterState<E> {
+  waiting: { resolve: (r: IteratorResult<E>) => void; reject: (e: unknown) => void } | undefined;
+  closeOnReturn: boolean;
+}
+
+// Loss-check timers hold the ring weakly; this clears a timer whose ring was collected.
+const timerReaper = new FinalizationRegistry<NodeJS.Timeout>((t) => clearInterval(t));
+
+function checkOpts(opts: RingBufferOptions): Required<Omit<RingBufferOptions, 'lostMap'>> {
+  if (typeof opts !== 'object' || opts === null) invalidArgument('opts', 'must be an object');
+  const int = (field: keyof RingBufferOptions, def: number, min: number, max: number): number => {
+    const v = opts[field] ?? def;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) invalidArgument(field, `must be an integer in ${min}..${max}, got ${String(v)}`);
+    return v;
+  };
+  return {
+    batchSize: int('batchSize', 1024, 1, MAX_BATCH),
+    maxBatchesPerTurn: int('maxBatchesPerTurn', 16, 1, 1 << 20),
+    lostCheckMs: int('lostCheckMs', 1000, 1, 2 ** 31 - 1),
+  };
+}
+
+function checkRecordCodec(codec: Codec<unknown, unknown>): void {
+  if (typeof codec !== 'object' || codec === null || typeof codec.decode !== 'function' || !Number.isInteger(codec.size) || codec.size < 0) {
+    invalidArgument('codec', 'must be a codec (e.g. struct(...), bytes(n))');
+  }
+}
+
+export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements AsyncIterable<E> {
+  /** Name of the ring buffer map. */
+  readonly name: string;
+  readonly codec: Codec<E, unknown>;
+  /** Ring size in bytes. */
+  readonly size: number;
+
+  #h: NativeRingBufferHandle | undefined;
+  #lost: BpfMap<number, bigint[], number, bigint | bigint[]> | undefined;
+  readonly #opts: Required<Omit<RingBufferOptions, 'lostMap'>>;
+  #buf: Buffer;
+  readonly #offs: Uint32Array;
+  #batch: E[] = [];
+  #idx = 0;
+  #paused = false;
+  #polling = false;
+  #turnBatches = 0;
+  #iter: IterState<E> | undefined;
+  #immediate: NodeJS.Immediate | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #lostSeen = 0;
+  #lastLostCheck = 0;
+  #records = 0;
+  #bytes = 0;
+  #batches = 0;
+  #malformed = 0;
+  #undelivered = 0;
+
+  static #dispatch: (owner: RingBuffer<unknown>, status: number) => void;
+  static {
+    RingBuffer.#dispatch = (rb, status) => rb.#onReadable(status);
+  }
+
+  /**
+   * @internal Use BpfObject.ringBuffer() or RingBuffer.openPinned(). Takes ownership of
+   * `lost` (closed with the ring); `ring` stays the caller's.
+   */
+  constructor(ring: NativeMapHandle, codec: Codec<E, any>, opts: RingBufferOptions = {}, lost?: NativeMapHandle) {
+    super({ captureRejections: false });
+    let info: ReturnType<NativeMapHandle['info']>;
+    try {
+      this.#opts = checkOpts(opts);
+      checkRecordCodec(codec as Codec<unknown, unknown>);
+      info = ring.info();
+      if (info.type !== 'ringbuf') invalidArgument('map', `map '${info.name}' is a ${info.type}, not a ringbuf: open it with map()`);
+      if (lost) this.#lost = new BpfMap(lost, { key: u32, value: perCpu(u64) }, { perCpuValue: u64 });
+    } catch (e) {
+      lost?.close();
+      throw e;
+    }
+    this.name = info.name;
+    this.codec = codec;
+    this.size = info.maxEntries;
+    const Ctor = native().NativeRingBuffer as NativeRingBufferCtor;
+    try {
+      this.#h = new Ctor(ring.fd, this, RingBuffer.#dispatch);
+    } catch (e) {
+      this.#lost?.close();
+      throw e;
+    }
+    const stride = Math.ceil(Math.max(codec.size, 8) / 8) * 8;
+    this.#buf = Buffer.allocUnsafe(Math.min(Math.max(stride * this.#opts.batchSize, 4096), Math.max(this.size, 4096)));
+    this.#offs = new Uint32Array(2 * this.#opts.batchSize);
+    this.on('newListener', (event: string | symbol) => {
+      if (DATA_EVENTS.has(event) || event === 'lost') queueMicrotask(() => this.#update());
+    });
+    this.on('removeListener', (event: string | symbol) => {
+      if (DATA_EVENTS.has(event) || event === 'lost') this.#update();
+    });
+  }
+
+  /**
+   * Opens a ring buffer map pinned on a BPF filesystem. `lostPath` is the pinned per-CPU
+   * loss counter, if the producer has one.
+   */
+  static openPinned<E>(path: string, codec: Codec<E, any>, opts: RingBufferOptions & { lostPath?: string } = {}): RingBuffer<E> {
+    const ring = openPinnedMap(path, 'path');
+    let lost: NativeMapHandle | undefined;
+    try {
+      if (opts.lostPath !== undefined) lost = openPinnedMap(opts.lostPath, 'lostPath');
+      return new RingBuffer(ring, codec, opts, lost);
+    } finally {
+      ring.close();
+    }
+  }
+
+  /** @internal BpfObject.ringBuffer(). */
+  static fromObject<E>(src: RingBufferSource, name: string, codec: Codec<E, any>, opts: RingBufferOptions = {}): RingBuffer<E> {
+    if (typeof name !== 'string') invalidArgument('name', 'must be the name of a ringbuf map');
+    const maps = src.maps;
+    const spec = maps.find((m) => m.name === name);
+    if (!spec) invalidArgument('name', `no map named '${name}' in this object (maps: ${maps.map((m) => m.name).join(', ')})`);
+    if (spec.type !== 'ringbuf') invalidArgument('name', `map '${name}' is a ${spec.type}, not a ringbuf`);
+    let lostName: string | undefined;
+    if (opts.lostMap === undefined) lostName = maps.some((m) => m.name === `${name}_lost`) ? `${name}_lost` : undefined;
+    else if (opts.lostMap !== false) {
+      if (typeof opts.lostMap !== 'string') invalidArgument('lostMap', 'must be a map name or false');
+      if (!maps.some((m) => m.name === opts.lostMap)) invalidArgument('lostMap', `no map named '${opts.lostMap}' in this object`);
+      lostName = opts.lostMap;
+    }
+    checkOpts(opts);
+    const ring = src.nativeMap(name);
+    try {
+      return new RingBuffer(ring, codec, opts, lostName === undefined ? undefined : src.nativeMap(lostName));
+    } finally {
+      ring.close();
+    }
+  }
+
+  get closed(): boolean {
+    return this.#h === undefined;
+  }
+
+  /** True after pause() (until resume()). */
+  isPaused(): boolean {
+    return this.#paused;
+  }
+
+  /** Stops reading: new records wait in the kernel ring (and are lost, counted, when it fills). */
+  pause(): this {
+    this.#paused = true;
+    this.#update();
+    return this;
+  }
+
+  /** Reads again (records that waited in the ring arrive first, in order). */
+  resume(): this {
+    this.#paused = false;
+    this.#update();
+    return this;
+  }
+
+  /** Lets the process exit while this ring is open (like socket.unref()). */
+  unref(): this {
+    this.#h?.unref();
+    return this;
+  }
+
+  /** Keeps the process alive while this ring is reading (the default). */
+  ref(): this {
+    this.#h?.ref();
+    return this;
+  }
+
+  stats(): RingBufferStats {
+    return {
+      records: this.#records,
+      bytes: this.#bytes,
+      batches: this.#batches,
+      malformed: this.#malformed,
+      undelivered: this.#undelivered,
+      lost: this.#lost && !this.#lost.closed ? this.#readLost() : this.#lost ? this.#lostSeen : null,
+      pendingBytes: this.#h?.pending ?? 0,
+      size: this.size,
+    };
+  }
+
+  /**
+   * Async iteration with backpressure: a batch is read from the ring only when the loop
+   * asks for a record. While iterating, records go to the iterator ('data' is not
+   * emitted; 'batch' is). Leaving the loop early (break, throw) closes the ring unless
+   * `closeOnReturn` is false.
+   */
+  iterate(opts: { closeOnReturn?: boolean } = {}): AsyncIterableIterator<E> {
+    if (this.#iter) throw new BpfkitError('ERR_BUSY', `ring buffer '${this.name}' already has an active iterator`);
+    const it: IterState<E> = { waiting: undefined, closeOnReturn: opts.closeOnReturn ?? true };
+    this.#iter = it;
+    this.#paused = false;
+    const finish = (): void => {
+      if (this.#iter === it) this.#iter = undefined;
+      this.#update();
+    };
+    const self = this;
+    return {
+      next(): Promise<IteratorResult<E>> {
+        if (self.#iter !== it) return Promise.resolve({ value: undefined, done: true });
+        if (self.#idx < self.#batch.length) return Promise.resolve({ value: self.#batch[self.#idx++]!, done: false });
+        if (!self.#h) {
+          finish();
+          return Promise.resolve({ value: undefined, done: true });
+        }
+        // Read straight away while the turn's budget allows; otherwise wait for the poll.
+        if (!self.#paused && self.#turnBatches < self.#opts.maxBatchesPerTurn && self.#readBatch()) {
+          self.#turnBatches++;
+          if (self.#idx < self.#batch.length) return Promise.resolve({ value: self.#batch[self.#idx++]!, done: false });
+        }
+        return new Promise((resolve, reject) => {
+          it.waiting = { resolve, reject };
+          self.#update();
+        });
+      },
+      return(): Promise<IteratorResult<E>> {
+        finish();
+        if (it.closeOnReturn) self.close();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<E> {
+    return this.iterate();
+  }
+
+  /**
+   * Stops reading and releases the ring (idempotent; safe inside a listener). Records
+   * still in the kernel ring stay there for another reader; records of the current batch
+   * not yet delivered are counted in stats().undelivered. Emits 'close' on the next tick.
+   */
+  close(): void {
+    const h = this.#h;
+    if (!h) return;
+    if (this.#lost && this.listenerCount('lost') > 0) {
+      try {
+        this.#checkLost();
+      } catch {
+        /* the counter is informative; closing must not fail */
+      }
+    }
+    const lostTotal = this.#lost ? this.#safeReadLost() : null;
+    this.#h = undefined;
+    h.close();
+    this.#polling = false;
+    if (lostTotal !== null) this.#lostSeen = lostTotal;
+    this.#lost?.close();
+    this.#stopTimer();
+    if (this.#immediate) clearImmediate(this.#immediate);
+    this.#immediate = undefined;
+    this.#undelivered += this.#batch.length - this.#idx;
+    this.#batch = [];
+    this.#idx = 0;
+    const it = this.#iter;
+    this.#iter = undefined;
+    if (it?.waiting) {
+      const w = it.waiting;
+      it.waiting = undefined;
+      w.resolve({ value: undefined, done: true });
+    }
+    process.nextTick(() => this.emit('close'));
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  // ---- internals -------------------------------------------------------------------
+
+  #hasConsumer(): boolean {
+    if (this.#iter) return this.#iter.waiting !== undefined;
+    return this.listenerCount('data') > 0 || this.listenerCount('batch') > 0;
+  }
+
+  /** Starts or stops the poll handle (and the loss timer) to match who is consuming. */
+  #update(): void {
+    const h = this.#h;
+    if (!h) return;
+    const want = !this.#paused && this.#hasConsumer();
+    if (want && this.#idx < this.#batch.length && !this.#immediate) {
+      // records read before a pause: deliver them without waiting for the kernel
+      this.#immediate = setImmediate(() => {
+        this.#immediate = undefined;
+        this.#drain();
+      });
+    }
+    if (want !== this.#polling) {
+      if (want) h.start();
+      else h.stop();
+      this.#polling = want;
+    }
+    if (this.#lost && this.listenerCount('lost') > 0) this.#startTimer();
+    else this.#stopTimer();
+  }
+
+  #onReadable(status: number): void {
+    this.#turnBatches = 0;
+    if (status < 0) {
+      this.#fail(new BpfkitError('ERR_SYSTEM', `ring buffer '${this.name}': poll failed (libuv status ${status})`, { details: { status } }));
+      return;
+    }
+    this.#drain();
+  }
+
+  #fail(err: Error): void {
+    const w = this.#iter?.waiting;
+    if (w) {
+      this.#iter!.waiting = undefined;
+      w.reject(err);
+    } else {
+      this.emit('error', err);
+    }
+  }
+
+  /** Delivers what the consumers want, reading at most maxBatchesPerTurn batches. */
+  #drain(): void {
+    try {
+      while (this.#h && !this.#paused) {
+        if (this.#idx >= this.#batch.length) {
+          if (!this.#hasConsumer() || this.#turnBatches >= this.#opts.maxBatchesPerTurn) break;
+          if (!this.#readBatch()) break;
+          this.#turnBatches++;
+        }
+        if (!this.#deliver()) break;
+      }
+    } finally {
+      if (this.#lost && this.#timer && performance.now() - this.#lastLostCheck >= this.#opts.lostCheckMs) this.#checkLost();
+      this.#update();
+    }
+  }
+
+  /** Hands out the current batch; false when no one takes more right now. */
+  #deliver(): boolean {
+    const it = this.#iter;
+    if (it) {
+      const w = it.waiting;
+      if (!w) return false;
+      it.waiting = undefined;
+      w.resolve({ value: this.#batch[this.#idx++]!, done: false });
+      return false; // the iterator pulls the rest itself
+    }
+    if (this.listenerCount('data') === 0) {
+      // 'batch' listeners already had the records
+      if (this.listenerCount('batch') === 0) return false;
+      this.#idx = this.#batch.length;
+      return true;
+    }
+    const batch = this.#batch;
+    while (this.#idx < batch.length) {
+      if (this.#paused || !this.#h || this.#batch !== batch) return false;
+      this.emit('data', batch[this.#idx++]!);
+    }
+    return true;
+  }
+
+  /** Reads and decodes one batch from the ring; false when the ring is empty. */
+  #readBatch(): boolean {
+    const h = this.#h!;
+    const codec = this.codec;
+    const need = codec.size;
+    for (;;) {
+      const n = h.consume(this.#buf, this.#offs, this.#opts.batchSize);
+      if (n < 0) {
+        // one record larger than the whole batch buffer: grow and read it again
+        this.#buf = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, Math.ceil(-n / 8) * 8 + 8));
+        continue;
+      }
+      if (n === 0) return false;
+      const buf = this.#buf;
+      const offs = this.#offs;
+      const out = new Array<E>(n);
+      let k = 0;
+      let bytes = 0;
+      for (let i = 0; i < n; i++) {
+        const len = offs[2 * i + 1]!;
+        bytes += len;
+        if (len < need) {
+          this.#malformed++;
+          if (this.listenerCount('error') > 0) {
+            this.emit('error', new BpfkitError('ERR_CODEC_MISMATCH', `ring buffer '${this.name}': a ${len}-byte record is shorter than codec ${codec.name} (${need} bytes); skipped`, {
+              details: { recordSize: len, codecSize: need, codec: codec.name },
+            }));
+          }
+          continue;
+        }
+        out[k++] = codec.decode(buf, offs[2 * i]!);
+      }
+      if (k !== n) out.length = k;
+      this.#records += k;
+      this.#bytes += bytes;
+      this.#batches++;
+      this.#batch = out;
+      this.#idx = 0;
+      if (k > 0 && this.listenerCount('batch') > 0) this.emit('batch', out);
+      return true;
+    }
+  }
+
+  #readLost(): number {
+    let sum = 0n;
+    for (const v of this.#lost!.get(0) ?? []) sum += v;
+    return Number(sum);
+  }
+
+  #safeReadLost(): number | null {
+    try {
+      return this.#readLost();
+    } catch {
+      return null;
+    }
+  }
+
+  #checkLost(): void {
+    if (!this.#lost || this.#lost.closed) return;
+    this.#lastLostCheck = performance.now();
+    const total = this.#readLost();
+    if (total > this.#lostSeen) {
+      const count = total - this.#lostSeen;
+      this.#lostSeen = total;
+      this.emit('lost', { count, total });
+    }
+  }
+
+  #startTimer(): void {
+    if (this.#timer) return;
+    const ref = new WeakRef(this);
+    this.#timer = setInterval(() => {
+      const rb = ref.deref();
+      if (!rb) return;
+      try {
+        rb.#checkLost();
+      } catch (e) {
+        rb.#fail(e as Error);
+      }
+    }, this.#opts.lostCheckMs).unref();
+    timerReaper.register(this, this.#timer, this);
+  }
+
+  #stopTimer(): void {
+    if (!this.#timer) return;
+    clearInterval(this.#timer);
+    timerReaper.unregister(this);
+    this.#timer = undefined;
+  }
+}
+
+function openPinnedMap(path: string, field: string): NativeMapHandle {
+  if (typeof path !== 'string' || !path.startsWith('/')) invalidArgument(field, 'must be an absolute path on a BPF filesystem');
+  const { kind, handle } = native().openPinned(path);
+  if (kind !== 'map') {
+    handle.close();
+    throw new BpfkitError('ERR_INVALID_ARGUMENT', `'${path}' is a pinned ${kind}, not a map`, { field });
+  }
+  return handle as NativeMapHandle;
+}
