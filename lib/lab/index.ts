@@ -1,0 +1,46 @@
+/**
+ * `bpfkit/lab`: network-namespace labs for testing eBPF programs against real kernel
+ * datapaths. See {@link Lab}.
+ */
+export {
+  Lab,
+  LabHost,
+  UdpSink,
+  TcpListener,
+  defaultUdpPayload,
+  LAB_NETNS_PREFIX,
+  LAB_OWNER_ALIAS_PREFIX,
+  NETNS_RUN_DIR,
+  type LabOptions,
+  type HostOptions,
+  type LinkOptions,
+  type LabEnd,
+  type LabLink,
+  type ExecOptions,
+  type PingOptions,
+  type PingResult,
+  type UdpPayload,
+  type SendUdpOptions,
+  type SendUdpResult,
+  type UdpDatagram,
+  type UdpSinkOptions,
+} from './lab.js';
+export { LabProcess, type LabProcessExit, type LineMatcher } from './procs.js';
+export { ensureBpffs, isBpffsMounted, BPFFS_PATH } from './bpffs.js';
+export { runExitCleanup, exitHookCount, exitHooksInstalled } from './cleanup.js';
+export {
+  findLeaks,
+  removeLeaks,
+  formatLeaks,
+  hasLeaks,
+  listLabNamespaces,
+  listRootXdp,
+  listXdp,
+  listPins,
+  TEST_PIN_PREFIX,
+  type LabLeaks,
+  type LabNamespaceInfo,
+  type XdpAttachment,
+  type FindLeaksOptions,
+} from './leaks.js';
+export { type RunResult } from './run.js';
