@@ -293,6 +293,10 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
    * `closeOnReturn` is false.
    */
   iterate(opts: { closeOnReturn?: boolean } = {}): AsyncIterableIterator<E> {
+    if (!this.#h) {
+      const done = (): Promise<IteratorResult<E>> => Promise.resolve({ value: undefined, done: true });
+      return { next: done, return: done, [Symbol.asyncIterator]() { return this; } };
+    }
     if (this.#iter) throw new BpfkitError('ERR_BUSY', `ring buffer '${this.name}' already has an active iterator`);
     const it: IterState<E> = { waiting: undefined, closeOnReturn: opts.closeOnReturn ?? true };
     this.#iter = it;
