@@ -4,3 +4,4 @@
  */
 export * from './core/index.js';
 export * from './lab/index.js';
+export * from './modules/decap.js';

@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Decapsulator: strips VXLAN (RFC 7348) and Geneve (RFC 8926) outer headers at XDP so
+ * the inner frame climbs the stack once, as if it had arrived on the interface.
+ *
+ * A packet is a tunnel candidate when it is outer IPv4/IPv6 + UDP to one of the
+ * configured ports and the UDP header is visible. Every candidate either is
+ * decapsulated (XDP_PASS of the inner frame) or passed to the stack unchanged and
+ * counted under exactly one reason, checked in this order:
+ *
+ *   other_host      outer destination MAC is unicast and not the interface's
+ *   not_local       strict mode: outer destination address is not a local tunnel address
+ *   fragment        outer IPv4 MF set, or an IPv6 fragment header (offset 0)
+ *   ip_options      outer IPv4 header has options (IHL > 5)
+ *   ipv6_ext        outer IPv6 has extension headers
+ *   ip_checksum     outer IPv4 header checksum is wrong
+ *   malformed       IP total/payload length < IP + UDP header, UDP length < 8 or > IP payload
+ *   truncated       the frame ends before the IP length, or the UDP payload is shorter
+ *                   than the tunnel header (and Geneve options) it announces
+ *   vxlan_flags     VXLAN I flag clear (no valid VNI)
+ *   geneve_version  Geneve version != 0
+ *   geneve_oam      Geneve O bit (control packet: must not reach a tenant)
+ *   geneve_critical Geneve C bit (critical options we do not understand)
+ *   geneve_protocol Geneve protocol type != 0x6558 (only Ethernet payloads)
+ *   inner_short     fewer than 14 bytes (an Ethernet header) after the tunnel header
+ *   vni_not_allowed VNI allowlist in force and the VNI is not on it
+ *
+ * Packets that are not candidates (other traffic, later fragments whose UDP header is
+ * not in them, IPv6 with more than BPFKIT_MAX_IPV6_EXT extension headers, AH/ESP) pass
+ * uncounted. Configuration is swapped atomically: see struct decap_config.
+ */
+#include "parsing.h"
+#include "bpfkit_meta.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define DECAP_MAX_PORTS 4     /* UDP ports per protocol */
+#define DECAP_NPROTO 2
+#define DECAP_VXLAN 0
+#define DECAP_GENEVE 1
+#define DECAP_GEN_SHIFT 24    /* vni_allow key: gen << 24 | vni */
+
+#define VXLAN_HLEN 8
+#define VXLAN_FLAG_I 0x08
+#define GENEVE_HLEN 8
+#define GENEVE_VER_MASK 0xc0
+#define GENEVE_OPTLEN_MASK 0x3f
+#define GENEVE_FLAG_O 0x80
+#define GENEVE_FLAG_C 0x40
+#define ETH_P_TEB 0x6558      /* Transparent Ethernet Bridging */
+
+/* decap_config.flags */
+#define DECAP_F_VNI_ALLOWLIST (1u << 0)
+#define DECAP_F_STRICT_DST (1u << 1)
+#define DECAP_F_REWRITE_MAC (1u << 2)
+#define DECAP_F_METADATA (1u << 3)
+#define DECAP_F_CHECK_MAC (1u << 4)
+
+/* counters[] slots */
+#define CNT_DECAP 0            /* + proto * 2 + outer_is_ipv6 */
+#define CNT_VNI_OVERFLOW 4     /* decapsulated, but no room for the VNI in vni_stats */
+#define CNT_META_FAILED 5      /* decapsulated, but the metadata could not be written */
+#define CNT_PASS 8             /* + reason */
+#define CNT_SLOTS 32
+
+enum decap_pass_reason {
+	PASS_OTHER_HOST,
+	PASS_NOT_LOCAL,
+	PASS_FRAGMENT,
+	PASS_IP_OPTIONS,
+	PASS_IPV6_EXT,
+	PASS_IP_CHECKSUM,
+	PASS_MALFORMED,
+	PASS_TRUNCATED,
+	PASS_VXLAN_FLAGS,
+	PASS_GENEVE_VERSION,
+	PASS_GENEVE_OAM,
+	PASS_GENEVE_CRITICAL,
+	PASS_GENEVE_PROTOCOL,
+	PASS_INNER_SHORT,
+	PASS_VNI_NOT_ALLOWED,
+	PASS_REASONS,
+};
+_Static_assert(CNT_PASS + PASS_REASONS <= CNT_SLOTS, "counter slots");
+
+/* Everything a packet needs to know, in one map value. User space never edits the
+ * value in use: it writes the other of config_a/config_b and swaps the pointer in
+ * `config` (an array of maps), which is atomic, and the kernel waits for running
+ * programs (synchronize_rcu) before the update syscall returns. The sets in vni_allow
+ * and local_addrs are double-buffered by `gen`: entries of the next generation are
+ * written before the swap and the old generation's deleted after it. */
+struct decap_config {
+	__u32 flags;
+	__u32 gen;                                  /* 0 or 1 */
+	__be16 ports[DECAP_NPROTO][DECAP_MAX_PORTS]; /* network order; [0] VXLAN, [1] Geneve */
+	__u8 nports[DECAP_NPROTO];
+	__u8 mac[6];                                /* the receiving interface's MAC */
+};
+
+struct decap_local_key {
+	__u32 gen;
+	__u8 addr[16]; /* IPv6, or IPv4-mapped ::ffff:a.b.c.d */
+};
+
+struct decap_vni_key {
+	__u32 vni;
+	__u32 proto; /* DECAP_VXLAN or DECAP_GENEVE */
+};
+
+struct decap_config_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct decap_config);
+};
+
+struct decap_config_map config_a SEC(".maps");
+struct decap_config_map config_b SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct decap_config_map);
+} config SEC(".maps") = {
+	.values = { [0] = &config_a },
+};
+
+/* VNI allowlist: key gen << 24 | vni. Two generations' worth of entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u8);
+} vni_allow SEC(".maps");
+
+/* Strict mode: local tunnel endpoint addresses, two generations. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 128);
+	__type(key, struct decap_local_key);
+	__type(value, __u8);
+} local_addrs SEC(".maps");
+
+/* Decapsulated inner packets/bytes per (VNI, protocol). Bounded: when full, new VNIs
+ * are counted in counters[CNT_VNI_OVERFLOW] and still decapsulated. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct decap_vni_key);
+	__type(value, struct bpfkit_counter);
+} vni_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CNT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct bpfkit_counter);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 slot, __u64 bytes)
+{
+	bpfkit_count(bpf_map_lookup_elem(&counters, &slot), bytes);
+}
+
+static __always_inline int pass(struct xdp_md *ctx, __u32 reason)
+{
+	count(CNT_PASS + reason, bpf_xdp_get_buff_len(ctx));
+	return XDP_PASS;
+}
+
+static __always_inline struct decap_config *get_config(void)
+{
+	__u32 zero = 0;
+	void *inner = bpf_map_lookup_elem(&config, &zero);
+
+	if (!inner)
+		return NULL;
+	return bpf_map_lookup_elem(inner, &zero);
+}
+
+/* DECAP_VXLAN / DECAP_GENEVE if `port` is one of the configured ports, else -1. */
+static __always_inline int match_port(const struct decap_config *cfg, __be16 port)
+{
+#pragma unroll
+	for (int p = 0; p < DECAP_NPROTO; p++) {
+#pragma unroll
+		for (int i = 0; i < DECAP_MAX_PORTS; i++) {
+			if (i < cfg->nports[p] && cfg->ports[p][i] == port)
+				return p;
+		}
+	}
+	return -1;
+}
+
+static __always_inline void count_vni(__u32 vni, __u32 proto, __u64 bytes)
+{
+	struct decap_vni_key key = { .vni = vni, .proto = proto };
+	struct bpfkit_counter *c = bpf_map_lookup_elem(&vni_stats, &key);
+
+	if (!c) {
+		struct bpfkit_counter init = { .packets = 1, .bytes = bytes };
+		long err = bpf_map_update_elem(&vni_stats, &key, &init, BPF_NOEXIST);
+
+		if (!err)
+			return;
+		/* another CPU inserted it first: count into that entry */
+		c = bpf_map_lookup_elem(&vni_stats, &key);
+		if (!c) {
+			count(CNT_VNI_OVERFLOW, bytes);
+			return;
+		}
+	}
+	c->packets++;
+	c->bytes += bytes;
+}
+
+/* Validates the UDP payload (tunnel header, inner frame), then decapsulates.
+ * `udp_off` is the UDP header's offset from the frame start; `ulen` the UDP length
+ * (already checked against the IP payload and the frame). */
+static __always_inline int decap_udp(struct xdp_md *ctx, const struct decap_config *cfg, int proto, struct udphdr *udp,
+				     __u32 udp_off, __u32 ulen, __u32 ipv6)
+{
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *th = (__u8 *)(udp + 1);
+	__u32 plen = ulen - sizeof(*udp); /* UDP payload */
+	__u32 hlen, vni, inner_off, inner_len;
+
+	if (proto == DECAP_VXLAN) {
+		if (plen < VXLAN_HLEN || th + VXLAN_HLEN > (__u8 *)end)
+			return pass(ctx, PASS_TRUNCATED);
+		if (!(th[0] & VXLAN_FLAG_I))
+			return pass(ctx, PASS_VXLAN_FLAGS);
+		hlen = VXLAN_HLEN;
+	} else {
+		if (plen < GENEVE_HLEN || th + GENEVE_HLEN > (__u8 *)end)
+			return pass(ctx, PASS_TRUNCATED);
+		if (th[0] & GENEVE_VER_MASK)
+			return pass(ctx, PASS_GENEVE_VERSION);
+		if (th[1] & GENEVE_FLAG_O)
+			return pass(ctx, PASS_GENEVE_OAM);
+		if (th[1] & GENEVE_FLAG_C)
+			return pass(ctx, PASS_GENEVE_CRITICAL);
+		if (*(__be16 *)(th + 2) != bpf_htons(ETH_P_TEB))
+			return pass(ctx, PASS_GENEVE_PROTOCOL);
+		hlen = GENEVE_HLEN + (th[0] & GENEVE_OPTLEN_MASK) * 4;
+		if (plen < hlen)
+			return pass(ctx, PASS_TRUNCATED);
+	}
+	/* VXLAN: VNI in bytes 4..6; Geneve: same place */
+	vni = ((__u32)th[4] << 16) | ((__u32)th[5] << 8) | th[6];
+	if (plen - hlen < ETH_HLEN)
+		return pass(ctx, PASS_INNER_SHORT);
+	if (cfg->flags & DECAP_F_VNI_ALLOWLIST) {
+		__u32 key = (cfg->gen << DECAP_GEN_SHIFT) | vni;
+
+		if (!bpf_map_lookup_elem(&vni_allow, &key))
+			return pass(ctx, PASS_VNI_NOT_ALLOWED);
+	}
+
+	inner_off = udp_off + sizeof(*udp) + hlen;
+	inner_len = plen - hlen;
+	/* Drop bytes after the UDP datagram (Ethernet padding, trailers) so the inner frame
+	 * ends where the tunnel said it does. */
+	if ((void *)udp + ulen < end) {
+		__u64 total = bpf_xdp_get_buff_len(ctx);
+		__u32 want = udp_off + ulen;
+
+		if (total > want && bpf_xdp_adjust_tail(ctx, -(int)(total - want)))
+			return pass(ctx, PASS_TRUNCATED);
+	}
+	if (bpf_xdp_adjust_head(ctx, (int)inner_off))
+		return pass(ctx, PASS_TRUNCATED);
+
+	if (cfg->flags & DECAP_F_REWRITE_MAC) {
+		struct ethhdr *eth = (void *)(long)ctx->data;
+
+		if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
+			return XDP_PASS; /* cannot happen: adjust_head keeps >= ETH_HLEN */
+		if (!bpfkit_mac_is_group(eth->h_dest))
+			__builtin_memcpy(eth->h_dest, cfg->mac, ETH_ALEN);
+	}
+	if (cfg->flags & DECAP_F_METADATA) {
+		struct bpfkit_xdp_meta *m = bpfkit_xdp_meta_ensure(ctx);
+
+		if (m) {
+			m->vni = vni;
+			m->flags = (m->flags & ~(BPFKIT_META_F_VXLAN | BPFKIT_META_F_GENEVE | BPFKIT_META_F_OUTER_IPV6)) |
+				   BPFKIT_META_F_VNI | (proto == DECAP_VXLAN ? BPFKIT_META_F_VXLAN : BPFKIT_META_F_GENEVE) |
+				   (ipv6 ? BPFKIT_META_F_OUTER_IPV6 : 0);
+		} else {
+			count(CNT_META_FAILED, inner_len);
+		}
+	}
+	count(CNT_DECAP + proto * 2 + ipv6, inner_len);
+	count_vni(vni, proto, inner_len);
+	return XDP_PASS;
+}
+
+static __always_inline int is_local(const struct decap_config *cfg, const __u8 *addr16)
+{
+	struct decap_local_key key = { .gen = cfg->gen };
+
+	__builtin_memcpy(key.addr, addr16, 16);
+	return bpf_map_lookup_elem(&local_addrs, &key) != NULL;
+}
+
+static __always_inline int other_host(const struct decap_config *cfg, const struct ethhdr *eth)
+{
+	return (cfg->flags & DECAP_F_CHECK_MAC) && !bpfkit_mac_is_group(eth->h_dest) &&
+	       !bpfkit_mac_equal(eth->h_dest, cfg->mac);
+}
+
+static __always_inline int decap_ipv4(struct xdp_md *ctx, struct bpfkit_cursor *c, struct ethhdr *eth, __u32 l3_off)
+{
+	struct iphdr *iph;
+	struct udphdr *udp;
+	struct decap_config *cfg;
+	__u32 tot, ulen;
+	int proto;
+
+	if (bpfkit_parse_ipv4(c, &iph) != IPPROTO_UDP || bpfkit_ipv4_is_later_fragment(iph))
+		return XDP_PASS;
+	udp = bpfkit_parse_udp(c);
+	if (!udp)
+		return XDP_PASS;
+	cfg = get_config();
+	if (!cfg)
+		return XDP_PASS;
+	proto = match_port(cfg, udp->dest);
+	if (proto < 0)
+		return XDP_PASS;
+
+	/* a tunnel candidate from here on: every exit is counted */
+	if (other_host(cfg, eth))
+		return pass(ctx, PASS_OTHER_HOST);
+	if (cfg->flags & DECAP_F_STRICT_DST) {
+		__u8 mapped[16] = { [10] = 0xff, [11] = 0xff };
+
+		__builtin_memcpy(mapped + 12, &iph->daddr, 4);
+		if (!is_local(cfg, mapped))
+			return pass(ctx, PASS_NOT_LOCAL);
+	}
+	if (bpfkit_ipv4_is_fragment(iph))
+		return pass(ctx, PASS_FRAGMENT);
+	if (iph->ihl != 5)
+		return pass(ctx, PASS_IP_OPTIONS);
+	if (!bpfkit_ipv4_csum_ok(iph))
+		return pass(ctx, PASS_IP_CHECKSUM);
+	tot = bpf_ntohs(iph->tot_len);
+	if (tot < sizeof(*iph) + sizeof(*udp))
+		return pass(ctx, PASS_MALFORMED);
+	if ((void *)iph + tot > (void *)(long)ctx->data_end)
+		return pass(ctx, PASS_TRUNCATED);
+	ulen = bpf_ntohs(udp->len);
+	if (ulen < sizeof(*udp) || ulen > tot - sizeof(*iph))
+		return pass(ctx, PASS_MALFORMED);
+	return decap_udp(ctx, cfg, proto, udp, l3_off + sizeof(*iph), ulen, 0);
+}
+
+static __always_inline int decap_ipv6(struct xdp_md *ctx, struct bpfkit_cursor *c, struct ethhdr *eth, __u32 l3_off)
+{
+	struct bpfkit_ipv6_ext_info ext = {};
+	struct ipv6hdr *ip6;
+	struct udphdr *udp;
+	struct decap_config *cfg;
+	__u32 plen, ulen;
+	int proto, nh;
+
+	nh = bpfkit_parse_ipv6(c, &ip6);
+	if (nh < 0)
+		return XDP_PASS;
+	if (nh != IPPROTO_UDP) {
+		if (!bpfkit_ipv6_is_ext(nh))
+			return XDP_PASS;
+		if (bpfkit_skip_ipv6_ext(c, nh, &ext) != IPPROTO_UDP || ext.frag_offset)
+			return XDP_PASS;
+	}
+	udp = bpfkit_parse_udp(c);
+	if (!udp)
+		return XDP_PASS;
+	cfg = get_config();
+	if (!cfg)
+		return XDP_PASS;
+	proto = match_port(cfg, udp->dest);
+	if (proto < 0)
+		return XDP_PASS;
+
+	if (other_host(cfg, eth))
+		return pass(ctx, PASS_OTHER_HOST);
+	if ((cfg->flags & DECAP_F_STRICT_DST) && !is_local(cfg, (const __u8 *)&ip6->daddr))
+		return pass(ctx, PASS_NOT_LOCAL);
+	if (ext.fragment)
+		return pass(ctx, PASS_FRAGMENT);
+	if (ext.count)
+		return pass(ctx, PASS_IPV6_EXT);
+	plen = bpf_ntohs(ip6->payload_len);
+	if (plen < sizeof(*udp))
+		return pass(ctx, PASS_MALFORMED);
+	if ((void *)(ip6 + 1) + plen > (void *)(long)ctx->data_end)
+		return pass(ctx, PASS_TRUNCATED);
+	ulen = bpf_ntohs(udp->len);
+	if (ulen < sizeof(*udp) || ulen > plen)
+		return pass(ctx, PASS_MALFORMED);
+	return decap_udp(ctx, cfg, proto, udp, l3_off + sizeof(*ip6), ulen, 1);
+}
+
+SEC("xdp")
+int xdp_decap(struct xdp_md *ctx)
+{
+	struct bpfkit_cursor c = bpfkit_cursor_xdp(ctx);
+	struct ethhdr *eth;
+	__u32 vlans = 0;
+	int l3 = bpfkit_parse_eth(&c, &eth, &vlans);
+	__u32 l3_off = sizeof(*eth) + vlans * sizeof(struct bpfkit_vlan_hdr);
+
+	if (l3 == ETH_P_IP)
+		return decap_ipv4(ctx, &c, eth, l3_off);
+	if (l3 == ETH_P_IPV6)
+		return decap_ipv6(ctx, &c, eth, l3_off);
+	return XDP_PASS;
+}
