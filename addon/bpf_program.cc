@@ -178,14 +178,23 @@ class NativeProgram : public FdWrap<NativeProgram> {
 };
 
 // xdpQuery(ifnameOrIndex, netns) -> { mode, progId, ifindex }
-Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
+// Resolves info[0] (name or index) inside the namespace info[1]; the guard keeps the
+// calling thread there until it goes out of scope.
+int IfindexIn(const Napi::CallbackInfo& info, NetnsGuard* ns) {
   Napi::Env env = info.Env();
   std::string netns = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
   Failure f;
-  NetnsGuard ns;
-  if (!ns.Enter(netns, &f)) f.Throw(env);
+  if (!ns->Enter(netns, &f)) f.Throw(env);
   int ifindex = ResolveIfindex(info[0], &f, netns);
   if (!ifindex) f.Throw(env);
+  return ifindex;
+}
+
+Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  NetnsGuard ns;
+  int ifindex = IfindexIn(info, &ns);
+  Failure f;
   XdpState st;
   if (!QueryXdp(ifindex, &st, &f)) f.Throw(env);
   Napi::Object o = Napi::Object::New(env);
@@ -197,14 +206,8 @@ Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
 
 // ifindex(name, netns) -> number
 Napi::Value IfIndex(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string netns = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
-  Failure f;
   NetnsGuard ns;
-  if (!ns.Enter(netns, &f)) f.Throw(env);
-  int ifindex = ResolveIfindex(info[0], &f, netns);
-  if (!ifindex) f.Throw(env);
-  return Napi::Number::New(env, ifindex);
+  return Napi::Number::New(info.Env(), IfindexIn(info, &ns));
 }
 
 void Init(Napi::Env env, Napi::Object exports) {

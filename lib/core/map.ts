@@ -5,7 +5,7 @@
  */
 import { BpfkitError, invalidArgument } from './errors.js';
 import { checkCodec, type Codec } from './codecs.js';
-import { native, type NativeMapHandle, type NativeMapInfo } from './native.js';
+import { native, openPinnedAs, type NativeMapHandle, type NativeMapInfo } from './native.js';
 
 export type UpdateFlag = 'any' | 'noexist' | 'exist';
 const UPDATE_FLAGS: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 };
@@ -126,12 +126,7 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
 
   /** Opens a map pinned on a BPF filesystem. */
   static openPinned<K, V, KIn = K, VIn = V>(path: string, codecs: MapCodecs<K, V, KIn, VIn>): BpfMap<K, V, KIn, VIn> {
-    const { kind, handle } = native().openPinned(path);
-    if (kind !== 'map') {
-      handle.close();
-      throw new BpfkitError('ERR_INVALID_ARGUMENT', `'${path}' is a pinned ${kind}, not a map`, { field: 'path' });
-    }
-    const h = handle as NativeMapHandle;
+    const h = openPinnedAs(path, 'map');
     return isPerCpuType(h.info().type)
       ? (new BpfMap(h, { key: codecs.key, value: perCpu(codecs.value) }, { perCpuValue: codecs.value }) as unknown as BpfMap<K, V, KIn, VIn>)
       : new BpfMap(h, codecs);
@@ -139,12 +134,7 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
 
   /** Opens a per-CPU map pinned on a BPF filesystem: values are arrays, one per CPU. */
   static openPinnedPerCpu<K, V, KIn = K, VIn = V>(path: string, codecs: MapCodecs<K, V, KIn, VIn>): BpfMap<K, V[], KIn, VIn[] | VIn> {
-    const { kind, handle } = native().openPinned(path);
-    if (kind !== 'map') {
-      handle.close();
-      throw new BpfkitError('ERR_INVALID_ARGUMENT', `'${path}' is a pinned ${kind}, not a map`, { field: 'path' });
-    }
-    return new BpfMap(handle as NativeMapHandle, { key: codecs.key, value: perCpu(codecs.value) }, { perCpuValue: codecs.value });
+    return new BpfMap(openPinnedAs(path, 'map'), { key: codecs.key, value: perCpu(codecs.value) }, { perCpuValue: codecs.value });
   }
 
   /** @internal the native handle (for modules that pass map fds to the kernel). */

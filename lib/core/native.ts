@@ -143,3 +143,16 @@ export function native(): NativeAddon {
   addon.setErrorFactory(nativeError);
   return addon;
 }
+
+/** Opens a pinned object and checks it is of the kind the caller expects. */
+export function openPinnedAs<K extends 'map' | 'program' | 'link'>(path: string, want: K): K extends 'map' ? NativeMapHandle : K extends 'program' ? NativeProgramHandle : NativeLinkHandle {
+  if (typeof path !== 'string' || !path.startsWith('/')) {
+    throw new BpfkitError('ERR_INVALID_ARGUMENT', `path: must be an absolute path on a BPF filesystem, got ${String(path)}`, { field: 'path' });
+  }
+  const { kind, handle } = native().openPinned(path);
+  if (kind !== want) {
+    handle.close();
+    throw new BpfkitError('ERR_INVALID_ARGUMENT', `'${path}' is a pinned ${kind}, not a ${want}`, { field: 'path' });
+  }
+  return handle as never;
+}

@@ -3,7 +3,7 @@
  * (as a bpf_link) and BPF_PROG_TEST_RUN with XDP verdicts, including live-frames mode.
  */
 import { BpfkitError, invalidArgument } from './errors.js';
-import { native, type NativeLinkHandle, type NativeProgramHandle, type NativeProgramInfo } from './native.js';
+import { native, openPinnedAs, type NativeLinkHandle, type NativeProgramHandle, type NativeProgramInfo } from './native.js';
 import { checkInterface, netnsPath, type NetnsRef } from './netns.js';
 
 export type ProgramInfo = NativeProgramInfo;
@@ -23,12 +23,7 @@ export class BpfProgram {
 
   /** Opens a program pinned on a BPF filesystem; XDP programs come back as XdpProgram. */
   static openPinned(path: string): BpfProgram {
-    const { kind, handle } = native().openPinned(path);
-    if (kind !== 'program') {
-      handle.close();
-      throw new BpfkitError('ERR_INVALID_ARGUMENT', `'${path}' is a pinned ${kind}, not a program`, { field: 'path' });
-    }
-    return wrapProgram(handle as NativeProgramHandle);
+    return wrapProgram(openPinnedAs(path, 'program'));
   }
 
   /** @internal */
@@ -190,12 +185,7 @@ export class XdpLink {
 
   /** Re-opens a pinned XDP link (e.g. in a new process). */
   static openPinned(path: string, opts: { netns?: NetnsRef } = {}): XdpLink {
-    const { kind, handle } = native().openPinned(path);
-    if (kind !== 'link') {
-      handle.close();
-      throw new BpfkitError('ERR_INVALID_ARGUMENT', `'${path}' is a pinned ${kind}, not a link`, { field: 'path' });
-    }
-    const h = handle as NativeLinkHandle;
+    const h = openPinnedAs(path, 'link');
     const info = h.info();
     if (info.type !== 'xdp') {
       h.close();
