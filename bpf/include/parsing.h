@@ -72,8 +72,8 @@ struct bpfkit_ipv6_frag_hdr {
 struct bpfkit_ipv6_ext_info {
 	__u8 count;        /* extension headers skipped */
 	__u8 fragment;     /* a fragment header was present */
-	__u16 frag_offset; /* its fragment offset in 8-byte units (host order) */
-	__u8 more_frags;   /* its M flag */
+	__u16 frag_offset; /* first nonzero fragment offset seen, 8-byte units (host order) */
+	__u8 more_frags;   /* an M flag was set */
 };
 
 static __always_inline struct bpfkit_cursor bpfkit_cursor_xdp(struct xdp_md *ctx)
@@ -227,9 +227,11 @@ static __always_inline int bpfkit_skip_ipv6_ext(struct bpfkit_cursor *c, int nex
 				return -1;
 			fo = bpf_ntohs(fh->frag_off);
 			if (info) {
+				/* several fragment headers (bogus): a later-fragment offset sticks */
 				info->fragment = 1;
-				info->frag_offset = fo >> 3;
-				info->more_frags = fo & 1;
+				if (!info->frag_offset)
+					info->frag_offset = fo >> 3;
+				info->more_frags |= fo & 1;
 			}
 			nexthdr = fh->nexthdr;
 		} else {
