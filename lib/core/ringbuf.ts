@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events';
 import { BpfkitError, invalidArgument } from './errors.js';
 import { u32, u64, type Codec } from './codecs.js';
 import { BpfMap, perCpu } from './map.js';
-import { native, type NativeMapHandle } from './native.js';
+import { native, openPinnedAs, type NativeMapHandle } from './native.js';
 
 /** Native side (addon/ring_buffer.cc). */
 interface NativeRingBufferHandle {
@@ -101,8 +101,10 @@ export interface RingBufferSource {
   nativeMap(name: string): NativeMapHandle;
 }
 
-interface IterState<E> {
-  waiting: { resolve: (r: IteratorResult<E>) => void; reject: (e: unknown) => void } | undefined;
+interface IterState {
+  waiting: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | undefined;
+  /** batches(): hand out the rest of the batch at once */
+  whole: boolean;
   closeOnReturn: boolean;
 }
 
@@ -146,7 +148,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   #paused = false;
   #polling = false;
   #turnBatches = 0;
-  #iter: IterState<E> | undefined;
+  #iter: IterState | undefined;
   #immediate: NodeJS.Immediate | undefined;
   #timer: NodeJS.Timeout | undefined;
   #lostSeen = 0;
@@ -205,10 +207,13 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
    * loss counter, if the producer has one.
    */
   static openPinned<E>(path: string, codec: Codec<E, any>, opts: RingBufferOptions & { lostPath?: string } = {}): RingBuffer<E> {
-    const ring = openPinnedMap(path, 'path');
+    if (opts.lostPath !== undefined && (typeof opts.lostPath !== 'string' || !opts.lostPath.startsWith('/'))) {
+      invalidArgument('lostPath', 'must be an absolute path on a BPF filesystem');
+    }
+    const ring = openPinnedAs(path, 'map');
     let lost: NativeMapHandle | undefined;
     try {
-      if (opts.lostPath !== undefined) lost = openPinnedMap(opts.lostPath, 'lostPath');
+      if (opts.lostPath !== undefined) lost = openPinnedAs(opts.lostPath, 'map');
       return new RingBuffer(ring, codec, opts, lost);
     } finally {
       ring.close();
@@ -290,49 +295,18 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
    * Async iteration with backpressure: a batch is read from the ring only when the loop
    * asks for a record. While iterating, records go to the iterator ('data' is not
    * emitted; 'batch' is). Leaving the loop early (break, throw) closes the ring unless
-   * `closeOnReturn` is false.
+   * `closeOnReturn` is false. A closed ring iterates as empty.
    */
   iterate(opts: { closeOnReturn?: boolean } = {}): AsyncIterableIterator<E> {
-    if (!this.#h) {
-      const done = (): Promise<IteratorResult<E>> => Promise.resolve({ value: undefined, done: true });
-      return { next: done, return: done, [Symbol.asyncIterator]() { return this; } };
-    }
-    if (this.#iter) throw new BpfkitError('ERR_BUSY', `ring buffer '${this.name}' already has an active iterator`);
-    const it: IterState<E> = { waiting: undefined, closeOnReturn: opts.closeOnReturn ?? true };
-    this.#iter = it;
-    this.#paused = false;
-    const finish = (): void => {
-      if (this.#iter === it) this.#iter = undefined;
-      this.#update();
-    };
-    const self = this;
-    return {
-      next(): Promise<IteratorResult<E>> {
-        if (self.#iter !== it) return Promise.resolve({ value: undefined, done: true });
-        if (self.#idx < self.#batch.length) return Promise.resolve({ value: self.#batch[self.#idx++]!, done: false });
-        if (!self.#h) {
-          finish();
-          return Promise.resolve({ value: undefined, done: true });
-        }
-        // Read straight away while the turn's budget allows; otherwise wait for the poll.
-        if (!self.#paused && self.#turnBatches < self.#opts.maxBatchesPerTurn && self.#readBatch()) {
-          self.#turnBatches++;
-          if (self.#idx < self.#batch.length) return Promise.resolve({ value: self.#batch[self.#idx++]!, done: false });
-        }
-        return new Promise((resolve, reject) => {
-          it.waiting = { resolve, reject };
-          self.#update();
-        });
-      },
-      return(): Promise<IteratorResult<E>> {
-        finish();
-        if (it.closeOnReturn) self.close();
-        return Promise.resolve({ value: undefined, done: true });
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
+    return this.#iterator<E>(opts, false);
+  }
+
+  /**
+   * Like iterate(), one array per batch read from the ring (the fast way to consume with
+   * `for await`: one promise per batch instead of one per record).
+   */
+  batches(opts: { closeOnReturn?: boolean } = {}): AsyncIterableIterator<E[]> {
+    return this.#iterator<E[]>(opts, true);
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<E> {
@@ -378,6 +352,56 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  #iterator<T>(opts: { closeOnReturn?: boolean }, whole: boolean): AsyncIterableIterator<T> {
+    const done = (): Promise<IteratorResult<T>> => Promise.resolve({ value: undefined, done: true });
+    if (!this.#h) return { next: done, return: done, [Symbol.asyncIterator]() { return this; } };
+    if (this.#iter) throw new BpfkitError('ERR_BUSY', `ring buffer '${this.name}' already has an active iterator`);
+    const it: IterState = { waiting: undefined, whole, closeOnReturn: opts.closeOnReturn ?? true };
+    this.#iter = it;
+    this.#paused = false;
+    const finish = (): void => {
+      if (this.#iter === it) this.#iter = undefined;
+      this.#update();
+    };
+    const take = (): IteratorResult<T> => ({ value: this.#take(whole) as T, done: false });
+    const self = this;
+    return {
+      next(): Promise<IteratorResult<T>> {
+        if (self.#iter !== it) return done();
+        if (self.#idx < self.#batch.length) return Promise.resolve(take());
+        if (!self.#h) {
+          finish();
+          return done();
+        }
+        // Read straight away while the turn's budget allows; otherwise wait for the poll.
+        if (!self.#paused && self.#turnBatches < self.#opts.maxBatchesPerTurn && self.#readBatch()) {
+          self.#turnBatches++;
+          if (self.#idx < self.#batch.length) return Promise.resolve(take());
+        }
+        return new Promise((resolve, reject) => {
+          it.waiting = { resolve: resolve as (r: IteratorResult<unknown>) => void, reject };
+          self.#update();
+        });
+      },
+      return(): Promise<IteratorResult<T>> {
+        finish();
+        if (it.closeOnReturn) self.close();
+        return done();
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  /** The next record of the current batch, or (whole) all that is left of it. */
+  #take(whole: boolean): E | E[] {
+    if (!whole) return this.#batch[this.#idx++]!;
+    const rest = this.#idx === 0 ? this.#batch : this.#batch.slice(this.#idx);
+    this.#idx = this.#batch.length;
+    return rest;
   }
 
   // ---- internals -------------------------------------------------------------------
@@ -451,7 +475,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       const w = it.waiting;
       if (!w) return false;
       it.waiting = undefined;
-      w.resolve({ value: this.#batch[this.#idx++]!, done: false });
+      w.resolve({ value: this.#take(it.whole), done: false });
       return false; // the iterator pulls the rest itself
     }
     if (this.listenerCount('data') === 0) {
@@ -557,14 +581,4 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     timerReaper.unregister(this);
     this.#timer = undefined;
   }
-}
-
-function openPinnedMap(path: string, field: string): NativeMapHandle {
-  if (typeof path !== 'string' || !path.startsWith('/')) invalidArgument(field, 'must be an absolute path on a BPF filesystem');
-  const { kind, handle } = native().openPinned(path);
-  if (kind !== 'map') {
-    handle.close();
-    throw new BpfkitError('ERR_INVALID_ARGUMENT', `'${path}' is a pinned ${kind}, not a map`, { field });
-  }
-  return handle as NativeMapHandle;
 }

@@ -302,6 +302,24 @@ describe('RingBuffer: async iteration', () => {
     expect(await rb.iterate().next()).toEqual({ value: undefined, done: true });
   });
 
+  it('batches() yields one array per batch read', async () => {
+    using obj = await load();
+    using prog = obj.xdpProgram('xdp_one_record');
+    using rb = obj.ringBuffer('events', rec64, { batchSize: 100 });
+    await prog.testRun(frame, { repeat: 1000 });
+    const sizes: number[] = [];
+    const seqs: number[] = [];
+    for await (const arr of rb.batches({ closeOnReturn: false })) {
+      sizes.push(arr.length);
+      for (const r of arr) seqs.push(Number(r.seq));
+      if (seqs.length >= 1000) break;
+    }
+    expect(sizes).toEqual(Array(10).fill(100));
+    expect(seqs).toEqual([...Array(1000).keys()]);
+    expect(rb.closed).toBe(false);
+    expect(rb.stats()).toMatchObject({ records: 1000, batches: 10, pendingBytes: 0 });
+  });
+
   it('only one iterator at a time', async () => {
     using obj = await load();
     using rb = obj.ringBuffer('events', rec64);
