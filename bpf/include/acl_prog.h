@@ -1,0 +1,380 @@
+/* AclFirewall XDP program, shared by the size variants bpf/acl*.bpf.c (each defines
+ * ACL_BLOB_BYTES, the size of one compiled rule set, before including this file).
+ *
+ * Per packet: parse Ethernet/VLAN/IPv4/IPv6 (extension headers up to
+ * BPFKIT_MAX_IPV6_EXT) and the first bytes of TCP/UDP/SCTP/UDP-Lite/DCCP (ports) or
+ * ICMP/ICMPv6 (type, code) into a key of 32-bit words; look up the active rule set
+ * through `acl_blobs[0]` ONCE (so a packet is judged by one whole set); walk its
+ * decision trees; count; drop on deny; report deny/log decisions through the ring
+ * buffer, at most one event per flow and rule per interval.
+ *
+ * Fields the program cannot read are matched as absent: a non-first fragment or a
+ * packet whose L4 header is cut short has l4 = 0 and ports 0, so only rules without
+ * port/ICMP selectors can match it; an IPv6 packet whose extension headers cannot be
+ * walked also has proto ACL_PROTO_UNKNOWN, which only "any protocol" rules match.
+ */
+#ifndef ACL_PROG_H
+#define ACL_PROG_H
+
+#ifndef ACL_BLOB_BYTES
+#error "define ACL_BLOB_BYTES (a power of two) before including acl_prog.h"
+#endif
+
+#define BPFKIT_MAX_IPV6_EXT 8
+#include "bpfkit_helpers.h"
+#include "bpfkit_ringbuf.h"
+#include "parsing.h"
+#include "acl_blob.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* One compiled rule set. Two of them (a, b) are preallocated: user space writes the idle
+ * one and points acl_blobs[0] at it. */
+struct acl_blob_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__uint(value_size, ACL_BLOB_BYTES);
+};
+
+struct acl_blob_map acl_blob_a SEC(".maps");
+struct acl_blob_map acl_blob_b SEC(".maps");
+
+/* The active rule set: the single pointer a rule-set swap flips. Updating it from user
+ * space returns only after running programs finished (synchronize_rcu), so the old
+ * blob can be rewritten right after. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct acl_blob_map);
+} acl_blobs SEC(".maps");
+
+/* Packets and bytes per rule, indexed by the rule's slot (stable for a rule id). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1); /* set by user space: the slot capacity */
+	__type(key, __u32);
+	__type(value, struct bpfkit_counter);
+} acl_rule_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ACL_STAT_MAX);
+	__type(key, __u32);
+	__type(value, struct bpfkit_counter);
+} acl_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* set by user space */
+	__type(key, struct acl_flow_key);
+	__type(value, struct acl_flow_state);
+} acl_flows SEC(".maps");
+
+BPFKIT_RINGBUF(acl_events, 1 << 20);
+
+struct acl_pkt {
+	__u32 key[ACL_KEY_WORDS];
+	__u8 src[16];
+	__u8 dst[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 proto;
+	__u8 family;
+	__u8 flags; /* ACL_EV_* */
+};
+
+static __always_inline void acl_count(__u32 stat, __u64 bytes)
+{
+	bpfkit_count(bpf_map_lookup_elem(&acl_stats, &stat), bytes);
+}
+
+/* Word `off` of the blob; offsets wrap inside the blob, so a damaged blob can give wrong
+ * answers but never an out-of-bounds read. */
+static __always_inline __u32 acl_w(const __u8 *blob, __u32 off)
+{
+	return *(const __u32 *)(blob + (((__u64)off << 2) & (ACL_BLOB_BYTES - 4)));
+}
+
+/* Reads the ports (or ICMP type/code) at the cursor. Returns 1 if present. */
+static __always_inline int acl_parse_l4(struct bpfkit_cursor *c, struct acl_pkt *pkt)
+{
+	__u16 p = pkt->proto;
+
+	if (p == IPPROTO_TCP || p == IPPROTO_UDP || p == IPPROTO_SCTP || p == IPPROTO_UDPLITE || p == IPPROTO_DCCP) {
+		__be16 *ports = bpfkit_pull(c, 4);
+
+		if (!ports)
+			return 0;
+		pkt->sport = bpf_ntohs(ports[0]);
+		pkt->dport = bpf_ntohs(ports[1]);
+		return 1;
+	}
+	if (p == IPPROTO_ICMP || p == 58 /* IPPROTO_ICMPV6 */) {
+		__u8 *tc = bpfkit_pull(c, 2);
+
+		if (!tc)
+			return 0;
+		pkt->sport = tc[0];
+		pkt->dport = tc[1];
+		return 1;
+	}
+	return -1; /* a protocol without selectable L4 fields */
+}
+
+/* Record `r` matches the key in all `dims` dimensions. */
+static __always_inline int acl_match(const __u8 *blob, __u32 r, const __u32 *key, const int dims)
+{
+	r += ACL_REC_HDR;
+	for (int d = 0; d < dims; d++) {
+		__u32 k = key[d];
+
+		if (k < acl_w(blob, r + 2 * d) || k > acl_w(blob, r + 2 * d + 1))
+			return 0;
+	}
+	return 1;
+}
+
+/* Walks the family's trees; returns the word offset of the best matching record or 0. */
+static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, const int dims, const __u32 ntrees_at,
+					  const __u32 roots_at)
+{
+	__u32 best_prio = 0xffffffffu, best = 0;
+	__u32 ntrees = acl_w(blob, ntrees_at);
+
+	for (__u32 t = 0; t < ACL_MAX_TREES; t++) {
+		__u32 p, ctl = 0, cnt;
+
+		if (t >= ntrees)
+			break;
+		if (acl_w(blob, roots_at + 2 * t + 1) >= best_prio)
+			continue; /* nothing in this tree can beat the match we have */
+		p = acl_w(blob, roots_at + 2 * t);
+		for (int i = 0; i < ACL_MAX_DEPTH; i++) {
+			__u32 v;
+
+			ctl = acl_w(blob, p);
+			if (ctl & ACL_LEAF)
+				break;
+			v = key[ctl & (ACL_KEY_WORDS - 1)];
+			v = (v >> ((ctl >> 8) & 31)) & ((1u << ((ctl >> 16) & 31)) - 1);
+			p = acl_w(blob, p + 1 + v);
+		}
+		if (!(ctl & ACL_LEAF)) {
+			acl_count(ACL_STAT_CORRUPT, 0);
+			continue;
+		}
+		cnt = ctl & 0xffff;
+		for (__u32 j = 0; j < ACL_LEAF_MAX; j++) {
+			__u32 r, prio;
+
+			if (j >= cnt)
+				break;
+			r = acl_w(blob, p + 1 + j);
+			prio = acl_w(blob, r);
+			if (prio >= best_prio)
+				break; /* records are in priority order */
+			if (acl_match(blob, r, key, dims)) {
+				best_prio = prio;
+				best = r;
+				break;
+			}
+		}
+	}
+	return best;
+}
+
+/* Reports a decision, at most once per flow and rule per interval. */
+static __always_inline void acl_report(struct xdp_md *ctx, const struct acl_pkt *pkt, __u32 slot, __u32 tag,
+				       __u32 action, __u32 gen, __u64 interval_ns, __u32 len)
+{
+	struct acl_flow_key fk = {};
+	struct acl_flow_state *st;
+	struct acl_event *e;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 suppressed = 0;
+
+	__builtin_memcpy(fk.src, pkt->src, 16);
+	__builtin_memcpy(fk.dst, pkt->dst, 16);
+	fk.sport = pkt->sport;
+	fk.dport = pkt->dport;
+	fk.proto = pkt->proto;
+	fk.family = pkt->family;
+	fk.slot = slot;
+	fk.tag = tag;
+	st = bpf_map_lookup_elem(&acl_flows, &fk);
+	if (st) {
+		__sync_fetch_and_add(&st->seen, 1);
+		if (now - st->last_ns < interval_ns) {
+			acl_count(ACL_STAT_SUPPRESSED, 0);
+			return;
+		}
+	}
+	e = bpfkit_rb_reserve(acl_events, sizeof(*e));
+	if (!e)
+		return; /* counted in acl_events_lost; `seen` keeps the packet for the next event */
+	if (st) {
+		__u64 seen = st->seen;
+
+		/* packets since the last event, this one excluded */
+		suppressed = seen - st->reported - 1;
+		st->reported = seen;
+		st->last_ns = now;
+	} else {
+		struct acl_flow_state init = { .last_ns = now, .seen = 1, .reported = 1 };
+
+		bpf_map_update_elem(&acl_flows, &fk, &init, BPF_NOEXIST);
+	}
+	e->ktime_ns = now;
+	e->gen = gen;
+	e->slot = slot;
+	e->suppressed = suppressed > 0xffffffffu ? 0xffffffffu : (__u32)suppressed;
+	e->ifindex = ctx->ingress_ifindex;
+	e->pkt_len = len;
+	e->action = action;
+	e->family = pkt->family;
+	e->proto = pkt->proto;
+	e->sport = pkt->sport;
+	e->dport = pkt->dport;
+	e->flags = pkt->flags;
+	e->_pad[0] = e->_pad[1] = e->_pad[2] = 0;
+	__builtin_memcpy(e->src, pkt->src, 16);
+	__builtin_memcpy(e->dst, pkt->dst, 16);
+	bpfkit_rb_submit(e);
+	acl_count(ACL_STAT_EVENTS, 0);
+}
+
+/* Parses the packet into `pkt`. Returns 4 or 6, 0 for non-IP, -1 for a broken IP header. */
+static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __u32 len)
+{
+	struct bpfkit_cursor c = bpfkit_cursor_xdp(ctx);
+	struct ethhdr *eth;
+	int proto = bpfkit_parse_eth(&c, &eth, NULL);
+	int l4;
+
+	if (proto == ETH_P_IP) {
+		struct iphdr *iph;
+		int ip = bpfkit_parse_ipv4(&c, &iph);
+
+		if (ip < 0)
+			return -1;
+		pkt->family = 4;
+		pkt->proto = ip;
+		__builtin_memcpy(pkt->src, &iph->saddr, 4);
+		__builtin_memcpy(pkt->dst, &iph->daddr, 4);
+		pkt->key[0] = bpf_ntohl(iph->saddr);
+		pkt->key[1] = bpf_ntohl(iph->daddr);
+		if (bpfkit_ipv4_is_later_fragment(iph)) {
+			pkt->flags |= ACL_EV_FRAGMENT;
+			acl_count(ACL_STAT_FRAGMENT, len);
+		} else {
+			l4 = acl_parse_l4(&c, pkt);
+			if (l4 > 0)
+				pkt->flags |= ACL_EV_L4;
+			else if (l4 == 0)
+				acl_count(ACL_STAT_UNPARSED, len);
+		}
+		pkt->key[2] = pkt->sport;
+		pkt->key[3] = pkt->dport;
+		pkt->key[4] = pkt->proto;
+		pkt->key[5] = ctx->ingress_ifindex;
+		pkt->key[6] = pkt->flags & ACL_EV_L4;
+		return 4;
+	}
+	if (proto == ETH_P_IPV6) {
+		struct ipv6hdr *ip6;
+		struct bpfkit_ipv6_ext_info info = {};
+		int nh = bpfkit_parse_ipv6(&c, &ip6);
+
+		if (nh < 0)
+			return -1;
+		pkt->family = 6;
+		__builtin_memcpy(pkt->src, &ip6->saddr, 16);
+		__builtin_memcpy(pkt->dst, &ip6->daddr, 16);
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			pkt->key[i] = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[i]);
+			pkt->key[4 + i] = bpf_ntohl(ip6->daddr.in6_u.u6_addr32[i]);
+		}
+		nh = bpfkit_skip_ipv6_ext(&c, nh, &info);
+		if (nh < 0) {
+			pkt->proto = ACL_PROTO_UNKNOWN;
+			acl_count(ACL_STAT_UNPARSED, len);
+		} else {
+			pkt->proto = nh;
+			if (info.frag_offset) {
+				pkt->flags |= ACL_EV_FRAGMENT;
+				acl_count(ACL_STAT_FRAGMENT, len);
+			} else {
+				l4 = acl_parse_l4(&c, pkt);
+				if (l4 > 0)
+					pkt->flags |= ACL_EV_L4;
+				else if (l4 == 0)
+					acl_count(ACL_STAT_UNPARSED, len);
+			}
+		}
+		pkt->key[8] = pkt->sport;
+		pkt->key[9] = pkt->dport;
+		pkt->key[10] = pkt->proto;
+		pkt->key[11] = ctx->ingress_ifindex;
+		pkt->key[12] = pkt->flags & ACL_EV_L4;
+		return 6;
+	}
+	return 0;
+}
+
+SEC("xdp")
+int xdp_acl(struct xdp_md *ctx)
+{
+	struct acl_pkt pkt;
+	__u32 zero = 0;
+	__u32 len = ctx->data_end - ctx->data;
+	const __u8 *blob;
+	void *inner;
+	__u32 rec, flags, meta, action, slot;
+	int fam;
+
+	__builtin_memset(&pkt, 0, sizeof(pkt));
+	fam = acl_parse(ctx, &pkt, len);
+	if (fam == 0) {
+		acl_count(ACL_STAT_NON_IP, len);
+		return XDP_PASS;
+	}
+	inner = bpf_map_lookup_elem(&acl_blobs, &zero);
+	blob = inner ? bpf_map_lookup_elem(inner, &zero) : NULL;
+	if (!blob || acl_w(blob, ACL_H_MAGIC) != ACL_BLOB_MAGIC) {
+		acl_count(ACL_STAT_NO_RULES, len);
+		return XDP_PASS;
+	}
+	flags = acl_w(blob, ACL_H_FLAGS);
+	if (fam < 0) {
+		acl_count(ACL_STAT_MALFORMED, len);
+		return (flags & ACL_FLAG_DEFAULT_DENY) ? XDP_DROP : XDP_PASS;
+	}
+	if (fam == 4)
+		rec = acl_classify(blob, pkt.key, ACL_V4_DIMS, ACL_H_V4_TREES, ACL_H_V4_ROOTS);
+	else
+		rec = acl_classify(blob, pkt.key, ACL_V6_DIMS, ACL_H_V6_TREES, ACL_H_V6_ROOTS);
+	if (!rec) {
+		if (!(flags & ACL_FLAG_DEFAULT_DENY)) {
+			acl_count(ACL_STAT_DEFAULT_ALLOW, len);
+			return XDP_PASS;
+		}
+		acl_count(ACL_STAT_DEFAULT_DENY, len);
+		if (flags & ACL_FLAG_EVENTS_DEFAULT)
+			acl_report(ctx, &pkt, ACL_SLOT_DEFAULT, 0, ACL_ACT_DENY, acl_w(blob, ACL_H_GEN),
+				   (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000, len);
+		return XDP_DROP;
+	}
+	meta = acl_w(blob, rec + 1);
+	slot = meta & ACL_SLOT_MASK;
+	action = meta >> 24;
+	bpfkit_count(bpf_map_lookup_elem(&acl_rule_stats, &slot), len);
+	if (action != ACL_ACT_ALLOW)
+		acl_report(ctx, &pkt, slot, acl_w(blob, rec + 2), action, acl_w(blob, ACL_H_GEN),
+			   (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000, len);
+	return action == ACL_ACT_DENY ? XDP_DROP : XDP_PASS;
+}
+
+#endif

@@ -1,0 +1,350 @@
+/**
+ * ACL rules: the user's model, its validation, and its expansion into the per-family
+ * records the classifier compiles (one record per source x destination combination).
+ *
+ * Every error is a BpfkitError with code ERR_INVALID_RULE, the rule's `ruleId`, the
+ * `field` at fault and `details.index` (position in the list), thrown before anything in
+ * the kernel changes.
+ */
+import { BpfkitError, type BpfkitErrorCode } from '../../core/errors.js';
+import { parseCidr, type Cidr } from '../../core/codecs.js';
+import { ACT_ALLOW, ACT_DENY, ACT_LOG, PROTO_MAX, V4_DIMS, V6_DIMS } from './layout.js';
+import type { FamilyEntries } from './classifier.js';
+
+export type AclAction = 'allow' | 'deny' | 'log';
+export type AclProtocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'sctp' | 'udplite' | 'dccp' | 'any' | number;
+/** A port, an inclusive range `[from, to]`, or the same as text: `'443'`, `'1024-65535'`. */
+export type AclPorts = number | readonly [number, number] | string;
+
+/**
+ * One rule. Fields combine with AND; a list inside `src` / `dst` is an OR. Rules are
+ * checked in order and the first that matches decides.
+ */
+export interface AclRule {
+  /** Your name for the rule: reported in events and stats. Unique in a rule set. */
+  id: string;
+  /** `allow`, `deny`, or `log` (allow and report an event). */
+  action: AclAction;
+  /** Source CIDR(s), IPv4 or IPv6. Absent: any source. */
+  src?: string | readonly string[];
+  /** Destination CIDR(s). Absent: any destination. */
+  dst?: string | readonly string[];
+  /** IP protocol: a name or a number 0..255. Absent or 'any': every protocol. */
+  proto?: AclProtocol;
+  /** Source port(s); needs proto tcp, udp, sctp, udplite or dccp. */
+  srcPort?: AclPorts;
+  /** Destination port(s); needs proto tcp, udp, sctp, udplite or dccp. */
+  dstPort?: AclPorts;
+  /** ICMP / ICMPv6 type (0..255); needs proto icmp or icmpv6. */
+  icmpType?: number;
+  /** ICMP / ICMPv6 code (0..255); needs icmpType. */
+  icmpCode?: number;
+  /** Ingress interface (name or index, in the firewall's namespace). Absent: any. */
+  iface?: string | number;
+}
+
+const RULE_FIELDS = new Set(['id', 'action', 'src', 'dst', 'proto', 'srcPort', 'dstPort', 'icmpType', 'icmpCode', 'iface']);
+export const ACL_ACTIONS: readonly AclAction[] = ['allow', 'deny', 'log'];
+const ACTION_CODE: Record<AclAction, number> = { allow: ACT_ALLOW, deny: ACT_DENY, log: ACT_LOG };
+export const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = { icmp: 1, tcp: 6, udp: 17, dccp: 33, icmpv6: 58, sctp: 132, udplite: 136 };
+/** Protocols whose first four L4 bytes are the source and destination ports. */
+export const PORT_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 33, 132, 136]);
+const PROTO_NAME: Record<number, string> = Object.fromEntries(Object.entries(PROTOCOL_NUMBERS).map(([k, v]) => [v, k]));
+const MAX_ID_LENGTH = 256;
+/** Most addresses in one src or dst list. */
+export const MAX_LIST = 4096;
+/** Most records (src x dst combinations) one rule may expand to. */
+export const MAX_RECORDS_PER_RULE = 65536;
+
+/** A validated rule, ready to compile. */
+export interface NormalizedRule {
+  /** The rule in canonical form (what rules() returns and the pin stores). */
+  rule: AclRule;
+  id: string;
+  index: number;
+  action: number;
+  src: Cidr[] | null;
+  dst: Cidr[] | null;
+  proto: number | null;
+  sport: [number, number] | null;
+  dport: [number, number] | null;
+  ifindex: number | null;
+  /** ports or ICMP type/code are selected: only packets with an L4 header match */
+  needsL4: boolean;
+}
+
+export function ruleError(rule: unknown, index: number, field: string, message: string, code: BpfkitErrorCode = 'ERR_INVALID_RULE'): BpfkitError {
+  const id = typeof rule === 'object' && rule !== null && typeof (rule as { id?: unknown }).id === 'string' ? (rule as { id: string }).id : undefined;
+  const who = id !== undefined ? `rule '${id}' (#${index})` : `rule #${index}`;
+  const opts: ConstructorParameters<typeof BpfkitError>[2] = { field, details: { index } };
+  if (id !== undefined) opts.ruleId = id;
+  return new BpfkitError(code, `${who}: ${field}: ${message}`, opts);
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(show).join(', ')}]`;
+  return String(v);
+}
+
+function parsePorts(v: unknown, fail: (m: string) => never): [number, number] {
+  let lo: unknown;
+  let hi: unknown;
+  if (typeof v === 'number') lo = hi = v;
+  else if (Array.isArray(v) && v.length === 2) [lo, hi] = v;
+  else if (typeof v === 'string') {
+    const m = /^\s*(\d{1,5})\s*(?:-\s*(\d{1,5})\s*)?$/.exec(v);
+    if (!m) fail(`${show(v)} is not a port or a range like '1024-65535'`);
+    lo = Number(m[1]);
+    hi = m[2] === undefined ? lo : Number(m[2]);
+  } else {
+    fail(`expected a port, [from, to] or 'from-to', got ${show(v)}`);
+  }
+  for (const p of [lo, hi]) {
+    if (typeof p !== 'number' || !Number.isInteger(p) || p < 0 || p > 65535) fail(`${show(p)} is not a port (0..65535)`);
+  }
+  if ((lo as number) > (hi as number)) fail(`range ${lo}-${hi} is reversed (from > to)`);
+  return [lo as number, hi as number];
+}
+
+function parseAddrList(v: unknown, fail: (m: string, sub?: string) => never): Cidr[] {
+  const list = typeof v === 'string' ? [v] : Array.isArray(v) ? v : fail(`expected a CIDR or a list of CIDRs, got ${show(v)}`);
+  if (list.length === 0) fail('empty list (leave the field out to match any address)');
+  if (list.length > MAX_LIST) fail(`${list.length} entries, at most ${MAX_LIST}`);
+  return list.map((s, i) => {
+    const sub = typeof v === 'string' ? '' : `[${i}]`;
+    if (typeof s !== 'string') fail(`expected a CIDR string, got ${show(s)}`, sub);
+    try {
+      return parseCidr(s, 'cidr');
+    } catch (e) {
+      const msg = e instanceof BpfkitError ? e.message.replace(/^cidr: /, '') : String(e);
+      return fail(msg, sub);
+    }
+  });
+}
+
+function cidrText(c: Cidr): string {
+  const full = c.family === 4 ? 32 : 128;
+  const addr = c.family === 4 ? [...c.addr].join('.') : formatV6(c.addr);
+  return c.prefixLen === full ? addr : `${addr}/${c.prefixLen}`;
+}
+
+function formatV6(b: Buffer): string {
+  const w: number[] = [];
+  for (let i = 0; i < 8; i++) w.push(b.readUInt16BE(2 * i));
+  let best = -1;
+  let len = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && w[j] === 0) j++;
+    if (j - i > len) [best, len] = [i, j - i];
+    i = Math.max(j, i + 1);
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  return best === -1 ? hex(w) : `${hex(w.slice(0, best))}::${hex(w.slice(best + len))}`;
+}
+
+/**
+ * Validates one rule and returns its canonical form. `resolveIface` turns an interface
+ * name into an index (and checks an index exists); it throws on unknown interfaces.
+ */
+export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface: string | number) => number): NormalizedRule {
+  const err = (field: string, message: string): never => {
+    throw ruleError(raw, index, field, message);
+  };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) err('rule', `expected an object, got ${show(raw)}`);
+  const r = raw as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (!RULE_FIELDS.has(k)) err(k, `unknown field (rule fields: ${[...RULE_FIELDS].join(', ')})`);
+  }
+  if (typeof r.id !== 'string' || r.id.length === 0) err('id', `expected a non-empty string, got ${show(r.id)}`);
+  const id = r.id as string;
+  if (id.length > MAX_ID_LENGTH) err('id', `${id.length} characters, at most ${MAX_ID_LENGTH}`);
+  if (!ACL_ACTIONS.includes(r.action as AclAction)) err('action', `expected 'allow', 'deny' or 'log', got ${show(r.action)}`);
+  const action = r.action as AclAction;
+  const canon: AclRule = { id, action };
+
+  let proto: number | null = null;
+  if (r.proto !== undefined && r.proto !== 'any') {
+    if (typeof r.proto === 'string') {
+      const n = PROTOCOL_NUMBERS[r.proto];
+      if (n === undefined) err('proto', `unknown protocol ${show(r.proto)} (names: ${Object.keys(PROTOCOL_NUMBERS).join(', ')}, 'any', or a number 0..255)`);
+      proto = n!;
+    } else if (typeof r.proto === 'number' && Number.isInteger(r.proto) && r.proto >= 0 && r.proto <= 255) {
+      proto = r.proto;
+    } else {
+      err('proto', `expected a protocol name or a number 0..255, got ${show(r.proto)}`);
+    }
+    canon.proto = PROTO_NAME[proto!] as AclProtocol ?? proto!;
+  }
+
+  const src = r.src === undefined ? null : parseAddrList(r.src, (m, sub = '') => err(`src${sub}`, m));
+  const dst = r.dst === undefined ? null : parseAddrList(r.dst, (m, sub = '') => err(`dst${sub}`, m));
+  if (src) canon.src = typeof r.src === 'string' ? cidrText(src[0]!) : src.map(cidrText);
+  if (dst) canon.dst = typeof r.dst === 'string' ? cidrText(dst[0]!) : dst.map(cidrText);
+
+  let sport: [number, number] | null = null;
+  let dport: [number, number] | null = null;
+  for (const field of ['srcPort', 'dstPort'] as const) {
+    if (r[field] === undefined) continue;
+    const range = parsePorts(r[field], (m) => err(field, m));
+    if (proto === null || !PORT_PROTOCOLS.has(proto)) {
+      err(field, `ports need proto tcp, udp, sctp, udplite or dccp (proto is ${proto === null ? 'any' : show(canon.proto)})`);
+    }
+    if (field === 'srcPort') sport = range;
+    else dport = range;
+    canon[field] = range[0] === range[1] ? range[0] : [range[0], range[1]];
+  }
+  if (r.icmpType !== undefined || r.icmpCode !== undefined) {
+    for (const field of ['icmpType', 'icmpCode'] as const) {
+      const v = r[field];
+      if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 255)) err(field, `expected an integer 0..255, got ${show(v)}`);
+    }
+    if (r.icmpType === undefined) err('icmpCode', 'needs icmpType');
+    if (proto !== 1 && proto !== 58) err('icmpType', `needs proto icmp or icmpv6 (proto is ${proto === null ? 'any' : show(canon.proto)})`);
+    sport = [r.icmpType as number, r.icmpType as number];
+    canon.icmpType = r.icmpType as number;
+    if (r.icmpCode !== undefined) {
+      dport = [r.icmpCode as number, r.icmpCode as number];
+      canon.icmpCode = r.icmpCode as number;
+    }
+  }
+
+  let ifindex: number | null = null;
+  if (r.iface !== undefined) {
+    const v = r.iface;
+    if (typeof v === 'string' ? !/^[A-Za-z0-9_.:@-]{1,15}$/.test(v) : !(typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= 0xffffffff)) {
+      err('iface', `expected an interface name or index, got ${show(v)}`);
+    }
+    if (resolveIface) {
+      try {
+        ifindex = resolveIface(v as string | number);
+      } catch (e) {
+        err('iface', `no interface ${show(v)} in the firewall's network namespace${e instanceof Error ? ` (${e.message})` : ''}`);
+      }
+    } else if (typeof v === 'number') {
+      ifindex = v;
+    } else {
+      err('iface', 'interface names need a firewall to resolve them');
+    }
+    canon.iface = v as string | number;
+  }
+
+  // families: each src x dst pair must be of one family
+  const fams = new Set<number>();
+  const famsOf = (l: Cidr[] | null) => (l ? new Set(l.map((c) => c.family)) : new Set([4, 6]));
+  const sf = famsOf(src);
+  const df = famsOf(dst);
+  for (const f of [4, 6]) if (sf.has(f) && df.has(f)) fams.add(f);
+  if (fams.size === 0) err('dst', `no destination of the same address family as the sources (src is IPv${[...sf][0]}, dst is IPv${[...df][0]})`);
+  if (proto === 1 && !fams.has(4)) err('proto', "'icmp' is IPv4's; use 'icmpv6' with IPv6 addresses");
+  if (proto === 58 && !fams.has(6)) err('proto', "'icmpv6' is IPv6's; use 'icmp' with IPv4 addresses");
+  const combos = (src ? src.length : 1) * (dst ? dst.length : 1);
+  if (combos > MAX_RECORDS_PER_RULE) err('dst', `src x dst makes ${combos} combinations, at most ${MAX_RECORDS_PER_RULE}`);
+
+  return {
+    rule: canon, id, index, action: ACTION_CODE[action], src, dst, proto, sport, dport, ifindex,
+    needsL4: sport !== null || dport !== null,
+  };
+}
+
+/**
+ * Validates a whole rule set (ids unique, at most `capacity` rules). Throws on the first
+ * problem; returns the normalized rules in order.
+ */
+export function normalizeRules(rules: unknown, opts: { capacity: number; resolveIface?: (iface: string | number) => number }): NormalizedRule[] {
+  if (!Array.isArray(rules)) throw new BpfkitError('ERR_INVALID_RULE', `rules: expected an array of rules, got ${show(rules)}`, { field: 'rules' });
+  if (rules.length > opts.capacity) {
+    throw ruleError(rules[opts.capacity], opts.capacity, 'rules', `${rules.length} rules, the firewall's capacity is ${opts.capacity} (maxRules)`, 'ERR_MAP_FULL');
+  }
+  const ids = new Map<string, number>();
+  const out: NormalizedRule[] = new Array(rules.length);
+  for (let i = 0; i < rules.length; i++) {
+    const n = normalizeRule(rules[i], i, opts.resolveIface);
+    const prev = ids.get(n.id);
+    if (prev !== undefined) throw ruleError(rules[i], i, 'id', `duplicate id (also rule #${prev})`);
+    ids.set(n.id, i);
+    out[i] = n;
+  }
+  return out;
+}
+
+const ALL = 0xffffffff;
+
+function addrWords(c: Cidr | null, words: number, lo: Uint32Array, hi: Uint32Array, at: number): void {
+  if (!c) {
+    for (let i = 0; i < words; i++) {
+      lo[at + i] = 0;
+      hi[at + i] = ALL;
+    }
+    return;
+  }
+  for (let i = 0; i < words; i++) {
+    const w = c.addr.readUInt32BE(4 * i);
+    const bits = Math.min(32, Math.max(0, c.prefixLen - 32 * i));
+    const span = 2 ** (32 - bits) - 1; // host part of this word
+    const base = bits === 0 ? 0 : Math.floor(w / (span + 1)) * (span + 1);
+    lo[at + i] = base;
+    hi[at + i] = base + span;
+  }
+}
+
+/**
+ * Expands normalized rules into the records of each family. `slots[i]` / `tags[i]` are
+ * rule i's counter slot and tag. Priority is the rule's position.
+ */
+export function expandRules(rules: NormalizedRule[], slots: ArrayLike<number>, tags: ArrayLike<number>): { v4: FamilyEntries; v6: FamilyEntries } {
+  let n4 = 0;
+  let n6 = 0;
+  for (const r of rules) {
+    const s4 = r.src ? r.src.filter((c) => c.family === 4).length : 1;
+    const s6 = r.src ? r.src.length - (r.src ? s4 : 0) : 1;
+    const d4 = r.dst ? r.dst.filter((c) => c.family === 4).length : 1;
+    const d6 = r.dst ? r.dst.length - (r.dst ? d4 : 0) : 1;
+    if (r.proto !== 58) n4 += s4 * d4;
+    if (r.proto !== 1) n6 += s6 * d6;
+  }
+  const mk = (dims: number, count: number): FamilyEntries => ({
+    dims, count, lo: new Uint32Array(count * dims), hi: new Uint32Array(count * dims),
+    prio: new Uint32Array(count), meta: new Uint32Array(count), tag: new Uint32Array(count),
+  });
+  const v4 = mk(V4_DIMS, n4);
+  const v6 = mk(V6_DIMS, n6);
+  let i4 = 0;
+  let i6 = 0;
+  for (let ri = 0; ri < rules.length; ri++) {
+    const r = rules[ri]!;
+    const meta = (slots[ri]! | (r.action << 24)) >>> 0;
+    for (const fam of [4, 6] as const) {
+      if ((fam === 4 && r.proto === 58) || (fam === 6 && r.proto === 1)) continue;
+      const srcs = r.src ? r.src.filter((c) => c.family === fam) : [null];
+      const dsts = r.dst ? r.dst.filter((c) => c.family === fam) : [null];
+      const F = fam === 4 ? v4 : v6;
+      const D = F.dims;
+      const aw = fam === 4 ? 1 : 4;
+      for (const s of srcs) {
+        for (const d of dsts) {
+          const i = fam === 4 ? i4++ : i6++;
+          const at = i * D;
+          addrWords(s, aw, F.lo, F.hi, at);
+          addrWords(d, aw, F.lo, F.hi, at + aw);
+          const p = at + 2 * aw;
+          F.lo[p] = r.sport ? r.sport[0] : 0;
+          F.hi[p] = r.sport ? r.sport[1] : 65535;
+          F.lo[p + 1] = r.dport ? r.dport[0] : 0;
+          F.hi[p + 1] = r.dport ? r.dport[1] : 65535;
+          F.lo[p + 2] = r.proto ?? 0;
+          F.hi[p + 2] = r.proto ?? PROTO_MAX;
+          F.lo[p + 3] = r.ifindex ?? 0;
+          F.hi[p + 3] = r.ifindex ?? ALL;
+          F.lo[p + 4] = r.needsL4 ? 1 : 0;
+          F.hi[p + 4] = 1;
+          F.prio[i] = ri;
+          F.meta[i] = meta;
+          F.tag[i] = tags[ri]!;
+        }
+      }
+    }
+  }
+  return { v4, v6 };
+}
