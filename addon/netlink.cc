@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "registry.h"
@@ -341,6 +342,45 @@ bool Socket::LinkNames(std::unordered_map<int, std::string>* out, Failure* f) {
   return ok;
 }
 
+Json& Json::Key(const char* k) {
+  Sep();
+  out_ += '"';
+  out_ += k;
+  out_ += "\":";
+  afterKey_ = true;
+  first_ = false;
+  return *this;
+}
+
+Json& Json::Str(const std::string& s) {
+  Sep();
+  out_ += '"';
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out_ += '\\';
+      out_ += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char esc[8];
+      snprintf(esc, sizeof esc, "\\u%04x", c);
+      out_ += esc;
+    } else {
+      out_ += static_cast<char>(c);
+    }
+  }
+  out_ += '"';
+  first_ = false;
+  return *this;
+}
+
+Json& Json::Num(double v) {
+  Sep();
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.17g", v);
+  out_ += buf;
+  first_ = false;
+  return *this;
+}
+
 void SetNlError(Failure* f, int nlerr, const std::string& what) {
   int e = nlerr < 0 ? -nlerr : nlerr;
   f->Set(e == NLE_NOMEM ? ENOMEM : EINVAL, "", what + ": " + nl_geterror(e), e == NLE_NOMEM ? "" : "ERR_INVALID_ARGUMENT");
@@ -360,24 +400,52 @@ nl_addr* AddrFromText(int family, const std::string& text, int prefixLen) {
   return a;
 }
 
-bool HasKey(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  return !v.IsUndefined() && !v.IsNull();
+Keys::Keys(Napi::Env env)
+    : kind(Napi::String::New(env, "kind")), cmd(Napi::String::New(env, "cmd")), spec(Napi::String::New(env, "spec")),
+      family(Napi::String::New(env, "family")), priority(Napi::String::New(env, "priority")),
+      table(Napi::String::New(env, "table")), action(Napi::String::New(env, "action")),
+      fwmark(Napi::String::New(env, "fwmark")), fwmask(Napi::String::New(env, "fwmask")), iif(Napi::String::New(env, "iif")),
+      oif(Napi::String::New(env, "oif")), src(Napi::String::New(env, "src")), srcLen(Napi::String::New(env, "srcLen")),
+      dst(Napi::String::New(env, "dst")), dstLen(Napi::String::New(env, "dstLen")), tos(Napi::String::New(env, "tos")),
+      ipProto(Napi::String::New(env, "ipProto")), protocol(Napi::String::New(env, "protocol")),
+      sport(Napi::String::New(env, "sport")), dport(Napi::String::New(env, "dport")), flags(Napi::String::New(env, "flags")),
+      metric(Napi::String::New(env, "metric")), type(Napi::String::New(env, "type")), scope(Napi::String::New(env, "scope")),
+      prefsrc(Napi::String::New(env, "prefsrc")), nexthops(Napi::String::New(env, "nexthops")), via(Napi::String::New(env, "via")),
+      dev(Napi::String::New(env, "dev")), weight(Napi::String::New(env, "weight")) {}
+
+void Reader::Bad(const Napi::String& k, const char* what) const {
+  ThrowInvalid(env_, field_ + (field_.empty() ? "" : ".") + k.Utf8Value(), what);
 }
 
-uint32_t GetU32(Napi::Env env, const Napi::Object& o, const char* key, const std::string& field) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) ThrowInvalid(env, field + "." + key, "expected a number");
+bool Reader::U32(const Napi::String& k, uint32_t* out) const {
+  Napi::Value v = o_.Get(k);
+  if (v.IsUndefined() || v.IsNull()) return false;
+  if (!v.IsNumber()) Bad(k, "expected a number");
   double d = v.As<Napi::Number>().DoubleValue();
   if (!(d >= 0 && d <= 4294967295.0) || d != static_cast<double>(static_cast<uint32_t>(d)))
-    ThrowInvalid(env, field + "." + key, "expected an integer from 0 to 2^32-1");
-  return static_cast<uint32_t>(d);
+    Bad(k, "expected an integer from 0 to 2^32-1");
+  *out = static_cast<uint32_t>(d);
+  return true;
 }
 
-std::string GetStr(Napi::Env env, const Napi::Object& o, const char* key, const std::string& field) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsString()) ThrowInvalid(env, field + "." + key, "expected a string");
-  return v.As<Napi::String>().Utf8Value();
+uint32_t Reader::NeedU32(const Napi::String& k) const {
+  uint32_t v = 0;
+  if (!U32(k, &v)) Bad(k, "is required");
+  return v;
+}
+
+bool Reader::Str(const Napi::String& k, std::string* out) const {
+  Napi::Value v = o_.Get(k);
+  if (v.IsUndefined() || v.IsNull()) return false;
+  if (!v.IsString()) Bad(k, "expected a string");
+  *out = v.As<Napi::String>().Utf8Value();
+  return true;
+}
+
+std::string Reader::NeedStr(const Napi::String& k) const {
+  std::string s;
+  if (!Str(k, &s)) Bad(k, "is required");
+  return s;
 }
 
 namespace {
@@ -397,23 +465,24 @@ Napi::Value NlBatch(const Napi::CallbackInfo& info) {
   };
   auto b = std::make_shared<Baton>();
   b->ops.reserve(arr.Length());
+  const Keys keys(env);
   for (uint32_t i = 0; i < arr.Length(); i++) {
     std::string field = "ops[" + std::to_string(i) + "]";
     Napi::Value v = arr.Get(i);
     if (!v.IsObject()) ThrowInvalid(env, field, "expected an object");
-    Napi::Object o = v.As<Napi::Object>();
-    std::string kind = GetStr(env, o, "kind", field);
-    std::string cmd = GetStr(env, o, "cmd", field);
-    if (cmd != "add" && cmd != "replace" && cmd != "delete") ThrowInvalid(env, field + ".cmd", "expected add, replace or delete");
-    Napi::Value spec = o.Get("spec");
-    if (!spec.IsObject()) ThrowInvalid(env, field + ".spec", "expected an object");
+    Reader o(env, v.As<Napi::Object>(), field);
+    std::string kind = o.NeedStr(keys.kind);
+    std::string cmd = o.NeedStr(keys.cmd);
+    if (cmd != "add" && cmd != "replace" && cmd != "delete") o.Bad(keys.cmd, "expected add, replace or delete");
+    Napi::Value spec = o.Get(keys.spec);
+    if (!spec.IsObject()) o.Bad(keys.spec, "expected an object");
     if (kind == "rule") {
-      if (cmd == "replace") ThrowInvalid(env, field + ".cmd", "rules cannot be replaced");
-      b->ops.push_back(ParseRuleOp(env, spec.As<Napi::Object>(), cmd, field));
+      if (cmd == "replace") o.Bad(keys.cmd, "rules cannot be replaced");
+      b->ops.push_back(ParseRuleOp(env, keys, spec.As<Napi::Object>(), cmd, field));
     } else if (kind == "route") {
-      b->ops.push_back(ParseRouteOp(env, spec.As<Napi::Object>(), cmd, field));
+      b->ops.push_back(ParseRouteOp(env, keys, spec.As<Napi::Object>(), cmd, field));
     } else {
-      ThrowInvalid(env, field + ".kind", "expected rule or route");
+      o.Bad(keys.kind, "expected rule or route");
     }
   }
   return RunAsync(

@@ -92,20 +92,67 @@ class Op {
   virtual nl_msg* Build(Failure* f) = 0;
 };
 
+// Property names, created once per call: a batch reads ~20 properties per request,
+// and napi_get_named_property would intern each name again every time.
+struct Keys {
+  explicit Keys(Napi::Env env);
+  Napi::String kind, cmd, spec, family, priority, table, action, fwmark, fwmask, iif, oif, src, srcLen, dst, dstLen,
+      tos, ipProto, protocol, sport, dport, flags, metric, type, scope, prefsrc, nexthops, via, dev, weight;
+};
+
+// Reads the properties of one JS object once each; a wrong type throws
+// ERR_INVALID_ARGUMENT naming `field.key` (the JS layer validates first, so this
+// only guards the addon's own contract).
+class Reader {
+ public:
+  Reader(Napi::Env env, const Napi::Object& o, const std::string& field) : env_(env), o_(o), field_(field) {}
+  Napi::Value Get(const Napi::String& k) const { return o_.Get(k); }
+  bool U32(const Napi::String& k, uint32_t* out) const;  // false when absent
+  uint32_t NeedU32(const Napi::String& k) const;
+  bool Str(const Napi::String& k, std::string* out) const;  // false when absent
+  std::string NeedStr(const Napi::String& k) const;
+  [[noreturn]] void Bad(const Napi::String& k, const char* what) const;
+  const std::string& field() const { return field_; }
+
+ private:
+  Napi::Env env_;
+  Napi::Object o_;
+  const std::string& field_;
+};
+
 // Implemented in netlink_rule.cc / netlink_route.cc. `cmd` is "add", "replace" or
 // "delete"; `field` names the op in validation errors.
-std::unique_ptr<Op> ParseRuleOp(Napi::Env env, const Napi::Object& spec, const std::string& cmd, const std::string& field);
-std::unique_ptr<Op> ParseRouteOp(Napi::Env env, const Napi::Object& spec, const std::string& cmd, const std::string& field);
-
-// Small JS readers (throw ERR_INVALID_ARGUMENT naming `field.key` on a wrong type).
-uint32_t GetU32(Napi::Env env, const Napi::Object& o, const char* key, const std::string& field);
-bool HasKey(const Napi::Object& o, const char* key);
-std::string GetStr(Napi::Env env, const Napi::Object& o, const char* key, const std::string& field);
+std::unique_ptr<Op> ParseRuleOp(Napi::Env env, const Keys& k, const Napi::Object& spec, const std::string& cmd, const std::string& field);
+std::unique_ptr<Op> ParseRouteOp(Napi::Env env, const Keys& k, const Napi::Object& spec, const std::string& cmd, const std::string& field);
 
 // Text form of a binary address (inet_ntop).
 std::string AddrText(int family, const void* bin);
 // nl_addr from text (already validated in JS); nullptr on failure.
 nl_addr* AddrFromText(int family, const std::string& text, int prefixLen);
+
+// Minimal JSON writer for dump results: JSON.parse on the JS side builds the objects
+// much faster than one N-API call per property would.
+class Json {
+ public:
+  Json& Raw(const char* s) { out_ += s; return *this; }
+  Json& Key(const char* k);  // emits a separating comma when needed
+  Json& Str(const std::string& s);
+  Json& Num(double v);
+  Json& BeginObj() { Sep(); out_ += '{'; first_ = true; return *this; }
+  Json& EndObj() { out_ += '}'; first_ = false; return *this; }
+  Json& BeginArr() { Sep(); out_ += '['; first_ = true; return *this; }
+  Json& EndArr() { out_ += ']'; first_ = false; return *this; }
+  std::string& str() { return out_; }
+
+ private:
+  void Sep() {
+    if (!first_ && !afterKey_) out_ += ',';
+    afterKey_ = false;
+  }
+  std::string out_;
+  bool first_ = true;
+  bool afterKey_ = false;
+};
 
 // Turns a libnl error code into a Failure (used only for local build failures).
 void SetNlError(Failure* f, int nlerr, const std::string& what);

@@ -1,5 +1,5 @@
 // Routes (ip route) through libnl: requests for nlBatch, and the dump
-// nlRoutes(family, table, protocol, netns) -> Promise<route[]>. Specs arrive validated
+// nlRoutesJson(family, table, protocol, netns) -> Promise<JSON text>. Specs arrive validated
 // and normalised by lib/core/route.ts; this file only moves fields between JS and libnl.
 #if defined(BPFKIT_HAVE_LIBNL)
 #include <linux/rtnetlink.h>
@@ -82,9 +82,10 @@ class RouteOp : public Op {
     rtnl_route_set_tos(r, static_cast<uint8_t>(r_.tos));
     if (r_.hasMetric) rtnl_route_set_priority(r, r_.metric);
     rtnl_route_set_type(r, static_cast<uint8_t>(r_.type));
-    rtnl_route_set_scope(r, static_cast<uint8_t>(r_.scope));  // explicit: no guessing by libnl
+    // explicit scope, no guessing by libnl; a delete matches any scope (RT_SCOPE_NOWHERE)
+    rtnl_route_set_scope(r, static_cast<uint8_t>(cmd_ == "delete" ? RT_SCOPE_NOWHERE : r_.scope));
     rtnl_route_set_protocol(r, static_cast<uint8_t>(r_.protocol));
-    if (!r_.prefsrc.empty()) {
+    if (!r_.prefsrc.empty() && cmd_ != "delete") {
       nl_addr* a = AddrFromText(af, r_.prefsrc, r_.family == 6 ? 128 : 32);
       if (!a) {
         f->Set(EINVAL, "", "src: bad address " + r_.prefsrc, "ERR_INVALID_ARGUMENT");
@@ -97,7 +98,10 @@ class RouteOp : public Op {
         return nullptr;
       }
     }
+    // A delete names the route by its identity (family, table, dst, tos, metric), type
+    // and protocol; next hops are not compared.
     for (const Hop& h : r_.hops) {
+      if (cmd_ == "delete") break;
       rtnl_nexthop* nh = rtnl_route_nh_alloc();
       if (!nh) {
         f->Set(ENOMEM, "rtnl_route_nh_alloc", "out of memory");
@@ -177,38 +181,30 @@ bool FromKernel(rtnl_route* r, RouteFields* o) {
   return true;
 }
 
-Napi::Object RouteToJs(Napi::Env env, const RouteFields& r, const std::unordered_map<int, std::string>& names) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("family", r.family);
-  o.Set("table", static_cast<double>(r.table));
-  o.Set("dst", r.dst);
-  o.Set("dstLen", r.dstLen);
-  o.Set("tos", r.tos);
-  o.Set("metric", static_cast<double>(r.metric));
-  o.Set("type", r.type);
-  o.Set("scope", r.scope);
-  o.Set("protocol", r.protocol);
-  o.Set("flags", static_cast<double>(r.flags));
-  if (!r.prefsrc.empty()) o.Set("prefsrc", r.prefsrc);
-  Napi::Array hops = Napi::Array::New(env, r.hops.size());
-  for (size_t i = 0; i < r.hops.size(); i++) {
-    const Hop& h = r.hops[i];
-    Napi::Object ho = Napi::Object::New(env);
-    if (!h.via.empty()) ho.Set("via", h.via);
+void RouteJson(Json& j, const RouteFields& r, const std::unordered_map<int, std::string>& names) {
+  j.BeginObj();
+  j.Key("family").Num(r.family).Key("table").Num(r.table).Key("dst").Str(r.dst).Key("dstLen").Num(r.dstLen);
+  j.Key("tos").Num(r.tos).Key("metric").Num(r.metric).Key("type").Num(r.type).Key("scope").Num(r.scope);
+  j.Key("protocol").Num(r.protocol).Key("flags").Num(r.flags);
+  if (!r.prefsrc.empty()) j.Key("prefsrc").Str(r.prefsrc);
+  j.Key("nexthops").BeginArr();
+  for (const Hop& h : r.hops) {
+    j.BeginObj();
+    if (!h.via.empty()) j.Key("via").Str(h.via);
     if (h.ifindex) {
-      ho.Set("ifindex", h.ifindex);
+      j.Key("ifindex").Num(h.ifindex);
       auto it = names.find(h.ifindex);
-      if (it != names.end()) ho.Set("dev", it->second);
+      if (it != names.end()) j.Key("dev").Str(it->second);
     }
-    ho.Set("weight", h.weight);
-    ho.Set("flags", static_cast<double>(h.flags));
-    hops.Set(static_cast<uint32_t>(i), ho);
+    j.Key("weight").Num(h.weight).Key("flags").Num(h.flags);
+    j.EndObj();
   }
-  o.Set("nexthops", hops);
-  return o;
+  j.EndArr();
+  j.EndObj();
 }
 
-// nlRoutes(family: 4|6, table: 0 = all, protocol: -1 = all, netns) -> Promise<route[]>
+// nlRoutesJson(family: 4|6, table: 0 = all, protocol: -1 = all, netns) -> Promise<string>:
+// JSON array of the routes.
 // Cached/cloned routes (exceptions) are left out.
 Napi::Value NlRoutes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -270,47 +266,56 @@ Napi::Value NlRoutes(const Napi::CallbackInfo& info) {
         if (!f.failed) sock.LinkNames(&b->names, &f);
       },
       [b](Napi::Env env) -> Napi::Value {
-        Napi::Array out = Napi::Array::New(env, b->routes.size());
-        for (size_t i = 0; i < b->routes.size(); i++) out.Set(static_cast<uint32_t>(i), RouteToJs(env, b->routes[i], b->names));
-        return out;
+        Json j;
+        j.str().reserve(b->routes.size() * 200);
+        j.BeginArr();
+        for (const RouteFields& r : b->routes) RouteJson(j, r, b->names);
+        j.EndArr();
+        return Napi::String::New(env, j.str());
       });
 }
 
-void Init(Napi::Env env, Napi::Object exports) { exports.Set("nlRoutes", Napi::Function::New(env, NlRoutes)); }
+void Init(Napi::Env env, Napi::Object exports) { exports.Set("nlRoutesJson", Napi::Function::New(env, NlRoutes)); }
 
 }  // namespace
 
-std::unique_ptr<Op> ParseRouteOp(Napi::Env env, const Napi::Object& o, const std::string& cmd, const std::string& field) {
+std::unique_ptr<Op> ParseRouteOp(Napi::Env env, const Keys& k, const Napi::Object& spec, const std::string& cmd,
+                                 const std::string& field) {
+  Reader o(env, spec, field);
   RouteFields r;
-  r.family = static_cast<int>(GetU32(env, o, "family", field));
-  if (r.family != 4 && r.family != 6) ThrowInvalid(env, field + ".family", "expected 4 or 6");
-  r.table = GetU32(env, o, "table", field);
-  r.dst = GetStr(env, o, "dst", field);
-  r.dstLen = static_cast<int>(GetU32(env, o, "dstLen", field));
-  if (HasKey(o, "tos")) r.tos = static_cast<int>(GetU32(env, o, "tos", field));
-  if (HasKey(o, "metric")) r.hasMetric = true, r.metric = GetU32(env, o, "metric", field);
-  r.type = static_cast<int>(GetU32(env, o, "type", field));
-  r.scope = static_cast<int>(GetU32(env, o, "scope", field));
-  r.protocol = static_cast<int>(GetU32(env, o, "protocol", field));
-  if (HasKey(o, "prefsrc")) r.prefsrc = GetStr(env, o, "prefsrc", field);
-  Napi::Value hv = o.Get("nexthops");
+  r.family = static_cast<int>(o.NeedU32(k.family));
+  if (r.family != 4 && r.family != 6) o.Bad(k.family, "expected 4 or 6");
+  r.table = o.NeedU32(k.table);
+  r.dst = o.NeedStr(k.dst);
+  r.dstLen = static_cast<int>(o.NeedU32(k.dstLen));
+  uint32_t u = 0;
+  if (o.U32(k.tos, &u)) r.tos = static_cast<int>(u);
+  r.hasMetric = o.U32(k.metric, &r.metric);
+  r.type = static_cast<int>(o.NeedU32(k.type));
+  r.protocol = static_cast<int>(o.NeedU32(k.protocol));
+  if (cmd == "delete") return std::make_unique<RouteOp>(std::move(r), cmd);  // identity, type, protocol
+  r.scope = static_cast<int>(o.NeedU32(k.scope));
+  o.Str(k.prefsrc, &r.prefsrc);
+  Napi::Value hv = o.Get(k.nexthops);
   if (hv.IsArray()) {
     Napi::Array ha = hv.As<Napi::Array>();
     for (uint32_t i = 0; i < ha.Length(); i++) {
       std::string hf = field + ".nexthops[" + std::to_string(i) + "]";
       Napi::Value v = ha.Get(i);
       if (!v.IsObject()) ThrowInvalid(env, hf, "expected an object");
-      Napi::Object ho = v.As<Napi::Object>();
+      Reader ho(env, v.As<Napi::Object>(), hf);
       Hop h;
-      if (HasKey(ho, "via")) h.via = GetStr(env, ho, "via", hf);
-      Napi::Value dev = ho.Get("dev");
+      ho.Str(k.via, &h.via);
+      Napi::Value dev = ho.Get(k.dev);
       if (dev.IsString()) h.dev = dev.As<Napi::String>().Utf8Value();
       else if (dev.IsNumber()) h.ifindex = dev.As<Napi::Number>().Int32Value();
-      if (HasKey(ho, "weight")) h.weight = static_cast<int>(GetU32(env, ho, "weight", hf));
-      if (h.weight < 1 || h.weight > 256) ThrowInvalid(env, hf + ".weight", "expected 1 to 256");
-      if (HasKey(ho, "flags")) h.flags = GetU32(env, ho, "flags", hf);
+      if (ho.U32(k.weight, &u)) h.weight = static_cast<int>(u);
+      if (h.weight < 1 || h.weight > 256) ho.Bad(k.weight, "expected 1 to 256");
+      ho.U32(k.flags, &h.flags);
       r.hops.push_back(std::move(h));
     }
+  } else if (!hv.IsUndefined()) {
+    o.Bad(k.nexthops, "expected an array");
   }
   return std::make_unique<RouteOp>(std::move(r), cmd);
 }

@@ -1,5 +1,5 @@
 // Routing policy rules (ip rule) through libnl: requests for nlBatch, and the dump
-// nlRules(family, netns) -> Promise<rule[]>. Specs arrive validated and normalised by
+// nlRulesJson(family, netns) -> Promise<JSON text>. Specs arrive validated and normalised by
 // lib/core/rule.ts; this file only moves fields between JS and libnl.
 #if defined(BPFKIT_HAVE_LIBNL)
 #include <linux/fib_rules.h>
@@ -37,13 +37,15 @@ struct RuleFields {
   uint32_t flags = 0;  // FIB_RULE_* (invert; detached in dumps)
 };
 
-void ReadRange(Napi::Env env, const Napi::Object& o, const char* key, const std::string& field, int* lo, int* hi) {
-  if (!HasKey(o, key)) return;
+void ReadRange(const Reader& o, const Napi::String& key, int* lo, int* hi) {
   Napi::Value v = o.Get(key);
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != 2) ThrowInvalid(env, field + "." + key, "expected [from, to]");
+  if (v.IsUndefined() || v.IsNull()) return;
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 2) o.Bad(key, "expected [from, to]");
   Napi::Array a = v.As<Napi::Array>();
-  *lo = a.Get(0u).As<Napi::Number>().Int32Value();
-  *hi = a.Get(1u).As<Napi::Number>().Int32Value();
+  Napi::Value l = a.Get(0u), h = a.Get(1u);
+  if (!l.IsNumber() || !h.IsNumber()) o.Bad(key, "expected [from, to]");
+  *lo = l.As<Napi::Number>().Int32Value();
+  *hi = h.As<Napi::Number>().Int32Value();
 }
 
 class RuleOp : public Op {
@@ -158,46 +160,25 @@ void OnRule(nl_object* obj, void* arg) {
   ctx->out->push_back(std::move(o));
 }
 
-Napi::Object RuleToJs(Napi::Env env, const RuleFields& r) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("family", r.family);
-  o.Set("priority", static_cast<double>(r.priority));
-  o.Set("table", static_cast<double>(r.table));
-  o.Set("action", r.action);
-  o.Set("flags", static_cast<double>(r.flags));
-  if (r.hasMark) {
-    o.Set("fwmark", static_cast<double>(r.mark));
-    o.Set("fwmask", static_cast<double>(r.mask));
-  }
-  if (!r.iif.empty()) o.Set("iif", r.iif);
-  if (!r.oif.empty()) o.Set("oif", r.oif);
-  if (!r.src.empty()) {
-    o.Set("src", r.src);
-    o.Set("srcLen", r.srcLen);
-  }
-  if (!r.dst.empty()) {
-    o.Set("dst", r.dst);
-    o.Set("dstLen", r.dstLen);
-  }
-  if (r.tos > 0) o.Set("tos", r.tos);
-  if (r.ipProto >= 0) o.Set("ipProto", r.ipProto);
-  if (r.sportLo) {
-    Napi::Array a = Napi::Array::New(env, 2);
-    a.Set(0u, r.sportLo);
-    a.Set(1u, r.sportHi);
-    o.Set("sport", a);
-  }
-  if (r.dportLo) {
-    Napi::Array a = Napi::Array::New(env, 2);
-    a.Set(0u, r.dportLo);
-    a.Set(1u, r.dportHi);
-    o.Set("dport", a);
-  }
-  o.Set("protocol", r.protocol >= 0 ? r.protocol : 0);
-  return o;
+void RuleJson(Json& j, const RuleFields& r) {
+  j.BeginObj();
+  j.Key("family").Num(r.family).Key("priority").Num(r.priority).Key("table").Num(r.table);
+  j.Key("action").Num(r.action).Key("flags").Num(r.flags);
+  if (r.hasMark) j.Key("fwmark").Num(r.mark).Key("fwmask").Num(r.mask);
+  if (!r.iif.empty()) j.Key("iif").Str(r.iif);
+  if (!r.oif.empty()) j.Key("oif").Str(r.oif);
+  if (!r.src.empty()) j.Key("src").Str(r.src).Key("srcLen").Num(r.srcLen);
+  if (!r.dst.empty()) j.Key("dst").Str(r.dst).Key("dstLen").Num(r.dstLen);
+  if (r.tos > 0) j.Key("tos").Num(r.tos);
+  if (r.ipProto >= 0) j.Key("ipProto").Num(r.ipProto);
+  if (r.sportLo) j.Key("sport").BeginArr().Num(r.sportLo).Num(r.sportHi).EndArr();
+  if (r.dportLo) j.Key("dport").BeginArr().Num(r.dportLo).Num(r.dportHi).EndArr();
+  j.Key("protocol").Num(r.protocol >= 0 ? r.protocol : 0);
+  j.EndObj();
 }
 
-// nlRules(family: 0|4|6, netns) -> Promise<rule[]> in kernel (evaluation) order.
+// nlRulesJson(family: 0|4|6, netns) -> Promise<string>: JSON array of the rules in
+// kernel (evaluation) order.
 Napi::Value NlRules(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int family = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
@@ -241,36 +222,42 @@ Napi::Value NlRules(const Napi::CallbackInfo& info) {
         nlmsg_free(req);
       },
       [rules](Napi::Env env) -> Napi::Value {
-        Napi::Array out = Napi::Array::New(env, rules->size());
-        for (size_t i = 0; i < rules->size(); i++) out.Set(static_cast<uint32_t>(i), RuleToJs(env, (*rules)[i]));
-        return out;
+        Json j;
+        j.BeginArr();
+        for (const RuleFields& r : *rules) RuleJson(j, r);
+        j.EndArr();
+        return Napi::String::New(env, j.str());
       });
 }
 
-void Init(Napi::Env env, Napi::Object exports) { exports.Set("nlRules", Napi::Function::New(env, NlRules)); }
+void Init(Napi::Env env, Napi::Object exports) { exports.Set("nlRulesJson", Napi::Function::New(env, NlRules)); }
 
 }  // namespace
 
-std::unique_ptr<Op> ParseRuleOp(Napi::Env env, const Napi::Object& o, const std::string& cmd, const std::string& field) {
+std::unique_ptr<Op> ParseRuleOp(Napi::Env env, const Keys& k, const Napi::Object& spec, const std::string& cmd,
+                                const std::string& field) {
+  Reader o(env, spec, field);
   RuleFields r;
-  r.family = static_cast<int>(GetU32(env, o, "family", field));
-  if (r.family != 4 && r.family != 6) ThrowInvalid(env, field + ".family", "expected 4 or 6");
-  r.priority = GetU32(env, o, "priority", field);
-  if (HasKey(o, "table")) r.hasTable = true, r.table = GetU32(env, o, "table", field);
-  r.action = static_cast<int>(GetU32(env, o, "action", field));
-  if (HasKey(o, "fwmark")) r.hasMark = true, r.mark = GetU32(env, o, "fwmark", field);
-  if (HasKey(o, "fwmask")) r.hasMask = true, r.mask = GetU32(env, o, "fwmask", field);
-  if (HasKey(o, "iif")) r.iif = GetStr(env, o, "iif", field);
-  if (HasKey(o, "oif")) r.oif = GetStr(env, o, "oif", field);
-  if (r.iif.size() > 15 || r.oif.size() > 15) ThrowInvalid(env, field + ".iif", "interface names are at most 15 bytes");
-  if (HasKey(o, "src")) r.src = GetStr(env, o, "src", field), r.srcLen = static_cast<int>(GetU32(env, o, "srcLen", field));
-  if (HasKey(o, "dst")) r.dst = GetStr(env, o, "dst", field), r.dstLen = static_cast<int>(GetU32(env, o, "dstLen", field));
-  if (HasKey(o, "tos")) r.tos = static_cast<int>(GetU32(env, o, "tos", field));
-  if (HasKey(o, "ipProto")) r.ipProto = static_cast<int>(GetU32(env, o, "ipProto", field));
-  if (HasKey(o, "protocol")) r.protocol = static_cast<int>(GetU32(env, o, "protocol", field));
-  ReadRange(env, o, "sport", field, &r.sportLo, &r.sportHi);
-  ReadRange(env, o, "dport", field, &r.dportLo, &r.dportHi);
-  if (HasKey(o, "flags")) r.flags = GetU32(env, o, "flags", field) & FIB_RULE_INVERT;
+  r.family = static_cast<int>(o.NeedU32(k.family));
+  if (r.family != 4 && r.family != 6) o.Bad(k.family, "expected 4 or 6");
+  r.priority = o.NeedU32(k.priority);
+  r.hasTable = o.U32(k.table, &r.table);
+  r.action = static_cast<int>(o.NeedU32(k.action));
+  r.hasMark = o.U32(k.fwmark, &r.mark);
+  r.hasMask = o.U32(k.fwmask, &r.mask);
+  o.Str(k.iif, &r.iif);
+  o.Str(k.oif, &r.oif);
+  if (r.iif.size() > 15) o.Bad(k.iif, "interface names are at most 15 bytes");
+  if (r.oif.size() > 15) o.Bad(k.oif, "interface names are at most 15 bytes");
+  uint32_t u = 0;
+  if (o.Str(k.src, &r.src)) r.srcLen = static_cast<int>(o.NeedU32(k.srcLen));
+  if (o.Str(k.dst, &r.dst)) r.dstLen = static_cast<int>(o.NeedU32(k.dstLen));
+  if (o.U32(k.tos, &u)) r.tos = static_cast<int>(u);
+  if (o.U32(k.ipProto, &u)) r.ipProto = static_cast<int>(u);
+  if (o.U32(k.protocol, &u)) r.protocol = static_cast<int>(u);
+  ReadRange(o, k.sport, &r.sportLo, &r.sportHi);
+  ReadRange(o, k.dport, &r.dportLo, &r.dportHi);
+  if (o.U32(k.flags, &u)) r.flags = u & FIB_RULE_INVERT;
   return std::make_unique<RuleOp>(std::move(r), cmd == "add");
 }
 

@@ -8,6 +8,7 @@ import {
   BPFKIT_ROUTE_PROTOCOL,
   addrText,
   describeRule,
+  fastV4,
   normalizeSelector,
   nl,
   nsArg,
@@ -22,6 +23,7 @@ import {
   runBatch,
   safeRuleUndo,
   selectorFamily,
+  setRouteDescriber,
   withAddedRules,
   type IpRuleInfo,
   type IpRuleSelector,
@@ -49,7 +51,6 @@ export type RouteScope = 'global' | 'site' | 'link' | 'host' | number;
 const SCOPES: Record<string, number> = { global: 0, universe: 0, site: 200, link: 253, host: 254 };
 const SCOPE_NAMES: Record<number, string> = { 0: 'global', 200: 'site', 253: 'link', 254: 'host', 255: 'nowhere' };
 const RTNH_F_ONLINK = 4;
-const SCOPE_ANY = 255; // RT_SCOPE_NOWHERE: "any scope" in a delete request
 
 /** One next hop of a route. */
 export interface NextHop {
@@ -134,6 +135,10 @@ const ROUTE_KEYS = new Set(['dst', 'family', 'table', 'type', 'via', 'dev', 'onl
 const HOP_KEYS = new Set(['via', 'dev', 'weight', 'onlink']);
 
 function gateway(v: unknown, field: string, family: 4 | 6): string {
+  if (family === 4) {
+    const fast = fastV4(v, false);
+    if (fast) return fast[0];
+  }
   const bin = typeof v === 'string' ? (family === 4 ? parseIPv4(v) : parseIPv6(v)) : null;
   if (!bin) invalidArgument(field, `expected an IPv${family} address (the route is IPv${family}), got ${String(v)}`);
   return addrText({ family, addr: bin, prefixLen: family === 4 ? 32 : 128 });
@@ -193,9 +198,10 @@ export function normalizeRoute(
     family = spec.family ?? forced.family ?? (typeof spec.via === 'string' && spec.via.includes(':') ? 6 : 4);
     [dst, dstLen] = [family === 4 ? '0.0.0.0' : '::', 0];
   } else {
-    const c = parsePrefix(spec.dst, f('dst'));
+    const fast = fastV4(spec.dst, true);
+    const c = fast ? { family: 4 as const, text: fast[0], prefixLen: fast[1] } : parsePrefix(spec.dst, f('dst'));
     if (spec.family !== undefined && c.family !== spec.family) invalidArgument(f('dst'), `${spec.dst} is IPv${c.family}, not IPv${spec.family}`);
-    [family, dst, dstLen] = [c.family, addrText(c), c.prefixLen];
+    [family, dst, dstLen] = [c.family, 'text' in c ? c.text : addrText(c), c.prefixLen];
   }
   if (forced.family !== undefined && family !== forced.family) invalidArgument(f('dst'), `${spec.dst} is IPv${family}, but this rule is IPv${forced.family}`);
   const typeName = spec.type ?? 'unicast';
@@ -283,10 +289,16 @@ export function routeMatches(want: NativeRoute, have: NativeRoute): boolean {
   if (want.family === 4 && want.scope !== have.scope) return false;
   if ((want.prefsrc ?? '') !== (have.prefsrc ?? '')) return false;
   if (want.type !== TYPES.unicast && want.type !== TYPES.local) return true; // no next hop to compare
-  if (want.nexthops.length !== have.nexthops.length) return false;
-  const multipath = want.nexthops.length > 1;
-  const left = [...have.nexthops];
-  for (const w of want.nexthops) {
+  return hopsMatch(want.nexthops, have.nexthops);
+}
+
+/** Same next hops, in any order (dev only compared where `want` names one). */
+function hopsMatch(want: NativeNextHop[], have: NativeNextHop[]): boolean {
+  if (want.length !== have.length) return false;
+  const multipath = want.length > 1;
+  if (!multipath) return hopMatches(want[0], have[0], false);
+  const left = [...have];
+  for (const w of want) {
     const i = left.findIndex((h) => hopMatches(w, h, multipath));
     if (i === -1) return false;
     left.splice(i, 1);
@@ -311,9 +323,12 @@ function routeFromKernel(r: NativeRoute): NativeRoute {
   return o;
 }
 
-/** @internal a delete request for the route with `r`'s key, type and protocol. */
+/**
+ * @internal a delete request for the route with `r`'s key, type and protocol: the addon
+ * sends only those (any scope, next hops not compared), so `r` itself serves.
+ */
 function routeDelete(r: NativeRoute): NativeRoute {
-  return { family: r.family, table: r.table, dst: r.dst, dstLen: r.dstLen, tos: r.tos, metric: r.metric, type: r.type, scope: SCOPE_ANY, protocol: r.protocol, nexthops: [] };
+  return r;
 }
 
 /** @internal one-line description in `ip route` words. */
@@ -333,6 +348,8 @@ export function describeRoute(r: NativeRoute): string {
   if (r.family === 6 && r.dstLen === 0) p.push('(IPv6)');
   return p.join(' ');
 }
+
+setRouteDescriber(describeRoute);
 
 function routeInfo(r: NativeRoute): IpRouteInfo {
   const o: IpRouteInfo = {
@@ -369,27 +386,75 @@ async function dumpRoutes(ns: string, family: 4 | 6, table: number, protocol = -
   return nl().nlRoutes(family, table, protocol, ns);
 }
 
-/** @internal current routes of a set of (family, table) pairs, keyed by routeKey. */
-async function dumpTables(ns: string, tables: { family: 4 | 6; table: number }[]): Promise<Map<string, NativeRoute[]>> {
-  const byTable = new Map<string, NativeRoute[]>();
-  const want = new Map<string, { family: 4 | 6; table: number }>();
-  for (const t of tables) want.set(`${t.family}|${t.table}`, t);
-  const families = new Set([...want.values()].map((t) => t.family));
-  for (const fam of families) {
-    const tbls = [...want.values()].filter((t) => t.family === fam).map((t) => t.table);
-    // A few tables: ask the kernel for each (it filters); many: one dump of the family.
-    const lists = tbls.length <= 8 ? await Promise.all(tbls.map((t) => dumpRoutes(ns, fam, t))) : [await dumpRoutes(ns, fam, 0)];
-    for (const list of lists) {
-      for (const r of list) {
-        const k = `${r.family}|${r.table}`;
-        if (!want.has(k)) continue;
-        let arr = byTable.get(k);
-        if (!arr) byTable.set(k, (arr = []));
-        arr.push(r);
-      }
+type TableRef = { family: 4 | 6; table: number };
+/** Routes grouped by `family|table`, and which tables / whole families the dump covered. */
+interface TableDump {
+  byTable: Map<string, NativeRoute[]>;
+  covered: Set<string>;
+  full: Set<4 | 6>;
+}
+
+/**
+ * @internal current routes of a set of (family, table) pairs. A few tables: one
+ * kernel-filtered dump each; many (or `fullFamilies`): one dump of the whole family.
+ */
+async function dumpTables(ns: string, tables: TableRef[], fullFamilies: (4 | 6)[] = []): Promise<TableDump> {
+  const out: TableDump = { byTable: new Map(), covered: new Set(), full: new Set(fullFamilies) };
+  const perFamily = new Map<4 | 6, Set<number>>();
+  for (const t of tables) {
+    let s = perFamily.get(t.family);
+    if (!s) perFamily.set(t.family, (s = new Set()));
+    s.add(t.table);
+  }
+  for (const [fam, tbls] of perFamily) if (tbls.size > 8) out.full.add(fam);
+  const jobs: Promise<NativeRoute[]>[] = [];
+  for (const fam of out.full) jobs.push(dumpRoutes(ns, fam, 0));
+  for (const [fam, tbls] of perFamily) {
+    if (out.full.has(fam)) continue;
+    for (const t of tbls) {
+      out.covered.add(`${fam}|${t}`);
+      jobs.push(dumpRoutes(ns, fam, t));
     }
   }
-  return byTable;
+  for (const list of await Promise.all(jobs)) {
+    for (const r of list) {
+      const k = `${r.family}|${r.table}`;
+      const arr = out.byTable.get(k);
+      if (arr) arr.push(r);
+      else out.byTable.set(k, [r]);
+    }
+  }
+  return out;
+}
+
+/**
+ * @internal a dump started early (in parallel with validation; it only reads), topped
+ * up with the tables it turned out not to cover. Callers attach `.catch` to the early
+ * promise so a validation error thrown meanwhile leaves no unhandled rejection.
+ */
+async function ensureTables(ns: string, early: Promise<TableDump>, tables: TableRef[]): Promise<Map<string, NativeRoute[]>> {
+  const d = await early;
+  const missing = tables.filter((t) => !d.full.has(t.family) && !d.covered.has(`${t.family}|${t.table}`));
+  if (missing.length) {
+    const more = await dumpTables(ns, missing);
+    for (const [k, v] of more.byTable) if (!d.covered.has(k) && !d.full.has(v[0].family)) d.byTable.set(k, v);
+    for (const k of more.covered) d.covered.add(k);
+    for (const f of more.full) d.full.add(f);
+  }
+  return d.byTable;
+}
+
+/** @internal start dumping what a batch of route specs probably needs (guessed cheaply). */
+function prefetch(ns: string, specs: readonly IpRouteSpec[]): Promise<TableDump> {
+  const guess: TableRef[] = [];
+  for (const s of specs) {
+    if (s === null || typeof s !== 'object') continue;
+    const table = s.table === undefined ? 254 : typeof s.table === 'number' ? s.table : (({ main: 254, local: 255, default: 253 }) as Record<string, number>)[s.table];
+    if (table !== undefined) guess.push({ family: routeFamily(s), table });
+  }
+  const p = dumpTables(ns, guess);
+  p.catch(() => undefined);
+  return p;
 }
 
 function batchList<T>(specs: T | readonly T[]): { list: T[]; field: (i: number) => string } {
@@ -433,7 +498,7 @@ export class IpRoute {
       const k = routeKey(r);
       if (seen.has(k)) invalidArgument(field(i), `same destination, table, tos and metric as routes[${seen.get(k)}]`);
       seen.set(k, i);
-      return planned({ kind: 'route', cmd: 'add', spec: r }, describeRoute(r), field(i), { kind: 'route', cmd: 'delete', spec: routeDelete(r) });
+      return planned({ kind: 'route', cmd: 'add', spec: r }, field(i), () => ({ kind: 'route', cmd: 'delete', spec: routeDelete(r) }));
     });
     await runAtomic(ns, plan);
   }
@@ -445,6 +510,7 @@ export class IpRoute {
   static async replace(specs: IpRouteSpec | readonly IpRouteSpec[], opts: NetlinkOptions = {}): Promise<void> {
     const ns = nsArg(opts.netns);
     const { list, field } = batchList(specs);
+    const early = prefetch(ns, list);
     const wanted = list.map((s, i) => normalizeRoute(s, field(i)));
     const seen = new Map<string, number>();
     wanted.forEach((r, i) => {
@@ -452,13 +518,13 @@ export class IpRoute {
       if (seen.has(k)) invalidArgument(field(i), `same destination, table, tos and metric as routes[${seen.get(k)}]`);
       seen.set(k, i);
     });
-    const current = await dumpTables(ns, wanted.map((r) => ({ family: r.family, table: r.table })));
+    const current = await ensureTables(ns, early, wanted.map((r) => ({ family: r.family, table: r.table })));
     const byKey = new Map<string, NativeRoute>();
     for (const arr of current.values()) for (const r of arr) byKey.set(routeKey(r), r);
     const plan = wanted.map((r, i) => {
       const old = byKey.get(routeKey(r));
-      const undo = old ? ({ kind: 'route', cmd: 'replace', spec: routeFromKernel(old) } as const) : ({ kind: 'route', cmd: 'delete', spec: routeDelete(r) } as const);
-      return planned({ kind: 'route', cmd: 'replace', spec: r }, describeRoute(r), field(i), undo);
+      const undo = (): PlannedOp['op'] => (old ? { kind: 'route', cmd: 'replace', spec: routeFromKernel(old) } : { kind: 'route', cmd: 'delete', spec: routeDelete(r) });
+      return planned({ kind: 'route', cmd: 'replace', spec: r }, field(i), undo);
     });
     await runAtomic(ns, plan);
   }
@@ -472,37 +538,38 @@ export class IpRoute {
   static async delete(specs: IpRouteSpec | readonly IpRouteSpec[], opts: NetlinkOptions = {}): Promise<void> {
     const ns = nsArg(opts.netns);
     const { list, field } = batchList(specs);
+    const early = prefetch(ns, list);
     const wanted = list.map((s, i) => {
       const anyHop = s.via === undefined && s.dev === undefined && s.nexthops === undefined && s.onlink === undefined;
       const r = normalizeRoute(s, field(i), { partial: true });
       return { r, field: field(i), anyHop, anyType: s.type === undefined, anyProto: s.protocol === undefined, anyScope: s.scope === undefined };
     });
-    const current = await dumpTables(ns, wanted.map((w) => ({ family: w.r.family, table: w.r.table })));
+    const current = await ensureTables(ns, early, wanted.map((w) => ({ family: w.r.family, table: w.r.table })));
     const byKey = new Map<string, NativeRoute>();
     for (const arr of current.values()) for (const r of arr) byKey.set(routeKey(r), r);
     const plan = wanted.map((w) => {
       const have = byKey.get(routeKey(w.r));
-      const probe: NativeRoute | undefined = have && {
-        ...w.r,
-        type: w.anyType ? have.type : w.r.type,
-        protocol: w.anyProto ? have.protocol : w.r.protocol,
-        scope: w.anyScope ? have.scope : w.r.scope,
-        prefsrc: w.r.prefsrc ?? have.prefsrc,
-        nexthops: w.anyHop ? have.nexthops : w.r.nexthops,
-      };
-      if (!have || !probe || !routeMatches(probe, have)) {
+      // every field the caller gave must match the kernel's route
+      const same =
+        have !== undefined &&
+        (w.anyType || w.r.type === have.type) &&
+        (w.anyProto || w.r.protocol === have.protocol) &&
+        (w.anyScope || w.r.family === 6 || w.r.scope === have.scope) &&
+        (w.r.prefsrc === undefined || w.r.prefsrc === have.prefsrc) &&
+        (w.anyHop || have.type !== TYPES.unicast || hopsMatch(w.r.nexthops, have.nexthops));
+      if (!have || !same) {
         const what = describeRoute(w.r);
         const msg = have ? `the route to ${w.r.dst}/${w.r.dstLen} in table ${w.r.table} differs from ${what}` : `no such route: ${what}`;
         throw new BpfkitError('ERR_NOT_FOUND', `${w.field ? `${w.field}: ` : ''}${msg}`, w.field ? { field: w.field } : {});
       }
-      return planned({ kind: 'route', cmd: 'delete', spec: routeDelete(have) }, describeRoute(have), w.field, { kind: 'route', cmd: 'add', spec: routeFromKernel(have) });
+      return planned({ kind: 'route', cmd: 'delete', spec: routeDelete(have) }, w.field, () => ({ kind: 'route', cmd: 'add', spec: routeFromKernel(have) }));
     });
     await runAtomic(ns, plan);
   }
 }
 
-function planned(op: PlannedOp['op'], what: string, field: string, undo?: PlannedOp['op']): PlannedOp {
-  const p: PlannedOp = { op, what };
+function planned(op: PlannedOp['op'], field: string, undo?: () => PlannedOp['op']): PlannedOp {
+  const p: PlannedOp = { op };
   if (field) p.field = field;
   if (undo) p.undo = undo;
   return p;
@@ -574,6 +641,17 @@ function noChanges(): PolicyRouteChanges {
   return { rulesAdded: 0, rulesDeleted: 0, rulesUnchanged: 0, routesAdded: 0, routesReplaced: 0, routesDeleted: 0, routesUnchanged: 0 };
 }
 
+/**
+ * The family a PolicyRoute entry belongs to (cheap: normalizeRoute validates it fully
+ * afterwards): 'default' follows `family`/`via`, anything with ':' is IPv6.
+ */
+function routeFamily(r: PolicyRouteEntry | IpRouteSpec): 4 | 6 {
+  if (r === null || typeof r !== 'object') return 4;
+  if (r.family === 4 || r.family === 6) return r.family;
+  if (r.dst === 'default') return typeof r.via === 'string' && r.via.includes(':') ? 6 : 4;
+  return typeof r.dst === 'string' && r.dst.includes(':') ? 6 : 4;
+}
+
 /** Validate PolicyRoute specs into per-family units (rule + routes), before any syscall. */
 function expand(specs: readonly PolicyRouteSpec[], many: boolean, protocol: number): Unit[] {
   const units: Unit[] = [];
@@ -601,11 +679,7 @@ function expand(specs: readonly PolicyRouteSpec[], many: boolean, protocol: numb
     const fromSel = selectorFamily(spec, field);
     if (fromSel !== undefined) families = [fromSel];
     else {
-      const fams = new Set<4 | 6>();
-      routes.forEach((r, i) => {
-        const c = r && typeof r === 'object' && r.dst !== 'default' ? parsePrefix(r.dst, `${f('routes')}[${i}].dst`) : null;
-        fams.add(c ? c.family : r && typeof r === 'object' && r.family === 6 ? 6 : 4);
-      });
+      const fams = new Set<4 | 6>(routes.map(routeFamily));
       families = fams.size ? [...fams].sort() : [4];
     }
     for (const family of families) {
@@ -621,7 +695,7 @@ function expand(specs: readonly PolicyRouteSpec[], many: boolean, protocol: numb
       const seen = new Map<string, string>();
       routes.forEach((r, i) => {
         const rf = `${f('routes')}[${i}]`;
-        const fam = r && typeof r === 'object' && r.dst !== 'default' ? parsePrefix(r.dst, `${rf}.dst`).family : r?.family ?? family;
+        const fam = routeFamily(r);
         if (fam !== family) {
           if (fromSel !== undefined || spec.family !== undefined) invalidArgument(`${rf}.dst`, `is IPv${fam}, but the rule is IPv${family}`);
           return; // belongs to the other family's unit
@@ -701,7 +775,10 @@ export class PolicyRoute {
 
   /** Make the kernel match `spec` (idempotent). Returns a handle whose remove() undoes it. */
   static async apply(spec: PolicyRouteSpec, opts: PolicyRouteOptions = {}): Promise<PolicyRoute> {
-    const changes = await applyUnits(expand([spec], false, policyProtocol(opts)), nsArg(opts.netns), policyProtocol(opts));
+    const ns = nsArg(opts.netns);
+    const proto = policyProtocol(opts);
+    const units = expand([spec], false, proto);
+    const changes = await applyUnits(units, ns, proto, await snapshot(ns, units));
     return new PolicyRoute(spec, opts, changes);
   }
 
@@ -709,7 +786,10 @@ export class PolicyRoute {
   static async applyAll(specs: readonly PolicyRouteSpec[], opts: PolicyRouteOptions = {}): Promise<PolicyRouteChanges> {
     if (!Array.isArray(specs)) invalidArgument('policies', 'expected an array');
     const proto = policyProtocol(opts);
-    return applyUnits(expand(specs, true, proto), nsArg(opts.netns), proto);
+    const ns = nsArg(opts.netns);
+    const early = earlySnapshot(ns, specs);
+    const units = expand(specs, true, proto);
+    return applyUnits(units, ns, proto, await snapshot(ns, units, early));
   }
 
   /**
@@ -720,8 +800,11 @@ export class PolicyRoute {
   static async remove(specs: PolicyRouteSpec | readonly PolicyRouteSpec[], opts: PolicyRouteOptions = {}): Promise<PolicyRouteChanges> {
     const many = Array.isArray(specs);
     const proto = policyProtocol(opts);
-    const units = expand(many ? (specs as PolicyRouteSpec[]) : [specs as PolicyRouteSpec], many, proto);
-    return removeUnits(units, nsArg(opts.netns), proto);
+    const list = many ? (specs as PolicyRouteSpec[]) : [specs as PolicyRouteSpec];
+    const ns = nsArg(opts.netns);
+    const early = earlySnapshot(ns, list);
+    const units = expand(list, many, proto);
+    return removeUnits(units, ns, proto, await snapshot(ns, units, early));
   }
 
   /** bpfkit's rules with the bpfkit routes of their tables, plus orphaned bpfkit tables. */
@@ -761,7 +844,7 @@ export class PolicyRoute {
     const [rules, routes4, routes6] = await Promise.all([nl().nlRules(0, ns), dumpRoutes(ns, 4, 0, proto), dumpRoutes(ns, 6, 0, proto)]);
     const mine = rules.filter((r) => r.protocol === proto);
     const plan = planRuleDeletes(rules, mine.map((rule) => ({ rule })));
-    for (const r of [...routes4, ...routes6]) plan.push(planned({ kind: 'route', cmd: 'delete', spec: routeDelete(r) }, describeRoute(r), ''));
+    for (const r of [...routes4, ...routes6]) plan.push(planned({ kind: 'route', cmd: 'delete', spec: routeDelete(r) }, ''));
     const res = await runBatch(ns, plan);
     const failures = res.failures.filter((x) => x.error.code !== 'ERR_NOT_FOUND');
     if (failures.length) throw failures[0].error;
@@ -782,15 +865,36 @@ function policyProtocol(opts: PolicyRouteOptions): number {
   return p;
 }
 
-async function snapshot(ns: string, units: Unit[]): Promise<{ rules: NativeRule[]; tables: Map<string, NativeRoute[]> }> {
+interface Snapshot {
+  rules: NativeRule[];
+  tables: Map<string, NativeRoute[]>;
+}
+type EarlySnapshot = { rules: Promise<NativeRule[]>; routes: Promise<TableDump> } | null;
+
+/**
+ * @internal for big batches, start the dumps (read-only) while the specs are validated:
+ * with more than 8 tables they are whole-family dumps anyway.
+ */
+function earlySnapshot(ns: string, specs: readonly PolicyRouteSpec[]): EarlySnapshot {
+  if (specs.length <= 8) return null;
+  const e = { rules: nl().nlRules(0, ns), routes: dumpTables(ns, [], [4, 6]) };
+  e.rules.catch(() => undefined);
+  e.routes.catch(() => undefined);
+  return e;
+}
+
+async function snapshot(ns: string, units: Unit[], early: EarlySnapshot = null): Promise<Snapshot> {
   const tables = units.filter((u) => u.table !== null).map((u) => ({ family: u.family, table: u.table as number }));
-  const [rules, byTable] = await Promise.all([nl().nlRules(0, ns), dumpTables(ns, tables)]);
+  const [rules, byTable] = await Promise.all([
+    early ? early.rules : nl().nlRules(0, ns),
+    ensureTables(ns, early ? early.routes : dumpTables(ns, tables), tables),
+  ]);
   return { rules, tables: byTable };
 }
 
-async function applyUnits(units: Unit[], ns: string, proto: number): Promise<PolicyRouteChanges> {
+async function applyUnits(units: Unit[], ns: string, proto: number, snap: Snapshot): Promise<PolicyRouteChanges> {
   const changes = noChanges();
-  const { rules, tables } = await snapshot(ns, units);
+  const { rules, tables } = snap;
   const phaseA: PlannedOp[] = [];
   const phaseB: PlannedOp[] = [];
   const doneTables = new Set<string>();
@@ -810,7 +914,7 @@ async function applyUnits(units: Unit[], ns: string, proto: number): Promise<Pol
       const field = u.routeFields[i];
       if (!have) {
         changes.routesAdded++;
-        phaseA.push(planned({ kind: 'route', cmd: 'add', spec: r }, describeRoute(r), field, { kind: 'route', cmd: 'delete', spec: routeDelete(r) }));
+        phaseA.push(planned({ kind: 'route', cmd: 'add', spec: r }, field, () => ({ kind: 'route', cmd: 'delete', spec: routeDelete(r) })));
       } else if (have.protocol !== proto) {
         throw new BpfkitError(
           'ERR_EXISTS',
@@ -822,31 +926,40 @@ async function applyUnits(units: Unit[], ns: string, proto: number): Promise<Pol
         changes.routesUnchanged++;
       } else {
         changes.routesReplaced++;
-        phaseA.push(planned({ kind: 'route', cmd: 'replace', spec: r }, describeRoute(r), field, { kind: 'route', cmd: 'replace', spec: routeFromKernel(have) }));
+        phaseA.push(planned({ kind: 'route', cmd: 'replace', spec: r }, field, () => ({ kind: 'route', cmd: 'replace', spec: routeFromKernel(have) })));
       }
     });
     for (const have of existing) {
       if (have.protocol !== proto || wanted.has(routeKey(have))) continue;
       changes.routesDeleted++;
-      phaseB.push(planned({ kind: 'route', cmd: 'delete', spec: routeDelete(have) }, describeRoute(have), u.field, { kind: 'route', cmd: 'add', spec: routeFromKernel(have) }));
+      phaseB.push(planned({ kind: 'route', cmd: 'delete', spec: routeDelete(have) }, u.field, () => ({ kind: 'route', cmd: 'add', spec: routeFromKernel(have) })));
     }
   }
   const present = new Set(rules.map(ruleKey));
+  const bySlot = new Map<string, NativeRule[]>();
+  for (const r of rules) {
+    if (r.protocol !== proto) continue;
+    const slot = ruleSlot(r);
+    const arr = bySlot.get(slot);
+    if (arr) arr.push(r);
+    else bySlot.set(slot, [r]);
+  }
   const added: NativeRule[] = [];
   const stale: { rule: NativeRule; field?: string }[] = [];
+  const staleSeen = new Set<NativeRule>();
   for (const u of units) {
     const k = ruleKey(u.rule);
     if (present.has(k)) changes.rulesUnchanged++;
     else {
       changes.rulesAdded++;
       added.push(u.rule);
-      phaseA.push(planned({ kind: 'rule', cmd: 'add', spec: u.rule }, describeRule(u.rule), u.field, { kind: 'rule', cmd: 'delete', spec: u.rule }));
+      phaseA.push(planned({ kind: 'rule', cmd: 'add', spec: u.rule }, u.field, () => ({ kind: 'rule', cmd: 'delete', spec: u.rule })));
     }
     // the previous version of this PolicyRoute: bpfkit's rule in the same slot
-    for (const r of rules) {
-      if (r.protocol === proto && ruleSlot(r) === ruleSlot(u.rule) && ruleKey(r) !== k && !stale.some((s) => s.rule === r)) {
-        stale.push(u.field ? { rule: r, field: u.field } : { rule: r });
-      }
+    for (const r of bySlot.get(ruleSlot(u.rule)) ?? []) {
+      if (ruleKey(r) === k || staleSeen.has(r)) continue;
+      staleSeen.add(r);
+      stale.push(u.field ? { rule: r, field: u.field } : { rule: r });
     }
   }
   await runAtomic(ns, phaseA, (undo) => safeRuleUndo(ns, undo));
@@ -859,9 +972,9 @@ async function applyUnits(units: Unit[], ns: string, proto: number): Promise<Pol
   return changes;
 }
 
-async function removeUnits(units: Unit[], ns: string, proto: number): Promise<PolicyRouteChanges> {
+async function removeUnits(units: Unit[], ns: string, proto: number, snap: Snapshot): Promise<PolicyRouteChanges> {
   const changes = noChanges();
-  const { rules, tables } = await snapshot(ns, units);
+  const { rules, tables } = snap;
   const present = new Set(rules.map(ruleKey));
   const removing = new Set<string>();
   const targets: { rule: NativeRule; field?: string }[] = [];
@@ -886,7 +999,7 @@ async function removeUnits(units: Unit[], ns: string, proto: number): Promise<Po
     for (const have of tables.get(tk) ?? []) {
       if (have.protocol !== proto) continue;
       changes.routesDeleted++;
-      plan.push(planned({ kind: 'route', cmd: 'delete', spec: routeDelete(have) }, describeRoute(have), u.field, { kind: 'route', cmd: 'add', spec: routeFromKernel(have) }));
+      plan.push(planned({ kind: 'route', cmd: 'delete', spec: routeDelete(have) }, u.field, () => ({ kind: 'route', cmd: 'add', spec: routeFromKernel(have) })));
     }
   }
   await runAtomic(ns, plan, (undo) => Promise.resolve({ plan: undo, stuck: [] }));

@@ -103,6 +103,27 @@ export function parsePrefix(s: unknown, field: string, family?: 4 | 6): Cidr {
   return c;
 }
 
+const V4_RE = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})(?:\/(0|[1-9]\d?))?$/;
+
+/**
+ * @internal fast path for the common case of a valid IPv4 address or prefix in canonical
+ * form: [address, prefixLen], or undefined to take the general parser (which also
+ * produces the error). Large batches spend most of their JS time parsing addresses.
+ */
+export function fastV4(s: unknown, prefix: boolean): [string, number] | undefined {
+  if (typeof s !== 'string') return undefined;
+  const m = V4_RE.exec(s);
+  if (!m || (!prefix && m[5] !== undefined)) return undefined;
+  const a = +m[1], b = +m[2], c = +m[3], d = +m[4];
+  if (a > 255 || b > 255 || c > 255 || d > 255) return undefined;
+  const len = m[5] === undefined ? 32 : +m[5];
+  if (len > 32) return undefined;
+  const v = ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  if ((v & ~mask) >>> 0) return undefined; // host bits set: let parseCidr explain
+  return [m[5] === undefined ? s : s.slice(0, s.indexOf('/')), len];
+}
+
 /** @internal */
 export function addrText(c: Cidr): string {
   return c.family === 4 ? formatIPv4(c.addr) : formatIPv6(c.addr);
@@ -170,20 +191,30 @@ interface NlFailure {
 
 interface NetlinkAddon {
   nlBatch(ops: NlOp[], netns: string): Promise<NlFailure[]>;
-  nlRules(family: 0 | 4 | 6, netns: string): Promise<NativeRule[]>;
-  nlRoutes(family: 4 | 6, table: number, protocol: number, netns: string): Promise<NativeRoute[]>;
+  /** Dumps come back as JSON text: one JSON.parse is much cheaper than an N-API call per field. */
+  nlRulesJson(family: 0 | 4 | 6, netns: string): Promise<string>;
+  nlRoutesJson(family: 4 | 6, table: number, protocol: number, netns: string): Promise<string>;
 }
 
-/** @internal the addon's netlink functions (ERR_UNSUPPORTED when built without libnl). */
-export function nl(): NetlinkAddon {
+/** @internal the addon's netlink functions, with dumps parsed (ERR_UNSUPPORTED when built without libnl). */
+export function nl(): {
+  nlBatch: NetlinkAddon['nlBatch'];
+  nlRules(family: 0 | 4 | 6, netns: string): Promise<NativeRule[]>;
+  nlRoutes(family: 4 | 6, table: number, protocol: number, netns: string): Promise<NativeRoute[]>;
+} {
   const a = native() as unknown as Partial<NetlinkAddon>;
-  if (typeof a.nlBatch !== 'function') {
+  if (typeof a.nlBatch !== 'function' || typeof a.nlRulesJson !== 'function' || typeof a.nlRoutesJson !== 'function') {
     throw new BpfkitError(
       'ERR_UNSUPPORTED',
       "bpfkit's addon was built without libnl: install libnl-3-dev and libnl-route-3-dev and rebuild ('npm run build')",
     );
   }
-  return a as NetlinkAddon;
+  const addon = a as NetlinkAddon;
+  return {
+    nlBatch: (ops, netns) => addon.nlBatch(ops, netns),
+    nlRules: async (family, netns) => JSON.parse(await addon.nlRulesJson(family, netns)) as NativeRule[],
+    nlRoutes: async (family, table, protocol, netns) => JSON.parse(await addon.nlRoutesJson(family, table, protocol, netns)) as NativeRoute[],
+  };
 }
 
 const ERRNO_CODE: Record<number, BpfkitErrorCode> = {
@@ -198,7 +229,8 @@ const MSG_TYPES = {
 } as const;
 
 /** @internal one failed request of a batch -> BpfkitError (errno kept, field named). */
-export function opError(op: NlOp, f: NlFailure, field: string | undefined, what: string): BpfkitError {
+export function opError(op: NlOp, f: NlFailure, field: string | undefined): BpfkitError {
+  const what = describeOp(op);
   const type = (MSG_TYPES[op.kind] as Record<string, string>)[op.cmd];
   const code = ERRNO_CODE[f.errno] ?? 'ERR_SYSTEM';
   const verb = op.cmd === 'delete' ? 'delete' : op.cmd === 'replace' ? 'replace' : 'add';
@@ -215,10 +247,19 @@ export interface PlannedOp {
   op: NlOp;
   /** Field to name in errors, e.g. 'routes[2]'. */
   field?: string;
-  /** Human description, e.g. 'rule 1000: fwmark 0x10 lookup 100'. */
-  what: string;
-  /** How to take this request back if the batch fails (undefined: nothing to undo). */
-  undo?: NlOp;
+  /** How to take this request back if the batch fails (undefined: nothing to undo). Built only when needed. */
+  undo?: () => NlOp;
+}
+
+let routeDescriber: (r: NativeRoute) => string = (r) => `route ${r.dst}/${r.dstLen} table ${r.table}`;
+/** @internal route.ts registers its `ip route`-style describer here (rule.ts cannot import it). */
+export function setRouteDescriber(fn: (r: NativeRoute) => string): void {
+  routeDescriber = fn;
+}
+
+/** @internal human description of a request, e.g. 'rule 1000: from all fwmark 0x10/0xffffffff lookup 100'. */
+export function describeOp(op: NlOp): string {
+  return op.kind === 'rule' ? describeRule(op.spec) : `route ${routeDescriber(op.spec)}`;
 }
 
 /** @internal outcome of {@link runBatch}: which requests the kernel applied. */
@@ -237,7 +278,7 @@ export async function runBatch(netns: string, plan: PlannedOp[]): Promise<BatchO
     const f = byIndex.get(i);
     if (!f) out.applied.push(p);
     else {
-      out.failures.push({ planned: p, error: opError(p.op, f, p.field, p.what), uncertain: !!f.uncertain });
+      out.failures.push({ planned: p, error: opError(p.op, f, p.field), uncertain: !!f.uncertain });
       if (f.uncertain) out.applied.push(p); // may have been applied: undo it too (errors ignored)
     }
   });
@@ -258,7 +299,7 @@ export async function runAtomic(
   let undo: PlannedOp[] = res.applied
     .filter((p) => p.undo)
     .reverse()
-    .map((p) => ({ op: p.undo as NlOp, what: p.what, ...(p.field ? { field: p.field } : {}) }));
+    .map((p) => ({ op: (p.undo as () => NlOp)(), ...(p.field ? { field: p.field } : {}) }));
   const stuck: string[] = [];
   if (prepareUndo) {
     const prepared = await prepareUndo(undo);
@@ -555,10 +596,17 @@ export function planRuleDeletes(
   skip?: (err: BpfkitError) => void,
 ): PlannedOp[] {
   // Simulate the kernel's list: each delete removes the first rule its fields match.
-  const list = [...current];
+  // Requests always carry family and priority, so only that group's order matters.
+  const groups = new Map<string, NativeRule[]>();
+  for (const r of current) {
+    const g = groups.get(`${r.family}|${r.priority}`);
+    if (g) g.push(r);
+    else groups.set(`${r.family}|${r.priority}`, [r]);
+  }
   const plan: PlannedOp[] = [];
   for (const t of targets) {
     const want = ruleKey(t.rule);
+    const list = groups.get(`${t.rule.family}|${t.rule.priority}`) ?? [];
     const pick = list.findIndex((c) => kernelMatches(c, t.rule));
     if (pick === -1 || ruleKey(list[pick]) !== want) {
       const exact = list.findIndex((c) => ruleKey(c) === want);
@@ -580,27 +628,20 @@ export function planRuleDeletes(
       continue;
     }
     list.splice(pick, 1);
-    const planned: PlannedOp = { op: { kind: 'rule', cmd: 'delete', spec: t.rule }, what: describeRule(t.rule), undo: { kind: 'rule', cmd: 'add', spec: t.rule } };
+    const planned: PlannedOp = { op: { kind: 'rule', cmd: 'delete', spec: t.rule }, undo: () => ({ kind: 'rule', cmd: 'add', spec: t.rule }) };
     if (t.field) planned.field = t.field;
     plan.push(planned);
   }
   return plan;
 }
 
-/** @internal the rules as they will be after `added` are inserted (kernel order). */
+/**
+ * @internal the rules as they will be after `added` are inserted: the kernel puts a new
+ * rule after every rule of its family with a priority <= its own, which is what a
+ * stable sort by priority of [current..., added...] gives within each family.
+ */
 export function withAddedRules(current: NativeRule[], added: NativeRule[]): NativeRule[] {
-  const list = [...current];
-  for (const r of added) {
-    let at = list.length;
-    for (let i = 0; i < list.length; i++) {
-      if (list[i].family === r.family && list[i].priority > r.priority) {
-        at = i;
-        break;
-      }
-    }
-    list.splice(at, 0, r);
-  }
-  return list;
+  return [...current, ...added].sort((x, y) => x.priority - y.priority);
 }
 
 /**
@@ -663,7 +704,7 @@ export class IpRule {
       const dup = seen.get(key);
       if (dup !== undefined) invalidArgument(field, `same rule as rules[${dup}]`);
       seen.set(key, i);
-      const p: PlannedOp = { op: { kind: 'rule', cmd: 'add', spec: rule }, what: describeRule(rule), undo: { kind: 'rule', cmd: 'delete', spec: rule } };
+      const p: PlannedOp = { op: { kind: 'rule', cmd: 'add', spec: rule }, undo: () => ({ kind: 'rule', cmd: 'delete', spec: rule }) };
       if (field) p.field = field;
       return p;
     });
