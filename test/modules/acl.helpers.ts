@@ -1,0 +1,241 @@
+/**
+ * Helpers for the AclFirewall tests: Ethernet frames built byte by byte, ClassBench
+ * files, and a reference classifier written independently of lib/modules/acl (plain
+ * numeric 5-tuples, first match by linear scan).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+
+export const CLASSBENCH = '/work/shared/classbench';
+
+export function readClassBench(rel: string): string {
+  const p = `${CLASSBENCH}/${rel}`;
+  if (existsSync(p)) return readFileSync(p, 'utf8');
+  return execFileSync('xz', ['-dc', `${p}.xz`], { maxBuffer: 1 << 30 }).toString('utf8');
+}
+
+// ---- frames -------------------------------------------------------------------------
+
+export interface FrameSpec {
+  family?: 4 | 6;
+  /** IPv4: 4 bytes; IPv6: 16 bytes (network order). */
+  src: Uint8Array;
+  dst: Uint8Array;
+  proto: number;
+  sport?: number;
+  dport?: number;
+  /** ICMP type/code (proto 1 / 58) */
+  type?: number;
+  code?: number;
+  /** IPv4 fragment offset in 8-byte units (non-zero: a later fragment) and MF flag. */
+  fragOffset?: number;
+  moreFragments?: boolean;
+  /** IPv6 extension headers to insert before the upper layer (next-header numbers). */
+  ext?: number[];
+  /** Cut the frame right after the IP header(s) (+ this many L4 bytes). */
+  l4Bytes?: number;
+  vlan?: number;
+  /** Total frame length (padded with zeros), default 64. */
+  length?: number;
+}
+
+export function v4(s: string): Buffer {
+  return Buffer.from(s.split('.').map(Number));
+}
+
+export function v6(s: string): Buffer {
+  const [head, tail] = s.includes('::') ? s.split('::') : [s, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const words = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t].map((x) => parseInt(x || '0', 16));
+  const b = Buffer.alloc(16);
+  words.forEach((w, i) => b.writeUInt16BE(w, 2 * i));
+  return b;
+}
+
+export function u32ToV4(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0);
+  return b;
+}
+
+/** A frame with Ethernet (+VLAN), IPv4 or IPv6 (+ext headers) and the L4 start. */
+export function frame(f: FrameSpec): Buffer {
+  const family = f.family ?? (f.src.length === 16 ? 6 : 4);
+  const l2: number[] = [];
+  const out: Buffer[] = [];
+  const eth = Buffer.alloc(12, 0);
+  eth[0] = 0x02;
+  eth[6] = 0x02;
+  eth[11] = 1;
+  out.push(eth);
+  if (f.vlan !== undefined) {
+    const t = Buffer.alloc(4);
+    t.writeUInt16BE(0x8100, 0);
+    t.writeUInt16BE(f.vlan, 2);
+    out.push(t);
+  }
+  const et = Buffer.alloc(2);
+  et.writeUInt16BE(family === 4 ? 0x0800 : 0x86dd);
+  out.push(et);
+  void l2;
+  let l4 = Buffer.alloc(8);
+  if (f.proto === 1 || f.proto === 58) {
+    l4[0] = f.type ?? 8;
+    l4[1] = f.code ?? 0;
+  } else {
+    l4.writeUInt16BE(f.sport ?? 0, 0);
+    l4.writeUInt16BE(f.dport ?? 0, 2);
+  }
+  if (f.l4Bytes !== undefined) l4 = l4.subarray(0, f.l4Bytes);
+  if (family === 4) {
+    const ip = Buffer.alloc(20);
+    ip[0] = 0x45;
+    ip.writeUInt16BE(20 + l4.length, 2);
+    ip.writeUInt16BE(((f.moreFragments ? 1 : 0) << 13) | (f.fragOffset ?? 0), 6);
+    ip[8] = 64;
+    ip[9] = f.proto;
+    Buffer.from(f.src).copy(ip, 12);
+    Buffer.from(f.dst).copy(ip, 16);
+    out.push(ip);
+  } else {
+    const ext = f.ext ?? [];
+    const ip = Buffer.alloc(40);
+    ip[0] = 0x60;
+    ip.writeUInt16BE(ext.length * 8 + l4.length, 4);
+    ip[6] = ext.length ? ext[0]! : f.proto;
+    ip[7] = 64;
+    Buffer.from(f.src).copy(ip, 8);
+    Buffer.from(f.dst).copy(ip, 24);
+    out.push(ip);
+    for (let i = 0; i < ext.length; i++) {
+      const h = Buffer.alloc(8);
+      h[0] = i + 1 < ext.length ? ext[i + 1]! : f.proto;
+      if (ext[i] === 44) h.writeUInt16BE(((f.fragOffset ?? 0) << 3) | (f.moreFragments ? 1 : 0), 2);
+      out.push(h);
+    }
+  }
+  out.push(l4);
+  const b = Buffer.concat(out);
+  const len = f.length ?? 64;
+  return f.l4Bytes !== undefined || b.length >= len ? b : Buffer.concat([b, Buffer.alloc(len - b.length)]);
+}
+
+// ---- ClassBench reference ------------------------------------------------------------
+
+/** A ClassBench rule as plain numbers (inclusive ranges). */
+export interface RefRule {
+  sLo: number;
+  sHi: number;
+  dLo: number;
+  dHi: number;
+  spLo: number;
+  spHi: number;
+  dpLo: number;
+  dpHi: number;
+  proto: number | null;
+}
+
+export interface RefHeader {
+  src: number;
+  dst: number;
+  sport: number;
+  dport: number;
+  proto: number;
+}
+
+function prefixRange(text: string): [number, number] {
+  const [a, l] = text.split('/');
+  const addr = a!.split('.').reduce((x, o) => x * 256 + Number(o), 0);
+  const size = 2 ** (32 - Number(l));
+  const lo = Math.floor(addr / size) * size;
+  return [lo, lo + size - 1];
+}
+
+/** Parses ClassBench rules (own parser, independent of lib/modules/acl/classbench.ts). */
+export function refRules(text: string): RefRule[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('@'))
+    .map((l) => {
+      const t = l.slice(1).trim().split(/\s+/);
+      const [sLo, sHi] = prefixRange(t[0]!);
+      const [dLo, dHi] = prefixRange(t[1]!);
+      const [pv, pm] = t[8]!.split('/').map((x) => parseInt(x, 16));
+      return { sLo, sHi, dLo, dHi, spLo: +t[2]!, spHi: +t[4]!, dpLo: +t[5]!, dpHi: +t[7]!, proto: pm ? pv! : null };
+    });
+}
+
+export function refTrace(text: string): RefHeader[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => {
+      const f = l.trim().split(/\s+/).map(Number);
+      return { src: f[0]!, dst: f[1]!, sport: f[2]!, dport: f[3]!, proto: f[4]! };
+    });
+}
+
+/** Index of the first rule matching the header, or -1. */
+export function refFirstMatch(rules: RefRule[], h: RefHeader): number {
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]!;
+    if (h.src < r.sLo || h.src > r.sHi || h.dst < r.dLo || h.dst > r.dHi) continue;
+    if (r.proto !== null && r.proto !== h.proto) continue;
+    if (h.sport < r.spLo || h.sport > r.spHi || h.dport < r.dpLo || h.dport > r.dpHi) continue;
+    return i;
+  }
+  return -1;
+}
+
+/** Deterministic pseudo-random numbers (xorshift32). */
+export function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+}
+
+/** Picks n items evenly spread over the list. */
+export function spread<T>(list: T[], n: number): T[] {
+  if (list.length <= n) return list;
+  const out: T[] = [];
+  for (let i = 0; i < n; i++) out.push(list[Math.floor((i * list.length) / n)]!);
+  return out;
+}
+
+/**
+ * IPv6 images of ClassBench IPv4 values: the source lands in bits 16..47 under
+ * 2001::/16 and the destination in bits 80..111 under fd00::/80, so prefixes stay prefixes
+ * (/L becomes /16+L and /80+L) and cross 32-bit word boundaries.
+ */
+export function src6(n: number): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt16BE(0x2001, 0);
+  b.writeUInt32BE(n >>> 0, 2);
+  return b;
+}
+export function dst6(n: number): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt16BE(0xfd00, 0);
+  b.writeUInt32BE(n >>> 0, 10);
+  return b;
+}
+
+export function fmt6(b: Buffer): string {
+  const w: string[] = [];
+  for (let i = 0; i < 8; i++) w.push(b.readUInt16BE(2 * i).toString(16));
+  return w.join(':');
+}
+
+/** Frames the header of a ClassBench trace line (ports only for TCP/UDP, like the firewall reads them). */
+export function headerFrame(h: RefHeader, family: 4 | 6 = 4): Buffer {
+  const src = family === 4 ? u32ToV4(h.src) : src6(h.src);
+  const dst = family === 4 ? u32ToV4(h.dst) : dst6(h.dst);
+  return frame({ src, dst, proto: h.proto, sport: h.sport, dport: h.dport });
+}
