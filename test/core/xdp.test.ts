@@ -27,6 +27,20 @@ async function txPackets(h: LabHost, ifname: string): Promise<number> {
   return l!.stats64.tx.packets;
 }
 
+/**
+ * XDP on veth runs in the receiver's NAPI poll, after the sender's counter moved: poll
+ * (bounded) until the program's count and the sender's tx count agree, and return both.
+ */
+async function settled(h: LabHost, ifname: string, before: number, count: () => number): Promise<[number, number]> {
+  let pair: [number, number] = [0, -1];
+  for (let i = 0; i < 40; i++) {
+    pair = [count(), (await txPackets(h, ifname)) - before];
+    if (pair[0] === pair[1]) return pair;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return pair;
+}
+
 async function xdpWitness(h: LabHost, ifname: string): Promise<{ mode?: number; prog?: { id: number } } | undefined> {
   const [l] = JSON.parse(await h.ip(['-d', '-j', 'link', 'show', ifname])) as { xdp?: { mode: number; prog?: { id: number } } }[];
   return l!.xdp;
@@ -49,8 +63,8 @@ describe('XdpProgram on a real veth', () => {
       const before = await txPackets(a, 'eth0');
       const r = await a.ping('198.18.0.2', { count: 5, intervalMs: 20 });
       expect(r.received).toBe(5);
-      const sent = (await txPackets(a, 'eth0')) - before;
-      expect(sum(counters.get(0))).toBe(sent);
+      const [counted, sent] = await settled(a, 'eth0', before, () => sum(counters.get(0)));
+      expect(counted).toBe(sent);
       expect(sent).toBeGreaterThanOrEqual(5);
       const bytes = counters.get(0)!.reduce((s, c) => s + c.bytes, 0n);
       expect(bytes).toBeGreaterThanOrEqual(5n * 98n);
@@ -72,13 +86,12 @@ describe('XdpProgram on a real veth', () => {
     expect((await xdpWitness(b, 'eth0'))?.prog?.id).toBe(p1.info.id);
     const res = await sending;
     expect(res.sent).toBe(600);
-    await new Promise((r) => setTimeout(r, 100));
-    const sent = (await txPackets(a, 'eth0')) - before;
+    const [counted, sent] = await settled(a, 'eth0', before, () => sum(counters.get(0)) + sum(counters.get(1)));
     const c0 = sum(counters.get(0));
     const c1 = sum(counters.get(1));
     expect(c0).toBeGreaterThanOrEqual(100);
     expect(c1).toBeGreaterThan(0);
-    expect(c0 + c1).toBe(sent);
+    expect(counted).toBe(sent);
     // the expected-program guard refuses a stale swap
     expect(() => link.replace(p0, { expected: p0 })).toThrow(expect.objectContaining({ code: 'ERR_BUSY' }));
   });
