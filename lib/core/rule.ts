@@ -223,6 +223,13 @@ const ERRNO_CODE: Record<number, BpfkitErrorCode> = {
   95: 'ERR_UNSUPPORTED', 97: 'ERR_UNSUPPORTED', 16: 'ERR_BUSY', 11: 'ERR_BUSY',
 };
 
+// errno names netlink routing errors use that errors.ts does not name
+const NL_ERRNO_NAMES: Record<number, string> = { 3: 'ESRCH', 90: 'EMSGSIZE', 101: 'ENETUNREACH', 113: 'EHOSTUNREACH', 125: 'ECANCELED' };
+function nlErrnoName(e: number): string {
+  const n = errnoName(e);
+  return n === 'errno' ? (NL_ERRNO_NAMES[e] ?? n) : n;
+}
+
 const MSG_TYPES = {
   rule: { add: 'RTM_NEWRULE', delete: 'RTM_DELRULE' },
   route: { add: 'RTM_NEWROUTE', replace: 'RTM_NEWROUTE', delete: 'RTM_DELROUTE' },
@@ -235,7 +242,7 @@ export function opError(op: NlOp, f: NlFailure, field: string | undefined): Bpfk
   const code = ERRNO_CODE[f.errno] ?? 'ERR_SYSTEM';
   const verb = op.cmd === 'delete' ? 'delete' : op.cmd === 'replace' ? 'replace' : 'add';
   const reason = f.message || (f.errno === 17 ? 'it already exists' : f.errno === 2 || f.errno === 3 ? 'it does not exist' : '');
-  const msg = `${field ? `${field}: ` : ''}cannot ${verb} ${what}${reason ? `: ${reason}` : ''} (netlink ${type}: ${errnoName(f.errno)} ${f.errno})`;
+  const msg = `${field ? `${field}: ` : ''}cannot ${verb} ${what}${reason ? `: ${reason}` : ''} (netlink ${type}: ${nlErrnoName(f.errno)} ${f.errno})`;
   const opts: ConstructorParameters<typeof BpfkitError>[2] = { errno: f.errno, syscall: `netlink(${type})` };
   if (field) opts.field = field;
   opts.details = { index: f.index, ...(f.uncertain ? { uncertain: true } : {}) };

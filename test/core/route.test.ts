@@ -13,6 +13,7 @@ import {
   IpRule,
   Lab,
   PolicyRoute,
+  type IpRuleSpec,
   type LabHost,
 } from '../../lib/index.js';
 
@@ -86,20 +87,18 @@ describe('IpRule', () => {
   it('adds, lists and deletes IPv4 and IPv6 rules with every selector (witness: ip rule)', async () => {
     const ns = { netns: a.netns };
     const before = await ipRules();
-    await IpRule.add(
-      [
-        { priority: 1000, fwmark: 0x10, table: 100 },
-        { priority: 1001, fwmark: 0x100, fwmask: 0xff00, iif: 'eth0', table: 101 },
-        { priority: 1002, src: '198.18.0.0/16', dst: '198.18.128.0/17', tos: 0x10, table: 'main' },
-        { priority: 1003, ipProto: 'tcp', sport: [1000, 2000], dport: 443, oif: 'eth1', table: 102 },
-        { priority: 1004, src: '198.18.3.0/24', invert: true, action: 'blackhole' },
-        { priority: 1005, ipProto: 17, action: 'unreachable' },
-        { priority: 1006, fwmark: 7, action: 'prohibit', protocol: 'static' },
-        { priority: 2000, src: '2001:db8::/32', dport: [53, 53], ipProto: 'udp', table: 200 },
-        { priority: 2001, family: 6, fwmark: 0x20, table: 201 },
-      ],
-      ns,
-    );
+    const specs: IpRuleSpec[] = [
+      { priority: 1000, fwmark: 0x10, table: 100 },
+      { priority: 1001, fwmark: 0x100, fwmask: 0xff00, iif: 'eth0', table: 101 },
+      { priority: 1002, src: '198.18.0.0/16', dst: '198.18.128.0/17', tos: 0x10, table: 'main' },
+      { priority: 1003, ipProto: 'tcp', sport: [1000, 2000], dport: 443, oif: 'eth1', table: 102 },
+      { priority: 1004, src: '198.18.3.0/24', invert: true, action: 'blackhole' },
+      { priority: 1005, ipProto: 17, action: 'unreachable' },
+      { priority: 1006, fwmark: 7, action: 'prohibit', protocol: 'static' },
+      { priority: 2000, src: '2001:db8::/32', dport: [53, 53], ipProto: 'udp', table: 200 },
+      { priority: 2001, family: 6, fwmark: 0x20, table: 201 },
+    ];
+    await IpRule.add(specs, ns);
     const v4 = await a.ip(['-4', 'rule', 'show']);
     expect(v4).toContain(`1000:\tfrom all fwmark 0x10 lookup 100 proto ${P}`);
     expect(v4).toContain(`1001:\tfrom all fwmark 0x100/0xff00 iif eth0 lookup 101 proto ${P}`);
@@ -128,20 +127,9 @@ describe('IpRule', () => {
     expect(all.map((r) => r.priority)).toEqual([0, 1000, 1001, 1002, 1003, 1004, 1005, 1006, 32766, 32767]);
     expect(all[0]).toEqual({ family: 4, priority: 0, action: 'table', table: 255, invert: false, protocol: 2 });
 
-    await IpRule.delete({ priority: 1006, fwmark: 7, action: 'prohibit', protocol: 'static' }, ns);
-    await IpRule.delete(
-      [
-        { priority: 1000, fwmark: 0x10, table: 100 },
-        { priority: 1001, fwmark: 0x100, fwmask: 0xff00, iif: 'eth0', table: 101 },
-        { priority: 1002, src: '198.18.0.0/16', dst: '198.18.128.0/17', tos: 0x10, table: 'main' },
-        { priority: 1003, ipProto: 'tcp', sport: [1000, 2000], dport: 443, oif: 'eth1', table: 102 },
-        { priority: 1004, src: '198.18.3.0/24', invert: true, action: 'blackhole' },
-        { priority: 1005, ipProto: 17, action: 'unreachable' },
-        { priority: 2000, src: '2001:db8::/32', dport: [53, 53], ipProto: 'udp', table: 200 },
-        { priority: 2001, family: 6, fwmark: 0x20, table: 201 },
-      ],
-      ns,
-    );
+    // one alone, the rest as a batch
+    await IpRule.delete(specs[6], ns);
+    await IpRule.delete(specs.filter((_, i) => i !== 6), ns);
     expect(await ipRules()).toBe(before);
   });
 
@@ -483,6 +471,21 @@ describe('PolicyRoute', () => {
     expect(await b.ip(['-4', 'rule', 'show'])).not.toContain('1040:');
     expect(readlinkSync('/proc/self/ns/net')).toBe(rootNs);
     expect([...threadNamespaces()]).toEqual([rootNs]);
+  });
+
+  it('leaves no file descriptors behind, on success or failure', async () => {
+    const ns = { netns: a.netns };
+    const fds = () => readdirSync('/proc/self/fd').length;
+    await IpRule.list(ns); // warm-up: lazily opened handles of the runtime
+    const before = fds();
+    for (let i = 0; i < 20; i++) {
+      await PolicyRoute.apply({ priority: 1050, fwmark: 0x70, table: 150, routes: [{ dst: '0.0.0.0/0', via: '198.18.2.2' }] }, ns);
+      await PolicyRoute.remove({ priority: 1050, fwmark: 0x70, table: 150 }, ns);
+      await rejects(IpRoute.add({ dst: '198.18.9.0/24', dev: 'nosuch0' }, ns));
+      await rejects(IpRule.list({ netns: 'no-such-namespace-xyz' }));
+      await rejects(IpRoute.add({ dst: '198.18.9.0/24', via: '198.19.7.7' }, ns));
+    }
+    expect(fds()).toBe(before);
   });
 
   it('dumps stay whole while the table changes underneath', async () => {
