@@ -74,7 +74,8 @@ export interface NormalizedRule {
 }
 
 export function ruleError(rule: unknown, index: number, field: string, message: string, code: BpfkitErrorCode = 'ERR_INVALID_RULE'): BpfkitError {
-  const id = typeof rule === 'object' && rule !== null && typeof (rule as { id?: unknown }).id === 'string' ? (rule as { id: string }).id : undefined;
+  const raw = typeof rule === 'object' && rule !== null ? (rule as { id?: unknown }).id : undefined;
+  const id = typeof raw === 'string' && raw.length > 0 ? raw : undefined;
   const who = id !== undefined ? `rule '${id}' (#${index})` : `rule #${index}`;
   const opts: ConstructorParameters<typeof BpfkitError>[2] = { field, details: { index } };
   if (id !== undefined) opts.ruleId = id;
