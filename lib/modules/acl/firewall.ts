@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { BpfkitError, invalidArgument } from '../../core/errors.js';
 import { bytes, struct, u32, u64 } from '../../core/codecs.js';
 import { BpfMap } from '../../core/map.js';
-import { bpfObjectPath, native } from '../../core/native.js';
+import { bpfObjectPath, native, openPinnedAs } from '../../core/native.js';
 import { checkInterface, netnsPath, type NetnsRef } from '../../core/netns.js';
 import { BpfObject } from '../../core/object.js';
 import { BpfProgram, XdpLink, XdpProgram, type TestRunOptions, type TestRunResult, type XdpMode } from '../../core/program.js';
@@ -425,10 +425,9 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
           throw new BpfkitError('ERR_NOT_FOUND', `pin: ${dir} holds an incomplete firewall (no '${n}'); remove the directory to start afresh`, { field: 'pin' });
         }
       }
-      const a = keep(BpfMap.openPinned(join(dir, PIN.a), { key: u32, value: bytes(1) as never })) as unknown as BlobMap;
-      const blobBytes = a.info.valueSize;
-      a.close();
-      opened.pop();
+      const probe = openPinnedAs(join(dir, PIN.a), 'map');
+      const blobBytes = probe.info().valueSize;
+      probe.close();
       const variant = VARIANTS.find((v) => v.bytes === blobBytes);
       if (!variant) throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: ${dir}: rule-set maps of ${blobBytes} bytes are not from this version of bpfkit`, { field: 'pin' });
       const blobCodec = { key: u32, value: bytes(blobBytes) };
