@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
@@ -155,41 +156,44 @@ std::string ExtAckMessage(const nlmsghdr* nlh) {
   return std::string(s, strnlen(s, static_cast<size_t>(nla_len(a))));
 }
 
-bool Socket::Batch(const std::vector<nl_msg*>& msgs, std::vector<OpResult>* results, Failure* f) {
-  results->assign(msgs.size(), OpResult{});
-  std::vector<char> out;
-  out.reserve(kDatagramBytes + 4096);
+void Wire::Append(nl_msg* m) {
+  const nlmsghdr* h = nlmsg_hdr(m);
+  offsets.push_back(bytes.size());
+  bytes.insert(bytes.end(), reinterpret_cast<const char*>(h), reinterpret_cast<const char*>(h) + h->nlmsg_len);
+  bytes.resize(offsets.back() + NLMSG_ALIGN(h->nlmsg_len), 0);
+}
+
+bool Socket::Batch(Wire& wire, std::vector<OpResult>* results, Failure* f) {
+  const size_t n = wire.offsets.size();
+  results->assign(n, OpResult{});
+  auto hdr = [&](size_t k) { return reinterpret_cast<nlmsghdr*>(wire.bytes.data() + wire.offsets[k]); };
+  auto end = [&](size_t k) { return k + 1 < n ? wire.offsets[k + 1] : wire.bytes.size(); };
   size_t i = 0;
-  while (i < msgs.size()) {
-    out.clear();
+  while (i < n) {
+    // The requests are contiguous in `wire`: a datagram is a slice of it.
     const size_t start = i;
     const uint32_t first = seq_ + 1;
-    size_t lastOff = 0;
-    while (i < msgs.size() && i - start < kDatagramMessages) {
-      nlmsghdr* h = nlmsg_hdr(msgs[i]);
-      size_t len = NLMSG_ALIGN(h->nlmsg_len);
-      if (!out.empty() && out.size() + len > kDatagramBytes) break;
+    while (i < n && i - start < kDatagramMessages) {
+      if (i > start && end(i) - wire.offsets[start] > kDatagramBytes) break;
+      nlmsghdr* h = hdr(i);
       h->nlmsg_seq = ++seq_;
       h->nlmsg_pid = 0;
       h->nlmsg_flags = static_cast<uint16_t>((h->nlmsg_flags | NLM_F_REQUEST) & ~NLM_F_ACK);
-      lastOff = out.size();
-      out.insert(out.end(), reinterpret_cast<char*>(h), reinterpret_cast<char*>(h) + h->nlmsg_len);
-      out.resize(lastOff + len, 0);
       i++;
     }
     // Only the last request of the datagram asks for an ack: when it arrives, every
     // earlier request was processed (in order), and failures were reported on the way.
-    reinterpret_cast<nlmsghdr*>(out.data() + lastOff)->nlmsg_flags |= NLM_F_ACK;
+    hdr(i - 1)->nlmsg_flags |= NLM_F_ACK;
     const size_t count = i - start;
     const uint32_t last = seq_;
     auto failRest = [&](size_t from, bool uncertain) {
-      for (size_t k = from; k < msgs.size(); k++) {
+      for (size_t k = from; k < n; k++) {
         (*results)[k].err = f->err ? f->err : EIO;
         (*results)[k].uncertain = uncertain && k < i;
         (*results)[k].message = ((*results)[k].uncertain ? "outcome unknown: " : "not sent: ") + f->message;
       }
     };
-    if (!SendRaw(out.data(), out.size(), "batch", f)) {
+    if (!SendRaw(wire.bytes.data() + wire.offsets[start], end(i - 1) - wire.offsets[start], "batch", f)) {
       failRest(start, false);
       return false;
     }
@@ -375,8 +379,14 @@ Json& Json::Str(const std::string& s) {
 Json& Json::Num(double v) {
   Sep();
   char buf[32];
-  snprintf(buf, sizeof buf, "%.17g", v);
-  out_ += buf;
+  if (v == static_cast<double>(static_cast<int64_t>(v))) {
+    // every number in a dump is an integer: skip printf's floating-point path
+    auto r = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v));
+    out_.append(buf, r.ptr);
+  } else {
+    snprintf(buf, sizeof buf, "%.17g", v);
+    out_ += buf;
+  }
   first_ = false;
   return *this;
 }
@@ -493,22 +503,19 @@ Napi::Value NlBatch(const Napi::CallbackInfo& info) {
         if (!sock.Open(netns, &f)) return;
         for (auto& op : b->ops)
           if (!op->Prepare(sock, &f)) return;
-        std::vector<nl_msg*> msgs;
-        msgs.reserve(b->ops.size());
-        bool ok = true;
+        // Build every request before sending any, each copied out and freed at once
+        // (libnl allocates a page per message: keeping 10,000 alive costs more than
+        // the kernel's work).
+        Wire wire;
+        wire.offsets.reserve(b->ops.size());
         for (auto& op : b->ops) {
           nl_msg* m = op->Build(&f);
-          if (!m) {
-            ok = false;
-            break;
-          }
-          msgs.push_back(m);
+          if (!m) return;
+          wire.Append(m);
+          nlmsg_free(m);
         }
-        if (ok) {
-          Failure transport;
-          sock.Batch(msgs, &b->results, &transport);  // transport errors are recorded per op
-        }
-        for (nl_msg* m : msgs) nlmsg_free(m);
+        Failure transport;
+        sock.Batch(wire, &b->results, &transport);  // transport errors are recorded per op
       },
       [b](Napi::Env env) -> Napi::Value {
         Napi::Array out = Napi::Array::New(env);

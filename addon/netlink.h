@@ -28,6 +28,13 @@ struct OpResult {
   bool uncertain = false;  // the transport failed after sending: it may have been applied
 };
 
+// Requests serialised back to back, as they go on the wire.
+struct Wire {
+  std::vector<char> bytes;
+  std::vector<size_t> offsets;  // start of each request
+  void Append(nl_msg* m);
+};
+
 class Socket {
  public:
   Socket() = default;
@@ -46,7 +53,7 @@ class Socket {
   // ack (the kernel reports failures of the others on its own), so a batch costs a
   // few system calls instead of two per request. Returns false (and fills f) only
   // when the transport itself failed; per-request kernel errors go to results.
-  bool Batch(const std::vector<nl_msg*>& msgs, std::vector<OpResult>* results, Failure* f);
+  bool Batch(Wire& wire, std::vector<OpResult>* results, Failure* f);
 
   // Sends `req` (a dump request) and calls each() for every reply message. Restarts
   // the dump (calling reset() first) when the kernel flags it NLM_F_DUMP_INTR, at most

@@ -12,25 +12,43 @@
 // dumps that apply/delete need, and the worker round trip. After every step both sides
 // are checked to leave the same `ip rule` / `ip route` state. Medians of 5 rounds (2
 // with --quick) after one untimed bpfkit warm-up; the side that goes first alternates.
+// Also CPU time (user + system, kernel work included) on both sides: on a loaded
+// machine wall time mostly measures the neighbours, CPU time the work done.
+// speedup = ip wall / bpfkit wall; cpu ratio = ip CPU / bpfkit CPU (> 1: bpfkit cheaper).
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { BPFKIT_ROUTE_PROTOCOL, IpRoute, IpRule, Lab, PolicyRoute } from '../dist/index.js';
 import { median } from './lib.mjs';
 
 const P = BPFKIT_ROUTE_PROTOCOL;
 const PER_RULE = 10;
 
-function ipBatch(netns, lines) {
-  const t = process.hrtime.bigint();
-  const r = spawnSync('ip', ['-n', netns, '-batch', '-'], { input: `${lines.join('\n')}\n`, encoding: 'utf8', maxBuffer: 64 << 20 });
-  const s = Number(process.hrtime.bigint() - t) / 1e9;
-  if (r.status !== 0) throw new Error(`ip -batch failed: ${r.stderr.slice(0, 500)}`);
-  return s;
+// CPU seconds of waited-for children (cutime + cstime in /proc/self/stat; 10 ms ticks).
+function childCpu() {
+  const f = readFileSync('/proc/self/stat', 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[13]) + Number(rest[14])) / 100;
 }
 
+function ipBatch(netns, lines) {
+  const input = `${lines.join('\n')}\n`;
+  const c = childCpu();
+  const t = process.hrtime.bigint();
+  const r = spawnSync('ip', ['-n', netns, '-batch', '-'], { input, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const wall = Number(process.hrtime.bigint() - t) / 1e9;
+  if (r.status !== 0) throw new Error(`ip -batch failed: ${r.stderr.slice(0, 500)}`);
+  return { wall, cpu: childCpu() - c };
+}
+
+// wall time, and CPU time of this process (all threads: JS, libuv workers, and the
+// kernel work done in their system calls)
 async function time(fn) {
+  const c = process.cpuUsage();
   const t = process.hrtime.bigint();
   await fn();
-  return Number(process.hrtime.bigint() - t) / 1e9;
+  const wall = Number(process.hrtime.bigint() - t) / 1e9;
+  const u = process.cpuUsage(c);
+  return { wall, cpu: (u.user + u.system) / 1e6 };
 }
 
 function ip(netns, args) {
@@ -146,11 +164,16 @@ export default {
 
       const rows = [];
       const row = (op, objects, bk, ipKey) => {
-        const tb = median(t[bk]);
+        const tb = median(t[bk].map((x) => x.wall));
+        const cb = median(t[bk].map((x) => x.cpu));
         const r = { op, objects, 'bpfkit ms': tb * 1e3, 'bpfkit ops/s': Math.round(objects / tb) };
         if (ipKey) {
-          const ti = median(t[ipKey]);
-          Object.assign(r, { 'ip -batch ms': ti * 1e3, 'ip ops/s': Math.round(objects / ti), 'speedup': ti / tb });
+          const ti = median(t[ipKey].map((x) => x.wall));
+          const ci = median(t[ipKey].map((x) => x.cpu));
+          Object.assign(r, { 'ip -batch ms': ti * 1e3, 'ip ops/s': Math.round(objects / ti), speedup: ti / tb });
+          Object.assign(r, { 'bpfkit cpu ms': cb * 1e3, 'ip cpu ms': ci * 1e3, 'cpu ratio': ci / cb });
+        } else {
+          r['bpfkit cpu ms'] = cb * 1e3;
         }
         rows.push(r);
       };
@@ -163,6 +186,7 @@ export default {
       row('policy remove', R * (PER_RULE + 1), 'bpfkit policy remove', 'ip policy remove');
       const summary = { rules: R, routes: R * PER_RULE, rounds };
       for (const r of rows) if (r.speedup !== undefined) summary[`speedup ${r.op}`] = Number(r.speedup.toFixed(2));
+      for (const r of rows) if (r['cpu ratio'] !== undefined) summary[`cpu ratio ${r.op}`] = Number(r['cpu ratio'].toFixed(2));
       return { rows, summary };
     } finally {
       await lab.close();

@@ -653,7 +653,7 @@ function routeFamily(r: PolicyRouteEntry | IpRouteSpec): 4 | 6 {
 }
 
 /** Validate PolicyRoute specs into per-family units (rule + routes), before any syscall. */
-function expand(specs: readonly PolicyRouteSpec[], many: boolean, protocol: number): Unit[] {
+function expand(specs: readonly PolicyRouteSpec[], many: boolean, protocol: number, withRoutes = true): Unit[] {
   const units: Unit[] = [];
   specs.forEach((spec, si) => {
     const field = many ? `policies[${si}]` : '';
@@ -694,6 +694,7 @@ function expand(specs: readonly PolicyRouteSpec[], many: boolean, protocol: numb
       const routeFields: string[] = [];
       const seen = new Map<string, string>();
       routes.forEach((r, i) => {
+        if (!withRoutes) return; // remove() only needs the rule, the table and the families
         const rf = `${f('routes')}[${i}]`;
         const fam = routeFamily(r);
         if (fam !== family) {
@@ -719,7 +720,7 @@ function expand(specs: readonly PolicyRouteSpec[], many: boolean, protocol: numb
     const prev = idents.get(id);
     if (prev) invalidArgument(u.field || 'policies', `same priority, family and table as ${prev.field || 'another policy'}`);
     idents.set(id, u);
-    if (u.table === null) continue;
+    if (u.table === null || !withRoutes) continue;
     const tk = `${u.family}|${u.table}`;
     const other = tables.get(tk);
     if (!other) {
@@ -794,8 +795,9 @@ export class PolicyRoute {
 
   /**
    * Remove what apply(spec) created: the rule, and the bpfkit routes of its table
-   * (kept while another bpfkit rule still looks that table up). Missing pieces are
-   * fine: removing twice changes nothing the second time.
+   * (kept while another bpfkit rule still looks that table up). Only the rule part,
+   * the table and the families of `routes` are used. Missing pieces are fine: removing
+   * twice changes nothing the second time.
    */
   static async remove(specs: PolicyRouteSpec | readonly PolicyRouteSpec[], opts: PolicyRouteOptions = {}): Promise<PolicyRouteChanges> {
     const many = Array.isArray(specs);
@@ -803,7 +805,7 @@ export class PolicyRoute {
     const list = many ? (specs as PolicyRouteSpec[]) : [specs as PolicyRouteSpec];
     const ns = nsArg(opts.netns);
     const early = earlySnapshot(ns, list);
-    const units = expand(list, many, proto);
+    const units = expand(list, many, proto, false);
     return removeUnits(units, ns, proto, await snapshot(ns, units, early));
   }
 
