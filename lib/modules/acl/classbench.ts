@@ -6,10 +6,8 @@
 import { BpfkitError } from '../../core/errors.js';
 import type { AclAction, AclRule } from './rules.js';
 
-export interface ClassBenchRule extends AclRule {
-  /** Line in the file (0-based). */
-  line: number;
-}
+/** A ClassBench rule as an AclRule (rule i of the file is `${idPrefix}${i}`). */
+export type ClassBenchRule = AclRule;
 
 export interface ClassBenchHeader {
   /** IPv4 addresses as 32-bit numbers (a<<24 | b<<16 | c<<8 | d). */
@@ -47,7 +45,7 @@ export function parseClassBench(text: string, opts: { action?: (index: number) =
     const [pv, pm] = t[8]!.split('/').map((x) => parseInt(x, 16));
     if (pv === undefined || pm === undefined || Number.isNaN(pv) || Number.isNaN(pm)) bad('bad protocol');
     const i = out.length;
-    const rule: ClassBenchRule = { id: `${prefix}${i}`, action: action(i), line: ln };
+    const rule: ClassBenchRule = { id: `${prefix}${i}`, action: action(i) };
     if (s![2] !== '0') rule.src = `${s![1]}/${s![2]}`;
     if (d![2] !== '0') rule.dst = `${d![1]}/${d![2]}`;
     if (pm) rule.proto = pv!;

@@ -97,6 +97,7 @@ class Words {
 }
 
 const POW2 = Array.from({ length: 33 }, (_, i) => 2 ** i);
+const EMPTY = new Int32Array(0);
 
 interface Region {
   base: Float64Array;
@@ -110,12 +111,12 @@ class TreeBuilder {
   leaves = 0;
   maxDepth = 0;
   maxLeaf = 0;
-  #leafCache = new Map<string, number>();
+  #leafCache = new Map<number, number[]>();
   // scratch for choosing cuts
   #diff = new Int32Array((1 << MAX_CUT_BITS) + 2);
   #edge = new Uint8Array((1 << MAX_CUT_BITS) + 2);
   #L = new Uint32Array(0);
-  #ev = new Float64Array(0);
+  #ev = new Int32Array(0);
   #H = new Uint32Array(0);
 
   constructor(
@@ -154,14 +155,25 @@ class TreeBuilder {
         { field: 'rules', details: { family: this.family, depth, rules: list.length } },
       );
     }
-    const key = list.join(',');
-    const hit = this.#leafCache.get(key);
-    if (hit !== undefined) return hit;
-    const at = this.out.reserve(1 + list.length);
+    // identical leaves are shared: FNV-1a over the record indices, checked word by word
+    let h = 0x811c9dc5 ^ list.length;
+    for (let i = 0; i < list.length; i++) h = Math.imul(h ^ list[i]!, 0x01000193);
     const b = this.out.buf;
-    b[at] = (LEAF | list.length) >>> 0;
-    for (let i = 0; i < list.length; i++) b[at + 1 + i] = this.recOff[list[i]!]!;
-    this.#leafCache.set(key, at);
+    const cands = this.#leafCache.get(h);
+    if (cands) {
+      for (const at of cands) {
+        if ((b[at]! & 0xffff) !== list.length) continue;
+        let same = true;
+        for (let i = 0; i < list.length && same; i++) same = b[at + 1 + i] === this.recOff[list[i]!];
+        if (same) return at;
+      }
+    }
+    const at = this.out.reserve(1 + list.length);
+    const ob = this.out.buf;
+    ob[at] = (LEAF | list.length) >>> 0;
+    for (let i = 0; i < list.length; i++) ob[at + 1 + i] = this.recOff[list[i]!]!;
+    if (cands) cands.push(at);
+    else this.#leafCache.set(h, [at]);
     this.leaves++;
     if (list.length > this.maxLeaf) this.maxLeaf = list.length;
     return at;
@@ -189,54 +201,77 @@ class TreeBuilder {
     const { d, bits } = cut;
     const { lo, hi } = this.fam;
     const D = this.dims;
+    const n = list.length;
     const free = reg.free[d]!;
     const shift = free - bits;
     const base = reg.base[d]!;
     const top = base + POW2[free]! - 1;
-    const div = POW2[shift]!;
     const nc = 1 << bits;
+    const mask = POW2[shift]! - 1;
     // Segments: runs of children no rule starts or ends inside, so every rule present
-    // covers each of them whole and they can share one subtree.
-    const edge = new Uint8Array(nc + 1);
-    edge[0] = 1;
-    const spanA = new Int32Array(list.length);
-    const spanB = new Int32Array(list.length);
-    for (let i = 0; i < list.length; i++) {
+    // covers each of them whole and they can share one subtree. Boundaries come from the
+    // rules (at most 4 each), so this is O(n log n), not O(children).
+    const spanA = new Int32Array(n);
+    const spanB = new Int32Array(n);
+    const cuts = new Int32Array(4 * n + 1);
+    let k = 0;
+    cuts[k++] = 0;
+    for (let i = 0; i < n; i++) {
       const r = list[i]!;
       const l = lo[r * D + d]!;
       const h = hi[r * D + d]!;
-      const a = l <= base ? 0 : Math.floor((l - base) / div);
-      const b = h >= top ? nc - 1 : Math.floor((h - base) / div);
+      const lr = l <= base ? 0 : l - base;
+      const hr = h >= top ? top - base : h - base;
+      const a = lr >>> shift;
+      const b = hr >>> shift;
       spanA[i] = a;
       spanB[i] = b;
-      edge[a] = 1;
-      edge[b + 1] = 1;
-      if (l > base && l - base !== a * div) edge[a + 1] = 1;
-      if (h < top && h - base !== (b + 1) * div - 1) edge[b] = 1;
+      cuts[k++] = a;
+      if (b + 1 < nc) cuts[k++] = b + 1;
+      if (lr & mask && a + 1 < nc) cuts[k++] = a + 1; // a rule starting inside child a
+      if ((hr + 1) & mask) cuts[k++] = b; // a rule ending inside child b
     }
+    const sorted = cuts.subarray(0, k).sort();
+    let nseg = 0;
+    for (let i = 0; i < k; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) sorted[nseg++] = sorted[i]!;
+    const seg = sorted.slice(0, nseg); // segment starts, ascending; segment j = [seg[j], seg[j+1] or nc)
+    const segOf = (c: number): number => {
+      let a = 0;
+      let b = nseg - 1;
+      while (a < b) {
+        const m = (a + b + 1) >> 1;
+        if (seg[m]! <= c) a = m;
+        else b = m - 1;
+      }
+      return a;
+    };
+    const first = new Int32Array(n);
+    const last = new Int32Array(n);
+    const counts = new Int32Array(nseg);
+    for (let i = 0; i < n; i++) {
+      first[i] = segOf(spanA[i]!);
+      last[i] = segOf(spanB[i]!);
+      for (let j = first[i]!; j <= last[i]!; j++) counts[j]!++;
+    }
+    const lists: Int32Array[] = new Array(nseg);
+    for (let j = 0; j < nseg; j++) lists[j] = new Int32Array(counts[j]!);
+    counts.fill(0);
+    for (let i = 0; i < n; i++) for (let j = first[i]!; j <= last[i]!; j++) lists[j]![counts[j]!++] = list[i]!;
     const at = this.out.reserve(1 + nc);
     this.out.buf[at] = d | (shift << 8) | (bits << 16);
     this.nodes++;
-    const childFree = reg.free.slice();
-    childFree[d] = shift;
-    const seg: number[] = [];
-    for (let c = 0; c < nc; c++) if (edge[c]) seg.push(c);
-    seg.push(nc);
-    const segOf = new Int32Array(nc);
-    for (let k = 0; k + 1 < seg.length; k++) segOf.fill(k, seg[k]!, seg[k + 1]!);
-    const lists: number[][] = Array.from({ length: seg.length - 1 }, () => []);
-    for (let i = 0; i < list.length; i++) {
-      const k1 = segOf[spanB[i]!]!;
-      for (let k = segOf[spanA[i]!]!; k <= k1; k++) lists[k]!.push(list[i]!);
+    // children: the region is narrowed in place and restored (depth-first build)
+    reg.free[d] = shift;
+    for (let j = 0; j < nseg; j++) {
+      const c0 = seg[j]!;
+      const c1 = j + 1 < nseg ? seg[j + 1]! : nc;
+      reg.base[d] = base + c0 * (mask + 1);
+      const child = this.#node(lists[j]!, reg, depth + 1);
+      lists[j] = EMPTY;
+      this.out.buf.fill(child, at + 1 + c0, at + 1 + c1);
     }
-    for (let k = 0; k + 1 < seg.length; k++) {
-      const c0 = seg[k]!;
-      const cbase = reg.base.slice();
-      cbase[d] = base + c0 * div;
-      const child = this.#node(Int32Array.from(lists[k]!), { base: cbase, free: childFree }, depth + 1);
-      lists[k] = [];
-      this.out.buf.fill(child, at + 1 + c0, at + 1 + seg[k + 1]!);
-    }
+    reg.base[d] = base;
+    reg.free[d] = free;
     return at;
   }
 
@@ -288,13 +323,38 @@ class TreeBuilder {
       }
       if (m === 0) continue;
       const full = n - m;
-      const maxB = Math.min(free, n > 4096 ? MAX_CUT_BITS : n > 256 ? Math.max(12, this.maxBits) : this.maxBits);
-      for (let bits = 1; bits <= maxB; bits++) {
-        const e = this.#evalCut(m, full, free, bits);
-        if (e.cost > budget && bits > 1) break;
-        if (!best || e.maxChild < best.maxChild || (e.maxChild === best.maxChild && e.cost < best.cost)) {
-          best = { d, bits, maxChild: e.maxChild, cost: e.cost };
+      const maxB = Math.min(free, n > 4096 ? MAX_CUT_BITS : n > 256 ? Math.max(12, this.maxBits) : n > 32 ? this.maxBits : Math.min(this.maxBits, 6));
+      // The largest child only shrinks and the cost only grows with more bits: find the
+      // widest cut within the budget (binary search), then narrow it while the largest
+      // child stays the same (same split, less memory).
+      let pick = this.#evalCut(m, full, free, maxB);
+      let bits = maxB;
+      if (pick.cost > budget && maxB > 1) {
+        let a = 1;
+        let b = maxB - 1;
+        pick = this.#evalCut(m, full, free, 1);
+        bits = 1;
+        while (a < b) {
+          const mid = (a + b + 1) >> 1;
+          const e = this.#evalCut(m, full, free, mid);
+          if (e.cost <= budget) {
+            a = mid;
+            pick = e;
+            bits = mid;
+          } else {
+            b = mid - 1;
+          }
         }
+      }
+      if (pick.maxChild >= n) continue; // this dimension does not separate these rules
+      for (let step = 0; step < 3 && bits > 1; step++) {
+        const e = this.#evalCut(m, full, free, bits - 1);
+        if (e.maxChild !== pick.maxChild) break;
+        pick = e;
+        bits--;
+      }
+      if (!best || pick.maxChild < best.maxChild || (pick.maxChild === best.maxChild && pick.cost < best.cost)) {
+        best = { d, bits, maxChild: pick.maxChild, cost: pick.cost };
       }
     }
     return best;
@@ -307,11 +367,12 @@ class TreeBuilder {
     const shift = free - bits;
     const mask = POW2[shift]! - 1;
     const nc = 1 << bits;
-    if (nc > 8 * m) {
+    if (nc > 2 * m) {
       // few rules, many children: sweep the sorted boundaries only. Events are encoded
       // as position*4 + kind (0: a rule ends before it, 1: a child made distinct,
       // 2: a rule starts) so one numeric sort orders them.
-      const ev = this.#ev.length >= 4 * m ? this.#ev : (this.#ev = new Float64Array(8 * m));
+      if (this.#ev.length < 4 * m) this.#ev = new Int32Array(8 * m);
+      const ev = this.#ev;
       let k = 0;
       for (let j = 0; j < m; j++) {
         const lj = L[j]!;
@@ -329,17 +390,15 @@ class TreeBuilder {
       let cost = nc + full; // child 0 starts a segment
       let lastPos = 0;
       for (let i = 0; i < k; ) {
-        const pos = Math.floor(sorted[i]! / 4);
-        let distinct = false;
-        while (i < k && Math.floor(sorted[i]! / 4) === pos) {
-          const kind = sorted[i]! - pos * 4;
+        const pos = sorted[i]! >> 2;
+        while (i < k && sorted[i]! >> 2 === pos) {
+          const kind = sorted[i]! & 3;
           if (kind === 2) run++;
           else if (kind === 0) run--;
-          distinct = true;
           i++;
         }
         if (run > maxChild) maxChild = run;
-        if (distinct && pos < nc && pos !== lastPos) cost += run + full;
+        if (pos < nc && pos !== lastPos) cost += run + full;
         else if (pos === 0) cost += run;
         lastPos = pos;
       }
