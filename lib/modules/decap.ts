@@ -14,7 +14,7 @@
  * Atomic updates: everything a packet consults hangs off one array-of-maps slot. The
  * program reads its `struct decap_config` through `config[0]`, which points at one of two
  * inner maps (config_a / config_b). An update writes the idle inner map and the next
- * generation of the VNI allowlist and local-address sets (keys carry the generation),
+ * generation of the VNI allowlist (its keys carry the generation),
  * then swaps `config[0]` in one map update; the kernel waits for running programs
  * (synchronize_rcu) before that update returns, so afterwards the old generation is
  * unreachable and is deleted. A packet sees the whole old or the whole new settings.
@@ -66,7 +66,8 @@ export interface DecapOptions {
   vnis?: number[] | null;
   /**
    * Strict destination mode: decapsulate only packets whose outer destination address is
-   * one of these local tunnel addresses (IPv4 or IPv6). null or absent: any destination.
+   * one of these local tunnel addresses (up to 8 IPv4 and 8 IPv6). null or absent: any
+   * destination.
    */
   localAddresses?: string[] | null;
   /**
@@ -87,8 +88,6 @@ export interface DecapOptions {
 export interface DecapLimits {
   /** Most VNIs in the allowlist. Default 4096. */
   allowedVnis?: number;
-  /** Most local addresses in strict mode. Default 64. */
-  localAddresses?: number;
   /** (VNI, protocol) pairs with their own counters; others count in vniOverflow. Default 4096. */
   vniStats?: number;
 }
@@ -146,6 +145,7 @@ export interface DecapStats {
 // ---- kernel side layout (bpf/decap.bpf.c) -------------------------------------------------
 
 const MAX_PORTS = 4;
+const MAX_LOCAL = 8; // strict-mode addresses per family
 const GEN_SHIFT = 24;
 const MAX_VNI = 0xffffff;
 const F_VNI_ALLOWLIST = 1 << 0;
@@ -166,13 +166,17 @@ const configCodec = struct('decap_config', {
   ports: array(array(be16, MAX_PORTS), 2),
   nports: array(u8, 2),
   mac: bytes(6),
+  nlocal4: u8,
+  nlocal6: u8,
+  _pad: bytes(2),
+  local4: bytes(4 * MAX_LOCAL, 4),
+  local6: bytes(16 * MAX_LOCAL, 4),
 });
 type ConfigValue = Parameters<typeof configCodec.encode>[0];
-const localKey = struct('decap_local_key', { gen: u32, addr: bytes(16) });
 const vniKey = struct('decap_vni_key', { vni: u32, proto: u32 });
 const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
 
-const DEFAULT_LIMITS: Required<DecapLimits> = { allowedVnis: 4096, localAddresses: 64, vniStats: 4096 };
+const DEFAULT_LIMITS: Required<DecapLimits> = { allowedVnis: 4096, vniStats: 4096 };
 const OPTION_KEYS = new Set(['protocols', 'ports', 'vnis', 'localAddresses', 'rewriteMac', 'metadata', 'interfaceMac']);
 const LOAD_KEYS = new Set([...OPTION_KEYS, 'limits']);
 const ATTACH_KEYS = new Set([...LOAD_KEYS, 'netns', 'mode']);
@@ -212,11 +216,9 @@ function checkPorts(v: unknown, field: string): number[] {
   return uniq;
 }
 
-/** Canonical form of an address for comparison and the map key (IPv4 as ::ffff:a.b.c.d). */
+/** An address as the program compares it: 4 bytes (IPv4) or 16 (IPv6), network order. */
 function localAddrBytes(a: string): Buffer | null {
-  const v4 = parseIPv4(a);
-  if (v4) return Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]), v4]);
-  return parseIPv6(a);
+  return parseIPv4(a) ?? parseIPv6(a);
 }
 
 /** Applies `opts` on top of `base`, validating every field. Throws before anything changes. */
@@ -266,7 +268,10 @@ function resolveSettings(base: DecapSettings, opts: DecapOptions, limits: Requir
         if (!b) invalidArgument(`localAddresses[${i}]`, `must be an IPv4 or IPv6 address, got ${JSON.stringify(a)}`);
         seen.set(b.toString('hex'), a);
       });
-      if (seen.size > limits.localAddresses) invalidArgument('localAddresses', `${seen.size} addresses exceed limits.localAddresses (${limits.localAddresses}), fixed at load`);
+      for (const fam of [4, 16]) {
+        const n = [...seen.keys()].filter((k) => k.length === fam * 2).length;
+        if (n > MAX_LOCAL) invalidArgument('localAddresses', `${n} IPv${fam === 4 ? 4 : 6} addresses: at most ${MAX_LOCAL} per family`);
+      }
       s.localAddresses = [...seen.values()];
     }
   }
@@ -312,13 +317,20 @@ function configValue(s: DecapSettings, gen: number): ConfigValue {
   }
   const macBytes = Buffer.alloc(6);
   if (s.interfaceMac) mac.encode(s.interfaceMac, macBytes, 0);
+  const local = (s.localAddresses ?? []).map((a) => localAddrBytes(a)!);
+  const local4 = local.filter((b) => b.length === 4);
+  const local6 = local.filter((b) => b.length === 16);
+  const pack = (list: Buffer[], size: number) => Buffer.concat([...list, Buffer.alloc(size * (MAX_LOCAL - list.length))]);
   let flags = 0;
   if (s.vnis) flags |= F_VNI_ALLOWLIST;
   if (s.localAddresses) flags |= F_STRICT_DST;
   if (s.rewriteMac) flags |= F_REWRITE_MAC;
   if (s.metadata) flags |= F_METADATA;
   if (s.interfaceMac) flags |= F_CHECK_MAC;
-  return { flags, gen, ports, nports, mac: macBytes };
+  return {
+    flags, gen, ports, nports, mac: macBytes,
+    nlocal4: local4.length, nlocal6: local6.length, local4: pack(local4, 4), local6: pack(local6, 16),
+  };
 }
 
 // ---- the interface's MAC ---------------------------------------------------------------------
@@ -354,7 +366,6 @@ interface Parts {
   outer: BpfMap<number, number>;
   inner: [BpfMap<number, ConfigValue>, BpfMap<number, ConfigValue>];
   vniAllow: BpfMap<number, number>;
-  local: BpfMap<{ gen: number; addr: Buffer }, number, { gen: number; addr: Uint8Array }>;
   vniStats: BpfMap<{ vni: number; proto: number }, TrafficCounter[], { vni: number; proto: number }, TrafficCounter[] | TrafficCounter>;
   counters: BpfMap<number, TrafficCounter[], number, TrafficCounter[] | TrafficCounter>;
 }
@@ -429,7 +440,6 @@ export class Decapsulator {
       name: 'decap',
       maps: {
         vni_allow: { maxEntries: 2 * limits.allowedVnis },
-        local_addrs: { maxEntries: 2 * limits.localAddresses },
         vni_stats: { maxEntries: limits.vniStats },
       },
     });
@@ -442,7 +452,6 @@ export class Decapsulator {
         outer: keep(obj.map('config', { key: u32, value: u32 })),
         inner: [keep(obj.map('config_a', { key: u32, value: configCodec })), keep(obj.map('config_b', { key: u32, value: configCodec }))],
         vniAllow: keep(obj.map('vni_allow', { key: u32, value: u8 })),
-        local: keep(obj.map('local_addrs', { key: localKey, value: u8 })),
         vniStats: keep(obj.perCpuMap('vni_stats', { key: vniKey, value: counterCodec })),
         counters: keep(obj.perCpuMap('counters', { key: u32, value: counterCodec })),
       };
@@ -523,20 +532,15 @@ export class Decapsulator {
     await this.#clearGeneration(p, old).catch(() => undefined);
   }
 
-  /** Writes generation `gen` of the VNI allowlist and local-address sets (cleared first). */
+  /** Writes generation `gen` of the VNI allowlist (cleared first). */
   async #writeGeneration(p: Parts, gen: number, s: DecapSettings): Promise<void> {
     await this.#clearGeneration(p, gen);
     if (s.vnis) await p.vniAllow.setBatch(s.vnis.map((v) => [(gen << GEN_SHIFT) | v, 1] as const));
-    if (s.localAddresses) {
-      await p.local.setBatch(s.localAddresses.map((a) => [{ gen, addr: localAddrBytes(a)! }, 1] as const));
-    }
   }
 
   async #clearGeneration(p: Parts, gen: number): Promise<void> {
     const vnis = [...p.vniAllow.keys()].filter((k) => k >>> GEN_SHIFT === gen);
     if (vnis.length) await p.vniAllow.deleteBatch(vnis);
-    const addrs = [...p.local.keys()].filter((k) => k.gen === gen);
-    if (addrs.length) await p.local.deleteBatch(addrs);
   }
 
   /** Counters, summed over CPUs (see DecapStats). */
@@ -581,7 +585,7 @@ export class Decapsulator {
     const p = this.#p;
     this.#p = undefined;
     if (!p) return;
-    for (const m of [p.outer, ...p.inner, p.vniAllow, p.local, p.vniStats, p.counters, p.prog]) m.close();
+    for (const m of [p.outer, ...p.inner, p.vniAllow, p.vniStats, p.counters, p.prog]) m.close();
     p.obj.close();
   }
 

@@ -115,30 +115,23 @@ describe('Decapsulator in a lab: A encapsulates, B decapsulates at XDP with no t
     expect(xdp[0]?.xdp?.prog?.id).toBe(decap.program.info.id);
   });
 
-  it('VXLAN over IPv4 (kernel vxlan on A): every datagram arrives intact, counted once per VNI', async () => {
-    const noPorts = await udpNoPorts(b);
-    const before = decap.stats();
-    const { innerBytes } = await sendThrough('198.19.100.2', 300, 'vxlan4');
-    const after = decap.stats();
-    const d = delta(before, after);
-    expect(d.vni('vxlan', 100)).toEqual({ packets: 300n, bytes: BigInt(innerBytes) });
-    expect(after.protocols.vxlan.ipv4.packets - before.protocols.vxlan.ipv4.packets).toBe(300n);
-    expect(d.decap).toBe(300n);
-    expect(d.passed).toBe(0n);
-    expect(await udpNoPorts(b)).toBe(noPorts); // no outer packet reached B's UDP layer
-  });
-
-  it('VXLAN over IPv6 (kernel vxlan on A): every datagram arrives intact', async () => {
-    const noPorts = await udpNoPorts(b);
-    const before = decap.stats();
-    const { innerBytes } = await sendThrough('198.19.101.2', 300, 'vxlan6');
-    const after = decap.stats();
-    const d = delta(before, after);
-    expect(d.vni('vxlan', 200)).toEqual({ packets: 300n, bytes: BigInt(innerBytes) });
-    expect(after.protocols.vxlan.ipv6.packets - before.protocols.vxlan.ipv6.packets).toBe(300n);
-    expect(d.passed).toBe(0n);
-    expect(await udpNoPorts(b)).toBe(noPorts);
-  });
+  for (const v of [
+    { name: 'VXLAN over IPv4', dst: '198.19.100.2', vni: 100, fam: 'ipv4' as const },
+    { name: 'VXLAN over IPv6', dst: '198.19.101.2', vni: 200, fam: 'ipv6' as const },
+  ]) {
+    it(`${v.name} (kernel vxlan on A): every datagram arrives intact, counted once per VNI`, async () => {
+      const noPorts = await udpNoPorts(b);
+      const before = decap.stats();
+      const { innerBytes } = await sendThrough(v.dst, 300, v.name);
+      const after = decap.stats();
+      const d = delta(before, after);
+      expect(d.vni('vxlan', v.vni)).toEqual({ packets: 300n, bytes: BigInt(innerBytes) });
+      expect(after.protocols.vxlan[v.fam].packets - before.protocols.vxlan[v.fam].packets).toBe(300n);
+      expect(d.decap).toBe(300n);
+      expect(d.passed).toBe(0n);
+      expect(await udpNoPorts(b)).toBe(noPorts); // no outer packet reached B's UDP layer
+    });
+  }
 
   for (const v of [
     { name: 'Geneve over IPv4 with options, inner IPv4', outerSrc: '198.18.10.1', outerDst: '198.18.10.2', innerSrc: '198.19.102.1', innerDst: '198.19.102.2', vni: 300, options: true },
@@ -277,6 +270,7 @@ describe('Decapsulator in a lab: A encapsulates, B decapsulates at XDP with no t
       [{ vnis: [1, 1 << 24] }, 'vnis[1]'],
       [{ localAddresses: ['198.18.0.300'] }, 'localAddresses[0]'],
       [{ localAddresses: [] }, 'localAddresses'],
+      [{ localAddresses: Array.from({ length: 9 }, (_, i) => `198.18.10.${i + 10}`) }, 'localAddresses'],
       [{ rewriteMac: 'yes' }, 'rewriteMac'],
       [{ interfaceMac: 'ff:ff:ff:ff:ff:ff' }, 'interfaceMac'],
       [{ vni: [1] }, 'vni'],
