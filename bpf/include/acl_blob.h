@@ -29,6 +29,7 @@
 
 #define ACL_FLAG_DEFAULT_DENY 1u
 #define ACL_FLAG_EVENTS_DEFAULT 2u
+#define ACL_FLAG_NO_EVENTS 4u /* report nothing (counters only) */
 
 #define ACL_MAX_TREES 4
 #define ACL_LEAF 0x80000000u
@@ -104,6 +105,17 @@ struct acl_flow_state {
 	__u64 last_ns;  /* time of the last event */
 	__u64 seen;     /* packets of this flow and rule (atomic add) */
 	__u64 reported; /* `seen` at the last event */
+};
+
+/* Per-CPU memory of the last reported flow: packets of a flood of one flow are
+ * suppressed here without a lookup in (or an atomic on) the shared flow table; they are
+ * added to the flow's `seen` when the entry is replaced or its interval ends. */
+struct acl_flow_cache {
+	struct acl_flow_key key;
+	__u64 last_ns; /* the flow's last event, as known on this CPU */
+	__u64 pending; /* suppressed here, not yet added to the flow's `seen` */
+	__u32 valid;
+	__u32 _pad;
 };
 
 #endif

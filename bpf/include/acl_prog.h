@@ -72,6 +72,13 @@ struct {
 	__type(value, struct acl_flow_state);
 } acl_flows SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct acl_flow_cache);
+} acl_flow_cache SEC(".maps");
+
 BPFKIT_RINGBUF(acl_events, 1 << 20);
 
 struct acl_pkt {
@@ -185,15 +192,26 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 	return best;
 }
 
+static __always_inline int acl_key_eq(const struct acl_flow_key *a, const struct acl_flow_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
+}
+
 /* Reports a decision, at most once per flow and rule per interval. */
 static __always_inline void acl_report(struct xdp_md *ctx, const struct acl_pkt *pkt, __u32 slot, __u32 tag,
 				       __u32 action, __u32 gen, __u64 interval_ns, __u32 len)
 {
 	struct acl_flow_key fk = {};
 	struct acl_flow_state *st;
+	struct acl_flow_cache *fc;
 	struct acl_event *e;
-	__u64 now = bpf_ktime_get_ns();
+	/* rate limiting needs no more than tick precision: the coarse clock is much cheaper
+	 * than bpf_ktime_get_ns() (which only the emitted event pays for) */
+	__u64 now = bpf_ktime_get_coarse_ns();
 	__u64 suppressed = 0;
+	__u32 zero = 0;
 
 	__builtin_memcpy(fk.src, pkt->src, 16);
 	__builtin_memcpy(fk.dst, pkt->dst, 16);
@@ -203,10 +221,32 @@ static __always_inline void acl_report(struct xdp_md *ctx, const struct acl_pkt 
 	fk.family = pkt->family;
 	fk.slot = slot;
 	fk.tag = tag;
+	fc = bpf_map_lookup_elem(&acl_flow_cache, &zero);
+	if (fc && fc->valid && acl_key_eq(&fc->key, &fk)) {
+		if (now - fc->last_ns < interval_ns) {
+			fc->pending++; /* per-CPU: no atomic */
+			acl_count(ACL_STAT_SUPPRESSED, 0);
+			return;
+		}
+	}
+	/* leaving the fast path: hand this CPU's suppressed packets to their flow */
+	if (fc && fc->valid && fc->pending) {
+		struct acl_flow_state *old = bpf_map_lookup_elem(&acl_flows, &fc->key);
+
+		if (old)
+			__sync_fetch_and_add(&old->seen, fc->pending);
+		fc->pending = 0;
+	}
 	st = bpf_map_lookup_elem(&acl_flows, &fk);
 	if (st) {
 		__sync_fetch_and_add(&st->seen, 1);
 		if (now - st->last_ns < interval_ns) {
+			if (fc) {
+				__builtin_memcpy(&fc->key, &fk, sizeof(fk));
+				fc->last_ns = st->last_ns;
+				fc->pending = 0;
+				fc->valid = 1;
+			}
 			acl_count(ACL_STAT_SUPPRESSED, 0);
 			return;
 		}
@@ -226,7 +266,13 @@ static __always_inline void acl_report(struct xdp_md *ctx, const struct acl_pkt 
 
 		bpf_map_update_elem(&acl_flows, &fk, &init, BPF_NOEXIST);
 	}
-	e->ktime_ns = now;
+	if (fc) {
+		__builtin_memcpy(&fc->key, &fk, sizeof(fk));
+		fc->last_ns = now;
+		fc->pending = 0;
+		fc->valid = 1;
+	}
+	e->ktime_ns = bpf_ktime_get_ns();
 	e->gen = gen;
 	e->slot = slot;
 	e->suppressed = suppressed > 0xffffffffu ? 0xffffffffu : (__u32)suppressed;
@@ -362,7 +408,7 @@ int xdp_acl(struct xdp_md *ctx)
 			return XDP_PASS;
 		}
 		acl_count(ACL_STAT_DEFAULT_DENY, len);
-		if (flags & ACL_FLAG_EVENTS_DEFAULT)
+		if ((flags & (ACL_FLAG_EVENTS_DEFAULT | ACL_FLAG_NO_EVENTS)) == ACL_FLAG_EVENTS_DEFAULT)
 			acl_report(ctx, &pkt, ACL_SLOT_DEFAULT, 0, ACL_ACT_DENY, acl_w(blob, ACL_H_GEN),
 				   (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000, len);
 		return XDP_DROP;
@@ -371,7 +417,7 @@ int xdp_acl(struct xdp_md *ctx)
 	slot = meta & ACL_SLOT_MASK;
 	action = meta >> 24;
 	bpfkit_count(bpf_map_lookup_elem(&acl_rule_stats, &slot), len);
-	if (action != ACL_ACT_ALLOW)
+	if (action != ACL_ACT_ALLOW && !(flags & ACL_FLAG_NO_EVENTS))
 		acl_report(ctx, &pkt, slot, acl_w(blob, rec + 2), action, acl_w(blob, ACL_H_GEN),
 			   (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000, len);
 	return action == ACL_ACT_DENY ? XDP_DROP : XDP_PASS;

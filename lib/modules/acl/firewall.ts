@@ -34,7 +34,7 @@ import { RingBuffer, type RingBufferLoss } from '../../core/ringbuf.js';
 import { compileBlob, type CompileOptions, type TreeStats } from './classifier.js';
 import { rawAclEventCodec, toAclEvent, type AclEvent, type RawAclEvent } from './events.js';
 import {
-  ACL_STATS, BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_EVENTS_DEFAULT, H_CREATED_HI, H_CREATED_LO,
+  ACL_STATS, BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_EVENTS_DEFAULT, FLAG_NO_EVENTS, H_CREATED_HI, H_CREATED_LO,
   H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_VERSION, SLOT_DEFAULT,
   type AclStatName,
 } from './layout.js';
@@ -67,6 +67,11 @@ export interface AclFirewallOptions {
   eventIntervalMs?: number;
   /** Report packets dropped by a 'deny' default action too (ruleId null). Default true. */
   defaultDenyEvents?: boolean;
+  /**
+   * Report deny/log decisions at all. Default true. false: counters only, no flow-table
+   * lookup per reported packet (the fastest drop path).
+   */
+  events?: boolean;
   /** Ring buffer size in bytes (power of two, >= 4096). Default 1 MiB (~13,000 events). */
   ringBytes?: number;
   /** Flows the event rate limiter remembers (LRU). Default 65,536. */
@@ -177,6 +182,7 @@ interface Settings {
   defaultAction: AclDefaultAction;
   eventIntervalMs: number;
   defaultDenyEvents: boolean;
+  events: boolean;
 }
 
 /** What the blob's JSON source holds (for adoption). */
@@ -226,6 +232,8 @@ function sum(c: Counter[] | undefined): AclCounter {
   return { packets: Number(p), bytes: Number(b) };
 }
 
+const DEFAULT_SETTINGS: Settings = { defaultAction: 'allow', eventIntervalMs: 1000, defaultDenyEvents: true, events: true };
+
 function checkSettings(o: Partial<Settings>, base: Settings): Settings {
   const s = { ...base };
   if (o.defaultAction !== undefined) {
@@ -233,9 +241,10 @@ function checkSettings(o: Partial<Settings>, base: Settings): Settings {
     s.defaultAction = o.defaultAction;
   }
   if (o.eventIntervalMs !== undefined) s.eventIntervalMs = int(o.eventIntervalMs, 'eventIntervalMs', 0, 3_600_000);
-  if (o.defaultDenyEvents !== undefined) {
-    if (typeof o.defaultDenyEvents !== 'boolean') invalidArgument('defaultDenyEvents', 'must be true or false');
-    s.defaultDenyEvents = o.defaultDenyEvents;
+  for (const k of ['defaultDenyEvents', 'events'] as const) {
+    if (o[k] === undefined) continue;
+    if (typeof o[k] !== 'boolean') invalidArgument(k, 'must be true or false');
+    s[k] = o[k];
   }
   return s;
 }
@@ -259,7 +268,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   #buf: Buffer | undefined;
   #active = 0; // index of the blob map in force
   #gen = 0;
-  #settings: Settings = { defaultAction: 'allow', eventIntervalMs: 1000, defaultDenyEvents: true };
+  #settings: Settings = { ...DEFAULT_SETTINGS };
   #norm: NormalizedRule[] = [];
   #slots: Uint32Array = new Uint32Array(0); // slot of rule i
   #tags: Uint32Array = new Uint32Array(0);
@@ -319,7 +328,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       invalidArgument('ringBytes', `must be a power of two in 4096..2^30, got ${String(ringBytes)}`);
     }
     const flowTableSize = int(opts.flowTableSize ?? 65536, 'flowTableSize', 1, 1 << 24);
-    const settings = checkSettings(opts, { defaultAction: 'allow', eventIntervalMs: 1000, defaultDenyEvents: true });
+    const settings = checkSettings(opts, DEFAULT_SETTINGS);
     if (opts.rules !== undefined && !Array.isArray(opts.rules)) invalidArgument('rules', 'must be an array of rules');
     if (opts.pin !== undefined && (typeof opts.pin !== 'string' || !opts.pin.startsWith('/'))) invalidArgument('pin', 'must be an absolute directory path on a BPF filesystem');
     const ifindexes = list.map((i) => native().ifIndex(i, ns));
@@ -474,6 +483,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       if (opts.defaultAction !== undefined) changes.defaultAction = opts.defaultAction;
       if (opts.eventIntervalMs !== undefined) changes.eventIntervalMs = opts.eventIntervalMs;
       if (opts.defaultDenyEvents !== undefined) changes.defaultDenyEvents = opts.defaultDenyEvents;
+      if (opts.events !== undefined) changes.events = opts.events;
       if (opts.rules !== undefined || Object.keys(changes).length > 0) {
         const settings = checkSettings(changes, fw.#settings);
         await fw.#commit(fw.#prepare(opts.rules ?? fw.rules(), settings));
@@ -501,7 +511,9 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     const off = w(H_SRC_OFF) * 4;
     const src = JSON.parse(blob.toString('utf8', off, off + w(H_SRC_LEN))) as Source;
     if (src.v !== SOURCE_VERSION) throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: rule-set source version ${src.v} is not supported`, { field: 'pin' });
-    this.#settings = { defaultAction: src.defaultAction, eventIntervalMs: src.eventIntervalMs, defaultDenyEvents: src.defaultDenyEvents };
+    this.#settings = {
+      defaultAction: src.defaultAction, eventIntervalMs: src.eventIntervalMs, defaultDenyEvents: src.defaultDenyEvents, events: src.events ?? true,
+    };
     this.#gen = src.gen;
     this.#norm = normalizeRules(src.rules, { capacity: this.maxRules, resolveIface: this.#resolveIface });
     this.#slots = Uint32Array.from(src.slots);
@@ -585,7 +597,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     const hw = (i: number, v: number) => buf.writeUInt32LE(v >>> 0, 4 * i);
     hw(H_USED, Math.ceil(used / 4));
     hw(H_GEN, gen);
-    hw(H_FLAGS, (settings.defaultAction === 'deny' ? FLAG_DEFAULT_DENY : 0) | (settings.defaultDenyEvents ? FLAG_EVENTS_DEFAULT : 0));
+    hw(H_FLAGS, (settings.defaultAction === 'deny' ? FLAG_DEFAULT_DENY : 0) | (settings.defaultDenyEvents ? FLAG_EVENTS_DEFAULT : 0) | (settings.events ? 0 : FLAG_NO_EVENTS));
     hw(H_INTERVAL_MS, settings.eventIntervalMs);
     hw(H_SRC_OFF, srcOff);
     hw(H_SRC_LEN, json.length);
@@ -714,7 +726,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   }
 
   /** Changes the default action / event settings (an atomic swap with the same rules). */
-  configure(settings: { defaultAction?: AclDefaultAction; eventIntervalMs?: number; defaultDenyEvents?: boolean }): Promise<void> {
+  configure(settings: { defaultAction?: AclDefaultAction; eventIntervalMs?: number; defaultDenyEvents?: boolean; events?: boolean }): Promise<void> {
     return this.#serial(async () => {
       const s = checkSettings(settings, this.#settings);
       await this.#commit(this.#prepare(this.rules(), s));
