@@ -111,6 +111,84 @@ function withPath(err: unknown, inner: string, path: string): unknown {
   return new BpfkitError('ERR_INVALID_ARGUMENT', message, err.details ? { field, details: err.details } : { field });
 }
 
+/** A fresh copy of `n` bytes at `off` (the caller has checked the bounds). */
+function copyOut(buf: Uint8Array, off: number, n: number): Buffer {
+  if (n > 64) return Buffer.from(buf.subarray(off, off + n));
+  const out = Buffer.allocUnsafe(n); // a slice of Node's pool, like Buffer.from of a small array
+  for (let i = 0; i < n; i++) out[i] = buf[off + i];
+  return out;
+}
+
+const DECIMAL = Array.from({ length: 256 }, (_, i) => String(i));
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
+// ---------------------------------------------------------------------------------------------
+// Compiled code
+//
+// The integer codecs, struct() and array() are compiled once, when made, into small
+// functions with the byte offsets and limits as constants, the common members (integers,
+// bool, ipv4, bytes) read and written in place through one DataView, decoded objects built
+// by one object literal (one V8 shape) and other members called directly (each struct has
+// its own call sites, so none is shared by every codec as the generic loops are). An inline
+// form accepts only values the codec's own encode accepts and writes the same bytes; any
+// other value goes to the codec itself, so errors (class, message, field path) are those of
+// the generic code, which stays as the fallback where code generation from strings is
+// disabled (node --disallow-code-generation-from-strings).
+
+/** How compiled code reads and writes one member in place. `at(k)` is the JS expression of byte k of the member. */
+interface Inline {
+  /** Uses the DataView `d` (over `buf`). */
+  view: boolean;
+  /** Reads and writes check their own bounds (DataView), so the codec can be compiled on its own. */
+  standalone: boolean;
+  /** Condition on the variable `x`, true only for values encode accepts; may write them (ipv4 parses in place). */
+  check(x: string, at: (k: number) => string): string;
+  /** Statements writing an `x` that passed check. */
+  write(x: string, at: (k: number) => string): string;
+  /** Expression decoding the member; bounds already checked unless `standalone`. */
+  read(at: (k: number) => string): string;
+}
+
+const INLINE = new WeakMap<object, Inline>();
+/** Codecs made here: their encode writes all `size` bytes, so a struct zeroes only the bytes around them. */
+const WRITES_ALL = new WeakSet<object>();
+
+const ENV: Record<string, unknown> = { view, room, show, invalidArgument, withPath, hasOwn, copyOut, ipv4Into, DECIMAL, fill: Uint8Array.prototype.fill };
+const lit = (s: string): string => JSON.stringify(s);
+/** The condition of room(buf, off, size), inline. */
+const fits = (size: number): string => `Number.isInteger(off) && off >= 0 && off + ${size} <= buf.length`;
+
+/** `function <name>(<params>) { <body> }` with ENV and `env` in scope, or undefined where code generation is disabled. */
+function compile<F>(name: string, params: string, body: string, env: Record<string, unknown> = {}): F | undefined {
+  const all = { ...ENV, ...env };
+  try {
+    return new Function(...Object.keys(all), `'use strict';\nreturn function ${name}(${params}) {\n${body}\n};`)(...Object.values(all)) as F;
+  } catch (e) {
+    if (e instanceof EvalError) return undefined;
+    throw e;
+  }
+}
+
+type EncodeFn = (v: any, buf: Buffer, off: number) => void;
+type DecodeFn = (buf: Buffer, off: number) => any;
+
+/** Registers a codec of this module (and its inline form); compiles it on its own where the form allows. */
+function builtin<C extends Codec<any, any>>(codec: C, inline?: Inline): C {
+  WRITES_ALL.add(codec);
+  if (!inline) return codec;
+  INLINE.set(codec, inline);
+  if (!inline.standalone) return codec;
+  const at = (k: number): string => (k ? `off + ${k}` : 'off');
+  const id = codec.name.replace(/\W/g, '_');
+  // u64/i64 write a number as two halves at off and off + 4: a non-integer offset (which
+  // DataView would truncate) goes to the generic code instead
+  const guard = codec.size === 8 ? 'Number.isInteger(off) && ' : '';
+  const encode = compile<EncodeFn>(`encode_${id}`, 'v, buf, off', `if (${guard}${inline.check('v', at)}) {\nconst d = view(buf);\n${inline.write('v', at)}\n} else generic(v, buf, off);`, { generic: codec.encode });
+  const decode = compile<DecodeFn>(`decode_${id}`, 'buf, off', `const d = view(buf);\nreturn ${inline.read(at)};`);
+  if (encode && decode) Object.assign(codec, { encode, decode });
+  return codec;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Integers
 
@@ -132,22 +210,41 @@ function checkInt(v: unknown, min: number, max: number, field: string): number {
   return v;
 }
 
+/** Conditions true exactly for the numbers checkInt accepts, per integer type. */
+const INT_OK: Record<string, (x: string) => string> = {
+  u8: (x) => `(${x} & 0xff) === ${x}`,
+  u16: (x) => `(${x} & 0xffff) === ${x}`,
+  u32: (x) => `(${x} >>> 0) === ${x}`,
+  i8: (x) => `(${x} << 24 >> 24) === ${x}`,
+  i16: (x) => `(${x} << 16 >> 16) === ${x}`,
+  i32: (x) => `(${x} | 0) === ${x}`,
+};
+
 function intCodec(name: string, size: 1 | 2 | 4, signed: boolean, le = HOST_LE): Codec<number> {
   const bits = size * 8;
   const min = signed ? -(2 ** (bits - 1)) : 0;
   const max = signed ? 2 ** (bits - 1) - 1 : 2 ** bits - 1;
-  const [get, set] = ACCESS[(signed ? 'i' : 'u') + bits];
-  return {
+  const type = (signed ? 'i' : 'u') + bits;
+  const [get, set] = ACCESS[type];
+  const access = `${signed ? 'Int' : 'Uint'}${bits}`;
+  const order = size === 1 ? '' : `, ${le}`;
+  return builtin<Codec<number>>({
     name, size, align: size, layout: { kind: 'int', size, signed },
     encode(v, buf, off) { set(view(buf), off, checkInt(v, min, max, name), le); },
     decode: (buf, off) => get(view(buf), off, le),
-  };
+  }, {
+    view: true, standalone: true,
+    check: (x) => `typeof ${x} === "number" && ${INT_OK[type](x)}`,
+    write: (x, at) => `d.set${access}(${at(0)}, ${x}${order});`,
+    read: (at) => `d.get${access}(${at(0)}${order})`,
+  });
 }
 
 function int64Codec(name: string, signed: boolean): Codec<bigint, bigint | number> {
   const min = signed ? -(1n << 63n) : 0n;
   const max = signed ? (1n << 63n) - 1n : (1n << 64n) - 1n;
-  return {
+  const big = signed ? 'BigInt64' : 'BigUint64';
+  return builtin<Codec<bigint, bigint | number>>({
     name, size: 8, align: 8, layout: { kind: 'int', size: 8, signed },
     encode(v, buf, off) {
       let b: bigint;
@@ -159,8 +256,21 @@ function int64Codec(name: string, signed: boolean): Codec<bigint, bigint | numbe
       if (signed) view(buf).setBigInt64(off, b, HOST_LE);
       else view(buf).setBigUint64(off, b, HOST_LE);
     },
-    decode: (buf, off) => (signed ? view(buf).getBigInt64(off, HOST_LE) : view(buf).getBigUint64(off, HOST_LE)),
-  };
+    decode: signed ? (buf, off) => view(buf).getBigInt64(off, HOST_LE) : (buf, off) => view(buf).getBigUint64(off, HOST_LE),
+  }, {
+    view: true, standalone: true,
+    check: (x) => `(typeof ${x} === "bigint" ? BigInt.${signed ? 'asIntN' : 'asUintN'}(64, ${x}) === ${x} : ` +
+      `typeof ${x} === "number" && Number.isSafeInteger(${x})${signed ? '' : ` && ${x} >= 0`})`,
+    // A number is written as two 32-bit halves (no BigInt made), the higher offset first so
+    // that a buffer too small throws before anything is written, as one 64-bit write does.
+    write: (x, at) => {
+      const [lo, hi] = HOST_LE ? [at(0), at(4)] : [at(4), at(0)];
+      const halves = [`d.setUint32(${lo}, low, ${HOST_LE});`, `d.set${signed ? 'Int' : 'Uint'}32(${hi}, (${x} - low) / 4294967296, ${HOST_LE});`];
+      if (HOST_LE) halves.reverse();
+      return `if (typeof ${x} === "bigint") d.set${big}(${at(0)}, ${x}, ${HOST_LE}); else { const low = ${x} >>> 0; ${halves.join(' ')} }`;
+    },
+    read: (at) => `d.get${big}(${at(0)}, ${HOST_LE})`,
+  });
 }
 
 export const u8 = intCodec('u8', 1, false);
@@ -175,14 +285,19 @@ export const i64 = int64Codec('i64', true);
 export const be16 = intCodec('be16', 2, false, false);
 export const be32 = intCodec('be32', 4, false, false);
 
-export const bool: Codec<boolean> = {
+export const bool: Codec<boolean> = builtin<Codec<boolean>>({
   name: 'bool', size: 1, align: 1, layout: { kind: 'int', size: 1, signed: false },
   encode(v, buf, off) {
     if (typeof v !== 'boolean') invalidArgument('bool', `expected true or false, got ${show(v)}`);
     view(buf).setUint8(off, v ? 1 : 0);
   },
   decode: (buf, off) => view(buf).getUint8(off) !== 0,
-};
+}, {
+  view: true, standalone: true,
+  check: (x) => `typeof ${x} === "boolean"`,
+  write: (x, at) => `d.setUint8(${at(0)}, ${x} ? 1 : 0);`,
+  read: (at) => `d.getUint8(${at(0)}) !== 0`,
+});
 
 // ---------------------------------------------------------------------------------------------
 // Byte strings
@@ -196,7 +311,7 @@ export function bytes(n: number, align: 1 | 2 | 4 | 8 = 1): Codec<Buffer, Uint8A
   checkSize(n, 'bytes', 1);
   if (![1, 2, 4, 8].includes(align)) invalidArgument('bytes', `align must be 1, 2, 4 or 8, got ${show(align)}`);
   const name = `bytes[${n}]`;
-  return {
+  return builtin<Codec<Buffer, Uint8Array>>({
     name, size: n, align, layout: { kind: 'bytes', size: n },
     encode(v, buf, off) {
       if (!(v instanceof Uint8Array) || v.length !== n) invalidArgument(name, `expected a Buffer or Uint8Array of ${n} bytes, got ${show(v)}`);
@@ -205,9 +320,14 @@ export function bytes(n: number, align: 1 | 2 | 4 | 8 = 1): Codec<Buffer, Uint8A
     },
     decode(buf, off) {
       room(buf, off, n);
-      return Buffer.from(buf.subarray(off, off + n));
+      return copyOut(buf, off, n);
     },
-  };
+  }, {
+    view: false, standalone: false,
+    check: (x) => `${x} instanceof Uint8Array && ${x}.length === ${n}`,
+    write: (x, at) => `buf.set(${x}, ${at(0)});`,
+    read: (at) => `copyOut(buf, ${at(0)}, ${n})`,
+  });
 }
 
 /**
@@ -218,7 +338,7 @@ export function bytes(n: number, align: 1 | 2 | 4 | 8 = 1): Codec<Buffer, Uint8A
 export function cstring(n: number): Codec<string> {
   checkSize(n, 'cstring', 1);
   const name = `cstring[${n}]`;
-  return {
+  return builtin<Codec<string>>({
     name, size: n, align: 1, layout: { kind: 'array', size: n, length: n, elem: { kind: 'int', size: 1, signed: false } },
     encode(v, buf, off) {
       if (typeof v !== 'string') invalidArgument(name, `expected a string, got ${show(v)}`);
@@ -234,13 +354,13 @@ export function cstring(n: number): Codec<string> {
       const nul = buf.subarray(off, off + n).indexOf(0);
       return buf.toString('utf8', off, off + (nul === -1 ? n : nul));
     },
-  };
+  });
 }
 
 const MAC_RE = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/i;
 
 /** Ethernet address 'aa:bb:cc:dd:ee:ff' (encode also accepts upper case and '-' separators). */
-export const mac: Codec<string> = {
+export const mac: Codec<string> = builtin<Codec<string>>({
   name: 'mac', size: 6, align: 1, layout: { kind: 'bytes', size: 6 },
   encode(v, buf, off) {
     if (typeof v !== 'string' || !MAC_RE.test(v)) invalidArgument('mac', `expected a MAC address like aa:bb:cc:dd:ee:ff, got ${show(v)}`);
@@ -253,7 +373,7 @@ export const mac: Codec<string> = {
     for (let i = 0; i < 6; i++) parts.push(buf[off + i].toString(16).padStart(2, '0'));
     return parts.join(':');
   },
-};
+});
 
 // ---------------------------------------------------------------------------------------------
 // IP addresses
@@ -426,9 +546,14 @@ function addressCodec(family: 4 | 6): Codec<string> {
 }
 
 /** IPv4 address as a dotted string; 4 bytes in network order, aligned like `__be32`. */
-export const ipv4 = addressCodec(4);
+export const ipv4 = builtin(addressCodec(4), {
+  view: false, standalone: false,
+  check: (x, at) => `typeof ${x} === "string" && ipv4Into(${x}, buf, ${at(0)})`,
+  write: () => '',
+  read: (at) => [0, 1, 2, 3].map((k) => `DECIMAL[buf[${at(k)}]]`).join(' + "." + '),
+});
 /** IPv6 address; 16 bytes in network order, aligned like `struct in6_addr` (4). */
-export const ipv6 = addressCodec(6);
+export const ipv6 = builtin(addressCodec(6));
 
 export interface LpmKey {
   prefixLen: number;
@@ -448,7 +573,7 @@ export function lpmKey(family: 4 | 6): Codec<LpmKey, LpmKey | string> {
   const size = 4 + max / 8;
   const parse = family === 4 ? parseIPv4 : parseIPv6;
   const format = family === 4 ? formatIPv4 : formatIPv6;
-  return {
+  return builtin<Codec<LpmKey, LpmKey | string>>({
     name, size, align: 4, layout: { kind: 'bytes', size },
     encode(v, buf, off) {
       let prefixLen: number;
@@ -473,7 +598,7 @@ export function lpmKey(family: 4 | 6): Codec<LpmKey, LpmKey | string> {
     decode(buf, off) {
       return { prefixLen: view(buf).getUint32(off, HOST_LE), addr: format(buf, off + 4) };
     },
-  };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -485,7 +610,7 @@ export function array<C extends Codec<any, any>>(codec: C, length: number): Code
   checkSize(length, 'array', 1);
   const name = `${codec.name}[${length}]`;
   const es = codec.size;
-  return {
+  const c: Codec<Infer<C>[], InferInput<C>[]> = {
     name, size: es * length, align: codec.align,
     layout: { kind: 'array', size: es * length, length, elem: codec.layout },
     encode(v, buf, off) {
@@ -504,6 +629,38 @@ export function array<C extends Codec<any, any>>(codec: C, length: number): Code
       return out;
     },
   };
+  if (WRITES_ALL.has(codec)) WRITES_ALL.add(c);
+  return Object.assign(c, compileArray(name, codec, length, c));
+}
+
+/**
+ * Compiled array encode/decode. An array that does not fit in `buf` at `off` goes to the
+ * generic code (which fails at the first element out of bounds, as it always has), so the
+ * compiled loop runs over bytes known to be in the buffer.
+ */
+function compileArray(name: string, elem: Codec<unknown>, length: number, generic: Codec<any, any>): Partial<Codec<any, any>> {
+  const es = elem.size;
+  const inline = INLINE.get(elem);
+  const at = (o: string) => (k: number): string => (k ? `${o} + ${k}` : o);
+  const slow = `try { elem.encode(x, buf, o); } catch (e) { throw withPath(e, ${lit(elem.name)}, ${lit(`${name}[`)} + i + "]"); }`;
+  const encode = compile<EncodeFn>('encode_array', 'v, buf, off', [
+    `if (!(${fits(es * length)})) return genericEncode(v, buf, off);`,
+    `if (!Array.isArray(v) || v.length !== ${length}) invalidArgument(${lit(name)}, ${lit(`expected an array of ${length}, got `)} + show(v));`,
+    inline?.view ? 'const d = view(buf);' : '',
+    `for (let i = 0, o = off; i < ${length}; i++, o += ${es}) {`,
+    '  const x = v[i];',
+    inline ? `  if (${inline.check('x', at('o'))}) { ${inline.write('x', at('o'))} } else { ${slow} }` : `  ${slow}`,
+    '}',
+  ].join('\n'), { elem, genericEncode: generic.encode });
+  const read = (o: string): string => (inline ? inline.read(at(o)) : `elem.decode(buf, ${o})`);
+  const decode = compile<DecodeFn>('decode_array', 'buf, off', [
+    `if (!(${fits(es * length)})) return genericDecode(buf, off);`,
+    inline?.view ? 'const d = view(buf);' : '',
+    length <= 8
+      ? `return [${Array.from({ length }, (_, i) => read(i ? `off + ${i * es}` : 'off')).join(', ')}];`
+      : `const out = new Array(${length});\nfor (let i = 0, o = off; i < ${length}; i++, o += ${es}) out[i] = ${read('o')};\nreturn out;`,
+  ].join('\n'), { elem, genericDecode: generic.decode });
+  return encode && decode ? { encode, decode } : {};
 }
 
 export interface FieldSpec {
@@ -549,7 +706,7 @@ export function struct(
     : Object.entries(fields as Record<string, Codec<any, any>>).map(([n, codec]) => ({ name: n, codec }));
   if (specs.length === 0) invalidArgument(self, 'needs at least one field');
 
-  const members: { name: string; offset: number; codec: Codec<unknown>; pad: boolean }[] = [];
+  const members: Member[] = [];
   let end = 0;
   let align = 1;
   for (const f of specs) {
@@ -575,7 +732,7 @@ export function struct(
   const known = new Set(members.map((m) => m.name));
   const fieldList = members.map((m) => m.name).join(', ');
 
-  return {
+  const c: Codec<Record<string, unknown>> = {
     name: self, size, align,
     layout: { kind: 'struct', size, name: cname, members: members.map((m) => ({ name: m.name, offset: m.offset, layout: m.codec.layout })) },
     encode(v, buf, off) {
@@ -603,6 +760,65 @@ export function struct(
       return out;
     },
   };
+  return builtin(Object.assign(c, compileStruct(self, size, members, known)));
+}
+
+interface Member { name: string; offset: number; codec: Codec<unknown>; pad: boolean }
+
+/**
+ * Compiled struct encode/decode: the same checks in the same order as the generic code
+ * (object, unknown fields, room, then each member in order: missing or invalid), zeroing
+ * only the bytes no member of this module writes (padding, gaps, '_' fields, members of
+ * other codecs) instead of the whole struct.
+ */
+function compileStruct(self: string, size: number, members: Member[], known: Set<string>): Partial<Codec<any, any>> {
+  const env: Record<string, unknown> = { known };
+  const fieldList = members.map((m) => m.name).join(', ');
+  const at = (base: number) => (k: number): string => `off + ${base + k}`;
+  const inline = members.map((m) => INLINE.get(m.codec));
+  members.forEach((m, i) => (env[`m${i}`] = m.codec));
+
+  // for-in visits the own enumerable keys in Object.keys order, then inherited ones (skipped)
+  const unknown = `if (hasOwn(v, k)) invalidArgument(${lit(`${self}.`)} + k, ${lit(`unknown field (fields are: ${fieldList})`)});`;
+  const keyCheck = members.length <= 24
+    ? `switch (k) { ${members.map((m) => `case ${lit(m.name)}:`).join(' ')} break; default: ${unknown} }`
+    : `if (!known.has(k)) { ${unknown} }`;
+
+  const written = new Uint8Array(size);
+  members.forEach((m) => { if (!m.pad && WRITES_ALL.has(m.codec)) written.fill(1, m.offset, m.offset + m.codec.size); });
+  const zero: string[] = [];
+  for (let i = 0; i < size; i++) {
+    if (written[i]) continue;
+    let j = i;
+    while (j < size && !written[j]) j++;
+    zero.push(j - i <= 16 ? Array.from({ length: j - i }, (_, k) => `buf[off + ${i + k}] = 0;`).join(' ') : `fill.call(buf, 0, off + ${i}, off + ${j});`);
+    i = j;
+  }
+
+  const encodeMember = (m: Member, i: number): string => {
+    const path = `${self}.${m.name}`;
+    const slow = `try { m${i}.encode(x, buf, off + ${m.offset}); } catch (e) { throw withPath(e, ${lit(m.codec.name)}, ${lit(path)}); }`;
+    const put = inline[i] ? `if (${inline[i]!.check('x', at(m.offset))}) { ${inline[i]!.write('x', at(m.offset))} } else { ${slow} }` : slow;
+    return `{ const x = v[${lit(m.name)}]; if (x === undefined) { ${m.pad ? '' : `invalidArgument(${lit(path)}, "missing");`} } else { ${put} } }`;
+  };
+  const encode = compile<EncodeFn>(`encode_${self.slice(7)}`, 'v, buf, off', [
+    `if (typeof v !== "object" || v === null || Array.isArray(v)) invalidArgument(${lit(self)}, "expected an object, got " + show(v));`,
+    `for (const k in v) ${keyCheck}`,
+    `if (!(${fits(size)})) room(buf, off, ${size});`,
+    inline.some((x) => x?.view) ? 'const d = view(buf);' : '',
+    ...zero,
+    ...members.map(encodeMember),
+  ].join('\n'), env);
+
+  const decoded = members.map((m, i) => (m.pad ? '' : `${lit(m.name)}: ${inline[i] ? inline[i]!.read(at(m.offset)) : `m${i}.decode(buf, off + ${m.offset})`},`));
+  const decode = compile<DecodeFn>(`decode_${self.slice(7)}`, 'buf, off', [
+    `if (!(${fits(size)})) room(buf, off, ${size});`,
+    inline.some((x, i) => x?.view && !members[i].pad) ? 'const d = view(buf);' : '',
+    'return {',
+    ...decoded.filter(Boolean),
+    '};',
+  ].join('\n'), env);
+  return encode && decode ? { encode, decode } : {};
 }
 
 // ---------------------------------------------------------------------------------------------
