@@ -5,11 +5,12 @@
 import { Lab } from '../lab/index.js';
 import type { DemoContext, DemoSection } from './context.js';
 import { coreSection } from './core.js';
+import { routeSection } from './route.js';
 import { decapSection } from './decap.js';
 import { aclSection } from './acl.js';
 
 /** Sections in the order they run; modules add theirs here. */
-export const SECTIONS: DemoSection[] = [coreSection, decapSection, aclSection];
+export const SECTIONS: DemoSection[] = [coreSection, decapSection, aclSection, routeSection];
 
 export async function runDemo(opts: { seconds?: number; only?: string[]; print?: (l: string) => void } = {}): Promise<void> {
   const print = opts.print ?? ((l: string) => console.log(l));
