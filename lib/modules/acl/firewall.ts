@@ -48,9 +48,9 @@ export interface AclFirewallOptions {
   /** Rules installed before the program is attached (no unprotected moment). */
   rules?: readonly AclRule[];
   /**
-   * Capacity in rules (default 10,000; at most 262,144). Picks the rule-set size the
-   * program is built for: up to 2,048 rules 1 MiB, up to 32,768 16 MiB, above 64 MiB
-   * (two of them are allocated in the kernel).
+   * Capacity in rules (default 10,000; at most 200,000). Picks the rule-set size the
+   * program is built for (two of them are allocated in the kernel, and a swap writes one
+   * whole): up to 2,048 rules 1 MiB, 16,384 8 MiB, 65,536 32 MiB, above 64 MiB.
    */
   maxRules?: number;
   /** XDP mode: 'native' (default), 'generic' or 'auto'. */
@@ -151,8 +151,9 @@ interface Variant {
 }
 const VARIANTS: readonly Variant[] = [
   { name: 'acl_s', bytes: 1 << 20, maxRules: 2048 },
-  { name: 'acl', bytes: 16 << 20, maxRules: 32768 },
-  { name: 'acl_xl', bytes: 64 << 20, maxRules: 262144 },
+  { name: 'acl', bytes: 8 << 20, maxRules: 16384 },
+  { name: 'acl_l', bytes: 32 << 20, maxRules: 65536 },
+  { name: 'acl_xl', bytes: 64 << 20, maxRules: 200000 },
 ];
 export const ACL_MAX_RULES = VARIANTS[VARIANTS.length - 1]!.maxRules;
 
@@ -620,8 +621,9 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     // slots new to this set: nothing counts in them any more (the previous swap's
     // flip waited for running programs), so zero them before the new set uses them
     if (p.fresh.length) {
-      const zero = { packets: 0n, bytes: 0n };
-      await h.ruleStats.setBatch(p.fresh.map((s) => [s, zero] as const));
+      const keys = Buffer.alloc(4 * p.fresh.length);
+      p.fresh.forEach((s, i) => keys.writeUInt32LE(s, 4 * i));
+      await h.ruleStats.handle.updateBatch(keys, Buffer.alloc(h.ruleStats.value.size * p.fresh.length), p.fresh.length, 0);
     }
     const idle = 1 - this.#active;
     const key = Buffer.alloc(4);

@@ -7,7 +7,7 @@
  * the kernel changes.
  */
 import { BpfkitError, type BpfkitErrorCode } from '../../core/errors.js';
-import { parseCidr, type Cidr } from '../../core/codecs.js';
+import { parseCidr } from '../../core/codecs.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG, PROTO_MAX, V4_DIMS, V6_DIMS } from './layout.js';
 import type { FamilyEntries } from './classifier.js';
 
@@ -56,6 +56,18 @@ export const MAX_LIST = 4096;
 /** Most records (src x dst combinations) one rule may expand to. */
 export const MAX_RECORDS_PER_RULE = 65536;
 
+/** A parsed CIDR: IPv4 as a number (fast path, no Buffer), IPv6 as 16 bytes. */
+export interface Net {
+  family: 4 | 6;
+  /** IPv4 network address as an unsigned 32-bit number. */
+  v4: number;
+  /** IPv6 network address (null for IPv4). */
+  v6: Buffer | null;
+  prefixLen: number;
+  /** Canonical text. */
+  text: string;
+}
+
 /** A validated rule, ready to compile. */
 export interface NormalizedRule {
   /** The rule in canonical form (what rules() returns and the pin stores). */
@@ -63,8 +75,8 @@ export interface NormalizedRule {
   id: string;
   index: number;
   action: number;
-  src: Cidr[] | null;
-  dst: Cidr[] | null;
+  src: Net[] | null;
+  dst: Net[] | null;
   proto: number | null;
   sport: [number, number] | null;
   dport: [number, number] | null;
@@ -108,26 +120,54 @@ function parsePorts(v: unknown, fail: (m: string) => never): [number, number] {
   return [lo as number, hi as number];
 }
 
-function parseAddrList(v: unknown, fail: (m: string, sub?: string) => never): Cidr[] {
+const V4_CIDR = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})(?:\/(0|[1-9]\d?))?$/;
+
+/** The common case (a canonical IPv4 CIDR) without the general parser; null otherwise. */
+function fastV4(s: string): Net | null {
+  const m = V4_CIDR.exec(s);
+  if (!m) return null;
+  let addr = 0;
+  for (let i = 1; i <= 4; i++) {
+    const o = Number(m[i]);
+    if (o > 255) return null;
+    addr = addr * 256 + o;
+  }
+  const len = m[5] === undefined ? 32 : Number(m[5]);
+  if (len > 32) return null;
+  if (addr % 2 ** (32 - len) !== 0) return null; // host bits: the general parser explains
+  return { family: 4, v4: addr, v6: null, prefixLen: len, text: len === 32 && m[5] !== undefined ? s.slice(0, s.indexOf('/')) : s };
+}
+
+function parseNet(s: string): Net {
+  const fast = fastV4(s);
+  if (fast) return fast;
+  const c = parseCidr(s, 'cidr');
+  if (c.family === 4) {
+    const v4 = c.addr.readUInt32BE(0);
+    const a = c.addr;
+    const text = `${a[0]}.${a[1]}.${a[2]}.${a[3]}`;
+    return { family: 4, v4, v6: null, prefixLen: c.prefixLen, text: c.prefixLen === 32 ? text : `${text}/${c.prefixLen}` };
+  }
+  const text = formatV6(c.addr);
+  return { family: 6, v4: 0, v6: c.addr, prefixLen: c.prefixLen, text: c.prefixLen === 128 ? text : `${text}/${c.prefixLen}` };
+}
+
+function parseAddrList(v: unknown, fail: (m: string, sub?: string) => never): Net[] {
   const list = typeof v === 'string' ? [v] : Array.isArray(v) ? v : fail(`expected a CIDR or a list of CIDRs, got ${show(v)}`);
   if (list.length === 0) fail('empty list (leave the field out to match any address)');
   if (list.length > MAX_LIST) fail(`${list.length} entries, at most ${MAX_LIST}`);
-  return list.map((s, i) => {
-    const sub = typeof v === 'string' ? '' : `[${i}]`;
-    if (typeof s !== 'string') fail(`expected a CIDR string, got ${show(s)}`, sub);
+  const out: Net[] = new Array(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const s = list[i];
+    if (typeof s !== 'string') fail(`expected a CIDR string, got ${show(s)}`, typeof v === 'string' ? '' : `[${i}]`);
     try {
-      return parseCidr(s, 'cidr');
+      out[i] = parseNet(s as string);
     } catch (e) {
       const msg = e instanceof BpfkitError ? e.message.replace(/^cidr: /, '') : String(e);
-      return fail(msg, sub);
+      fail(msg, typeof v === 'string' ? '' : `[${i}]`);
     }
-  });
-}
-
-function cidrText(c: Cidr): string {
-  const full = c.family === 4 ? 32 : 128;
-  const addr = c.family === 4 ? [...c.addr].join('.') : formatV6(c.addr);
-  return c.prefixLen === full ? addr : `${addr}/${c.prefixLen}`;
+  }
+  return out;
 }
 
 function formatV6(b: Buffer): string {
@@ -181,8 +221,8 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
 
   const src = r.src === undefined ? null : parseAddrList(r.src, (m, sub = '') => err(`src${sub}`, m));
   const dst = r.dst === undefined ? null : parseAddrList(r.dst, (m, sub = '') => err(`dst${sub}`, m));
-  if (src) canon.src = typeof r.src === 'string' ? cidrText(src[0]!) : src.map(cidrText);
-  if (dst) canon.dst = typeof r.dst === 'string' ? cidrText(dst[0]!) : dst.map(cidrText);
+  if (src) canon.src = typeof r.src === 'string' ? src[0]!.text : src.map((c) => c.text);
+  if (dst) canon.dst = typeof r.dst === 'string' ? dst[0]!.text : dst.map((c) => c.text);
 
   let sport: [number, number] | null = null;
   let dport: [number, number] | null = null;
@@ -231,15 +271,19 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
     canon.iface = v as string | number;
   }
 
-  // families: each src x dst pair must be of one family
-  const fams = new Set<number>();
-  const famsOf = (l: Cidr[] | null) => (l ? new Set(l.map((c) => c.family)) : new Set([4, 6]));
+  // families (bit 1: IPv4, bit 2: IPv6): each src x dst pair must be of one family
+  const famsOf = (l: Net[] | null): number => {
+    if (!l) return 3;
+    let m = 0;
+    for (const c of l) m |= c.family === 4 ? 1 : 2;
+    return m;
+  };
   const sf = famsOf(src);
   const df = famsOf(dst);
-  for (const f of [4, 6]) if (sf.has(f) && df.has(f)) fams.add(f);
-  if (fams.size === 0) err('dst', `no destination of the same address family as the sources (src is IPv${[...sf][0]}, dst is IPv${[...df][0]})`);
-  if (proto === 1 && !fams.has(4)) err('proto', "'icmp' is IPv4's; use 'icmpv6' with IPv6 addresses");
-  if (proto === 58 && !fams.has(6)) err('proto', "'icmpv6' is IPv6's; use 'icmp' with IPv4 addresses");
+  const fams = sf & df;
+  if (fams === 0) err('dst', `no destination of the same address family as the sources (src is IPv${sf & 1 ? 4 : 6}, dst is IPv${df & 1 ? 4 : 6})`);
+  if (proto === 1 && !(fams & 1)) err('proto', "'icmp' is IPv4's; use 'icmpv6' with IPv6 addresses");
+  if (proto === 58 && !(fams & 2)) err('proto', "'icmpv6' is IPv6's; use 'icmp' with IPv4 addresses");
   const combos = (src ? src.length : 1) * (dst ? dst.length : 1);
   if (combos > MAX_RECORDS_PER_RULE) err('dst', `src x dst makes ${combos} combinations, at most ${MAX_RECORDS_PER_RULE}`);
 
@@ -271,8 +315,10 @@ export function normalizeRules(rules: unknown, opts: { capacity: number; resolve
 }
 
 const ALL = 0xffffffff;
+const ANY: readonly (Net | null)[] = [null];
+const NONE: readonly Net[] = [];
 
-function addrWords(c: Cidr | null, words: number, lo: Uint32Array, hi: Uint32Array, at: number): void {
+function addrWords(c: Net | null, words: number, lo: Uint32Array, hi: Uint32Array, at: number): void {
   if (!c) {
     for (let i = 0; i < words; i++) {
       lo[at + i] = 0;
@@ -281,7 +327,7 @@ function addrWords(c: Cidr | null, words: number, lo: Uint32Array, hi: Uint32Arr
     return;
   }
   for (let i = 0; i < words; i++) {
-    const w = c.addr.readUInt32BE(4 * i);
+    const w = c.family === 4 ? c.v4 : c.v6!.readUInt32BE(4 * i);
     const bits = Math.min(32, Math.max(0, c.prefixLen - 32 * i));
     const span = 2 ** (32 - bits) - 1; // host part of this word
     const base = bits === 0 ? 0 : Math.floor(w / (span + 1)) * (span + 1);
@@ -297,13 +343,15 @@ function addrWords(c: Cidr | null, words: number, lo: Uint32Array, hi: Uint32Arr
 export function expandRules(rules: NormalizedRule[], slots: ArrayLike<number>, tags: ArrayLike<number>): { v4: FamilyEntries; v6: FamilyEntries } {
   let n4 = 0;
   let n6 = 0;
+  const count = (l: Net[] | null, fam: number): number => {
+    if (!l) return 1;
+    let n = 0;
+    for (const c of l) if (c.family === fam) n++;
+    return n;
+  };
   for (const r of rules) {
-    const s4 = r.src ? r.src.filter((c) => c.family === 4).length : 1;
-    const s6 = r.src ? r.src.length - (r.src ? s4 : 0) : 1;
-    const d4 = r.dst ? r.dst.filter((c) => c.family === 4).length : 1;
-    const d6 = r.dst ? r.dst.length - (r.dst ? d4 : 0) : 1;
-    if (r.proto !== 58) n4 += s4 * d4;
-    if (r.proto !== 1) n6 += s6 * d6;
+    if (r.proto !== 58) n4 += count(r.src, 4) * count(r.dst, 4);
+    if (r.proto !== 1) n6 += count(r.src, 6) * count(r.dst, 6);
   }
   const mk = (dims: number, count: number): FamilyEntries => ({
     dims, count, lo: new Uint32Array(count * dims), hi: new Uint32Array(count * dims),
@@ -318,8 +366,8 @@ export function expandRules(rules: NormalizedRule[], slots: ArrayLike<number>, t
     const meta = (slots[ri]! | (r.action << 24)) >>> 0;
     for (const fam of [4, 6] as const) {
       if ((fam === 4 && r.proto === 58) || (fam === 6 && r.proto === 1)) continue;
-      const srcs = r.src ? r.src.filter((c) => c.family === fam) : [null];
-      const dsts = r.dst ? r.dst.filter((c) => c.family === fam) : [null];
+      const srcs = !r.src ? ANY : r.src.length === 1 ? (r.src[0]!.family === fam ? r.src : NONE) : r.src.filter((c) => c.family === fam);
+      const dsts = !r.dst ? ANY : r.dst.length === 1 ? (r.dst[0]!.family === fam ? r.dst : NONE) : r.dst.filter((c) => c.family === fam);
       const F = fam === 4 ? v4 : v6;
       const D = F.dims;
       const aw = fam === 4 ? 1 : 4;
