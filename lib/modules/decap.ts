@@ -114,12 +114,12 @@ export interface DecapSettings {
   interfaceMac: string | null;
 }
 
-export interface TrafficCounter {
+export interface DecapCounter {
   packets: bigint;
   bytes: bigint;
 }
 
-export interface DecapVniStats extends TrafficCounter {
+export interface DecapVniStats extends DecapCounter {
   protocol: TunnelProtocol;
   vni: number;
 }
@@ -129,17 +129,17 @@ export interface DecapVniStats extends TrafficCounter {
  * receives); passed bytes are whole frames as received.
  */
 export interface DecapStats {
-  decapsulated: TrafficCounter;
-  protocols: Record<TunnelProtocol, TrafficCounter & { ipv4: TrafficCounter; ipv6: TrafficCounter }>;
+  decapsulated: DecapCounter;
+  protocols: Record<TunnelProtocol, DecapCounter & { ipv4: DecapCounter; ipv6: DecapCounter }>;
   /** Per (protocol, VNI), sorted. Bounded by limits.vniStats: see vniOverflow. */
   vnis: DecapVniStats[];
   /** Decapsulated packets of VNIs that found the per-VNI table full (still decapsulated). */
-  vniOverflow: TrafficCounter;
+  vniOverflow: DecapCounter;
   /** Decapsulated packets whose metadata could not be written (driver without metadata support). */
-  metadataFailed: TrafficCounter;
+  metadataFailed: DecapCounter;
   /** Tunnel packets passed to the stack unchanged, by reason. */
-  passed: Record<DecapPassReason, TrafficCounter>;
-  passedTotal: TrafficCounter;
+  passed: Record<DecapPassReason, DecapCounter>;
+  passedTotal: DecapCounter;
 }
 
 // ---- kernel side layout (bpf/decap.bpf.c) -------------------------------------------------
@@ -366,12 +366,12 @@ interface Parts {
   outer: BpfMap<number, number>;
   inner: [BpfMap<number, ConfigValue>, BpfMap<number, ConfigValue>];
   vniAllow: BpfMap<number, number>;
-  vniStats: BpfMap<{ vni: number; proto: number }, TrafficCounter[], { vni: number; proto: number }, TrafficCounter[] | TrafficCounter>;
-  counters: BpfMap<number, TrafficCounter[], number, TrafficCounter[] | TrafficCounter>;
+  vniStats: BpfMap<{ vni: number; proto: number }, DecapCounter[], { vni: number; proto: number }, DecapCounter[] | DecapCounter>;
+  counters: BpfMap<number, DecapCounter[], number, DecapCounter[] | DecapCounter>;
 }
 
-const zero = (): TrafficCounter => ({ packets: 0n, bytes: 0n });
-const sum = (cs: readonly TrafficCounter[]): TrafficCounter =>
+const zero = (): DecapCounter => ({ packets: 0n, bytes: 0n });
+const sum = (cs: readonly DecapCounter[]): DecapCounter =>
   cs.reduce((a, c) => ({ packets: a.packets + c.packets, bytes: a.bytes + c.bytes }), zero());
 
 export class Decapsulator {
@@ -508,10 +508,7 @@ export class Decapsulator {
     checkKeys(opts, OPTION_KEYS, 'update');
     let next = resolveSettings(this.#settings, opts, this.limits);
     if (this.#iface && opts.interfaceMac === undefined && !this.#iface.macGiven) {
-      const m = await interfaceMac(this.#iface.iface, this.#iface.ns);
-      next = { ...next, interfaceMac: m };
-    } else if (opts.interfaceMac !== undefined && this.#iface) {
-      this.#iface.macGiven = true;
+      next = { ...next, interfaceMac: await interfaceMac(this.#iface.iface, this.#iface.ns) };
     }
     if (next.rewriteMac && !next.interfaceMac) invalidArgument('interfaceMac', 'rewriteMac needs the receiving interface MAC');
     const gen = 1 - this.#active;
@@ -528,6 +525,7 @@ export class Decapsulator {
     const old = this.#active;
     this.#active = gen;
     this.#settings = next;
+    if (this.#iface && opts.interfaceMac !== undefined) this.#iface.macGiven = true;
     // Best effort: leftovers of the old generation are also cleared before its next use.
     await this.#clearGeneration(p, old).catch(() => undefined);
   }
@@ -546,7 +544,7 @@ export class Decapsulator {
   /** Counters, summed over CPUs (see DecapStats). */
   stats(): DecapStats {
     const p = this.#parts();
-    const slots: TrafficCounter[] = [];
+    const slots: DecapCounter[] = [];
     for (let i = 0; i < CNT_SLOTS; i++) slots.push(sum(p.counters.get(i) ?? []));
     const proto = (name: TunnelProtocol) => {
       const base = CNT_DECAP + PROTO_INDEX[name] * 2;
@@ -555,7 +553,7 @@ export class Decapsulator {
       return { ...sum([ipv4, ipv6]), ipv4, ipv6 };
     };
     const protocols = { vxlan: proto('vxlan'), geneve: proto('geneve') };
-    const passed = {} as Record<DecapPassReason, TrafficCounter>;
+    const passed = {} as Record<DecapPassReason, DecapCounter>;
     DECAP_PASS_REASONS.forEach((r, i) => (passed[r] = slots[CNT_PASS + i]!));
     const vnis: DecapVniStats[] = [];
     for (const [k, v] of p.vniStats.entries()) {
