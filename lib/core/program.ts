@@ -139,7 +139,10 @@ export class XdpProgram extends BpfProgram {
    * the program as if received on `iface`, and really performs what it returns:
    * XDP_TX sends the frame out of `iface`, XDP_REDIRECT redirects it. With a program
    * that returns XDP_TX this is a line-rate traffic generator. Note: a veth peer with no
-   * XDP program and GRO off silently drops XDP-transmitted frames; the lab enables GRO.
+   * XDP program and GRO off silently drops XDP-transmitted frames (lab: `gro: true`).
+   * The kernel recycles the frame pages between batches without copying `packet` in again:
+   * a program that rewrites the frame it transmits sees its own output on the next pass
+   * (restamp the bytes you change, or use a program that only returns XDP_TX).
    */
   async generate(packet: Uint8Array, opts: { iface: string | number; netns?: NetnsRef; count: number; batchSize?: number }): Promise<{ sent: number; durationNs: number }> {
     const count = checkRepeat(opts.count, 'count');

@@ -140,6 +140,18 @@ describe('XdpProgram on a real veth', () => {
     expect(sum(counters.get(0))).toBeGreaterThanOrEqual(10_000);
   });
 
+  it('generate(): with GRO on, XDP_TX'd frames reach a peer that runs no XDP, payload intact', async () => {
+    const c = await lab.host('c');
+    const d = await lab.host('d');
+    const l = await lab.link(c, d, { aAddrs: ['198.18.2.1/24'], bAddrs: ['198.18.2.2/24'], gro: true });
+    const sink = await d.udpSink('198.18.2.2', 7000);
+    using gen = await BpfObject.load(join(packageRoot(), 'build/bpf/xdp_basic.bpf.o'));
+    const frame = udpFrame({ srcMac: l.a.mac, dstMac: l.b.mac, src: '198.18.2.1', dst: '198.18.2.2', sport: 7001, dport: 7000, payload: 'live' });
+    await gen.xdpProgram('xdp_tx').generate(frame, { iface: l.a.ifname, netns: c.netns, count: 200, batchSize: 16 });
+    expect(await sink.waitFor(200, 5000)).toBe(200);
+    expect(sink.payloads()[0]!.toString()).toBe('live');
+  });
+
   it('bad targets: unknown interface, unknown namespace, bad mode, second attach', async () => {
     using obj = await BpfObject.load(join(packageRoot(), 'build/bpf/counter.bpf.o'));
     using prog = obj.xdpProgram('xdp_count');
