@@ -28,6 +28,9 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Possible CPUs (set by user space before load): how many per-CPU flow caches to read. */
+const volatile __u32 acl_nr_cpus = 1;
+
 /* One compiled rule set. Two of them (a, b) are preallocated: user space writes the idle
  * one and points acl_blobs[0] at it. */
 struct acl_blob_map {
@@ -130,14 +133,25 @@ static __always_inline int acl_parse_l4(struct bpfkit_cursor *c, struct acl_pkt 
 	return -1; /* a protocol without selectable L4 fields */
 }
 
-/* Record `r` matches the key in all `dims` dimensions. */
-static __always_inline int acl_match(const __u8 *blob, __u32 r, const __u32 *key, const int dims)
+/* Pointer to record `r` (a word offset), or NULL if it would not fit in the blob. The
+ * offset is bounded once, so the fields are read at constant offsets from it. */
+static __always_inline const __u32 *acl_rec(const __u8 *blob, __u32 r, const int dims)
 {
-	r += ACL_REC_HDR;
+	__u64 off = ((__u64)r << 2) & (ACL_BLOB_BYTES - 4);
+
+	if (off > ACL_BLOB_BYTES - 4 * (ACL_REC_HDR + 2 * dims))
+		return NULL;
+	return (const __u32 *)(blob + off);
+}
+
+/* Record `rec` matches the key in all `dims` dimensions. */
+static __always_inline int acl_match(const __u32 *rec, const __u32 *key, const int dims)
+{
+#pragma unroll
 	for (int d = 0; d < dims; d++) {
 		__u32 k = key[d];
 
-		if (k < acl_w(blob, r + 2 * d) || k > acl_w(blob, r + 2 * d + 1))
+		if (k < rec[ACL_REC_HDR + 2 * d] || k > rec[ACL_REC_HDR + 2 * d + 1])
 			return 0;
 	}
 	return 1;
@@ -174,16 +188,19 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 		}
 		cnt = ctl & 0xffff;
 		for (__u32 j = 0; j < ACL_LEAF_MAX; j++) {
-			__u32 r, prio;
+			const __u32 *rec;
+			__u32 r;
 
 			if (j >= cnt)
 				break;
 			r = acl_w(blob, p + 1 + j);
-			prio = acl_w(blob, r);
-			if (prio >= best_prio)
+			rec = acl_rec(blob, r, dims);
+			if (!rec)
+				break;
+			if (rec[0] >= best_prio)
 				break; /* records are in priority order */
-			if (acl_match(blob, r, key, dims)) {
-				best_prio = prio;
+			if (acl_match(rec, key, dims)) {
+				best_prio = rec[0];
 				best = r;
 				break;
 			}
@@ -197,6 +214,37 @@ static __always_inline int acl_key_eq(const struct acl_flow_key *a, const struct
 	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
 
 	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
+}
+
+/* Points this CPU's flow cache at `fk` (its count starts again unless it held `fk`). */
+static __always_inline void acl_cache_take(struct acl_flow_cache *fc, const struct acl_flow_key *fk, __u64 last_ns)
+{
+	if (!fc->valid || !acl_key_eq(&fc->key, fk)) {
+		__builtin_memcpy(&fc->key, fk, sizeof(*fk));
+		fc->count = 0;
+	}
+	fc->last_ns = last_ns;
+	fc->valid = 1;
+}
+
+/* Packets of `fk` suppressed in the CPUs' flow caches (read after the flow's `seen`:
+ * a count that moves into `seen` meanwhile is then missed once and reported next
+ * time, never counted twice). */
+static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk)
+{
+	__u64 sum = 0;
+	__u32 zero = 0;
+
+	for (__u32 cpu = 0; cpu < ACL_MAX_CPUS; cpu++) {
+		struct acl_flow_cache *c;
+
+		if (cpu >= acl_nr_cpus)
+			break;
+		c = bpf_map_lookup_percpu_elem(&acl_flow_cache, &zero, cpu);
+		if (c && c->valid && acl_key_eq(&c->key, fk))
+			sum += c->count;
+	}
+	return sum;
 }
 
 /* Reports a decision, at most once per flow and rule per interval. */
@@ -222,31 +270,27 @@ static __always_inline void acl_report(struct xdp_md *ctx, const struct acl_pkt 
 	fk.slot = slot;
 	fk.tag = tag;
 	fc = bpf_map_lookup_elem(&acl_flow_cache, &zero);
-	if (fc && fc->valid && acl_key_eq(&fc->key, &fk)) {
-		if (now - fc->last_ns < interval_ns) {
-			fc->pending++; /* per-CPU: no atomic */
-			acl_count(ACL_STAT_SUPPRESSED, 0);
-			return;
-		}
+	if (!fc)
+		return;
+	if (fc->valid && acl_key_eq(&fc->key, &fk) && now - fc->last_ns < interval_ns) {
+		fc->count++; /* per-CPU: no atomic, no shared cache line */
+		acl_count(ACL_STAT_SUPPRESSED, 0);
+		return;
 	}
-	/* leaving the fast path: hand this CPU's suppressed packets to their flow */
-	if (fc && fc->valid && fc->pending) {
+	/* the cache moves to another flow: hand the old flow its suppressed packets */
+	if (fc->valid && fc->count && !acl_key_eq(&fc->key, &fk)) {
 		struct acl_flow_state *old = bpf_map_lookup_elem(&acl_flows, &fc->key);
 
 		if (old)
-			__sync_fetch_and_add(&old->seen, fc->pending);
-		fc->pending = 0;
+			__sync_fetch_and_add(&old->seen, fc->count);
+		fc->count = 0;
 	}
 	st = bpf_map_lookup_elem(&acl_flows, &fk);
 	if (st) {
 		__sync_fetch_and_add(&st->seen, 1);
 		if (now - st->last_ns < interval_ns) {
-			if (fc) {
-				__builtin_memcpy(&fc->key, &fk, sizeof(fk));
-				fc->last_ns = st->last_ns;
-				fc->pending = 0;
-				fc->valid = 1;
-			}
+			/* reported recently (maybe by another CPU): suppress here from now on */
+			acl_cache_take(fc, &fk, st->last_ns);
 			acl_count(ACL_STAT_SUPPRESSED, 0);
 			return;
 		}
@@ -255,23 +299,19 @@ static __always_inline void acl_report(struct xdp_md *ctx, const struct acl_pkt 
 	if (!e)
 		return; /* counted in acl_events_lost; `seen` keeps the packet for the next event */
 	if (st) {
-		__u64 seen = st->seen;
+		__u64 total = st->seen;
 
+		total += acl_cached_counts(&fk);
 		/* packets since the last event, this one excluded */
-		suppressed = seen - st->reported - 1;
-		st->reported = seen;
+		suppressed = total - st->reported - 1;
+		st->reported = total;
 		st->last_ns = now;
 	} else {
 		struct acl_flow_state init = { .last_ns = now, .seen = 1, .reported = 1 };
 
 		bpf_map_update_elem(&acl_flows, &fk, &init, BPF_NOEXIST);
 	}
-	if (fc) {
-		__builtin_memcpy(&fc->key, &fk, sizeof(fk));
-		fc->last_ns = now;
-		fc->pending = 0;
-		fc->valid = 1;
-	}
+	acl_cache_take(fc, &fk, now);
 	e->ktime_ns = bpf_ktime_get_ns();
 	e->gen = gen;
 	e->slot = slot;

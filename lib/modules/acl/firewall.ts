@@ -25,7 +25,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:
 import { join } from 'node:path';
 import { BpfkitError, invalidArgument } from '../../core/errors.js';
 import { bytes, struct, u32, u64 } from '../../core/codecs.js';
-import { BpfMap } from '../../core/map.js';
+import { BpfMap, possibleCpus } from '../../core/map.js';
 import { bpfObjectPath, native, openPinnedAs } from '../../core/native.js';
 import { checkInterface, netnsPath, type NetnsRef } from '../../core/netns.js';
 import { BpfObject } from '../../core/object.js';
@@ -350,6 +350,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
 
   async #install(variant: Variant, first: Prepared, o: { mode: XdpMode; ringBytes: number; flowTableSize: number }): Promise<void> {
     const obj = BpfObject.open(bpfObjectPath(variant.name), {
+      globals: { acl_nr_cpus: possibleCpus() },
       maps: {
         acl_rule_stats: { maxEntries: 2 * this.maxRules },
         acl_flows: { maxEntries: o.flowTableSize },
