@@ -140,7 +140,7 @@ describe('XdpProgram on a real veth', () => {
     expect(sum(counters.get(0))).toBeGreaterThanOrEqual(10_000);
   });
 
-  it('generate(): with GRO on, XDP_TX'd frames reach a peer that runs no XDP, payload intact', async () => {
+  it("generate(): with GRO on, XDP_TX'd frames reach a peer that runs no XDP, payload intact", async () => {
     const c = await lab.host('c');
     const d = await lab.host('d');
     const l = await lab.link(c, d, { aAddrs: ['198.18.2.1/24'], bAddrs: ['198.18.2.2/24'], gro: true });
