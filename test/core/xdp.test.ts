@@ -28,13 +28,29 @@ async function txPackets(h: LabHost, ifname: string): Promise<number> {
 }
 
 /**
- * XDP on veth runs in the receiver's NAPI poll, after the sender's counter moved: poll
- * (bounded) until the program's count and the sender's tx count agree, and return both.
+ * XDP on veth runs in the receiver's NAPI poll, after the sender's tx counter moved, and
+ * the kernel sends background frames of its own (IPv6 RS/MLD, ARP). So compare deltas
+ * taken at quiet moments: `baseline` waits (bounded) until two reads of (count, tx) 25 ms
+ * apart agree, `settled` waits until the count delta equals the tx delta.
  */
-async function settled(h: LabHost, ifname: string, before: number, count: () => number): Promise<[number, number]> {
+async function pairNow(h: LabHost, ifname: string, count: () => number): Promise<[number, number]> {
+  return [count(), await txPackets(h, ifname)];
+}
+async function baseline(h: LabHost, ifname: string, count: () => number): Promise<[number, number]> {
+  let prev = await pairNow(h, ifname, count);
+  for (let i = 0; i < 40; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    const cur = await pairNow(h, ifname, count);
+    if (cur[0] === prev[0] && cur[1] === prev[1]) return cur;
+    prev = cur;
+  }
+  return prev;
+}
+async function settled(h: LabHost, ifname: string, base: [number, number], count: () => number): Promise<[number, number]> {
   let pair: [number, number] = [0, -1];
   for (let i = 0; i < 40; i++) {
-    pair = [count(), (await txPackets(h, ifname)) - before];
+    const [c, t] = await pairNow(h, ifname, count);
+    pair = [c - base[0], t - base[1]];
     if (pair[0] === pair[1]) return pair;
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -60,10 +76,11 @@ describe('XdpProgram on a real veth', () => {
       const bt = await b.exec(['bpftool', '-j', 'net', 'show', 'dev', 'eth0']);
       expect(JSON.parse(bt.stdout)[0].xdp[0].id).toBe(prog.info.id);
 
-      const before = await txPackets(a, 'eth0');
+      const count = () => sum(counters.get(0));
+      const base = await baseline(a, 'eth0', count);
       const r = await a.ping('198.18.0.2', { count: 5, intervalMs: 20 });
       expect(r.received).toBe(5);
-      const [counted, sent] = await settled(a, 'eth0', before, () => sum(counters.get(0)));
+      const [counted, sent] = await settled(a, 'eth0', base, count);
       expect(counted).toBe(sent);
       expect(sent).toBeGreaterThanOrEqual(5);
       const bytes = counters.get(0)!.reduce((s, c) => s + c.bytes, 0n);
@@ -79,14 +96,15 @@ describe('XdpProgram on a real veth', () => {
     using p1 = obj.xdpProgram('xdp_count_alt');
     using counters = obj.perCpuMap('counters', { key: u32, value: counter });
     using link = p0.attach('eth0', { netns: b.netns });
-    const before = await txPackets(a, 'eth0');
+    const count = () => sum(counters.get(0)) + sum(counters.get(1));
+    const base = await baseline(a, 'eth0', count);
     const sending = a.sendUdp('198.18.0.2', 9, { count: 600, intervalMs: 1 });
     for (let i = 0; i < 200 && sum(counters.get(0)) < 100; i++) await new Promise((r) => setTimeout(r, 10));
     link.replace(p1, { expected: p0 });
     expect((await xdpWitness(b, 'eth0'))?.prog?.id).toBe(p1.info.id);
     const res = await sending;
     expect(res.sent).toBe(600);
-    const [counted, sent] = await settled(a, 'eth0', before, () => sum(counters.get(0)) + sum(counters.get(1)));
+    const [counted, sent] = await settled(a, 'eth0', base, count);
     const c0 = sum(counters.get(0));
     const c1 = sum(counters.get(1));
     expect(c0).toBeGreaterThanOrEqual(100);
