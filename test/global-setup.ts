@@ -21,6 +21,7 @@ import {
   formatLeaks,
   hasLeaks,
   listRootXdp,
+  pidAlive,
   removeLeaks,
   type LabLeaks,
   type XdpAttachment,
@@ -32,15 +33,6 @@ let active = false;
 
 function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Other test runs currently active on this machine (stale markers are removed). */

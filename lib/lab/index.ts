@@ -37,6 +37,7 @@ export {
   listRootXdp,
   listXdp,
   listPins,
+  pidAlive,
   TEST_PIN_PREFIX,
   type LabLeaks,
   type LabNamespaceInfo,

@@ -39,7 +39,8 @@ export interface LabLeaks {
   rootXdp: XdpAttachment[];
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM still means it exists). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
