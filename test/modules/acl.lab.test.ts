@@ -138,3 +138,45 @@ describe('AclFirewall in a lab', () => {
     expect((await it.next()).done).toBe(true);
   });
 });
+
+describe('AclFirewall on two interfaces', () => {
+  it('one firewall on two veths; the iface selector limits a rule to one of them', async () => {
+    const lab2 = await Lab.create({ name: 'acl-lab-2if' });
+    try {
+      const c1 = await lab2.host('c1');
+      const c2 = await lab2.host('c2');
+      const srv = await lab2.host('srv');
+      const l1 = await lab2.link(c1, srv, { aAddrs: ['198.18.1.1/24'], bAddrs: ['198.18.1.2/24'], bName: 'in1' });
+      const l2 = await lab2.link(c2, srv, { aAddrs: ['198.18.2.1/24'], bAddrs: ['198.18.2.2/24'], bName: 'in2' });
+      const fw2 = await AclFirewall.attach(['in1', 'in2'], {
+        netns: srv.netns,
+        rules: [
+          { id: 'udp-in1', action: 'deny', proto: 'udp', dstPort: 5000, iface: 'in1' },
+          { id: 'udp-all', action: 'log', proto: 'udp', dstPort: 5000 },
+        ],
+      });
+      try {
+        expect([...fw2.ifindexes].sort()).toEqual([l1.b.ifindex, l2.b.ifindex].sort());
+        const evs: AclEvent[] = [];
+        fw2.on('event', (e) => evs.push(e));
+        const sink = await srv.udpSink('0.0.0.0', 5000);
+        await c1.sendUdp('198.18.1.2', 5000, { count: 10 });
+        await c2.sendUdp('198.18.2.2', 5000, { count: 10 });
+        expect(await sink.waitFor(10)).toBe(10);
+        await new Promise((r) => setTimeout(r, 300));
+        expect(sink.received()).toBe(10); // only c2's arrived
+        expect(sink.datagrams().every((d) => d.from.address === '198.18.2.1')).toBe(true);
+        expect(fw2.ruleStats('udp-in1')!.packets).toBe(10);
+        expect(fw2.ruleStats('udp-all')!.packets).toBe(10);
+        await waitFor('events from both interfaces', () => (evs.length >= 2 ? true : undefined));
+        expect(evs.find((e) => e.ruleId === 'udp-in1')).toMatchObject({ action: 'deny', ifindex: l1.b.ifindex, src: '198.18.1.1' });
+        expect(evs.find((e) => e.ruleId === 'udp-all')).toMatchObject({ action: 'log', ifindex: l2.b.ifindex, src: '198.18.2.1' });
+        await sink.close();
+      } finally {
+        fw2.close();
+      }
+    } finally {
+      await lab2.close();
+    }
+  });
+});
