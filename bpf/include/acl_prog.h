@@ -331,13 +331,40 @@ static __always_inline void acl_report(struct xdp_md *ctx, const struct acl_pkt 
 	acl_count(ACL_STAT_EVENTS, 0);
 }
 
+/* After the IP header(s): a later fragment has no L4 header; otherwise read the ports or
+ * ICMP type/code (a cut-short header counts as unparsed). */
+static __always_inline void acl_l4(struct bpfkit_cursor *c, struct acl_pkt *pkt, __u32 len, int later_fragment)
+{
+	int l4;
+
+	if (later_fragment) {
+		pkt->flags |= ACL_EV_FRAGMENT;
+		acl_count(ACL_STAT_FRAGMENT, len);
+		return;
+	}
+	l4 = acl_parse_l4(c, pkt);
+	if (l4 > 0)
+		pkt->flags |= ACL_EV_L4;
+	else if (l4 == 0)
+		acl_count(ACL_STAT_UNPARSED, len);
+}
+
+/* The key words after the addresses: sport, dport, proto, ifindex, l4 (from `at`). */
+static __always_inline void acl_key_tail(struct xdp_md *ctx, struct acl_pkt *pkt, const int at)
+{
+	pkt->key[at] = pkt->sport;
+	pkt->key[at + 1] = pkt->dport;
+	pkt->key[at + 2] = pkt->proto;
+	pkt->key[at + 3] = ctx->ingress_ifindex;
+	pkt->key[at + 4] = pkt->flags & ACL_EV_L4;
+}
+
 /* Parses the packet into `pkt`. Returns 4 or 6, 0 for non-IP, -1 for a broken IP header. */
 static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __u32 len)
 {
 	struct bpfkit_cursor c = bpfkit_cursor_xdp(ctx);
 	struct ethhdr *eth;
 	int proto = bpfkit_parse_eth(&c, &eth, NULL);
-	int l4;
 
 	if (proto == ETH_P_IP) {
 		struct iphdr *iph;
@@ -351,21 +378,8 @@ static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __
 		__builtin_memcpy(pkt->dst, &iph->daddr, 4);
 		pkt->key[0] = bpf_ntohl(iph->saddr);
 		pkt->key[1] = bpf_ntohl(iph->daddr);
-		if (bpfkit_ipv4_is_later_fragment(iph)) {
-			pkt->flags |= ACL_EV_FRAGMENT;
-			acl_count(ACL_STAT_FRAGMENT, len);
-		} else {
-			l4 = acl_parse_l4(&c, pkt);
-			if (l4 > 0)
-				pkt->flags |= ACL_EV_L4;
-			else if (l4 == 0)
-				acl_count(ACL_STAT_UNPARSED, len);
-		}
-		pkt->key[2] = pkt->sport;
-		pkt->key[3] = pkt->dport;
-		pkt->key[4] = pkt->proto;
-		pkt->key[5] = ctx->ingress_ifindex;
-		pkt->key[6] = pkt->flags & ACL_EV_L4;
+		acl_l4(&c, pkt, len, bpfkit_ipv4_is_later_fragment(iph));
+		acl_key_tail(ctx, pkt, 2);
 		return 4;
 	}
 	if (proto == ETH_P_IPV6) {
@@ -389,22 +403,9 @@ static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __
 			acl_count(ACL_STAT_UNPARSED, len);
 		} else {
 			pkt->proto = nh;
-			if (info.frag_offset) {
-				pkt->flags |= ACL_EV_FRAGMENT;
-				acl_count(ACL_STAT_FRAGMENT, len);
-			} else {
-				l4 = acl_parse_l4(&c, pkt);
-				if (l4 > 0)
-					pkt->flags |= ACL_EV_L4;
-				else if (l4 == 0)
-					acl_count(ACL_STAT_UNPARSED, len);
-			}
+			acl_l4(&c, pkt, len, info.frag_offset != 0);
 		}
-		pkt->key[8] = pkt->sport;
-		pkt->key[9] = pkt->dport;
-		pkt->key[10] = pkt->proto;
-		pkt->key[11] = ctx->ingress_ifindex;
-		pkt->key[12] = pkt->flags & ACL_EV_L4;
+		acl_key_tail(ctx, pkt, 8);
 		return 6;
 	}
 	return 0;
