@@ -19,7 +19,7 @@
 // 3. Time to replace a 10,000-rule set (acl1_10k <-> fw1_10k <-> ipc1_10k), on a firewall
 //    built for 10,000 rules, and the compile part of it.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AclFirewall, BpfObject, Lab, parseClassBench, parseClassBenchTrace, struct, u32, u64 } from '../dist/index.js';
@@ -127,6 +127,8 @@ export default {
     const summary = {};
     const lab = await Lab.create({ name: 'bench-acl' });
     const tmp = mkdtempSync(join(tmpdir(), 'bpfkit-acl-bench-'));
+    // libxdp (xdp-filter) creates its state directories on bpffs: remove the ones we caused
+    const libxdpDirs = ['/sys/fs/bpf/xdp-filter', '/sys/fs/bpf/xdp'].filter((d) => !existsSync(d));
     try {
       const a = await lab.host('a');
       const b = await lab.host('b');
@@ -323,6 +325,13 @@ export default {
     } finally {
       await lab.close();
       rmSync(tmp, { recursive: true, force: true });
+      for (const d of libxdpDirs) {
+        try {
+          rmdirSync(d); // only if empty: never someone else's pins
+        } catch {
+          /* absent or not empty */
+        }
+      }
     }
     return { rows, summary };
   },
