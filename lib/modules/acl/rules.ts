@@ -7,7 +7,7 @@
  * the kernel changes.
  */
 import { BpfkitError, type BpfkitErrorCode } from '../../core/errors.js';
-import { parseCidr } from '../../core/codecs.js';
+import { formatIPv6, parseCidr } from '../../core/codecs.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG, PROTO_MAX, V4_DIMS, V6_DIMS } from './layout.js';
 import type { FamilyEntries } from './classifier.js';
 
@@ -148,7 +148,7 @@ function parseNet(s: string): Net {
     const text = `${a[0]}.${a[1]}.${a[2]}.${a[3]}`;
     return { family: 4, v4, v6: null, prefixLen: c.prefixLen, text: c.prefixLen === 32 ? text : `${text}/${c.prefixLen}` };
   }
-  const text = formatV6(c.addr);
+  const text = formatIPv6(c.addr);
   return { family: 6, v4: 0, v6: c.addr, prefixLen: c.prefixLen, text: c.prefixLen === 128 ? text : `${text}/${c.prefixLen}` };
 }
 
@@ -170,20 +170,6 @@ function parseAddrList(v: unknown, fail: (m: string, sub?: string) => never): Ne
   return out;
 }
 
-function formatV6(b: Buffer): string {
-  const w: number[] = [];
-  for (let i = 0; i < 8; i++) w.push(b.readUInt16BE(2 * i));
-  let best = -1;
-  let len = 1;
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > len) [best, len] = [i, j - i];
-    i = Math.max(j, i + 1);
-  }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
-  return best === -1 ? hex(w) : `${hex(w.slice(0, best))}::${hex(w.slice(best + len))}`;
-}
 
 /**
  * Validates one rule and returns its canonical form. `resolveIface` turns an interface
