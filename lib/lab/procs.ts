@@ -163,46 +163,24 @@ export class LabProcess {
   waitForLine(match: LineMatcher, timeoutMs = 10_000): Promise<string> {
     const seen = this.#lines.find((l) => matches(match, l));
     if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise<string>((resolve, reject) => {
-      let done = false;
-      const finish = (fn: () => void): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        unsubscribe();
-        fn();
-      };
-      const unsubscribe = this.onLine((l) => {
-        if (matches(match, l)) finish(() => resolve(l));
-      });
-      const timer = setTimeout(
-        () =>
-          finish(() =>
-            reject(
-              new BpfkitError('ERR_SYSTEM', `timed out after ${timeoutMs} ms waiting for output from ${this.#describe()}`, {
-                details: { stderr: this.#stderr, lines: this.lines().slice(-20) },
-              }),
-            ),
-          ),
-        timeoutMs,
-      );
-      void this.exited.then((exit) =>
-        // give a line delivered together with 'close' a chance to match first
-        setImmediate(() =>
-          finish(() =>
-            reject(
-              new BpfkitError(
-                'ERR_SYSTEM',
-                `${this.#describe()} exited (code ${exit.code}, signal ${exit.signal}) before the expected output${
-                  this.#stderr.trim() ? `: ${this.#stderr.trim().slice(-2000)}` : ''
-                }`,
-                { details: { stderr: this.#stderr, exit } },
-              ),
-            ),
-          ),
+    return this.#settle<string>(
+      timeoutMs,
+      (hit) => this.onLine((l) => {
+        if (matches(match, l)) hit(l);
+      }),
+      () =>
+        new BpfkitError('ERR_SYSTEM', `timed out after ${timeoutMs} ms waiting for output from ${this.#describe()}`, {
+          details: { stderr: this.#stderr, lines: this.lines().slice(-20) },
+        }),
+      (exit) =>
+        new BpfkitError(
+          'ERR_SYSTEM',
+          `${this.#describe()} exited (code ${exit.code}, signal ${exit.signal}) before the expected output${
+            this.#stderr.trim() ? `: ${this.#stderr.trim().slice(-2000)}` : ''
+          }`,
+          { details: { stderr: this.#stderr, exit } },
         ),
-      );
-    });
+    );
   }
 
   /**
@@ -212,30 +190,49 @@ export class LabProcess {
   waitForStderr(match: string | RegExp, timeoutMs = 10_000): Promise<string> {
     const test = (): boolean => (typeof match === 'string' ? this.#stderr.includes(match) : (match.lastIndex = 0, match.test(this.#stderr)));
     if (test()) return Promise.resolve(this.#stderr);
-    return new Promise<string>((resolve, reject) => {
+    return this.#settle<string>(
+      timeoutMs,
+      (hit) => {
+        const check = (): void => {
+          if (test()) hit(this.#stderr);
+        };
+        this.#stderrListeners.add(check);
+        return () => this.#stderrListeners.delete(check);
+      },
+      () => new BpfkitError('ERR_SYSTEM', `timed out after ${timeoutMs} ms waiting for stderr of ${this.#describe()}`, { details: { stderr: this.#stderr } }),
+      (exit) => new BpfkitError('ERR_SYSTEM', `${this.#describe()} exited (code ${exit.code}, signal ${exit.signal}): ${this.#stderr.trim().slice(-2000)}`),
+      () => (test() ? this.#stderr : undefined),
+    );
+  }
+
+  /**
+   * The wait behind waitForLine/waitForStderr: resolves with the first value `subscribe`
+   * reports, rejects on timeout or when the process exits first. On exit, output delivered
+   * together with 'close' gets one turn (setImmediate) to match, and `lastChance` a final look.
+   */
+  #settle<T>(
+    timeoutMs: number,
+    subscribe: (hit: (v: T) => void) => () => void,
+    onTimeout: () => BpfkitError,
+    onExit: (exit: LabProcessExit) => BpfkitError,
+    lastChance?: () => T | undefined,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       let done = false;
       const finish = (fn: () => void): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        this.#stderrListeners.delete(check);
+        unsubscribe();
         fn();
       };
-      const check = (): void => {
-        if (test()) finish(() => resolve(this.#stderr));
-      };
-      this.#stderrListeners.add(check);
-      const timer = setTimeout(
-        () => finish(() => reject(new BpfkitError('ERR_SYSTEM', `timed out after ${timeoutMs} ms waiting for stderr of ${this.#describe()}`, { details: { stderr: this.#stderr } }))),
-        timeoutMs,
-      );
+      const unsubscribe = subscribe((v) => finish(() => resolve(v)));
+      const timer = setTimeout(() => finish(() => reject(onTimeout())), timeoutMs);
       void this.exited.then((exit) =>
         setImmediate(() => {
-          if (test()) finish(() => resolve(this.#stderr));
-          else
-            finish(() =>
-              reject(new BpfkitError('ERR_SYSTEM', `${this.#describe()} exited (code ${exit.code}, signal ${exit.signal}): ${this.#stderr.trim().slice(-2000)}`)),
-            );
+          const v = lastChance?.();
+          if (v !== undefined) finish(() => resolve(v));
+          else finish(() => reject(onExit(exit)));
         }),
       );
     });
