@@ -1,8 +1,10 @@
 // NativeMap: one BPF map file descriptor (owned). Single-element operations are
 // synchronous (one syscall, no thread hop); batch operations run on the libuv pool.
+// Array maps created with BPF_F_MMAPABLE can also be mapped into the process (mmap()).
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,6 +37,7 @@ class NativeMap : public FdWrap<NativeMap> {
          InstanceMethod<&NativeMap::Freeze>("freeze"),
          InstanceMethod<&NativeMap::Info>("info"),
          InstanceMethod<&NativeMap::BtfTypes>("btfTypes"),
+         InstanceMethod<&NativeMap::Mmap>("mmap"),
          FdWrap::FdAccessor(), FdWrap::PinMethod(), FdWrap::CloseMethod()});
     GetData(env)->ctors["NativeMap"] = Napi::Persistent(ctor);
     exports.Set("NativeMap", ctor);
@@ -169,6 +172,65 @@ class NativeMap : public FdWrap<NativeMap> {
   Napi::Value Freeze(const Napi::CallbackInfo& info) {
     if (bpf_map_freeze(LiveFd(info.Env())) < 0) ThrowErrno(info.Env(), errno, "bpf(BPF_MAP_FREEZE)", "map freeze failed");
     return info.Env().Undefined();
+  }
+
+  // mmap() -> Buffer over every value of a BPF_F_MMAPABLE array map, shared with the
+  // kernel (PROT_READ|PROT_WRITE, MAP_SHARED). The kernel lays the values out from
+  // offset 0 of the mapping, element i at i * round_up(value_size, 8) (kernel/bpf/
+  // arraymap.c: array_map_mmap maps the page-aligned value area, elem_size strides it).
+  // Each call makes a new mapping; it is unmapped when the Buffer is garbage collected,
+  // and the mapping (its file reference) keeps the kernel map alive until then, even
+  // after this fd is closed. A writable mapping also makes BPF_MAP_FREEZE fail (EBUSY).
+  Napi::Value Mmap(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = LiveFd(env);
+    struct bpf_map_info mi;
+    if (!GetInfo(&mi)) ThrowErrno(env, errno, "bpf(BPF_OBJ_GET_INFO_BY_FD)", "cannot read map info");
+    std::string what = std::string("map '") + mi.name + "'";
+    if (mi.type != BPF_MAP_TYPE_ARRAY) {
+      const char* tn = libbpf_bpf_map_type_str(static_cast<enum bpf_map_type>(mi.type));
+      ThrowErrno(env, 0, "",
+                 what + " is a " + (tn ? tn : "unknown") +
+                     " map: only array maps created with BPF_F_MMAPABLE can be memory-mapped",
+                 "ERR_UNSUPPORTED");
+    }
+    if (!(mi.map_flags & BPF_F_MMAPABLE))
+      ThrowErrno(env, 0, "",
+                 what + " was not created with BPF_F_MMAPABLE (map_flags " + std::to_string(mi.map_flags) +
+                     "): declare it with __uint(map_flags, BPF_F_MMAPABLE) to memory-map it",
+                 "ERR_UNSUPPORTED");
+    uint64_t stride = (static_cast<uint64_t>(mi.value_size) + 7) & ~7ULL;
+    uint64_t bytes = stride * mi.max_entries;
+    uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    size_t maplen = static_cast<size_t>((bytes + page - 1) / page * page);
+    void* p = mmap(nullptr, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+      int e = errno;
+      if (e == EPERM)
+        ThrowErrno(env, e, "mmap", what + " cannot be mapped writable: it is frozen (BPF_MAP_FREEZE)");
+      if (e == EACCES)
+        ThrowErrno(env, e, "mmap",
+                   what + " cannot be mapped writable: it is read-only (BPF_F_RDONLY_PROG, or this fd was opened "
+                          "read-only)");
+      if (e == 524 /* ENOTSUPP */ || e == EOPNOTSUPP)
+        ThrowErrno(env, e, "mmap", what + " cannot be memory-mapped (its values hold kernel-managed fields)",
+                   "ERR_UNSUPPORTED");
+      ThrowErrno(env, e, "mmap", "cannot memory-map " + what);
+    }
+    uint8_t* data = static_cast<uint8_t*>(p);
+    Napi::Buffer<uint8_t> buf;
+    try {
+      buf = Napi::Buffer<uint8_t>::New(env, data, static_cast<size_t>(bytes), [maplen](Napi::Env e, uint8_t* d) {
+        munmap(d, maplen);
+        Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(maplen));
+      });
+    } catch (...) {
+      munmap(p, maplen);
+      throw;
+    }
+    // the mapping pins kernel memory: let the collector weigh it
+    Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(maplen));
+    return buf;
   }
 
   bool GetInfo(struct bpf_map_info* mi) {

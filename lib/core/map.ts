@@ -79,6 +79,7 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
   readonly #kbuf: Buffer;
   readonly #kbuf2: Buffer;
   readonly #vbuf: Buffer;
+  #mapping: Buffer | undefined;
 
   /** @internal Use BpfObject.map(), BpfMap.openPinned() or BpfMap.fromId(). */
   constructor(handle: NativeMapHandle, codecs: MapCodecs<K, V, KIn, VIn>, opts: { perCpuValue?: Codec<unknown, unknown> } = {}) {
@@ -294,6 +295,26 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     return keys.length ? this.deleteBatch(keys as unknown as KIn[]) : 0;
   }
 
+  /**
+   * The map's values as one Buffer shared with the kernel: writes are seen by programs
+   * and by get() at once, and the other way round (no syscall, no copy). Only for array
+   * maps created with BPF_F_MMAPABLE (`__uint(map_flags, BPF_F_MMAPABLE)`); other maps
+   * throw ERR_UNSUPPORTED. Element `i` starts at byte `i * stride`, where stride is
+   * valueSize rounded up to 8 (the kernel's layout); the Buffer is maxEntries * stride
+   * bytes. Repeated calls return the same Buffer.
+   *
+   * The mapping is released when the Buffer is garbage collected, not by close(): the
+   * Buffer stays valid after close(), and the kernel keeps the map (its memory) alive
+   * while it is mapped, even with no fd, pin or program left. While mapped, the map
+   * cannot be frozen (BPF_MAP_FREEZE fails with EBUSY). Nothing orders these writes
+   * against a program reading the same value concurrently: write values no program is
+   * reading, or use values the program reads with atomics.
+   */
+  mmap(): Buffer {
+    const h = this.handle;
+    return (this.#mapping ??= h.mmap());
+  }
+
   /** Makes the map read-only for user space (BPF_MAP_FREEZE); programs can still write. */
   freeze(): void {
     this.handle.freeze();
@@ -308,6 +329,7 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
   close(): void {
     this.#h?.close();
     this.#h = undefined;
+    this.#mapping = undefined; // unmapped once the caller drops it too (GC)
   }
 
   [Symbol.dispose](): void {

@@ -31,6 +31,8 @@ export interface NativeMapHandle extends NativeFdHandle {
   freeze(): void;
   info(): NativeMapInfo;
   btfTypes(): { key: BtfTypeInfo | null; value: BtfTypeInfo | null };
+  /** A new shared read-write mapping of a BPF_F_MMAPABLE array map's values (unmapped on GC). */
+  mmap(): Buffer;
 }
 export interface NativeProgramInfo { id: number; name: string; type: string; tag: string; btfId: number }
 export interface NativeLinkHandle extends NativeFdHandle {
