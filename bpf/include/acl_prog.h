@@ -36,6 +36,7 @@ const volatile __u32 acl_nr_cpus = 1;
 struct acl_blob_map {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE); /* user space writes rule sets through a mapping */
 	__type(key, __u32);
 	__uint(value_size, ACL_BLOB_BYTES);
 };

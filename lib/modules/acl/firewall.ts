@@ -13,8 +13,11 @@
  * ```
  *
  * Rule-set swaps: the whole rule set is compiled into one array-map value (the "blob",
- * see classifier.ts). Two blob maps are preallocated; a swap writes the idle one and
- * points `acl_blobs[0]` (an array of maps) at it. The program reads that slot once per
+ * see classifier.ts). Two blob maps are preallocated (BPF_F_MMAPABLE, mapped into this
+ * process); a swap writes the bytes the new set uses, and zeroes what that blob's previous
+ * set used beyond them, into the idle one through its mapping, and points `acl_blobs[0]`
+ * (an array of maps) at it. Blob maps without the flag (pinned by an older version) are
+ * written whole with one BPF_MAP_UPDATE instead. The program reads that slot once per
  * packet, so every packet is judged by the old or the new set, never a mix. The kernel
  * returns from that update only after every program that could still see the old blob
  * finished (synchronize_rcu), so the old blob and the counter slots of removed rules can
@@ -35,7 +38,7 @@ import { compileBlob, type CompileOptions, type TreeStats } from './classifier.j
 import { rawAclEventCodec, toAclEvent, type AclEvent, type RawAclEvent } from './events.js';
 import {
   ACL_STATS, BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_EVENTS_DEFAULT, FLAG_NO_EVENTS, H_CREATED_HI, H_CREATED_LO,
-  H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_VERSION, SLOT_DEFAULT,
+  H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_VERSION, HDR_WORDS, SLOT_DEFAULT,
   type AclStatName,
 } from './layout.js';
 import { expandRules, normalizeRules, type AclAction, type AclRule, type NormalizedRule } from './rules.js';
@@ -49,8 +52,9 @@ export interface AclFirewallOptions {
   rules?: readonly AclRule[];
   /**
    * Capacity in rules (default 10,000; at most 200,000). Picks the rule-set size the
-   * program is built for (two of them are allocated in the kernel, and a swap writes one
-   * whole): up to 2,048 rules 1 MiB, 16,384 8 MiB, 65,536 32 MiB, above 64 MiB.
+   * program is built for (two of them are allocated in the kernel and mapped into this
+   * process; a swap writes the part of one the new set uses): up to 2,048 rules 1 MiB,
+   * 16,384 8 MiB, 65,536 32 MiB, above 64 MiB.
    */
   maxRules?: number;
   /** XDP mode: 'native' (default), 'generic' or 'auto'. */
@@ -215,6 +219,9 @@ interface Prepared {
   fresh: number[]; // slots taken from the free list
   gen: number;
   used: number; // bytes of the blob in use
+  words: Uint32Array; // the compiled blob (its header as compiled)
+  header: Uint32Array; // the first HDR_WORDS words, header fields filled in
+  json: Buffer; // the rule set's source, at word words.length
   info: AclCompileInfo;
 }
 
@@ -266,7 +273,10 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   readonly #ns: string | undefined;
   readonly #blobBytes: number;
   readonly #ifnames = new Map<number, string>();
-  #buf: Buffer | undefined;
+  #buf: Buffer | undefined; // staging buffer of the whole-value write (blobs not mmapable)
+  #bufUsed = 0; // bytes of #buf the last set written into it used
+  #mmapable: boolean | undefined; // blobs are written through mappings (undefined: not tried yet)
+  #blobUsed: [number, number] = [0, 0]; // bytes of each blob map its last written set used
   #active = 0; // index of the blob map in force
   #gen = 0;
   #settings: Settings = { ...DEFAULT_SETTINGS };
@@ -467,7 +477,9 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       for (const [k, v] of names) fw.#ifnames.set(k, v);
       fw.#h = h;
       fw.#active = active;
-      fw.#restore(h.blobs[active]!.get(0)!);
+      // how far an earlier process wrote either blob is not known: the first write of each zeroes it whole
+      fw.#blobUsed = [blobBytes, blobBytes];
+      fw.#restore(fw.#mapping(h, active) ?? h.blobs[active]!.get(0)!);
       for (const ifindex of ifindexes) {
         const p = join(dir, PIN.link(ifindex));
         let link: XdpLink;
@@ -590,13 +602,9 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
         { field: 'rules', details: { needed: used, capacity: this.#blobBytes, trees: compiled.trees } },
       );
     }
-    const buf = (this.#buf ??= Buffer.alloc(this.#blobBytes));
-    const prevUsed = this.#lastInfo?.bytes ?? this.#blobBytes;
-    const out = new Uint32Array(buf.buffer, buf.byteOffset, words.length);
-    out.set(words);
-    json.copy(buf, srcOff * 4);
-    if (prevUsed > used) buf.fill(0, used, prevUsed);
-    const hw = (i: number, v: number) => buf.writeUInt32LE(v >>> 0, 4 * i);
+    // nothing is written to the kernel here: #commit writes the idle blob
+    const header = words.slice(0, HDR_WORDS);
+    const hw = (i: number, v: number) => (header[i] = v >>> 0);
     hw(H_USED, Math.ceil(used / 4));
     hw(H_GEN, gen);
     hw(H_FLAGS, (settings.defaultAction === 'deny' ? FLAG_DEFAULT_DENY : 0) | (settings.defaultDenyEvents ? FLAG_EVENTS_DEFAULT : 0) | (settings.events ? 0 : FLAG_NO_EVENTS));
@@ -608,7 +616,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     hw(H_CREATED_LO, now % 2 ** 32);
     hw(H_CREATED_HI, Math.floor(now / 2 ** 32));
     return {
-      norm, settings, slots, tags, fresh, gen, used,
+      norm, settings, slots, tags, fresh, gen, used, words, header, json,
       info: {
         rules: norm.length, records: v4.count + v6.count, bytes: used, capacityBytes: this.#blobBytes,
         trees: compiled.trees, compileMs: performance.now() - t0,
@@ -626,9 +634,22 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       p.fresh.forEach((s, i) => keys.writeUInt32LE(s, 4 * i));
       await h.ruleStats.handle.updateBatch(keys, Buffer.alloc(h.ruleStats.value.size * p.fresh.length), p.fresh.length, 0);
     }
+    // the idle blob: no program reads it since the previous flip returned (it waited for
+    // every program that could still see it)
     const idle = 1 - this.#active;
-    const key = Buffer.alloc(4);
-    await h.blobs[idle]!.handle.updateBatch(key, this.#buf!, 1, 0);
+    const mem = this.#mapping(h, idle);
+    if (mem) {
+      AclFirewall.#fill(mem, p, this.#blobUsed[idle]);
+      this.#blobUsed[idle] = p.used;
+    } else {
+      if (!this.#buf) {
+        this.#buf = Buffer.alloc(this.#blobBytes);
+        this.#bufUsed = 0;
+      }
+      AclFirewall.#fill(this.#buf, p, this.#bufUsed);
+      this.#bufUsed = p.used;
+      await h.blobs[idle]!.handle.updateBatch(Buffer.alloc(4), this.#buf, 1, 0);
+    }
     await this.#flip(h.outer, h.blobs[idle]!.fd);
     this.#active = idle;
     // bookkeeping: the old set is gone from every CPU now, its removed rules' slots are free
@@ -648,6 +669,33 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     this.#settings = p.settings;
     this.#gen = p.gen;
     this.#lastInfo = p.info;
+  }
+
+  /**
+   * Blob `i` mapped into this process, or undefined when the blob maps were created
+   * without BPF_F_MMAPABLE (a pinned firewall from an older version): then swaps write the
+   * whole value with BPF_MAP_UPDATE.
+   */
+  #mapping(h: Handles, i: number): Buffer | undefined {
+    if (this.#mmapable === false) return undefined;
+    try {
+      const mem = h.blobs[i]!.mmap();
+      this.#mmapable = true;
+      return mem;
+    } catch (e) {
+      if (!(e instanceof BpfkitError) || e.code !== 'ERR_UNSUPPORTED') throw e;
+      this.#mmapable = false;
+      return undefined;
+    }
+  }
+
+  /** Writes a prepared set into a blob's bytes, zeroing what `prevUsed` covered beyond its end. */
+  static #fill(dst: Buffer, p: Prepared, prevUsed: number): void {
+    const w = new Uint32Array(dst.buffer, dst.byteOffset, p.words.length);
+    w.set(p.words);
+    w.set(p.header);
+    p.json.copy(dst, p.words.length * 4);
+    if (prevUsed > p.used) dst.fill(0, p.used, prevUsed);
   }
 
   /** acl_blobs[0] = fd, off the JS thread when the kernel supports batch updates of it. */
