@@ -1,0 +1,128 @@
+// The rule-set compiler (lib/modules/acl/classifier.ts + addon/acl_compile.cc) on its own,
+// without a kernel: blob layout, determinism, the "too complex" error, and a walk of the
+// compiled trees (the XDP program's algorithm, written again here) checked against
+// ClassBench's own first-match answers. Verdicts through the real XDP program are in
+// test/modules/acl.verdicts.test.ts.
+import { describe, expect, it } from 'vitest';
+import { BpfkitError } from '../../lib/core/errors.js';
+import { compileBlob, type FamilyEntries } from '../../lib/modules/acl/classifier.js';
+import { parseClassBench, parseClassBenchTrace } from '../../lib/modules/acl/classbench.js';
+import {
+  BLOB_MAGIC, HDR_WORDS, H_MAGIC, H_RECORDS, H_USED, H_V4_ROOTS, H_V4_TREES, H_V6_TREES, LEAF, LEAF_MAX, MAX_DEPTH,
+  REC_HDR, recordWords, V4_DIMS,
+} from '../../lib/modules/acl/layout.js';
+import { expandRules, normalizeRules, type NormalizedRule } from '../../lib/modules/acl/rules.js';
+import type { AclRule } from '../../lib/modules/acl/rules.js';
+import { readClassBench } from '../modules/acl.helpers.js';
+
+function entries(rules: AclRule[]): { norm: NormalizedRule[]; v4: FamilyEntries; v6: FamilyEntries } {
+  const norm = normalizeRules(rules, { capacity: 200_000 });
+  const slots = Uint32Array.from(norm, (_, i) => i);
+  return { norm, ...expandRules(norm, slots, slots) };
+}
+
+/** The XDP program's walk (bpf/include/acl_prog.h acl_classify) over IPv4 trees: best record offset or 0. */
+function walk4(w: Uint32Array, key: number[]): number {
+  let best = 0;
+  let bestPrio = 0xffffffff;
+  for (let t = 0; t < w[H_V4_TREES]!; t++) {
+    if (w[H_V4_ROOTS + 2 * t + 1]! >= bestPrio) continue;
+    let p = w[H_V4_ROOTS + 2 * t]!;
+    let ctl = w[p]!;
+    for (let depth = 0; !(ctl & LEAF); depth++) {
+      if (depth >= MAX_DEPTH) throw new Error('tree deeper than MAX_DEPTH');
+      const v = (key[ctl & 15]! >>> ((ctl >> 8) & 31)) & ((1 << ((ctl >> 16) & 31)) - 1);
+      p = w[p + 1 + v]!;
+      ctl = w[p]!;
+    }
+    const cnt = ctl & 0xffff;
+    if (cnt > LEAF_MAX) throw new Error(`leaf of ${cnt} records`);
+    for (let j = 0; j < cnt; j++) {
+      const r = w[p + 1 + j]!;
+      if (w[r]! >= bestPrio) break;
+      let ok = true;
+      for (let d = 0; d < V4_DIMS && ok; d++) ok = key[d]! >= w[r + REC_HDR + 2 * d]! && key[d]! <= w[r + REC_HDR + 2 * d + 1]!;
+      if (ok) {
+        best = r;
+        bestPrio = w[r]!;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
+describe('AclFirewall rule-set compiler', () => {
+  it('lays out the header and the records in priority order', () => {
+    const { v4, v6 } = entries(parseClassBench(readClassBench('generated/fw1_1k')));
+    const { words } = compileBlob(v4, v6);
+    expect(words[H_MAGIC]).toBe(BLOB_MAGIC);
+    expect(words[H_USED]).toBe(words.length);
+    expect(words[H_RECORDS]).toBe(v4.count + v6.count);
+    const rw = recordWords(V4_DIMS);
+    for (const i of [0, 1, v4.count >> 1, v4.count - 1]) {
+      const at = HDR_WORDS + i * rw;
+      expect(words[at]).toBe(v4.prio[i]);
+      expect(words[at + 1]).toBe(v4.meta[i]);
+      expect(Array.from(words.subarray(at + REC_HDR, at + rw))).toEqual(
+        Array.from({ length: 2 * V4_DIMS }, (_, k) => (k % 2 ? v4.hi : v4.lo)[i * V4_DIMS + (k >> 1)]),
+      );
+    }
+    expect(words[H_V6_TREES]).toBeGreaterThan(0); // rules without addresses apply to IPv6 too
+  });
+
+  it('is deterministic: the same rules give the same words', () => {
+    const { v4, v6 } = entries(parseClassBench(readClassBench('generated/acl1_1k')));
+    const a = compileBlob(v4, v6).words;
+    const b = compileBlob(v4, v6).words;
+    expect(b.length).toBe(a.length);
+    expect(Buffer.from(b.buffer, b.byteOffset, b.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength))).toBe(true);
+  });
+
+  it.each(['acl1_1k', 'fw1_1k', 'ipc1_1k', 'acl1_10k'])('%s: walking the trees gives ClassBench\'s first match for every trace header', (set) => {
+    const { v4, v6 } = entries(parseClassBench(readClassBench(`generated/${set}`)));
+    const { words } = compileBlob(v4, v6);
+    const trace = parseClassBenchTrace(readClassBench(`generated/${set}_trace`));
+    const answers = readClassBench(`generated/${set}_trace.firstmatch`).trim().split('\n').map(Number);
+    expect(answers.length).toBe(trace.length);
+    let matched = 0;
+    const wrong: string[] = [];
+    trace.forEach((h, i) => {
+      const r = walk4(words, [h.src, h.dst, h.srcPort, h.dstPort, h.proto, 0, 1]);
+      // .firstmatch: 0-based rule index, -1 for none (records are one per rule here: no lists)
+      const got = r ? words[r]! : -1;
+      if (got !== answers[i] && wrong.length < 5) wrong.push(`header ${i}: rule ${got}, ClassBench says ${answers[i]}`);
+      if (r) matched++;
+    });
+    expect(wrong).toEqual([]);
+    expect(matched).toBeGreaterThan(trace.length / 2);
+  });
+
+  it('fails with ERR_UNSUPPORTED when more than LEAF_MAX rules overlap where no cut separates them', () => {
+    // every rule contains 2001:db8:1::1; the first is exact, the others nested /90../127
+    // prefixes: no dimension separates them, and narrowing the region towards the first
+    // (8 bits per level, 128 of source first) cannot reach it within MAX_DEPTH levels
+    const rules: AclRule[] = [{ id: 'exact', action: 'deny', src: '2001:db8::1', dst: '2001:db8:1::1' }];
+    for (let p = 90; p < 128; p++) rules.push({ id: `p${p}`, action: 'allow', dst: `2001:db8:1::/${p}` });
+    const { v4, v6 } = entries(rules);
+    let err: unknown;
+    try {
+      compileBlob(v4, v6);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(BpfkitError);
+    const e = err as BpfkitError;
+    expect(e.code).toBe('ERR_UNSUPPORTED');
+    expect(e.field).toBe('rules');
+    expect(e.message).toMatch(/^rule set too complex: \d+ IPv6 rules overlap in a region the classifier cannot split/);
+    expect(e.details).toMatchObject({ family: 6 });
+    expect((e.details as { rules: number }).rules).toBeGreaterThan(LEAF_MAX);
+  });
+
+  it('rejects record arrays that do not match their counts (a TypeError, never a bad read)', () => {
+    const { v4, v6 } = entries([{ id: 'a', action: 'deny', src: '198.18.0.0/15' }]);
+    const short: FamilyEntries = { ...v4, count: v4.count + 5 };
+    expect(() => compileBlob(short, v6)).toThrow(TypeError);
+  });
+});
