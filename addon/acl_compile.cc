@@ -12,6 +12,9 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <new>
+#include <memory>
 #include <cstdint>
 #include <string>
 #include <unordered_map>
@@ -19,6 +22,7 @@
 
 #include "../bpf/include/acl_blob.h"  // the blob layout, shared with the XDP program
 #include "registry.h"
+#include "util.h"
 
 namespace bpfkit {
 
@@ -481,34 +485,8 @@ void ReadFamily(const Napi::Object& o, Family& f) {
   for (uint32_t i = 0; i < groups.Length(); i++) f.groups.push_back(CopyArray<int32_t>(groups.Get(i)));
 }
 
-// aclCompile(v4, v6, opts) -> { words: Uint32Array, trees: [...] } or { error: {...} }.
-// The inputs are checked by the JS caller (lib/modules/acl/classifier.ts); this only
-// guards the sizes it indexes with.
-Napi::Value AclCompile(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Job job;
-  ReadFamily(info[0].As<Napi::Object>(), job.fam[0]);
-  ReadFamily(info[1].As<Napi::Object>(), job.fam[1]);
-  for (const Family& f : job.fam) {
-    size_t cells = size_t{f.count} * f.dims;
-    bool ok = f.dims > 0 && f.dims <= ACL_KEY_WORDS && f.widths.size() == static_cast<size_t>(f.dims) && f.lo.size() >= cells &&
-              f.hi.size() >= cells && f.prio.size() >= f.count && f.meta.size() >= f.count && f.tag.size() >= f.count;
-    for (uint8_t w : f.widths) ok = ok && w <= 32;
-    for (const auto& g : f.groups) {
-      ok = ok && !g.empty();
-      for (int32_t r : g) ok = ok && r >= 0 && static_cast<uint32_t>(r) < f.count;
-    }
-    if (!ok) throw Napi::TypeError::New(env, "aclCompile: inconsistent record arrays");
-  }
-  Napi::Object o = info[2].As<Napi::Object>();
-  job.opts.binth = o.Get("binth").As<Napi::Number>().Int32Value();
-  job.opts.spfac = o.Get("spfac").As<Napi::Number>().Int32Value();
-  job.opts.maxBits = o.Get("maxBits").As<Napi::Number>().Int32Value();
-  job.opts.maxCutBits = std::clamp(o.Get("maxCutBits").As<Napi::Number>().Int32Value(), 1, 16);
-  job.opts.maxBits = std::clamp(job.opts.maxBits, 1, job.opts.maxCutBits);
-  job.opts.binth = std::clamp(job.opts.binth, 1, ACL_LEAF_MAX);
-  job.opts.spfac = std::max(job.opts.spfac, 0);
-  job.Run();
+// Builds the result object of a finished job (on the JS thread).
+Napi::Value Result(Napi::Env env, Job& job) {
   Napi::Object res = Napi::Object::New(env);
   if (job.tooComplex) {
     Napi::Object e = Napi::Object::New(env);
@@ -538,6 +516,44 @@ Napi::Value AclCompile(const Napi::CallbackInfo& info) {
   }
   res.Set("trees", trees);
   return res;
+}
+
+// aclCompile(v4, v6, opts) -> Promise<{ words: Uint32Array, trees: [...] } | { error }>.
+// The inputs are copied on the JS thread and the trees are built on the libuv pool, so
+// a 100k-rule compile does not stall the event loop. The JS caller
+// (lib/modules/acl/classifier.ts) checks the rules; this only guards what it indexes.
+Napi::Value AclCompile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto job = std::make_shared<Job>();
+  ReadFamily(info[0].As<Napi::Object>(), job->fam[0]);
+  ReadFamily(info[1].As<Napi::Object>(), job->fam[1]);
+  for (const Family& f : job->fam) {
+    size_t cells = size_t{f.count} * f.dims;
+    bool ok = f.dims > 0 && f.dims <= ACL_KEY_WORDS && f.widths.size() == static_cast<size_t>(f.dims) && f.lo.size() >= cells &&
+              f.hi.size() >= cells && f.prio.size() >= f.count && f.meta.size() >= f.count && f.tag.size() >= f.count;
+    for (uint8_t w : f.widths) ok = ok && w <= 32;
+    for (const auto& g : f.groups) {
+      ok = ok && !g.empty();
+      for (int32_t r : g) ok = ok && r >= 0 && static_cast<uint32_t>(r) < f.count;
+    }
+    if (!ok) throw Napi::TypeError::New(env, "aclCompile: inconsistent record arrays");
+  }
+  Napi::Object o = info[2].As<Napi::Object>();
+  Options& opts = job->opts;
+  opts.maxCutBits = std::clamp(o.Get("maxCutBits").As<Napi::Number>().Int32Value(), 1, 16);
+  opts.maxBits = std::clamp(o.Get("maxBits").As<Napi::Number>().Int32Value(), 1, opts.maxCutBits);
+  opts.binth = std::clamp(o.Get("binth").As<Napi::Number>().Int32Value(), 1, ACL_LEAF_MAX);
+  opts.spfac = std::max(o.Get("spfac").As<Napi::Number>().Int32Value(), 0);
+  return RunAsync(
+      env, "aclCompile",
+      [job](Failure& f) {
+        try {
+          job->Run();
+        } catch (const std::bad_alloc&) {
+          f.Set(ENOMEM, "aclCompile", "out of memory while compiling the rule set");
+        }
+      },
+      [job](Napi::Env e) { return Result(e, *job); });
 }
 
 void Init(Napi::Env env, Napi::Object exports) { exports.Set("aclCompile", Napi::Function::New<AclCompile>(env, "aclCompile")); }

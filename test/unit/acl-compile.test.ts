@@ -53,9 +53,9 @@ function walk4(w: Uint32Array, key: number[]): number {
 }
 
 describe('AclFirewall rule-set compiler', () => {
-  it('lays out the header and the records in priority order', () => {
+  it('lays out the header and the records in priority order', async () => {
     const { v4, v6 } = entries(parseClassBench(readClassBench('generated/fw1_1k')));
-    const { words } = compileBlob(v4, v6);
+    const { words } = await compileBlob(v4, v6);
     expect(words[H_MAGIC]).toBe(BLOB_MAGIC);
     expect(words[H_USED]).toBe(words.length);
     expect(words[H_RECORDS]).toBe(v4.count + v6.count);
@@ -71,17 +71,17 @@ describe('AclFirewall rule-set compiler', () => {
     expect(words[H_V6_TREES]).toBeGreaterThan(0); // rules without addresses apply to IPv6 too
   });
 
-  it('is deterministic: the same rules give the same words', () => {
+  it('is deterministic: the same rules give the same words', async () => {
     const { v4, v6 } = entries(parseClassBench(readClassBench('generated/acl1_1k')));
-    const a = compileBlob(v4, v6).words;
-    const b = compileBlob(v4, v6).words;
+    const a = (await compileBlob(v4, v6)).words;
+    const b = (await compileBlob(v4, v6)).words;
     expect(b.length).toBe(a.length);
     expect(Buffer.from(b.buffer, b.byteOffset, b.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength))).toBe(true);
   });
 
-  it.each(['acl1_1k', 'fw1_1k', 'ipc1_1k', 'acl1_10k'])('%s: walking the trees gives ClassBench\'s first match for every trace header', (set) => {
+  it.each(['acl1_1k', 'fw1_1k', 'ipc1_1k', 'acl1_10k'])('%s: walking the trees gives ClassBench\'s first match for every trace header', async (set) => {
     const { v4, v6 } = entries(parseClassBench(readClassBench(`generated/${set}`)));
-    const { words } = compileBlob(v4, v6);
+    const { words } = await compileBlob(v4, v6);
     const trace = parseClassBenchTrace(readClassBench(`generated/${set}_trace`));
     const answers = readClassBench(`generated/${set}_trace.firstmatch`).trim().split('\n').map(Number);
     expect(answers.length).toBe(trace.length);
@@ -98,7 +98,7 @@ describe('AclFirewall rule-set compiler', () => {
     expect(matched).toBeGreaterThan(trace.length / 2);
   });
 
-  it('fails with ERR_UNSUPPORTED when more than LEAF_MAX rules overlap where no cut separates them', () => {
+  it('fails with ERR_UNSUPPORTED when more than LEAF_MAX rules overlap where no cut separates them', async () => {
     // every rule contains 2001:db8:1::1; the first is exact, the others nested /90../127
     // prefixes: no dimension separates them, and narrowing the region towards the first
     // (8 bits per level, 128 of source first) cannot reach it within MAX_DEPTH levels
@@ -107,7 +107,7 @@ describe('AclFirewall rule-set compiler', () => {
     const { v4, v6 } = entries(rules);
     let err: unknown;
     try {
-      compileBlob(v4, v6);
+      await compileBlob(v4, v6);
     } catch (e) {
       err = e;
     }
@@ -120,9 +120,9 @@ describe('AclFirewall rule-set compiler', () => {
     expect((e.details as { rules: number }).rules).toBeGreaterThan(LEAF_MAX);
   });
 
-  it('rejects record arrays that do not match their counts (a TypeError, never a bad read)', () => {
+  it('rejects record arrays that do not match their counts (a TypeError, never a bad read)', async () => {
     const { v4, v6 } = entries([{ id: 'a', action: 'deny', src: '198.18.0.0/15' }]);
     const short: FamilyEntries = { ...v4, count: v4.count + 5 };
-    expect(() => compileBlob(short, v6)).toThrow(TypeError);
+    await expect(compileBlob(short, v6)).rejects.toThrow(TypeError);
   });
 });

@@ -129,20 +129,21 @@ interface NativeFamily extends FamilyEntries {
 interface NativeCompiler {
   aclCompile(
     v4: NativeFamily, v6: NativeFamily, opts: { binth: number; spfac: number; maxBits: number; maxCutBits: number },
-  ): { words?: Uint32Array; trees?: TreeStats[]; error?: { family: 4 | 6; depth: number; rules: number } };
+  ): Promise<{ words?: Uint32Array; trees?: TreeStats[]; error?: { family: 4 | 6; depth: number; rules: number } }>;
 }
 
 /**
  * Compiles the records of both families into a blob (the trees are built by the native
- * addon, addon/acl_compile.cc). `gen` and other header fields beyond the classifier are
+ * addon, addon/acl_compile.cc, on the libuv thread pool: a big set does not stall the
+ * event loop). `gen` and other header fields beyond the classifier are
  * filled by the caller (see layout.ts).
  */
-export function compileBlob(v4: FamilyEntries, v6: FamilyEntries, opts: CompileOptions = {}): CompiledBlob {
+export async function compileBlob(v4: FamilyEntries, v6: FamilyEntries, opts: CompileOptions = {}): Promise<CompiledBlob> {
   const on = opts.partition ?? true;
   const fam = (f: FamilyEntries, family: 4 | 6) => ({
     ...f, family, widths: Uint8Array.from(family === 4 ? V4_WIDTHS : V6_WIDTHS), groups: partition(f, family, on).slice(0, MAX_TREES),
   });
-  const res = (native() as unknown as NativeCompiler).aclCompile(fam(v4, 4), fam(v6, 6), {
+  const res = await (native() as unknown as NativeCompiler).aclCompile(fam(v4, 4), fam(v6, 6), {
     binth: opts.binth ?? 8, spfac: opts.spfac ?? 4, maxBits: opts.maxBits ?? 8, maxCutBits: MAX_CUT_BITS,
   });
   if (res.error) {

@@ -353,7 +353,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     const fw = new AclFirewall({ ifindexes, pin: opts.pin, maxRules: cap, adopted: false, variant, ns, compile: opts.compile ?? {} });
     for (const [k, v] of names) fw.#ifnames.set(k, v);
     // validate and compile the first rule set before the kernel sees anything
-    const first = fw.#prepare(opts.rules ?? [], settings);
+    const first = await fw.#prepare(opts.rules ?? [], settings);
     await fw.#install(variant, first, { mode, ringBytes, flowTableSize });
     return fw;
   }
@@ -500,7 +500,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       if (opts.events !== undefined) changes.events = opts.events;
       if (opts.rules !== undefined || Object.keys(changes).length > 0) {
         const settings = checkSettings(changes, fw.#settings);
-        await fw.#commit(fw.#prepare(opts.rules ?? fw.rules(), settings));
+        await fw.#commit(await fw.#prepare(opts.rules ?? fw.rules(), settings));
       }
       return fw;
     } catch (e) {
@@ -565,7 +565,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   // ---- rule sets ---------------------------------------------------------------------
 
   /** Validates and compiles a rule set into the idle blob buffer (no kernel change). */
-  #prepare(rules: readonly AclRule[] | unknown, settings: Settings): Prepared {
+  async #prepare(rules: readonly AclRule[] | unknown, settings: Settings): Promise<Prepared> {
     const t0 = performance.now();
     const norm = normalizeRules(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface });
     const gen = this.#gen + 1;
@@ -587,7 +587,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       }
     }
     const { v4, v6 } = expandRules(norm, slots, tags);
-    const compiled = compileBlob(v4, v6, this.#compileOpts);
+    const compiled = await compileBlob(v4, v6, this.#compileOpts);
     const words = compiled.words;
     const source: Source = {
       v: SOURCE_VERSION, gen, ...settings, rules: norm.map((r) => r.rule), slots: [...slots], tags: [...tags],
@@ -726,7 +726,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   setRules(rules: readonly AclRule[]): Promise<AclCompileInfo> {
     return this.#serial(async () => {
       this.#live();
-      const p = this.#prepare(rules, this.#settings);
+      const p = await this.#prepare(rules, this.#settings);
       await this.#commit(p);
       return p.info;
     });
@@ -744,7 +744,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
         at = where.before !== undefined ? i : i + 1;
       }
       list.splice(at, 0, rule);
-      const p = this.#prepare(list, this.#settings);
+      const p = await this.#prepare(list, this.#settings);
       await this.#commit(p);
       return p.info;
     });
@@ -757,7 +757,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       const i = list.findIndex((r) => r.id === id);
       if (i < 0) return false;
       list.splice(i, 1);
-      await this.#commit(this.#prepare(list, this.#settings));
+      await this.#commit(await this.#prepare(list, this.#settings));
       return true;
     });
   }
@@ -770,7 +770,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       const i = list.findIndex((r) => r.id === id);
       if (i < 0) throw new BpfkitError('ERR_NOT_FOUND', `id: no rule with id '${String(id)}'`, { field: 'id', ...(typeof id === 'string' ? { ruleId: id } : {}) });
       list[i] = rule;
-      const p = this.#prepare(list, this.#settings);
+      const p = await this.#prepare(list, this.#settings);
       await this.#commit(p);
       return p.info;
     });
@@ -780,7 +780,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   configure(settings: { defaultAction?: AclDefaultAction; eventIntervalMs?: number; defaultDenyEvents?: boolean; events?: boolean }): Promise<void> {
     return this.#serial(async () => {
       const s = checkSettings(settings, this.#settings);
-      await this.#commit(this.#prepare(this.rules(), s));
+      await this.#commit(await this.#prepare(this.rules(), s));
     });
   }
 
