@@ -587,12 +587,15 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       }
     }
     const { v4, v6 } = expandRules(norm, slots, tags);
-    const compiled = await compileBlob(v4, v6, this.#compileOpts);
-    const words = compiled.words;
+    // the trees are built on the thread pool; the JSON source meanwhile, on this thread
+    const compiling = compileBlob(v4, v6, this.#compileOpts);
+    compiling.catch(() => undefined); // awaited below; not unhandled if the JSON throws first
     const source: Source = {
-      v: SOURCE_VERSION, gen, ...settings, rules: norm.map((r) => r.rule), slots: [...slots], tags: [...tags],
+      v: SOURCE_VERSION, gen, ...settings, rules: norm.map((r) => r.rule), slots: Array.from(slots), tags: Array.from(tags),
     };
     const json = Buffer.from(JSON.stringify(source), 'utf8');
+    const compiled = await compiling;
+    const words = compiled.words;
     const srcOff = words.length;
     const used = srcOff * 4 + json.length;
     if (used > this.#blobBytes) {
