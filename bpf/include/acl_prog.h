@@ -76,23 +76,34 @@ struct {
 	__type(value, struct acl_flow_state);
 } acl_flows SEC(".maps");
 
+/* Per-CPU memory of the last flow this CPU reported or suppressed: packets of a flood of
+ * one flow are suppressed here without a lookup in (or an atomic on) the shared flow
+ * table, and without reading the clock more than once per tick. `count` grows while the
+ * entry holds `key`; it moves into the flow's `seen` when the entry takes another flow,
+ * and whoever reports the flow adds the counts every CPU's entry holds for it, so no
+ * suppressed packet is left out of the next event. Private to this program (it replaces
+ * acl_blob.h's struct acl_flow_cache, which user space never reads). */
+struct acl_cpu_flow {
+	struct acl_flow_key key; /* family 0 (never a packet's): empty */
+	__u64 last_ns;           /* the flow's last event, as known on this CPU */
+	__u64 count;             /* packets of `key` suppressed on this CPU while it held `key` */
+	__u64 tick;              /* jiffies when last_ns was last found within the interval */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct acl_flow_cache);
+	__type(value, struct acl_cpu_flow);
 } acl_flow_cache SEC(".maps");
 
 BPFKIT_RINGBUF(acl_events, 1 << 20);
 
 struct acl_pkt {
 	__u32 key[ACL_KEY_WORDS];
-	__u8 src[16];
-	__u8 dst[16];
-	__u16 sport;
-	__u16 dport;
-	__u16 proto;
-	__u8 family;
+	/* the flow as the rate limiter keys it (addresses in network order, IPv4 in the first
+	 * 4 bytes, ports in host order); acl_report fills in slot and tag */
+	struct acl_flow_key fk;
 	__u8 flags; /* ACL_EV_* */
 };
 
@@ -111,15 +122,15 @@ static __always_inline __u32 acl_w(const __u8 *blob, __u32 off)
 /* Reads the ports (or ICMP type/code) at the cursor. Returns 1 if present. */
 static __always_inline int acl_parse_l4(struct bpfkit_cursor *c, struct acl_pkt *pkt)
 {
-	__u16 p = pkt->proto;
+	__u16 p = pkt->fk.proto;
 
 	if (p == IPPROTO_TCP || p == IPPROTO_UDP || p == IPPROTO_SCTP || p == IPPROTO_UDPLITE || p == IPPROTO_DCCP) {
 		__be16 *ports = bpfkit_pull(c, 4);
 
 		if (!ports)
 			return 0;
-		pkt->sport = bpf_ntohs(ports[0]);
-		pkt->dport = bpf_ntohs(ports[1]);
+		pkt->fk.sport = bpf_ntohs(ports[0]);
+		pkt->fk.dport = bpf_ntohs(ports[1]);
 		return 1;
 	}
 	if (p == IPPROTO_ICMP || p == 58 /* IPPROTO_ICMPV6 */) {
@@ -127,8 +138,8 @@ static __always_inline int acl_parse_l4(struct bpfkit_cursor *c, struct acl_pkt 
 
 		if (!tc)
 			return 0;
-		pkt->sport = tc[0];
-		pkt->dport = tc[1];
+		pkt->fk.sport = tc[0];
+		pkt->fk.dport = tc[1];
 		return 1;
 	}
 	return -1; /* a protocol without selectable L4 fields */
@@ -217,18 +228,18 @@ static __always_inline int acl_key_eq(const struct acl_flow_key *a, const struct
 	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
 }
 
-/* Points this CPU's flow cache at `fk` (its count starts again unless it held `fk`). */
-static __always_inline void acl_cache_take(struct acl_flow_cache *fc, const struct acl_flow_key *fk, __u64 last_ns)
+/* Points this CPU's flow memory at `fk` (its count starts again unless it held `fk`). */
+static __always_inline void acl_cache_take(struct acl_cpu_flow *fc, const struct acl_flow_key *fk, __u64 last_ns)
 {
-	if (!fc->valid || !acl_key_eq(&fc->key, fk)) {
+	if (!acl_key_eq(&fc->key, fk)) {
 		__builtin_memcpy(&fc->key, fk, sizeof(*fk));
 		fc->count = 0;
 	}
 	fc->last_ns = last_ns;
-	fc->valid = 1;
+	fc->tick = bpf_jiffies64() - 1; /* not this tick: the next packet reads the clock */
 }
 
-/* Packets of `fk` suppressed in the CPUs' flow caches (read after the flow's `seen`:
+/* Packets of `fk` suppressed in the CPUs' flow memories (read after the flow's `seen`:
  * a count that moves into `seen` meanwhile is then missed once and reported next
  * time, never counted twice). */
 static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk)
@@ -237,61 +248,69 @@ static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk)
 	__u32 zero = 0;
 
 	for (__u32 cpu = 0; cpu < ACL_MAX_CPUS; cpu++) {
-		struct acl_flow_cache *c;
+		struct acl_cpu_flow *c;
 
 		if (cpu >= acl_nr_cpus)
 			break;
 		c = bpf_map_lookup_percpu_elem(&acl_flow_cache, &zero, cpu);
-		if (c && c->valid && acl_key_eq(&c->key, fk))
+		if (c && acl_key_eq(&c->key, fk))
 			sum += c->count;
 	}
 	return sum;
 }
 
 /* Reports a decision, at most once per flow and rule per interval. */
-static __always_inline void acl_report(struct xdp_md *ctx, const struct acl_pkt *pkt, __u32 slot, __u32 tag,
-				       __u32 action, __u32 gen, __u64 interval_ns, __u32 len)
+static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, const __u8 *blob, __u32 slot, __u32 tag,
+				       __u32 action, __u32 len)
 {
-	struct acl_flow_key fk = {};
+	struct acl_flow_key *fk = &pkt->fk;
+	__u64 interval_ns = (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000;
 	struct acl_flow_state *st;
-	struct acl_flow_cache *fc;
+	struct acl_cpu_flow *fc;
 	struct acl_event *e;
-	/* rate limiting needs no more than tick precision: the coarse clock is much cheaper
-	 * than bpf_ktime_get_ns() (which only the emitted event pays for) */
-	__u64 now = bpf_ktime_get_coarse_ns();
-	__u64 suppressed = 0;
+	__u64 now, suppressed = 0;
 	__u32 zero = 0;
 
-	__builtin_memcpy(fk.src, pkt->src, 16);
-	__builtin_memcpy(fk.dst, pkt->dst, 16);
-	fk.sport = pkt->sport;
-	fk.dport = pkt->dport;
-	fk.proto = pkt->proto;
-	fk.family = pkt->family;
-	fk.slot = slot;
-	fk.tag = tag;
 	fc = bpf_map_lookup_elem(&acl_flow_cache, &zero);
 	if (!fc)
 		return;
-	if (fc->valid && acl_key_eq(&fc->key, &fk) && now - fc->last_ns < interval_ns) {
-		fc->count++; /* per-CPU: no atomic, no shared cache line */
-		acl_count(ACL_STAT_SUPPRESSED, 0);
-		return;
-	}
-	/* the cache moves to another flow: hand the old flow its suppressed packets */
-	if (fc->valid && fc->count && !acl_key_eq(&fc->key, &fk)) {
-		struct acl_flow_state *old = bpf_map_lookup_elem(&acl_flows, &fc->key);
+	fk->slot = slot;
+	fk->tag = tag;
+	if (acl_key_eq(&fc->key, fk)) {
+		/* The flood's fast path: the same flow as this CPU's last packet. The rate limit
+		 * needs only tick precision, and the coarse clock moves only with the tick: while
+		 * jiffies has not moved since the flow was last found within its interval, it
+		 * still is (an update of the coarse clock that lands just after jiffies moved
+		 * can make an event at most one tick late, never early). */
+		__u64 tick = bpf_jiffies64();
 
-		if (old)
-			__sync_fetch_and_add(&old->seen, fc->count);
-		fc->count = 0;
+		if (tick == fc->tick)
+			goto suppress;
+		now = bpf_ktime_get_coarse_ns();
+		if (now - fc->last_ns < interval_ns) {
+			fc->tick = tick;
+suppress:
+			fc->count++; /* per-CPU: no atomic, no shared cache line */
+			acl_count(ACL_STAT_SUPPRESSED, 0);
+			return;
+		}
+	} else {
+		now = bpf_ktime_get_coarse_ns();
+		/* the memory moves to another flow: hand the old flow its suppressed packets */
+		if (fc->count) {
+			struct acl_flow_state *old = bpf_map_lookup_elem(&acl_flows, &fc->key);
+
+			if (old)
+				__sync_fetch_and_add(&old->seen, fc->count);
+			fc->count = 0;
+		}
 	}
-	st = bpf_map_lookup_elem(&acl_flows, &fk);
+	st = bpf_map_lookup_elem(&acl_flows, fk);
 	if (st) {
 		__sync_fetch_and_add(&st->seen, 1);
 		if (now - st->last_ns < interval_ns) {
 			/* reported recently (maybe by another CPU): suppress here from now on */
-			acl_cache_take(fc, &fk, st->last_ns);
+			acl_cache_take(fc, fk, st->last_ns);
 			acl_count(ACL_STAT_SUPPRESSED, 0);
 			return;
 		}
@@ -302,7 +321,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, const struct acl_pkt 
 	if (st) {
 		__u64 total = st->seen;
 
-		total += acl_cached_counts(&fk);
+		total += acl_cached_counts(fk);
 		/* packets since the last event, this one excluded */
 		suppressed = total - st->reported - 1;
 		st->reported = total;
@@ -310,24 +329,24 @@ static __always_inline void acl_report(struct xdp_md *ctx, const struct acl_pkt 
 	} else {
 		struct acl_flow_state init = { .last_ns = now, .seen = 1, .reported = 1 };
 
-		bpf_map_update_elem(&acl_flows, &fk, &init, BPF_NOEXIST);
+		bpf_map_update_elem(&acl_flows, fk, &init, BPF_NOEXIST);
 	}
-	acl_cache_take(fc, &fk, now);
+	acl_cache_take(fc, fk, now);
 	e->ktime_ns = bpf_ktime_get_ns();
-	e->gen = gen;
+	e->gen = acl_w(blob, ACL_H_GEN);
 	e->slot = slot;
 	e->suppressed = suppressed > 0xffffffffu ? 0xffffffffu : (__u32)suppressed;
 	e->ifindex = ctx->ingress_ifindex;
 	e->pkt_len = len;
 	e->action = action;
-	e->family = pkt->family;
-	e->proto = pkt->proto;
-	e->sport = pkt->sport;
-	e->dport = pkt->dport;
+	e->family = fk->family;
+	e->proto = fk->proto;
+	e->sport = fk->sport;
+	e->dport = fk->dport;
 	e->flags = pkt->flags;
 	e->_pad[0] = e->_pad[1] = e->_pad[2] = 0;
-	__builtin_memcpy(e->src, pkt->src, 16);
-	__builtin_memcpy(e->dst, pkt->dst, 16);
+	__builtin_memcpy(e->src, fk->src, 16);
+	__builtin_memcpy(e->dst, fk->dst, 16);
 	bpfkit_rb_submit(e);
 	acl_count(ACL_STAT_EVENTS, 0);
 }
@@ -353,9 +372,9 @@ static __always_inline void acl_l4(struct bpfkit_cursor *c, struct acl_pkt *pkt,
 /* The key words after the addresses: sport, dport, proto, ifindex, l4 (from `at`). */
 static __always_inline void acl_key_tail(struct xdp_md *ctx, struct acl_pkt *pkt, const int at)
 {
-	pkt->key[at] = pkt->sport;
-	pkt->key[at + 1] = pkt->dport;
-	pkt->key[at + 2] = pkt->proto;
+	pkt->key[at] = pkt->fk.sport;
+	pkt->key[at + 1] = pkt->fk.dport;
+	pkt->key[at + 2] = pkt->fk.proto;
 	pkt->key[at + 3] = ctx->ingress_ifindex;
 	pkt->key[at + 4] = pkt->flags & ACL_EV_L4;
 }
@@ -373,10 +392,10 @@ static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __
 
 		if (ip < 0)
 			return -1;
-		pkt->family = 4;
-		pkt->proto = ip;
-		__builtin_memcpy(pkt->src, &iph->saddr, 4);
-		__builtin_memcpy(pkt->dst, &iph->daddr, 4);
+		pkt->fk.family = 4;
+		pkt->fk.proto = ip;
+		__builtin_memcpy(pkt->fk.src, &iph->saddr, 4);
+		__builtin_memcpy(pkt->fk.dst, &iph->daddr, 4);
 		pkt->key[0] = bpf_ntohl(iph->saddr);
 		pkt->key[1] = bpf_ntohl(iph->daddr);
 		acl_l4(&c, pkt, len, bpfkit_ipv4_is_later_fragment(iph));
@@ -390,9 +409,9 @@ static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __
 
 		if (nh < 0)
 			return -1;
-		pkt->family = 6;
-		__builtin_memcpy(pkt->src, &ip6->saddr, 16);
-		__builtin_memcpy(pkt->dst, &ip6->daddr, 16);
+		pkt->fk.family = 6;
+		__builtin_memcpy(pkt->fk.src, &ip6->saddr, 16);
+		__builtin_memcpy(pkt->fk.dst, &ip6->daddr, 16);
 #pragma unroll
 		for (int i = 0; i < 4; i++) {
 			pkt->key[i] = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[i]);
@@ -400,10 +419,10 @@ static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __
 		}
 		nh = bpfkit_skip_ipv6_ext(&c, nh, &info);
 		if (nh < 0) {
-			pkt->proto = ACL_PROTO_UNKNOWN;
+			pkt->fk.proto = ACL_PROTO_UNKNOWN;
 			acl_count(ACL_STAT_UNPARSED, len);
 		} else {
-			pkt->proto = nh;
+			pkt->fk.proto = nh;
 			acl_l4(&c, pkt, len, info.frag_offset != 0);
 		}
 		acl_key_tail(ctx, pkt, 8);
@@ -451,8 +470,7 @@ int xdp_acl(struct xdp_md *ctx)
 		}
 		acl_count(ACL_STAT_DEFAULT_DENY, len);
 		if ((flags & (ACL_FLAG_EVENTS_DEFAULT | ACL_FLAG_NO_EVENTS)) == ACL_FLAG_EVENTS_DEFAULT)
-			acl_report(ctx, &pkt, ACL_SLOT_DEFAULT, 0, ACL_ACT_DENY, acl_w(blob, ACL_H_GEN),
-				   (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000, len);
+			acl_report(ctx, &pkt, blob, ACL_SLOT_DEFAULT, 0, ACL_ACT_DENY, len);
 		return XDP_DROP;
 	}
 	meta = acl_w(blob, rec + 1);
@@ -460,8 +478,7 @@ int xdp_acl(struct xdp_md *ctx)
 	action = meta >> 24;
 	bpfkit_count(bpf_map_lookup_elem(&acl_rule_stats, &slot), len);
 	if (action != ACL_ACT_ALLOW && !(flags & ACL_FLAG_NO_EVENTS))
-		acl_report(ctx, &pkt, slot, acl_w(blob, rec + 2), action, acl_w(blob, ACL_H_GEN),
-			   (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000, len);
+		acl_report(ctx, &pkt, blob, slot, acl_w(blob, rec + 2), action, len);
 	return action == ACL_ACT_DENY ? XDP_DROP : XDP_PASS;
 }
 
