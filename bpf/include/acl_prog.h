@@ -112,8 +112,10 @@ static __always_inline void acl_count(__u32 stat, __u64 bytes)
 	bpfkit_count(bpf_map_lookup_elem(&acl_stats, &stat), bytes);
 }
 
-/* Word `off` of the blob; offsets wrap inside the blob, so a damaged blob can give wrong
- * answers but never an out-of-bounds read. */
+/* Word `off` of the blob (header fields, a record's meta and tag); offsets wrap inside the
+ * blob, so a damaged blob can give wrong answers but never an out-of-bounds read. The tree
+ * walk instead range-checks its offsets (a compare beside the dependent loads rather than
+ * a mask in their path) and counts an offset beyond the blob as a corrupt tree. */
 static __always_inline __u32 acl_w(const __u8 *blob, __u32 off)
 {
 	return *(const __u32 *)(blob + (((__u64)off << 2) & (ACL_BLOB_BYTES - 4)));
@@ -149,7 +151,7 @@ static __always_inline int acl_parse_l4(struct bpfkit_cursor *c, struct acl_pkt 
  * offset is bounded once, so the fields are read at constant offsets from it. */
 static __always_inline const __u32 *acl_rec(const __u8 *blob, __u32 r, const int dims)
 {
-	__u64 off = ((__u64)r << 2) & (ACL_BLOB_BYTES - 4);
+	__u64 off = (__u64)r << 2;
 
 	if (off > ACL_BLOB_BYTES - 4 * (ACL_REC_HDR + 2 * dims))
 		return NULL;
@@ -159,6 +161,10 @@ static __always_inline const __u32 *acl_rec(const __u8 *blob, __u32 r, const int
 /* Record `rec` matches the key in all `dims` dimensions. */
 static __always_inline int acl_match(const __u32 *rec, const __u32 *key, const int dims)
 {
+	/* read the key words here, once each for both bounds: hoisted out of the record loop
+	 * (which the compiler does unless the pointer is opaque) they are spilled to the stack
+	 * and reloaded for every bound */
+	asm volatile("" : "+r"(key));
 #pragma unroll
 	for (int d = 0; d < dims; d++) {
 		__u32 k = key[d];
@@ -173,39 +179,50 @@ static __always_inline int acl_match(const __u32 *rec, const __u32 *key, const i
 static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, const int dims, const __u32 ntrees_at,
 					  const __u32 roots_at)
 {
+	const __u32 *hdr = (const __u32 *)blob; /* header words: indices below ACL_HDR_WORDS, no mask */
 	__u32 best_prio = 0xffffffffu, best = 0;
-	__u32 ntrees = acl_w(blob, ntrees_at);
+	__u32 ntrees = hdr[ntrees_at];
 
 	for (__u32 t = 0; t < ACL_MAX_TREES; t++) {
 		__u32 p, ctl = 0, cnt;
+		__u64 leaf;
 
 		if (t >= ntrees)
 			break;
-		if (acl_w(blob, roots_at + 2 * t + 1) >= best_prio)
+		if (hdr[roots_at + 2 * t + 1] >= best_prio)
 			continue; /* nothing in this tree can beat the match we have */
-		p = acl_w(blob, roots_at + 2 * t);
+		p = hdr[roots_at + 2 * t];
 		for (int i = 0; i < ACL_MAX_DEPTH; i++) {
+			__u64 off = (__u64)p << 2;
 			__u32 v;
 
-			ctl = acl_w(blob, p);
+			if (off > ACL_BLOB_BYTES - 4)
+				break;
+			ctl = *(const __u32 *)(blob + off);
 			if (ctl & ACL_LEAF)
 				break;
 			v = key[ctl & (ACL_KEY_WORDS - 1)];
 			v = (v >> ((ctl >> 8) & 31)) & ((1u << ((ctl >> 16) & 31)) - 1);
-			p = acl_w(blob, p + 1 + v);
+			off = (__u64)(p + 1 + v) << 2;
+			if (off > ACL_BLOB_BYTES - 4)
+				break;
+			p = *(const __u32 *)(blob + off);
 		}
 		if (!(ctl & ACL_LEAF)) {
 			acl_count(ACL_STAT_CORRUPT, 0);
 			continue;
 		}
 		cnt = ctl & 0xffff;
+		leaf = (__u64)(p + 1) << 2;
 		for (__u32 j = 0; j < ACL_LEAF_MAX; j++) {
 			const __u32 *rec;
+			__u64 off = leaf + 4 * j;
 			__u32 r;
 
-			if (j >= cnt)
+			asm volatile("" : "+r"(off)); /* the verifier must see the check on the offset the load uses */
+			if (j >= cnt || off > ACL_BLOB_BYTES - 4)
 				break;
-			r = acl_w(blob, p + 1 + j);
+			r = *(const __u32 *)(blob + off);
 			rec = acl_rec(blob, r, dims);
 			if (!rec)
 				break;
