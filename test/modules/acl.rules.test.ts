@@ -168,6 +168,25 @@ describe('rule set changes', () => {
     expect(fw.ruleStats('web')).toEqual(web);
   });
 
+  it('counter slots are recycled: many full swaps to new ids never run out, and new ids start at zero', async () => {
+    // maxRules 16 gives 32 slots: each swap below needs 16 fresh ones while the 16 of the
+    // set in force are still counting, so every swap must reuse what the previous freed
+    for (let round = 0; round < 12; round++) {
+      const rules = Array.from({ length: 16 }, (_, i) => ({ id: `r${round}-${i}`, action: 'deny' as const, proto: 'tcp' as const, dstPort: 1000 + i }));
+      await fw.setRules(rules);
+      expect(fw.ruleStats(`r${round}-3`)).toEqual({ packets: 0, bytes: 0 });
+      expect((await fw.testRun(tcp(1003))).action).toBe('drop');
+      expect(fw.ruleStats(`r${round}-3`)).toEqual({ packets: 1, bytes: 64 });
+      if (round > 0) expect(fw.ruleStats(`r${round - 1}-3`)).toBeUndefined();
+    }
+    // half kept, half new: kept ids keep counting, the new half starts at zero
+    const kept = fw.rules().slice(0, 8);
+    await fw.setRules([...kept, ...Array.from({ length: 8 }, (_, i) => ({ id: `n-${i}`, action: 'deny' as const, proto: 'udp' as const, dstPort: 2000 + i }))]);
+    expect(fw.ruleStats('r11-3')).toEqual({ packets: 1, bytes: 64 });
+    expect(fw.ruleStats('n-3')).toEqual({ packets: 0, bytes: 0 });
+    await fw.setRules(BASE);
+  });
+
   it('default action and the empty rule set', async () => {
     await fw.setRules([]);
     const st0 = await fw.stats();

@@ -283,7 +283,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   #norm: NormalizedRule[] = [];
   #slots: Uint32Array = new Uint32Array(0); // slot of rule i
   #tags: Uint32Array = new Uint32Array(0);
-  #slotById = new Map<string, { slot: number; tag: number }>();
+  #slotById = new Map<string, number>(); // id -> index in #norm/#slots/#tags
   #free: number[] = [];
   #history = new Map<number, { tag: number; id: string }[]>(); // slot -> owners
   #compileOpts: CompileOptions;
@@ -535,7 +535,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     this.#slotById.clear();
     const used = new Set<number>();
     this.#norm.forEach((r, i) => {
-      this.#slotById.set(r.id, { slot: src.slots[i]!, tag: src.tags[i]! });
+      this.#slotById.set(r.id, i);
       used.add(src.slots[i]!);
       this.#remember(src.slots[i]!, src.tags[i]!, r.id);
     });
@@ -575,9 +575,9 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     let freeAt = this.#free.length;
     for (let i = 0; i < norm.length; i++) {
       const have = this.#slotById.get(norm[i]!.id);
-      if (have) {
-        slots[i] = have.slot;
-        tags[i] = have.tag;
+      if (have !== undefined) {
+        slots[i] = this.#slots[have]!;
+        tags[i] = this.#tags[have]!;
       } else {
         if (freeAt === 0) throw new BpfkitError('ERR_MAP_FULL', 'no free rule counter slot (internal error)', { field: 'rules' });
         const s = this.#free[--freeAt]!;
@@ -655,17 +655,19 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     }
     await this.#flip(h.outer, h.blobs[idle]!.fd);
     this.#active = idle;
-    // bookkeeping: the old set is gone from every CPU now, its removed rules' slots are free
-    const keepIds = new Set(p.norm.map((r) => r.id));
-    const freshSet = new Set(p.fresh);
-    const free = this.#free.filter((s) => !freshSet.has(s));
-    for (const [id, s] of this.#slotById) if (!keepIds.has(id)) free.push(s.slot);
+    // bookkeeping: the old set is gone from every CPU now, its removed rules' slots are
+    // free. #prepare took the fresh slots from the end of #free (changes are serialised).
+    const free = this.#free.slice(0, this.#free.length - p.fresh.length);
+    const inUse = new Uint8Array(2 * this.maxRules);
+    for (let i = 0; i < p.slots.length; i++) inUse[p.slots[i]!] = 1;
+    for (let i = 0; i < this.#slots.length; i++) if (!inUse[this.#slots[i]!]) free.push(this.#slots[i]!);
     this.#free = free;
-    this.#slotById.clear();
-    p.norm.forEach((r, i) => {
-      this.#slotById.set(r.id, { slot: p.slots[i]!, tag: p.tags[i]! });
-      this.#remember(p.slots[i]!, p.tags[i]!, r.id);
-    });
+    const byId = new Map<string, number>();
+    for (let i = 0; i < p.norm.length; i++) {
+      byId.set(p.norm[i]!.id, i);
+      if (p.tags[i] === p.gen) this.#remember(p.slots[i]!, p.gen, p.norm[i]!.id); // new ids only
+    }
+    this.#slotById = byId;
     this.#norm = p.norm;
     this.#slots = p.slots;
     this.#tags = p.tags;
@@ -852,8 +854,8 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
 
   /** Packets and bytes of one rule (undefined if no rule has this id). */
   ruleStats(id: string): AclCounter | undefined {
-    const s = this.#slotById.get(id);
-    return s ? sum(this.#live().ruleStats.get(s.slot)) : undefined;
+    const i = this.#slotById.get(id);
+    return i !== undefined ? sum(this.#live().ruleStats.get(this.#slots[i]!)) : undefined;
   }
 
   // ---- events ------------------------------------------------------------------------
