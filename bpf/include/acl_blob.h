@@ -107,19 +107,6 @@ struct acl_flow_state {
 	__u64 reported; /* `seen` at the last event */
 };
 
-/* Per-CPU memory of the last flow this CPU reported or suppressed: packets of a flood of
- * one flow are suppressed here without a lookup in (or an atomic on) the shared flow
- * table. `count` grows while the entry holds `key`; it moves into the flow's `seen` when
- * the entry takes another flow, and whoever reports the flow adds the counts every CPU's
- * entry holds for it, so no suppressed packet is left out of the next event. */
-struct acl_flow_cache {
-	struct acl_flow_key key;
-	__u64 last_ns; /* the flow's last event, as known on this CPU */
-	__u64 count;   /* packets of `key` suppressed on this CPU while it held `key` */
-	__u32 valid;
-	__u32 _pad;
-};
-
 /* Most CPUs whose cached counts a report adds (CPUs beyond it hand theirs over when
  * their cache entry changes flow). */
 #define ACL_MAX_CPUS 256

@@ -81,8 +81,8 @@ struct {
  * table, and without reading the clock more than once per tick. `count` grows while the
  * entry holds `key`; it moves into the flow's `seen` when the entry takes another flow,
  * and whoever reports the flow adds the counts every CPU's entry holds for it, so no
- * suppressed packet is left out of the next event. Private to this program (it replaces
- * acl_blob.h's struct acl_flow_cache, which user space never reads). */
+ * suppressed packet is left out of the next event. Private to this program: user space
+ * never reads it. */
 struct acl_cpu_flow {
 	struct acl_flow_key key; /* family 0 (never a packet's): empty */
 	__u64 last_ns;           /* the flow's last event, as known on this CPU */
