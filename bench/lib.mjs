@@ -19,3 +19,16 @@ export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
 }
+
+/**
+ * Pins every thread of this process (the libuv pool included) to one CPU, the last by
+ * default, and returns a function that restores the previous set. BPF_PROG_TEST_RUN runs
+ * on the calling thread's CPU, and the vCPUs of a shared VM do not run equally fast.
+ */
+export function pinProcess(cpu) {
+  const pid = String(process.pid);
+  const before = execFileSync('taskset', ['-p', '-c', pid], { encoding: 'utf8' }).trim().split(':').pop().trim();
+  const target = cpu ?? Number(execFileSync('nproc', { encoding: 'utf8' }).trim()) - 1;
+  execFileSync('taskset', ['-a', '-p', '-c', String(target), pid], { stdio: 'ignore' });
+  return () => execFileSync('taskset', ['-a', '-p', '-c', before, pid], { stdio: 'ignore' });
+}
