@@ -4,12 +4,9 @@
  * process with handles open. Children run the built library (dist/) so the parent can
  * watch the kernel from outside with iproute2.
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BpfObject, Lab, packageRoot, type LabHost } from '../../lib/index.js';
+import { nodeChild as child } from '../helpers/node-child.js';
+import { BpfObject, Lab, type LabHost } from '../../lib/index.js';
 
 let lab: Lab;
 let b: LabHost;
@@ -28,24 +25,6 @@ async function xdpProgId(h: LabHost): Promise<number | undefined> {
   return l!.xdp?.prog?.id;
 }
 
-/** Runs `body` in a child node process with the library imported as `m`; yields its stdout lines. */
-function child(body: string) {
-  const dist = join(packageRoot(), 'dist/index.js');
-  expect(existsSync(dist), 'dist/ is built by scripts/bootstrap.sh (npm test)').toBe(true);
-  const src = `import('${dist}').then(async (m) => { const say = (s) => console.log(s); ${body} })`;
-  const p = spawn(process.execPath, ['--expose-gc', '-e', src], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: p.stdout! })[Symbol.asyncIterator]();
-  const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
-  const next = async () => {
-    const t = setTimeout(() => p.kill('SIGKILL'), 20_000);
-    try {
-      return (await lines.next()).value as string | undefined;
-    } finally {
-      clearTimeout(t);
-    }
-  };
-  return { p, next, exited };
-}
 
 describe('lifetime of kernel objects', () => {
   it('a link dropped without close() is detached when garbage collected', async () => {

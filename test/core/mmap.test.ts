@@ -5,12 +5,10 @@
  * process shows that a mapping keeps the map alive after every fd is closed and that
  * garbage collection unmaps it.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BpfObject, BpfkitError, bytes, packageRoot, struct, u32, u64, type XdpProgram } from '../../lib/index.js';
+import { nodeChild as child } from '../helpers/node-child.js';
+import { BpfObject, BpfkitError, bytes, struct, u32, u64, type XdpProgram } from '../../lib/index.js';
 import { testObject } from '../helpers/objects.js';
 
 const mmVal = struct('mm_val', { a: u32, b: u32, c: u32 });
@@ -131,24 +129,6 @@ describe('BpfMap.mmap()', () => {
   });
 });
 
-/** Runs `body` in a child node process with the built library as `m`; yields its stdout lines. */
-function child(body: string) {
-  const dist = join(packageRoot(), 'dist/index.js');
-  expect(existsSync(dist), 'dist/ is built by scripts/bootstrap.sh (npm test)').toBe(true);
-  const src = `import('${dist}').then(async (m) => { const say = (s) => console.log(s); const wait = () => new Promise((r) => process.stdin.once('data', r)); ${body} })`;
-  const p = spawn(process.execPath, ['--expose-gc', '-e', src], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: p.stdout! })[Symbol.asyncIterator]();
-  const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
-  const next = async () => {
-    const t = setTimeout(() => p.kill('SIGKILL'), 20_000);
-    try {
-      return (await lines.next()).value as string | undefined;
-    } finally {
-      clearTimeout(t);
-    }
-  };
-  return { p, next, exited };
-}
 
 function mapExists(id: number): boolean {
   try {
