@@ -187,6 +187,26 @@ describe('rule set changes', () => {
     await fw.setRules(BASE);
   });
 
+  it('rules kept from the set in force are reused only while they are unchanged', async () => {
+    // canonical rules (as rules() returns them) are taken from the set in force without
+    // validating them again; anything else, including a rule object changed after it was
+    // installed, is validated in full
+    const mine = [{ id: 'keep', action: 'deny' as const, proto: 'tcp' as const, dstPort: 22 }, { id: 'tail', action: 'allow' as const }];
+    await fw.setRules(mine);
+    await fw.setRules(mine);
+    expect(fw.rules()).toEqual(mine);
+    (mine[0] as { dstPort: number }).dstPort = 70000;
+    await expect(fw.setRules(mine)).rejects.toMatchObject({ code: 'ERR_INVALID_RULE', ruleId: 'keep', field: 'dstPort' });
+    (mine[0] as { dstPort: unknown }).dstPort = [25, 25];
+    await fw.setRules(mine); // not canonical (a one-port range): validated, and equal to 25
+    expect(fw.rules()[0]).toEqual({ id: 'keep', action: 'deny', proto: 'tcp', dstPort: 25 });
+    expect((await fw.testRun(tcp(25))).action).toBe('drop');
+    expect((await fw.testRun(tcp(22))).action).toBe('pass');
+    // an unknown field next to canonical ones is not "unchanged"
+    await expect(fw.updateRule({ ...fw.rules()[0]!, dport: 1 } as AclRule)).rejects.toMatchObject({ code: 'ERR_INVALID_RULE', field: 'dport' });
+    await fw.setRules(BASE);
+  });
+
   it('default action and the empty rule set', async () => {
     await fw.setRules([]);
     const st0 = await fw.stats();

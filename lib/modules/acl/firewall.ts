@@ -567,7 +567,13 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   /** Validates and compiles a rule set into the idle blob buffer (no kernel change). */
   async #prepare(rules: readonly AclRule[] | unknown, settings: Settings): Promise<Prepared> {
     const t0 = performance.now();
-    const norm = normalizeRules(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface });
+    // rules unchanged since the set in force (same id, same canonical form) are not
+    // validated again
+    const previous = { get: (id: string) => {
+      const i = this.#slotById.get(id);
+      return i === undefined ? undefined : this.#norm[i];
+    } };
+    const norm = normalizeRules(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous });
     const gen = this.#gen + 1;
     const slots = new Uint32Array(norm.length);
     const tags = new Uint32Array(norm.length);
@@ -740,7 +746,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   /** Adds a rule (at the end, or before/after the rule with the given id). Atomic. */
   addRule(rule: AclRule, where: { before?: string; after?: string } = {}): Promise<AclCompileInfo> {
     return this.#serial(async () => {
-      const list = this.rules();
+      const list: AclRule[] = this.#norm.map((r) => r.rule); // ours: no copies needed
       let at = list.length;
       if (where.before !== undefined || where.after !== undefined) {
         const ref = (where.before ?? where.after)!;
@@ -758,7 +764,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   /** Removes the rule with this id. Resolves false if there was none. Atomic. */
   removeRule(id: string): Promise<boolean> {
     return this.#serial(async () => {
-      const list = this.rules();
+      const list: AclRule[] = this.#norm.map((r) => r.rule); // ours: no copies needed
       const i = list.findIndex((r) => r.id === id);
       if (i < 0) return false;
       list.splice(i, 1);
@@ -770,7 +776,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   /** Replaces the rule with the same id, in place (its counters continue). Atomic. */
   updateRule(rule: AclRule): Promise<AclCompileInfo> {
     return this.#serial(async () => {
-      const list = this.rules();
+      const list: AclRule[] = this.#norm.map((r) => r.rule); // ours: no copies needed
       const id = (rule as { id?: unknown })?.id;
       const i = list.findIndex((r) => r.id === id);
       if (i < 0) throw new BpfkitError('ERR_NOT_FOUND', `id: no rule with id '${String(id)}'`, { field: 'id', ...(typeof id === 'string' ? { ruleId: id } : {}) });
@@ -785,7 +791,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   configure(settings: { defaultAction?: AclDefaultAction; eventIntervalMs?: number; defaultDenyEvents?: boolean; events?: boolean }): Promise<void> {
     return this.#serial(async () => {
       const s = checkSettings(settings, this.#settings);
-      await this.#commit(await this.#prepare(this.rules(), s));
+      await this.#commit(await this.#prepare(this.#norm.map((r) => r.rule), s));
     });
   }
 

@@ -73,7 +73,6 @@ export interface NormalizedRule {
   /** The rule in canonical form (what rules() returns and the pin stores). */
   rule: AclRule;
   id: string;
-  index: number;
   action: number;
   src: Net[] | null;
   dst: Net[] | null;
@@ -309,24 +308,53 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
   if (combos > MAX_RECORDS_PER_RULE) err('dst', `src x dst makes ${combos} combinations, at most ${MAX_RECORDS_PER_RULE}`);
 
   return {
-    rule: canon, id, index, action: ACTION_CODE[action], src, dst, proto, sport, dport, ifindex,
+    rule: canon, id, action: ACTION_CODE[action], src, dst, proto, sport, dport, ifindex,
     needsL4: sport !== null || dport !== null,
   };
 }
 
+/** Is `raw` exactly the canonical rule `c` (same fields, same values)? */
+function sameRule(raw: unknown, c: AclRule): boolean {
+  if (raw === c) return true;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return false;
+  const r = raw as Record<string, unknown>;
+  const canon = c as unknown as Record<string, unknown>;
+  let n = 0;
+  for (const k in r) {
+    if (!Object.prototype.hasOwnProperty.call(r, k)) continue;
+    n++;
+    const a = r[k];
+    const b = canon[k];
+    if (a === b) continue;
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  }
+  let m = 0;
+  for (const k in canon) if (Object.prototype.hasOwnProperty.call(canon, k)) m++;
+  return n === m;
+}
+
 /**
  * Validates a whole rule set (ids unique, at most `capacity` rules). Throws on the first
- * problem; returns the normalized rules in order.
+ * problem; returns the normalized rules in order. A rule whose id is in `previous` and
+ * which is exactly that rule's canonical form (what rules() returns) is taken from there
+ * without validating it again; rules with an interface are always resolved again.
  */
-export function normalizeRules(rules: unknown, opts: { capacity: number; resolveIface?: (iface: string | number) => number }): NormalizedRule[] {
+export function normalizeRules(
+  rules: unknown,
+  opts: { capacity: number; resolveIface?: (iface: string | number) => number; previous?: { get(id: string): NormalizedRule | undefined } },
+): NormalizedRule[] {
   if (!Array.isArray(rules)) throw new BpfkitError('ERR_INVALID_RULE', `rules: expected an array of rules, got ${show(rules)}`, { field: 'rules' });
   if (rules.length > opts.capacity) {
     throw ruleError(rules[opts.capacity], opts.capacity, 'rules', `${rules.length} rules, the firewall's capacity is ${opts.capacity} (maxRules)`, 'ERR_MAP_FULL');
   }
   const ids = new Map<string, number>();
   const out: NormalizedRule[] = new Array(rules.length);
+  const previous = opts.previous;
   for (let i = 0; i < rules.length; i++) {
-    const n = normalizeRule(rules[i], i, opts.resolveIface);
+    const raw = rules[i] as { id?: unknown } | null;
+    const had = previous && typeof raw?.id === 'string' ? previous.get(raw.id) : undefined;
+    const n = had && had.ifindex === null && sameRule(raw, had.rule) ? had : normalizeRule(rules[i], i, opts.resolveIface);
     const prev = ids.get(n.id);
     if (prev !== undefined) throw ruleError(rules[i], i, 'id', `duplicate id (also rule #${prev})`);
     ids.set(n.id, i);
