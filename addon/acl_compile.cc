@@ -44,6 +44,7 @@ struct Options {
   int spfac = 4;
   int maxBits = 8;
   int maxCutBits = 16;
+  size_t maxWords = 0;  // stop when the blob would grow beyond this (0: no limit)
 };
 
 struct TreeStat {
@@ -61,6 +62,10 @@ struct TooComplex {
   int family;
   uint32_t depth, rules;
 };
+
+// The blob outgrew Options::maxWords: the rule-set map could not hold it anyway, and a
+// set whose trees replicate rules without bound must not take the process's memory.
+struct TooBig {};
 
 class TreeBuilder {
  public:
@@ -100,6 +105,7 @@ class TreeBuilder {
 
   uint32_t Reserve(size_t n) {
     size_t at = out_.size();
+    if (o_.maxWords && at + n > o_.maxWords) throw TooBig{};
     out_.resize(at + n, 0);
     return static_cast<uint32_t>(at);
   }
@@ -417,6 +423,7 @@ struct Job {
   std::vector<uint32_t> words;
   std::vector<TreeStat> trees;
   bool tooComplex = false;
+  bool tooBig = false;
   TooComplex error{};
 
   void Run() {
@@ -430,6 +437,7 @@ struct Job {
       for (Family& f : fam) {
         const int rw = ACL_REC_HDR + 2 * f.dims;
         size_t base = words.size();
+        if (opts.maxWords && base + size_t{f.count} * rw > opts.maxWords) throw TooBig{};
         words.resize(base + size_t{f.count} * rw, 0);
         std::vector<uint32_t> recOff(f.count);
         for (uint32_t i = 0; i < f.count; i++) {
@@ -460,6 +468,8 @@ struct Job {
     } catch (const TooComplex& e) {
       tooComplex = true;
       error = e;
+    } catch (const TooBig&) {
+      tooBig = true;
     }
   }
 };
@@ -488,6 +498,10 @@ void ReadFamily(const Napi::Object& o, Family& f) {
 // Builds the result object of a finished job (on the JS thread).
 Napi::Value Result(Napi::Env env, Job& job) {
   Napi::Object res = Napi::Object::New(env);
+  if (job.tooBig) {
+    res.Set("tooBig", true);
+    return res;
+  }
   if (job.tooComplex) {
     Napi::Object e = Napi::Object::New(env);
     e.Set("family", job.error.family);
@@ -544,6 +558,8 @@ Napi::Value AclCompile(const Napi::CallbackInfo& info) {
   opts.maxBits = std::clamp(o.Get("maxBits").As<Napi::Number>().Int32Value(), 1, opts.maxCutBits);
   opts.binth = std::clamp(o.Get("binth").As<Napi::Number>().Int32Value(), 1, ACL_LEAF_MAX);
   opts.spfac = std::max(o.Get("spfac").As<Napi::Number>().Int32Value(), 0);
+  Napi::Value mw = o.Get("maxWords");
+  opts.maxWords = mw.IsNumber() ? static_cast<size_t>(std::max(0.0, mw.As<Napi::Number>().DoubleValue())) : 0;
   return RunAsync(
       env, "aclCompile",
       [job](Failure& f) {

@@ -75,6 +75,15 @@ describe('bad input: typed error naming rule and field; kernel state unchanged',
       rules: () => Array.from({ length: 17 }, (_, i) => ({ id: `n${i}`, action: 'deny', dst: `198.18.1.${i}` })),
       code: 'ERR_MAP_FULL', ruleId: 'n16', field: 'rules', msg: /capacity is 16/,
     },
+    {
+      // 4 rules x 4,096 sources: 16,384 records, more than the 1 MiB rule-set map holds;
+      // the compiler stops at the map's size instead of building all of it
+      name: 'a compiled set larger than the rule-set map',
+      rules: () => Array.from({ length: 4 }, (_, r) => ({
+        id: `big${r}`, action: 'deny', proto: 'udp', dstPort: 1000 + r, src: Array.from({ length: 4096 }, (_, i) => `198.18.${i >> 8}.${i & 255}`),
+      })),
+      code: 'ERR_MAP_FULL', field: 'rules', msg: /compiled rule set needs more than 1048576 bytes.*attach with a larger maxRules/,
+    },
   ];
   for (const c of cases) {
     it(c.name, async () => {

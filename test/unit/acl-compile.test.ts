@@ -9,7 +9,7 @@ import { compileBlob, type FamilyEntries } from '../../lib/modules/acl/classifie
 import { parseClassBench, parseClassBenchTrace } from '../../lib/modules/acl/classbench.js';
 import {
   BLOB_MAGIC, HDR_WORDS, H_MAGIC, H_RECORDS, H_USED, H_V4_ROOTS, H_V4_TREES, H_V6_TREES, LEAF, LEAF_MAX, MAX_DEPTH,
-  REC_HDR, recordWords, V4_DIMS,
+  REC_HDR, recordWords, V4_DIMS, V6_DIMS,
 } from '../../lib/modules/acl/layout.js';
 import { expandRules, normalizeRules, type NormalizedRule } from '../../lib/modules/acl/rules.js';
 import type { AclRule } from '../../lib/modules/acl/rules.js';
@@ -118,6 +118,17 @@ describe('AclFirewall rule-set compiler', () => {
     expect(e.message).toMatch(/^rule set too complex: \d+ IPv6 rules overlap in a region the classifier cannot split/);
     expect(e.details).toMatchObject({ family: 6 });
     expect((e.details as { rules: number }).rules).toBeGreaterThan(LEAF_MAX);
+  });
+
+  it('stops with ERR_MAP_FULL as soon as the blob would outgrow the limit', async () => {
+    const { v4, v6 } = entries(parseClassBench(readClassBench('generated/acl1_1k')));
+    const full = (await compileBlob(v4, v6)).words.length * 4;
+    const records = (HDR_WORDS + v4.count * recordWords(V4_DIMS) + v6.count * recordWords(V6_DIMS)) * 4;
+    for (const limit of [records - 4, records + 1024]) { // the records do not fit / the trees do not
+      expect(limit).toBeLessThan(full);
+      await expect(compileBlob(v4, v6, {}, limit)).rejects.toMatchObject({ code: 'ERR_MAP_FULL', field: 'rules' });
+    }
+    expect((await compileBlob(v4, v6, {}, full)).words.length * 4).toBe(full);
   });
 
   it('rejects record arrays that do not match their counts (a TypeError, never a bad read)', async () => {

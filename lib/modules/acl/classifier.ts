@@ -128,24 +128,30 @@ interface NativeFamily extends FamilyEntries {
 
 interface NativeCompiler {
   aclCompile(
-    v4: NativeFamily, v6: NativeFamily, opts: { binth: number; spfac: number; maxBits: number; maxCutBits: number },
-  ): Promise<{ words?: Uint32Array; trees?: TreeStats[]; error?: { family: 4 | 6; depth: number; rules: number } }>;
+    v4: NativeFamily, v6: NativeFamily, opts: { binth: number; spfac: number; maxBits: number; maxCutBits: number; maxWords: number },
+  ): Promise<{ words?: Uint32Array; trees?: TreeStats[]; error?: { family: 4 | 6; depth: number; rules: number }; tooBig?: boolean }>;
 }
 
 /**
- * Compiles the records of both families into a blob (the trees are built by the native
- * addon, addon/acl_compile.cc, on the libuv thread pool: a big set does not stall the
- * event loop). `gen` and other header fields beyond the classifier are
- * filled by the caller (see layout.ts).
+ * Compiles the records of both families into a blob of at most `maxBytes` (0: no limit;
+ * beyond it: ERR_MAP_FULL, and the compiler stops growing it). The trees are built by the
+ * native addon (addon/acl_compile.cc) on the libuv thread pool, so a big set does not
+ * stall the event loop. `gen` and other header fields beyond the classifier are filled
+ * by the caller (see layout.ts).
  */
-export async function compileBlob(v4: FamilyEntries, v6: FamilyEntries, opts: CompileOptions = {}): Promise<CompiledBlob> {
+export async function compileBlob(v4: FamilyEntries, v6: FamilyEntries, opts: CompileOptions = {}, maxBytes = 0): Promise<CompiledBlob> {
   const on = opts.partition ?? true;
   const fam = (f: FamilyEntries, family: 4 | 6) => ({
     ...f, family, widths: Uint8Array.from(family === 4 ? V4_WIDTHS : V6_WIDTHS), groups: partition(f, family, on).slice(0, MAX_TREES),
   });
   const res = await (native() as unknown as NativeCompiler).aclCompile(fam(v4, 4), fam(v6, 6), {
-    binth: opts.binth ?? 8, spfac: opts.spfac ?? 4, maxBits: opts.maxBits ?? 8, maxCutBits: MAX_CUT_BITS,
+    binth: opts.binth ?? 8, spfac: opts.spfac ?? 4, maxBits: opts.maxBits ?? 8, maxCutBits: MAX_CUT_BITS, maxWords: Math.floor(maxBytes / 4),
   });
+  if (res.tooBig) {
+    throw new BpfkitError('ERR_MAP_FULL', `rules: the compiled rule set needs more than ${maxBytes} bytes (compilation stopped there)`, {
+      field: 'rules', details: { capacity: maxBytes, records: v4.count + v6.count },
+    });
+  }
   if (res.error) {
     const { family, depth, rules } = res.error;
     throw new BpfkitError(

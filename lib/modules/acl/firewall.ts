@@ -594,13 +594,18 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     }
     const { v4, v6 } = expandRules(norm, slots, tags);
     // the trees are built on the thread pool; the JSON source meanwhile, on this thread
-    const compiling = compileBlob(v4, v6, this.#compileOpts);
+    const compiling = compileBlob(v4, v6, this.#compileOpts, this.#blobBytes);
     compiling.catch(() => undefined); // awaited below; not unhandled if the JSON throws first
     const source: Source = {
       v: SOURCE_VERSION, gen, ...settings, rules: norm.map((r) => r.rule), slots: Array.from(slots), tags: Array.from(tags),
     };
     const json = Buffer.from(JSON.stringify(source), 'utf8');
-    const compiled = await compiling;
+    const compiled = await compiling.catch((e: unknown) => {
+      if (!(e instanceof BpfkitError) || e.code !== 'ERR_MAP_FULL') throw e;
+      throw new BpfkitError('ERR_MAP_FULL', `${e.message}: the firewall's rule-set maps hold ${this.#blobBytes} (variant ${this.variant}); attach with a larger maxRules`, {
+        field: 'rules', details: e.details,
+      });
+    });
     const words = compiled.words;
     const srcOff = words.length;
     const used = srcOff * 4 + json.length;
