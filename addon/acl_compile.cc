@@ -30,6 +30,10 @@ namespace {
 
 constexpr uint64_t Pow2(unsigned b) { return uint64_t{1} << b; }
 
+// The largest blob any program variant can address (bpf/acl_xl.bpf.c: 64 MiB): beyond it
+// a set is useless, and the words must stay an ArrayBuffer JS can hold.
+constexpr size_t kMaxWords = size_t{64} << 20 >> 2;
+
 struct Family {
   int family = 4;
   int dims = 0;
@@ -44,7 +48,7 @@ struct Options {
   int spfac = 4;
   int maxBits = 8;
   int maxCutBits = 16;
-  size_t maxWords = 0;  // stop when the blob would grow beyond this (0: no limit)
+  size_t maxWords = kMaxWords;  // stop when the blob would grow beyond this
 };
 
 struct TreeStat {
@@ -105,7 +109,7 @@ class TreeBuilder {
 
   uint32_t Reserve(size_t n) {
     size_t at = out_.size();
-    if (o_.maxWords && at + n > o_.maxWords) throw TooBig{};
+    if (at + n > o_.maxWords) throw TooBig{};
     out_.resize(at + n, 0);
     return static_cast<uint32_t>(at);
   }
@@ -431,13 +435,13 @@ struct Job {
     // megabytes means copying it
     size_t recWords = 0;
     for (const Family& f : fam) recWords += size_t{f.count} * (ACL_REC_HDR + 2 * f.dims);
-    words.reserve(ACL_HDR_WORDS + recWords + recWords / 2 + (size_t{1} << 18));
+    words.reserve(std::min(opts.maxWords, ACL_HDR_WORDS + recWords + recWords / 2 + (size_t{1} << 18)));
     words.assign(ACL_HDR_WORDS, 0);
     try {
       for (Family& f : fam) {
         const int rw = ACL_REC_HDR + 2 * f.dims;
         size_t base = words.size();
-        if (opts.maxWords && base + size_t{f.count} * rw > opts.maxWords) throw TooBig{};
+        if (base + size_t{f.count} * rw > opts.maxWords) throw TooBig{};
         words.resize(base + size_t{f.count} * rw, 0);
         std::vector<uint32_t> recOff(f.count);
         for (uint32_t i = 0; i < f.count; i++) {
@@ -559,7 +563,8 @@ Napi::Value AclCompile(const Napi::CallbackInfo& info) {
   opts.binth = std::clamp(o.Get("binth").As<Napi::Number>().Int32Value(), 1, ACL_LEAF_MAX);
   opts.spfac = std::max(o.Get("spfac").As<Napi::Number>().Int32Value(), 0);
   Napi::Value mw = o.Get("maxWords");
-  opts.maxWords = mw.IsNumber() ? static_cast<size_t>(std::max(0.0, mw.As<Napi::Number>().DoubleValue())) : 0;
+  if (mw.IsNumber() && mw.As<Napi::Number>().DoubleValue() >= 1)
+    opts.maxWords = std::min(kMaxWords, static_cast<size_t>(mw.As<Napi::Number>().DoubleValue()));
   return RunAsync(
       env, "aclCompile",
       [job](Failure& f) {

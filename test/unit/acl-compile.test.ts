@@ -5,7 +5,7 @@
 // test/modules/acl.verdicts.test.ts.
 import { describe, expect, it } from 'vitest';
 import { BpfkitError } from '../../lib/core/errors.js';
-import { compileBlob, type FamilyEntries } from '../../lib/modules/acl/classifier.js';
+import { compileBlob, MAX_BLOB_BYTES, type FamilyEntries } from '../../lib/modules/acl/classifier.js';
 import { parseClassBench, parseClassBenchTrace } from '../../lib/modules/acl/classbench.js';
 import {
   BLOB_MAGIC, HDR_WORDS, H_MAGIC, H_RECORDS, H_USED, H_V4_ROOTS, H_V4_TREES, H_V6_TREES, LEAF, LEAF_MAX, MAX_DEPTH,
@@ -129,6 +129,14 @@ describe('AclFirewall rule-set compiler', () => {
       await expect(compileBlob(v4, v6, {}, limit)).rejects.toMatchObject({ code: 'ERR_MAP_FULL', field: 'rules' });
     }
     expect((await compileBlob(v4, v6, {}, full)).words.length * 4).toBe(full);
+  });
+
+  it('a set whose trees replicate without bound ends in ERR_MAP_FULL at the largest blob, not in an abort', async () => {
+    // fw1 without its partition into trees: wildcard fields are copied into every child
+    const { v4, v6 } = entries(parseClassBench(readClassBench('generated/fw1_10k')));
+    await expect(compileBlob(v4, v6, { partition: false })).rejects.toMatchObject({
+      code: 'ERR_MAP_FULL', field: 'rules', details: { capacity: MAX_BLOB_BYTES },
+    });
   });
 
   it('rejects record arrays that do not match their counts (a TypeError, never a bad read)', async () => {

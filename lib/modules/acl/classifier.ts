@@ -119,6 +119,9 @@ function partition(fam: FamilyEntries, family: 4 | 6, on: boolean): Int32Array[]
   return groups;
 }
 
+/** The largest rule set any program variant addresses (bpf/acl_xl.bpf.c). */
+export const MAX_BLOB_BYTES = 64 << 20;
+
 interface NativeFamily extends FamilyEntries {
   family: 4 | 6;
   widths: Uint8Array;
@@ -133,8 +136,9 @@ interface NativeCompiler {
 }
 
 /**
- * Compiles the records of both families into a blob of at most `maxBytes` (0: no limit;
- * beyond it: ERR_MAP_FULL, and the compiler stops growing it). The trees are built by the
+ * Compiles the records of both families into a blob of at most `maxBytes` (0: the largest
+ * any program variant addresses, MAX_BLOB_BYTES; beyond it: ERR_MAP_FULL, and the compiler
+ * stops growing it). The trees are built by the
  * native addon (addon/acl_compile.cc) on the libuv thread pool, so a big set does not
  * stall the event loop. `gen` and other header fields beyond the classifier are filled
  * by the caller (see layout.ts).
@@ -145,11 +149,12 @@ export async function compileBlob(v4: FamilyEntries, v6: FamilyEntries, opts: Co
     ...f, family, widths: Uint8Array.from(family === 4 ? V4_WIDTHS : V6_WIDTHS), groups: partition(f, family, on).slice(0, MAX_TREES),
   });
   const res = await (native() as unknown as NativeCompiler).aclCompile(fam(v4, 4), fam(v6, 6), {
-    binth: opts.binth ?? 8, spfac: opts.spfac ?? 4, maxBits: opts.maxBits ?? 8, maxCutBits: MAX_CUT_BITS, maxWords: Math.floor(maxBytes / 4),
+    binth: opts.binth ?? 8, spfac: opts.spfac ?? 4, maxBits: opts.maxBits ?? 8, maxCutBits: MAX_CUT_BITS, maxWords: Math.floor((maxBytes || MAX_BLOB_BYTES) / 4),
   });
   if (res.tooBig) {
-    throw new BpfkitError('ERR_MAP_FULL', `rules: the compiled rule set needs more than ${maxBytes} bytes (compilation stopped there)`, {
-      field: 'rules', details: { capacity: maxBytes, records: v4.count + v6.count },
+    const limit = maxBytes || MAX_BLOB_BYTES;
+    throw new BpfkitError('ERR_MAP_FULL', `rules: the compiled rule set needs more than ${limit} bytes (compilation stopped there)`, {
+      field: 'rules', details: { capacity: limit, records: v4.count + v6.count },
     });
   }
   if (res.error) {

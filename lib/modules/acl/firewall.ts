@@ -34,7 +34,7 @@ import { checkInterface, netnsPath, type NetnsRef } from '../../core/netns.js';
 import { BpfObject } from '../../core/object.js';
 import { BpfProgram, XdpLink, XdpProgram, type TestRunOptions, type TestRunResult, type XdpMode } from '../../core/program.js';
 import { RingBuffer, type RingBufferLoss } from '../../core/ringbuf.js';
-import { compileBlob, type CompileOptions, type TreeStats } from './classifier.js';
+import { compileBlob, MAX_BLOB_BYTES, type CompileOptions, type TreeStats } from './classifier.js';
 import { rawAclEventCodec, toAclEvent, type AclEvent, type RawAclEvent } from './events.js';
 import {
   ACL_STATS, BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_EVENTS_DEFAULT, FLAG_NO_EVENTS, H_CREATED_HI, H_CREATED_LO,
@@ -157,7 +157,7 @@ const VARIANTS: readonly Variant[] = [
   { name: 'acl_s', bytes: 1 << 20, maxRules: 2048 },
   { name: 'acl', bytes: 8 << 20, maxRules: 16384 },
   { name: 'acl_l', bytes: 32 << 20, maxRules: 65536 },
-  { name: 'acl_xl', bytes: 64 << 20, maxRules: 200000 },
+  { name: 'acl_xl', bytes: MAX_BLOB_BYTES, maxRules: 200000 }, // bpf/acl_xl.bpf.c
 ];
 export const ACL_MAX_RULES = VARIANTS[VARIANTS.length - 1]!.maxRules;
 
