@@ -13,9 +13,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <new>
-#include <memory>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -30,9 +30,9 @@ namespace {
 
 constexpr uint64_t Pow2(unsigned b) { return uint64_t{1} << b; }
 
-// The largest blob any program variant can address (bpf/acl_xl.bpf.c: 64 MiB): beyond it
-// a set is useless, and the words must stay an ArrayBuffer JS can hold.
-constexpr size_t kMaxWords = size_t{64} << 20 >> 2;
+// The largest blob a program variant addresses: beyond it a set is useless, and the words
+// must stay an ArrayBuffer JS can hold.
+constexpr size_t kMaxWords = ACL_MAX_BLOB_BYTES / 4;
 
 struct Family {
   int family = 4;

@@ -15,6 +15,8 @@
 
 #define ACL_BLOB_MAGIC 0x41434c31u /* 'ACL1' */
 #define ACL_HDR_WORDS 64
+/* The largest rule set a program variant addresses (bpf/acl_xl.bpf.c). */
+#define ACL_MAX_BLOB_BYTES (64u << 20)
 
 #define ACL_H_MAGIC 0
 #define ACL_H_VERSION 1

@@ -5,11 +5,11 @@
 // test/modules/acl.verdicts.test.ts.
 import { describe, expect, it } from 'vitest';
 import { BpfkitError } from '../../lib/core/errors.js';
-import { compileBlob, MAX_BLOB_BYTES, type FamilyEntries } from '../../lib/modules/acl/classifier.js';
+import { compileBlob, type FamilyEntries } from '../../lib/modules/acl/classifier.js';
 import { parseClassBench, parseClassBenchTrace } from '../../lib/modules/acl/classbench.js';
 import {
   BLOB_MAGIC, HDR_WORDS, H_MAGIC, H_RECORDS, H_USED, H_V4_ROOTS, H_V4_TREES, H_V6_TREES, LEAF, LEAF_MAX, MAX_DEPTH,
-  REC_HDR, recordWords, V4_DIMS, V6_DIMS,
+  MAX_BLOB_BYTES, REC_HDR, recordWords, V4_DIMS, V6_DIMS,
 } from '../../lib/modules/acl/layout.js';
 import { expandRules, normalizeRules, type NormalizedRule } from '../../lib/modules/acl/rules.js';
 import type { AclRule } from '../../lib/modules/acl/rules.js';

@@ -34,11 +34,11 @@ import { checkInterface, netnsPath, type NetnsRef } from '../../core/netns.js';
 import { BpfObject } from '../../core/object.js';
 import { BpfProgram, XdpLink, XdpProgram, type TestRunOptions, type TestRunResult, type XdpMode } from '../../core/program.js';
 import { RingBuffer, type RingBufferLoss } from '../../core/ringbuf.js';
-import { compileBlob, MAX_BLOB_BYTES, type CompileOptions, type TreeStats } from './classifier.js';
+import { compileBlob, type CompileOptions, type TreeStats } from './classifier.js';
 import { rawAclEventCodec, toAclEvent, type AclEvent, type RawAclEvent } from './events.js';
 import {
   ACL_STATS, BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_EVENTS_DEFAULT, FLAG_NO_EVENTS, H_CREATED_HI, H_CREATED_LO,
-  H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_VERSION, HDR_WORDS, SLOT_DEFAULT,
+  H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_VERSION, HDR_WORDS, MAX_BLOB_BYTES, SLOT_DEFAULT,
   type AclStatName,
 } from './layout.js';
 import { expandRules, normalizeRules, type AclAction, type AclRule, type NormalizedRule } from './rules.js';
@@ -500,7 +500,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       if (opts.events !== undefined) changes.events = opts.events;
       if (opts.rules !== undefined || Object.keys(changes).length > 0) {
         const settings = checkSettings(changes, fw.#settings);
-        await fw.#commit(await fw.#prepare(opts.rules ?? fw.rules(), settings));
+        await fw.#commit(await fw.#prepare(opts.rules ?? fw.#ownRules(), settings));
       }
       return fw;
     } catch (e) {
@@ -564,7 +564,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
 
   // ---- rule sets ---------------------------------------------------------------------
 
-  /** Validates and compiles a rule set into the idle blob buffer (no kernel change). */
+  /** Validates and compiles a rule set: the words, header and source #commit writes (no kernel change). */
   async #prepare(rules: readonly AclRule[] | unknown, settings: Settings): Promise<Prepared> {
     const t0 = performance.now();
     // rules unchanged since the set in force (same id, same canonical form) are not
@@ -751,7 +751,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   /** Adds a rule (at the end, or before/after the rule with the given id). Atomic. */
   addRule(rule: AclRule, where: { before?: string; after?: string } = {}): Promise<AclCompileInfo> {
     return this.#serial(async () => {
-      const list: AclRule[] = this.#norm.map((r) => r.rule); // ours: no copies needed
+      const list = this.#ownRules();
       let at = list.length;
       if (where.before !== undefined || where.after !== undefined) {
         const ref = (where.before ?? where.after)!;
@@ -769,7 +769,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   /** Removes the rule with this id. Resolves false if there was none. Atomic. */
   removeRule(id: string): Promise<boolean> {
     return this.#serial(async () => {
-      const list: AclRule[] = this.#norm.map((r) => r.rule); // ours: no copies needed
+      const list = this.#ownRules();
       const i = list.findIndex((r) => r.id === id);
       if (i < 0) return false;
       list.splice(i, 1);
@@ -781,7 +781,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   /** Replaces the rule with the same id, in place (its counters continue). Atomic. */
   updateRule(rule: AclRule): Promise<AclCompileInfo> {
     return this.#serial(async () => {
-      const list: AclRule[] = this.#norm.map((r) => r.rule); // ours: no copies needed
+      const list = this.#ownRules();
       const id = (rule as { id?: unknown })?.id;
       const i = list.findIndex((r) => r.id === id);
       if (i < 0) throw new BpfkitError('ERR_NOT_FOUND', `id: no rule with id '${String(id)}'`, { field: 'id', ...(typeof id === 'string' ? { ruleId: id } : {}) });
@@ -796,13 +796,21 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   configure(settings: { defaultAction?: AclDefaultAction; eventIntervalMs?: number; defaultDenyEvents?: boolean; events?: boolean }): Promise<void> {
     return this.#serial(async () => {
       const s = checkSettings(settings, this.#settings);
-      await this.#commit(await this.#prepare(this.#norm.map((r) => r.rule), s));
+      await this.#commit(await this.#prepare(this.#ownRules(), s));
     });
   }
 
   /** The rule set in force (canonical form: CIDRs normalised, ports as numbers or [from, to]). */
   rules(): AclRule[] {
     return this.#norm.map((r) => structuredClone(r.rule));
+  }
+
+  /**
+   * The canonical rules in force, not copied: for building the next set inside this class
+   * (#prepare takes them from the set in force without validating them again).
+   */
+  #ownRules(): AclRule[] {
+    return this.#norm.map((r) => r.rule);
   }
 
   get defaultAction(): AclDefaultAction {

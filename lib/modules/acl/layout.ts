@@ -19,6 +19,8 @@
 export const BLOB_MAGIC = 0x41434c31; // 'ACL1'
 export const BLOB_VERSION = 1;
 export const HDR_WORDS = 64;
+/** The largest rule set a program variant addresses (bpf/acl_xl.bpf.c). */
+export const MAX_BLOB_BYTES = 64 << 20;
 
 /** Header word offsets. */
 export const H_MAGIC = 0;
