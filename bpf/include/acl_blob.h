@@ -32,6 +32,7 @@
 #define ACL_FLAG_DEFAULT_DENY 1u
 #define ACL_FLAG_EVENTS_DEFAULT 2u
 #define ACL_FLAG_NO_EVENTS 4u /* report nothing (counters only) */
+#define ACL_FLAG_NO_CACHE 8u  /* classify every packet by the trees (no verdict cache) */
 
 #define ACL_MAX_TREES 4
 #define ACL_LEAF 0x80000000u
@@ -49,6 +50,11 @@
 #define ACL_V4_DIMS 7  /* src, dst, sport, dport, proto, ifindex, l4 */
 #define ACL_V6_DIMS 13 /* src[4], dst[4], sport, dport, proto, ifindex, l4 */
 #define ACL_KEY_WORDS 16
+/* The verdict cache keys on the first ACL_VKEY_WORDS key words: the dimensions of either
+ * family (never cut beyond word 12) and, in word ACL_VKEY_FAMILY, the family. */
+#define ACL_VKEY_WORDS 14
+#define ACL_VKEY_FAMILY 13
+#define ACL_VCACHE_ENTRIES 256
 /* proto value of a packet whose upper-layer protocol could not be found (IPv6
  * extension headers truncated or beyond the walk bound): matches only "any". */
 #define ACL_PROTO_UNKNOWN 256
@@ -65,6 +71,8 @@ enum acl_stat {
 	ACL_STAT_CORRUPT,       /* tree walk did not reach a leaf (never expected) */
 	ACL_STAT_EVENTS,        /* events written to the ring */
 	ACL_STAT_SUPPRESSED,    /* events not written: same flow and rule within the interval */
+	ACL_STAT_WALKS,         /* packets classified by walking the trees */
+	ACL_STAT_CACHED,        /* packets classified by the verdict cache */
 	ACL_STAT_MAX,
 };
 

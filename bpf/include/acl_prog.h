@@ -99,8 +99,29 @@ struct {
 
 BPFKIT_RINGBUF(acl_events, 1 << 20);
 
+/* Per-CPU verdict cache: the last classification of each of ACL_VCACHE_ENTRIES
+ * direct-mapped flows (by hash of the whole key), valid only for the rule set whose
+ * generation it names. A hit skips the tree walk; the counters, the event rate limit and
+ * the action still run for every packet. */
+struct acl_ventry {
+	__u32 gen; /* rule-set generation the verdict was computed with; 0: empty */
+	__u32 rec; /* the best record's word offset in that rule set, 0: no rule matched */
+	__u32 key[ACL_VKEY_WORDS];
+};
+
+struct acl_vcache {
+	struct acl_ventry e[ACL_VCACHE_ENTRIES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct acl_vcache);
+} acl_verdicts SEC(".maps");
+
 struct acl_pkt {
-	__u32 key[ACL_KEY_WORDS];
+	__u32 key[ACL_KEY_WORDS] __attribute__((aligned(8))); /* word ACL_VKEY_FAMILY: 4 or 6 */
 	/* the flow as the rate limiter keys it (addresses in network order, IPv4 in the first
 	 * 4 bytes, ports in host order); acl_report fills in slot and tag */
 	struct acl_flow_key fk;
@@ -448,6 +469,54 @@ static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __
 	return 0;
 }
 
+/* The key's slot in the verdict cache: independent multiplies of the key's 64-bit pairs. */
+static __always_inline __u32 acl_vhash(const __u64 *k)
+{
+	__u64 h = (k[0] * 0x9e3779b97f4a7c15ull) ^ (k[1] * 0xc2b2ae3d27d4eb4full) ^ (k[2] * 0x165667b19e3779f9ull) ^
+		  (k[3] * 0x27d4eb2f165667c5ull) ^ (k[4] * 0x85ebca77c2b2ae63ull) ^ (k[5] * 0xff51afd7ed558ccdull) ^
+		  (k[6] * 0xc4ceb9fe1a85ec53ull);
+
+	return (__u32)(h >> 32) & (ACL_VCACHE_ENTRIES - 1);
+}
+
+static __always_inline int acl_vkey_eq(const __u64 *a, const __u64 *b)
+{
+	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5]) |
+		(a[6] ^ b[6])) == 0;
+}
+
+/* The best record for the packet's key (0: none): from this CPU's verdict cache when it
+ * holds the key for the rule set in force, otherwise from the trees (and remembered). */
+static __always_inline __u32 acl_lookup(const __u8 *blob, struct acl_pkt *pkt, int fam, __u32 flags)
+{
+	const __u64 *k = (const __u64 *)pkt->key;
+	__u32 gen = acl_w(blob, ACL_H_GEN), zero = 0, rec;
+	struct acl_ventry *e = NULL;
+
+	if (!(flags & ACL_FLAG_NO_CACHE)) {
+		struct acl_vcache *vc = bpf_map_lookup_elem(&acl_verdicts, &zero);
+
+		if (vc) {
+			e = &vc->e[acl_vhash(k)];
+			if (e->gen == gen && acl_vkey_eq((const __u64 *)e->key, k)) {
+				acl_count(ACL_STAT_CACHED, 0);
+				return e->rec;
+			}
+		}
+	}
+	acl_count(ACL_STAT_WALKS, 0);
+	if (fam == 4)
+		rec = acl_classify(blob, pkt->key, ACL_V4_DIMS, ACL_H_V4_TREES, ACL_H_V4_ROOTS);
+	else
+		rec = acl_classify(blob, pkt->key, ACL_V6_DIMS, ACL_H_V6_TREES, ACL_H_V6_ROOTS);
+	if (e) {
+		__builtin_memcpy(e->key, pkt->key, sizeof(e->key));
+		e->rec = rec;
+		e->gen = gen;
+	}
+	return rec;
+}
+
 SEC("xdp")
 int xdp_acl(struct xdp_md *ctx)
 {
@@ -476,10 +545,8 @@ int xdp_acl(struct xdp_md *ctx)
 		acl_count(ACL_STAT_MALFORMED, len);
 		return (flags & ACL_FLAG_DEFAULT_DENY) ? XDP_DROP : XDP_PASS;
 	}
-	if (fam == 4)
-		rec = acl_classify(blob, pkt.key, ACL_V4_DIMS, ACL_H_V4_TREES, ACL_H_V4_ROOTS);
-	else
-		rec = acl_classify(blob, pkt.key, ACL_V6_DIMS, ACL_H_V6_TREES, ACL_H_V6_ROOTS);
+	pkt.key[ACL_VKEY_FAMILY] = fam;
+	rec = acl_lookup(blob, &pkt, fam, flags);
 	if (!rec) {
 		if (!(flags & ACL_FLAG_DEFAULT_DENY)) {
 			acl_count(ACL_STAT_DEFAULT_ALLOW, len);

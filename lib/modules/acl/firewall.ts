@@ -37,7 +37,7 @@ import { RingBuffer, type RingBufferLoss } from '../../core/ringbuf.js';
 import { compileBlob, type CompileOptions, type TreeStats } from './classifier.js';
 import { rawAclEventCodec, toAclEvent, type AclEvent, type RawAclEvent } from './events.js';
 import {
-  ACL_STATS, BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_EVENTS_DEFAULT, FLAG_NO_EVENTS, H_CREATED_HI, H_CREATED_LO,
+  ACL_STATS, BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_EVENTS_DEFAULT, FLAG_NO_CACHE, FLAG_NO_EVENTS, H_CREATED_HI, H_CREATED_LO,
   H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_VERSION, HDR_WORDS, MAX_BLOB_BYTES, SLOT_DEFAULT,
   type AclStatName,
 } from './layout.js';
@@ -76,6 +76,14 @@ export interface AclFirewallOptions {
    * lookup per reported packet (the fastest drop path).
    */
   events?: boolean;
+  /**
+   * Remember the verdict of the last flows each CPU saw (256 per CPU, by hash of the
+   * whole classification key) and skip the tree walk for their next packets. Entries are
+   * tied to the rule set's generation, so a swap invalidates them all at once. Default
+   * true. false: every packet walks the trees (the worst case, e.g. for a flood whose
+   * every packet is a new flow, where the cache only adds its lookup).
+   */
+  verdictCache?: boolean;
   /** Ring buffer size in bytes (power of two, >= 4096). Default 1 MiB (~13,000 events). */
   ringBytes?: number;
   /** Flows the event rate limiter remembers (LRU). Default 65,536. */
@@ -112,6 +120,8 @@ export interface AclStats {
   malformed: AclCounter;
   /** Packets seen while no rule set was installed (passed). */
   noRules: AclCounter;
+  /** How IP packets were classified: from the per-CPU verdict cache or by walking the trees. */
+  classified: { cached: number; walked: number };
   events: {
     /** Events written to the ring by the program. */
     emitted: number;
@@ -188,6 +198,7 @@ interface Settings {
   eventIntervalMs: number;
   defaultDenyEvents: boolean;
   events: boolean;
+  verdictCache: boolean;
 }
 
 /** What the blob's JSON source holds (for adoption). */
@@ -240,7 +251,7 @@ function sum(c: Counter[] | undefined): AclCounter {
   return { packets: Number(p), bytes: Number(b) };
 }
 
-const DEFAULT_SETTINGS: Settings = { defaultAction: 'allow', eventIntervalMs: 1000, defaultDenyEvents: true, events: true };
+const DEFAULT_SETTINGS: Settings = { defaultAction: 'allow', eventIntervalMs: 1000, defaultDenyEvents: true, events: true, verdictCache: true };
 
 function checkSettings(o: Partial<Settings>, base: Settings): Settings {
   const s = { ...base };
@@ -249,7 +260,7 @@ function checkSettings(o: Partial<Settings>, base: Settings): Settings {
     s.defaultAction = o.defaultAction;
   }
   if (o.eventIntervalMs !== undefined) s.eventIntervalMs = int(o.eventIntervalMs, 'eventIntervalMs', 0, 3_600_000);
-  for (const k of ['defaultDenyEvents', 'events'] as const) {
+  for (const k of ['defaultDenyEvents', 'events', 'verdictCache'] as const) {
     if (o[k] === undefined) continue;
     if (typeof o[k] !== 'boolean') invalidArgument(k, 'must be true or false');
     s[k] = o[k];
@@ -498,6 +509,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       if (opts.eventIntervalMs !== undefined) changes.eventIntervalMs = opts.eventIntervalMs;
       if (opts.defaultDenyEvents !== undefined) changes.defaultDenyEvents = opts.defaultDenyEvents;
       if (opts.events !== undefined) changes.events = opts.events;
+      if (opts.verdictCache !== undefined) changes.verdictCache = opts.verdictCache;
       if (opts.rules !== undefined || Object.keys(changes).length > 0) {
         const settings = checkSettings(changes, fw.#settings);
         await fw.#commit(await fw.#prepare(opts.rules ?? fw.#ownRules(), settings));
@@ -527,6 +539,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     if (src.v !== SOURCE_VERSION) throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: rule-set source version ${src.v} is not supported`, { field: 'pin' });
     this.#settings = {
       defaultAction: src.defaultAction, eventIntervalMs: src.eventIntervalMs, defaultDenyEvents: src.defaultDenyEvents, events: src.events ?? true,
+      verdictCache: src.verdictCache ?? true,
     };
     this.#gen = src.gen;
     this.#norm = normalizeRules(src.rules, { capacity: this.maxRules, resolveIface: this.#resolveIface });
@@ -621,7 +634,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     const hw = (i: number, v: number) => (header[i] = v >>> 0);
     hw(H_USED, Math.ceil(used / 4));
     hw(H_GEN, gen);
-    hw(H_FLAGS, (settings.defaultAction === 'deny' ? FLAG_DEFAULT_DENY : 0) | (settings.defaultDenyEvents ? FLAG_EVENTS_DEFAULT : 0) | (settings.events ? 0 : FLAG_NO_EVENTS));
+    hw(H_FLAGS, (settings.defaultAction === 'deny' ? FLAG_DEFAULT_DENY : 0) | (settings.defaultDenyEvents ? FLAG_EVENTS_DEFAULT : 0) | (settings.events ? 0 : FLAG_NO_EVENTS) | (settings.verdictCache ? 0 : FLAG_NO_CACHE));
     hw(H_INTERVAL_MS, settings.eventIntervalMs);
     hw(H_SRC_OFF, srcOff);
     hw(H_SRC_LEN, json.length);
@@ -793,7 +806,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   }
 
   /** Changes the default action / event settings (an atomic swap with the same rules). */
-  configure(settings: { defaultAction?: AclDefaultAction; eventIntervalMs?: number; defaultDenyEvents?: boolean; events?: boolean }): Promise<void> {
+  configure(settings: { defaultAction?: AclDefaultAction; eventIntervalMs?: number; defaultDenyEvents?: boolean; events?: boolean; verdictCache?: boolean }): Promise<void> {
     return this.#serial(async () => {
       const s = checkSettings(settings, this.#settings);
       await this.#commit(await this.#prepare(this.#ownRules(), s));
@@ -862,6 +875,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       fragments: misc.get('fragments')!,
       malformed: misc.get('malformed')!,
       noRules: misc.get('noRules')!,
+      classified: { cached: misc.get('cached')!.packets, walked: misc.get('walks')!.packets },
       events: {
         emitted: misc.get('events')!.packets,
         suppressed: misc.get('suppressed')!.packets,

@@ -43,6 +43,7 @@ export const H_CREATED_HI = 29;
 export const FLAG_DEFAULT_DENY = 1;
 export const FLAG_EVENTS_DEFAULT = 2; // emit events for default-deny verdicts
 export const FLAG_NO_EVENTS = 4; // report nothing (counters only)
+export const FLAG_NO_CACHE = 8; // walk the trees for every packet (no verdict cache)
 
 export const MAX_TREES = 4;
 export const LEAF = 0x80000000;
@@ -90,5 +91,7 @@ export const ACL_STATS = [
   'corrupt',
   'events',
   'suppressed',
+  'walks',
+  'cached',
 ] as const;
 export type AclStatName = (typeof ACL_STATS)[number];

@@ -1,0 +1,138 @@
+/**
+ * AclFirewall verdict cache: repeated packets of a flow skip the tree walk, a rule-set
+ * swap invalidates every remembered verdict, two flows that share a cache slot never get
+ * each other's verdict, and `verdictCache: false` walks the trees for every packet.
+ *
+ * The cache is per CPU and BPF_PROG_TEST_RUN runs on the calling thread's CPU, so this
+ * file pins its whole process (libuv pool threads included) to one CPU with taskset:
+ * then every testRun sees the same cache and the counters tell exactly what happened.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { AclFirewall, Lab, type AclRule } from '../../lib/index.js';
+import { frame, v4, v6 } from './acl.helpers.js';
+
+let lab: Lab;
+let fw: AclFirewall;
+let affinity: string | undefined;
+
+const DENY_PORT = 7000;
+const RULES: AclRule[] = [
+  { id: 'deny-7000', action: 'deny', proto: 'udp', dstPort: DENY_PORT },
+  { id: 'deny-v6', action: 'deny', src: 'fd00:1::/32', proto: 'udp', dstPort: DENY_PORT },
+  { id: 'udp', action: 'allow', proto: 'udp' },
+];
+
+const udp4 = (sport: number, dport = DENY_PORT) => frame({ src: v4('198.18.0.9'), dst: v4('198.18.0.2'), proto: 17, sport, dport });
+const udp6 = (sport: number, dport = DENY_PORT) => frame({ src: v6('fd00:1::9'), dst: v6('fd00:2::2'), proto: 17, sport, dport });
+
+async function classified(): Promise<{ cached: number; walked: number }> {
+  return (await fw.stats()).classified;
+}
+
+/** Runs `f`, returns what it did to the cached / walked counters. */
+async function delta(f: () => Promise<unknown>): Promise<{ cached: number; walked: number }> {
+  const a = await classified();
+  await f();
+  const b = await classified();
+  return { cached: b.cached - a.cached, walked: b.walked - a.walked };
+}
+
+// fresh source ports per test: no test sees a flow another test left in the cache
+let nextPort = 20000;
+const port = () => nextPort++;
+
+beforeAll(async () => {
+  affinity = execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' }).trim().split(/:\s*/).pop();
+  execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  lab = await Lab.create({ name: 'acl-cache' });
+  const h = await lab.host('fw');
+  const peer = await lab.host('peer');
+  const l = await lab.link(peer, h, { aAddrs: ['198.18.0.1/24'], bAddrs: ['198.18.0.2/24'] });
+  await peer.ip(['link', 'set', 'dev', l.a.ifname, 'down']);
+  fw = await AclFirewall.attach(l.b.ifname, { netns: h.netns, maxRules: 16, rules: RULES, events: false });
+});
+afterAll(async () => {
+  fw?.close();
+  await lab?.close();
+  if (affinity) execFileSync('taskset', ['-a', '-p', affinity, String(process.pid)], { stdio: 'ignore' });
+});
+
+describe('verdict cache', () => {
+  it('a repeated IPv4 flow is walked once, then served from the cache', async () => {
+    const f = udp4(port());
+    let r: Awaited<ReturnType<AclFirewall['testRun']>> | undefined;
+    expect(await delta(async () => (r = await fw.testRun(f, { repeat: 10 })))).toEqual({ cached: 9, walked: 1 });
+    expect(r!.action).toBe('drop');
+    expect(await delta(async () => (r = await fw.testRun(f)))).toEqual({ cached: 1, walked: 0 });
+    expect(r!.action).toBe('drop');
+  });
+
+  it('a repeated IPv6 flow is walked once, then served from the cache', async () => {
+    const f = udp6(port());
+    let r: Awaited<ReturnType<AclFirewall['testRun']>> | undefined;
+    expect(await delta(async () => (r = await fw.testRun(f, { repeat: 10 })))).toEqual({ cached: 9, walked: 1 });
+    expect(r!.action).toBe('drop');
+  });
+
+  it('per-rule counters count every packet, cached or walked', async () => {
+    const before = fw.ruleStats('deny-7000')!.packets;
+    const d = await delta(() => fw.testRun(udp4(port()), { repeat: 25 }));
+    expect(d).toEqual({ cached: 24, walked: 1 });
+    expect(fw.ruleStats('deny-7000')!.packets - before).toBe(25);
+  });
+
+  it('a swap invalidates the cache: the next packet is judged by the new set', async () => {
+    const f = udp4(port());
+    expect((await fw.testRun(f, { repeat: 3 })).action).toBe('drop');
+    await fw.setRules(RULES.filter((r) => r.id !== 'deny-7000'));
+    try {
+      let r: Awaited<ReturnType<AclFirewall['testRun']>> | undefined;
+      expect(await delta(async () => (r = await fw.testRun(f, { repeat: 3 })))).toEqual({ cached: 2, walked: 1 });
+      expect(r!.action).toBe('pass');
+    } finally {
+      await fw.setRules(RULES);
+    }
+    let r: Awaited<ReturnType<AclFirewall['testRun']>> | undefined;
+    expect(await delta(async () => (r = await fw.testRun(f)))).toEqual({ cached: 0, walked: 1 });
+    expect(r!.action).toBe('drop');
+  });
+
+  it('two flows in one cache slot never get each other\'s verdict', async () => {
+    // find a denied flow and an allowed one that evict each other: A walked, B walked,
+    // A walked again (a hit would have shown as cached). ~1/256 per candidate.
+    const a = udp4(port());
+    let b: Buffer | undefined;
+    for (let i = 0; i < 4096 && !b; i++) {
+      const cand = udp4(port(), 9000); // allowed by 'udp'
+      await fw.testRun(a);
+      await fw.testRun(cand);
+      const d = await delta(() => fw.testRun(a));
+      if (d.walked === 1) b = cand;
+    }
+    expect(b, 'no colliding flow found in 4096 candidates').toBeDefined();
+    const d = await delta(async () => {
+      for (let i = 0; i < 20; i++) {
+        expect((await fw.testRun(a)).action).toBe('drop');
+        expect((await fw.testRun(b!)).action).toBe('pass');
+      }
+    });
+    // the search left A in the slot: its first packet hits, every later one was evicted by B
+    expect(d).toEqual({ cached: 1, walked: 39 });
+  });
+
+  it('verdictCache: false walks the trees for every packet; configure turns it back on', async () => {
+    const f = udp4(port());
+    await fw.configure({ verdictCache: false });
+    try {
+      expect(await delta(() => fw.testRun(f, { repeat: 10 }))).toEqual({ cached: 0, walked: 10 });
+    } finally {
+      await fw.configure({ verdictCache: true });
+    }
+    expect(await delta(() => fw.testRun(f, { repeat: 10 }))).toEqual({ cached: 9, walked: 1 });
+  });
+
+  it('verdictCache must be a boolean', async () => {
+    await expect(fw.configure({ verdictCache: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'verdictCache' });
+  });
+});
