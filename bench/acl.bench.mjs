@@ -6,8 +6,10 @@
 //    on the same frames in turn, frame by frame, with the process pinned to one CPU.
 //    Headers are spread over each set's ClassBench trace (so they hit the set's real
 //    rules); each header runs in repeat mode and the kernel's mean is averaged over the
-//    headers; median of 3 rounds. Events off (counters only) and on (the default: deny
-//    verdicts also go through the per-flow rate limiter).
+//    headers; median of 3 rounds. Three settings: verdict cache off (every repetition
+//    walks the trees: the cost of a packet of a new flow), cache on (every repetition
+//    after the first is a hit: a flow's later packets), and cache + events on (the
+//    defaults: deny verdicts also go through the per-flow rate limiter).
 // 2. Drop rate on a lab veth: 64-byte UDP frames (198.18.0.1 -> 198.18.1.1:5000) from a
 //    live-frames XDP_TX generator on host A; on host B, in turn: an XDP program that counts
 //    and drops (the floor), the AclFirewall, xdp-filter (xdp-tools; exact ports/addresses
@@ -18,6 +20,12 @@
 //    the way checked) or first (the usual "block this source" rule). Rate = packets the
 //    tool counted as dropped / generation time; a scenario stops after 2M frames or 1.5 s
 //    (iptables with 10k rules drops ~10k/s). Scenarios alternate, 3 rounds, medians.
+//    The flood is one flow unless the scenario says "N flows": then a generator that
+//    rewrites each frame's source port cycles through N ports (every packet of a flow is
+//    N packets apart: with N above the verdict cache's 256 entries per CPU, no packet is
+//    a hit), against a floor fed by the same generator. "cache off" scenarios attach with
+//    verdictCache: false (every packet walks the trees), "events off" with events: false
+//    (no per-flow rate limiter: counters only).
 // 3. Time to replace a 10,000-rule set (acl1_10k <-> fw1_10k <-> ipc1_10k), on a firewall
 //    built for 10,000 rules, and the compile part of it.
 import { execFileSync } from 'node:child_process';
@@ -62,8 +70,11 @@ function frame4(src, dst, proto, sport, dport, dstMac = '02:00:00:00:00:02') {
 const ip = (s) => s.split('.').reduce((a, x) => a * 256 + Number(x), 0);
 const FLOOD = { src: ip('198.18.0.1'), dst: ip('198.18.1.1'), proto: 17, sport: 4000, dport: 5000 };
 const FLOOD_RULE = { id: 'flood', action: 'deny', src: '198.18.0.0/24', dst: '198.18.1.0/24', proto: 'udp', srcPort: [1024, 65535], dstPort: [5000, 5099] };
+// the many-flows flood: source ports FLOW_PORT_BASE .. FLOW_PORT_BASE + flows - 1
+const FLOW_PORT_BASE = 1024;
+const MAX_FLOWS = 4096;
 
-/** Does a ClassBench-derived AclRule match the flood header? (a short reference check) */
+/** Can a ClassBench-derived AclRule match a flood header (any of its source ports)? (a short reference check) */
 function matchesFlood(r) {
   const inCidr = (c, a) => {
     if (!c) return true;
@@ -72,9 +83,9 @@ function matchesFlood(r) {
     const size = 2 ** (32 - l);
     return Math.floor(a / size) === Math.floor(ip(net) / size);
   };
-  const inPorts = (p, v) => p === undefined || (Array.isArray(p) ? v >= p[0] && v <= p[1] : v === p);
+  const inPorts = (p, lo, hi = lo) => p === undefined || (Array.isArray(p) ? p[0] <= hi && p[1] >= lo : p >= lo && p <= hi);
   const proto = r.proto === undefined ? null : typeof r.proto === 'number' ? r.proto : { tcp: 6, udp: 17, icmp: 1 }[r.proto];
-  return inCidr(r.src, FLOOD.src) && inCidr(r.dst, FLOOD.dst) && (proto === null || proto === FLOOD.proto) && inPorts(r.srcPort, FLOOD.sport) && inPorts(r.dstPort, FLOOD.dport);
+  return inCidr(r.src, FLOOD.src) && inCidr(r.dst, FLOOD.dst) && (proto === null || proto === FLOOD.proto) && inPorts(r.srcPort, Math.min(FLOOD.sport, FLOW_PORT_BASE), Math.max(FLOOD.sport, FLOW_PORT_BASE + MAX_FLOWS - 1)) && inPorts(r.dstPort, FLOOD.dport);
 }
 
 /** ClassBench rules that never match the flood, with the flood's deny rule last (or first). */
@@ -153,6 +164,11 @@ export default {
       const fwOne = await AclFirewall.attach(iface, { netns: b.netns, maxRules: 100_000, events: false });
       const fw = await AclFirewall.attach(link2.b.ifname, { netns: b.netns, maxRules: 100_000, events: false });
       const unpin = pinProcess();
+      const modes = [
+        { key: 'walk', settings: { events: false, verdictCache: false } },
+        { key: 'cached', settings: { events: false, verdictCache: true } },
+        { key: 'events', settings: { events: true, verdictCache: true } },
+      ];
       const measure = async (frames) => {
         const t = { empty: [], one: [], acl: [] };
         for (let r = 0; r < rounds1; r++) {
@@ -181,19 +197,21 @@ export default {
             const frames = picks.map((h) => frame4(h.src, h.dst, h.proto, h.srcPort, h.dstPort));
             await fwOne.setRules(rules.slice(0, 1));
             const info = await fw.setRules(rules);
-            const off = await measure(frames);
-            await fwOne.configure({ events: true });
-            await fw.configure({ events: true });
-            const on = await measure(frames);
-            await fwOne.configure({ events: false });
-            await fw.configure({ events: false });
-            tr[`${family}:${n}`] = { off: off.acl / off.one, on: on.acl / on.one };
+            const m = {};
+            for (const mode of modes) {
+              await fwOne.configure(mode.settings);
+              await fw.configure(mode.settings);
+              m[mode.key] = await measure(frames);
+            }
+            tr[`${family}:${n}`] = Object.fromEntries(modes.map(({ key }) => [key, m[key].acl / m[key].one]));
             rows.push({
-              test: `testRun ${family} ${rules.length} rules`, rules: rules.length, 'blob MB': info.bytes / 1e6,
-              'ns/pkt empty': off.empty, 'ns/pkt 1 rule': off.one, 'ns/pkt acl': off.acl, 'vs 1 rule': off.acl / off.one,
-              'ns/pkt acl+events': on.acl, 'vs 1 rule (events)': on.acl / on.one,
+              test: `testRun ${family} ${rules.length} rules`, rules: rules.length, 'blob MB': info.bytes / 1e6, 'ns/pkt empty': m.walk.empty,
+              'ns/pkt 1 rule (walk)': m.walk.one, 'ns/pkt acl (walk)': m.walk.acl, 'vs 1 rule (walk)': m.walk.acl / m.walk.one,
+              'ns/pkt 1 rule (cached)': m.cached.one, 'ns/pkt acl (cached)': m.cached.acl, 'vs 1 rule (cached)': m.cached.acl / m.cached.one,
+              'ns/pkt acl (cached+events)': m.events.acl, 'vs 1 rule (cached+events)': m.events.acl / m.events.one,
             });
-            log(`testRun ${set}: ${off.acl.toFixed(1)} ns vs 1 rule ${off.one.toFixed(1)} ns (events on: ${on.acl.toFixed(1)} vs ${on.one.toFixed(1)}), empty ${off.empty.toFixed(1)} ns, compile ${info.compileMs.toFixed(0)} ms`);
+            const f = (x) => x.toFixed(1);
+            log(`testRun ${set}: walk ${f(m.walk.acl)} ns vs 1 rule ${f(m.walk.one)}; cached ${f(m.cached.acl)} vs ${f(m.cached.one)}; cached+events ${f(m.events.acl)} vs ${f(m.events.one)}; empty ${f(m.walk.empty)} ns, compile ${info.compileMs.toFixed(0)} ms`);
           }
         }
       } finally {
@@ -203,13 +221,17 @@ export default {
       }
       for (const family of ['acl1', 'fw1']) {
         const top = sizes[sizes.length - 1];
-        summary[`testRun_${family}_${top}_vs_1rule`] = tr[`${family}:${top}`].off;
-        summary[`testRun_${family}_${top}_vs_1rule_events`] = tr[`${family}:${top}`].on;
+        summary[`testRun_${family}_${top}_vs_1rule_walk`] = tr[`${family}:${top}`].walk;
+        summary[`testRun_${family}_${top}_vs_1rule_cached`] = tr[`${family}:${top}`].cached;
+        summary[`testRun_${family}_${top}_vs_1rule_cached_events`] = tr[`${family}:${top}`].events;
       }
       summary.goalTestRun100kVs1 = '<= 1.5';
 
       // ---- 2. drop rate on the veth ----
       const gen = basic.xdpProgram('xdp_tx');
+      const flowsObj = await BpfObject.openBuiltin('xdp_basic', { globals: { tx_flows: MAX_FLOWS, tx_port_base: FLOW_PORT_BASE } }).load();
+      const genFlows = flowsObj.xdpProgram('xdp_tx_flows');
+      const manyFlows = `${MAX_FLOWS} flows`;
       const flood = frame4(FLOOD.src, FLOOD.dst, 17, FLOOD.sport, FLOOD.dport, link.b.mac);
       const count = quick ? 400_000 : 2_000_000;
       const chunk = quick ? 200_000 : 500_000;
@@ -223,24 +245,34 @@ export default {
         const m = /XDP_DROP\s+(\d+) pkts/.exec(out);
         return m ? Number(m[1]) : 0;
       };
+      const floorScenario = (flows) => ({ id: `XDP_DROP floor (count + drop)${flows ? `, ${flows}` : ''}`, rules: 0, gen: flows ? genFlows : gen, setup: async () => {
+        const o = await BpfObject.openBuiltin('counter', { globals: { verdict: 1 } }).load();
+        const p = o.xdpProgram('xdp_count');
+        const l = p.attach(iface, { netns: b.netns });
+        const m = o.perCpuMap('counters', { key: u32, value: counterCodec });
+        const read = () => Number((m.get(0) ?? []).reduce((s, x) => s + x.packets, 0n));
+        return { read, done: async () => { l.close(); p.close(); m.close(); o.close(); } };
+      } });
+      // the firewall with the n-rule set, flood rule last (or first), verdict cache on/off
+      const aclScenario = (n, { first = false, cache = true, flows, events = true } = {}) => ({
+        id: `AclFirewall ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules, flood rule ${first ? 'first' : 'last'}`}${flows ? `, ${flows}` : ''}${cache ? '' : ', cache off'}${events ? '' : ', events off'}`,
+        rules: ruleSets[n].length, gen: flows ? genFlows : gen,
+        setup: async () => {
+          const rules = first ? [ruleSets[n].at(-1), ...ruleSets[n].slice(0, -1)] : ruleSets[n];
+          const f = await AclFirewall.attach(iface, { netns: b.netns, maxRules: Math.max(n, 2048), rules, verdictCache: cache, events });
+          const read = () => f.ruleStats('flood').packets;
+          return { read, done: async () => f.close() };
+        },
+      });
+      const big = liveSizes.filter((n) => n > 1);
       const scenarios = [
-        { id: 'XDP_DROP floor (count + drop)', rules: 0, setup: async () => {
-          const o = await BpfObject.openBuiltin('counter', { globals: { verdict: 1 } }).load();
-          const p = o.xdpProgram('xdp_count');
-          const l = p.attach(iface, { netns: b.netns });
-          const m = o.perCpuMap('counters', { key: u32, value: counterCodec });
-          const read = () => Number((m.get(0) ?? []).reduce((s, x) => s + x.packets, 0n));
-          return { read, done: async () => { l.close(); p.close(); m.close(); o.close(); } };
-        } },
-        ...liveSizes.flatMap((n) => (n === 1 ? [false] : [false, true]).map((first) => ({
-          id: `AclFirewall ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules, flood rule ${first ? 'first' : 'last'}`}`, rules: ruleSets[n].length,
-          setup: async () => {
-            const rules = first ? [ruleSets[n].at(-1), ...ruleSets[n].slice(0, -1)] : ruleSets[n];
-            const f = await AclFirewall.attach(iface, { netns: b.netns, maxRules: Math.max(n, 2048), rules });
-            const read = () => f.ruleStats('flood').packets;
-            return { read, done: async () => f.close() };
-          },
-        }))),
+        floorScenario(),
+        aclScenario(1),
+        ...big.flatMap((n) => [aclScenario(n), aclScenario(n, { first: true }), aclScenario(n, { cache: false })]),
+        floorScenario(manyFlows),
+        aclScenario(10000, { flows: manyFlows }),
+        aclScenario(10000, { flows: manyFlows, cache: false }),
+        aclScenario(10000, { flows: manyFlows, events: false }),
         ...[1, 10000].map((n) => ({ id: `xdp-filter ${n === 1 ? '1 port' : `1 port + ${n - 1} addresses`}`, rules: n, setup: async () => {
           nsenter(['xdp-filter', 'load', iface, '-m', 'native']);
           nsenter(['xdp-filter', 'port', String(FLOOD.dport), '-p', 'udp']);
@@ -289,7 +321,7 @@ export default {
             let n = 20_000;
             let secs = 0;
             while (sent < count) {
-              await gen.generate(flood, { iface: link.a.ifname, netns: a.netns, count: n, batchSize: 64 });
+              await (s.gen ?? gen).generate(flood, { iface: link.a.ifname, netns: a.netns, count: n, batchSize: 64 });
               sent += n;
               secs = Number(process.hrtime.bigint() - t0) / 1e9;
               if (secs > budget) break;
@@ -306,19 +338,23 @@ export default {
       }
       const pick = (id) => median(results[id].map((x) => x.pps));
       const floor = pick(scenarios[0].id);
+      const floorFlows = pick(floorScenario(manyFlows).id);
       for (const s of scenarios) {
         rows.push({
           test: `drop ${s.id}`, rules: s.rules || undefined, 'dropped pkt/s': Math.round(pick(s.id)),
-          'dropped/offered': median(results[s.id].map((x) => x.dropped / x.sent)), 'vs floor': pick(s.id) / floor,
+          'dropped/offered': median(results[s.id].map((x) => x.dropped / x.sent)), 'vs floor': pick(s.id) / (s.gen === genFlows ? floorFlows : floor),
         });
       }
       const xf = pick('xdp-filter 1 port');
-      for (const n of liveSizes.filter((x) => x > 1)) {
-        for (const pos of ['last', 'first']) {
-          const id = `AclFirewall ${ruleSets[n].length} rules, flood rule ${pos}`;
-          summary[`drop_${n}_${pos}_vs_floor`] = pick(id) / floor;
-          summary[`drop_${n}_${pos}_vs_xdpfilter`] = pick(id) / xf;
+      for (const n of big) {
+        for (const [key, opts] of [['last', {}], ['first', { first: true }], ['last_cache_off', { cache: false }]]) {
+          const id = aclScenario(n, opts).id;
+          summary[`drop_${n}_${key}_vs_floor`] = pick(id) / floor;
+          summary[`drop_${n}_${key}_vs_xdpfilter`] = pick(id) / xf;
         }
+      }
+      for (const [key, opts] of [['', {}], ['_cache_off', { cache: false }], ['_events_off', { events: false }]]) {
+        summary[`drop_10000_last_${MAX_FLOWS}flows${key}_vs_floor`] = pick(aclScenario(10000, { flows: manyFlows, ...opts }).id) / floorFlows;
       }
       summary.drop_1rule_vs_floor = pick('AclFirewall 1 rule') / floor;
       summary.xdpfilter_vs_floor = xf / floor;
@@ -326,6 +362,8 @@ export default {
       summary.drop_10k_vs_nftables_10k = pick(`AclFirewall ${ruleSets[10000].length} rules, flood rule last`) / pick(`nftables prerouting ${ruleSets[10000].length} rules`);
       summary.goalDrop = '>= xdp-filter and >= 0.8 of floor at 10k/100k; >= 100x iptables at 10k';
       gen.close();
+      genFlows.close();
+      flowsObj.close();
 
       // ---- 3. replace a 10,000-rule set ----
       const sets = ['acl1_10k', 'fw1_10k', 'ipc1_10k'].map((s) => parseClassBench(readCB(s), { idPrefix: `${s}-` }).slice(0, 10_000));

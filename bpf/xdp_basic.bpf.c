@@ -23,3 +23,23 @@ int xdp_tx(struct xdp_md *ctx)
 {
 	return XDP_TX;
 }
+
+/* Sets the source port of each IPv4/UDP frame to the next of `tx_flows` ports from
+ * `tx_port_base` (tx_flows a power of two), then transmits it: the live-frames generator
+ * of a flood of many flows (live frames keep what the program wrote, so every frame
+ * sent is rewritten). UDP checksums are left as they are: send frames without one. */
+const volatile __u32 tx_flows = 1;
+const volatile __u16 tx_port_base = 1024;
+__u32 tx_next;
+
+SEC("xdp")
+int xdp_tx_flows(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	__u8 *p = data;
+
+	if (data + 14 + 20 + 8 > end || p[12] != 0x08 || p[13] != 0x00 || p[14] != 0x45 || p[23] != 17)
+		return XDP_TX;
+	*(__be16 *)(p + 34) = bpf_htons(tx_port_base + (tx_next++ & (tx_flows - 1)));
+	return XDP_TX;
+}
