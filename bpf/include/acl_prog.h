@@ -99,6 +99,14 @@ struct {
 
 BPFKIT_RINGBUF(acl_events, 1 << 20);
 
+/* The cache's view of a key: its first ACL_VKEY_WORDS words as 64-bit pairs, built from
+ * 32-bit loads. The parser stored the words one by one, and a 64-bit load that spans two
+ * separate 32-bit stores cannot be forwarded from the store buffer (an x86 stall of ~5 ns,
+ * on the critical path of the slot's address). */
+struct acl_vkey {
+	__u64 p[ACL_VKEY_WORDS / 2];
+};
+
 /* Per-CPU verdict cache: the last classification of each of ACL_VCACHE_ENTRIES
  * direct-mapped flows (by hash of the whole key), valid only for the rule set whose
  * generation it names. A hit skips the tree walk; the counters, the event rate limit and
@@ -106,7 +114,7 @@ BPFKIT_RINGBUF(acl_events, 1 << 20);
 struct acl_ventry {
 	__u32 gen; /* rule-set generation the verdict was computed with; 0: empty */
 	__u32 rec; /* the best record's word offset in that rule set, 0: no rule matched */
-	__u32 key[ACL_VKEY_WORDS];
+	struct acl_vkey key;
 };
 
 struct acl_vcache {
@@ -121,12 +129,12 @@ struct {
 } acl_verdicts SEC(".maps");
 
 struct acl_pkt {
-	__u32 key[ACL_KEY_WORDS] __attribute__((aligned(8))); /* word ACL_VKEY_FAMILY: 4 or 6 */
+	__u32 key[ACL_KEY_WORDS]; /* word ACL_VKEY_FAMILY: 4 or 6 */
 	/* the flow as the rate limiter keys it (addresses in network order, IPv4 in the first
 	 * 4 bytes, ports in host order); acl_report fills in slot and tag */
 	struct acl_flow_key fk;
 	__u8 flags; /* ACL_EV_* */
-};
+} __attribute__((aligned(8))); /* the flow key is written and compared 64 bits at a time */
 
 static __always_inline void acl_count(__u32 stat, __u64 bytes)
 {
@@ -312,8 +320,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	fc = bpf_map_lookup_elem(&acl_flow_cache, &zero);
 	if (!fc)
 		return;
-	fk->slot = slot;
-	fk->tag = tag;
+	*(__u64 *)&fk->slot = slot | (__u64)tag << 32; /* one store: see acl_key_tail */
 	if (acl_key_eq(&fc->key, fk)) {
 		/* The flood's fast path: the same flow as this CPU's last packet. The rate limit
 		 * needs only tick precision, and the coarse clock moves only with the tick: while
@@ -407,9 +414,14 @@ static __always_inline void acl_l4(struct bpfkit_cursor *c, struct acl_pkt *pkt,
 		acl_count(ACL_STAT_UNPARSED, len);
 }
 
-/* The key words after the addresses: sport, dport, proto, ifindex, l4 (from `at`). */
+/* The key words after the addresses: sport, dport, proto, ifindex, l4 (from `at`); and
+ * the flow key's sport..family rewritten as one 64-bit store, as its addresses were (the
+ * rate limiter compares flow keys 64 bits at a time, and a load that spans several
+ * smaller stores cannot be forwarded from the store buffer: a stall of several ns). */
 static __always_inline void acl_key_tail(struct xdp_md *ctx, struct acl_pkt *pkt, const int at)
 {
+	*(__u64 *)&pkt->fk.sport = pkt->fk.sport | (__u32)pkt->fk.dport << 16 | (__u64)pkt->fk.proto << 32 |
+				   (__u64)pkt->fk.family << 48;
 	pkt->key[at] = pkt->fk.sport;
 	pkt->key[at + 1] = pkt->fk.dport;
 	pkt->key[at + 2] = pkt->fk.proto;
@@ -432,8 +444,8 @@ static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __
 			return -1;
 		pkt->fk.family = 4;
 		pkt->fk.proto = ip;
-		__builtin_memcpy(pkt->fk.src, &iph->saddr, 4);
-		__builtin_memcpy(pkt->fk.dst, &iph->daddr, 4);
+		*(__u64 *)pkt->fk.src = iph->saddr; /* bytes 0-3, and zeros to 7: one store */
+		*(__u64 *)pkt->fk.dst = iph->daddr;
 		pkt->key[0] = bpf_ntohl(iph->saddr);
 		pkt->key[1] = bpf_ntohl(iph->daddr);
 		acl_l4(&c, pkt, len, bpfkit_ipv4_is_later_fragment(iph));
@@ -448,12 +460,15 @@ static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __
 		if (nh < 0)
 			return -1;
 		pkt->fk.family = 6;
-		__builtin_memcpy(pkt->fk.src, &ip6->saddr, 16);
-		__builtin_memcpy(pkt->fk.dst, &ip6->daddr, 16);
 #pragma unroll
 		for (int i = 0; i < 4; i++) {
 			pkt->key[i] = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[i]);
 			pkt->key[4 + i] = bpf_ntohl(ip6->daddr.in6_u.u6_addr32[i]);
+		}
+#pragma unroll
+		for (int i = 0; i < 2; i++) { /* 64-bit stores: see acl_key_tail */
+			((__u64 *)pkt->fk.src)[i] = ip6->saddr.in6_u.u6_addr32[2 * i] | (__u64)ip6->saddr.in6_u.u6_addr32[2 * i + 1] << 32;
+			((__u64 *)pkt->fk.dst)[i] = ip6->daddr.in6_u.u6_addr32[2 * i] | (__u64)ip6->daddr.in6_u.u6_addr32[2 * i + 1] << 32;
 		}
 		nh = bpfkit_skip_ipv6_ext(&c, nh, &info);
 		if (nh < 0) {
@@ -469,9 +484,19 @@ static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __
 	return 0;
 }
 
-/* The key's slot in the verdict cache: independent multiplies of the key's 64-bit pairs. */
-static __always_inline __u32 acl_vhash(const __u64 *k)
+static __always_inline void acl_vkey_of(struct acl_vkey *v, const struct acl_pkt *pkt)
 {
+	const volatile __u32 *k = pkt->key;
+
+#pragma unroll
+	for (int i = 0; i < ACL_VKEY_WORDS / 2; i++)
+		v->p[i] = ((__u64)k[2 * i + 1] << 32) | k[2 * i];
+}
+
+/* The key's slot in the verdict cache: independent multiplies of the key's 64-bit pairs. */
+static __always_inline __u32 acl_vhash(const struct acl_vkey *v)
+{
+	const __u64 *k = v->p;
 	__u64 h = (k[0] * 0x9e3779b97f4a7c15ull) ^ (k[1] * 0xc2b2ae3d27d4eb4full) ^ (k[2] * 0x165667b19e3779f9ull) ^
 		  (k[3] * 0x27d4eb2f165667c5ull) ^ (k[4] * 0x85ebca77c2b2ae63ull) ^ (k[5] * 0xff51afd7ed558ccdull) ^
 		  (k[6] * 0xc4ceb9fe1a85ec53ull);
@@ -479,26 +504,29 @@ static __always_inline __u32 acl_vhash(const __u64 *k)
 	return (__u32)(h >> 32) & (ACL_VCACHE_ENTRIES - 1);
 }
 
-static __always_inline int acl_vkey_eq(const __u64 *a, const __u64 *b)
+static __always_inline int acl_vkey_eq(const struct acl_vkey *a, const struct acl_vkey *b)
 {
-	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5]) |
-		(a[6] ^ b[6])) == 0;
+	const __u64 *x = a->p, *y = b->p;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5]) |
+		(x[6] ^ y[6])) == 0;
 }
 
 /* The best record for the packet's key (0: none): from this CPU's verdict cache when it
  * holds the key for the rule set in force, otherwise from the trees (and remembered). */
 static __always_inline __u32 acl_lookup(const __u8 *blob, struct acl_pkt *pkt, int fam, __u32 flags)
 {
-	const __u64 *k = (const __u64 *)pkt->key;
 	__u32 gen = acl_w(blob, ACL_H_GEN), zero = 0, rec;
 	struct acl_ventry *e = NULL;
+	struct acl_vkey v;
 
 	if (!(flags & ACL_FLAG_NO_CACHE)) {
 		struct acl_vcache *vc = bpf_map_lookup_elem(&acl_verdicts, &zero);
 
 		if (vc) {
-			e = &vc->e[acl_vhash(k)];
-			if (e->gen == gen && acl_vkey_eq((const __u64 *)e->key, k)) {
+			acl_vkey_of(&v, pkt);
+			e = &vc->e[acl_vhash(&v)];
+			if (e->gen == gen && acl_vkey_eq(&e->key, &v)) {
 				acl_count(ACL_STAT_CACHED, 0);
 				return e->rec;
 			}
@@ -510,7 +538,7 @@ static __always_inline __u32 acl_lookup(const __u8 *blob, struct acl_pkt *pkt, i
 	else
 		rec = acl_classify(blob, pkt->key, ACL_V6_DIMS, ACL_H_V6_TREES, ACL_H_V6_ROOTS);
 	if (e) {
-		__builtin_memcpy(e->key, pkt->key, sizeof(e->key));
+		e->key = v;
 		e->rec = rec;
 		e->gen = gen;
 	}
