@@ -53,6 +53,7 @@ export const aclSection: DemoSection = {
       print('per-rule counters:');
       for (const r of st.rules) print(`  ${r.id.padEnd(8)} ${r.action.padEnd(5)} ${r.packets} packets, ${r.bytes} bytes`);
       print(`  default allowed ${st.default.allowed.packets} packets; udp/5353 received by the server: ${sink.received()}`);
+      print(`  classified: ${st.classified.cached} packets by the verdict cache, ${st.classified.walked} by a tree walk`);
       print(`  events: ${st.events.emitted} emitted, ${st.events.suppressed} suppressed (counted in later events), ${st.events.lost} lost`);
       await Promise.all([...listeners.map((l) => l.close()), sink.close()]);
     } finally {
