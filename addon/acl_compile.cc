@@ -194,6 +194,11 @@ class TreeBuilder {
       spanA_.resize(n);
       spanB_.resize(n);
     }
+    // The segment starts, sorted and unique. With few children per rule (the usual case)
+    // they are marked in edge_ and read back in order, and each child's segment is looked
+    // up in diff_; with many children per rule they are sorted and binary-searched.
+    const bool marked = nc <= 16 * uint64_t{n} + 64;
+    if (marked) std::fill(edge_.begin(), edge_.begin() + nc, 0);
     cuts_.clear();
     cuts_.push_back(0);
     for (uint32_t i = 0; i < n; i++) {
@@ -204,13 +209,32 @@ class TreeBuilder {
       uint32_t a = static_cast<uint32_t>(lr >> shift), b = static_cast<uint32_t>(hr >> shift);
       spanA_[i] = a;
       spanB_[i] = b;
+      if (marked) {
+        edge_[a] = 1;
+        if (b + 1 < nc) edge_[b + 1] = 1;
+        if ((lr & mask) && a + 1 < nc) edge_[a + 1] = 1;  // a rule starting inside child a
+        if ((hr + 1) & mask) edge_[b] = 1;                // a rule ending inside child b
+        continue;
+      }
       cuts_.push_back(a);
       if (b + 1 < nc) cuts_.push_back(b + 1);
       if ((lr & mask) && a + 1 < nc) cuts_.push_back(a + 1);  // a rule starting inside child a
       if ((hr + 1) & mask) cuts_.push_back(b);                // a rule ending inside child b
     }
-    std::sort(cuts_.begin(), cuts_.end());
-    cuts_.erase(std::unique(cuts_.begin(), cuts_.end()), cuts_.end());
+    if (marked) {
+      int32_t seg = 0;
+      diff_[0] = 0;
+      for (uint32_t c = 1; c < nc; c++) {
+        if (edge_[c]) {
+          cuts_.push_back(c);
+          seg++;
+        }
+        diff_[c] = seg;  // the segment child c is in
+      }
+    } else {
+      std::sort(cuts_.begin(), cuts_.end());
+      cuts_.erase(std::unique(cuts_.begin(), cuts_.end()), cuts_.end());
+    }
     const uint32_t nseg = static_cast<uint32_t>(cuts_.size());
     // on the pool: segment starts, list offsets, list lengths (nseg each), then the lists
     const size_t saved = pool_.size();
@@ -218,6 +242,7 @@ class TreeBuilder {
     pool_.resize(saved + 3 * size_t{nseg});
     std::copy(cuts_.begin(), cuts_.end(), pool_.begin() + segAt);
     auto segOf = [&](uint32_t c) {
+      if (marked) return static_cast<uint32_t>(diff_[c]);
       return static_cast<uint32_t>(std::upper_bound(cuts_.begin(), cuts_.end(), c) - cuts_.begin() - 1);
     };
     count_.assign(nseg, 0);
