@@ -8,15 +8,21 @@
 //
 // A tree is built depth first. A node's rule list is a range of one stack (`pool_`); the
 // node pushes its children's lists above it and pops them when its subtree is done, so
-// building allocates nothing per node.
+// building allocates nothing per node. A big tree's root hands the second half of its
+// children (by rules) to a second thread, which builds them into words of its own that
+// are appended and relocated afterwards: the same split on every machine, so the same
+// rules still give the same words.
 #include <napi.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <new>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -80,6 +86,12 @@ class TreeBuilder {
   }
 
   uint32_t nodes = 0, leaves = 0, maxDepth = 0, maxLeaf = 0;
+  // words written before this builder's out_ begins, for the maxWords check (a helper
+  // building part of a tree into words of its own)
+  size_t limitBase = 0;
+  // split the root's children over two threads (when the root has at least kSplitMin rules)
+  bool split = false;
+  static constexpr uint32_t kSplitMin = 2048;
 
   uint32_t Build(const std::vector<int32_t>& list) {
     Region reg;
@@ -109,7 +121,7 @@ class TreeBuilder {
 
   uint32_t Reserve(size_t n) {
     size_t at = out_.size();
-    if (at + n > o_.maxWords) throw TooBig{};
+    if (limitBase + at + n > o_.maxWords) throw TooBig{};
     out_.resize(at + n, 0);
     return static_cast<uint32_t>(at);
   }
@@ -270,18 +282,142 @@ class TreeBuilder {
     nodes++;
     // children: the region is narrowed in place and restored (depth-first build)
     reg.free[d] = static_cast<uint8_t>(shift);
-    for (uint32_t j = 0; j < nseg; j++) {
-      uint32_t c0 = static_cast<uint32_t>(pool_[segAt + j]);
-      uint32_t c1 = j + 1 < nseg ? static_cast<uint32_t>(pool_[segAt + j + 1]) : nc;
-      reg.base[d] = base + uint64_t{c0} * (mask + 1);
-      uint32_t child = Node(static_cast<uint32_t>(pool_[segAt + nseg + j]), static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]), reg,
-                            depth + 1);
-      std::fill(out_.begin() + at + 1 + c0, out_.begin() + at + 1 + c1, child);
+    uint32_t ownSegs = nseg;
+    std::unique_ptr<Part> part;
+    if (split && depth == 0 && n >= kSplitMin && nseg >= 2) {
+      ownSegs = SplitPoint(segAt, nseg);
+      part = StartPart(segAt, nseg, ownSegs, d, base, mask, reg, depth);
     }
+    try {
+      for (uint32_t j = 0; j < ownSegs; j++) {
+        uint32_t c0 = static_cast<uint32_t>(pool_[segAt + j]);
+        uint32_t c1 = j + 1 < nseg ? static_cast<uint32_t>(pool_[segAt + j + 1]) : nc;
+        reg.base[d] = base + uint64_t{c0} * (mask + 1);
+        uint32_t child = Node(static_cast<uint32_t>(pool_[segAt + nseg + j]), static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]), reg,
+                              depth + 1);
+        std::fill(out_.begin() + at + 1 + c0, out_.begin() + at + 1 + c1, child);
+      }
+    } catch (...) {
+      if (part) part->Join();  // this thread's error first, as in a one-thread build
+      throw;
+    }
+    if (part) FinishPart(*part, at, nc);
     reg.base[d] = base;
     reg.free[d] = static_cast<uint8_t>(free);
     pool_.resize(saved);
     return at;
+  }
+
+  // Segments of a node built by a second thread, into words of their own.
+  struct Part {
+    std::vector<uint32_t> segStart;  // first child of each segment
+    std::vector<int32_t> lists;      // the segments' rule lists, one after the other
+    std::vector<uint32_t> listLen;
+    std::vector<uint32_t> words;     // what the helper built, offsets from 0
+    std::vector<uint32_t> child;     // each segment's subtree (an offset in words)
+    uint32_t nodes = 0, leaves = 0, maxDepth = 0, maxLeaf = 0;
+    std::exception_ptr error;
+    bool tooComplex = false;
+    size_t wordsAtError = 0;
+    std::thread th;
+    void Join() {
+      if (th.joinable()) th.join();
+    }
+    ~Part() { Join(); }
+  };
+
+  // The first segment of the second half of a node's children, by rules (each segment
+  // weighs its rule count): segments [0, k) are built here, [k, nseg) by a helper.
+  uint32_t SplitPoint(uint32_t segAt, uint32_t nseg) const {
+    uint64_t total = 0;
+    for (uint32_t j = 0; j < nseg; j++) total += static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
+    uint64_t run = 0;
+    uint32_t k = 1;
+    for (; k < nseg - 1; k++) {
+      run += static_cast<uint32_t>(pool_[segAt + 2 * nseg + k - 1]);
+      if (2 * run >= total) break;
+    }
+    return k;
+  }
+
+  // Starts building segments [from, nseg) of a node on a second thread (or here, when no
+  // thread can be started: the words are the same either way). The helper gets copies of
+  // everything it reads but the records, which nobody writes while trees are built.
+  std::unique_ptr<Part> StartPart(uint32_t segAt, uint32_t nseg, uint32_t from, int d, uint64_t base, uint64_t mask, const Region& reg,
+                                  uint32_t depth) {
+    auto part = std::make_unique<Part>();
+    Part* p = part.get();
+    for (uint32_t j = from; j < nseg; j++) {
+      p->segStart.push_back(static_cast<uint32_t>(pool_[segAt + j]));
+      uint32_t lo = static_cast<uint32_t>(pool_[segAt + nseg + j]), len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
+      p->lists.insert(p->lists.end(), pool_.begin() + lo, pool_.begin() + lo + len);
+      p->listLen.push_back(len);
+    }
+    const size_t limit = limitBase + out_.size();
+    auto work = [this, p, reg = Region(reg), d, base, mask, depth, limit]() mutable {
+      try {
+        TreeBuilder tb(fam_, recOff_, p->words, o_);
+        tb.limitBase = limit;
+        tb.pool_ = std::move(p->lists);
+        uint32_t listAt = 0;
+        for (size_t j = 0; j < p->segStart.size(); j++) {
+          reg.base[d] = base + uint64_t{p->segStart[j]} * (mask + 1);
+          p->child.push_back(tb.Node(listAt, p->listLen[j], reg, depth + 1));
+          listAt += p->listLen[j];
+        }
+        p->nodes = tb.nodes;
+        p->leaves = tb.leaves;
+        p->maxDepth = tb.maxDepth;
+        p->maxLeaf = tb.maxLeaf;
+      } catch (const TooComplex&) {
+        p->error = std::current_exception();
+        p->tooComplex = true;
+        p->wordsAtError = p->words.size();
+      } catch (...) {
+        p->error = std::current_exception();
+      }
+    };
+    try {
+      p->th = std::thread(work);
+    } catch (const std::system_error&) {
+      work();
+    }
+    return part;
+  }
+
+  // Joins the helper, raises its error (as the one-thread build would have: "too big"
+  // first when the words before its error already outgrow the limit), else appends its
+  // words with their node pointers moved by where they land and points the node's
+  // children at its subtrees.
+  void FinishPart(Part& p, uint32_t at, uint32_t nc) {
+    p.Join();
+    const size_t landAt = out_.size();
+    if (p.error) {
+      if (p.tooComplex && limitBase + landAt + p.wordsAtError > o_.maxWords) throw TooBig{};
+      std::rethrow_exception(p.error);
+    }
+    if (limitBase + landAt + p.words.size() > o_.maxWords) throw TooBig{};
+    const uint32_t shift = static_cast<uint32_t>(landAt);
+    std::vector<uint32_t>& w = p.words;
+    for (size_t q = 0; q < w.size();) {
+      if (w[q] & ACL_LEAF) {  // record offsets: absolute already
+        q += 1 + (w[q] & 0xffff);
+        continue;
+      }
+      const size_t kids = size_t{1} << ((w[q] >> 16) & 0xff);
+      for (size_t i = 1; i <= kids; i++) w[q + i] += shift;
+      q += 1 + kids;
+    }
+    out_.insert(out_.end(), w.begin(), w.end());
+    for (size_t j = 0; j < p.segStart.size(); j++) {
+      uint32_t c0 = p.segStart[j];
+      uint32_t c1 = j + 1 < p.segStart.size() ? p.segStart[j + 1] : nc;
+      std::fill(out_.begin() + at + 1 + c0, out_.begin() + at + 1 + c1, p.child[j] + shift);
+    }
+    nodes += p.nodes;
+    leaves += p.leaves;
+    maxDepth = std::max(maxDepth, p.maxDepth);
+    maxLeaf = std::max(maxLeaf, p.maxLeaf);
   }
 
   // Best (dimension, bits) into cutD_/cutBits_/cutMax_: the cut that leaves the smallest
@@ -486,6 +622,7 @@ struct Job {
           const std::vector<int32_t>& g = f.groups[t];
           size_t before = words.size();
           TreeBuilder tb(f, recOff, words, opts);
+          tb.split = true;
           uint32_t root = tb.Build(g);
           words[rootsAt + 2 * t] = root;
           words[rootsAt + 2 * t + 1] = f.prio[g[0]];
