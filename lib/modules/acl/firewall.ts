@@ -222,6 +222,7 @@ interface Prepared {
   words: Uint32Array; // the compiled blob (its header as compiled)
   header: Uint32Array; // the first HDR_WORDS words, header fields filled in
   json: Buffer; // the rule set's source, at word words.length
+  byId: Map<string, number>; // id -> index in norm
   info: AclCompileInfo;
 }
 
@@ -573,7 +574,8 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       const i = this.#slotById.get(id);
       return i === undefined ? undefined : this.#norm[i];
     } };
-    const norm = normalizeRules(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous });
+    const byId = new Map<string, number>();
+    const norm = normalizeRules(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous, ids: byId });
     const gen = this.#gen + 1;
     const slots = new Uint32Array(norm.length);
     const tags = new Uint32Array(norm.length);
@@ -630,7 +632,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     hw(H_CREATED_LO, now % 2 ** 32);
     hw(H_CREATED_HI, Math.floor(now / 2 ** 32));
     return {
-      norm, settings, slots, tags, fresh, gen, used, words, header, json,
+      norm, settings, slots, tags, fresh, gen, used, words, header, json, byId,
       info: {
         rules: norm.length, records: v4.count + v6.count, bytes: used, capacityBytes: this.#blobBytes,
         trees: compiled.trees, compileMs: performance.now() - t0,
@@ -664,21 +666,22 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       this.#bufUsed = p.used;
       await h.blobs[idle]!.handle.updateBatch(Buffer.alloc(4), this.#buf, 1, 0);
     }
-    await this.#flip(h.outer, h.blobs[idle]!.fd);
-    this.#active = idle;
-    // bookkeeping: the old set is gone from every CPU now, its removed rules' slots are
+    const flipped = this.#flip(h.outer, h.blobs[idle]!.fd);
+    flipped.catch(() => undefined); // awaited below
+    // bookkeeping, worked out while the flip waits for running programs and applied once
+    // it returned: the old set is gone from every CPU then, its removed rules' slots are
     // free. #prepare took the fresh slots from the end of #free (changes are serialised).
     const free = this.#free.slice(0, this.#free.length - p.fresh.length);
     const inUse = new Uint8Array(2 * this.maxRules);
     for (let i = 0; i < p.slots.length; i++) inUse[p.slots[i]!] = 1;
     for (let i = 0; i < this.#slots.length; i++) if (!inUse[this.#slots[i]!]) free.push(this.#slots[i]!);
+    await flipped;
+    this.#active = idle;
     this.#free = free;
-    const byId = new Map<string, number>();
     for (let i = 0; i < p.norm.length; i++) {
-      byId.set(p.norm[i]!.id, i);
       if (p.tags[i] === p.gen) this.#remember(p.slots[i]!, p.gen, p.norm[i]!.id); // new ids only
     }
-    this.#slotById = byId;
+    this.#slotById = p.byId;
     this.#norm = p.norm;
     this.#slots = p.slots;
     this.#tags = p.tags;

@@ -388,26 +388,35 @@ function sameRule(raw: unknown, c: AclRule): boolean {
  * Validates a whole rule set (ids unique, at most `capacity` rules). Throws on the first
  * problem; returns the normalized rules in order. A rule whose id is in `previous` and
  * which is exactly that rule's canonical form (what rules() returns) is taken from there
- * without validating it again; rules with an interface are always resolved again.
+ * without validating it again; rules with an interface are always resolved again. `ids`,
+ * when given (empty), is filled with each rule's position by id.
  */
 export function normalizeRules(
   rules: unknown,
-  opts: { capacity: number; resolveIface?: (iface: string | number) => number; previous?: { get(id: string): NormalizedRule | undefined } },
+  opts: {
+    capacity: number; resolveIface?: (iface: string | number) => number; previous?: { get(id: string): NormalizedRule | undefined };
+    ids?: Map<string, number>;
+  },
 ): NormalizedRule[] {
   if (!Array.isArray(rules)) throw new BpfkitError('ERR_INVALID_RULE', `rules: expected an array of rules, got ${show(rules)}`, { field: 'rules' });
   if (rules.length > opts.capacity) {
     throw ruleError(rules[opts.capacity], opts.capacity, 'rules', `${rules.length} rules, the firewall's capacity is ${opts.capacity} (maxRules)`, 'ERR_MAP_FULL');
   }
-  const ids = new Map<string, number>();
+  const ids = opts.ids ?? new Map<string, number>();
   const out: NormalizedRule[] = new Array(rules.length);
   const previous = opts.previous;
   for (let i = 0; i < rules.length; i++) {
     const raw = rules[i] as { id?: unknown } | null;
     const had = previous && typeof raw?.id === 'string' ? previous.get(raw.id) : undefined;
     const n = had && had.ifindex === null && sameRule(raw, had.rule) ? had : normalizeRule(rules[i], i, opts.resolveIface);
-    const prev = ids.get(n.id);
-    if (prev !== undefined) throw ruleError(rules[i], i, 'id', `duplicate id (also rule #${prev})`);
+    // one lookup per rule: a set that does not grow the map found a duplicate id
+    const size = ids.size;
     ids.set(n.id, i);
+    if (ids.size === size) {
+      let prev = 0;
+      while (out[prev]!.id !== n.id) prev++;
+      throw ruleError(rules[i], i, 'id', `duplicate id (also rule #${prev})`);
+    }
     out[i] = n;
   }
   return out;
