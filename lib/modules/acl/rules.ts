@@ -59,7 +59,7 @@ export const MAX_RECORDS_PER_RULE = 65536;
 /** A parsed CIDR: IPv4 as a number (fast path, no Buffer), IPv6 as 16 bytes. */
 export interface Net {
   family: 4 | 6;
-  /** IPv4 network address as an unsigned 32-bit number. */
+  /** IPv4 network address as a signed 32-bit number (`>>> 0` for the unsigned value): a small integer, not a boxed double, in every Net. */
   v4: number;
   /** IPv6 network address (null for IPv4). */
   v6: Buffer | null;
@@ -74,8 +74,9 @@ export interface NormalizedRule {
   rule: AclRule;
   id: string;
   action: number;
-  src: Net[] | null;
-  dst: Net[] | null;
+  /** One address (the rule's `src` was a string) or a list; null: any. */
+  src: Net | readonly Net[] | null;
+  dst: Net | readonly Net[] | null;
   proto: number | null;
   sport: [number, number] | null;
   dport: [number, number] | null;
@@ -189,7 +190,7 @@ function fastV4(s: string): Net | null {
     }
   }
   if (len < 32 && (addr & (-1 >>> len)) !== 0) return null; // host bits: the general parser explains
-  return { family: 4, v4: addr >>> 0, v6: null, prefixLen: len, text: len === 32 && i < n ? s.slice(0, i) : s };
+  return { family: 4, v4: addr, v6: null, prefixLen: len, text: len === 32 && i < n ? s.slice(0, i) : s };
 }
 
 function parseNet(s: string): Net {
@@ -197,7 +198,7 @@ function parseNet(s: string): Net {
   if (fast) return fast;
   const c = parseCidr(s, 'cidr');
   if (c.family === 4) {
-    const v4 = c.addr.readUInt32BE(0);
+    const v4 = c.addr.readInt32BE(0);
     const a = c.addr;
     const text = `${a[0]}.${a[1]}.${a[2]}.${a[3]}`;
     return { family: 4, v4, v6: null, prefixLen: c.prefixLen, text: c.prefixLen === 32 ? text : `${text}/${c.prefixLen}` };
@@ -206,10 +207,11 @@ function parseNet(s: string): Net {
   return { family: 6, v4: 0, v6: c.addr, prefixLen: c.prefixLen, text: c.prefixLen === 128 ? text : `${text}/${c.prefixLen}` };
 }
 
-function parseAddrList(v: unknown, raw: unknown, index: number, field: 'src' | 'dst'): Net[] {
+/** A rule's src or dst: one Net for a string (no list allocated), a list for a list. */
+function parseAddrList(v: unknown, raw: unknown, index: number, field: 'src' | 'dst'): Net | Net[] {
   if (typeof v === 'string') {
     const fast = fastV4(v);
-    if (fast) return [fast];
+    if (fast) return fast;
   }
   const list = typeof v === 'string' ? [v] : Array.isArray(v) ? v : fail(raw, index, field, `expected a CIDR or a list of CIDRs, got ${show(v)}`);
   if (list.length === 0) fail(raw, index, field, 'empty list (leave the field out to match any address)');
@@ -226,7 +228,7 @@ function parseAddrList(v: unknown, raw: unknown, index: number, field: 'src' | '
       fail(raw, index, sub(i), msg);
     }
   }
-  return out;
+  return typeof v === 'string' ? out[0]! : out;
 }
 
 /** Is `k` a rule field? (a switch: this runs for every key of every rule) */
@@ -240,8 +242,9 @@ function isRuleField(k: string): boolean {
 }
 
 /** Address families of a src or dst list (bit 1: IPv4, bit 2: IPv6; absent: both). */
-function familiesOf(l: Net[] | null): number {
+function familiesOf(l: Net | readonly Net[] | null): number {
   if (!l) return 3;
+  if (!isList(l)) return l.family === 4 ? 1 : 2;
   let m = 0;
   for (let i = 0; i < l.length; i++) m |= l[i]!.family === 4 ? 1 : 2;
   return m;
@@ -289,8 +292,8 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
   const rd = r.dst;
   const src = rs === undefined ? null : parseAddrList(rs, raw, index, 'src');
   const dst = rd === undefined ? null : parseAddrList(rd, raw, index, 'dst');
-  if (src) canon.src = typeof rs === 'string' ? src[0]!.text : src.map((c) => c.text);
-  if (dst) canon.dst = typeof rd === 'string' ? dst[0]!.text : dst.map((c) => c.text);
+  if (src) canon.src = isList(src) ? src.map((c) => c.text) : src.text;
+  if (dst) canon.dst = isList(dst) ? dst.map((c) => c.text) : dst.text;
 
   let sport: [number, number] | null = null;
   let dport: [number, number] | null = null;
@@ -346,13 +349,17 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
   if (fams === 0) fail(raw, index, 'dst', `no destination of the same address family as the sources (src is IPv${sf & 1 ? 4 : 6}, dst is IPv${df & 1 ? 4 : 6})`);
   if (proto === 1 && !(fams & 1)) fail(raw, index, 'proto', "'icmp' is IPv4's; use 'icmpv6' with IPv6 addresses");
   if (proto === 58 && !(fams & 2)) fail(raw, index, 'proto', "'icmpv6' is IPv6's; use 'icmp' with IPv4 addresses");
-  const combos = (src ? src.length : 1) * (dst ? dst.length : 1);
+  const combos = (src && isList(src) ? src.length : 1) * (dst && isList(dst) ? dst.length : 1);
   if (combos > MAX_RECORDS_PER_RULE) fail(raw, index, 'dst', `src x dst makes ${combos} combinations, at most ${MAX_RECORDS_PER_RULE}`);
 
   return {
     rule: canon, id, action: actionCode, src, dst, proto, sport, dport, ifindex,
     needsL4: sport !== null || dport !== null,
   };
+}
+
+function isList(l: Net | readonly Net[]): l is readonly Net[] {
+  return Array.isArray(l);
 }
 
 function isByte(v: unknown): boolean {
@@ -434,14 +441,44 @@ function addrWords(c: Net | null, words: number, lo: Uint32Array, hi: Uint32Arra
     }
     return;
   }
+  if (c.family === 4) {
+    // no host bits (validated): the network address, then the host part set
+    lo[at] = c.v4 >>> 0;
+    hi[at] = (c.v4 | (c.prefixLen === 0 ? -1 : c.prefixLen === 32 ? 0 : -1 >>> c.prefixLen)) >>> 0;
+    return;
+  }
   for (let i = 0; i < words; i++) {
-    const w = c.family === 4 ? c.v4 : c.v6!.readUInt32BE(4 * i);
+    const w = c.v6!.readUInt32BE(4 * i);
     const bits = Math.min(32, Math.max(0, c.prefixLen - 32 * i));
     const span = 2 ** (32 - bits) - 1; // host part of this word
     const base = bits === 0 ? 0 : Math.floor(w / (span + 1)) * (span + 1);
     lo[at + i] = base;
     hi[at + i] = base + span;
   }
+}
+
+/** How many of a src/dst's addresses are of family `fam` (absent: any address, 1). */
+function countOf(l: Net | readonly Net[] | null, fam: number): number {
+  if (!l) return 1;
+  if (!isList(l)) return l.family === fam ? 1 : 0;
+  let n = 0;
+  for (const c of l) if (c.family === fam) n++;
+  return n;
+}
+
+// one-address lists for expandRules (filled and read synchronously, never kept)
+const ONE_SRC: (Net | null)[] = [null];
+const ONE_DST: (Net | null)[] = [null];
+
+/** A src/dst's addresses of family `fam`, as a list (`one` holds a single address). */
+function ofFamily(l: Net | readonly Net[] | null, fam: number, one: (Net | null)[]): readonly (Net | null)[] {
+  if (!l) return ANY;
+  if (!isList(l)) {
+    if (l.family !== fam) return NONE;
+    one[0] = l;
+    return one;
+  }
+  return l.length === 1 ? (l[0]!.family === fam ? l : NONE) : l.filter((c) => c.family === fam);
 }
 
 /**
@@ -451,15 +488,10 @@ function addrWords(c: Net | null, words: number, lo: Uint32Array, hi: Uint32Arra
 export function expandRules(rules: NormalizedRule[], slots: ArrayLike<number>, tags: ArrayLike<number>): { v4: FamilyEntries; v6: FamilyEntries } {
   let n4 = 0;
   let n6 = 0;
-  const count = (l: Net[] | null, fam: number): number => {
-    if (!l) return 1;
-    let n = 0;
-    for (const c of l) if (c.family === fam) n++;
-    return n;
-  };
-  for (const r of rules) {
-    if (r.proto !== 58) n4 += count(r.src, 4) * count(r.dst, 4);
-    if (r.proto !== 1) n6 += count(r.src, 6) * count(r.dst, 6);
+  for (let ri = 0; ri < rules.length; ri++) {
+    const r = rules[ri]!;
+    if (r.proto !== 58) n4 += countOf(r.src, 4) * countOf(r.dst, 4);
+    if (r.proto !== 1) n6 += countOf(r.src, 6) * countOf(r.dst, 6);
   }
   const mk = (dims: number, count: number): FamilyEntries => ({
     dims, count, lo: new Uint32Array(count * dims), hi: new Uint32Array(count * dims),
@@ -472,15 +504,17 @@ export function expandRules(rules: NormalizedRule[], slots: ArrayLike<number>, t
   for (let ri = 0; ri < rules.length; ri++) {
     const r = rules[ri]!;
     const meta = (slots[ri]! | (r.action << 24)) >>> 0;
-    for (const fam of [4, 6] as const) {
+    for (let fam = 4; fam <= 6; fam += 2) {
       if ((fam === 4 && r.proto === 58) || (fam === 6 && r.proto === 1)) continue;
-      const srcs = !r.src ? ANY : r.src.length === 1 ? (r.src[0]!.family === fam ? r.src : NONE) : r.src.filter((c) => c.family === fam);
-      const dsts = !r.dst ? ANY : r.dst.length === 1 ? (r.dst[0]!.family === fam ? r.dst : NONE) : r.dst.filter((c) => c.family === fam);
+      const srcs = ofFamily(r.src, fam, ONE_SRC);
+      const dsts = ofFamily(r.dst, fam, ONE_DST);
       const F = fam === 4 ? v4 : v6;
       const D = F.dims;
       const aw = fam === 4 ? 1 : 4;
-      for (const s of srcs) {
-        for (const d of dsts) {
+      for (let si = 0; si < srcs.length; si++) {
+        const s = srcs[si]!;
+        for (let di = 0; di < dsts.length; di++) {
+          const d = dsts[di]!;
           const i = fam === 4 ? i4++ : i6++;
           const at = i * D;
           addrWords(s, aw, F.lo, F.hi, at);
