@@ -221,7 +221,8 @@ interface Prepared {
   used: number; // bytes of the blob in use
   words: Uint32Array; // the compiled blob (its header as compiled)
   header: Uint32Array; // the first HDR_WORDS words, header fields filled in
-  json: Buffer; // the rule set's source, at word words.length
+  json: string; // the rule set's source (JSON), at word words.length: #fill encodes it in place
+  jsonBytes: number; // its length in UTF-8
   byId: Map<string, number>; // id -> index in norm
   info: AclCompileInfo;
 }
@@ -601,7 +602,8 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     const source: Source = {
       v: SOURCE_VERSION, gen, ...settings, rules: norm.map((r) => r.rule), slots: Array.from(slots), tags: Array.from(tags),
     };
-    const json = Buffer.from(JSON.stringify(source), 'utf8');
+    const json = JSON.stringify(source);
+    const jsonBytes = Buffer.byteLength(json, 'utf8');
     const compiled = await compiling.catch((e: unknown) => {
       if (!(e instanceof BpfkitError) || e.code !== 'ERR_MAP_FULL') throw e;
       throw new BpfkitError('ERR_MAP_FULL', `${e.message}: the firewall's rule-set maps hold ${this.#blobBytes} (variant ${this.variant}); attach with a larger maxRules`, {
@@ -610,7 +612,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     });
     const words = compiled.words;
     const srcOff = words.length;
-    const used = srcOff * 4 + json.length;
+    const used = srcOff * 4 + jsonBytes;
     if (used > this.#blobBytes) {
       throw new BpfkitError(
         'ERR_MAP_FULL',
@@ -626,13 +628,13 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     hw(H_FLAGS, (settings.defaultAction === 'deny' ? FLAG_DEFAULT_DENY : 0) | (settings.defaultDenyEvents ? FLAG_EVENTS_DEFAULT : 0) | (settings.events ? 0 : FLAG_NO_EVENTS));
     hw(H_INTERVAL_MS, settings.eventIntervalMs);
     hw(H_SRC_OFF, srcOff);
-    hw(H_SRC_LEN, json.length);
+    hw(H_SRC_LEN, jsonBytes);
     hw(H_RULES, norm.length);
     const now = Date.now();
     hw(H_CREATED_LO, now % 2 ** 32);
     hw(H_CREATED_HI, Math.floor(now / 2 ** 32));
     return {
-      norm, settings, slots, tags, fresh, gen, used, words, header, json, byId,
+      norm, settings, slots, tags, fresh, gen, used, words, header, json, jsonBytes, byId,
       info: {
         rules: norm.length, records: v4.count + v6.count, bytes: used, capacityBytes: this.#blobBytes,
         trees: compiled.trees, compileMs: performance.now() - t0,
@@ -713,7 +715,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     const w = new Uint32Array(dst.buffer, dst.byteOffset, p.words.length);
     w.set(p.words);
     w.set(p.header);
-    p.json.copy(dst, p.words.length * 4);
+    dst.write(p.json, p.words.length * 4, p.jsonBytes, 'utf8');
     if (prevUsed > p.used) dst.fill(0, p.used, prevUsed);
   }
 
