@@ -8,13 +8,14 @@
 //
 // A tree is built depth first. A node's rule list is a range of one stack (`pool_`); the
 // node pushes its children's lists above it and pops them when its subtree is done, so
-// building allocates nothing per node. A big tree's root hands the second half of its
-// children (by rules) to a second thread, which builds them into words of its own that
-// are appended and relocated afterwards: the same split on every machine, so the same
-// rules still give the same words.
+// building allocates nothing per node. A big tree's root has its children's subtrees
+// (one per segment) built by up to four threads, each segment into words of its own with
+// leaves shared only inside it; they are appended in order and relocated afterwards, so
+// the words depend on the rules only, not on the threads or on which took which segment.
 #include <napi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <exception>
@@ -80,16 +81,16 @@ struct TooBig {};
 class TreeBuilder {
  public:
   TreeBuilder(const Family& fam, const std::vector<uint32_t>& recOff, std::vector<uint32_t>& out, const Options& o)
-      : fam_(fam), recOff_(recOff), out_(out), o_(o), D_(fam.dims) {
+      : fam_(fam), recOff_(recOff), out_(&out), o_(o), D_(fam.dims) {
     diff_.resize(Pow2(o.maxCutBits) + 2);
     edge_.resize(Pow2(o.maxCutBits) + 2);
   }
 
   uint32_t nodes = 0, leaves = 0, maxDepth = 0, maxLeaf = 0;
-  // words written before this builder's out_ begins, for the maxWords check (a helper
-  // building part of a tree into words of its own)
+  // words written before this builder's out_ begins, for the maxWords check (a segment
+  // of a split root, built into words of its own)
   size_t limitBase = 0;
-  // split the root's children over two threads (when the root has at least kSplitMin rules)
+  // build the root's subtrees on several threads (when the root has at least kSplitMin rules)
   bool split = false;
   static constexpr uint32_t kSplitMin = 2048;
 
@@ -104,7 +105,7 @@ class TreeBuilder {
  private:
   const Family& fam_;
   const std::vector<uint32_t>& recOff_;
-  std::vector<uint32_t>& out_;
+  std::vector<uint32_t>* out_;
   const Options& o_;
   const int D_;
   std::vector<int32_t> pool_;
@@ -120,9 +121,10 @@ class TreeBuilder {
   uint32_t cutMax_ = 0;
 
   uint32_t Reserve(size_t n) {
-    size_t at = out_.size();
+    std::vector<uint32_t>& out = *out_;
+    size_t at = out.size();
     if (limitBase + at + n > o_.maxWords) throw TooBig{};
-    out_.resize(at + n, 0);
+    out.resize(at + n, 0);
     return static_cast<uint32_t>(at);
   }
 
@@ -139,6 +141,7 @@ class TreeBuilder {
 
   uint32_t Leaf(uint32_t off, uint32_t n, uint32_t depth) {
     if (n > ACL_LEAF_MAX) throw TooComplex{fam_.family, depth, n};
+    std::vector<uint32_t>& out_ = *this->out_;
     // identical leaves are shared: FNV-1a over the record indices, checked word by word
     uint32_t h = 0x811c9dc5u ^ n;
     for (uint32_t i = 0; i < n; i++) h = (h ^ static_cast<uint32_t>(pool_[off + i])) * 0x01000193u;
@@ -278,18 +281,15 @@ class TreeBuilder {
       for (uint32_t j = spanA_[i]; j <= spanB_[i]; j++) pool_[pool_[segAt + nseg + j] + pool_[segAt + 2 * nseg + j]++] = r;
     }
     const uint32_t at = Reserve(1 + nc);
+    std::vector<uint32_t>& out_ = *this->out_;  // the vector (children grow it: index it afresh)
     out_[at] = static_cast<uint32_t>(d) | (shift << 8) | (bits << 16);
     nodes++;
     // children: the region is narrowed in place and restored (depth-first build)
     reg.free[d] = static_cast<uint8_t>(shift);
-    uint32_t ownSegs = nseg;
-    std::unique_ptr<Part> part;
     if (split && depth == 0 && n >= kSplitMin && nseg >= 2) {
-      ownSegs = SplitPoint(segAt, nseg);
-      part = StartPart(segAt, nseg, ownSegs, d, base, mask, reg, depth);
-    }
-    try {
-      for (uint32_t j = 0; j < ownSegs; j++) {
+      Segments(at, nc, segAt, nseg, d, base, mask, reg, depth);
+    } else {
+      for (uint32_t j = 0; j < nseg; j++) {
         uint32_t c0 = static_cast<uint32_t>(pool_[segAt + j]);
         uint32_t c1 = j + 1 < nseg ? static_cast<uint32_t>(pool_[segAt + j + 1]) : nc;
         reg.base[d] = base + uint64_t{c0} * (mask + 1);
@@ -297,127 +297,124 @@ class TreeBuilder {
                               depth + 1);
         std::fill(out_.begin() + at + 1 + c0, out_.begin() + at + 1 + c1, child);
       }
-    } catch (...) {
-      if (part) part->Join();  // this thread's error first, as in a one-thread build
-      throw;
     }
-    if (part) FinishPart(*part, at, nc);
     reg.base[d] = base;
     reg.free[d] = static_cast<uint8_t>(free);
     pool_.resize(saved);
     return at;
   }
 
-  // Segments of a node built by a second thread, into words of their own.
-  struct Part {
-    std::vector<uint32_t> segStart;  // first child of each segment
-    std::vector<int32_t> lists;      // the segments' rule lists, one after the other
-    std::vector<uint32_t> listLen;
-    std::vector<uint32_t> words;     // what the helper built, offsets from 0
-    std::vector<uint32_t> child;     // each segment's subtree (an offset in words)
-    uint32_t nodes = 0, leaves = 0, maxDepth = 0, maxLeaf = 0;
+  // One segment's subtree of a split root: its words (offsets from 0), or its error.
+  struct Seg {
+    std::vector<uint32_t> words;
+    uint32_t child = 0;
     std::exception_ptr error;
     bool tooComplex = false;
     size_t wordsAtError = 0;
-    std::thread th;
-    void Join() {
-      if (th.joinable()) th.join();
-    }
-    ~Part() { Join(); }
   };
 
-  // The first segment of the second half of a node's children, by rules (each segment
-  // weighs its rule count): segments [0, k) are built here, [k, nseg) by a helper.
-  uint32_t SplitPoint(uint32_t segAt, uint32_t nseg) const {
-    uint64_t total = 0;
-    for (uint32_t j = 0; j < nseg; j++) total += static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
-    uint64_t run = 0;
-    uint32_t k = 1;
-    for (; k < nseg - 1; k++) {
-      run += static_cast<uint32_t>(pool_[segAt + 2 * nseg + k - 1]);
-      if (2 * run >= total) break;
-    }
-    return k;
-  }
-
-  // Starts building segments [from, nseg) of a node on a second thread (or here, when no
-  // thread can be started: the words are the same either way). The helper gets copies of
-  // everything it reads but the records, which nobody writes while trees are built.
-  std::unique_ptr<Part> StartPart(uint32_t segAt, uint32_t nseg, uint32_t from, int d, uint64_t base, uint64_t mask, const Region& reg,
-                                  uint32_t depth) {
-    auto part = std::make_unique<Part>();
-    Part* p = part.get();
-    for (uint32_t j = from; j < nseg; j++) {
-      p->segStart.push_back(static_cast<uint32_t>(pool_[segAt + j]));
-      uint32_t lo = static_cast<uint32_t>(pool_[segAt + nseg + j]), len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
-      p->lists.insert(p->lists.end(), pool_.begin() + lo, pool_.begin() + lo + len);
-      p->listLen.push_back(len);
-    }
-    const size_t limit = limitBase + out_.size();
-    auto work = [this, p, reg = Region(reg), d, base, mask, depth, limit]() mutable {
+  // Builds the subtrees of the node at `at` (its segments are on the pool at segAt) on
+  // this thread and up to three more, each taking the next segment not yet taken; then
+  // appends them in segment order, node pointers moved by where they land. Errors are
+  // those of building the segments one after the other here: the first segment's that
+  // fails, "too big" first when the words before its error already outgrow the limit.
+  void Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t nseg, int d, uint64_t base, uint64_t mask, const Region& reg,
+                uint32_t depth) {
+    std::vector<Seg> segs(nseg);
+    std::atomic<uint32_t> next{0};
+    std::atomic<uint32_t> firstFailed{nseg};  // segments after it cannot change the outcome
+    const size_t limit = limitBase + out_->size();
+    struct Worker {
+      uint32_t nodes = 0, leaves = 0, maxDepth = 0, maxLeaf = 0;
+      std::exception_ptr error;  // could not even start (out of memory)
+    };
+    // the workers only read this builder's pool (nothing writes it until they are joined)
+    auto work = [&](Worker& w) {
       try {
-        TreeBuilder tb(fam_, recOff_, p->words, o_);
-        tb.limitBase = limit;
-        tb.pool_ = std::move(p->lists);
-        uint32_t listAt = 0;
-        for (size_t j = 0; j < p->segStart.size(); j++) {
-          reg.base[d] = base + uint64_t{p->segStart[j]} * (mask + 1);
-          p->child.push_back(tb.Node(listAt, p->listLen[j], reg, depth + 1));
-          listAt += p->listLen[j];
+        std::vector<uint32_t> none;
+        TreeBuilder tb(fam_, recOff_, none, o_);
+        Region r = reg;
+        for (uint32_t j; (j = next.fetch_add(1)) < nseg;) {
+          if (j > firstFailed.load()) continue;
+          Seg& sg = segs[j];
+          try {
+            tb.out_ = &sg.words;
+            tb.limitBase = limit;
+            tb.leafCache_.clear();
+            const uint32_t lo = static_cast<uint32_t>(pool_[segAt + nseg + j]), len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
+            tb.pool_.assign(pool_.begin() + lo, pool_.begin() + lo + len);
+            r.base[d] = base + uint64_t{static_cast<uint32_t>(pool_[segAt + j])} * (mask + 1);
+            sg.child = tb.Node(0, len, r, depth + 1);
+          } catch (...) {
+            sg.error = std::current_exception();
+            try {
+              std::rethrow_exception(sg.error);
+            } catch (const TooComplex&) {
+              sg.tooComplex = true;
+            } catch (...) {
+            }
+            sg.wordsAtError = sg.words.size();
+            for (uint32_t f = firstFailed.load(); j < f && !firstFailed.compare_exchange_weak(f, j);) {
+            }
+            r = reg;  // a failed subtree leaves the region narrowed
+          }
         }
-        p->nodes = tb.nodes;
-        p->leaves = tb.leaves;
-        p->maxDepth = tb.maxDepth;
-        p->maxLeaf = tb.maxLeaf;
-      } catch (const TooComplex&) {
-        p->error = std::current_exception();
-        p->tooComplex = true;
-        p->wordsAtError = p->words.size();
+        w.nodes = tb.nodes;
+        w.leaves = tb.leaves;
+        w.maxDepth = tb.maxDepth;
+        w.maxLeaf = tb.maxLeaf;
       } catch (...) {
-        p->error = std::current_exception();
+        w.error = std::current_exception();
       }
     };
-    try {
-      p->th = std::thread(work);
-    } catch (const std::system_error&) {
-      work();
-    }
-    return part;
-  }
-
-  // Joins the helper, raises its error (as the one-thread build would have: "too big"
-  // first when the words before its error already outgrow the limit), else appends its
-  // words with their node pointers moved by where they land and points the node's
-  // children at its subtrees.
-  void FinishPart(Part& p, uint32_t at, uint32_t nc) {
-    p.Join();
-    const size_t landAt = out_.size();
-    if (p.error) {
-      if (p.tooComplex && limitBase + landAt + p.wordsAtError > o_.maxWords) throw TooBig{};
-      std::rethrow_exception(p.error);
-    }
-    if (limitBase + landAt + p.words.size() > o_.maxWords) throw TooBig{};
-    const uint32_t shift = static_cast<uint32_t>(landAt);
-    std::vector<uint32_t>& w = p.words;
-    for (size_t q = 0; q < w.size();) {
-      if (w[q] & ACL_LEAF) {  // record offsets: absolute already
-        q += 1 + (w[q] & 0xffff);
-        continue;
+    const unsigned hw = std::thread::hardware_concurrency();
+    const unsigned helpers = std::min(3u, std::min(hw > 1 ? hw - 1 : 0u, nseg - 1));
+    std::vector<Worker> workers(1 + helpers);
+    std::vector<std::thread> threads;
+    for (unsigned i = 0; i < helpers; i++) {
+      try {
+        threads.emplace_back(work, std::ref(workers[1 + i]));
+      } catch (const std::system_error&) {
+        break;  // fewer threads: the same words
       }
-      const size_t kids = size_t{1} << ((w[q] >> 16) & 0xff);
-      for (size_t i = 1; i <= kids; i++) w[q + i] += shift;
-      q += 1 + kids;
     }
-    out_.insert(out_.end(), w.begin(), w.end());
-    for (size_t j = 0; j < p.segStart.size(); j++) {
-      uint32_t c0 = p.segStart[j];
-      uint32_t c1 = j + 1 < p.segStart.size() ? p.segStart[j + 1] : nc;
-      std::fill(out_.begin() + at + 1 + c0, out_.begin() + at + 1 + c1, p.child[j] + shift);
+    work(workers[0]);
+    for (std::thread& t : threads) t.join();
+    for (const Worker& w : workers) {
+      if (w.error) std::rethrow_exception(w.error);
     }
-    nodes += p.nodes;
-    leaves += p.leaves;
-    maxDepth = std::max(maxDepth, p.maxDepth);
-    maxLeaf = std::max(maxLeaf, p.maxLeaf);
+    std::vector<uint32_t>& out = *out_;
+    for (uint32_t j = 0; j < nseg; j++) {
+      Seg& sg = segs[j];
+      const size_t landAt = out.size();
+      if (sg.error) {
+        if (sg.tooComplex && limitBase + landAt + sg.wordsAtError > o_.maxWords) throw TooBig{};
+        std::rethrow_exception(sg.error);
+      }
+      if (limitBase + landAt + sg.words.size() > o_.maxWords) throw TooBig{};
+      const uint32_t shift = static_cast<uint32_t>(landAt);
+      std::vector<uint32_t>& w = sg.words;
+      for (size_t q = 0; q < w.size();) {
+        if (w[q] & ACL_LEAF) {  // record offsets: absolute already
+          q += 1 + (w[q] & 0xffff);
+          continue;
+        }
+        const size_t kids = size_t{1} << ((w[q] >> 16) & 0xff);
+        for (size_t i = 1; i <= kids; i++) w[q + i] += shift;
+        q += 1 + kids;
+      }
+      out.insert(out.end(), w.begin(), w.end());
+      std::vector<uint32_t>().swap(w);
+      const uint32_t c0 = static_cast<uint32_t>(pool_[segAt + j]);
+      const uint32_t c1 = j + 1 < nseg ? static_cast<uint32_t>(pool_[segAt + j + 1]) : nc;
+      std::fill(out.begin() + at + 1 + c0, out.begin() + at + 1 + c1, sg.child + shift);
+    }
+    for (const Worker& w : workers) {
+      nodes += w.nodes;
+      leaves += w.leaves;
+      maxDepth = std::max(maxDepth, w.maxDepth);
+      maxLeaf = std::max(maxLeaf, w.maxLeaf);
+    }
   }
 
   // Best (dimension, bits) into cutD_/cutBits_/cutMax_: the cut that leaves the smallest
