@@ -231,6 +231,19 @@ function parseAddrList(v: unknown, raw: unknown, index: number, field: 'src' | '
   return typeof v === 'string' ? out[0]! : out;
 }
 
+/**
+ * A canonical rule under construction: a class (rather than a literal) so that V8 keeps
+ * room in the object for the fields added after id and action, instead of allocating a
+ * separate property store for them. Only ever seen as an AclRule: rules() and the pin
+ * hand out plain copies (structuredClone, JSON).
+ */
+class CanonRule {
+  constructor(
+    public id: string,
+    public action: AclAction,
+  ) {}
+}
+
 /** Is `k` a rule field? (a switch: this runs for every key of every rule) */
 function isRuleField(k: string): boolean {
   switch (k) {
@@ -271,7 +284,7 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
   const action = r.action;
   const actionCode = action === 'allow' ? ACT_ALLOW : action === 'deny' ? ACT_DENY : action === 'log' ? ACT_LOG : -1;
   if (actionCode < 0) fail(raw, index, 'action', `expected 'allow', 'deny' or 'log', got ${show(action)}`);
-  const canon: AclRule = { id, action: action as AclAction };
+  const canon: AclRule = new CanonRule(id, action as AclAction);
 
   let proto: number | null = null;
   const rp = r.proto;
