@@ -22,7 +22,6 @@
 #include <memory>
 #include <new>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -371,10 +370,11 @@ class TreeBuilder {
     const unsigned helpers = std::min(3u, std::min(hw > 1 ? hw - 1 : 0u, nseg - 1));
     std::vector<Worker> workers(1 + helpers);
     std::vector<std::thread> threads;
+    threads.reserve(helpers);
     for (unsigned i = 0; i < helpers; i++) {
       try {
         threads.emplace_back(work, std::ref(workers[1 + i]));
-      } catch (const std::system_error&) {
+      } catch (...) {
         break;  // fewer threads: the same words
       }
     }
