@@ -570,21 +570,19 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   async #prepare(rules: readonly AclRule[] | unknown, settings: Settings): Promise<Prepared> {
     const t0 = performance.now();
     // rules unchanged since the set in force (same id, same canonical form) are not
-    // validated again
-    const previous = { get: (id: string) => {
-      const i = this.#slotById.get(id);
-      return i === undefined ? undefined : this.#norm[i];
-    } };
+    // validated again; `at`: each rule's position in the set in force (-1: a new id)
+    const previous = { ids: this.#slotById, rules: this.#norm };
     const byId = new Map<string, number>();
-    const norm = normalizeRules(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous, ids: byId });
+    const at = new Int32Array(Array.isArray(rules) ? Math.min(rules.length, this.maxRules) : 0);
+    const norm = normalizeRules(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous, ids: byId, at });
     const gen = this.#gen + 1;
     const slots = new Uint32Array(norm.length);
     const tags = new Uint32Array(norm.length);
     const fresh: number[] = [];
     let freeAt = this.#free.length;
     for (let i = 0; i < norm.length; i++) {
-      const have = this.#slotById.get(norm[i]!.id);
-      if (have !== undefined) {
+      const have = at[i]!;
+      if (have >= 0) {
         slots[i] = this.#slots[have]!;
         tags[i] = this.#tags[have]!;
       } else {

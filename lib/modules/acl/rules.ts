@@ -409,13 +409,15 @@ function sameRule(raw: unknown, c: AclRule): boolean {
  * problem; returns the normalized rules in order. A rule whose id is in `previous` and
  * which is exactly that rule's canonical form (what rules() returns) is taken from there
  * without validating it again; rules with an interface are always resolved again. `ids`,
- * when given (empty), is filled with each rule's position by id.
+ * when given (empty), is filled with each rule's position by id, and `at`, when given,
+ * with the position in `previous` of the rule with the same id (-1: none).
  */
 export function normalizeRules(
   rules: unknown,
   opts: {
-    capacity: number; resolveIface?: (iface: string | number) => number; previous?: { get(id: string): NormalizedRule | undefined };
-    ids?: Map<string, number>;
+    capacity: number; resolveIface?: (iface: string | number) => number;
+    previous?: { ids: ReadonlyMap<string, number>; rules: readonly NormalizedRule[] };
+    ids?: Map<string, number>; at?: Int32Array;
   },
 ): NormalizedRule[] {
   if (!Array.isArray(rules)) throw new BpfkitError('ERR_INVALID_RULE', `rules: expected an array of rules, got ${show(rules)}`, { field: 'rules' });
@@ -425,10 +427,13 @@ export function normalizeRules(
   const ids = opts.ids ?? new Map<string, number>();
   const out: NormalizedRule[] = new Array(rules.length);
   const previous = opts.previous;
+  const at = opts.at;
   for (let i = 0; i < rules.length; i++) {
     const raw = rules[i] as { id?: unknown } | null;
-    const had = previous && typeof raw?.id === 'string' ? previous.get(raw.id) : undefined;
+    const p = previous && typeof raw?.id === 'string' ? previous.ids.get(raw.id) : undefined;
+    const had = p === undefined ? undefined : previous!.rules[p];
     const n = had && had.ifindex === null && sameRule(raw, had.rule) ? had : normalizeRule(rules[i], i, opts.resolveIface);
+    if (at) at[i] = p ?? -1; // (a valid rule's id is a string: looked up above)
     // one lookup per rule: a set that does not grow the map found a duplicate id
     const size = ids.size;
     ids.set(n.id, i);
