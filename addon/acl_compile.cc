@@ -8,15 +8,21 @@
 //
 // A tree is built depth first. A node's rule list is a range of one stack (`pool_`); the
 // node pushes its children's lists above it and pops them when its subtree is done, so
-// building allocates nothing per node.
+// building allocates nothing per node. A big tree's root has its children's subtrees
+// (one per segment) built by up to four threads, each segment into words of its own with
+// leaves shared only inside it; they are appended in order and relocated afterwards, so
+// the words depend on the rules only, not on the threads or on which took which segment.
 #include <napi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <new>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -74,12 +80,18 @@ struct TooBig {};
 class TreeBuilder {
  public:
   TreeBuilder(const Family& fam, const std::vector<uint32_t>& recOff, std::vector<uint32_t>& out, const Options& o)
-      : fam_(fam), recOff_(recOff), out_(out), o_(o), D_(fam.dims) {
+      : fam_(fam), recOff_(recOff), out_(&out), o_(o), D_(fam.dims) {
     diff_.resize(Pow2(o.maxCutBits) + 2);
     edge_.resize(Pow2(o.maxCutBits) + 2);
   }
 
   uint32_t nodes = 0, leaves = 0, maxDepth = 0, maxLeaf = 0;
+  // words written before this builder's out_ begins, for the maxWords check (a segment
+  // of a split root, built into words of its own)
+  size_t limitBase = 0;
+  // build the root's subtrees on several threads (when the root has at least kSplitMin rules)
+  bool split = false;
+  static constexpr uint32_t kSplitMin = 2048;
 
   uint32_t Build(const std::vector<int32_t>& list) {
     Region reg;
@@ -92,7 +104,7 @@ class TreeBuilder {
  private:
   const Family& fam_;
   const std::vector<uint32_t>& recOff_;
-  std::vector<uint32_t>& out_;
+  std::vector<uint32_t>* out_;
   const Options& o_;
   const int D_;
   std::vector<int32_t> pool_;
@@ -108,9 +120,10 @@ class TreeBuilder {
   uint32_t cutMax_ = 0;
 
   uint32_t Reserve(size_t n) {
-    size_t at = out_.size();
-    if (at + n > o_.maxWords) throw TooBig{};
-    out_.resize(at + n, 0);
+    std::vector<uint32_t>& out = *out_;
+    size_t at = out.size();
+    if (limitBase + at + n > o_.maxWords) throw TooBig{};
+    out.resize(at + n, 0);
     return static_cast<uint32_t>(at);
   }
 
@@ -127,6 +140,7 @@ class TreeBuilder {
 
   uint32_t Leaf(uint32_t off, uint32_t n, uint32_t depth) {
     if (n > ACL_LEAF_MAX) throw TooComplex{fam_.family, depth, n};
+    std::vector<uint32_t>& out_ = *this->out_;
     // identical leaves are shared: FNV-1a over the record indices, checked word by word
     uint32_t h = 0x811c9dc5u ^ n;
     for (uint32_t i = 0; i < n; i++) h = (h ^ static_cast<uint32_t>(pool_[off + i])) * 0x01000193u;
@@ -194,6 +208,11 @@ class TreeBuilder {
       spanA_.resize(n);
       spanB_.resize(n);
     }
+    // The segment starts, sorted and unique. With few children per rule (the usual case)
+    // they are marked in edge_ and read back in order, and each child's segment is looked
+    // up in diff_; with many children per rule they are sorted and binary-searched.
+    const bool marked = nc <= 16 * uint64_t{n} + 64;
+    if (marked) std::fill(edge_.begin(), edge_.begin() + nc, 0);
     cuts_.clear();
     cuts_.push_back(0);
     for (uint32_t i = 0; i < n; i++) {
@@ -204,13 +223,32 @@ class TreeBuilder {
       uint32_t a = static_cast<uint32_t>(lr >> shift), b = static_cast<uint32_t>(hr >> shift);
       spanA_[i] = a;
       spanB_[i] = b;
+      if (marked) {
+        edge_[a] = 1;
+        if (b + 1 < nc) edge_[b + 1] = 1;
+        if ((lr & mask) && a + 1 < nc) edge_[a + 1] = 1;  // a rule starting inside child a
+        if ((hr + 1) & mask) edge_[b] = 1;                // a rule ending inside child b
+        continue;
+      }
       cuts_.push_back(a);
       if (b + 1 < nc) cuts_.push_back(b + 1);
       if ((lr & mask) && a + 1 < nc) cuts_.push_back(a + 1);  // a rule starting inside child a
       if ((hr + 1) & mask) cuts_.push_back(b);                // a rule ending inside child b
     }
-    std::sort(cuts_.begin(), cuts_.end());
-    cuts_.erase(std::unique(cuts_.begin(), cuts_.end()), cuts_.end());
+    if (marked) {
+      int32_t seg = 0;
+      diff_[0] = 0;
+      for (uint32_t c = 1; c < nc; c++) {
+        if (edge_[c]) {
+          cuts_.push_back(c);
+          seg++;
+        }
+        diff_[c] = seg;  // the segment child c is in
+      }
+    } else {
+      std::sort(cuts_.begin(), cuts_.end());
+      cuts_.erase(std::unique(cuts_.begin(), cuts_.end()), cuts_.end());
+    }
     const uint32_t nseg = static_cast<uint32_t>(cuts_.size());
     // on the pool: segment starts, list offsets, list lengths (nseg each), then the lists
     const size_t saved = pool_.size();
@@ -218,6 +256,7 @@ class TreeBuilder {
     pool_.resize(saved + 3 * size_t{nseg});
     std::copy(cuts_.begin(), cuts_.end(), pool_.begin() + segAt);
     auto segOf = [&](uint32_t c) {
+      if (marked) return static_cast<uint32_t>(diff_[c]);
       return static_cast<uint32_t>(std::upper_bound(cuts_.begin(), cuts_.end(), c) - cuts_.begin() - 1);
     };
     count_.assign(nseg, 0);
@@ -241,22 +280,141 @@ class TreeBuilder {
       for (uint32_t j = spanA_[i]; j <= spanB_[i]; j++) pool_[pool_[segAt + nseg + j] + pool_[segAt + 2 * nseg + j]++] = r;
     }
     const uint32_t at = Reserve(1 + nc);
+    std::vector<uint32_t>& out_ = *this->out_;  // the vector (children grow it: index it afresh)
     out_[at] = static_cast<uint32_t>(d) | (shift << 8) | (bits << 16);
     nodes++;
     // children: the region is narrowed in place and restored (depth-first build)
     reg.free[d] = static_cast<uint8_t>(shift);
-    for (uint32_t j = 0; j < nseg; j++) {
-      uint32_t c0 = static_cast<uint32_t>(pool_[segAt + j]);
-      uint32_t c1 = j + 1 < nseg ? static_cast<uint32_t>(pool_[segAt + j + 1]) : nc;
-      reg.base[d] = base + uint64_t{c0} * (mask + 1);
-      uint32_t child = Node(static_cast<uint32_t>(pool_[segAt + nseg + j]), static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]), reg,
-                            depth + 1);
-      std::fill(out_.begin() + at + 1 + c0, out_.begin() + at + 1 + c1, child);
+    if (split && depth == 0 && n >= kSplitMin && nseg >= 2) {
+      Segments(at, nc, segAt, nseg, d, base, mask, reg, depth);
+    } else {
+      for (uint32_t j = 0; j < nseg; j++) {
+        uint32_t c0 = static_cast<uint32_t>(pool_[segAt + j]);
+        uint32_t c1 = j + 1 < nseg ? static_cast<uint32_t>(pool_[segAt + j + 1]) : nc;
+        reg.base[d] = base + uint64_t{c0} * (mask + 1);
+        uint32_t child = Node(static_cast<uint32_t>(pool_[segAt + nseg + j]), static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]), reg,
+                              depth + 1);
+        std::fill(out_.begin() + at + 1 + c0, out_.begin() + at + 1 + c1, child);
+      }
     }
     reg.base[d] = base;
     reg.free[d] = static_cast<uint8_t>(free);
     pool_.resize(saved);
     return at;
+  }
+
+  // One segment's subtree of a split root: its words (offsets from 0), or its error.
+  struct Seg {
+    std::vector<uint32_t> words;
+    uint32_t child = 0;
+    std::exception_ptr error;
+    bool tooComplex = false;
+    size_t wordsAtError = 0;
+  };
+
+  // Builds the subtrees of the node at `at` (its segments are on the pool at segAt) on
+  // this thread and up to three more, each taking the next segment not yet taken; then
+  // appends them in segment order, node pointers moved by where they land. Errors are
+  // those of building the segments one after the other here: the first segment's that
+  // fails, "too big" first when the words before its error already outgrow the limit.
+  void Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t nseg, int d, uint64_t base, uint64_t mask, const Region& reg,
+                uint32_t depth) {
+    std::vector<Seg> segs(nseg);
+    std::atomic<uint32_t> next{0};
+    std::atomic<uint32_t> firstFailed{nseg};  // segments after it cannot change the outcome
+    const size_t limit = limitBase + out_->size();
+    struct Worker {
+      uint32_t nodes = 0, leaves = 0, maxDepth = 0, maxLeaf = 0;
+      std::exception_ptr error;  // could not even start (out of memory)
+    };
+    // the workers only read this builder's pool (nothing writes it until they are joined)
+    auto work = [&](Worker& w) {
+      try {
+        std::vector<uint32_t> none;
+        TreeBuilder tb(fam_, recOff_, none, o_);
+        Region r = reg;
+        for (uint32_t j; (j = next.fetch_add(1)) < nseg;) {
+          if (j > firstFailed.load()) continue;
+          Seg& sg = segs[j];
+          try {
+            tb.out_ = &sg.words;
+            tb.limitBase = limit;
+            tb.leafCache_.clear();
+            const uint32_t lo = static_cast<uint32_t>(pool_[segAt + nseg + j]), len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
+            tb.pool_.assign(pool_.begin() + lo, pool_.begin() + lo + len);
+            r.base[d] = base + uint64_t{static_cast<uint32_t>(pool_[segAt + j])} * (mask + 1);
+            sg.child = tb.Node(0, len, r, depth + 1);
+          } catch (...) {
+            sg.error = std::current_exception();
+            try {
+              std::rethrow_exception(sg.error);
+            } catch (const TooComplex&) {
+              sg.tooComplex = true;
+            } catch (...) {
+            }
+            sg.wordsAtError = sg.words.size();
+            for (uint32_t f = firstFailed.load(); j < f && !firstFailed.compare_exchange_weak(f, j);) {
+            }
+            r = reg;  // a failed subtree leaves the region narrowed
+          }
+        }
+        w.nodes = tb.nodes;
+        w.leaves = tb.leaves;
+        w.maxDepth = tb.maxDepth;
+        w.maxLeaf = tb.maxLeaf;
+      } catch (...) {
+        w.error = std::current_exception();
+      }
+    };
+    const unsigned hw = std::thread::hardware_concurrency();
+    const unsigned helpers = std::min(3u, std::min(hw > 1 ? hw - 1 : 0u, nseg - 1));
+    std::vector<Worker> workers(1 + helpers);
+    std::vector<std::thread> threads;
+    threads.reserve(helpers);
+    for (unsigned i = 0; i < helpers; i++) {
+      try {
+        threads.emplace_back(work, std::ref(workers[1 + i]));
+      } catch (...) {
+        break;  // fewer threads: the same words
+      }
+    }
+    work(workers[0]);
+    for (std::thread& t : threads) t.join();
+    for (const Worker& w : workers) {
+      if (w.error) std::rethrow_exception(w.error);
+    }
+    std::vector<uint32_t>& out = *out_;
+    for (uint32_t j = 0; j < nseg; j++) {
+      Seg& sg = segs[j];
+      const size_t landAt = out.size();
+      if (sg.error) {
+        if (sg.tooComplex && limitBase + landAt + sg.wordsAtError > o_.maxWords) throw TooBig{};
+        std::rethrow_exception(sg.error);
+      }
+      if (limitBase + landAt + sg.words.size() > o_.maxWords) throw TooBig{};
+      const uint32_t shift = static_cast<uint32_t>(landAt);
+      std::vector<uint32_t>& w = sg.words;
+      for (size_t q = 0; q < w.size();) {
+        if (w[q] & ACL_LEAF) {  // record offsets: absolute already
+          q += 1 + (w[q] & 0xffff);
+          continue;
+        }
+        const size_t kids = size_t{1} << ((w[q] >> 16) & 0xff);
+        for (size_t i = 1; i <= kids; i++) w[q + i] += shift;
+        q += 1 + kids;
+      }
+      out.insert(out.end(), w.begin(), w.end());
+      std::vector<uint32_t>().swap(w);
+      const uint32_t c0 = static_cast<uint32_t>(pool_[segAt + j]);
+      const uint32_t c1 = j + 1 < nseg ? static_cast<uint32_t>(pool_[segAt + j + 1]) : nc;
+      std::fill(out.begin() + at + 1 + c0, out.begin() + at + 1 + c1, sg.child + shift);
+    }
+    for (const Worker& w : workers) {
+      nodes += w.nodes;
+      leaves += w.leaves;
+      maxDepth = std::max(maxDepth, w.maxDepth);
+      maxLeaf = std::max(maxLeaf, w.maxLeaf);
+    }
   }
 
   // Best (dimension, bits) into cutD_/cutBits_/cutMax_: the cut that leaves the smallest
@@ -461,6 +619,7 @@ struct Job {
           const std::vector<int32_t>& g = f.groups[t];
           size_t before = words.size();
           TreeBuilder tb(f, recOff, words, opts);
+          tb.split = true;
           uint32_t root = tb.Build(g);
           words[rootsAt + 2 * t] = root;
           words[rootsAt + 2 * t + 1] = f.prio[g[0]];

@@ -79,7 +79,8 @@ describe('AclFirewall rule-set compiler', () => {
     expect(Buffer.from(b.buffer, b.byteOffset, b.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength))).toBe(true);
   });
 
-  it.each(['acl1_1k', 'fw1_1k', 'ipc1_1k', 'acl1_10k'])('%s: walking the trees gives ClassBench\'s first match for every trace header', async (set) => {
+  // the 10k sets' big trees are built by two threads (the root's children split between them)
+  it.each(['acl1_1k', 'fw1_1k', 'ipc1_1k', 'acl1_10k', 'fw1_10k', 'ipc1_10k'])('%s: walking the trees gives ClassBench\'s first match for every trace header', async (set) => {
     const { v4, v6 } = entries(parseClassBench(readClassBench(`generated/${set}`)));
     const { words } = await compileBlob(v4, v6);
     const trace = parseClassBenchTrace(readClassBench(`generated/${set}_trace`));
@@ -129,6 +130,17 @@ describe('AclFirewall rule-set compiler', () => {
       await expect(compileBlob(v4, v6, {}, limit)).rejects.toMatchObject({ code: 'ERR_MAP_FULL', field: 'rules' });
     }
     expect((await compileBlob(v4, v6, {}, full)).words.length * 4).toBe(full);
+  });
+
+  it('two-thread trees: deterministic, and the limit is exact (fits at its size, ERR_MAP_FULL one word less)', async () => {
+    const { v4, v6 } = entries(parseClassBench(readClassBench('generated/acl1_10k')));
+    const a = (await compileBlob(v4, v6)).words;
+    const b = (await compileBlob(v4, v6)).words;
+    expect(Buffer.from(b.buffer, b.byteOffset, b.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength))).toBe(true);
+    const full = a.length * 4;
+    expect((await compileBlob(v4, v6, {}, full)).words.length * 4).toBe(full);
+    await expect(compileBlob(v4, v6, {}, full - 4)).rejects.toMatchObject({ code: 'ERR_MAP_FULL', field: 'rules' });
+    await expect(compileBlob(v4, v6, {}, full - 4096)).rejects.toMatchObject({ code: 'ERR_MAP_FULL', field: 'rules' });
   });
 
   it('a set whose trees replicate without bound ends in ERR_MAP_FULL at the largest blob, not in an abort', async () => {

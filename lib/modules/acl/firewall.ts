@@ -232,7 +232,9 @@ interface Prepared {
   used: number; // bytes of the blob in use
   words: Uint32Array; // the compiled blob (its header as compiled)
   header: Uint32Array; // the first HDR_WORDS words, header fields filled in
-  json: Buffer; // the rule set's source, at word words.length
+  json: string; // the rule set's source (JSON), at word words.length: #fill encodes it in place
+  jsonBytes: number; // its length in UTF-8
+  byId: Map<string, number>; // id -> index in norm
   info: AclCompileInfo;
 }
 
@@ -581,20 +583,19 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   async #prepare(rules: readonly AclRule[] | unknown, settings: Settings): Promise<Prepared> {
     const t0 = performance.now();
     // rules unchanged since the set in force (same id, same canonical form) are not
-    // validated again
-    const previous = { get: (id: string) => {
-      const i = this.#slotById.get(id);
-      return i === undefined ? undefined : this.#norm[i];
-    } };
-    const norm = normalizeRules(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous });
+    // validated again; `at`: each rule's position in the set in force (-1: a new id)
+    const previous = { ids: this.#slotById, rules: this.#norm };
+    const byId = new Map<string, number>();
+    const at = new Int32Array(Array.isArray(rules) ? Math.min(rules.length, this.maxRules) : 0);
+    const norm = normalizeRules(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous, ids: byId, at });
     const gen = this.#gen + 1;
     const slots = new Uint32Array(norm.length);
     const tags = new Uint32Array(norm.length);
     const fresh: number[] = [];
     let freeAt = this.#free.length;
     for (let i = 0; i < norm.length; i++) {
-      const have = this.#slotById.get(norm[i]!.id);
-      if (have !== undefined) {
+      const have = at[i]!;
+      if (have >= 0) {
         slots[i] = this.#slots[have]!;
         tags[i] = this.#tags[have]!;
       } else {
@@ -612,7 +613,8 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     const source: Source = {
       v: SOURCE_VERSION, gen, ...settings, rules: norm.map((r) => r.rule), slots: Array.from(slots), tags: Array.from(tags),
     };
-    const json = Buffer.from(JSON.stringify(source), 'utf8');
+    const json = JSON.stringify(source);
+    const jsonBytes = Buffer.byteLength(json, 'utf8');
     const compiled = await compiling.catch((e: unknown) => {
       if (!(e instanceof BpfkitError) || e.code !== 'ERR_MAP_FULL') throw e;
       throw new BpfkitError('ERR_MAP_FULL', `${e.message}: the firewall's rule-set maps hold ${this.#blobBytes} (variant ${this.variant}); attach with a larger maxRules`, {
@@ -621,7 +623,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     });
     const words = compiled.words;
     const srcOff = words.length;
-    const used = srcOff * 4 + json.length;
+    const used = srcOff * 4 + jsonBytes;
     if (used > this.#blobBytes) {
       throw new BpfkitError(
         'ERR_MAP_FULL',
@@ -637,13 +639,13 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     hw(H_FLAGS, (settings.defaultAction === 'deny' ? FLAG_DEFAULT_DENY : 0) | (settings.defaultDenyEvents ? FLAG_EVENTS_DEFAULT : 0) | (settings.events ? 0 : FLAG_NO_EVENTS) | (settings.verdictCache ? 0 : FLAG_NO_CACHE));
     hw(H_INTERVAL_MS, settings.eventIntervalMs);
     hw(H_SRC_OFF, srcOff);
-    hw(H_SRC_LEN, json.length);
+    hw(H_SRC_LEN, jsonBytes);
     hw(H_RULES, norm.length);
     const now = Date.now();
     hw(H_CREATED_LO, now % 2 ** 32);
     hw(H_CREATED_HI, Math.floor(now / 2 ** 32));
     return {
-      norm, settings, slots, tags, fresh, gen, used, words, header, json,
+      norm, settings, slots, tags, fresh, gen, used, words, header, json, jsonBytes, byId,
       info: {
         rules: norm.length, records: v4.count + v6.count, bytes: used, capacityBytes: this.#blobBytes,
         trees: compiled.trees, compileMs: performance.now() - t0,
@@ -677,21 +679,22 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       this.#bufUsed = p.used;
       await h.blobs[idle]!.handle.updateBatch(Buffer.alloc(4), this.#buf, 1, 0);
     }
-    await this.#flip(h.outer, h.blobs[idle]!.fd);
-    this.#active = idle;
-    // bookkeeping: the old set is gone from every CPU now, its removed rules' slots are
+    const flipped = this.#flip(h.outer, h.blobs[idle]!.fd);
+    flipped.catch(() => undefined); // awaited below
+    // bookkeeping, worked out while the flip waits for running programs and applied once
+    // it returned: the old set is gone from every CPU then, its removed rules' slots are
     // free. #prepare took the fresh slots from the end of #free (changes are serialised).
     const free = this.#free.slice(0, this.#free.length - p.fresh.length);
     const inUse = new Uint8Array(2 * this.maxRules);
     for (let i = 0; i < p.slots.length; i++) inUse[p.slots[i]!] = 1;
     for (let i = 0; i < this.#slots.length; i++) if (!inUse[this.#slots[i]!]) free.push(this.#slots[i]!);
+    await flipped;
+    this.#active = idle;
     this.#free = free;
-    const byId = new Map<string, number>();
     for (let i = 0; i < p.norm.length; i++) {
-      byId.set(p.norm[i]!.id, i);
       if (p.tags[i] === p.gen) this.#remember(p.slots[i]!, p.gen, p.norm[i]!.id); // new ids only
     }
-    this.#slotById = byId;
+    this.#slotById = p.byId;
     this.#norm = p.norm;
     this.#slots = p.slots;
     this.#tags = p.tags;
@@ -723,7 +726,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     const w = new Uint32Array(dst.buffer, dst.byteOffset, p.words.length);
     w.set(p.words);
     w.set(p.header);
-    p.json.copy(dst, p.words.length * 4);
+    dst.write(p.json, p.words.length * 4, p.jsonBytes, 'utf8');
     if (prevUsed > p.used) dst.fill(0, p.used, prevUsed);
   }
 
