@@ -121,4 +121,7 @@ struct acl_flow_state {
  * their cache entry changes flow). */
 #define ACL_MAX_CPUS 256
 
+/* Flows each CPU's rate-limiter memory holds (direct-mapped; a power of two). */
+#define ACL_FLOW_MEM 256
+
 #endif

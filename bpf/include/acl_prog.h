@@ -76,13 +76,14 @@ struct {
 	__type(value, struct acl_flow_state);
 } acl_flows SEC(".maps");
 
-/* Per-CPU memory of the last flow this CPU reported or suppressed: packets of a flood of
- * one flow are suppressed here without a lookup in (or an atomic on) the shared flow
- * table, and without reading the clock more than once per tick. `count` grows while the
- * entry holds `key`; it moves into the flow's `seen` when the entry takes another flow,
- * and whoever reports the flow adds the counts every CPU's entry holds for it, so no
- * suppressed packet is left out of the next event. Private to this program: user space
- * never reads it. */
+/* Per-CPU memory of the flows this CPU last reported or suppressed, ACL_FLOW_MEM entries
+ * direct-mapped by a hash of the flow key (the same slot on every CPU): packets of a flood
+ * of up to about that many flows are suppressed here without a lookup in (or an atomic
+ * on) the shared flow table, and without reading the clock more than once per tick.
+ * `count` grows while the entry holds `key`; it moves into the flow's `seen` when the
+ * entry takes another flow, and whoever reports the flow adds the counts every CPU's entry
+ * in that slot holds for it, so no suppressed packet is left out of the next event.
+ * Private to this program: user space never reads it. */
 struct acl_cpu_flow {
 	struct acl_flow_key key; /* family 0 (never a packet's): empty */
 	__u64 last_ns;           /* the flow's last event, as known on this CPU */
@@ -90,11 +91,15 @@ struct acl_cpu_flow {
 	__u64 tick;              /* jiffies when last_ns was last found within the interval */
 };
 
+struct acl_flow_mem {
+	struct acl_cpu_flow e[ACL_FLOW_MEM];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct acl_cpu_flow);
+	__type(value, struct acl_flow_mem);
 } acl_flow_cache SEC(".maps");
 
 BPFKIT_RINGBUF(acl_events, 1 << 20);
@@ -285,21 +290,35 @@ static __always_inline void acl_cache_take(struct acl_cpu_flow *fc, const struct
 	fc->tick = bpf_jiffies64() - 1; /* not this tick: the next packet reads the clock */
 }
 
+/* The flow key's slot in the flow memories: independent multiplies of its 64-bit words. */
+static __always_inline __u32 acl_flow_hash(const struct acl_flow_key *fk)
+{
+	const __u64 *k = (const __u64 *)fk;
+	__u64 h = (k[0] * 0x9e3779b97f4a7c15ull) ^ (k[1] * 0xc2b2ae3d27d4eb4full) ^ (k[2] * 0x165667b19e3779f9ull) ^
+		  (k[3] * 0x27d4eb2f165667c5ull) ^ (k[4] * 0x85ebca77c2b2ae63ull) ^ (k[5] * 0xff51afd7ed558ccdull);
+
+	return (__u32)(h >> 32) & (ACL_FLOW_MEM - 1);
+}
+
 /* Packets of `fk` suppressed in the CPUs' flow memories (read after the flow's `seen`:
  * a count that moves into `seen` meanwhile is then missed once and reported next
  * time, never counted twice). */
-static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk)
+static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk, __u32 at)
 {
 	__u64 sum = 0;
 	__u32 zero = 0;
 
 	for (__u32 cpu = 0; cpu < ACL_MAX_CPUS; cpu++) {
+		struct acl_flow_mem *m;
 		struct acl_cpu_flow *c;
 
 		if (cpu >= acl_nr_cpus)
 			break;
-		c = bpf_map_lookup_percpu_elem(&acl_flow_cache, &zero, cpu);
-		if (c && acl_key_eq(&c->key, fk))
+		m = bpf_map_lookup_percpu_elem(&acl_flow_cache, &zero, cpu);
+		if (!m)
+			continue;
+		c = &m->e[at & (ACL_FLOW_MEM - 1)];
+		if (acl_key_eq(&c->key, fk))
 			sum += c->count;
 	}
 	return sum;
@@ -312,17 +331,20 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	struct acl_flow_key *fk = &pkt->fk;
 	__u64 interval_ns = (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000;
 	struct acl_flow_state *st;
+	struct acl_flow_mem *mem;
 	struct acl_cpu_flow *fc;
 	struct acl_event *e;
 	__u64 now, suppressed = 0;
-	__u32 zero = 0;
+	__u32 zero = 0, at;
 
-	fc = bpf_map_lookup_elem(&acl_flow_cache, &zero);
-	if (!fc)
+	mem = bpf_map_lookup_elem(&acl_flow_cache, &zero);
+	if (!mem)
 		return;
 	*(__u64 *)&fk->slot = slot | (__u64)tag << 32; /* one store: see acl_key_tail */
+	at = acl_flow_hash(fk);
+	fc = &mem->e[at];
 	if (acl_key_eq(&fc->key, fk)) {
-		/* The flood's fast path: the same flow as this CPU's last packet. The rate limit
+		/* The flood's fast path: the flow this CPU's memory holds in its slot. The rate limit
 		 * needs only tick precision, and the coarse clock moves only with the tick: while
 		 * jiffies has not moved since the flow was last found within its interval, it
 		 * still is (an update of the coarse clock that lands just after jiffies moved
@@ -366,7 +388,7 @@ suppress:
 	if (st) {
 		__u64 total = st->seen;
 
-		total += acl_cached_counts(fk);
+		total += acl_cached_counts(fk, at);
 		/* packets since the last event, this one excluded */
 		suppressed = total - st->reported - 1;
 		st->reported = total;

@@ -1,0 +1,78 @@
+/**
+ * AclFirewall event rate limiter with many flows at once: every CPU remembers 256 flows in
+ * direct-mapped slots, so 600 interleaved flows share slots (evictions hand their counts
+ * to the shared table) and the test runs, spread over the CPUs by the libuv pool, leave
+ * counts in several CPUs' memories. Whatever the path, each flow's next event must carry
+ * exactly the packets suppressed since its previous one.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AclFirewall, Lab, type AclEvent } from '../../lib/index.js';
+import { frame, v4, v6 } from './acl.helpers.js';
+
+let lab: Lab;
+let fw: AclFirewall;
+const events: AclEvent[] = [];
+const INTERVAL_MS = 400;
+
+beforeAll(async () => {
+  lab = await Lab.create({ name: 'acl-rl' });
+  const h = await lab.host('fw');
+  const peer = await lab.host('peer');
+  const l = await lab.link(peer, h, { aAddrs: ['198.18.0.1/24'], bAddrs: ['198.18.0.2/24'] });
+  await peer.ip(['link', 'set', 'dev', l.a.ifname, 'down']);
+  fw = await AclFirewall.attach(l.b.ifname, {
+    netns: h.netns, maxRules: 16, eventIntervalMs: INTERVAL_MS,
+    rules: [{ id: 'udp', action: 'deny', proto: 'udp' }],
+  });
+  fw.on('deny', (e) => events.push(e));
+});
+afterAll(async () => {
+  fw?.close();
+  await lab?.close();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitForEvents(n: number, what: string): Promise<void> {
+  for (let i = 0; i < 100 && events.length < n; i++) await sleep(20);
+  expect(events.length, what).toBeGreaterThanOrEqual(n);
+}
+
+describe('rate limiter with more flows than a CPU remembers', () => {
+  for (const family of [4, 6] as const) {
+    it(`IPv${family}: 600 interleaved flows, 5 packets each: one event each, then exactly 4 suppressed`, async () => {
+      const FLOWS = 600;
+      const PER = 5;
+      const flow = (i: number) =>
+        family === 4
+          ? frame({ src: v4(`198.18.${2 + (i >> 8)}.${i & 255}`), dst: v4('198.18.0.2'), proto: 17, sport: 10000 + i, dport: 53 })
+          : frame({ src: v6(`fd00:1::${(i + 1).toString(16)}`), dst: v6('fd00:2::2'), proto: 17, sport: 10000 + i, dport: 53 });
+      const frames = Array.from({ length: FLOWS }, (_, i) => flow(i));
+      const key = (e: AclEvent) => `${e.src}:${e.srcPort}`;
+      events.length = 0;
+      const before = (await fw.stats()).events;
+      // round-robin over the flows, four test runs in flight (several CPUs)
+      for (let j = 0; j < PER; j++) {
+        for (let i = 0; i < FLOWS; i += 4) await Promise.all(frames.slice(i, i + 4).map((f) => fw.testRun(f)));
+      }
+      await waitForEvents(FLOWS, 'first events');
+      await sleep(50);
+      const first = new Map(events.map((e) => [key(e), e]));
+      expect(events.length).toBe(FLOWS); // one per flow within the interval
+      expect(first.size).toBe(FLOWS);
+      expect([...first.values()].every((e) => e.suppressed === 0)).toBe(true);
+      // the interval ends; one more packet per flow reports what was suppressed
+      await sleep(INTERVAL_MS + 100);
+      events.length = 0;
+      for (let i = 0; i < FLOWS; i += 4) await Promise.all(frames.slice(i, i + 4).map((f) => fw.testRun(f)));
+      await waitForEvents(FLOWS, 'second events');
+      const wrong = events.filter((e) => e.suppressed !== PER - 1).map((e) => `${key(e)}: ${e.suppressed}`);
+      expect(wrong.slice(0, 10)).toEqual([]);
+      expect(new Set(events.map(key)).size).toBe(FLOWS);
+      const after = (await fw.stats()).events;
+      expect(after.emitted - before.emitted).toBe(2 * FLOWS);
+      expect(after.suppressed - before.suppressed).toBe(FLOWS * (PER - 1));
+      expect(after.lost).toBe(0);
+    });
+  }
+});
