@@ -22,8 +22,9 @@
 //    (iptables with 10k rules drops ~10k/s). Scenarios alternate, 3 rounds, medians.
 //    The flood is one flow unless the scenario says "N flows": then a generator that
 //    rewrites each frame's source port cycles through N ports (every packet of a flow is
-//    N packets apart: with N above the verdict cache's 256 entries per CPU, no packet is
-//    a hit), against a floor fed by the same generator. "cache off" scenarios attach with
+//    N packets apart), against a floor fed by the same generator. 64 flows fit the
+//    per-CPU verdict cache and rate-limiter memory (256 each); with 4096 no packet finds
+//    its flow in either. "cache off" scenarios attach with
 //    verdictCache: false (every packet walks the trees), "events off" with events: false
 //    (no per-flow rate limiter: counters only).
 // 3. Time to replace a 10,000-rule set (acl1_10k <-> fw1_10k <-> ipc1_10k), on a firewall
@@ -73,6 +74,7 @@ const FLOOD_RULE = { id: 'flood', action: 'deny', src: '198.18.0.0/24', dst: '19
 // the many-flows flood: source ports FLOW_PORT_BASE .. FLOW_PORT_BASE + flows - 1
 const FLOW_PORT_BASE = 1024;
 const MAX_FLOWS = 4096;
+const FEW_FLOWS = 64;
 
 /** Can a ClassBench-derived AclRule match a flood header (any of its source ports)? (a short reference check) */
 function matchesFlood(r) {
@@ -229,8 +231,14 @@ export default {
 
       // ---- 2. drop rate on the veth ----
       const gen = basic.xdpProgram('xdp_tx');
-      const flowsObj = await BpfObject.openBuiltin('xdp_basic', { globals: { tx_flows: MAX_FLOWS, tx_port_base: FLOW_PORT_BASE } }).load();
-      const genFlows = flowsObj.xdpProgram('xdp_tx_flows');
+      // floods of FEW_FLOWS (fit the per-CPU verdict cache and flow memory) and MAX_FLOWS
+      // (do not) flows: one generator each, keyed by the scenario label
+      const flowGens = new Map();
+      for (const n of [FEW_FLOWS, MAX_FLOWS]) {
+        const o = await BpfObject.openBuiltin('xdp_basic', { globals: { tx_flows: n, tx_port_base: FLOW_PORT_BASE } }).load();
+        flowGens.set(`${n} flows`, { obj: o, prog: o.xdpProgram('xdp_tx_flows') });
+      }
+      const fewFlows = `${FEW_FLOWS} flows`;
       const manyFlows = `${MAX_FLOWS} flows`;
       const flood = frame4(FLOOD.src, FLOOD.dst, 17, FLOOD.sport, FLOOD.dport, link.b.mac);
       const count = quick ? 400_000 : 2_000_000;
@@ -245,7 +253,7 @@ export default {
         const m = /XDP_DROP\s+(\d+) pkts/.exec(out);
         return m ? Number(m[1]) : 0;
       };
-      const floorScenario = (flows) => ({ id: `XDP_DROP floor (count + drop)${flows ? `, ${flows}` : ''}`, rules: 0, gen: flows ? genFlows : gen, setup: async () => {
+      const floorScenario = (flows) => ({ id: `XDP_DROP floor (count + drop)${flows ? `, ${flows}` : ''}`, rules: 0, flows, gen: flows ? flowGens.get(flows).prog : gen, setup: async () => {
         const o = await BpfObject.openBuiltin('counter', { globals: { verdict: 1 } }).load();
         const p = o.xdpProgram('xdp_count');
         const l = p.attach(iface, { netns: b.netns });
@@ -256,7 +264,7 @@ export default {
       // the firewall with the n-rule set, flood rule last (or first), verdict cache on/off
       const aclScenario = (n, { first = false, cache = true, flows, events = true } = {}) => ({
         id: `AclFirewall ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules, flood rule ${first ? 'first' : 'last'}`}${flows ? `, ${flows}` : ''}${cache ? '' : ', cache off'}${events ? '' : ', events off'}`,
-        rules: ruleSets[n].length, gen: flows ? genFlows : gen,
+        rules: ruleSets[n].length, flows, gen: flows ? flowGens.get(flows).prog : gen,
         setup: async () => {
           const rules = first ? [ruleSets[n].at(-1), ...ruleSets[n].slice(0, -1)] : ruleSets[n];
           const f = await AclFirewall.attach(iface, { netns: b.netns, maxRules: Math.max(n, 2048), rules, verdictCache: cache, events });
@@ -269,6 +277,9 @@ export default {
         floorScenario(),
         aclScenario(1),
         ...big.flatMap((n) => [aclScenario(n), aclScenario(n, { first: true }), aclScenario(n, { cache: false })]),
+        floorScenario(fewFlows),
+        aclScenario(10000, { flows: fewFlows }),
+        aclScenario(10000, { flows: fewFlows, events: false }),
         floorScenario(manyFlows),
         aclScenario(10000, { flows: manyFlows }),
         aclScenario(10000, { flows: manyFlows, cache: false }),
@@ -338,11 +349,11 @@ export default {
       }
       const pick = (id) => median(results[id].map((x) => x.pps));
       const floor = pick(scenarios[0].id);
-      const floorFlows = pick(floorScenario(manyFlows).id);
+      const floorOf = (flows) => (flows ? pick(floorScenario(flows).id) : floor);
       for (const s of scenarios) {
         rows.push({
           test: `drop ${s.id}`, rules: s.rules || undefined, 'dropped pkt/s': Math.round(pick(s.id)),
-          'dropped/offered': median(results[s.id].map((x) => x.dropped / x.sent)), 'vs floor': pick(s.id) / (s.gen === genFlows ? floorFlows : floor),
+          'dropped/offered': median(results[s.id].map((x) => x.dropped / x.sent)), 'vs floor': pick(s.id) / floorOf(s.flows),
         });
       }
       const xf = pick('xdp-filter 1 port');
@@ -353,8 +364,11 @@ export default {
           summary[`drop_${n}_${key}_vs_xdpfilter`] = pick(id) / xf;
         }
       }
+      for (const [key, opts] of [['', {}], ['_events_off', { events: false }]]) {
+        summary[`drop_10000_last_${FEW_FLOWS}flows${key}_vs_floor`] = pick(aclScenario(10000, { flows: fewFlows, ...opts }).id) / floorOf(fewFlows);
+      }
       for (const [key, opts] of [['', {}], ['_cache_off', { cache: false }], ['_events_off', { events: false }]]) {
-        summary[`drop_10000_last_${MAX_FLOWS}flows${key}_vs_floor`] = pick(aclScenario(10000, { flows: manyFlows, ...opts }).id) / floorFlows;
+        summary[`drop_10000_last_${MAX_FLOWS}flows${key}_vs_floor`] = pick(aclScenario(10000, { flows: manyFlows, ...opts }).id) / floorOf(manyFlows);
       }
       summary.drop_1rule_vs_floor = pick('AclFirewall 1 rule') / floor;
       summary.xdpfilter_vs_floor = xf / floor;
@@ -362,8 +376,10 @@ export default {
       summary.drop_10k_vs_nftables_10k = pick(`AclFirewall ${ruleSets[10000].length} rules, flood rule last`) / pick(`nftables prerouting ${ruleSets[10000].length} rules`);
       summary.goalDrop = '>= xdp-filter and >= 0.8 of floor at 10k/100k; >= 100x iptables at 10k';
       gen.close();
-      genFlows.close();
-      flowsObj.close();
+      for (const { obj, prog } of flowGens.values()) {
+        prog.close();
+        obj.close();
+      }
 
       // ---- 3. replace a 10,000-rule set ----
       const sets = ['acl1_10k', 'fw1_10k', 'ipc1_10k'].map((s) => parseClassBench(readCB(s), { idPrefix: `${s}-` }).slice(0, 10_000));
