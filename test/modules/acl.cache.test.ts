@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { AclFirewall, Lab, type AclRule } from '../../lib/index.js';
-import { frame, v4, v6 } from './acl.helpers.js';
+import { frame, v4, v6, testRunHost } from './acl.helpers.js';
 
 let lab: Lab;
 let fw: AclFirewall;
@@ -45,12 +45,9 @@ const port = () => nextPort++;
 beforeAll(async () => {
   affinity = execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' }).trim().split(/:\s*/).pop();
   execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
-  lab = await Lab.create({ name: 'acl-cache' });
-  const h = await lab.host('fw');
-  const peer = await lab.host('peer');
-  const l = await lab.link(peer, h, { aAddrs: ['198.18.0.1/24'], bAddrs: ['198.18.0.2/24'] });
-  await peer.ip(['link', 'set', 'dev', l.a.ifname, 'down']);
-  fw = await AclFirewall.attach(l.b.ifname, { netns: h.netns, maxRules: 16, rules: RULES, events: false });
+  const t = await testRunHost('acl-cache');
+  lab = t.lab;
+  fw = await AclFirewall.attach(t.ifname, { netns: t.host.netns, maxRules: 16, rules: RULES, events: false });
 });
 afterAll(async () => {
   fw?.close();

@@ -5,6 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { Lab, type LabHost } from '../../lib/index.js';
 
 export const CLASSBENCH = '/work/shared/classbench';
 
@@ -12,6 +13,27 @@ export function readClassBench(rel: string): string {
   const p = `${CLASSBENCH}/${rel}`;
   if (existsSync(p)) return readFileSync(p, 'utf8');
   return execFileSync('xz', ['-dc', `${p}.xz`], { maxBuffer: 1 << 30 }).toString('utf8');
+}
+
+// ---- a host for test runs -------------------------------------------------------------
+
+/**
+ * A lab with host 'fw' holding one veth end (198.18.0.2/24) for a firewall that only sees
+ * test runs: the peer end is down, so no live packet (IPv6 neighbour discovery, ...)
+ * reaches it and the counters are exact.
+ */
+export async function testRunHost(name: string): Promise<{ lab: Lab; host: LabHost; ifname: string }> {
+  const lab = await Lab.create({ name });
+  try {
+    const host = await lab.host('fw');
+    const peer = await lab.host('peer');
+    const l = await lab.link(peer, host, { aAddrs: ['198.18.0.1/24'], bAddrs: ['198.18.0.2/24'] });
+    await peer.ip(['link', 'set', 'dev', l.a.ifname, 'down']);
+    return { lab, host, ifname: l.b.ifname };
+  } catch (e) {
+    await lab.close();
+    throw e;
+  }
 }
 
 // ---- frames -------------------------------------------------------------------------

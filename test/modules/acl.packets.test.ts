@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { AclFirewall, Lab, type AclEvent, type AclRule, type AclStats } from '../../lib/index.js';
-import { frame, v4, v6 } from './acl.helpers.js';
+import { frame, v4, v6, testRunHost } from './acl.helpers.js';
 
 let lab: Lab;
 let fw: AclFirewall;
@@ -45,12 +45,9 @@ const ip4 = (o: Partial<Parameters<typeof frame>[0]> & { proto: number }) => fra
 const ip6 = (o: Partial<Parameters<typeof frame>[0]> & { proto: number }) => frame({ src: v6('fd00:1::9'), dst: v6('fd00:1::2'), ...o });
 
 beforeAll(async () => {
-  lab = await Lab.create({ name: 'acl-packets' });
-  const h = await lab.host('fw');
-  const peer = await lab.host('peer');
-  const l = await lab.link(peer, h, { aAddrs: ['198.18.0.1/24'], bAddrs: ['198.18.0.2/24'] });
-  await peer.ip(['link', 'set', 'dev', l.a.ifname, 'down']);
-  fw = await AclFirewall.attach(l.b.ifname, { netns: h.netns, maxRules: 64, rules: RULES, eventIntervalMs: 0 });
+  const t = await testRunHost('acl-packets');
+  lab = t.lab;
+  fw = await AclFirewall.attach(t.ifname, { netns: t.host.netns, maxRules: 64, rules: RULES, eventIntervalMs: 0 });
   fw.on('event', (e) => events.push(e));
 });
 afterAll(async () => {

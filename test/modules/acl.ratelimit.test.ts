@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AclFirewall, Lab, type AclEvent } from '../../lib/index.js';
-import { frame, v4, v6 } from './acl.helpers.js';
+import { frame, v4, v6, testRunHost } from './acl.helpers.js';
 
 let lab: Lab;
 let fw: AclFirewall;
@@ -15,13 +15,10 @@ const events: AclEvent[] = [];
 const INTERVAL_MS = 400;
 
 beforeAll(async () => {
-  lab = await Lab.create({ name: 'acl-rl' });
-  const h = await lab.host('fw');
-  const peer = await lab.host('peer');
-  const l = await lab.link(peer, h, { aAddrs: ['198.18.0.1/24'], bAddrs: ['198.18.0.2/24'] });
-  await peer.ip(['link', 'set', 'dev', l.a.ifname, 'down']);
-  fw = await AclFirewall.attach(l.b.ifname, {
-    netns: h.netns, maxRules: 16, eventIntervalMs: INTERVAL_MS,
+  const t = await testRunHost('acl-rl');
+  lab = t.lab;
+  fw = await AclFirewall.attach(t.ifname, {
+    netns: t.host.netns, maxRules: 16, eventIntervalMs: INTERVAL_MS,
     rules: [{ id: 'udp', action: 'deny', proto: 'udp' }],
   });
   fw.on('deny', (e) => events.push(e));

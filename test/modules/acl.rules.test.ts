@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { AclFirewall, BpfkitError, Lab, type AclRule } from '../../lib/index.js';
-import { frame, v4, v6 } from './acl.helpers.js';
+import { frame, v4, v6, testRunHost } from './acl.helpers.js';
 
 let lab: Lab;
 let fw: AclFirewall;
@@ -37,12 +37,9 @@ function activeBlobId(): number {
 }
 
 beforeAll(async () => {
-  lab = await Lab.create({ name: 'acl-rules' });
-  const h = await lab.host('fw');
-  const peer = await lab.host('peer');
-  const l = await lab.link(peer, h, { aAddrs: ['198.18.0.1/24'], bAddrs: ['198.18.0.2/24'] });
-  await peer.ip(['link', 'set', 'dev', l.a.ifname, 'down']);
-  fw = await AclFirewall.attach(l.b.ifname, { netns: h.netns, maxRules: 16, rules: BASE });
+  const t = await testRunHost('acl-rules');
+  lab = t.lab;
+  fw = await AclFirewall.attach(t.ifname, { netns: t.host.netns, maxRules: 16, rules: BASE });
 });
 afterAll(async () => {
   fw?.close();

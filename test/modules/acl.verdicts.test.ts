@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { AclFirewall, Lab, type AclAction, type AclRule, type LabHost } from '../../lib/index.js';
 import {
-  CLASSBENCH, dst6, fmt6, headerFrame, readClassBench, refFirstMatch, refRules, refTrace, rng, spread, src6,
+  CLASSBENCH, dst6, fmt6, headerFrame, readClassBench, refFirstMatch, refRules, refTrace, rng, spread, src6, testRunHost,
   type RefHeader, type RefRule,
 } from './acl.helpers.js';
 
@@ -19,13 +19,7 @@ let host: LabHost;
 let ifname: string;
 
 beforeAll(async () => {
-  lab = await Lab.create({ name: 'acl-verdicts' });
-  host = await lab.host('fw');
-  const peer = await lab.host('peer');
-  const l = await lab.link(peer, host, { aAddrs: ['198.18.0.1/24'], bAddrs: ['198.18.0.2/24'] });
-  ifname = l.b.ifname;
-  // no live packets (IPv6 neighbour discovery...) may reach the firewall: counters are exact
-  await peer.ip(['link', 'set', 'dev', l.a.ifname, 'down']);
+  ({ lab, host, ifname } = await testRunHost('acl-verdicts'));
 });
 afterAll(async () => {
   await lab?.close();
