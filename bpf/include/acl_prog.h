@@ -272,11 +272,37 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 	return best;
 }
 
+/* Word i of k times an odd constant, or 0 when i >= n (n a constant: the compiler keeps
+ * only the terms below it, with no loop and no table load). */
+#define ACL_TERM(k, n, i, m) ((n) > (i) ? (k)[i] * (m) : 0)
+
+/* A slot in a direct-mapped table of `slots` (a power of two) for the first `n` (a
+ * constant, 1..7) 64-bit words of a key: independent multiplies, xor-ed. */
+static __always_inline __u32 acl_slot64(const __u64 *k, const int n, const __u32 slots)
+{
+	__u64 h = ACL_TERM(k, n, 0, 0x9e3779b97f4a7c15ull) ^ ACL_TERM(k, n, 1, 0xc2b2ae3d27d4eb4full) ^
+		  ACL_TERM(k, n, 2, 0x165667b19e3779f9ull) ^ ACL_TERM(k, n, 3, 0x27d4eb2f165667c5ull) ^
+		  ACL_TERM(k, n, 4, 0x85ebca77c2b2ae63ull) ^ ACL_TERM(k, n, 5, 0xff51afd7ed558ccdull) ^
+		  ACL_TERM(k, n, 6, 0xc4ceb9fe1a85ec53ull);
+
+	return (__u32)(h >> 32) & (slots - 1);
+}
+
+/* Word i of x xor word i of y, or 0 when i >= n (n a constant, as for ACL_TERM). */
+#define ACL_DIFF(x, y, n, i) ((n) > (i) ? (x)[i] ^ (y)[i] : 0)
+
+/* The first `n` (a constant, 1..7) 64-bit words of x and y are equal. */
+static __always_inline int acl_eq64(const __u64 *x, const __u64 *y, const int n)
+{
+	return (ACL_DIFF(x, y, n, 0) | ACL_DIFF(x, y, n, 1) | ACL_DIFF(x, y, n, 2) | ACL_DIFF(x, y, n, 3) |
+		ACL_DIFF(x, y, n, 4) | ACL_DIFF(x, y, n, 5) | ACL_DIFF(x, y, n, 6)) == 0;
+}
+
+_Static_assert(sizeof(struct acl_flow_key) % 8 == 0 && sizeof(struct acl_flow_key) <= 56, "acl_eq64/acl_slot64 see a flow key whole");
+
 static __always_inline int acl_key_eq(const struct acl_flow_key *a, const struct acl_flow_key *b)
 {
-	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
-
-	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5])) == 0;
+	return acl_eq64((const __u64 *)a, (const __u64 *)b, sizeof(*a) / 8);
 }
 
 /* Points this CPU's flow memory at `fk` (its count starts again unless it held `fk`). */
@@ -288,16 +314,6 @@ static __always_inline void acl_cache_take(struct acl_cpu_flow *fc, const struct
 	}
 	fc->last_ns = last_ns;
 	fc->tick = bpf_jiffies64() - 1; /* not this tick: the next packet reads the clock */
-}
-
-/* The flow key's slot in the flow memories: independent multiplies of its 64-bit words. */
-static __always_inline __u32 acl_flow_hash(const struct acl_flow_key *fk)
-{
-	const __u64 *k = (const __u64 *)fk;
-	__u64 h = (k[0] * 0x9e3779b97f4a7c15ull) ^ (k[1] * 0xc2b2ae3d27d4eb4full) ^ (k[2] * 0x165667b19e3779f9ull) ^
-		  (k[3] * 0x27d4eb2f165667c5ull) ^ (k[4] * 0x85ebca77c2b2ae63ull) ^ (k[5] * 0xff51afd7ed558ccdull);
-
-	return (__u32)(h >> 32) & (ACL_FLOW_MEM - 1);
 }
 
 /* Packets of `fk` suppressed in the CPUs' flow memories (read after the flow's `seen`:
@@ -341,7 +357,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	if (!mem)
 		return;
 	*(__u64 *)&fk->slot = slot | (__u64)tag << 32; /* one store: see acl_key_tail */
-	at = acl_flow_hash(fk);
+	at = acl_slot64((const __u64 *)fk, sizeof(*fk) / 8, ACL_FLOW_MEM);
 	fc = &mem->e[at];
 	if (acl_key_eq(&fc->key, fk)) {
 		/* The flood's fast path: the flow this CPU's memory holds in its slot. The rate limit
@@ -515,25 +531,6 @@ static __always_inline void acl_vkey_of(struct acl_vkey *v, const struct acl_pkt
 		v->p[i] = ((__u64)k[2 * i + 1] << 32) | k[2 * i];
 }
 
-/* The key's slot in the verdict cache: independent multiplies of the key's 64-bit pairs. */
-static __always_inline __u32 acl_vhash(const struct acl_vkey *v)
-{
-	const __u64 *k = v->p;
-	__u64 h = (k[0] * 0x9e3779b97f4a7c15ull) ^ (k[1] * 0xc2b2ae3d27d4eb4full) ^ (k[2] * 0x165667b19e3779f9ull) ^
-		  (k[3] * 0x27d4eb2f165667c5ull) ^ (k[4] * 0x85ebca77c2b2ae63ull) ^ (k[5] * 0xff51afd7ed558ccdull) ^
-		  (k[6] * 0xc4ceb9fe1a85ec53ull);
-
-	return (__u32)(h >> 32) & (ACL_VCACHE_ENTRIES - 1);
-}
-
-static __always_inline int acl_vkey_eq(const struct acl_vkey *a, const struct acl_vkey *b)
-{
-	const __u64 *x = a->p, *y = b->p;
-
-	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4]) | (x[5] ^ y[5]) |
-		(x[6] ^ y[6])) == 0;
-}
-
 /* The best record for the packet's key (0: none): from this CPU's verdict cache when it
  * holds the key for the rule set in force, otherwise from the trees (and remembered). */
 static __always_inline __u32 acl_lookup(const __u8 *blob, struct acl_pkt *pkt, int fam, __u32 flags)
@@ -547,8 +544,8 @@ static __always_inline __u32 acl_lookup(const __u8 *blob, struct acl_pkt *pkt, i
 
 		if (vc) {
 			acl_vkey_of(&v, pkt);
-			e = &vc->e[acl_vhash(&v)];
-			if (e->gen == gen && acl_vkey_eq(&e->key, &v)) {
+			e = &vc->e[acl_slot64(v.p, ACL_VKEY_WORDS / 2, ACL_VCACHE_ENTRIES)];
+			if (e->gen == gen && acl_eq64(e->key.p, v.p, ACL_VKEY_WORDS / 2)) {
 				acl_count(ACL_STAT_CACHED, 0);
 				return e->rec;
 			}
