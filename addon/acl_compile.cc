@@ -140,22 +140,22 @@ class TreeBuilder {
 
   uint32_t Leaf(uint32_t off, uint32_t n, uint32_t depth) {
     if (n > ACL_LEAF_MAX) throw TooComplex{fam_.family, depth, n};
-    std::vector<uint32_t>& out_ = *this->out_;
+    std::vector<uint32_t>& out = *out_;
     // identical leaves are shared: FNV-1a over the record indices, checked word by word
     uint32_t h = 0x811c9dc5u ^ n;
     for (uint32_t i = 0; i < n; i++) h = (h ^ static_cast<uint32_t>(pool_[off + i])) * 0x01000193u;
     auto it = leafCache_.find(h);
     if (it != leafCache_.end()) {
       for (uint32_t at : it->second) {
-        if ((out_[at] & 0xffff) != n) continue;
+        if ((out[at] & 0xffff) != n) continue;
         bool same = true;
-        for (uint32_t i = 0; i < n && same; i++) same = out_[at + 1 + i] == recOff_[pool_[off + i]];
+        for (uint32_t i = 0; i < n && same; i++) same = out[at + 1 + i] == recOff_[pool_[off + i]];
         if (same) return at;
       }
     }
     uint32_t at = Reserve(1 + n);
-    out_[at] = ACL_LEAF | n;
-    for (uint32_t i = 0; i < n; i++) out_[at + 1 + i] = recOff_[pool_[off + i]];
+    out[at] = ACL_LEAF | n;
+    for (uint32_t i = 0; i < n; i++) out[at + 1 + i] = recOff_[pool_[off + i]];
     leafCache_[h].push_back(at);
     leaves++;
     maxLeaf = std::max(maxLeaf, n);
@@ -280,8 +280,8 @@ class TreeBuilder {
       for (uint32_t j = spanA_[i]; j <= spanB_[i]; j++) pool_[pool_[segAt + nseg + j] + pool_[segAt + 2 * nseg + j]++] = r;
     }
     const uint32_t at = Reserve(1 + nc);
-    std::vector<uint32_t>& out_ = *this->out_;  // the vector (children grow it: index it afresh)
-    out_[at] = static_cast<uint32_t>(d) | (shift << 8) | (bits << 16);
+    std::vector<uint32_t>& out = *out_;  // the vector (children grow it: index it afresh)
+    out[at] = static_cast<uint32_t>(d) | (shift << 8) | (bits << 16);
     nodes++;
     // children: the region is narrowed in place and restored (depth-first build)
     reg.free[d] = static_cast<uint8_t>(shift);
@@ -294,7 +294,7 @@ class TreeBuilder {
         reg.base[d] = base + uint64_t{c0} * (mask + 1);
         uint32_t child = Node(static_cast<uint32_t>(pool_[segAt + nseg + j]), static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]), reg,
                               depth + 1);
-        std::fill(out_.begin() + at + 1 + c0, out_.begin() + at + 1 + c1, child);
+        std::fill(out.begin() + at + 1 + c0, out.begin() + at + 1 + c1, child);
       }
     }
     reg.base[d] = base;
