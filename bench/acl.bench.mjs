@@ -32,11 +32,14 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { AclFirewall, BpfObject, Lab, parseClassBench, parseClassBenchTrace, struct, u32, u64 } from '../dist/index.js';
 import { median, pinProcess } from './lib.mjs';
 
-const CB = '/work/shared/classbench/generated';
+// ClassBench data beside the checkout: <repository root>/../shared/classbench
+const CB = resolve(dirname(fileURLToPath(import.meta.url)), '../../shared/classbench/generated');
+if (!existsSync(CB)) throw new Error(`ClassBench data not found at ${CB} (expected ../shared/classbench beside the repository root)`);
 const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -5,9 +5,15 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Lab, type LabHost } from '../../lib/index.js';
 
-export const CLASSBENCH = '/work/shared/classbench';
+/** The ClassBench data beside the checkout: `<repository root>/../shared/classbench`. */
+export const CLASSBENCH = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/classbench');
+if (!existsSync(CLASSBENCH)) {
+  throw new Error(`ClassBench data not found at ${CLASSBENCH} (expected ../shared/classbench beside the repository root)`);
+}
 
 export function readClassBench(rel: string): string {
   const p = `${CLASSBENCH}/${rel}`;

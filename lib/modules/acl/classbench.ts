@@ -1,6 +1,7 @@
 /**
  * ClassBench (Taylor & Turner) filter sets and header traces, for benchmarks and tests
- * of the firewall (e.g. /work/shared/classbench). ClassBench rules have no action and
+ * of the firewall (this repository's tests read them from `../shared/classbench` beside
+ * the checkout). ClassBench rules have no action and
  * are IPv4 only; the caller chooses an action per rule.
  */
 import { BpfkitError } from '../../core/errors.js';
