@@ -1,12 +1,21 @@
 /* AclFirewall: layout of the compiled rule set ("blob") and of the records the XDP
- * program shares with user space. Twin of lib/modules/acl/layout.ts: keep the two in sync.
+ * program shares with user space. This header is the one source of truth: the XDP program
+ * (bpf/acl/) and the tree builder (addon/acl/) include it, and the build generates
+ * lib/modules/acl/layout.gen.ts from it (scripts/gen-acl-layout.mjs: every ACL_X macro
+ * becomes X, enum acl_stat becomes ACL_STATS). Change a value here, never there;
+ * test/unit/acl-blob-contract.test.ts fails if the two disagree.
  *
  * A blob is one array-map value of ACL_BLOB_BYTES, read as 32-bit words (host order):
  *   header  ACL_HDR_WORDS words (ACL_H_* offsets)
  *   nodes   internal: [ctl, child_0 .. child_{2^bits-1}]   ctl = dim | shift << 8 | bits << 16
  *           leaf:     [ACL_LEAF | count, rec_0 .. rec_{count-1}]  (word offsets, by priority)
  *   records [prio, meta, tag, lo_0, hi_0, .., lo_{D-1}, hi_{D-1}]  meta = slot | action << 24
- *   source  the rule set as JSON for a process that adopts a pinned firewall
+ *           (tag: changes when a slot gets a new rule, so the event rate limiter does not
+ *           carry a flow's state over to another rule)
+ *   source  the rule set as JSON (UTF-8) for a process that adopts a pinned firewall
+ *
+ * Macro values are integer expressions of literals (the generator evaluates + - * / << >>
+ * | & and parentheses) or brace lists of them.
  */
 #ifndef ACL_BLOB_H
 #define ACL_BLOB_H
@@ -14,20 +23,28 @@
 #include <linux/types.h>
 
 #define ACL_BLOB_MAGIC 0x41434c31u /* 'ACL1' */
+#define ACL_BLOB_VERSION 1 /* ACL_H_VERSION: user space refuses to adopt other versions */
 #define ACL_HDR_WORDS 64
 /* The largest rule set a program variant addresses (bpf/acl_xl.bpf.c). */
 #define ACL_MAX_BLOB_BYTES (64u << 20)
 
+/* Header word offsets (lib/modules/acl/layout.ts writeBlobHeader writes them all). */
 #define ACL_H_MAGIC 0
 #define ACL_H_VERSION 1
-#define ACL_H_USED 2
-#define ACL_H_GEN 3
-#define ACL_H_FLAGS 4
-#define ACL_H_INTERVAL_MS 5
-#define ACL_H_V4_TREES 6
+#define ACL_H_USED 2        /* words in use */
+#define ACL_H_GEN 3         /* rule-set generation */
+#define ACL_H_FLAGS 4       /* ACL_FLAG_* */
+#define ACL_H_INTERVAL_MS 5 /* event interval per flow */
+#define ACL_H_V4_TREES 6    /* number of IPv4 trees */
 #define ACL_H_V6_TREES 7
 #define ACL_H_V4_ROOTS 8 /* ACL_MAX_TREES x (root, best prio) */
 #define ACL_H_V6_ROOTS 16
+#define ACL_H_SRC_OFF 24    /* word offset of the JSON source */
+#define ACL_H_SRC_LEN 25    /* its length in bytes */
+#define ACL_H_RULES 26      /* user rules */
+#define ACL_H_RECORDS 27    /* records (rule x address combinations) */
+#define ACL_H_CREATED_LO 28 /* Date.now() of the compile, low and high 32 bits */
+#define ACL_H_CREATED_HI 29
 
 #define ACL_FLAG_DEFAULT_DENY 1u
 #define ACL_FLAG_EVENTS_DEFAULT 2u
@@ -36,19 +53,26 @@
 
 #define ACL_MAX_TREES 4
 #define ACL_LEAF 0x80000000u
-#define ACL_LEAF_MAX 32
-#define ACL_MAX_DEPTH 24
+#define ACL_LEAF_MAX 32  /* longest leaf the program scans */
+#define ACL_MAX_DEPTH 24 /* deepest tree the program walks */
+#define ACL_MAX_CUT_BITS 16 /* widest cut (bits of one field consumed by one node) */
 #define ACL_REC_HDR 3
 
 #define ACL_ACT_ALLOW 0
 #define ACL_ACT_DENY 1
 #define ACL_ACT_LOG 2
-#define ACL_SLOT_MASK 0xffffffu
+#define ACL_SLOT_MASK 0xffffffu    /* a record's meta: slot | action << 24 */
 #define ACL_SLOT_DEFAULT 0xffffffu /* events of the default action */
 
 /* Key words per family: the dimensions the tree cuts and records bound. */
 #define ACL_V4_DIMS 7  /* src, dst, sport, dport, proto, ifindex, l4 */
 #define ACL_V6_DIMS 13 /* src[4], dst[4], sport, dport, proto, ifindex, l4 */
+/* Bits of each dimension, in key order. */
+#define ACL_V4_WIDTHS { 32, 32, 16, 16, 9, 32, 1 }
+#define ACL_V6_WIDTHS { 32, 32, 32, 32, 32, 32, 32, 32, 16, 16, 9, 32, 1 }
+/* Index of the first of the trailing (sport, dport, proto, ifindex, l4) dimensions. */
+#define ACL_V4_PORTS_AT 2
+#define ACL_V6_PORTS_AT 8
 #define ACL_KEY_WORDS 16
 /* The verdict cache keys on the first ACL_VKEY_WORDS key words: the dimensions of either
  * family (never cut beyond word 12) and, in word ACL_VKEY_FAMILY, the family. */
@@ -58,14 +82,16 @@
 /* proto value of a packet whose upper-layer protocol could not be found (IPv6
  * extension headers truncated or beyond the walk bound): matches only "any". */
 #define ACL_PROTO_UNKNOWN 256
+#define ACL_PROTO_MAX 511 /* the proto dimension is 9 bits wide */
 
-/* Per-CPU misc counters (acl_stats), in the order of ACL_STATS in layout.ts. */
+/* Per-CPU misc counters (acl_stats). User space names them after the members:
+ * ACL_STAT_NON_IP is `nonIp` in ACL_STATS (lib/modules/acl/layout.gen.ts). */
 enum acl_stat {
 	ACL_STAT_DEFAULT_ALLOW, /* no rule matched, default allow */
 	ACL_STAT_DEFAULT_DENY,  /* no rule matched, default deny */
 	ACL_STAT_NON_IP,        /* not IPv4/IPv6 (ARP, ...): passed */
 	ACL_STAT_UNPARSED,      /* L4 header missing/truncated or IPv6 ext walk failed: matched as no L4 */
-	ACL_STAT_FRAGMENT,      /* non-first fragments: matched as no L4 */
+	ACL_STAT_FRAGMENTS,     /* non-first fragments: matched as no L4 */
 	ACL_STAT_MALFORMED,     /* broken IPv4/IPv6 header: default action */
 	ACL_STAT_NO_RULES,      /* no rule set installed: passed */
 	ACL_STAT_CORRUPT,       /* tree walk did not reach a leaf (never expected) */

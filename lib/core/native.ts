@@ -60,7 +60,35 @@ export interface NativeObjectHandle {
   map(name: string): NativeMapHandle;
   close(): void;
 }
+/** One address family's records for aclCompile (built by lib/modules/acl/classifier.ts). */
+export interface NativeAclFamily {
+  family: 4 | 6;
+  dims: number;
+  count: number;
+  /** count x dims lower and upper (inclusive) bounds. */
+  lo: Uint32Array;
+  hi: Uint32Array;
+  prio: Uint32Array;
+  meta: Uint32Array;
+  tag: Uint32Array;
+  /** Bits of each dimension. */
+  widths: Uint8Array;
+  /** Record indices of each tree, in priority order. */
+  groups: Int32Array[];
+}
+export interface NativeAclCompileOptions { binth: number; spfac: number; maxBits: number; maxCutBits: number; maxWords: number }
+/** The blob words (header left zero: lib/modules/acl/layout.ts writeBlobHeader fills it) or why compiling stopped. */
+export interface NativeAclCompileResult {
+  words?: Uint32Array;
+  trees?: { family: 4 | 6; records: number; nodes: number; leaves: number; maxDepth: number; maxLeaf: number; words: number }[];
+  /** Each tree's root node (word offset) and best priority, in the order of `trees`. */
+  roots?: { family: 4 | 6; root: number; prio: number }[];
+  error?: { family: 4 | 6; depth: number; rules: number };
+  tooBig?: boolean;
+}
 export interface NativeAddon {
+  /** The ACL rule-set compiler (addon/acl_compile.cc): builds the trees on the libuv pool. */
+  aclCompile(v4: NativeAclFamily, v6: NativeAclFamily, opts: NativeAclCompileOptions): Promise<NativeAclCompileResult>;
   setErrorFactory(fn: (errno: number, syscall: string, message: string, extra: Record<string, unknown>) => Error): void;
   NativeObject: new (src: string | Uint8Array, opts: { name?: string }) => NativeObjectHandle;
   openPinned(path: string): { kind: 'map' | 'program' | 'link'; handle: NativeFdHandle };

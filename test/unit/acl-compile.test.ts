@@ -1,4 +1,4 @@
-// The rule-set compiler (lib/modules/acl/classifier.ts + addon/acl_compile.cc) on its own,
+// The rule-set compiler (lib/modules/acl/classifier.ts + addon/acl/) on its own,
 // without a kernel: blob layout, determinism, the "too complex" error, and a walk of the
 // compiled trees (the XDP program's algorithm, written again here) checked against
 // ClassBench's own first-match answers. Verdicts through the real XDP program are in
@@ -21,7 +21,7 @@ function entries(rules: AclRule[]): { norm: NormalizedRule[]; v4: FamilyEntries;
   return { norm, ...expandRules(norm, slots, slots) };
 }
 
-/** The XDP program's walk (bpf/include/acl_prog.h acl_classify) over IPv4 trees: best record offset or 0. */
+/** The XDP program's walk (bpf/acl/classify.h acl_classify) over IPv4 trees: best record offset or 0. */
 function walk4(w: Uint32Array, key: number[]): number {
   let best = 0;
   let bestPrio = 0xffffffff;

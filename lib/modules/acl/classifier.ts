@@ -28,17 +28,16 @@
  * fields are specific, each with its own tree; the packet walks all of them and keeps
  * the best priority (trees whose best rule cannot beat the current match are skipped).
  *
- * This file groups the records and fills the header; the trees are built by the native
- * addon (addon/acl_compile.cc): a 10,000-rule set visits tens of thousands of nodes,
- * each trying every dimension at several widths, and native code does that about 4x
- * faster than the same algorithm in JS did, which matters for how fast a swap is.
+ * This file groups the records and fills the header (layout.ts writeBlobHeader); the
+ * trees are built by the native addon (addon/acl/tree.cc): a 10,000-rule set visits tens
+ * of thousands of nodes, each trying every dimension at several widths, and native code
+ * does that about 4x faster than the same algorithm in JS did, which matters for how fast
+ * a swap is.
  */
 import { BpfkitError } from '../../core/errors.js';
-import { native } from '../../core/native.js';
+import { native, type NativeAclFamily } from '../../core/native.js';
 import {
-  BLOB_MAGIC, BLOB_VERSION, H_GEN, H_MAGIC, H_RECORDS, H_RULES, H_USED, H_VERSION, LEAF_MAX, MAX_BLOB_BYTES, MAX_CUT_BITS,
-  MAX_TREES,
-  V4_DIMS, V4_WIDTHS, V6_DIMS, V6_WIDTHS,
+  LEAF_MAX, MAX_BLOB_BYTES, MAX_CUT_BITS, MAX_TREES, V4_DIMS, V4_WIDTHS, V6_DIMS, V6_WIDTHS, writeBlobHeader,
 } from './layout.js';
 
 /** Records of one address family, in priority order. */
@@ -120,32 +119,19 @@ function partition(fam: FamilyEntries, family: 4 | 6, on: boolean): Int32Array[]
   return groups;
 }
 
-interface NativeFamily extends FamilyEntries {
-  family: 4 | 6;
-  widths: Uint8Array;
-  /** Record indices of each tree, in priority order. */
-  groups: Int32Array[];
-}
-
-interface NativeCompiler {
-  aclCompile(
-    v4: NativeFamily, v6: NativeFamily, opts: { binth: number; spfac: number; maxBits: number; maxCutBits: number; maxWords: number },
-  ): Promise<{ words?: Uint32Array; trees?: TreeStats[]; error?: { family: 4 | 6; depth: number; rules: number }; tooBig?: boolean }>;
-}
-
 /**
  * Compiles the records of both families into a blob of at most `maxBytes` (0: the largest
  * any program variant addresses, MAX_BLOB_BYTES; beyond it: ERR_MAP_FULL, and the compiler
- * stops growing it). The trees are built by the native addon (addon/acl_compile.cc) on
+ * stops growing it). The trees are built by the native addon (addon/acl/) on
  * the libuv thread pool, so a big set does not stall the event loop. `gen` and other header fields beyond the classifier are filled
  * by the caller (see layout.ts).
  */
 export async function compileBlob(v4: FamilyEntries, v6: FamilyEntries, opts: CompileOptions = {}, maxBytes = 0): Promise<CompiledBlob> {
   const on = opts.partition ?? true;
-  const fam = (f: FamilyEntries, family: 4 | 6) => ({
+  const fam = (f: FamilyEntries, family: 4 | 6): NativeAclFamily => ({
     ...f, family, widths: Uint8Array.from(family === 4 ? V4_WIDTHS : V6_WIDTHS), groups: partition(f, family, on).slice(0, MAX_TREES),
   });
-  const res = await (native() as unknown as NativeCompiler).aclCompile(fam(v4, 4), fam(v6, 6), {
+  const res = await native().aclCompile(fam(v4, 4), fam(v6, 6), {
     binth: opts.binth ?? 8, spfac: opts.spfac ?? 4, maxBits: opts.maxBits ?? 8, maxCutBits: MAX_CUT_BITS, maxWords: Math.floor((maxBytes || MAX_BLOB_BYTES) / 4),
   });
   if (res.tooBig) {
@@ -163,12 +149,8 @@ export async function compileBlob(v4: FamilyEntries, v6: FamilyEntries, opts: Co
     );
   }
   const w = res.words!;
-  w[H_MAGIC] = BLOB_MAGIC;
-  w[H_VERSION] = BLOB_VERSION;
-  w[H_USED] = w.length;
-  w[H_GEN] = 0;
-  w[H_RULES] = 0;
-  w[H_RECORDS] = v4.count + v6.count;
+  const roots = (family: 4 | 6) => res.roots!.filter((r) => r.family === family).map(({ root, prio }) => ({ root, prio }));
+  writeBlobHeader(w, { usedWords: w.length, gen: 0, rules: 0, records: v4.count + v6.count, v4Trees: roots(4), v6Trees: roots(6) });
   return { words: w, trees: res.trees! };
 }
 

@@ -37,8 +37,7 @@ import { RingBuffer, type RingBufferLoss } from '../../core/ringbuf.js';
 import { compileBlob, type CompileOptions, type TreeStats } from './classifier.js';
 import { rawAclEventCodec, toAclEvent, type AclEvent, type RawAclEvent } from './events.js';
 import {
-  ACL_STATS, BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_EVENTS_DEFAULT, FLAG_NO_CACHE, FLAG_NO_EVENTS, H_CREATED_HI, H_CREATED_LO,
-  H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_VERSION, HDR_WORDS, MAX_BLOB_BYTES, SLOT_DEFAULT,
+  ACL_STATS, BLOB_MAGIC, BLOB_VERSION, H_MAGIC, H_SRC_LEN, H_SRC_OFF, H_VERSION, HDR_WORDS, MAX_BLOB_BYTES, SLOT_DEFAULT, writeBlobHeader,
   type AclStatName,
 } from './layout.js';
 import { expandRules, normalizeRules, type AclAction, type AclRule, type NormalizedRule } from './rules.js';
@@ -633,17 +632,11 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     }
     // nothing is written to the kernel here: #commit writes the idle blob
     const header = words.slice(0, HDR_WORDS);
-    const hw = (i: number, v: number) => (header[i] = v >>> 0);
-    hw(H_USED, Math.ceil(used / 4));
-    hw(H_GEN, gen);
-    hw(H_FLAGS, (settings.defaultAction === 'deny' ? FLAG_DEFAULT_DENY : 0) | (settings.defaultDenyEvents ? FLAG_EVENTS_DEFAULT : 0) | (settings.events ? 0 : FLAG_NO_EVENTS) | (settings.verdictCache ? 0 : FLAG_NO_CACHE));
-    hw(H_INTERVAL_MS, settings.eventIntervalMs);
-    hw(H_SRC_OFF, srcOff);
-    hw(H_SRC_LEN, jsonBytes);
-    hw(H_RULES, norm.length);
-    const now = Date.now();
-    hw(H_CREATED_LO, now % 2 ** 32);
-    hw(H_CREATED_HI, Math.floor(now / 2 ** 32));
+    writeBlobHeader(header, {
+      usedWords: Math.ceil(used / 4), gen, eventIntervalMs: settings.eventIntervalMs, source: { offWords: srcOff, bytes: jsonBytes }, rules: norm.length,
+      flags: { defaultDeny: settings.defaultAction === 'deny', defaultDenyEvents: settings.defaultDenyEvents, events: settings.events, verdictCache: settings.verdictCache },
+      createdMs: Date.now(),
+    });
     return {
       norm, settings, slots, tags, fresh, gen, used, words, header, json, jsonBytes, byId,
       info: {

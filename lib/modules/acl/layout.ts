@@ -1,6 +1,9 @@
 /**
- * The compiled rule set ("blob") shared with bpf/include/acl_blob.h. Keep the two in
- * sync: every constant here has a twin there with the same name (ACL_ prefix in C).
+ * The compiled rule set ("blob") shared with the XDP program. Its constants are generated
+ * from bpf/include/acl_blob.h, the one source of truth (layout.gen.ts, by
+ * scripts/gen-acl-layout.mjs, run by the native build): `ACL_X` there is `X` here, and
+ * enum acl_stat is ACL_STATS. test/unit/acl-blob-contract.test.ts fails when the two drift.
+ * This file adds what only user space needs, and the one function that writes a header.
  *
  * A blob is an array of 32-bit words (host byte order):
  *
@@ -15,83 +18,84 @@
  *   source   the rule set as JSON (UTF-8), so a process adopting a pinned firewall can
  *            read back the rules it enforces
  */
+import {
+  ACL_STATS, BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_EVENTS_DEFAULT, FLAG_NO_CACHE, FLAG_NO_EVENTS, H_CREATED_HI,
+  H_CREATED_LO, H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC, H_RECORDS, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_V4_ROOTS,
+  H_V4_TREES, H_V6_ROOTS, H_V6_TREES, H_VERSION, HDR_WORDS, MAX_TREES, REC_HDR,
+} from './layout.gen.js';
 
-export const BLOB_MAGIC = 0x41434c31; // 'ACL1'
-export const BLOB_VERSION = 1;
-export const HDR_WORDS = 64;
-/** The largest rule set a program variant addresses (bpf/acl_xl.bpf.c). */
-export const MAX_BLOB_BYTES = 64 << 20;
-
-/** Header word offsets. */
-export const H_MAGIC = 0;
-export const H_VERSION = 1;
-export const H_USED = 2; // words in use
-export const H_GEN = 3;
-export const H_FLAGS = 4; // FLAG_*
-export const H_INTERVAL_MS = 5; // event interval per flow
-export const H_V4_TREES = 6; // number of IPv4 trees
-export const H_V6_TREES = 7;
-export const H_V4_ROOTS = 8; // MAX_TREES x (root, best prio)
-export const H_V6_ROOTS = 16;
-export const H_SRC_OFF = 24; // word offset of the JSON source
-export const H_SRC_LEN = 25; // its length in bytes
-export const H_RULES = 26; // user rules
-export const H_RECORDS = 27; // records (rule x address combinations)
-export const H_CREATED_LO = 28; // Date.now() of the compile, low and high 32 bits
-export const H_CREATED_HI = 29;
-
-export const FLAG_DEFAULT_DENY = 1;
-export const FLAG_EVENTS_DEFAULT = 2; // emit events for default-deny verdicts
-export const FLAG_NO_EVENTS = 4; // report nothing (counters only)
-export const FLAG_NO_CACHE = 8; // walk the trees for every packet (no verdict cache)
-
-export const MAX_TREES = 4;
-export const LEAF = 0x80000000;
-/** Longest leaf the BPF program scans. */
-export const LEAF_MAX = 32;
-/** Deepest tree the BPF program walks. */
-export const MAX_DEPTH = 24;
-/** Widest cut (bits of one field consumed by one node). */
-export const MAX_CUT_BITS = 16;
-
-/** Record actions (meta >> 24). */
-export const REC_HDR = 3;
-export const ACT_ALLOW = 0;
-export const ACT_DENY = 1;
-export const ACT_LOG = 2;
-export const META_SLOT_MASK = 0xffffff;
-/** Event slot of the default action. */
-export const SLOT_DEFAULT = 0xffffff;
-/** Protocol of a packet whose upper-layer protocol could not be found. */
-export const PROTO_UNKNOWN = 256;
-export const PROTO_MAX = 511; // the proto dimension is 9 bits wide
-
-/** Dimensions (key words) of each family, in key order. */
-export const V4_DIMS = 7; // src, dst, sport, dport, proto, ifindex, l4
-export const V6_DIMS = 13; // src[4], dst[4], sport, dport, proto, ifindex, l4
-export const V4_WIDTHS: readonly number[] = [32, 32, 16, 16, 9, 32, 1];
-export const V6_WIDTHS: readonly number[] = [32, 32, 32, 32, 32, 32, 32, 32, 16, 16, 9, 32, 1];
-/** Index of the first of the trailing (sport, dport, proto, ifindex, l4) dims. */
-export const V4_PORTS_AT = 2;
-export const V6_PORTS_AT = 8;
+export * from './layout.gen.js';
 
 export function recordWords(dims: number): number {
   return REC_HDR + 2 * dims;
 }
 
-/** Per-CPU misc counters (acl_stats), in the order of enum acl_stat. */
-export const ACL_STATS = [
-  'defaultAllow',
-  'defaultDeny',
-  'nonIp',
-  'unparsed',
-  'fragments',
-  'malformed',
-  'noRules',
-  'corrupt',
-  'events',
-  'suppressed',
-  'walks',
-  'cached',
-] as const;
 export type AclStatName = (typeof ACL_STATS)[number];
+
+/** One tree of a family: its root node's word offset and the best priority in it. */
+export interface BlobTreeRoot {
+  root: number;
+  prio: number;
+}
+
+/** Header fields of a blob; writeBlobHeader writes those given. */
+export interface BlobHeaderFields {
+  /** Words in use: records, trees and the JSON source. */
+  usedWords?: number;
+  /** Rule-set generation (the verdict cache and the events name it). */
+  gen?: number;
+  flags?: { defaultDeny: boolean; defaultDenyEvents: boolean; events: boolean; verdictCache: boolean };
+  eventIntervalMs?: number;
+  /** Each family's trees (at most MAX_TREES), in the order the program walks them. */
+  v4Trees?: readonly BlobTreeRoot[];
+  v6Trees?: readonly BlobTreeRoot[];
+  /** Where the JSON source is: word offset and length in bytes. */
+  source?: { offWords: number; bytes: number };
+  /** User rules. */
+  rules?: number;
+  /** Records (rule x address combinations). */
+  records?: number;
+  /** Date.now() of the compile. */
+  createdMs?: number;
+}
+
+/**
+ * Writes a blob header: the format (magic, version) always, and the fields given. The only
+ * writer of header words: the compiler (classifier.ts) and the firewall's swap both call it.
+ */
+export function writeBlobHeader(h: Uint32Array, f: BlobHeaderFields): void {
+  if (h.length < HDR_WORDS) throw new RangeError(`blob header: ${h.length} words, need ${HDR_WORDS}`);
+  const set = (at: number, v: number | undefined) => {
+    if (v !== undefined) h[at] = v >>> 0;
+  };
+  set(H_MAGIC, BLOB_MAGIC);
+  set(H_VERSION, BLOB_VERSION);
+  set(H_USED, f.usedWords);
+  set(H_GEN, f.gen);
+  if (f.flags) {
+    const { defaultDeny, defaultDenyEvents, events, verdictCache } = f.flags;
+    set(H_FLAGS, (defaultDeny ? FLAG_DEFAULT_DENY : 0) | (defaultDenyEvents ? FLAG_EVENTS_DEFAULT : 0) | (events ? 0 : FLAG_NO_EVENTS) | (verdictCache ? 0 : FLAG_NO_CACHE));
+  }
+  set(H_INTERVAL_MS, f.eventIntervalMs);
+  const trees = (countAt: number, rootsAt: number, roots: readonly BlobTreeRoot[] | undefined) => {
+    if (!roots) return;
+    if (roots.length > MAX_TREES) throw new RangeError(`blob header: ${roots.length} trees, at most ${MAX_TREES}`);
+    set(countAt, roots.length);
+    roots.forEach((r, t) => {
+      set(rootsAt + 2 * t, r.root);
+      set(rootsAt + 2 * t + 1, r.prio);
+    });
+  };
+  trees(H_V4_TREES, H_V4_ROOTS, f.v4Trees);
+  trees(H_V6_TREES, H_V6_ROOTS, f.v6Trees);
+  if (f.source) {
+    set(H_SRC_OFF, f.source.offWords);
+    set(H_SRC_LEN, f.source.bytes);
+  }
+  set(H_RULES, f.rules);
+  set(H_RECORDS, f.records);
+  if (f.createdMs !== undefined) {
+    set(H_CREATED_LO, f.createdMs % 2 ** 32);
+    set(H_CREATED_HI, Math.floor(f.createdMs / 2 ** 32));
+  }
+}

@@ -1,0 +1,138 @@
+// The AclFirewall rule-set compiler's decision trees: one family's records in, tree words
+// out (the blob layout is bpf/include/acl_blob.h; the algorithm is described in
+// lib/modules/acl/classifier.ts).
+//
+// A tree is built depth first. A node's rule list is a range of one stack (`pool_`); the
+// node pushes its children's lists above it and pops them when its subtree is done, so
+// building allocates nothing per node (tree.cc). A big tree's root has its children's
+// subtrees (one per segment) built by up to four threads, each segment into words of its
+// own with leaves shared only inside it; they are appended in order and relocated
+// afterwards, so the words depend on the rules only, not on the threads or on which took
+// which segment (build_threads.cc).
+#ifndef BPFKIT_ACL_TREE_H
+#define BPFKIT_ACL_TREE_H
+
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "../../bpf/include/acl_blob.h"  // the blob layout, shared with the XDP program
+
+namespace bpfkit::acl {
+
+constexpr uint64_t Pow2(unsigned b) { return uint64_t{1} << b; }
+
+// The largest blob a program variant addresses: beyond it a set is useless, and the words
+// must stay an ArrayBuffer JS can hold.
+constexpr size_t kMaxWords = ACL_MAX_BLOB_BYTES / 4;
+
+struct Family {
+  int family = 4;
+  int dims = 0;
+  uint32_t count = 0;
+  std::vector<uint32_t> lo, hi, prio, meta, tag;
+  std::vector<uint8_t> widths;
+  std::vector<std::vector<int32_t>> groups;  // record indices per tree, in priority order
+};
+
+struct Options {
+  int binth = 8;
+  int spfac = 4;
+  int maxBits = 8;
+  int maxCutBits = ACL_MAX_CUT_BITS;
+  size_t maxWords = kMaxWords;  // stop when the blob would grow beyond this
+};
+
+// The region a node covers: per dimension, the base value and the free (uncut) bits.
+struct Region {
+  std::vector<uint64_t> base;
+  std::vector<uint8_t> free;
+};
+
+struct TooComplex {
+  int family;
+  uint32_t depth, rules;
+};
+
+// The blob outgrew Options::maxWords: the rule-set map could not hold it anyway, and a
+// set whose trees replicate rules without bound must not take the process's memory.
+struct TooBig {};
+
+class TreeBuilder {
+ public:
+  TreeBuilder(const Family& fam, const std::vector<uint32_t>& recOff, std::vector<uint32_t>& out, const Options& o)
+      : fam_(fam), recOff_(recOff), out_(&out), o_(o), D_(fam.dims) {
+    diff_.resize(Pow2(o.maxCutBits) + 2);
+    edge_.resize(Pow2(o.maxCutBits) + 2);
+  }
+
+  uint32_t nodes = 0, leaves = 0, maxDepth = 0, maxLeaf = 0;
+  // words written before this builder's out_ begins, for the maxWords check (a segment
+  // of a split root, built into words of its own)
+  size_t limitBase = 0;
+  // build the root's subtrees on several threads (when the root has at least kSplitMin rules)
+  bool split = false;
+  static constexpr uint32_t kSplitMin = 2048;
+
+  // Builds the tree of `list` (record indices in priority order) into the words; returns
+  // the root's word offset. Throws TooComplex or TooBig.
+  uint32_t Build(const std::vector<int32_t>& list) {
+    Region reg;
+    reg.base.assign(D_, 0);
+    reg.free.assign(fam_.widths.begin(), fam_.widths.end());
+    pool_.assign(list.begin(), list.end());
+    return Node(0, static_cast<uint32_t>(list.size()), reg, 0);
+  }
+
+ private:
+  const Family& fam_;
+  const std::vector<uint32_t>& recOff_;
+  std::vector<uint32_t>* out_;
+  const Options& o_;
+  const int D_;
+  std::vector<int32_t> pool_;
+  std::unordered_map<uint32_t, std::vector<uint32_t>> leafCache_;
+  std::vector<int32_t> diff_;
+  std::vector<uint8_t> edge_;
+  std::vector<uint64_t> L_, H_, Ls_, Hs_;
+  std::vector<uint32_t> spanA_, spanB_, cuts_, count_;
+  // results of EvalCut and ChooseCut
+  uint32_t eMax_ = 0;
+  uint64_t eCost_ = 0;
+  int cutD_ = -1, cutBits_ = 0;
+  uint32_t cutMax_ = 0;
+
+  uint32_t Reserve(size_t n) {
+    std::vector<uint32_t>& out = *out_;
+    size_t at = out.size();
+    if (limitBase + at + n > o_.maxWords) throw TooBig{};
+    out.resize(at + n, 0);
+    return static_cast<uint32_t>(at);
+  }
+
+  uint64_t Lo(int32_t r, int d) const { return fam_.lo[static_cast<size_t>(r) * D_ + d]; }
+  uint64_t Hi(int32_t r, int d) const { return fam_.hi[static_cast<size_t>(r) * D_ + d]; }
+
+  bool Covers(int32_t r, const Region& reg) const {
+    for (int d = 0; d < D_; d++) {
+      uint64_t b = reg.base[d];
+      if (Lo(r, d) > b || Hi(r, d) < b + Pow2(reg.free[d]) - 1) return false;
+    }
+    return true;
+  }
+
+  // tree.cc
+  uint32_t Leaf(uint32_t off, uint32_t n, uint32_t depth);
+  int TowardsFirst(int32_t r, const Region& reg) const;
+  uint32_t Node(uint32_t off, uint32_t n, Region& reg, uint32_t depth);
+  bool ChooseCut(uint32_t off, uint32_t n, const Region& reg);
+  void EvalCut(uint32_t m, uint32_t full, unsigned free, unsigned bits);
+  // build_threads.cc
+  void Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t nseg, int d, uint64_t base, uint64_t mask, const Region& reg,
+                uint32_t depth);
+};
+
+}  // namespace bpfkit::acl
+
+#endif

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* AclFirewall XDP program (bpf/acl/prog.h): the tree walk, and the per-CPU verdict
+ * cache in front of it. */
+#ifndef ACL_CLASSIFY_H
+#define ACL_CLASSIFY_H
+
+#include "maps.h"
+#include "hash.h"
+
+/* Pointer to record `r` (a word offset), or NULL if it would not fit in the blob. The
+ * offset is bounded once, so the fields are read at constant offsets from it. */
+static __always_inline const __u32 *acl_rec(const __u8 *blob, __u32 r, const int dims)
+{
+	__u64 off = (__u64)r << 2;
+
+	if (off > ACL_BLOB_BYTES - 4 * (ACL_REC_HDR + 2 * dims))
+		return NULL;
+	return (const __u32 *)(blob + off);
+}
+
+/* Record `rec` matches the key in all `dims` dimensions. */
+static __always_inline int acl_match(const __u32 *rec, const __u32 *key, const int dims)
+{
+	/* read the key words here, once each for both bounds: hoisted out of the record loop
+	 * (which the compiler does unless the pointer is opaque) they are spilled to the stack
+	 * and reloaded for every bound */
+	asm volatile("" : "+r"(key));
+#pragma unroll
+	for (int d = 0; d < dims; d++) {
+		__u32 k = key[d];
+
+		if (k < rec[ACL_REC_HDR + 2 * d] || k > rec[ACL_REC_HDR + 2 * d + 1])
+			return 0;
+	}
+	return 1;
+}
+
+/* Walks the family's trees; returns the word offset of the best matching record or 0. */
+static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, const int dims, const __u32 ntrees_at,
+					  const __u32 roots_at)
+{
+	const __u32 *hdr = (const __u32 *)blob; /* header words: indices below ACL_HDR_WORDS, no mask */
+	__u32 best_prio = 0xffffffffu, best = 0;
+	__u32 ntrees = hdr[ntrees_at];
+
+	for (__u32 t = 0; t < ACL_MAX_TREES; t++) {
+		__u32 p, ctl = 0, cnt;
+		__u64 leaf;
+
+		if (t >= ntrees)
+			break;
+		if (hdr[roots_at + 2 * t + 1] >= best_prio)
+			continue; /* nothing in this tree can beat the match we have */
+		p = hdr[roots_at + 2 * t];
+		for (int i = 0; i < ACL_MAX_DEPTH; i++) {
+			__u64 off = (__u64)p << 2;
+			__u32 v;
+
+			if (off > ACL_BLOB_BYTES - 4)
+				break;
+			ctl = *(const __u32 *)(blob + off);
+			if (ctl & ACL_LEAF)
+				break;
+			v = key[ctl & (ACL_KEY_WORDS - 1)];
+			v = (v >> ((ctl >> 8) & 31)) & ((1u << ((ctl >> 16) & 31)) - 1);
+			off = (__u64)(p + 1 + v) << 2;
+			if (off > ACL_BLOB_BYTES - 4)
+				break;
+			p = *(const __u32 *)(blob + off);
+		}
+		if (!(ctl & ACL_LEAF)) {
+			acl_count(ACL_STAT_CORRUPT, 0);
+			continue;
+		}
+		cnt = ctl & 0xffff;
+		leaf = (__u64)(p + 1) << 2;
+		for (__u32 j = 0; j < ACL_LEAF_MAX; j++) {
+			const __u32 *rec;
+			__u64 off = leaf + 4 * j;
+			__u32 r;
+
+			asm volatile("" : "+r"(off)); /* the verifier must see the check on the offset the load uses */
+			if (j >= cnt || off > ACL_BLOB_BYTES - 4)
+				break;
+			r = *(const __u32 *)(blob + off);
+			rec = acl_rec(blob, r, dims);
+			if (!rec)
+				break;
+			if (rec[0] >= best_prio)
+				break; /* records are in priority order */
+			if (acl_match(rec, key, dims)) {
+				best_prio = rec[0];
+				best = r;
+				break;
+			}
+		}
+	}
+	return best;
+}
+
+static __always_inline void acl_vkey_of(struct acl_vkey *v, const struct acl_pkt *pkt)
+{
+	const volatile __u32 *k = pkt->key;
+
+#pragma unroll
+	for (int i = 0; i < ACL_VKEY_WORDS / 2; i++)
+		v->p[i] = ((__u64)k[2 * i + 1] << 32) | k[2 * i];
+}
+
+/* The best record for the packet's key (0: none): from this CPU's verdict cache when it
+ * holds the key for the rule set in force, otherwise from the trees (and remembered). */
+static __always_inline __u32 acl_lookup(const __u8 *blob, struct acl_pkt *pkt, int fam, __u32 flags)
+{
+	__u32 gen = acl_w(blob, ACL_H_GEN), zero = 0, rec;
+	struct acl_ventry *e = NULL;
+	struct acl_vkey v;
+
+	if (!(flags & ACL_FLAG_NO_CACHE)) {
+		struct acl_vcache *vc = bpf_map_lookup_elem(&acl_verdicts, &zero);
+
+		if (vc) {
+			acl_vkey_of(&v, pkt);
+			e = &vc->e[acl_slot64(v.p, ACL_VKEY_WORDS / 2, ACL_VCACHE_ENTRIES)];
+			if (e->gen == gen && acl_eq64(e->key.p, v.p, ACL_VKEY_WORDS / 2)) {
+				acl_count(ACL_STAT_CACHED, 0);
+				return e->rec;
+			}
+		}
+	}
+	acl_count(ACL_STAT_WALKS, 0);
+	if (fam == 4)
+		rec = acl_classify(blob, pkt->key, ACL_V4_DIMS, ACL_H_V4_TREES, ACL_H_V4_ROOTS);
+	else
+		rec = acl_classify(blob, pkt->key, ACL_V6_DIMS, ACL_H_V6_TREES, ACL_H_V6_ROOTS);
+	if (e) {
+		e->key = v;
+		e->rec = rec;
+		e->gen = gen;
+	}
+	return rec;
+}
+
+#endif

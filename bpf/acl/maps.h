@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* AclFirewall XDP program (bpf/acl/prog.h): its maps, the per-CPU tables' entries, the
+ * parsed packet, and the two accessors everything uses (a counter, a blob word). */
+#ifndef ACL_MAPS_H
+#define ACL_MAPS_H
+
+#ifndef ACL_BLOB_BYTES
+#error "define ACL_BLOB_BYTES (a power of two) before including acl/prog.h"
+#endif
+
+#include "bpfkit_helpers.h"
+#include "bpfkit_ringbuf.h"
+#include "acl_blob.h"
+
+/* Possible CPUs (set by user space before load): how many per-CPU flow caches to read. */
+const volatile __u32 acl_nr_cpus = 1;
+
+/* One compiled rule set. Two of them (a, b) are preallocated: user space writes the idle
+ * one and points acl_blobs[0] at it. */
+struct acl_blob_map {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE); /* user space writes rule sets through a mapping */
+	__type(key, __u32);
+	__uint(value_size, ACL_BLOB_BYTES);
+};
+
+struct acl_blob_map acl_blob_a SEC(".maps");
+struct acl_blob_map acl_blob_b SEC(".maps");
+
+/* The active rule set: the single pointer a rule-set swap flips. Updating it from user
+ * space returns only after running programs finished (synchronize_rcu), so the old
+ * blob can be rewritten right after. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct acl_blob_map);
+} acl_blobs SEC(".maps");
+
+/* Packets and bytes per rule, indexed by the rule's slot (stable for a rule id). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1); /* set by user space: the slot capacity */
+	__type(key, __u32);
+	__type(value, struct bpfkit_counter);
+} acl_rule_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ACL_STAT_MAX);
+	__type(key, __u32);
+	__type(value, struct bpfkit_counter);
+} acl_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536); /* set by user space */
+	__type(key, struct acl_flow_key);
+	__type(value, struct acl_flow_state);
+} acl_flows SEC(".maps");
+
+/* Per-CPU memory of the flows this CPU last reported or suppressed, ACL_FLOW_MEM entries
+ * direct-mapped by a hash of the flow key (the same slot on every CPU): packets of a flood
+ * of up to about that many flows are suppressed here without a lookup in (or an atomic
+ * on) the shared flow table, and without reading the clock more than once per tick.
+ * `count` grows while the entry holds `key`; it moves into the flow's `seen` when the
+ * entry takes another flow, and whoever reports the flow adds the counts every CPU's entry
+ * in that slot holds for it, so no suppressed packet is left out of the next event.
+ * Private to this program: user space never reads it. */
+struct acl_cpu_flow {
+	struct acl_flow_key key; /* family 0 (never a packet's): empty */
+	__u64 last_ns;           /* the flow's last event, as known on this CPU */
+	__u64 count;             /* packets of `key` suppressed on this CPU while it held `key` */
+	__u64 tick;              /* jiffies when last_ns was last found within the interval */
+};
+
+struct acl_flow_mem {
+	struct acl_cpu_flow e[ACL_FLOW_MEM];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct acl_flow_mem);
+} acl_flow_cache SEC(".maps");
+
+BPFKIT_RINGBUF(acl_events, 1 << 20);
+
+/* The cache's view of a key: its first ACL_VKEY_WORDS words as 64-bit pairs, built from
+ * 32-bit loads. The parser stored the words one by one, and a 64-bit load that spans two
+ * separate 32-bit stores cannot be forwarded from the store buffer (an x86 stall of ~5 ns,
+ * on the critical path of the slot's address). */
+struct acl_vkey {
+	__u64 p[ACL_VKEY_WORDS / 2];
+};
+
+/* Per-CPU verdict cache: the last classification of each of ACL_VCACHE_ENTRIES
+ * direct-mapped flows (by hash of the whole key), valid only for the rule set whose
+ * generation it names. A hit skips the tree walk; the counters, the event rate limit and
+ * the action still run for every packet. */
+struct acl_ventry {
+	__u32 gen; /* rule-set generation the verdict was computed with; 0: empty */
+	__u32 rec; /* the best record's word offset in that rule set, 0: no rule matched */
+	struct acl_vkey key;
+};
+
+struct acl_vcache {
+	struct acl_ventry e[ACL_VCACHE_ENTRIES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct acl_vcache);
+} acl_verdicts SEC(".maps");
+
+struct acl_pkt {
+	__u32 key[ACL_KEY_WORDS]; /* word ACL_VKEY_FAMILY: 4 or 6 */
+	/* the flow as the rate limiter keys it (addresses in network order, IPv4 in the first
+	 * 4 bytes, ports in host order); acl_report fills in slot and tag */
+	struct acl_flow_key fk;
+	__u8 flags; /* ACL_EV_* */
+} __attribute__((aligned(8))); /* the flow key is written and compared 64 bits at a time */
+
+static __always_inline void acl_count(__u32 stat, __u64 bytes)
+{
+	bpfkit_count(bpf_map_lookup_elem(&acl_stats, &stat), bytes);
+}
+
+/* Word `off` of the blob (header fields, a record's meta and tag); offsets wrap inside the
+ * blob, so a damaged blob can give wrong answers but never an out-of-bounds read. The tree
+ * walk instead range-checks its offsets (a compare beside the dependent loads rather than
+ * a mask in their path) and counts an offset beyond the blob as a corrupt tree. */
+static __always_inline __u32 acl_w(const __u8 *blob, __u32 off)
+{
+	return *(const __u32 *)(blob + (((__u64)off << 2) & (ACL_BLOB_BYTES - 4)));
+}
+
+#endif

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* AclFirewall XDP program (bpf/acl/prog.h): policy events through the ring buffer, at
+ * most one per flow and rule per interval (the rate limiter: the shared flow table and
+ * each CPU's flow memory). */
+#ifndef ACL_REPORT_H
+#define ACL_REPORT_H
+
+#include "maps.h"
+#include "hash.h"
+
+/* Points this CPU's flow memory at `fk` (its count starts again unless it held `fk`). */
+static __always_inline void acl_cache_take(struct acl_cpu_flow *fc, const struct acl_flow_key *fk, __u64 last_ns)
+{
+	if (!acl_key_eq(&fc->key, fk)) {
+		__builtin_memcpy(&fc->key, fk, sizeof(*fk));
+		fc->count = 0;
+	}
+	fc->last_ns = last_ns;
+	fc->tick = bpf_jiffies64() - 1; /* not this tick: the next packet reads the clock */
+}
+
+/* Packets of `fk` suppressed in the CPUs' flow memories (read after the flow's `seen`:
+ * a count that moves into `seen` meanwhile is then missed once and reported next
+ * time, never counted twice). */
+static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk, __u32 at)
+{
+	__u64 sum = 0;
+	__u32 zero = 0;
+
+	for (__u32 cpu = 0; cpu < ACL_MAX_CPUS; cpu++) {
+		struct acl_flow_mem *m;
+		struct acl_cpu_flow *c;
+
+		if (cpu >= acl_nr_cpus)
+			break;
+		m = bpf_map_lookup_percpu_elem(&acl_flow_cache, &zero, cpu);
+		if (!m)
+			continue;
+		c = &m->e[at & (ACL_FLOW_MEM - 1)];
+		if (acl_key_eq(&c->key, fk))
+			sum += c->count;
+	}
+	return sum;
+}
+
+/* Reports a decision, at most once per flow and rule per interval. */
+static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, const __u8 *blob, __u32 slot, __u32 tag,
+				       __u32 action, __u32 len)
+{
+	struct acl_flow_key *fk = &pkt->fk;
+	__u64 interval_ns = (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000;
+	struct acl_flow_state *st;
+	struct acl_flow_mem *mem;
+	struct acl_cpu_flow *fc;
+	struct acl_event *e;
+	__u64 now, suppressed = 0;
+	__u32 zero = 0, at;
+
+	mem = bpf_map_lookup_elem(&acl_flow_cache, &zero);
+	if (!mem)
+		return;
+	*(__u64 *)&fk->slot = slot | (__u64)tag << 32; /* one store: see acl_key_tail */
+	at = acl_slot64((const __u64 *)fk, sizeof(*fk) / 8, ACL_FLOW_MEM);
+	fc = &mem->e[at];
+	if (acl_key_eq(&fc->key, fk)) {
+		/* The flood's fast path: the flow this CPU's memory holds in its slot. The rate limit
+		 * needs only tick precision, and the coarse clock moves only with the tick: while
+		 * jiffies has not moved since the flow was last found within its interval, it
+		 * still is (an update of the coarse clock that lands just after jiffies moved
+		 * can make an event at most one tick late, never early). */
+		__u64 tick = bpf_jiffies64();
+
+		if (tick == fc->tick)
+			goto suppress;
+		now = bpf_ktime_get_coarse_ns();
+		if (now - fc->last_ns < interval_ns) {
+			fc->tick = tick;
+suppress:
+			fc->count++; /* per-CPU: no atomic, no shared cache line */
+			acl_count(ACL_STAT_SUPPRESSED, 0);
+			return;
+		}
+	} else {
+		now = bpf_ktime_get_coarse_ns();
+		/* the memory moves to another flow: hand the old flow its suppressed packets */
+		if (fc->count) {
+			struct acl_flow_state *old = bpf_map_lookup_elem(&acl_flows, &fc->key);
+
+			if (old)
+				__sync_fetch_and_add(&old->seen, fc->count);
+			fc->count = 0;
+		}
+	}
+	st = bpf_map_lookup_elem(&acl_flows, fk);
+	if (st) {
+		__sync_fetch_and_add(&st->seen, 1);
+		if (now - st->last_ns < interval_ns) {
+			/* reported recently (maybe by another CPU): suppress here from now on */
+			acl_cache_take(fc, fk, st->last_ns);
+			acl_count(ACL_STAT_SUPPRESSED, 0);
+			return;
+		}
+	}
+	e = bpfkit_rb_reserve(acl_events, sizeof(*e));
+	if (!e)
+		return; /* counted in acl_events_lost; `seen` keeps the packet for the next event */
+	if (st) {
+		__u64 total = st->seen;
+
+		total += acl_cached_counts(fk, at);
+		/* packets since the last event, this one excluded */
+		suppressed = total - st->reported - 1;
+		st->reported = total;
+		st->last_ns = now;
+	} else {
+		struct acl_flow_state init = { .last_ns = now, .seen = 1, .reported = 1 };
+
+		bpf_map_update_elem(&acl_flows, fk, &init, BPF_NOEXIST);
+	}
+	acl_cache_take(fc, fk, now);
+	e->ktime_ns = bpf_ktime_get_ns();
+	e->gen = acl_w(blob, ACL_H_GEN);
+	e->slot = slot;
+	e->suppressed = suppressed > 0xffffffffu ? 0xffffffffu : (__u32)suppressed;
+	e->ifindex = ctx->ingress_ifindex;
+	e->pkt_len = len;
+	e->action = action;
+	e->family = fk->family;
+	e->proto = fk->proto;
+	e->sport = fk->sport;
+	e->dport = fk->dport;
+	e->flags = pkt->flags;
+	e->_pad[0] = e->_pad[1] = e->_pad[2] = 0;
+	__builtin_memcpy(e->src, fk->src, 16);
+	__builtin_memcpy(e->dst, fk->dst, 16);
+	bpfkit_rb_submit(e);
+	acl_count(ACL_STAT_EVENTS, 0);
+}
+
+#endif

@@ -1,0 +1,113 @@
+// Generated from bpf/include/acl_blob.h by scripts/gen-acl-layout.mjs: do not edit. Change the
+// header; the native build regenerates this file (test/unit/acl-blob-contract.test.ts
+// checks that it is current and that the C compiler agrees with every value).
+
+/** 'ACL1' */
+export const BLOB_MAGIC = 0x41434c31;
+/** ACL_H_VERSION: user space refuses to adopt other versions */
+export const BLOB_VERSION = 1;
+export const HDR_WORDS = 64;
+/** The largest rule set a program variant addresses (bpf/acl_xl.bpf.c). */
+export const MAX_BLOB_BYTES = 67108864; // (64u << 20)
+/** Header word offsets (lib/modules/acl/layout.ts writeBlobHeader writes them all). */
+export const H_MAGIC = 0;
+export const H_VERSION = 1;
+/** words in use */
+export const H_USED = 2;
+/** rule-set generation */
+export const H_GEN = 3;
+/** ACL_FLAG_* */
+export const H_FLAGS = 4;
+/** event interval per flow */
+export const H_INTERVAL_MS = 5;
+/** number of IPv4 trees */
+export const H_V4_TREES = 6;
+export const H_V6_TREES = 7;
+/** ACL_MAX_TREES x (root, best prio) */
+export const H_V4_ROOTS = 8;
+export const H_V6_ROOTS = 16;
+/** word offset of the JSON source */
+export const H_SRC_OFF = 24;
+/** its length in bytes */
+export const H_SRC_LEN = 25;
+/** user rules */
+export const H_RULES = 26;
+/** records (rule x address combinations) */
+export const H_RECORDS = 27;
+/** Date.now() of the compile, low and high 32 bits */
+export const H_CREATED_LO = 28;
+export const H_CREATED_HI = 29;
+export const FLAG_DEFAULT_DENY = 1;
+export const FLAG_EVENTS_DEFAULT = 2;
+/** report nothing (counters only) */
+export const FLAG_NO_EVENTS = 4;
+/** classify every packet by the trees (no verdict cache) */
+export const FLAG_NO_CACHE = 8;
+export const MAX_TREES = 4;
+export const LEAF = 0x80000000;
+/** longest leaf the program scans */
+export const LEAF_MAX = 32;
+/** deepest tree the program walks */
+export const MAX_DEPTH = 24;
+/** widest cut (bits of one field consumed by one node) */
+export const MAX_CUT_BITS = 16;
+export const REC_HDR = 3;
+export const ACT_ALLOW = 0;
+export const ACT_DENY = 1;
+export const ACT_LOG = 2;
+/** a record's meta: slot | action << 24 */
+export const SLOT_MASK = 0xffffff;
+/** events of the default action */
+export const SLOT_DEFAULT = 0xffffff;
+/**
+ * Key words per family: the dimensions the tree cuts and records bound.
+ * src, dst, sport, dport, proto, ifindex, l4
+ */
+export const V4_DIMS = 7;
+/** src[4], dst[4], sport, dport, proto, ifindex, l4 */
+export const V6_DIMS = 13;
+/** Bits of each dimension, in key order. */
+export const V4_WIDTHS: readonly number[] = [32, 32, 16, 16, 9, 32, 1];
+export const V6_WIDTHS: readonly number[] = [32, 32, 32, 32, 32, 32, 32, 32, 16, 16, 9, 32, 1];
+/** Index of the first of the trailing (sport, dport, proto, ifindex, l4) dimensions. */
+export const V4_PORTS_AT = 2;
+export const V6_PORTS_AT = 8;
+export const KEY_WORDS = 16;
+/**
+ * The verdict cache keys on the first ACL_VKEY_WORDS key words: the dimensions of either
+ * family (never cut beyond word 12) and, in word ACL_VKEY_FAMILY, the family.
+ */
+export const VKEY_WORDS = 14;
+export const VKEY_FAMILY = 13;
+export const VCACHE_ENTRIES = 256;
+/**
+ * proto value of a packet whose upper-layer protocol could not be found (IPv6
+ * extension headers truncated or beyond the walk bound): matches only "any".
+ */
+export const PROTO_UNKNOWN = 256;
+/** the proto dimension is 9 bits wide */
+export const PROTO_MAX = 511;
+/** Per-CPU misc counters (acl_stats): enum acl_stat, in its order, named after its members. */
+export const ACL_STATS = [
+  'defaultAllow',
+  'defaultDeny',
+  'nonIp',
+  'unparsed',
+  'fragments',
+  'malformed',
+  'noRules',
+  'corrupt',
+  'events',
+  'suppressed',
+  'walks',
+  'cached',
+] as const;
+export const EV_L4 = 1;
+export const EV_FRAGMENT = 2;
+/**
+ * Most CPUs whose cached counts a report adds (CPUs beyond it hand theirs over when
+ * their cache entry changes flow).
+ */
+export const MAX_CPUS = 256;
+/** Flows each CPU's rate-limiter memory holds (direct-mapped; a power of two). */
+export const FLOW_MEM = 256;
