@@ -30,6 +30,7 @@
  */
 #include "parsing.h"
 #include "bpfkit_meta.h"
+#include "bpfkit_swap.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -118,14 +119,7 @@ struct decap_config_map {
 struct decap_config_map config_a SEC(".maps");
 struct decap_config_map config_b SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct decap_config_map);
-} config SEC(".maps") = {
-	.values = { [0] = &config_a },
-};
+BPFKIT_SWAP_SLOT_INIT(config, struct decap_config_map, config_a);
 
 /* VNI allowlist: key gen << 24 | vni. Two generations' worth of entries. */
 struct {
@@ -166,12 +160,7 @@ static __noinline int pass(struct xdp_md *ctx, __u32 reason)
 
 static __always_inline struct decap_config *get_config(void)
 {
-	__u32 zero = 0;
-	void *inner = bpf_map_lookup_elem(&config, &zero);
-
-	if (!inner)
-		return NULL;
-	return bpf_map_lookup_elem(inner, &zero);
+	return bpfkit_swap_current(&config);
 }
 
 /* DECAP_VXLAN / DECAP_GENEVE if `port` is one of the configured ports, else -1. */

@@ -11,13 +11,13 @@
  * decap.close();
  * ```
  *
- * Atomic updates: everything a packet consults hangs off one array-of-maps slot. The
- * program reads its `struct decap_config` through `config[0]`, which points at one of two
- * inner maps (config_a / config_b). An update writes the idle inner map and the next
- * generation of the VNI allowlist (its keys carry the generation),
- * then swaps `config[0]` in one map update; the kernel waits for running programs
- * (synchronize_rcu) before that update returns, so afterwards the old generation is
- * unreachable and is deleted. A packet sees the whole old or the whole new settings.
+ * Atomic updates: the core's DoubleBuffer (lib/core/swap.ts, bpf/include/bpfkit_swap.h).
+ * The program reads its `struct decap_config` through the swap slot `config[0]`, which
+ * points at one of two copies (config_a / config_b). An update writes the idle copy and
+ * the next generation of the VNI allowlist (its keys carry the copy's index), then flips
+ * the slot; the flip resolves after the kernel's grace period, so afterwards the old
+ * generation is unreachable and is deleted. A packet sees the whole old or the whole new
+ * settings.
  */
 import { execFile } from 'node:child_process';
 import { BpfkitError, invalidArgument } from '../core/errors.js';
@@ -26,6 +26,7 @@ import type { BpfMap } from '../core/map.js';
 import { bpfObjectPath, native } from '../core/native.js';
 import { checkInterface, netnsPath, type NetnsRef } from '../core/netns.js';
 import { BpfObject } from '../core/object.js';
+import { DoubleBuffer } from '../core/swap.js';
 import type { TestRunOptions, TestRunResult, XdpLink, XdpMode, XdpProgram } from '../core/program.js';
 
 export type TunnelProtocol = 'vxlan' | 'geneve';
@@ -365,6 +366,8 @@ interface Parts {
   prog: XdpProgram;
   outer: BpfMap<number, number>;
   inner: [BpfMap<number, ConfigValue>, BpfMap<number, ConfigValue>];
+  /** config[0] -> config_a | config_b; the copy's index is also the VNI allowlist generation. */
+  swap: DoubleBuffer<BpfMap<number, ConfigValue>>;
   vniAllow: BpfMap<number, number>;
   vniStats: BpfMap<{ vni: number; proto: number }, DecapCounter[], { vni: number; proto: number }, DecapCounter[] | DecapCounter>;
   counters: BpfMap<number, DecapCounter[], number, DecapCounter[] | DecapCounter>;
@@ -379,9 +382,7 @@ export class Decapsulator {
   #link: XdpLink | undefined;
   #settings: DecapSettings;
   readonly limits: Readonly<Required<DecapLimits>>;
-  #active = 0; // index of the inner config map (and set generation) packets use
   #iface: { iface: string | number; ns: string | undefined; macGiven: boolean } | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(p: Parts, settings: DecapSettings, limits: Required<DecapLimits>) {
     this.#p = p;
@@ -446,11 +447,15 @@ export class Decapsulator {
     const opened: { close(): void }[] = [];
     const keep = <T extends { close(): void }>(x: T): T => (opened.push(x), x);
     try {
+      const outer = keep(obj.map('config', { key: u32, value: u32 }));
+      const inner: Parts['inner'] = [keep(obj.map('config_a', { key: u32, value: configCodec })), keep(obj.map('config_b', { key: u32, value: configCodec }))];
       const parts: Parts = {
         obj,
         prog: keep(obj.xdpProgram('xdp_decap')),
-        outer: keep(obj.map('config', { key: u32, value: u32 })),
-        inner: [keep(obj.map('config_a', { key: u32, value: configCodec })), keep(obj.map('config_b', { key: u32, value: configCodec }))],
+        outer,
+        inner,
+        // the object's static initialiser points config[0] at config_a (copy 0)
+        swap: new DoubleBuffer(outer, inner, 0),
         vniAllow: keep(obj.map('vni_allow', { key: u32, value: u8 })),
         vniStats: keep(obj.perCpuMap('vni_stats', { key: vniKey, value: counterCodec })),
         counters: keep(obj.perCpuMap('counters', { key: u32, value: counterCodec })),
@@ -498,9 +503,7 @@ export class Decapsulator {
    * (unless `interfaceMac` was given). Concurrent calls apply in call order.
    */
   update(opts: DecapOptions): Promise<void> {
-    const run = this.#queue.then(() => this.#update(opts));
-    this.#queue = run.catch(() => undefined);
-    return run;
+    return this.#parts().swap.serial(() => this.#update(opts));
   }
 
   async #update(opts: DecapOptions): Promise<void> {
@@ -511,19 +514,18 @@ export class Decapsulator {
       next = { ...next, interfaceMac: await interfaceMac(this.#iface.iface, this.#iface.ns) };
     }
     if (next.rewriteMac && !next.interfaceMac) invalidArgument('interfaceMac', 'rewriteMac needs the receiving interface MAC');
-    const gen = 1 - this.#active;
+    const gen = p.swap.idleIndex;
     try {
       await this.#writeGeneration(p, gen, next);
-      p.inner[gen]!.set(0, configValue(next, gen));
-      // The swap: one update of the array of maps. Returns after synchronize_rcu, so no
-      // program still runs with the old config when the old generation is deleted below.
-      p.outer.set(0, p.inner[gen]!.fd);
+      p.swap.idle.set(0, configValue(next, gen));
+      // Returns after the grace period, so no program still runs with the old config
+      // when the old generation is deleted below.
+      await p.swap.flip();
     } catch (e) {
       await this.#clearGeneration(p, gen).catch(() => undefined);
       throw e;
     }
-    const old = this.#active;
-    this.#active = gen;
+    const old = p.swap.idleIndex;
     this.#settings = next;
     if (this.#iface && opts.interfaceMac !== undefined) this.#iface.macGiven = true;
     // Best effort: leftovers of the old generation are also cleared before its next use.
