@@ -31,6 +31,7 @@
 #include "parsing.h"
 #include "bpfkit_meta.h"
 #include "bpfkit_swap.h"
+#include "bpfkit_pipeline.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -407,8 +408,7 @@ static __always_inline int decap_ipv6(struct xdp_md *ctx, struct bpfkit_cursor *
 	return decap_udp(ctx, cfg, proto, udp, l3_off + sizeof(*ip6), ulen, 1);
 }
 
-SEC("xdp")
-int xdp_decap(struct xdp_md *ctx)
+static __always_inline int decap_frame(struct xdp_md *ctx)
 {
 	struct bpfkit_cursor c = bpfkit_cursor_xdp(ctx);
 	struct ethhdr *eth;
@@ -421,4 +421,12 @@ int xdp_decap(struct xdp_md *ctx)
 	if (l3 == ETH_P_IPV6)
 		return decap_ipv6(ctx, &c, eth, l3_off);
 	return XDP_PASS;
+}
+
+/* Alone, the verdict is returned; as an XdpPipeline stage (bpfkit_pipeline_stage set at
+ * load), XDP_PASS continues with the next stage. */
+SEC("xdp")
+int xdp_decap(struct xdp_md *ctx)
+{
+	return bpfkit_pipeline_next(ctx, decap_frame(ctx));
 }

@@ -23,8 +23,13 @@
  * BTF: clang emits a named map struct's value type (struct my_cfg above) into BTF only
  * when the program also uses that type in a function signature or a global; otherwise
  * it is a forward declaration and libbpf refuses the object ("can't determine value
- * size"). Pass the configuration to a function (as decap.bpf.c does), or declare the
- * copies' value with __uint(value_size, ...) and open them without a BTF check.
+ * size"). Either declare both copies with one anonymous struct and name its type with
+ * __typeof__ (bpf/pipeline.bpf.c does), or pass the configuration to a function (as
+ * decap.bpf.c does):
+ *
+ *   struct { __uint(type, BPF_MAP_TYPE_ARRAY); ...; __type(value, struct my_cfg); }
+ *           cfg_a SEC(".maps"), cfg_b SEC(".maps");
+ *   BPFKIT_SWAP_SLOT_INIT(cfg, __typeof__(cfg_a), cfg_a);
  */
 #ifndef BPFKIT_SWAP_H
 #define BPFKIT_SWAP_H

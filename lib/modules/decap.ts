@@ -27,6 +27,7 @@ import { bpfObjectPath, native } from '../core/native.js';
 import { checkInterface, netnsPath, type NetnsRef } from '../core/netns.js';
 import { BpfObject } from '../core/object.js';
 import { DoubleBuffer } from '../core/swap.js';
+import { XdpPipeline, type StagePosition } from './pipeline.js';
 import type { TestRunOptions, TestRunResult, XdpLink, XdpMode, XdpProgram } from '../core/program.js';
 
 export type TunnelProtocol = 'vxlan' | 'geneve';
@@ -97,7 +98,14 @@ export interface DecapLoadOptions extends DecapOptions {
   limits?: DecapLimits;
 }
 
+/** As a pipeline stage: its name in the pipeline (default 'decap') and position. */
+export interface DecapStageOptions extends StagePosition {
+  name?: string;
+}
+
 export interface DecapAttachOptions extends DecapLoadOptions {
+  /** When attaching to an XdpPipeline: the stage's name and position. */
+  stage?: DecapStageOptions;
   /** Network namespace of the interface (name under /run/netns or a path). */
   netns?: NetnsRef;
   /** XDP mode: 'native' (default), 'generic' or 'auto'. */
@@ -180,7 +188,7 @@ const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
 const DEFAULT_LIMITS: Required<DecapLimits> = { allowedVnis: 4096, vniStats: 4096 };
 const OPTION_KEYS = new Set(['protocols', 'ports', 'vnis', 'localAddresses', 'rewriteMac', 'metadata', 'interfaceMac']);
 const LOAD_KEYS = new Set([...OPTION_KEYS, 'limits']);
-const ATTACH_KEYS = new Set([...LOAD_KEYS, 'netns', 'mode']);
+const ATTACH_KEYS = new Set([...LOAD_KEYS, 'netns', 'mode', 'stage']);
 
 // ---- validation (pure: nothing touches the kernel before all of it passed) ---------------
 
@@ -383,6 +391,7 @@ export class Decapsulator {
   #settings: DecapSettings;
   readonly limits: Readonly<Required<DecapLimits>>;
   #iface: { iface: string | number; ns: string | undefined; macGiven: boolean } | undefined;
+  #stage: { pipeline: XdpPipeline; name: string } | undefined;
 
   private constructor(p: Parts, settings: DecapSettings, limits: Required<DecapLimits>) {
     this.#p = p;
@@ -408,15 +417,30 @@ export class Decapsulator {
   /**
    * Loads the program, configures it and attaches it to `iface` (XDP, native mode by
    * default). The interface's MAC is read from the kernel unless `interfaceMac` is given.
+   *
+   * Given an attached {@link XdpPipeline} instead of an interface, the program becomes a
+   * stage of it (named `stage.name`, default 'decap', placed by `stage.before/after/index`,
+   * default last) on the pipeline's interface: decapsulated and untouched packets alike
+   * continue with the next stage.
    */
-  static async attach(iface: string | number, opts: DecapAttachOptions = {}): Promise<Decapsulator> {
-    checkInterface(iface);
+  static async attach(target: string | number | XdpPipeline, opts: DecapAttachOptions = {}): Promise<Decapsulator> {
     checkKeys(opts, ATTACH_KEYS, 'Decapsulator.attach');
+    const pipeline = target instanceof XdpPipeline ? target : undefined;
+    if (pipeline) {
+      if (pipeline.closed) invalidArgument('pipeline', 'the XdpPipeline is closed');
+      if (pipeline.ifindex === undefined) invalidArgument('pipeline', 'the XdpPipeline is not attached to an interface (use XdpPipeline.attach)');
+      for (const k of ['netns', 'mode'] as const) if (opts[k] !== undefined) invalidArgument(k, `a pipeline stage runs on the pipeline's interface: no '${k}'`);
+    } else {
+      checkInterface(target as string | number);
+      if (opts.stage !== undefined) invalidArgument('stage', 'only for a pipeline stage: attach to an XdpPipeline');
+    }
+    const iface = pipeline ? pipeline.ifindex! : (target as string | number);
     const limits = checkLimits(opts.limits);
-    const { netns, mode, ...rest } = opts;
+    const { netns, mode, stage, ...rest } = opts;
     if (mode !== undefined && !['native', 'generic', 'auto'].includes(mode)) invalidArgument('mode', `must be 'native', 'generic' or 'auto', got '${String(mode)}'`);
+    const stageName = stage?.name ?? 'decap';
     let settings = resolveSettings(DEFAULT_SETTINGS, stripLimits(rest), limits);
-    const ns = netnsPath(netns);
+    const ns = pipeline ? pipeline.netns : netnsPath(netns);
     native().ifIndex(iface, ns); // ERR_NO_SUCH_INTERFACE before anything is loaded
     if (!settings.interfaceMac) {
       const m = await interfaceMac(iface, ns);
@@ -425,9 +449,15 @@ export class Decapsulator {
       }
       settings = { ...settings, interfaceMac: m };
     }
-    const d = await Decapsulator.#create(settings, limits);
+    const d = await Decapsulator.#create(settings, limits, pipeline);
     try {
-      d.#link = d.program.attach(iface, { mode: mode ?? 'native', ...(netns !== undefined ? { netns } : {}) });
+      if (pipeline) {
+        const { name: _n, ...where } = stage ?? {};
+        await pipeline.add({ name: stageName, program: d.program }, where);
+        d.#stage = { pipeline, name: stageName };
+      } else {
+        d.#link = d.program.attach(iface, { mode: mode ?? 'native', ...(netns !== undefined ? { netns } : {}) });
+      }
     } catch (e) {
       d.close();
       throw e;
@@ -436,13 +466,16 @@ export class Decapsulator {
     return d;
   }
 
-  static async #create(settings: DecapSettings, limits: Required<DecapLimits>): Promise<Decapsulator> {
+  static async #create(settings: DecapSettings, limits: Required<DecapLimits>, pipeline?: XdpPipeline): Promise<Decapsulator> {
+    const st = pipeline?.stageOptions();
     const obj = await BpfObject.load(bpfObjectPath('decap'), {
       name: 'decap',
       maps: {
         vni_allow: { maxEntries: 2 * limits.allowedVnis },
         vni_stats: { maxEntries: limits.vniStats },
+        ...st?.maps,
       },
+      ...(st ? { globals: st.globals } : {}),
     });
     const opened: { close(): void }[] = [];
     const keep = <T extends { close(): void }>(x: T): T => (opened.push(x), x);
@@ -578,10 +611,22 @@ export class Decapsulator {
     return this.#parts().prog.testRun(packet, opts);
   }
 
-  /** Detaches (unless the link was pinned) and releases the program and maps. Idempotent. */
+  /** The pipeline this decapsulator is a stage of, and its stage name. */
+  get stage(): { pipeline: XdpPipeline; name: string } | undefined {
+    return this.#stage;
+  }
+
+  /**
+   * Detaches (unless the link was pinned) and releases the program and maps. Idempotent.
+   * A pipeline stage is removed from its pipeline by a change queued there (the stage
+   * keeps running until it completes; `await pipeline.remove(name)` first to order it).
+   */
   close(): void {
     this.#link?.close();
     this.#link = undefined;
+    const st = this.#stage;
+    this.#stage = undefined;
+    if (st && !st.pipeline.closed) st.pipeline.remove(st.name).catch(() => undefined);
     const p = this.#p;
     this.#p = undefined;
     if (!p) return;
