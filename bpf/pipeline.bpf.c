@@ -41,13 +41,16 @@ int xdp_pipeline(struct xdp_md *ctx)
 	struct bpfkit_pipeline_cursor *c = bpfkit_pipeline_cursor_get();
 
 	root_count(0);
-	if (t && c && t->count && t->count <= BPFKIT_PIPELINE_MAX_STAGES && t->base <= BPFKIT_PIPELINE_MAX_STAGES) {
+	if (t && c && t->count && t->count <= BPFKIT_PIPELINE_MAX_STAGES && (t->base == 0 || t->base == BPFKIT_PIPELINE_MAX_STAGES)) {
 		c->base = t->base;
 		c->next = t->base + 1;
 		c->end = t->base + t->count;
 		c->scratch = 0;
 		/* does not return when the slot holds a stage */
-		bpf_tail_call(ctx, &bpfkit_stages, t->base);
+		if (t->base)
+			bpf_tail_call_static(ctx, &bpfkit_stages, BPFKIT_PIPELINE_MAX_STAGES);
+		else
+			bpf_tail_call_static(ctx, &bpfkit_stages, 0);
 	}
 	root_count(1);
 	return XDP_PASS;

@@ -97,6 +97,26 @@ static __always_inline void bpfkit_pipeline_count_end(const struct bpfkit_pipeli
 }
 
 /*
+ * Tail call into `slot` with a constant key at every call site: the x86-64 JIT then
+ * patches a direct jump instead of an indirect one, which retpolines make slow (15 ns a
+ * stage with a variable key on our machines). The switch costs a few compares.
+ */
+#define BPFKIT_PIPELINE_CASE(n) \
+	case n:                \
+		bpf_tail_call_static(ctx, &bpfkit_stages, n); \
+		break
+static __always_inline void bpfkit_pipeline_jump(struct xdp_md *ctx, __u32 slot)
+{
+	switch (slot) {
+	BPFKIT_PIPELINE_CASE(0); BPFKIT_PIPELINE_CASE(1); BPFKIT_PIPELINE_CASE(2); BPFKIT_PIPELINE_CASE(3);
+	BPFKIT_PIPELINE_CASE(4); BPFKIT_PIPELINE_CASE(5); BPFKIT_PIPELINE_CASE(6); BPFKIT_PIPELINE_CASE(7);
+	BPFKIT_PIPELINE_CASE(8); BPFKIT_PIPELINE_CASE(9); BPFKIT_PIPELINE_CASE(10); BPFKIT_PIPELINE_CASE(11);
+	BPFKIT_PIPELINE_CASE(12); BPFKIT_PIPELINE_CASE(13); BPFKIT_PIPELINE_CASE(14); BPFKIT_PIPELINE_CASE(15);
+	}
+}
+_Static_assert(BPFKIT_PIPELINE_SLOTS == 16, "bpfkit_pipeline_jump has a case per slot");
+
+/*
  * The end of a stage: `return bpfkit_pipeline_next(ctx, verdict);`. Alone, returns
  * `verdict`. In a pipeline, XDP_PASS tail-calls the next stage (and does not return);
  * otherwise the walk ends here and is counted.
@@ -113,7 +133,7 @@ static __always_inline int bpfkit_pipeline_next(struct xdp_md *ctx, int verdict)
 		return verdict;
 	if (verdict == XDP_PASS && c->next < c->end) {
 		slot = c->next++;
-		bpf_tail_call(ctx, &bpfkit_stages, slot);
+		bpfkit_pipeline_jump(ctx, slot);
 		/* an empty slot: never in a built chain; ends the walk here, counted */
 		c->next--;
 	}
