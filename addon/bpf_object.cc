@@ -28,6 +28,7 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
                                        InstanceMethod<&NativeObject::Globals>("globals"),
                                        InstanceMethod<&NativeObject::SetMapMaxEntries>("setMapMaxEntries"),
                                        InstanceMethod<&NativeObject::SetMapPinPath>("setMapPinPath"),
+                                       InstanceMethod<&NativeObject::ReuseMapFd>("reuseMapFd"),
                                        InstanceMethod<&NativeObject::SetAutoload>("setAutoload"),
                                        InstanceMethod<&NativeObject::SetGlobal>("setGlobal"),
                                        InstanceMethod<&NativeObject::Load>("load"),
@@ -221,6 +222,17 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     std::string path = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
     int r = bpf_map__set_pin_path(m, path.empty() ? nullptr : path.c_str());
     if (r < 0) ThrowErrno(env, -r, "bpf_map__set_pin_path", "cannot set pin path", "ERR_INVALID_ARGUMENT");
+    return env.Undefined();
+  }
+  // reuseMapFd(name, fd): the map is not created at load; the program uses the map
+  // behind fd instead (libbpf dups it, so the caller keeps its own fd).
+  Napi::Value ReuseMapFd(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Unloaded(env, "map reuse");
+    struct bpf_map* m = FindMap(env, info[0]);
+    int fd = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : -1;
+    int r = bpf_map__reuse_fd(m, fd);
+    if (r < 0) ThrowErrno(env, -r, "bpf_map__reuse_fd", "cannot reuse the map", "ERR_INVALID_ARGUMENT");
     return env.Undefined();
   }
   Napi::Value SetAutoload(const Napi::CallbackInfo& info) {

@@ -30,6 +30,8 @@
  */
 #include "parsing.h"
 #include "bpfkit_meta.h"
+#include "bpfkit_swap.h"
+#include "bpfkit_pipeline.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -118,14 +120,7 @@ struct decap_config_map {
 struct decap_config_map config_a SEC(".maps");
 struct decap_config_map config_b SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct decap_config_map);
-} config SEC(".maps") = {
-	.values = { [0] = &config_a },
-};
+BPFKIT_SWAP_SLOT_INIT(config, struct decap_config_map, config_a);
 
 /* VNI allowlist: key gen << 24 | vni. Two generations' worth of entries. */
 struct {
@@ -166,12 +161,7 @@ static __noinline int pass(struct xdp_md *ctx, __u32 reason)
 
 static __always_inline struct decap_config *get_config(void)
 {
-	__u32 zero = 0;
-	void *inner = bpf_map_lookup_elem(&config, &zero);
-
-	if (!inner)
-		return NULL;
-	return bpf_map_lookup_elem(inner, &zero);
+	return bpfkit_swap_current(&config);
 }
 
 /* DECAP_VXLAN / DECAP_GENEVE if `port` is one of the configured ports, else -1. */
@@ -418,8 +408,7 @@ static __always_inline int decap_ipv6(struct xdp_md *ctx, struct bpfkit_cursor *
 	return decap_udp(ctx, cfg, proto, udp, l3_off + sizeof(*ip6), ulen, 1);
 }
 
-SEC("xdp")
-int xdp_decap(struct xdp_md *ctx)
+static __always_inline int decap_frame(struct xdp_md *ctx)
 {
 	struct bpfkit_cursor c = bpfkit_cursor_xdp(ctx);
 	struct ethhdr *eth;
@@ -432,4 +421,12 @@ int xdp_decap(struct xdp_md *ctx)
 	if (l3 == ETH_P_IPV6)
 		return decap_ipv6(ctx, &c, eth, l3_off);
 	return XDP_PASS;
+}
+
+/* Alone, the verdict is returned; as an XdpPipeline stage (bpfkit_pipeline_stage set at
+ * load), XDP_PASS continues with the next stage. */
+SEC("xdp")
+int xdp_decap(struct xdp_md *ctx)
+{
+	return bpfkit_pipeline_next(ctx, decap_frame(ctx));
 }

@@ -4,5 +4,6 @@
  */
 export * from './core/index.js';
 export * from './lab/index.js';
-export * from './modules/decap.js';
+export * from './modules/decap/index.js';
 export * from './modules/acl/index.js';
+export * from './modules/pipeline.js';

@@ -278,6 +278,40 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     return h.updateBatch(keys, vals, list.length, UPDATE_FLAGS[flag]);
   }
 
+  /**
+   * Writes `count` entries already encoded back to back (`keys`: count x key size bytes,
+   * `values`: count x value size bytes) in one BPF_MAP_UPDATE_BATCH, off the JS thread.
+   * For bulk writes whose bytes are built without codecs (zeroing per-CPU counters, say).
+   * The bytes are not validated; a short buffer is rejected before the kernel is called.
+   */
+  async writeBatch(keys: Uint8Array, values: Uint8Array, count: number, flag: UpdateFlag = 'any'): Promise<number> {
+    if (!Number.isInteger(count) || count < 0) invalidArgument('count', `must be a non-negative integer, got ${count}`);
+    const ks = this.key.size;
+    const vs = this.value.size; // per-CPU maps: one 8-byte-aligned value per possible CPU
+    if (keys.byteLength < ks * count) invalidArgument('keys', `${keys.byteLength} bytes hold fewer than ${count} keys of ${ks} bytes`);
+    if (values.byteLength < vs * count) invalidArgument('values', `${values.byteLength} bytes hold fewer than ${count} values of ${vs} bytes`);
+    if (count === 0) return 0;
+    return this.handle.updateBatch(keys, values, count, UPDATE_FLAGS[flag]);
+  }
+
+  /**
+   * set() off the JS thread: one entry through BPF_MAP_UPDATE_BATCH, for updates the
+   * kernel may make wait (a map-in-map update waits for an RCU grace period). Falls back
+   * to a synchronous update on kernels or map types without batch updates.
+   */
+  async setAsync(key: KIn, value: VIn, flag: UpdateFlag = 'any'): Promise<void> {
+    const k = Buffer.alloc(this.key.size);
+    const v = Buffer.alloc(this.value.size);
+    this.key.encode(key, k, 0);
+    this.value.encode(value, v, 0);
+    try {
+      await this.handle.updateBatch(k, v, 1, UPDATE_FLAGS[flag]);
+    } catch (e) {
+      if (!(e instanceof BpfkitError) || (e.code !== 'ERR_UNSUPPORTED' && e.code !== 'ERR_INVALID_ARGUMENT')) throw e;
+      this.set(key, value, flag);
+    }
+  }
+
   /** Deletes many keys in one BPF_MAP_DELETE_BATCH. Partial count in `details.count` on error. */
   async deleteBatch(keys: Iterable<KIn>): Promise<number> {
     const h = this.handle;

@@ -53,6 +53,7 @@ export interface NativeObjectHandle {
   globals(): { name: string; section: string; offset: number; size: number; readOnly: boolean }[];
   setMapMaxEntries(name: string, n: number): void;
   setMapPinPath(name: string, path: string | null): void;
+  reuseMapFd(name: string, fd: number): void;
   setAutoload(name: string, on: boolean): void;
   setGlobal(name: string, value: Uint8Array): void;
   load(): Promise<void>;

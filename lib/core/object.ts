@@ -14,8 +14,12 @@ export type GlobalValue = Uint8Array | number | bigint | boolean;
 export interface BpfObjectOptions {
   /** Object name (prefix of internal map names); defaults to the file name. */
   name?: string;
-  /** Per-map settings applied before load. `pinPath` makes libbpf reuse or create a pinned map. */
-  maps?: Record<string, { maxEntries?: number; pinPath?: string }>;
+  /**
+   * Per-map settings applied before load. `pinPath` makes libbpf reuse or create a pinned
+   * map; `reuse` makes the object use an existing map (of another object, say) instead of
+   * creating its own: type, key size and value size must match.
+   */
+  maps?: Record<string, { maxEntries?: number; pinPath?: string; reuse?: { readonly fd: number; readonly info: { type: string; keySize: number; valueSize: number } } }>;
   /** Initial values of global variables (`const volatile` constants, .data, .bss). */
   globals?: Record<string, GlobalValue>;
   /** Per-program settings; `autoload: false` skips loading a program. */
@@ -92,6 +96,20 @@ export class BpfObject {
         if (typeof m.pinPath !== 'string' || !m.pinPath.startsWith('/')) invalidArgument(`maps.${name}.pinPath`, 'must be an absolute path on a BPF filesystem');
         const p = m.pinPath;
         actions.push(() => h.setMapPinPath(name, p));
+      }
+      if (m.reuse !== undefined) {
+        const r = m.reuse;
+        const spec = maps.get(name)!;
+        const field = `maps.${name}.reuse`;
+        if (r === null || typeof r !== 'object' || !Number.isInteger(r.fd) || r.fd < 0) invalidArgument(field, 'must be an open BpfMap');
+        if (m.pinPath !== undefined || m.maxEntries !== undefined) invalidArgument(field, 'a reused map takes no pinPath or maxEntries: it exists already');
+        if (r.info.type !== spec.type || r.info.keySize !== spec.keySize || r.info.valueSize !== spec.valueSize) {
+          invalidArgument(
+            field,
+            `the object's '${name}' is a ${spec.type} (key ${spec.keySize} B, value ${spec.valueSize} B); the map given is a ${r.info.type} (key ${r.info.keySize} B, value ${r.info.valueSize} B)`,
+          );
+        }
+        actions.push(() => h.reuseMapFd(name, r.fd));
       }
     }
     for (const [name, p] of Object.entries(opts.programs ?? {})) {

@@ -34,6 +34,9 @@ export class BpfProgram {
   get fd(): number {
     return this.handle.fd;
   }
+  get closed(): boolean {
+    return this.#h === undefined;
+  }
   /** Kernel view: id (as in `bpftool prog`), name, type, tag. */
   get info(): ProgramInfo {
     return this.handle.info();

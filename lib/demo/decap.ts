@@ -5,7 +5,7 @@
  * second; half-way VNI 300 is added to the allowlist (an atomic update) and its traffic,
  * passed to the stack until then, starts being decapsulated.
  */
-import { Decapsulator, type DecapStats } from '../modules/decap.js';
+import { Decapsulator, type DecapStats } from '../modules/decap/index.js';
 import type { DemoSection } from './context.js';
 import { sleep } from './context.js';
 
