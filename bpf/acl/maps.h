@@ -11,6 +11,8 @@
 #include "bpfkit_helpers.h"
 #include "bpfkit_ringbuf.h"
 #include "acl_blob.h"
+#include "bpfkit_swap.h"
+#include "bpfkit_pipeline.h"
 
 /* Possible CPUs (set by user space before load): how many per-CPU flow caches to read. */
 const volatile __u32 acl_nr_cpus = 1;
@@ -28,15 +30,10 @@ struct acl_blob_map {
 struct acl_blob_map acl_blob_a SEC(".maps");
 struct acl_blob_map acl_blob_b SEC(".maps");
 
-/* The active rule set: the single pointer a rule-set swap flips. Updating it from user
- * space returns only after running programs finished (synchronize_rcu), so the old
- * blob can be rewritten right after. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__array(values, struct acl_blob_map);
-} acl_blobs SEC(".maps");
+/* The active rule set: the swap slot (bpfkit_swap.h) a rule-set change flips. Updating
+ * it from user space returns only after running programs finished (synchronize_rcu), so
+ * the old blob can be rewritten right after. Empty until the first rule set. */
+BPFKIT_SWAP_SLOT(acl_blobs, struct acl_blob_map);
 
 /* Packets and bytes per rule, indexed by the rule's slot (stable for a rule id). */
 struct {

@@ -30,14 +30,11 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-SEC("xdp")
-int xdp_acl(struct xdp_md *ctx)
+static __always_inline int acl_frame(struct xdp_md *ctx)
 {
 	struct acl_pkt pkt;
-	__u32 zero = 0;
 	__u32 len = ctx->data_end - ctx->data;
 	const __u8 *blob;
-	void *inner;
 	__u32 rec, flags, meta, action, slot;
 	int fam;
 
@@ -47,8 +44,7 @@ int xdp_acl(struct xdp_md *ctx)
 		acl_count(ACL_STAT_NON_IP, len);
 		return XDP_PASS;
 	}
-	inner = bpf_map_lookup_elem(&acl_blobs, &zero);
-	blob = inner ? bpf_map_lookup_elem(inner, &zero) : NULL;
+	blob = bpfkit_swap_current(&acl_blobs);
 	if (!blob || acl_w(blob, ACL_H_MAGIC) != ACL_BLOB_MAGIC) {
 		acl_count(ACL_STAT_NO_RULES, len);
 		return XDP_PASS;
@@ -77,6 +73,14 @@ int xdp_acl(struct xdp_md *ctx)
 	if (action != ACL_ACT_ALLOW && !(flags & ACL_FLAG_NO_EVENTS))
 		acl_report(ctx, &pkt, blob, slot, acl_w(blob, rec + 2), action, len);
 	return action == ACL_ACT_DENY ? XDP_DROP : XDP_PASS;
+}
+
+/* Alone, the verdict is returned; as an XdpPipeline stage (bpfkit_pipeline_stage set at
+ * load), allowed packets continue with the next stage. */
+SEC("xdp")
+int xdp_acl(struct xdp_md *ctx)
+{
+	return bpfkit_pipeline_next(ctx, acl_frame(ctx));
 }
 
 #endif
