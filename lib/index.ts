@@ -3,6 +3,12 @@
  * Core toolkit (lib/core) and network modules (lib/modules). The network-namespace lab
  * (lib/lab) is its own entry point, `bpfkit/lab`.
  */
+// Every name below comes from an explicit list: lib/core/index.ts, the decap line here,
+// lib/modules/acl/index.ts. Internal helpers stay out; test/unit/exports.test.ts pins the result.
 export * from './core/index.js';
-export * from './modules/decap.js';
+export {
+  Decapsulator, TUNNEL_PROTOCOLS, DEFAULT_TUNNEL_PORTS, DECAP_PASS_REASONS,
+  type TunnelProtocol, type DecapPassReason, type DecapOptions, type DecapLimits, type DecapLoadOptions,
+  type DecapAttachOptions, type DecapSettings, type DecapCounter, type DecapVniStats, type DecapStats,
+} from './modules/decap.js';
 export * from './modules/acl/index.js';

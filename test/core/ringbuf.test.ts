@@ -14,7 +14,6 @@ import {
   RingBuffer,
   bytes,
   formatIPv4,
-  packageRoot,
   struct,
   u16,
   u32,
@@ -22,6 +21,7 @@ import {
   u8,
   type RingBufferLoss,
 } from '../../lib/index.js';
+import { packageRoot } from '../../lib/core/native.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { testObject } from '../helpers/objects.js';
 
