@@ -34,7 +34,8 @@ import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync, rmdirSync
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AclFirewall, BpfObject, Lab, parseClassBench, parseClassBenchTrace, struct, u32, u64 } from '../dist/index.js';
+import { AclFirewall, BpfObject, parseClassBench, parseClassBenchTrace, struct, u32, u64 } from '../dist/index.js';
+import { Lab } from '../dist/lab.js';
 import { median, pinProcess } from './lib.mjs';
 
 // ClassBench data beside the checkout: <repository root>/../shared/classbench

@@ -26,7 +26,8 @@
 //    Goal: under 2x.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { BpfObject, Decapsulator, Lab } from '../dist/index.js';
+import { BpfObject, Decapsulator } from '../dist/index.js';
+import { Lab } from '../dist/lab.js';
 import { buildC, median, root } from './lib.mjs';
 
 const B_MAC = '02:00:00:00:00:02';

@@ -13,7 +13,8 @@
 // Rounds alternate the programs; medians of rounds with the spread (min-max).
 // Goal (issue 13): one tail call <= 5 ns.
 import { join } from 'node:path';
-import { BpfObject, Decapsulator, Lab, XdpPipeline } from '../dist/index.js';
+import { BpfObject, Decapsulator, XdpPipeline } from '../dist/index.js';
+import { Lab } from '../dist/lab.js';
 import { median, pinProcess, root } from './lib.mjs';
 
 const stageObj = join(root, 'build', 'test-bpf', 'pipeline_stage.bpf.o');

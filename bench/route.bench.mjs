@@ -17,7 +17,8 @@
 // speedup = ip wall / bpfkit wall; cpu ratio = ip CPU / bpfkit CPU (> 1: bpfkit cheaper).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { BPFKIT_ROUTE_PROTOCOL, IpRoute, IpRule, Lab, PolicyRoute } from '../dist/index.js';
+import { BPFKIT_ROUTE_PROTOCOL, IpRoute, IpRule, PolicyRoute } from '../dist/index.js';
+import { Lab } from '../dist/lab.js';
 import { median } from './lib.mjs';
 
 const P = BPFKIT_ROUTE_PROTOCOL;

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { BpfkitError } from './core/errors.js';
 import { native, packageRoot } from './core/native.js';
 import { possibleCpus } from './core/map.js';
+import { helperSupported, kernelBtf, mapTypeSupported, VMLINUX_BTF, xdpLinkSupported } from './core/features.js';
 import { isBpffsMounted } from './lab/index.js';
 import { runDemo, SECTIONS } from './demo/index.js';
 
@@ -39,6 +40,10 @@ async function main(argv: string[]): Promise<number> {
       console.log(`libbpf      ${native().libbpfVersion}`);
       console.log(`cpus        ${possibleCpus()} possible`);
       console.log(`bpffs       ${isBpffsMounted() ? 'mounted at /sys/fs/bpf' : 'NOT mounted (mount -t bpf bpf /sys/fs/bpf)'}`);
+      const yes = (v: boolean | undefined): string => (v === undefined ? 'unknown' : v ? 'yes' : 'NO');
+      console.log(`btf         ${kernelBtf() ? VMLINUX_BTF : 'NO (the feature checks below cannot answer)'}`);
+      console.log(`features    xdp bpf_link ${yes(xdpLinkSupported())}, ringbuf ${yes(mapTypeSupported('ringbuf'))}, ` +
+        `bpf_map_lookup_percpu_elem ${yes(helperSupported('bpf_map_lookup_percpu_elem'))}, bpf_xdp_get_buff_len ${yes(helperSupported('bpf_xdp_get_buff_len'))}`);
       console.log(`privileges  ${process.getuid?.() === 0 ? 'root' : 'not root: needs CAP_BPF + CAP_NET_ADMIN'}`);
       return 0;
     }

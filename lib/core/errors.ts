@@ -96,8 +96,9 @@ const ERRNO_CODES: Record<number, BpfkitErrorCode> = {
 };
 
 /**
- * Build an error from an errno. Used by the addon (through `makeSystemError`, which the
- * addon calls from C++) and by JS code that wraps a failed syscall.
+ * Build an error from an errno. Used by the addon (lib/core/native.ts hands it a factory
+ * built on this with `setErrorFactory`, which C++ calls for every failed call) and by JS
+ * code that wraps a failed syscall.
  */
 export function errnoError(
   errno: number,

@@ -1,10 +1,18 @@
-export * from './errors.js';
-export * from './codecs.js';
+/**
+ * The public names of lib/core, listed one by one: what a user of bpfkit needs, not the
+ * helpers the modules share (errnoError, invalidArgument, checkCodec, ...), which stay
+ * importable from their files inside the package.
+ */
+export { BpfkitError, VerifierError, type BpfkitErrorCode } from './errors.js';
+export {
+  u8, u16, u32, u64, i8, i16, i32, i64, be16, be32, bool, bytes, cstring, mac, ipv4, ipv6, lpmKey, array, struct,
+  parseIPv4, parseIPv6, formatIPv4, formatIPv6, parseCidr,
+  type Codec, type Infer, type InferInput, type Layout, type LpmKey, type Cidr, type FieldSpec, type StructOptions,
+} from './codecs.js';
 export { BpfObject, type BpfObjectOptions, type GlobalValue, type ProgramSpec, type MapSpec, type GlobalSpec } from './object.js';
 export { BpfProgram, XdpProgram, XdpLink, xdpActionName, type XdpMode, type XdpAction, type XdpAttachOptions, type TestRunOptions, type TestRunResult, type ProgramInfo } from './program.js';
 export { DoubleBuffer, type SwapCopy } from './swap.js';
-export { BpfMap, perCpu, possibleCpus, isPerCpuType, type MapCodecs, type MapInfo, type UpdateFlag } from './map.js';
+export { BpfMap, perCpu, possibleCpus, type MapCodecs, type MapInfo, type UpdateFlag } from './map.js';
 export { RingBuffer, type RingBufferOptions, type RingBufferStats, type RingBufferLoss, type RingBufferEvents } from './ringbuf.js';
-export { bpfObjectPath, packageRoot } from './native.js';
-export { netnsPath, type NetnsRef } from './netns.js';
+export { type NetnsRef } from './netns.js';
 export { PolicyRoute, IpRoute, IpRule, BPFKIT_ROUTE_PROTOCOL, type PolicyRouteSpec, type PolicyRouteEntry, type PolicyRouteOptions, type PolicyRouteChanges, type PolicyRouteState, type IpRouteSpec, type IpRouteInfo, type IpRouteListOptions, type NextHop, type NextHopInfo, type RouteType, type RouteScope, type IpRuleSpec, type IpRuleInfo, type IpRuleListOptions, type IpRuleSelector, type IpProto, type PortRange, type RouteProtocol, type RouteTable, type RuleAction, type NetlinkOptions, type NetnsTarget } from './route.js';

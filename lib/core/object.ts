@@ -8,6 +8,20 @@ import { BpfMap, perCpu, type MapCodecs } from './map.js';
 import { native, bpfObjectPath, type NativeObjectHandle } from './native.js';
 import { BpfProgram, XdpProgram, wrapProgram } from './program.js';
 import { RingBuffer, type RingBufferOptions } from './ringbuf.js';
+import { explainLoadError, requireMapTypes } from './features.js';
+
+/**
+ * Loads, with the kernel's features checked: a map type the kernel lacks, or a helper it
+ * does not have, is ERR_UNSUPPORTED naming it (not EINVAL, or a verifier log to decode).
+ */
+async function loadChecked(h: NativeObjectHandle): Promise<void> {
+  requireMapTypes(h.maps());
+  try {
+    await h.load();
+  } catch (e) {
+    throw explainLoadError(e);
+  }
+}
 
 export type GlobalValue = Uint8Array | number | bigint | boolean;
 
@@ -132,8 +146,7 @@ export class BpfObject {
   /** Loads every autoloaded program and creates the maps (verifier runs here, off the JS thread). */
   load(): Promise<this> {
     if (this.#loaded) return Promise.resolve(this);
-    this.#loading ??= this.#live()
-      .load()
+    this.#loading ??= loadChecked(this.#live())
       .then(() => {
         this.#loaded = true;
         return this;

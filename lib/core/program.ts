@@ -5,6 +5,7 @@
 import { BpfkitError, invalidArgument } from './errors.js';
 import { native, openPinnedAs, type NativeLinkHandle, type NativeProgramHandle, type NativeProgramInfo } from './native.js';
 import { checkInterface, netnsPath, type NetnsRef } from './netns.js';
+import { requireXdpLink } from './features.js';
 
 export type ProgramInfo = NativeProgramInfo;
 
@@ -114,6 +115,7 @@ export class XdpProgram extends BpfProgram {
     const flags = { native: XDP_FLAGS_DRV_MODE, generic: XDP_FLAGS_SKB_MODE, auto: 0 }[mode];
     if (flags === undefined) invalidArgument('mode', `must be 'native', 'generic' or 'auto', got '${String(mode)}'`);
     const ns = netnsPath(opts.netns);
+    requireXdpLink(`attach XDP program '${this.name}'`);
     const r = this.handle.attachXdp(iface, flags, ns);
     if (mode !== 'auto' && r.mode !== mode) {
       r.link.close();

@@ -2,21 +2,13 @@
  * `bpfkit/lab`: network-namespace labs for testing eBPF programs against real kernel
  * datapaths. See {@link Lab}.
  */
+export { Lab, type LabOptions, type HostOptions } from './lab.js';
+export { LabHost, type ExecOptions } from './host.js';
+export { type LinkOptions, type LabEnd, type LabLink } from './links.js';
 export {
-  Lab,
-  LabHost,
   UdpSink,
   TcpListener,
   defaultUdpPayload,
-  LAB_NETNS_PREFIX,
-  LAB_OWNER_ALIAS_PREFIX,
-  NETNS_RUN_DIR,
-  type LabOptions,
-  type HostOptions,
-  type LinkOptions,
-  type LabEnd,
-  type LabLink,
-  type ExecOptions,
   type PingOptions,
   type PingResult,
   type UdpPayload,
@@ -24,7 +16,8 @@ export {
   type SendUdpResult,
   type UdpDatagram,
   type UdpSinkOptions,
-} from './lab.js';
+} from './traffic.js';
+export { LAB_NETNS_PREFIX, LAB_OWNER_ALIAS_PREFIX, NETNS_RUN_DIR } from './common.js';
 export { LabProcess, type LabProcessExit, type LineMatcher } from './procs.js';
 export { ensureBpffs, isBpffsMounted, BPFFS_PATH } from './bpffs.js';
 export { runExitCleanup, exitHookCount, exitHooksInstalled } from './cleanup.js';

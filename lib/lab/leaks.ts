@@ -6,7 +6,7 @@
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BPFFS_PATH } from './bpffs.js';
-import { LAB_NETNS_PREFIX, LAB_OWNER_ALIAS_PREFIX, NETNS_RUN_DIR } from './lab.js';
+import { LAB_NETNS_PREFIX, LAB_OWNER_ALIAS_PREFIX, NETNS_RUN_DIR } from './common.js';
 import { ipBin, run } from './run.js';
 
 /** Pins whose top-level name starts with this are test pins (tests pin under /sys/fs/bpf). */

@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeChild as child } from '../helpers/node-child.js';
-import { BpfObject, Lab, type LabHost } from '../../lib/index.js';
+import { BpfObject } from '../../lib/index.js';
+import { Lab, type LabHost } from '../../lib/lab/index.js';
 
 let lab: Lab;
 let b: LabHost;

@@ -11,19 +11,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BpfkitError,
   BpfObject,
-  Lab,
   RingBuffer,
   bytes,
   formatIPv4,
-  packageRoot,
   struct,
   u16,
   u32,
   u64,
   u8,
-  type LabHost,
   type RingBufferLoss,
 } from '../../lib/index.js';
+import { packageRoot } from '../../lib/core/native.js';
+import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { testObject } from '../helpers/objects.js';
 
 const rec64 = struct('rec64', { seq: u64, ktime: u64, len: u32, ifindex: u32, fill: bytes(40) });

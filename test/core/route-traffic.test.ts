@@ -7,7 +7,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BPFKIT_ROUTE_PROTOCOL, Lab, PolicyRoute, type LabHost, type UdpSink } from '../../lib/index.js';
+import { BPFKIT_ROUTE_PROTOCOL, PolicyRoute } from '../../lib/index.js';
+import { Lab, type LabHost, type UdpSink } from '../../lib/lab/index.js';
 
 const N = 40;
 

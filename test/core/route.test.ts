@@ -11,11 +11,10 @@ import {
   BpfkitError,
   IpRoute,
   IpRule,
-  Lab,
   PolicyRoute,
   type IpRuleSpec,
-  type LabHost,
 } from '../../lib/index.js';
+import { Lab, type LabHost } from '../../lib/lab/index.js';
 
 const P = BPFKIT_ROUTE_PROTOCOL;
 

@@ -2,7 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BpfkitError, BpfMap, BpfObject, Lab, VerifierError, XdpLink, XdpProgram, packageRoot, struct, u32, u64, type LabHost } from '../../lib/index.js';
+import { BpfkitError, BpfMap, BpfObject, VerifierError, XdpLink, XdpProgram, struct, u32, u64 } from '../../lib/index.js';
+import { packageRoot } from '../../lib/core/native.js';
+import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { testObject } from '../helpers/objects.js';
 import { udpFrame } from '../helpers/packets.js';
 

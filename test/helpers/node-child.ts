@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { expect } from 'vitest';
-import { packageRoot } from '../../lib/index.js';
+import { packageRoot } from '../../lib/core/native.js';
 
 /**
  * Runs `body` in a child node process (with --expose-gc) where `m` is the library,

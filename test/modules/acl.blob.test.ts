@@ -11,7 +11,8 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { AclFirewall, BpfkitError, BpfMap, Lab, bytes, u32, type AclRule, type LabLink, type LabHost } from '../../lib/index.js';
+import { AclFirewall, BpfkitError, BpfMap, bytes, u32, type AclRule } from '../../lib/index.js';
+import { Lab, type LabLink, type LabHost } from '../../lib/lab/index.js';
 import { H_SRC_LEN, H_SRC_OFF, H_USED } from '../../lib/modules/acl/layout.js';
 import { frame, v4 } from './acl.helpers.js';
 

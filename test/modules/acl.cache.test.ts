@@ -9,7 +9,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { AclFirewall, Lab, type AclRule } from '../../lib/index.js';
+import { AclFirewall, type AclRule } from '../../lib/index.js';
+import { Lab } from '../../lib/lab/index.js';
 import { frame, v4, v6, testRunHost } from './acl.helpers.js';
 
 let lab: Lab;

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Lab, type LabHost } from '../../lib/index.js';
+import { Lab, type LabHost } from '../../lib/lab/index.js';
 
 /** The ClassBench data beside the checkout: `<repository root>/../shared/classbench`. */
 export const CLASSBENCH = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/classbench');

@@ -5,7 +5,8 @@
  * allows (coexistence); deny/log events arrive with the right rule ids and 5-tuples.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AclFirewall, Lab, type AclEvent, type LabHost, type LabLink } from '../../lib/index.js';
+import { AclFirewall, type AclEvent } from '../../lib/index.js';
+import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
 
 let lab: Lab;
 let client: LabHost;

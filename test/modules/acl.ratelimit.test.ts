@@ -6,7 +6,8 @@
  * exactly the packets suppressed since its previous one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AclFirewall, Lab, type AclEvent } from '../../lib/index.js';
+import { AclFirewall, type AclEvent } from '../../lib/index.js';
+import { Lab } from '../../lib/lab/index.js';
 import { frame, v4, v6, testRunHost } from './acl.helpers.js';
 
 let lab: Lab;

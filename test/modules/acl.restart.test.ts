@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AclFirewall, BpfMap, Lab, struct, u32, u64, type LabHost, type LabLink } from '../../lib/index.js';
+import { AclFirewall, BpfMap, struct, u32, u64 } from '../../lib/index.js';
+import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
 
 const ROOT = resolve(__dirname, '..', '..');
 const PIN = `/sys/fs/bpf/bpfkit-test-acl-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;

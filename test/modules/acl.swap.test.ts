@@ -9,7 +9,8 @@
  *    of the packet's own destination: record, header and packet from one set.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AclFirewall, Lab, type AclEvent, type AclRule, type LabHost } from '../../lib/index.js';
+import { AclFirewall, type AclEvent, type AclRule } from '../../lib/index.js';
+import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { frame, rng, v4 } from './acl.helpers.js';
 
 const PROBES = 64;

@@ -8,7 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { AclFirewall, Lab, type AclAction, type AclRule, type LabHost } from '../../lib/index.js';
+import { AclFirewall, type AclAction, type AclRule } from '../../lib/index.js';
+import { Lab, type LabHost } from '../../lib/lab/index.js';
 import {
   CLASSBENCH, dst6, fmt6, headerFrame, readClassBench, refFirstMatch, refRules, refTrace, rng, spread, src6, testRunHost,
   type RefHeader, type RefRule,

@@ -9,7 +9,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { BpfObject, Decapsulator, Lab, type DecapStats, type LabHost } from '../../lib/index.js';
+import { BpfObject, Decapsulator, type DecapStats } from '../../lib/index.js';
+import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { testObject } from '../helpers/objects.js';
 
 const PORT = 7777;

@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BpfObject, Decapsulator, Lab, u32, u64, XdpPipeline, type BpfMap, type LabHost, type PipelineStage } from '../../lib/index.js';
+import { BpfObject, Decapsulator, u32, u64, XdpPipeline, type BpfMap, type PipelineStage } from '../../lib/index.js';
+import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { testObject } from '../helpers/objects.js';
 
 const XDP_DROP = 1;

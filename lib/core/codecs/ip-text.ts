@@ -1,0 +1,154 @@
+/** IP address text: strict parsing into bytes, RFC 5952 formatting, CIDR prefixes. */
+import { invalidArgument } from '../errors.js';
+import { room, show } from './shared.js';
+
+/** Strict dotted quad: 4 decimal parts 0..255, no leading zeros (they mean octal to some tools). */
+export function ipv4Into(s: string, out: Uint8Array, off: number): boolean {
+  let part = 0;
+  let val = 0;
+  let digits = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 0x2e; // a virtual '.' closes the last part
+    if (c === 0x2e) {
+      if (digits === 0 || part > 3) return false;
+      out[off + part++] = val;
+      val = digits = 0;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && val === 0) return false;
+      val = val * 10 + (c - 0x30);
+      digits++;
+      if (val > 255) return false;
+    } else {
+      return false;
+    }
+  }
+  return part === 4;
+}
+
+const HEX_GROUP = /^[0-9a-f]{1,4}$/i;
+
+/** Colon-separated 16-bit groups; the last one may be a dotted IPv4 address (two groups). */
+function ipv6Groups(text: string, v4Last: boolean): number[] | null {
+  if (text === '') return [];
+  const pieces = text.split(':');
+  const words: number[] = [];
+  for (let i = 0; i < pieces.length; i++) {
+    const p = pieces[i];
+    if (HEX_GROUP.test(p)) {
+      words.push(parseInt(p, 16));
+    } else if (v4Last && i === pieces.length - 1) {
+      const q = new Uint8Array(4);
+      if (!ipv4Into(p, q, 0)) return null;
+      words.push((q[0] << 8) | q[1], (q[2] << 8) | q[3]);
+    } else {
+      return null;
+    }
+  }
+  return words;
+}
+
+export function ipv6Into(s: string, out: Uint8Array, off: number): boolean {
+  if (s.length > 45) return false;
+  const gap = s.indexOf('::');
+  if (gap !== -1 && s.indexOf('::', gap + 1) !== -1) return false;
+  const head = ipv6Groups(gap === -1 ? s : s.slice(0, gap), gap === -1);
+  const tail = gap === -1 ? [] : ipv6Groups(s.slice(gap + 2), true);
+  if (!head || !tail) return false;
+  const n = head.length + tail.length;
+  if (gap === -1 ? n !== 8 : n > 7) return false; // '::' stands for at least one group
+  const words = [...head, ...new Array<number>(8 - n).fill(0), ...tail];
+  for (let i = 0; i < 8; i++) {
+    out[off + 2 * i] = words[i] >> 8;
+    out[off + 2 * i + 1] = words[i] & 0xff;
+  }
+  return true;
+}
+
+/** Parse a dotted-quad IPv4 address into 4 bytes (network order), or null if invalid. */
+export function parseIPv4(s: string): Buffer | null {
+  const out = Buffer.alloc(4);
+  return typeof s === 'string' && ipv4Into(s, out, 0) ? out : null;
+}
+
+/** Parse any RFC 4291 IPv6 text form ('::' compression, embedded IPv4) into 16 bytes, or null. */
+export function parseIPv6(s: string): Buffer | null {
+  const out = Buffer.alloc(16);
+  return typeof s === 'string' && ipv6Into(s, out, 0) ? out : null;
+}
+
+export function formatIPv4(buf: Uint8Array, offset = 0): string {
+  room(buf, offset, 4);
+  return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
+}
+
+/**
+ * RFC 5952 canonical text: lower case, no leading zeros, the longest run (first on a tie) of
+ * two or more zero groups replaced by '::'. IPv4-mapped addresses (::ffff:0:0/96) use the
+ * mixed notation of RFC 5952 section 5: '::ffff:198.18.0.1'.
+ */
+export function formatIPv6(buf: Uint8Array, offset = 0): string {
+  room(buf, offset, 16);
+  const w: number[] = [];
+  for (let i = 0; i < 8; i++) w.push((buf[offset + 2 * i] << 8) | buf[offset + 2 * i + 1]);
+  if (w.slice(0, 5).every((x) => x === 0) && w[5] === 0xffff) return `::ffff:${formatIPv4(buf, offset + 12)}`;
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && w[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = Math.max(j, i + 1);
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  return best === -1 ? hex(w) : `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
+}
+
+/** Set all bits after the first `prefixLen` to zero. */
+function maskHostBits(addr: Uint8Array, prefixLen: number): Buffer {
+  const net = Buffer.from(addr);
+  for (let i = 0; i < net.length; i++) net[i] &= (0xff00 >> Math.min(8, Math.max(0, prefixLen - 8 * i))) & 0xff;
+  return net;
+}
+
+function formatAddr(addr: Uint8Array): string {
+  return addr.length === 4 ? formatIPv4(addr) : formatIPv6(addr);
+}
+
+export function checkHostBits(addr: Buffer, prefixLen: number, field: string): void {
+  const net = maskHostBits(addr, prefixLen);
+  if (!net.equals(addr)) {
+    invalidArgument(field, `${formatAddr(addr)}/${prefixLen} has host bits set (did you mean ${formatAddr(net)}/${prefixLen}?)`);
+  }
+}
+
+export interface Cidr {
+  family: 4 | 6;
+  /** Network address, 4 or 16 bytes in network order. */
+  addr: Buffer;
+  prefixLen: number;
+}
+
+/**
+ * Parse '198.18.0.0/16' or '2001:db8::/32'. A missing prefix means a host route (/32, /128).
+ * Host bits beyond the prefix are an error, not silently masked. `field` names the input in
+ * the ERR_INVALID_ARGUMENT error.
+ */
+export function parseCidr(s: string, field = 'CIDR'): Cidr {
+  if (typeof s !== 'string') invalidArgument(field, `expected a CIDR string like 198.18.0.0/16, got ${show(s)}`);
+  const slash = s.indexOf('/');
+  const addrText = slash === -1 ? s : s.slice(0, slash);
+  const family = addrText.includes(':') ? 6 : 4;
+  const addr = family === 4 ? parseIPv4(addrText) : parseIPv6(addrText);
+  if (!addr) invalidArgument(field, `${show(s)} does not start with a valid IPv${family} address`);
+  const max = family === 4 ? 32 : 128;
+  let prefixLen = max;
+  if (slash !== -1) {
+    const p = s.slice(slash + 1);
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > max) {
+      invalidArgument(field, `${show(s)} has an invalid prefix length (expected /0 to /${max})`);
+    }
+    prefixLen = Number(p);
+  }
+  checkHostBits(addr, prefixLen, field);
+  return { family, addr, prefixLen };
+}
