@@ -191,8 +191,12 @@ describe('tcx links on a real veth', () => {
         progId = prog.info.id;
         using link = prog.attach('eth0', { direction: 'egress', netns: b.netns });
         link.pin(`${dir}/link`);
+        prog.pin(`${dir}/prog`);
       }
       expect(tcxProgs('egress')).toEqual([progId]);
+      using pinnedProg = TcProgram.openPinned(`${dir}/prog`);
+      expect(pinnedProg.info.id).toBe(progId);
+      expect(() => TcProgram.openPinned(`${dir}/link`)).toThrow(expect.objectContaining({ field: 'path' }));
       using link = TcLink.openPinned(`${dir}/link`, { netns: b.netns });
       expect(link).toMatchObject({ kind: 'tcx', direction: 'egress', ifindex: await b.ifindex('eth0') });
       expect(link.info.progId).toBe(progId);
@@ -221,6 +225,8 @@ describe('clsact fallback (forced with kind)', () => {
       expect(await tcFilters('ingress')).toEqual([{ pref: 10, handle: `0x${link.filterHandle!.toString(16)}`, progId: p0.info.id, name: `tc_mark:[${p0.info.id}]` }]);
       expect(tcxProgs('ingress')).toEqual([]);
       expect(link.info).toMatchObject({ kind: 'clsact', progId: p0.info.id, priority: 10 });
+      const net = JSON.parse((await b.exec(['bpftool', '-j', 'net', 'show', 'dev', 'eth0'])).stdout) as { tc: { kind: string; id: number }[] }[];
+      expect(net[0]!.tc).toEqual([expect.objectContaining({ kind: 'clsact/ingress', id: p0.info.id })]);
 
       const count = () => sum(counters.get(0)) + sum(counters.get(1));
       const base = await baseline('rx', count);
