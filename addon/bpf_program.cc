@@ -112,13 +112,14 @@ class NativeProgram : public FdWrap<NativeProgram> {
     return o;
   }
 
-  // testRun({ data, repeat, dataOutSize, ctx, flags, batchSize, netns }) -> Promise<{retval, data, durationNs}>
+  // testRun({ data, repeat, dataOutSize, ctx, ctxOut, flags, batchSize, netns }) -> Promise<{retval, data, durationNs, ctx?}>
+  // ctxOut: true returns the context as the program left it (same size as ctx).
   Napi::Value TestRun(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int fd = LiveFd(env);
     Napi::Object o = info[0].As<Napi::Object>();
     struct Baton {
-      std::vector<uint8_t> in, out, ctx;
+      std::vector<uint8_t> in, out, ctx, ctxOut;
       uint32_t repeat = 1, flags = 0, batch = 0, retval = 0, duration = 0, outSize = 0;
       bool wantOut = true;
       std::string netns;
@@ -137,6 +138,7 @@ class NativeProgram : public FdWrap<NativeProgram> {
     if (ctx.IsTypedArray()) {
       Napi::Uint8Array c = ctx.As<Napi::Uint8Array>();
       b->ctx.assign(c.Data(), c.Data() + c.ByteLength());
+      if (OptBool(o, "ctxOut", false)) b->ctxOut.resize(b->ctx.size());
     }
     return RunAsync(
         env, "bpfkit.testRun",
@@ -153,6 +155,10 @@ class NativeProgram : public FdWrap<NativeProgram> {
           if (!b->ctx.empty()) {
             t.ctx_in = b->ctx.data();
             t.ctx_size_in = static_cast<uint32_t>(b->ctx.size());
+          }
+          if (!b->ctxOut.empty()) {
+            t.ctx_out = b->ctxOut.data();
+            t.ctx_size_out = static_cast<uint32_t>(b->ctxOut.size());
           }
           t.repeat = b->repeat;
           t.flags = b->flags;
@@ -171,6 +177,7 @@ class NativeProgram : public FdWrap<NativeProgram> {
           r.Set("retval", b->retval);
           r.Set("durationNs", b->duration);
           if (b->wantOut) r.Set("data", Napi::Buffer<uint8_t>::Copy(env, b->out.data(), std::min<size_t>(b->outSize, b->out.size())));
+          if (!b->ctxOut.empty()) r.Set("ctx", Napi::Buffer<uint8_t>::Copy(env, b->ctxOut.data(), b->ctxOut.size()));
           return r;
         },
         {info.This()});

@@ -44,8 +44,8 @@ export interface NativeProgramHandle extends NativeFdHandle {
   info(): NativeProgramInfo;
   attachXdp(target: string | number, flags: number, netns?: string): { link: NativeLinkHandle; mode: string; ifindex: number };
   testRun(opts: {
-    data: Uint8Array; repeat?: number; dataOutSize?: number; ctx?: Uint8Array; flags?: number; batchSize?: number; netns?: string;
-  }): Promise<{ retval: number; durationNs: number; data?: Buffer }>;
+    data: Uint8Array; repeat?: number; dataOutSize?: number; ctx?: Uint8Array; ctxOut?: boolean; flags?: number; batchSize?: number; netns?: string;
+  }): Promise<{ retval: number; durationNs: number; data?: Buffer; ctx?: Buffer }>;
 }
 export interface NativeObjectHandle {
   programs(): { name: string; section: string; type: string; autoload: boolean; loaded: boolean }[];
@@ -96,6 +96,14 @@ export interface NativeAddon {
   possibleCpus(): number;
   xdpQuery(target: string | number, netns?: string): { mode: string; progId: number; ifindex: number };
   ifIndex(target: string | number, netns?: string): number;
+  // addon/tc.cc: tcx links and clsact filters (lib/core/tc.ts)
+  tcxProbe(): boolean;
+  tcxAttach(progFd: number, target: string | number, direction: string, flags: number, relative: number, expectedRevision: number, netns?: string): { link: NativeLinkHandle; ifindex: number };
+  tcxQuery(target: string | number, direction: string, netns?: string): { ifindex: number; revision: number; programs: { programId: number; linkId: number }[] };
+  tcLinkInfo(linkFd: number): { id: number; type: string; progId: number; ifindex?: number; direction?: string };
+  clsactAttach(progFd: number, target: string | number, direction: string, handle: number, priority: number, replace: boolean, netns?: string): { ifindex: number; handle: number; priority: number; createdQdisc: boolean };
+  clsactQuery(ifindex: number, direction: string, handle: number, priority: number, netns?: string): number;
+  clsactDetach(ifindex: number, direction: string, handle: number, priority: number, netns?: string): boolean;
   libbpfVersion: string;
   [extra: string]: unknown;
 }

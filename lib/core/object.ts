@@ -8,6 +8,7 @@ import { BpfMap, perCpu, type MapCodecs } from './map.js';
 import { native, bpfObjectPath, type NativeObjectHandle } from './native.js';
 import { BpfProgram, XdpProgram, wrapProgram } from './program.js';
 import { RingBuffer, type RingBufferOptions } from './ringbuf.js';
+import { TcProgram } from './tc.js';
 import { explainLoadError, requireMapTypes } from './features.js';
 
 /**
@@ -170,10 +171,11 @@ export class BpfObject {
     return this.#live().globals();
   }
 
-  /** A loaded program. XDP programs are returned as XdpProgram. */
+  /** A loaded program. XDP programs are returned as XdpProgram, sched_cls ones as TcProgram. */
   program(name: string): BpfProgram {
     this.#needLoaded();
-    return wrapProgram(this.#live().program(name), name);
+    const h = this.#live().program(name);
+    return h.info().type === 'sched_cls' ? new TcProgram(h, name) : wrapProgram(h, name);
   }
 
   /** A loaded XDP program (ERR_INVALID_ARGUMENT if `name` is another type). */
@@ -182,6 +184,16 @@ export class BpfObject {
     if (!(p instanceof XdpProgram)) {
       p.close();
       invalidArgument('program', `'${name}' is a ${p.type} program, not XDP`);
+    }
+    return p;
+  }
+
+  /** A loaded sched_cls (TC) program (ERR_INVALID_ARGUMENT if `name` is another type). */
+  tcProgram(name: string): TcProgram {
+    const p = this.program(name);
+    if (!(p instanceof TcProgram)) {
+      p.close();
+      invalidArgument('program', `'${name}' is a ${p.type} program, not sched_cls (TC)`);
     }
     return p;
   }
