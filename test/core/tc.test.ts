@@ -5,7 +5,9 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BpfObject, Lab, TcLink, TcProgram, XdpProgram, packageRoot, struct, tcVerdictCode, tcVerdictName, tcxAvailable, u32, u64, type LabHost } from '../../lib/index.js';
+import { BpfObject, TcLink, TcProgram, XdpProgram, struct, tcVerdictCode, tcVerdictName, tcxAvailable, u32, u64 } from '../../lib/index.js';
+import { packageRoot } from '../../lib/core/native.js';
+import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { nodeChild } from '../helpers/node-child.js';
 import { testObject } from '../helpers/objects.js';
 import { udpFrame } from '../helpers/packets.js';
