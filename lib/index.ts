@@ -3,6 +3,7 @@
  * Core toolkit (lib/core), network-namespace lab (lib/lab), network modules (lib/modules).
  */
 export * from './core/index.js';
+export * from './route/index.js';
 export * from './lab/index.js';
 export * from './modules/decap.js';
 export * from './modules/acl/index.js';

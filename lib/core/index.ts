@@ -6,4 +6,3 @@ export { BpfMap, perCpu, possibleCpus, isPerCpuType, type MapCodecs, type MapInf
 export { RingBuffer, type RingBufferOptions, type RingBufferStats, type RingBufferLoss, type RingBufferEvents } from './ringbuf.js';
 export { bpfObjectPath, packageRoot } from './native.js';
 export { netnsPath, type NetnsRef } from './netns.js';
-export { PolicyRoute, IpRoute, IpRule, BPFKIT_ROUTE_PROTOCOL, type PolicyRouteSpec, type PolicyRouteEntry, type PolicyRouteOptions, type PolicyRouteChanges, type PolicyRouteState, type IpRouteSpec, type IpRouteInfo, type IpRouteListOptions, type NextHop, type NextHopInfo, type RouteType, type RouteScope, type IpRuleSpec, type IpRuleInfo, type IpRuleListOptions, type IpRuleSelector, type IpProto, type PortRange, type RouteProtocol, type RouteTable, type RuleAction, type NetlinkOptions, type NetnsTarget } from './route.js';
