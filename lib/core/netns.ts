@@ -8,7 +8,9 @@ import { invalidArgument } from './errors.js';
 /**
  * A network namespace: a name under /run/netns (`'blue'`), a path (`'/proc/1234/ns/net'`,
  * `'/run/netns/blue'`) or an open file descriptor of one (e.g. from
- * `fs.openSync('/run/netns/blue', 'r')`; keep it open until the call has finished).
+ * `fs.openSync('/run/netns/blue', 'r')`). An fd is used as `/proc/self/fd/N`: keep it open
+ * until the call has finished, and for as long as an object that remembers its namespace
+ * (a module that looks interfaces up later) is in use.
  */
 export type NetnsRef = string | number;
 
