@@ -11,6 +11,7 @@ export {
   type TunnelProtocol, type DecapPassReason, type DecapOptions, type DecapLimits, type DecapLoadOptions,
   type DecapAttachOptions, type DecapStageOptions, type DecapSettings, type DecapCounter, type DecapVniStats, type DecapStats,
 } from './modules/decap/index.js';
+export * from './route/index.js';
 export * from './modules/acl/index.js';
 export {
   XdpPipeline, PIPELINE_MAX_STAGES,

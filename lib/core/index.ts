@@ -16,4 +16,3 @@ export { TcProgram, TcLink, tcVerdictName, tcVerdictCode, tcxAvailable, type TcD
 export { BpfMap, perCpu, possibleCpus, type MapCodecs, type MapInfo, type UpdateFlag } from './map.js';
 export { RingBuffer, type RingBufferOptions, type RingBufferStats, type RingBufferLoss, type RingBufferEvents } from './ringbuf.js';
 export { type NetnsRef } from './netns.js';
-export { PolicyRoute, IpRoute, IpRule, BPFKIT_ROUTE_PROTOCOL, type PolicyRouteSpec, type PolicyRouteEntry, type PolicyRouteOptions, type PolicyRouteChanges, type PolicyRouteState, type IpRouteSpec, type IpRouteInfo, type IpRouteListOptions, type NextHop, type NextHopInfo, type RouteType, type RouteScope, type IpRuleSpec, type IpRuleInfo, type IpRuleListOptions, type IpRuleSelector, type IpProto, type PortRange, type RouteProtocol, type RouteTable, type RuleAction, type NetlinkOptions, type NetnsTarget } from './route.js';

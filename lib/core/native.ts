@@ -108,6 +108,75 @@ export interface NativeAddon {
   [extra: string]: unknown;
 }
 
+// ---- routing: the netlink side of the addon (addon/netlink*.cc) ----------------------
+// Absent when the addon was built without libnl; lib/route checks and says so.
+
+/** A rule as the addon takes and returns it (validated and normalised by lib/route). */
+export interface NativeRule {
+  family: 4 | 6;
+  priority: number;
+  table?: number;
+  action: number;
+  flags?: number;
+  fwmark?: number;
+  fwmask?: number;
+  iif?: string;
+  oif?: string;
+  src?: string;
+  srcLen?: number;
+  dst?: string;
+  dstLen?: number;
+  tos?: number;
+  ipProto?: number;
+  sport?: [number, number];
+  dport?: [number, number];
+  protocol?: number;
+}
+/** One next hop of a {@link NativeRoute}. */
+export interface NativeNextHop {
+  via?: string;
+  dev?: string | number;
+  ifindex?: number;
+  weight?: number;
+  flags?: number;
+}
+/** A route as the addon takes and returns it (validated and normalised by lib/route). */
+export interface NativeRoute {
+  family: 4 | 6;
+  table: number;
+  dst: string;
+  dstLen: number;
+  tos: number;
+  metric: number;
+  type: number;
+  scope: number;
+  protocol: number;
+  flags?: number;
+  prefsrc?: string;
+  nexthops: NativeNextHop[];
+}
+/** One request of an nlBatch. */
+export type NativeNlOp =
+  | { kind: 'rule'; cmd: 'add' | 'delete'; spec: NativeRule }
+  | { kind: 'route'; cmd: 'add' | 'replace' | 'delete'; spec: NativeRoute };
+/** A request of an nlBatch the kernel refused (or that may have been applied: `uncertain`). */
+export interface NativeNlFailure {
+  index: number;
+  errno: number;
+  message: string;
+  uncertain?: boolean;
+}
+/**
+ * Merged into NativeAddon above. `netns` is a path the addon opens and enters around
+ * socket() (a name or an fd is turned into one by netnsPath); undefined: the caller's.
+ */
+export interface NativeAddon {
+  nlBatch?(ops: NativeNlOp[], netns: string | undefined): Promise<NativeNlFailure[]>;
+  /** Dumps come back as JSON text: one JSON.parse is much cheaper than an N-API call per field. */
+  nlRulesJson?(family: 0 | 4 | 6, netns: string | undefined): Promise<string>;
+  nlRoutesJson?(family: 4 | 6, table: number, protocol: number, netns: string | undefined): Promise<string>;
+}
+
 let root: string | undefined;
 
 /** The package root (the directory holding bpfkit's package.json). */

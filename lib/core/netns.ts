@@ -1,15 +1,48 @@
-/** Network-namespace arguments: a name under /run/netns, or a path (/proc/PID/ns/net). */
+/**
+ * Network-namespace arguments, one type and one resolver for every call that takes
+ * `{ netns }` (XDP attach, testRun, interface lookups, routing, the modules).
+ */
+import { fstatSync, statSync } from 'node:fs';
 import { invalidArgument } from './errors.js';
 
-export type NetnsRef = string;
+/**
+ * A network namespace: a name under /run/netns (`'blue'`), a path (`'/proc/1234/ns/net'`,
+ * `'/run/netns/blue'`) or an open file descriptor of one (e.g. from
+ * `fs.openSync('/run/netns/blue', 'r')`). An fd is used as `/proc/self/fd/N`: keep it open
+ * until the call has finished, and for as long as an object that remembers its namespace
+ * (a module that looks interfaces up later) is in use.
+ */
+export type NetnsRef = string | number;
 
-/** Path of a namespace given by name or path; undefined for "the caller's namespace". */
+let nsfsDev: number | undefined;
+
+/**
+ * Path of a namespace given by name, path or fd; undefined for "the caller's namespace"
+ * (undefined or ''). An fd becomes `/proc/self/fd/N`, which the addon opens like any
+ * other path. Bad input is ERR_INVALID_ARGUMENT naming the field 'netns'; a name or path
+ * that does not exist is found out by the addon (ERR_NOT_FOUND).
+ */
 export function netnsPath(ns: NetnsRef | undefined): string | undefined {
   if (ns === undefined || ns === '') return undefined;
-  if (typeof ns !== 'string') invalidArgument('netns', 'must be a namespace name or a path');
+  if (typeof ns === 'number') return fdPath(ns);
+  if (typeof ns !== 'string') invalidArgument('netns', `must be a namespace name, a path or an open fd, got ${typeof ns}`);
   if (ns.startsWith('/')) return ns;
   if (ns.includes('/') || ns === '.' || ns === '..') invalidArgument('netns', `'${ns}' is not a namespace name`);
   return `/run/netns/${ns}`;
+}
+
+function fdPath(fd: number): string {
+  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) invalidArgument('netns', `expected a file descriptor, got ${fd}`);
+  let dev: number;
+  try {
+    dev = fstatSync(fd).dev;
+  } catch {
+    invalidArgument('netns', `fd ${fd} is not an open file descriptor`);
+  }
+  // Every namespace file lives on the one nsfs instance: an fd elsewhere is not a namespace.
+  nsfsDev ??= statSync('/proc/self/ns/net').dev;
+  if (dev !== nsfsDev) invalidArgument('netns', `fd ${fd} is not a namespace file (open /run/netns/NAME or /proc/PID/ns/net)`);
+  return `/proc/self/fd/${fd}`;
 }
 
 /** An interface by name or index, validated before any syscall. */

@@ -70,7 +70,7 @@ export function xdpActionName(retval: number): XdpAction | `unknown(${number})` 
 export interface XdpAttachOptions {
   /** 'native' (driver mode, the default), 'generic' (skb mode) or 'auto' (kernel's choice). Never falls back silently. */
   mode?: XdpMode;
-  /** Network namespace of the interface (name under /run/netns or a path). */
+  /** Network namespace of the interface (a name under /run/netns, a path or an open fd: {@link NetnsRef}). */
   netns?: NetnsRef;
 }
 

@@ -4,7 +4,7 @@
  * port 5001 with 0x10 and a PolicyRoute (fwmark rule + table) sends exactly the marked
  * traffic to nh2 — the mechanism service chaining builds on.
  */
-import { PolicyRoute } from '../core/route.js';
+import { PolicyRoute } from '../route/index.js';
 import type { UdpSink } from '../lab/index.js';
 import type { DemoSection } from './context.js';
 
