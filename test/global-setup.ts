@@ -37,7 +37,7 @@ function isRoot(): boolean {
 
 /** Other test runs currently active on this machine (stale markers are removed). */
 function otherLiveRuns(): number[] {
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = readdirSync(RUNS_DIR);
   } catch {

@@ -16,3 +16,4 @@ export { TcProgram, TcLink, tcVerdictName, tcVerdictCode, tcxAvailable, type TcD
 export { BpfMap, perCpu, possibleCpus, type MapCodecs, type MapInfo, type UpdateFlag } from './map.js';
 export { RingBuffer, type RingBufferOptions, type RingBufferStats, type RingBufferLoss, type RingBufferEvents } from './ringbuf.js';
 export { type NetnsRef } from './netns.js';
+export { ifIndex } from './interfaces.js';

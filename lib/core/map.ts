@@ -77,7 +77,6 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
   readonly value: Codec<V, VIn>;
   #h: NativeMapHandle | undefined;
   readonly #kbuf: Buffer;
-  readonly #kbuf2: Buffer;
   readonly #vbuf: Buffer;
   #mapping: Buffer | undefined;
 
@@ -121,7 +120,6 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     this.value = codecs.value;
     this.#h = handle;
     this.#kbuf = Buffer.alloc(Math.max(codecs.key.size, 1));
-    this.#kbuf2 = Buffer.alloc(Math.max(codecs.key.size, 1));
     this.#vbuf = Buffer.alloc(Math.max(codecs.value.size, 1));
   }
 

@@ -3,12 +3,12 @@
  * prebuilds/<platform>-<arch>/ found by node-gyp-build) and describes its surface.
  * Internal: users never touch these handles directly.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BpfkitError, errnoError, type BpfkitErrorCode } from './errors.js';
 import type { BtfTypeInfo } from './codecs.js';
+import { packageRoot } from './paths.js';
+
+export { bpfObjectPath, packageRoot } from './paths.js';
 
 export interface NativeFdHandle {
   readonly fd: number;
@@ -87,6 +87,18 @@ export interface NativeAclCompileResult {
   error?: { family: 4 | 6; depth: number; rules: number };
   tooBig?: boolean;
 }
+/** addon/ring_buffer.cc: a ring buffer read through libuv (lib/core/ringbuf.ts). */
+export interface NativeRingBufferHandle {
+  readonly size: number;
+  readonly pending: number;
+  readonly fd: number;
+  consume(buf: Uint8Array, offs: Uint32Array, max: number): number;
+  start(): void;
+  stop(): void;
+  ref(): void;
+  unref(): void;
+  close(): void;
+}
 export interface NativeAddon {
   /** The ACL rule-set compiler (addon/acl_compile.cc): builds the trees on the libuv pool. */
   aclCompile(v4: NativeAclFamily, v6: NativeAclFamily, opts: NativeAclCompileOptions): Promise<NativeAclCompileResult>;
@@ -105,7 +117,7 @@ export interface NativeAddon {
   clsactQuery(ifindex: number, direction: string, handle: number, priority: number, netns?: string): number;
   clsactDetach(ifindex: number, direction: string, handle: number, priority: number, netns?: string): boolean;
   libbpfVersion: string;
-  [extra: string]: unknown;
+  NativeRingBuffer: new (fd: number, owner: object, dispatch: (owner: never, status: number) => void) => NativeRingBufferHandle;
 }
 
 // ---- routing: the netlink side of the addon (addon/netlink*.cc) ----------------------
@@ -175,40 +187,6 @@ export interface NativeAddon {
   /** Dumps come back as JSON text: one JSON.parse is much cheaper than an N-API call per field. */
   nlRulesJson?(family: 0 | 4 | 6, netns: string | undefined): Promise<string>;
   nlRoutesJson?(family: 4 | 6, table: number, protocol: number, netns: string | undefined): Promise<string>;
-}
-
-let root: string | undefined;
-
-/** The package root (the directory holding bpfkit's package.json). */
-export function packageRoot(): string {
-  if (root) return root;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 8; i++) {
-    const pj = join(dir, 'package.json');
-    if (existsSync(pj)) {
-      try {
-        if (JSON.parse(readFileSync(pj, 'utf8')).name === 'bpfkit') return (root = dir);
-      } catch {
-        /* keep walking */
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  throw new BpfkitError('ERR_NOT_FOUND', 'cannot find the bpfkit package root (package.json named "bpfkit")');
-}
-
-/**
- * Path of one of bpfkit's own compiled BPF objects (e.g. 'counter' ->
- * <root>/build/bpf/counter.bpf.o, or the copy shipped in prebuilds/bpf/).
- */
-export function bpfObjectPath(name: string): string {
-  const r = packageRoot();
-  for (const p of [join(r, 'build', 'bpf', `${name}.bpf.o`), join(r, 'prebuilds', 'bpf', `${name}.bpf.o`)]) {
-    if (existsSync(p)) return p;
-  }
-  throw new BpfkitError('ERR_NOT_FOUND', `bpfkit's BPF object '${name}.bpf.o' is missing: build it with 'npm run build'`);
 }
 
 let addon: NativeAddon | undefined;

@@ -13,25 +13,8 @@ import { EventEmitter } from 'node:events';
 import { BpfkitError, invalidArgument } from './errors.js';
 import { u32, u64, type Codec } from './codecs.js';
 import { BpfMap, perCpu } from './map.js';
-import { native, openPinnedAs, type NativeMapHandle } from './native.js';
+import { native, openPinnedAs, type NativeMapHandle, type NativeRingBufferHandle } from './native.js';
 
-/** Native side (addon/ring_buffer.cc). */
-interface NativeRingBufferHandle {
-  readonly size: number;
-  readonly pending: number;
-  readonly fd: number;
-  consume(buf: Uint8Array, offs: Uint32Array, max: number): number;
-  start(): void;
-  stop(): void;
-  ref(): void;
-  unref(): void;
-  close(): void;
-}
-type NativeRingBufferCtor = new (
-  fd: number,
-  owner: object,
-  dispatch: (owner: RingBuffer<unknown>, status: number) => void,
-) => NativeRingBufferHandle;
 
 export interface RingBufferOptions {
   /** Most records handed to JS per batch (default 1024). */
@@ -184,7 +167,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     this.name = info.name;
     this.codec = codec;
     this.size = info.maxEntries;
-    const Ctor = native().NativeRingBuffer as NativeRingBufferCtor;
+    const Ctor = native().NativeRingBuffer;
     try {
       this.#h = new Ctor(ring.fd, this, RingBuffer.#dispatch);
     } catch (e) {

@@ -23,7 +23,8 @@
 import { BpfkitError, invalidArgument } from '../core/errors.js';
 import { struct, u32, u64 } from '../core/codecs.js';
 import type { BpfMap } from '../core/map.js';
-import { bpfObjectPath, native } from '../core/native.js';
+import { ifIndex } from '../core/interfaces.js';
+import { bpfObjectPath } from '../core/paths.js';
 import { checkInterface, netnsPath, type NetnsRef } from '../core/netns.js';
 import { BpfObject, type BpfObjectOptions } from '../core/object.js';
 import { XdpProgram, type TestRunOptions, type TestRunResult, type XdpAction, type XdpLink, type XdpMode } from '../core/program.js';
@@ -142,7 +143,7 @@ export class XdpPipeline {
     checkInterface(iface, 'iface');
     for (const k of Object.keys(opts)) if (k !== 'mode' && k !== 'netns') invalidArgument(k, `unknown option '${k}' (options: mode, netns)`);
     const ns = netnsPath(opts.netns);
-    const ifindex = native().ifIndex(iface, ns); // ERR_NO_SUCH_INTERFACE before anything is loaded
+    const ifindex = ifIndex(iface, ns === undefined ? {} : { netns: ns }); // ERR_NO_SUCH_INTERFACE before anything is loaded
     const parts = await loadParts();
     const pipe = new XdpPipeline(parts, { ifindex, ...(ns ? { netns: ns } : {}) });
     try {

@@ -288,7 +288,10 @@ export class PolicyRoute {
     const failures = res.failures.filter((x) => x.error.code !== 'ERR_NOT_FOUND');
     if (failures.length) throw failures[0].error;
     const changes = noChanges();
-    for (const p of res.applied) p.op.kind === 'rule' ? changes.rulesDeleted++ : changes.routesDeleted++;
+    for (const p of res.applied) {
+      if (p.op.kind === 'rule') changes.rulesDeleted++;
+      else changes.routesDeleted++;
+    }
     return changes;
   }
 

@@ -91,7 +91,10 @@ function fuzzCodecs(C: typeof import('../../lib/core/codecs.js'), seed: number, 
       fields.push(f);
       samples.push(values);
     }
-    if (fields.every((f) => f.name.startsWith('_'))) fields.push({ name: 'last', codec: C.u8 }), samples.push([3, 300]);
+    if (fields.every((f) => f.name.startsWith('_'))) {
+      fields.push({ name: 'last', codec: C.u8 });
+      samples.push([3, 300]);
+    }
     const packed = rnd(5) === 0;
     const built = outcome(() => C.struct(`s${n}`, fields, { packed }).layout);
     out.push(built);

@@ -446,6 +446,7 @@ describe('struct', () => {
     expectTypeOf<Infer<typeof k>>().toEqualTypeOf<{ a: number; b: bigint }>();
     expectTypeOf<InferInput<typeof k>>().toEqualTypeOf<{ a: number; b: bigint | number }>();
     expectTypeOf(k).toMatchTypeOf<Codec<{ a: number; b: bigint }>>();
+    // eslint-disable-next-line @typescript-eslint/no-unused-vars -- only its type is checked
     const f = struct('f', [{ name: 'src', codec: ipv4 }, { name: '_pad', codec: bytes(2) }, { name: 'ports', codec: array(be16, 2) }]);
     expectTypeOf<Infer<typeof f>>().toEqualTypeOf<{ src: string; ports: number[] }>();
     expectTypeOf<InferInput<typeof f>>().toEqualTypeOf<{ src: string; ports: number[]; _pad?: Uint8Array }>();

@@ -12,7 +12,7 @@ const MAIN = [
   'BpfkitError', 'VerifierError',
   'BpfObject', 'BpfProgram', 'XdpProgram', 'XdpLink', 'xdpActionName',
   'TcProgram', 'TcLink', 'tcVerdictName', 'tcVerdictCode', 'tcxAvailable',
-  'BpfMap', 'perCpu', 'possibleCpus', 'RingBuffer', 'DoubleBuffer',
+  'BpfMap', 'perCpu', 'possibleCpus', 'RingBuffer', 'DoubleBuffer', 'ifIndex',
   'u8', 'u16', 'u32', 'u64', 'i8', 'i16', 'i32', 'i64', 'be16', 'be32', 'bool', 'bytes', 'cstring',
   'mac', 'ipv4', 'ipv6', 'lpmKey', 'array', 'struct',
   'parseIPv4', 'parseIPv6', 'formatIPv4', 'formatIPv6', 'parseCidr',

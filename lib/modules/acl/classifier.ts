@@ -35,7 +35,7 @@
  * a swap is.
  */
 import { BpfkitError } from '../../core/errors.js';
-import { native, type NativeAclFamily } from '../../core/native.js';
+import { aclCompile, type NativeAclFamily } from '../../core/native-acl.js';
 import {
   LEAF_MAX, MAX_BLOB_BYTES, MAX_CUT_BITS, MAX_TREES, V4_DIMS, V4_WIDTHS, V6_DIMS, V6_WIDTHS, writeBlobHeader,
 } from './layout.js';
@@ -131,7 +131,7 @@ export async function compileBlob(v4: FamilyEntries, v6: FamilyEntries, opts: Co
   const fam = (f: FamilyEntries, family: 4 | 6): NativeAclFamily => ({
     ...f, family, widths: Uint8Array.from(family === 4 ? V4_WIDTHS : V6_WIDTHS), groups: partition(f, family, on).slice(0, MAX_TREES),
   });
-  const res = await native().aclCompile(fam(v4, 4), fam(v6, 6), {
+  const res = await aclCompile(fam(v4, 4), fam(v6, 6), {
     binth: opts.binth ?? 8, spfac: opts.spfac ?? 4, maxBits: opts.maxBits ?? 8, maxCutBits: MAX_CUT_BITS, maxWords: Math.floor((maxBytes || MAX_BLOB_BYTES) / 4),
   });
   if (res.tooBig) {

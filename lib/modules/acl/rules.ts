@@ -45,7 +45,6 @@ export interface AclRule {
 
 const RULE_FIELDS = new Set(['id', 'action', 'src', 'dst', 'proto', 'srcPort', 'dstPort', 'icmpType', 'icmpCode', 'iface']);
 export const ACL_ACTIONS: readonly AclAction[] = ['allow', 'deny', 'log'];
-const ACTION_CODE: Record<AclAction, number> = { allow: ACT_ALLOW, deny: ACT_DENY, log: ACT_LOG };
 export const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = { icmp: 1, tcp: 6, udp: 17, dccp: 33, icmpv6: 58, sctp: 132, udplite: 136 };
 /** Protocols whose first four L4 bytes are the source and destination ports. */
 export const PORT_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 33, 132, 136]);

@@ -22,7 +22,8 @@
 import { BpfkitError, invalidArgument } from '../../core/errors.js';
 import { u32, u8 } from '../../core/codecs.js';
 import type { BpfMap } from '../../core/map.js';
-import { bpfObjectPath, native } from '../../core/native.js';
+import { ifIndex } from '../../core/interfaces.js';
+import { bpfObjectPath } from '../../core/paths.js';
 import { checkInterface, netnsPath } from '../../core/netns.js';
 import { BpfObject } from '../../core/object.js';
 import { DoubleBuffer } from '../../core/swap.js';
@@ -126,7 +127,7 @@ export class Decapsulator {
     const stageName = stage?.name ?? 'decap';
     let settings = resolveSettings(DEFAULT_SETTINGS, stripLimits(rest), limits);
     const ns = pipeline ? pipeline.netns : netnsPath(netns);
-    native().ifIndex(iface, ns); // ERR_NO_SUCH_INTERFACE before anything is loaded
+    ifIndex(iface, ns === undefined ? {} : { netns: ns }); // ERR_NO_SUCH_INTERFACE before anything is loaded
     if (!settings.interfaceMac) {
       const m = await interfaceMac(iface, ns);
       if (!m && settings.rewriteMac) {
