@@ -79,21 +79,32 @@ export function verifierTail(log: string, lines = 3): string {
   return all.slice(-lines).join(' | ');
 }
 
+/** The one errno -> code table, for the bpf syscalls, netlink and everything else. */
 const ERRNO_CODES: Record<number, BpfkitErrorCode> = {
   1: 'ERR_PERMISSION', // EPERM
   13: 'ERR_PERMISSION', // EACCES
   2: 'ERR_NOT_FOUND', // ENOENT
+  3: 'ERR_NOT_FOUND', // ESRCH (netlink: no such rule or route)
   19: 'ERR_NO_SUCH_INTERFACE', // ENODEV
   17: 'ERR_EXISTS', // EEXIST
   7: 'ERR_MAP_FULL', // E2BIG (map full on update)
   28: 'ERR_MAP_FULL', // ENOSPC
   95: 'ERR_UNSUPPORTED', // EOPNOTSUPP
+  97: 'ERR_UNSUPPORTED', // EAFNOSUPPORT
   38: 'ERR_UNSUPPORTED', // ENOSYS
   524: 'ERR_UNSUPPORTED', // ENOTSUPP (kernel internal)
   22: 'ERR_INVALID_ARGUMENT', // EINVAL
+  34: 'ERR_INVALID_ARGUMENT', // ERANGE (netlink: a value out of range)
+  101: 'ERR_INVALID_ARGUMENT', // ENETUNREACH (a gateway not on any connected network)
   16: 'ERR_BUSY', // EBUSY
+  11: 'ERR_BUSY', // EAGAIN
   9: 'ERR_CLOSED', // EBADF
 };
+
+/** The code bpfkit gives a failed call's errno ('ERR_SYSTEM' for the rest). */
+export function errnoCode(errno: number): BpfkitErrorCode {
+  return ERRNO_CODES[errno] ?? 'ERR_SYSTEM';
+}
 
 /**
  * Build an error from an errno. Used by the addon (lib/core/native.ts hands it a factory
@@ -106,7 +117,7 @@ export function errnoError(
   message: string,
   extra: { code?: BpfkitErrorCode; log?: string; program?: string; details?: Record<string, unknown> } = {},
 ): BpfkitError {
-  const code = extra.code ?? ERRNO_CODES[errno] ?? 'ERR_SYSTEM';
+  const code = extra.code ?? errnoCode(errno);
   const name = errnoName(errno);
   let msg = `${message} (${syscall}: ${name}${errno ? ` ${errno}` : ''})`;
   if (code === 'ERR_PERMISSION') msg += `. ${PERMISSION_HINT}`;
@@ -125,8 +136,8 @@ const ERRNO_NAMES: Record<number, string> = {
   11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST',
   19: 'ENODEV', 20: 'ENOTDIR', 22: 'EINVAL', 24: 'EMFILE', 28: 'ENOSPC', 34: 'ERANGE',
   38: 'ENOSYS', 61: 'ENODATA', 71: 'EPROTO', 75: 'EOVERFLOW', 93: 'EPROTONOSUPPORT',
-  95: 'EOPNOTSUPP', 97: 'EAFNOSUPPORT', 98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL',
-  105: 'ENOBUFS', 110: 'ETIMEDOUT', 524: 'ENOTSUPP',
+  90: 'EMSGSIZE', 95: 'EOPNOTSUPP', 97: 'EAFNOSUPPORT', 98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL',
+  101: 'ENETUNREACH', 105: 'ENOBUFS', 110: 'ETIMEDOUT', 113: 'EHOSTUNREACH', 125: 'ECANCELED', 524: 'ENOTSUPP',
 };
 
 export function errnoName(errno: number): string {

@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { BpfkitError, invalidArgument } from './errors.js';
 import { u32, u64, type Codec } from './codecs.js';
+import { checkInteger } from './validate.js';
 import { BpfMap, perCpu } from './map.js';
 import { native, openPinnedAs, type NativeMapHandle, type NativeRingBufferHandle } from './native.js';
 
@@ -97,9 +98,7 @@ const timerReaper = new FinalizationRegistry<NodeJS.Timeout>((t) => clearInterva
 function checkOpts(opts: RingBufferOptions): Required<Omit<RingBufferOptions, 'lostMap'>> {
   if (typeof opts !== 'object' || opts === null) invalidArgument('opts', 'must be an object');
   const int = (field: keyof RingBufferOptions, def: number, min: number, max: number): number => {
-    const v = opts[field] ?? def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) invalidArgument(field, `must be an integer in ${min}..${max}, got ${String(v)}`);
-    return v;
+    return checkInteger(opts[field] ?? def, field, min, max);
   };
   return {
     batchSize: int('batchSize', 1024, 1, MAX_BATCH),

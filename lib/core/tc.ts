@@ -4,6 +4,7 @@
  * direct-action cls_bpf filter under a clsact qdisc. `TcLink.kind` says which one.
  * BPF_PROG_TEST_RUN with a `struct __sk_buff` context gives fixture tests.
  */
+import { checkInteger } from './validate.js';
 import { BpfkitError, invalidArgument } from './errors.js';
 import { native, openPinnedAs, type NativeLinkHandle, type NativeProgramHandle } from './native.js';
 import { checkInterface, netnsPath, type NetnsRef } from './netns.js';
@@ -81,10 +82,7 @@ function checkDirection(d: unknown, field = 'direction'): TcDirection {
   return d;
 }
 
-function checkU32(v: unknown, field: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) invalidArgument(field, `must be an integer in ${min}..${max}, got ${String(v)}`);
-  return v;
-}
+const checkU32 = checkInteger;
 
 function anchorOf(a: TcAnchor, field: string): { flags: number; relative: number } {
   if (a === 'all') return { flags: 0, relative: 0 };

@@ -4,6 +4,8 @@
  * the kernel's (include/uapi/linux/rtnetlink.h, fib_rules.h) and iproute2's rt_protos.
  */
 
+import { IP_PROTOCOLS } from '../core/protocols.js';
+
 /**
  * The route protocol number bpfkit marks its routes and rules with (`proto 165` in
  * `ip route` / `ip rule`). Unused by the kernel, iproute2's rt_protos and the routing
@@ -23,8 +25,8 @@ export const PROTOCOL_NAMES = {
   isis: 187, ospf: 188, rip: 189, eigrp: 192, bpfkit: BPFKIT_ROUTE_PROTOCOL,
 } as const;
 
-/** @internal IP protocols a rule selector may name. */
-export const IP_PROTO_NAMES = { icmp: 1, igmp: 2, tcp: 6, udp: 17, gre: 47, esp: 50, ah: 51, icmpv6: 58, sctp: 132 } as const;
+/** @internal IP protocols a rule selector may name: the shared table (lib/core/protocols.ts). */
+export const IP_PROTO_NAMES = IP_PROTOCOLS;
 
 /** A routing table: a number (1 to 2^32-1) or one of the kernel's named tables. */
 export type RouteTable = number | keyof typeof TABLE_NAMES;

@@ -7,7 +7,7 @@
  * so nothing else in the process changes namespace. Input is validated before anything
  * gets here; the kernel's errno reaches the error intact.
  */
-import { BpfkitError, errnoName, type BpfkitErrorCode } from '../core/errors.js';
+import { BpfkitError, errnoCode, errnoName } from '../core/errors.js';
 import { native, type NativeNlFailure, type NativeNlOp, type NativeRoute, type NativeRule } from '../core/native.js';
 
 /** @internal one request as the addon takes it. */
@@ -50,19 +50,6 @@ export function nl(): {
   };
 }
 
-const ERRNO_CODE: Record<number, BpfkitErrorCode> = {
-  1: 'ERR_PERMISSION', 13: 'ERR_PERMISSION', 2: 'ERR_NOT_FOUND', 3: 'ERR_NOT_FOUND', 17: 'ERR_EXISTS',
-  19: 'ERR_NO_SUCH_INTERFACE', 22: 'ERR_INVALID_ARGUMENT', 34: 'ERR_INVALID_ARGUMENT', 101: 'ERR_INVALID_ARGUMENT',
-  95: 'ERR_UNSUPPORTED', 97: 'ERR_UNSUPPORTED', 16: 'ERR_BUSY', 11: 'ERR_BUSY',
-};
-
-// errno names netlink routing errors use that errors.ts does not name
-const NL_ERRNO_NAMES: Record<number, string> = { 3: 'ESRCH', 90: 'EMSGSIZE', 101: 'ENETUNREACH', 113: 'EHOSTUNREACH', 125: 'ECANCELED' };
-function nlErrnoName(e: number): string {
-  const n = errnoName(e);
-  return n === 'errno' ? (NL_ERRNO_NAMES[e] ?? n) : n;
-}
-
 const MSG_TYPES = {
   rule: { add: 'RTM_NEWRULE', delete: 'RTM_DELRULE' },
   route: { add: 'RTM_NEWROUTE', replace: 'RTM_NEWROUTE', delete: 'RTM_DELROUTE' },
@@ -72,9 +59,9 @@ const MSG_TYPES = {
 export function opError(p: PlannedOp, f: NativeNlFailure): BpfkitError {
   const { op, field } = p;
   const type = (MSG_TYPES[op.kind] as Record<string, string>)[op.cmd];
-  const code = ERRNO_CODE[f.errno] ?? 'ERR_SYSTEM';
+  const code = errnoCode(f.errno);
   const reason = f.message || (f.errno === 17 ? 'it already exists' : f.errno === 2 || f.errno === 3 ? 'it does not exist' : '');
-  const msg = `${field ? `${field}: ` : ''}cannot ${op.cmd} ${p.describe()}${reason ? `: ${reason}` : ''} (netlink ${type}: ${nlErrnoName(f.errno)} ${f.errno})`;
+  const msg = `${field ? `${field}: ` : ''}cannot ${op.cmd} ${p.describe()}${reason ? `: ${reason}` : ''} (netlink ${type}: ${errnoName(f.errno)} ${f.errno})`;
   const opts: ConstructorParameters<typeof BpfkitError>[2] = { errno: f.errno, syscall: `netlink(${type})` };
   if (field) opts.field = field;
   opts.details = { index: f.index, ...(f.uncertain ? { uncertain: true } : {}) };

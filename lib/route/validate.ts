@@ -4,6 +4,8 @@
  * (ERR_INVALID_ARGUMENT) naming the field. Pure: no addon, no syscalls.
  */
 import { formatIPv4, formatIPv6, parseCidr, parseIPv4, parseIPv6, type Cidr } from '../core/codecs.js';
+import { canonicalIPv4 } from '../core/codecs/ip-text.js';
+import { checkInteger } from '../core/validate.js';
 import { invalidArgument } from '../core/errors.js';
 import type { NativeNextHop, NativeRoute, NativeRule } from '../core/native.js';
 import {
@@ -22,19 +24,8 @@ import type { IpRouteSpec, IpRuleSelector, IpRuleSpec, NextHop } from './types.j
 
 // ---- numbers and names -------------------------------------------------------------
 
-function u32(v: unknown, field: string, min = 0): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 0xffffffff) {
-    invalidArgument(field, `expected an integer from ${min} to 4294967295 (2^32-1), got ${String(v)}`);
-  }
-  return v;
-}
-
-function u8(v: unknown, field: string, min = 0): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 255) {
-    invalidArgument(field, `expected an integer from ${min} to 255, got ${String(v)}`);
-  }
-  return v;
-}
+const u32 = (v: unknown, field: string, min = 0): number => checkInteger(v, field, min, 0xffffffff);
+const u8 = (v: unknown, field: string, min = 0): number => checkInteger(v, field, min, 255);
 
 /** @internal table name or number -> number (1..2^32-1). */
 export function parseTable(t: unknown, field: string): number {
@@ -121,25 +112,19 @@ export function parsePrefix(s: unknown, field: string, family?: 4 | 6): Cidr {
   return c;
 }
 
-const V4_RE = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})(?:\/(0|[1-9]\d?))?$/;
+const V4 = new Int32Array(2);
 
 /**
  * @internal fast path for the common case of a valid IPv4 address or prefix in canonical
- * form: [address, prefixLen], or undefined to take the general parser (which also
- * produces the error). Large batches spend most of their JS time parsing addresses.
+ * form (canonicalIPv4): [address, prefixLen], or undefined to take the general parser
+ * (which also produces the error). Large batches spend most of their JS time parsing
+ * addresses.
  */
 export function fastV4(s: unknown, prefix: boolean): [string, number] | undefined {
   if (typeof s !== 'string') return undefined;
-  const m = V4_RE.exec(s);
-  if (!m || (!prefix && m[5] !== undefined)) return undefined;
-  const a = +m[1], b = +m[2], c = +m[3], d = +m[4];
-  if (a > 255 || b > 255 || c > 255 || d > 255) return undefined;
-  const len = m[5] === undefined ? 32 : +m[5];
-  if (len > 32) return undefined;
-  const v = ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
-  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  if ((v & ~mask) >>> 0) return undefined; // host bits set: let parseCidr explain
-  return [m[5] === undefined ? s : s.slice(0, s.indexOf('/')), len];
+  const slash = canonicalIPv4(s, V4);
+  if (slash < 0 || (!prefix && slash < s.length)) return undefined;
+  return [slash < s.length ? s.slice(0, slash) : s, V4[1]!];
 }
 
 /** @internal */
@@ -344,9 +329,7 @@ export function normalizeRoute(
 
   let metric = family === 6 ? 1024 : 0;
   if (spec.metric !== undefined) {
-    if (typeof spec.metric !== 'number' || !Number.isInteger(spec.metric) || spec.metric < 0 || spec.metric > 0xffffffff) {
-      invalidArgument(f('metric'), `expected an integer from 0 to 4294967295, got ${String(spec.metric)}`);
-    }
+    u32(spec.metric, f('metric'));
     if (spec.metric !== 0 || family === 4) metric = spec.metric; // IPv6: 0 means the default 1024
   }
   let tos = 0;

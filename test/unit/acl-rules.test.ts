@@ -24,7 +24,8 @@ describe('normalizeRule: canonical forms', () => {
     expect(n.rule).toEqual({ id: 'a', action: 'deny', src: '198.18.0.0/24', proto: 'tcp', srcPort: [1024, 65535], dstPort: 443 });
     expect(n).toMatchObject({ proto: 6, sport: [1024, 65535], dport: [443, 443], needsL4: true, ifindex: null });
     expect(normalizeRule({ id: 'b', action: 'allow', proto: 'any' }, 0).rule).toEqual({ id: 'b', action: 'allow' });
-    expect(normalizeRule({ id: 'c', action: 'log', proto: 47 }, 0).rule.proto).toBe(47); // no name: stays a number
+    expect(normalizeRule({ id: 'c', action: 'log', proto: 47 }, 0).rule.proto).toBe('gre'); // the shared protocol table
+    expect(normalizeRule({ id: 'c', action: 'log', proto: 253 }, 0).rule.proto).toBe(253); // no name: stays a number
   });
 
   it('IPv6 addresses are written in RFC 5952 form; lists stay lists', () => {

@@ -203,11 +203,11 @@ describe('compiled codecs', () => {
     const C = await import('../../lib/core/codecs.js');
     const dir = mkdtempSync(join(tmpdir(), 'bpfkit-codecs-'));
     try {
-      // lib/core/codecs.ts, the files of lib/core/codecs/ and lib/core/errors.ts, same layout
+      // lib/core/codecs.ts, the files of lib/core/codecs/, lib/core/errors.ts and validate.ts, same layout
       mkdirSync(join(dir, 'codecs'));
       const parts = readdirSync(new URL('../../lib/core/codecs/', import.meta.url)).filter((f) => f.endsWith('.ts')).map((f) => `codecs/${f.slice(0, -3)}`);
       expect(parts.length).toBeGreaterThan(1);
-      for (const f of ['codecs', 'errors', ...parts]) {
+      for (const f of ['codecs', 'errors', 'validate', ...parts]) {
         const src = readFileSync(new URL(`../../lib/core/${f}.ts`, import.meta.url), 'utf8');
         const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } }).outputText;
         writeFileSync(join(dir, `${f}.js`), js);

@@ -2,6 +2,7 @@
 import { endianness } from 'node:os';
 import { BpfkitError, invalidArgument } from '../errors.js';
 import type { Codec } from './types.js';
+import { checkInteger, show } from '../validate.js';
 
 export const HOST_LE = endianness() === 'LE';
 
@@ -36,15 +37,7 @@ export function room(buf: Uint8Array, offset: number, size: number): void {
 }
 
 /** Short description of a value for error messages. */
-export function show(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}...` : v);
-  if (typeof v === 'bigint') return `${v}n`;
-  if (typeof v === 'function') return 'a function';
-  if (v === null || typeof v !== 'object') return String(v);
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (v instanceof Uint8Array) return `a ${v.constructor.name} of ${v.length} bytes`;
-  return 'an object';
-}
+export { show };
 
 export const roundUp = (n: number, align: number): number => Math.ceil(n / align) * align;
 export const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -82,10 +75,7 @@ export const DECIMAL = Array.from({ length: 256 }, (_, i) => String(i));
 export const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
 
 export function checkInt(v: unknown, min: number, max: number, field: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    invalidArgument(field, `expected an integer in ${min}..${max}, got ${show(v)}`);
-  }
-  return v;
+  return checkInteger(v, field, min, max);
 }
 
 

@@ -7,12 +7,15 @@
  * the kernel changes.
  */
 import { BpfkitError, type BpfkitErrorCode } from '../../core/errors.js';
+import { IP_PROTOCOLS, PORT_PROTOCOLS, ipProtocolName, ipProtocolNumber, type IpProtocolName } from '../../core/protocols.js';
 import { formatIPv6, parseCidr } from '../../core/codecs.js';
+import { canonicalIPv4 } from '../../core/codecs/ip-text.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG, PROTO_MAX, V4_DIMS, V6_DIMS } from './layout.js';
 import type { FamilyEntries } from './classifier.js';
 
 export type AclAction = 'allow' | 'deny' | 'log';
-export type AclProtocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'sctp' | 'udplite' | 'dccp' | 'any' | number;
+/** A protocol name (lib/core/protocols.ts), 'any', or a number 0..255. */
+export type AclProtocol = IpProtocolName | 'any' | number;
 /** A port, an inclusive range `[from, to]`, or the same as text: `'443'`, `'1024-65535'`. */
 export type AclPorts = number | readonly [number, number] | string;
 
@@ -45,10 +48,9 @@ export interface AclRule {
 
 const RULE_FIELDS = new Set(['id', 'action', 'src', 'dst', 'proto', 'srcPort', 'dstPort', 'icmpType', 'icmpCode', 'iface']);
 export const ACL_ACTIONS: readonly AclAction[] = ['allow', 'deny', 'log'];
-export const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = { icmp: 1, tcp: 6, udp: 17, dccp: 33, icmpv6: 58, sctp: 132, udplite: 136 };
-/** Protocols whose first four L4 bytes are the source and destination ports. */
-export const PORT_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 33, 132, 136]);
-const PROTO_NAME: Record<number, string> = Object.fromEntries(Object.entries(PROTOCOL_NUMBERS).map(([k, v]) => [v, k]));
+/** Protocol numbers by name: the shared table (lib/core/protocols.ts), under its old name. */
+export const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = IP_PROTOCOLS;
+export { PORT_PROTOCOLS };
 const MAX_ID_LENGTH = 256;
 /** Most addresses in one src or dst list. */
 export const MAX_LIST = 4096;
@@ -142,54 +144,14 @@ function isPort(p: unknown): p is number {
   return typeof p === 'number' && Number.isInteger(p) && p >= 0 && p <= 65535;
 }
 
-/**
- * The common case, a canonical IPv4 CIDR ("198.18.0.0/15", "198.18.0.1"), read without
- * a regex or any allocation but the result; null for anything else (leading zeros, host
- * bits set, IPv6, junk), which the general parser reads or explains.
- */
+const V4 = new Int32Array(2);
+
+/** A canonical IPv4 CIDR as a Net with no allocation but the result (canonicalIPv4). */
 function fastV4(s: string): Net | null {
-  const n = s.length;
-  let addr = 0; // int32 arithmetic throughout (no double modulo, no heap numbers)
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  let i = 0;
-  for (; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      if (digits > 0 && octet === 0) return null; // a leading zero
-      octet = octet * 10 + (c - 48);
-      if (++digits > 3 || octet > 255) return null;
-    } else if (c === 46 && digits > 0 && dots < 3) {
-      addr = (addr << 8) | octet;
-      octet = 0;
-      digits = 0;
-      dots++;
-    } else if (c === 47) {
-      break;
-    } else {
-      return null;
-    }
-  }
-  if (dots !== 3 || digits === 0) return null;
-  addr = (addr << 8) | octet;
-  let len = 32;
-  if (i < n) {
-    const m = n - i - 1; // digits after the slash: 1 or 2, no leading zero
-    if (m < 1 || m > 2) return null;
-    const d1 = s.charCodeAt(i + 1) - 48;
-    if (d1 < 0 || d1 > 9) return null;
-    if (m === 1) {
-      len = d1;
-    } else {
-      const d2 = s.charCodeAt(i + 2) - 48;
-      if (d1 === 0 || d2 < 0 || d2 > 9) return null;
-      len = d1 * 10 + d2;
-      if (len > 32) return null;
-    }
-  }
-  if (len < 32 && (addr & (-1 >>> len)) !== 0) return null; // host bits: the general parser explains
-  return { family: 4, v4: addr, v6: null, prefixLen: len, text: len === 32 && i < n ? s.slice(0, i) : s };
+  const slash = canonicalIPv4(s, V4);
+  if (slash < 0) return null;
+  const len = V4[1]!;
+  return { family: 4, v4: V4[0]!, v6: null, prefixLen: len, text: len === 32 && slash < s.length ? s.slice(0, slash) : s };
 }
 
 function parseNet(s: string): Net {
@@ -291,13 +253,13 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
     if (typeof rp === 'number' && Number.isInteger(rp) && rp >= 0 && rp <= 255) {
       proto = rp;
     } else if (typeof rp === 'string') {
-      const n = Object.prototype.hasOwnProperty.call(PROTOCOL_NUMBERS, rp) ? PROTOCOL_NUMBERS[rp] : undefined;
-      if (n === undefined) fail(raw, index, 'proto', `unknown protocol ${show(rp)} (names: ${Object.keys(PROTOCOL_NUMBERS).join(', ')}, 'any', or a number 0..255)`);
+      const n = ipProtocolNumber(rp);
+      if (n === undefined) fail(raw, index, 'proto', `unknown protocol ${show(rp)} (names: ${Object.keys(IP_PROTOCOLS).join(', ')}, 'any', or a number 0..255)`);
       proto = n;
     } else {
       fail(raw, index, 'proto', `expected a protocol name or a number 0..255, got ${show(rp)}`);
     }
-    canon.proto = PROTO_NAME[proto] as AclProtocol ?? proto;
+    canon.proto = ipProtocolName(proto) ?? proto;
   }
 
   const rs = r.src;

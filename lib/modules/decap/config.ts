@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { BpfkitError, invalidArgument } from '../../core/errors.js';
+import { checkInteger } from '../../core/validate.js';
 import { array, be16, bytes, mac, parseIPv4, parseIPv6, struct, u32, u64, u8 } from '../../core/codecs.js';
 import { DEFAULT_TUNNEL_PORTS, TUNNEL_PROTOCOLS, type DecapLimits, type DecapOptions, type DecapSettings, type TunnelProtocol } from './types.js';
 
@@ -63,7 +64,7 @@ export function checkLimits(l: DecapLimits | undefined): Required<DecapLimits> {
   for (const k of Object.keys(DEFAULT_LIMITS) as (keyof DecapLimits)[]) {
     const v = l[k];
     if (v === undefined) continue;
-    if (!Number.isInteger(v) || v < 1 || v > 1 << 20) invalidArgument(`limits.${k}`, `must be an integer in 1..${1 << 20}, got ${String(v)}`);
+    checkInteger(v, `limits.${k}`, 1, 1 << 20);
     out[k] = v;
   }
   return out;
