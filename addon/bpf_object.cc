@@ -38,11 +38,14 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     exports.Set("NativeObject", ctor);
   }
 
-  // new NativeObject(pathOrBuffer, { name })
+  // new NativeObject(pathOrBuffer, { name, pinRoot })
   explicit NativeObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeObject>(info) {
     Napi::Env env = info.Env();
     std::string name = info[1].IsObject() ? OptString(info[1].As<Napi::Object>(), "name") : "";
-    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name.empty() ? nullptr : name.c_str());
+    // where maps declared LIBBPF_PIN_BY_NAME are pinned (libbpf's default: /sys/fs/bpf)
+    std::string pin_root = info[1].IsObject() ? OptString(info[1].As<Napi::Object>(), "pinRoot") : "";
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name.empty() ? nullptr : name.c_str(),
+                .pin_root_path = pin_root.empty() ? nullptr : pin_root.c_str());
     LibbpfCapture cap;
     std::string what;
     if (info[0].IsString()) {
@@ -129,6 +132,7 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
       o.Set("internal", bpf_map__is_internal(m));
       const char* pin = bpf_map__pin_path(m);
       if (pin) o.Set("pinPath", pin);
+      o.Set("pinned", bpf_map__is_pinned(m));
       arr.Set(i++, o);
     }
     return arr;

@@ -49,7 +49,7 @@ export interface NativeProgramHandle extends NativeFdHandle {
 }
 export interface NativeObjectHandle {
   programs(): { name: string; section: string; type: string; autoload: boolean; loaded: boolean }[];
-  maps(): { name: string; type: string; keySize: number; valueSize: number; maxEntries: number; internal: boolean; pinPath?: string }[];
+  maps(): { name: string; type: string; keySize: number; valueSize: number; maxEntries: number; internal: boolean; pinPath?: string; pinned: boolean }[];
   globals(): { name: string; section: string; offset: number; size: number; readOnly: boolean }[];
   setMapMaxEntries(name: string, n: number): void;
   setMapPinPath(name: string, path: string | null): void;
@@ -103,7 +103,7 @@ export interface NativeAddon {
   /** The ACL rule-set compiler (addon/acl_compile.cc): builds the trees on the libuv pool. */
   aclCompile(v4: NativeAclFamily, v6: NativeAclFamily, opts: NativeAclCompileOptions): Promise<NativeAclCompileResult>;
   setErrorFactory(fn: (errno: number, syscall: string, message: string, extra: Record<string, unknown>) => Error): void;
-  NativeObject: new (src: string | Uint8Array, opts: { name?: string }) => NativeObjectHandle;
+  NativeObject: new (src: string | Uint8Array, opts: { name?: string; pinRoot?: string }) => NativeObjectHandle;
   openPinned(path: string): { kind: 'map' | 'program' | 'link'; handle: NativeFdHandle };
   possibleCpus(): number;
   xdpQuery(target: string | number, netns?: string): { mode: string; progId: number; ifindex: number };

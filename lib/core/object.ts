@@ -30,6 +30,13 @@ export interface BpfObjectOptions {
   /** Object name (prefix of internal map names); defaults to the file name. */
   name?: string;
   /**
+   * Directory (on a BPF filesystem) where maps the object declares with
+   * `__uint(pinning, LIBBPF_PIN_BY_NAME)` are pinned, under their names, and reused from
+   * if already there. Default: libbpf's, `/sys/fs/bpf`. Such pins outlive the object (that
+   * is what they are for): {@link BpfObject.pins} names them; remove them when done.
+   */
+  pinRoot?: string;
+  /**
    * Per-map settings applied before load. `pinPath` makes libbpf reuse or create a pinned
    * map; `reuse` makes the object use an existing map (of another object, say) instead of
    * creating its own: type, key size and value size must match.
@@ -42,7 +49,7 @@ export interface BpfObjectOptions {
 }
 
 export interface ProgramSpec { name: string; section: string; type: string; autoload: boolean; loaded: boolean }
-export interface MapSpec { name: string; type: string; keySize: number; valueSize: number; maxEntries: number; internal: boolean; pinPath?: string }
+export interface MapSpec { name: string; type: string; keySize: number; valueSize: number; maxEntries: number; internal: boolean; pinPath?: string; pinned: boolean }
 export interface GlobalSpec { name: string; section: string; offset: number; size: number; readOnly: boolean }
 
 export class BpfObject {
@@ -63,8 +70,14 @@ export class BpfObject {
     if (src instanceof Uint8Array && (src.length < 4 || src[0] !== 0x7f || src[1] !== 0x45 || src[2] !== 0x4c || src[3] !== 0x46)) {
       throw new BpfkitError('ERR_INVALID_OBJECT', 'buffer is not an ELF object (no \\x7fELF magic)', { field: 'src' });
     }
-    const nopts: { name?: string } = {};
+    const nopts: { name?: string; pinRoot?: string } = {};
     if (opts.name !== undefined) nopts.name = opts.name;
+    if (opts.pinRoot !== undefined) {
+      if (typeof opts.pinRoot !== 'string' || !opts.pinRoot.startsWith('/') || opts.pinRoot.includes('\0')) {
+        invalidArgument('pinRoot', `must be an absolute directory path on a BPF filesystem, got ${String(opts.pinRoot)}`);
+      }
+      nopts.pinRoot = opts.pinRoot;
+    }
     const obj = new BpfObject(new (native().NativeObject)(src, nopts));
     try {
       obj.configure(opts);
@@ -166,6 +179,16 @@ export class BpfObject {
   }
   get maps(): MapSpec[] {
     return this.#live().maps();
+  }
+  /**
+   * Paths of the pins this object's maps have on the BPF filesystem after load (maps
+   * declared LIBBPF_PIN_BY_NAME, or given `maps.<name>.pinPath`): they stay after close().
+   */
+  get pins(): string[] {
+    return this.#live()
+      .maps()
+      .filter((m) => m.pinned && m.pinPath)
+      .map((m) => m.pinPath!);
   }
   get globals(): GlobalSpec[] {
     return this.#live().globals();
