@@ -36,9 +36,10 @@ import { BpfProgram, XdpLink, XdpProgram, type TestRunOptions, type TestRunResul
 import { RingBuffer, type RingBufferLoss } from '../../core/ringbuf.js';
 import { compileBlob, type CompileOptions, type TreeStats } from './classifier.js';
 import { rawAclEventCodec, toAclEvent, type AclEvent, type RawAclEvent } from './events.js';
+import { SlotOwners } from './owners.js';
 import {
   ACL_STATS, BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_EVENTS_DEFAULT, FLAG_NO_CACHE, FLAG_NO_EVENTS, H_CREATED_HI, H_CREATED_LO,
-  H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_VERSION, HDR_WORDS, MAX_BLOB_BYTES, SLOT_DEFAULT,
+  H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_VERSION, HDR_WORDS, MAX_BLOB_BYTES,
   type AclStatName,
 } from './layout.js';
 import { expandRules, normalizeRules, type AclAction, type AclRule, type NormalizedRule } from './rules.js';
@@ -298,7 +299,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   #tags: Uint32Array = new Uint32Array(0);
   #slotById = new Map<string, number>(); // id -> index in #norm/#slots/#tags
   #free: number[] = [];
-  #history = new Map<number, { tag: number; id: string }[]>(); // slot -> owners
+  #owners: SlotOwners; // (generation, slot) -> rule id, for events
   #compileOpts: CompileOptions;
   #lastInfo: AclCompileInfo | undefined;
   #queue: Promise<unknown> = Promise.resolve();
@@ -320,6 +321,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     this.#blobBytes = init.variant.bytes;
     this.#ns = init.ns;
     this.#compileOpts = init.compile;
+    this.#owners = new SlotOwners(Math.max(4096, 2 * init.maxRules));
     this.#free = [];
     for (let s = 2 * init.maxRules - 1; s >= 0; s--) this.#free.push(s);
     const hr = process.hrtime.bigint();
@@ -552,30 +554,15 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     this.#norm.forEach((r, i) => {
       this.#slotById.set(r.id, i);
       used.add(src.slots[i]!);
-      this.#remember(src.slots[i]!, src.tags[i]!, r.id);
+      this.#owners.own(src.slots[i]!, src.tags[i]!, r.id);
     });
+    // events of older generations may wait in the ring: named when the set in force covers them
+    this.#owners.flipped(src.gen, this.#live().rb.stats().pendingBytes);
     this.#free = [];
     for (let s = 2 * this.maxRules - 1; s >= 0; s--) if (!used.has(s)) this.#free.push(s);
   }
 
   #resolveIface = (v: string | number): number => native().ifIndex(v, this.#ns);
-
-  #remember(slot: number, tag: number, id: string): void {
-    const l = this.#history.get(slot) ?? [];
-    if (l.length && l[l.length - 1]!.tag === tag) return;
-    l.push({ tag, id });
-    if (l.length > 4) l.shift();
-    this.#history.set(slot, l);
-  }
-
-  #resolve = (gen: number, slot: number): string | null => {
-    if (slot === SLOT_DEFAULT) return null;
-    const l = this.#history.get(slot);
-    if (l) {
-      for (let i = l.length - 1; i >= 0; i--) if (l[i]!.tag <= gen) return l[i]!.id;
-    }
-    return `(unknown rule: slot ${slot}, generation ${gen})`;
-  };
 
   // ---- rule sets ---------------------------------------------------------------------
 
@@ -679,6 +666,11 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       this.#bufUsed = p.used;
       await h.blobs[idle]!.handle.updateBatch(Buffer.alloc(4), this.#buf, 1, 0);
     }
+    // the new ids' slots are theirs from this generation on: recorded before the flip,
+    // since the kernel judges packets with the new set while the flip waits
+    for (let i = 0; i < p.norm.length; i++) {
+      if (p.tags[i] === p.gen) this.#owners.own(p.slots[i]!, p.gen, p.norm[i]!.id);
+    }
     const flipped = this.#flip(h.outer, h.blobs[idle]!.fd);
     flipped.catch(() => undefined); // awaited below
     // bookkeeping, worked out while the flip waits for running programs and applied once
@@ -688,12 +680,15 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     const inUse = new Uint8Array(2 * this.maxRules);
     for (let i = 0; i < p.slots.length; i++) inUse[p.slots[i]!] = 1;
     for (let i = 0; i < this.#slots.length; i++) if (!inUse[this.#slots[i]!]) free.push(this.#slots[i]!);
-    await flipped;
+    try {
+      await flipped;
+    } catch (e) {
+      this.#owners.abort();
+      throw e;
+    }
+    this.#owners.flipped(p.gen, h.rb.stats().pendingBytes);
     this.#active = idle;
     this.#free = free;
-    for (let i = 0; i < p.norm.length; i++) {
-      if (p.tags[i] === p.gen) this.#remember(p.slots[i]!, p.gen, p.norm[i]!.id); // new ids only
-    }
     this.#slotById = p.byId;
     this.#norm = p.norm;
     this.#slots = p.slots;
@@ -897,8 +892,11 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   // ---- events ------------------------------------------------------------------------
 
   #onBatch = (batch: RawAclEvent[]): void => {
-    for (const raw of batch) {
-      const ev = toAclEvent(raw, this.#resolve, this.#monoToWallMs);
+    // named first, then the owners no later event can need are released
+    const resolve = this.#owners.resolve;
+    const events = batch.map((raw) => toAclEvent(raw, resolve, this.#monoToWallMs));
+    this.#owners.read(batch);
+    for (const ev of events) {
       this.#delivered++;
       for (const it of this.#iterators) {
         it.queue.push(ev);
