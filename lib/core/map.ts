@@ -131,6 +131,17 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
       : new BpfMap(h, codecs);
   }
 
+  /** What the kernel says of a pinned map (type, sizes, id), without opening it for use. */
+  static pinnedInfo(path: string): MapInfo {
+    const h = openPinnedAs(path, 'map');
+    try {
+      const r = h.info();
+      return { id: r.id, name: r.name, type: r.type, keySize: r.keySize, valueSize: r.valueSize, maxEntries: r.maxEntries, flags: r.flags };
+    } finally {
+      h.close();
+    }
+  }
+
   /** Opens a per-CPU map pinned on a BPF filesystem: values are arrays, one per CPU. */
   static openPinnedPerCpu<K, V, KIn = K, VIn = V>(path: string, codecs: MapCodecs<K, V, KIn, VIn>): BpfMap<K, V[], KIn, VIn[] | VIn> {
     return new BpfMap(openPinnedAs(path, 'map'), { key: codecs.key, value: perCpu(codecs.value) }, { perCpuValue: codecs.value });

@@ -140,6 +140,9 @@ describe('restart without a gap', () => {
 
   it('close() of a pinned firewall leaves it running; attach() with the pin adopts it in the same process', async () => {
     const fw1 = await AclFirewall.attach(link.b.ifname, { netns: server.netns, pin: PIN, maxRules: 64, rules: [{ id: 'd', action: 'deny', proto: 'udp', dstPort: 6001 }] });
+    // pinned state is root's alone: the directory 0700, every pin 0600
+    expect(statSync(PIN).mode & 0o777).toBe(0o700);
+    for (const f of readdirSync(PIN)) expect(statSync(join(PIN, f)).mode & 0o777, f).toBe(0o600);
     fw1.close();
     const sink = await server.udpSink('198.18.0.2', 6001);
     await client.sendUdp('198.18.0.2', 6001, { count: 10 });

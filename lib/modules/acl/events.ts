@@ -1,11 +1,16 @@
 /**
- * Policy events: the ring-buffer record written by bpf/include/acl_prog.h
- * (struct acl_event, 72 bytes) and the event AclFirewall hands to listeners.
+ * Policy events: the ring-buffer record written by bpf/acl/prog.h
+ * (struct acl_event, 72 bytes), the event AclFirewall hands to listeners, and the
+ * stream that reads the ring while someone listens or iterates.
  */
+import type { EventEmitter } from 'node:events';
 import type { Codec } from '../../core/codecs.js';
+import type { RingBuffer } from '../../core/ringbuf.js';
 import { formatIPv4, formatIPv6 } from '../../core/codecs.js';
 import { invalidArgument } from '../../core/errors.js';
 import { ACT_DENY, ACT_LOG, PROTO_UNKNOWN } from './layout.js';
+import type { AclFirewallEvents } from './options.js';
+import type { SlotOwners } from './owners.js';
 
 /** struct acl_event as read from the ring. */
 export interface RawAclEvent {
@@ -113,4 +118,155 @@ export function toAclEvent(r: RawAclEvent, resolve: (gen: number, slot: number) 
     suppressed: r.suppressed,
     generation: r.gen,
   };
+}
+
+const EVENT_NAMES = new Set<string | symbol>(['deny', 'log', 'event']);
+/** Events queued for an async iterator before the ring is paused. */
+const ITER_HIGH_WATER = 65536;
+
+/** True for the firewall events that need the ring read ('deny', 'log', 'event'). */
+export function isEventName(name: string | symbol): boolean {
+  return EVENT_NAMES.has(name);
+}
+
+interface Iter {
+  queue: AclEvent[];
+  wake: (() => void) | undefined;
+}
+
+/**
+ * Reads a firewall's ring while it has listeners or iterators: ring-buffer batches become
+ * AclEvents (named by `owners`), emitted on `fw` and queued for iterators.
+ */
+export class AclEventStream {
+  readonly #fw: EventEmitter<AclFirewallEvents>;
+  readonly #owners: SlotOwners;
+  readonly #monoToWallMs: number;
+  #rb: RingBuffer<RawAclEvent> | undefined;
+  #listening = false;
+  #iterators = new Set<Iter>();
+  #delivered = 0;
+
+  constructor(fw: EventEmitter<AclFirewallEvents>, owners: SlotOwners) {
+    this.#fw = fw;
+    this.#owners = owners;
+    const hr = process.hrtime.bigint();
+    this.#monoToWallMs = Date.now() - Number(hr / 1000n) / 1000;
+  }
+
+  /** Events this process read from the ring. */
+  get delivered(): number {
+    return this.#delivered;
+  }
+
+  /** The ring to read (set once the firewall's handles are open). */
+  open(rb: RingBuffer<RawAclEvent>): void {
+    this.#rb = rb;
+  }
+
+  #onBatch = (batch: RawAclEvent[]): void => {
+    // named first, then the owners no later event can need are released
+    const resolve = this.#owners.resolve;
+    const events = batch.map((raw) => toAclEvent(raw, resolve, this.#monoToWallMs));
+    this.#owners.read(batch);
+    for (const ev of events) {
+      this.#delivered++;
+      for (const it of this.#iterators) {
+        it.queue.push(ev);
+        const wake = it.wake;
+        it.wake = undefined;
+        wake?.();
+      }
+      this.#fw.emit('event', ev);
+      this.#fw.emit(ev.action, ev);
+    }
+    for (const it of this.#iterators) if (it.queue.length >= ITER_HIGH_WATER) this.#rb?.pause();
+  };
+
+  #onRbError = (e: Error): void => {
+    if (this.#fw.listenerCount('error') > 0) this.#fw.emit('error', e);
+  };
+
+  /** Reads the ring while anyone listens or iterates. */
+  updateListening(): void {
+    const rb = this.#rb;
+    if (!rb) return;
+    const want = this.#iterators.size > 0 || [...EVENT_NAMES].some((n) => this.#fw.listenerCount(n as 'deny') > 0);
+    if (want === this.#listening) return;
+    this.#listening = want;
+    if (want) {
+      rb.on('batch', this.#onBatch);
+      rb.on('error', this.#onRbError);
+    } else {
+      rb.off('batch', this.#onBatch);
+      rb.off('error', this.#onRbError);
+    }
+  }
+
+  /** Forwards the ring's 'lost' reports to the firewall. */
+  forwardLost(): void {
+    const rb = this.#rb;
+    if (!rb || rb.listenerCount('lost') > 0) return;
+    rb.on('lost', (l) => this.#fw.emit('lost', l));
+  }
+
+  /**
+   * Events as an async iterator (deny and log). While the loop is slower than the
+   * traffic, events wait in the kernel ring (and are counted as lost when it fills).
+   */
+  iterator(): AsyncIterableIterator<AclEvent> {
+    const it: Iter = { queue: [], wake: undefined };
+    let done = !this.#rb;
+    if (!done) {
+      this.#iterators.add(it);
+      this.updateListening();
+    }
+    const finish = () => {
+      done = true;
+      this.#iterators.delete(it);
+      this.updateListening();
+      it.wake?.();
+    };
+    this.#fw.once('close', finish);
+    const self = this;
+    return {
+      async next(): Promise<IteratorResult<AclEvent>> {
+        for (;;) {
+          if (it.queue.length) {
+            const v = it.queue.shift()!;
+            if (it.queue.length < ITER_HIGH_WATER / 2 && self.#rb?.isPaused()) self.#rb.resume();
+            return { value: v, done: false };
+          }
+          if (done) return { value: undefined, done: true };
+          await new Promise<void>((r) => (it.wake = r));
+        }
+      },
+      async return(): Promise<IteratorResult<AclEvent>> {
+        finish();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  /** Lets the process exit while events are being read. */
+  unref(): void {
+    this.#rb?.unref();
+  }
+
+  /** Stops reading (the firewall closes the ring) and ends every iterator. */
+  close(): void {
+    const rb = this.#rb;
+    this.#rb = undefined;
+    this.#listening = false;
+    rb?.off('batch', this.#onBatch);
+    for (const it of [...this.#iterators]) {
+      this.#iterators.delete(it);
+      const w = it.wake;
+      it.wake = undefined;
+      w?.();
+    }
+  }
 }

@@ -1,0 +1,252 @@
+/**
+ * The kernel side of an AclFirewall: loading the program and its maps, pinning them,
+ * attaching to interfaces, adopting a pinned firewall, and removing the pins.
+ */
+import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfkitError } from '../../core/errors.js';
+import { bytes, struct, u32, u64 } from '../../core/codecs.js';
+import { BpfMap, possibleCpus } from '../../core/map.js';
+import { bpfObjectPath } from '../../core/paths.js';
+import { BpfObject } from '../../core/object.js';
+import { BpfProgram, XdpLink, XdpProgram, type XdpMode } from '../../core/program.js';
+import { RingBuffer } from '../../core/ringbuf.js';
+import { rawAclEventCodec, type RawAclEvent } from './events.js';
+import { VARIANTS, type Variant } from './options.js';
+import { DoubleBuffer } from '../../core/swap.js';
+
+export const PIN = {
+  prog: 'prog',
+  outer: 'blobs',
+  a: 'blob_a',
+  b: 'blob_b',
+  ruleStats: 'rule_stats',
+  stats: 'stats',
+  flows: 'flows',
+  events: 'events',
+  eventsLost: 'events_lost',
+  link: (ifindex: number) => `link_${ifindex}`,
+} as const;
+
+const PIN_NAMES = [PIN.prog, PIN.outer, PIN.a, PIN.b, PIN.ruleStats, PIN.stats, PIN.flows, PIN.events, PIN.eventsLost] as const;
+
+const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
+export type Counter = { packets: bigint; bytes: bigint };
+type CounterMap = BpfMap<number, Counter[], number, Counter[] | Counter>;
+export type BlobMap = BpfMap<number, Buffer, number, Uint8Array>;
+
+/** The open program, links and maps of a firewall. */
+export interface Handles {
+  obj: BpfObject | undefined;
+  prog: XdpProgram;
+  links: Map<number, XdpLink>;
+  outer: BpfMap<number, number>;
+  blobs: [BlobMap, BlobMap];
+  ruleStats: CounterMap;
+  stats: CounterMap;
+  flows: BpfMap<Buffer, Buffer, Uint8Array, Uint8Array>;
+  rb: RingBuffer<RawAclEvent>;
+}
+
+export interface InstallOptions {
+  maxRules: number;
+  mode: XdpMode;
+  ringBytes: number;
+  flowTableSize: number;
+  pin: string | undefined;
+  ifindexes: readonly number[];
+  ns: string | undefined;
+  /** Writes the first rule set (before anything is pinned or attached). */
+  first: (h: Handles) => Promise<void>;
+}
+
+/** Loads the program variant, installs the first rule set, pins and attaches. Undoes all of it on failure. */
+export async function install(variant: Variant, o: InstallOptions): Promise<Handles> {
+  const obj = BpfObject.open(bpfObjectPath(variant.name), {
+    globals: { acl_nr_cpus: possibleCpus() },
+    maps: {
+      acl_rule_stats: { maxEntries: 2 * o.maxRules },
+      acl_flows: { maxEntries: o.flowTableSize },
+      acl_events: { maxEntries: o.ringBytes },
+    },
+  });
+  const opened: { close(): void }[] = [];
+  const pinned: string[] = [];
+  const keep = <T extends { close(): void }>(x: T): T => (opened.push(x), x);
+  try {
+    await obj.load();
+    const h: Handles = {
+      obj,
+      prog: keep(obj.xdpProgram('xdp_acl')),
+      links: new Map(),
+      outer: keep(obj.map('acl_blobs', { key: u32, value: u32 })),
+      blobs: [keep(obj.map('acl_blob_a', { key: u32, value: bytes(variant.bytes) })), keep(obj.map('acl_blob_b', { key: u32, value: bytes(variant.bytes) }))],
+      ruleStats: keep(obj.perCpuMap('acl_rule_stats', { key: u32, value: counterCodec })),
+      stats: keep(obj.perCpuMap('acl_stats', { key: u32, value: counterCodec })),
+      flows: keep(obj.map('acl_flows', { key: bytes(48), value: bytes(24) })),
+      rb: keep(obj.ringBuffer('acl_events', rawAclEventCodec, { batchSize: 1024 })),
+    };
+    await o.first(h);
+    if (o.pin) {
+      // pinned state is root's alone: directories bpfkit creates are 0700 (pins are 0600)
+      mkdirSync(o.pin, { recursive: true, mode: 0o700 });
+      const pinAt = (name: string, x: { pin(p: string): void }) => {
+        const p = join(o.pin!, name);
+        x.pin(p);
+        pinned.push(p);
+      };
+      pinAt(PIN.prog, h.prog);
+      pinAt(PIN.outer, h.outer);
+      pinAt(PIN.a, h.blobs[0]);
+      pinAt(PIN.b, h.blobs[1]);
+      pinAt(PIN.ruleStats, h.ruleStats);
+      pinAt(PIN.stats, h.stats);
+      pinAt(PIN.flows, h.flows);
+      for (const [name, map] of [[PIN.events, 'acl_events'], [PIN.eventsLost, 'acl_events_lost']] as const) {
+        const nh = obj.nativeMap(map);
+        try {
+          pinAt(name, nh);
+        } finally {
+          nh.close();
+        }
+      }
+    }
+    for (const ifindex of o.ifindexes) {
+      const link = h.prog.attach(ifindex, { mode: o.mode, ...(o.ns ? { netns: o.ns } : {}) });
+      h.links.set(ifindex, link);
+      opened.push(link);
+      if (o.pin) {
+        const p = join(o.pin, PIN.link(ifindex));
+        link.pin(p);
+        pinned.push(p);
+      }
+    }
+    return h;
+  } catch (e) {
+    for (const p of pinned.reverse()) {
+      try {
+        unlinkSync(p);
+      } catch {
+        /* best effort */
+      }
+    }
+    for (const x of opened.reverse()) x.close();
+    obj.close();
+    throw e;
+  }
+}
+
+/** True if `dir` holds a pinned firewall to adopt. */
+export function isPinned(dir: string): boolean {
+  return existsSync(join(dir, PIN.outer));
+}
+
+/** A pinned firewall's handles, opened (no link yet). */
+export interface Adopted {
+  h: Handles;
+  variant: Variant;
+  /** Its capacity in rules. */
+  maxRules: number;
+  /** Index of the blob map in force. */
+  active: number;
+  /** Everything opened, for closing on failure. */
+  opened: { close(): void }[];
+}
+
+/** Opens the maps and program pinned in `dir` and checks they make one firewall of this version. */
+export function openPinned(dir: string, maxRules: number | undefined): Adopted {
+  const opened: { close(): void }[] = [];
+  const keep = <T extends { close(): void }>(x: T): T => (opened.push(x), x);
+  try {
+    for (const n of PIN_NAMES) {
+      if (!existsSync(join(dir, n))) {
+        throw new BpfkitError('ERR_NOT_FOUND', `pin: ${dir} holds an incomplete firewall (no '${n}'); remove the directory to start afresh`, { field: 'pin' });
+      }
+    }
+    const blobBytes = BpfMap.pinnedInfo(join(dir, PIN.a)).valueSize;
+    const variant = VARIANTS.find((v) => v.bytes === blobBytes);
+    if (!variant) throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: ${dir}: rule-set maps of ${blobBytes} bytes are not from this version of bpfkit`, { field: 'pin' });
+    const blobCodec = { key: u32, value: bytes(blobBytes) };
+    const h: Handles = {
+      obj: undefined,
+      prog: keep(BpfProgram.openPinned(join(dir, PIN.prog))) as XdpProgram,
+      links: new Map(),
+      outer: keep(BpfMap.openPinned(join(dir, PIN.outer), { key: u32, value: u32 })),
+      blobs: [keep(BpfMap.openPinned(join(dir, PIN.a), blobCodec)), keep(BpfMap.openPinned(join(dir, PIN.b), blobCodec))],
+      ruleStats: keep(BpfMap.openPinnedPerCpu(join(dir, PIN.ruleStats), { key: u32, value: counterCodec })),
+      stats: keep(BpfMap.openPinnedPerCpu(join(dir, PIN.stats), { key: u32, value: counterCodec })),
+      flows: keep(BpfMap.openPinned(join(dir, PIN.flows), { key: bytes(48), value: bytes(24) })),
+      rb: keep(RingBuffer.openPinned(join(dir, PIN.events), rawAclEventCodec, { batchSize: 1024, lostPath: join(dir, PIN.eventsLost) })),
+    };
+    if (!(h.prog instanceof XdpProgram)) throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: ${join(dir, PIN.prog)} is not an XDP program`, { field: 'pin' });
+    const cap = h.ruleStats.info.maxEntries / 2;
+    if (maxRules !== undefined && maxRules !== cap) {
+      throw new BpfkitError('ERR_INVALID_ARGUMENT', `maxRules: the pinned firewall was built for ${cap} rules; pass ${cap} or leave maxRules out`, { field: 'maxRules' });
+    }
+    // which blob is in force
+    const active = DoubleBuffer.current(h.outer, [h.blobs[0]!, h.blobs[1]!]);
+    if (active === undefined) throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: ${dir}: no rule set in force`, { field: 'pin' });
+    return { h, variant, maxRules: cap, active, opened };
+  } catch (e) {
+    for (const x of opened.reverse()) x.close();
+    throw e;
+  }
+}
+
+/**
+ * Opens the pinned links of `ifindexes`, attaching (and pinning) where there is none.
+ * The pins it creates go to `created` (for removal on a failure), links to `a.opened`.
+ */
+export function adoptLinks(a: Adopted, dir: string, ifindexes: readonly number[], mode: XdpMode, ns: string | undefined, created: string[]): void {
+  for (const ifindex of ifindexes) {
+    const p = join(dir, PIN.link(ifindex));
+    let link: XdpLink;
+    if (existsSync(p)) {
+      link = XdpLink.openPinned(p, ns ? { netns: ns } : {});
+    } else {
+      link = a.h.prog.attach(ifindex, { mode, ...(ns ? { netns: ns } : {}) });
+      try {
+        link.pin(p);
+      } catch (e) {
+        link.close();
+        throw e;
+      }
+      created.push(p);
+    }
+    a.h.links.set(ifindex, link);
+    a.opened.push(link);
+  }
+}
+
+/** Closes every handle (the program stays attached only where pinned). */
+export function closeHandles(h: Handles): void {
+  h.rb.close();
+  for (const l of h.links.values()) l.close();
+  for (const m of [h.outer, ...h.blobs, h.ruleStats, h.stats, h.flows, h.prog]) m.close();
+  h.obj?.close();
+}
+
+/** Removes a firewall's pins (and the directory when it is left empty). */
+export function removePins(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const ours = new Set<string>(PIN_NAMES);
+  for (const n of names) {
+    if (ours.has(n) || /^link_\d+$/.test(n)) {
+      try {
+        unlinkSync(join(dir, n));
+      } catch {
+        /* best effort */
+      }
+    }
+  }
+  try {
+    rmdirSync(dir);
+  } catch {
+    /* not empty (someone else's files) or gone */
+  }
+}

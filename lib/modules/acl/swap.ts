@@ -1,0 +1,316 @@
+/**
+ * The rule-set swap engine of an AclFirewall: the rule set in force and its counter-slot
+ * assignments, and how a new set replaces it.
+ *
+ * The whole rule set is compiled into one array-map value (the "blob", see
+ * classifier.ts). Two blob maps are preallocated (BPF_F_MMAPABLE, mapped into this
+ * process); a swap writes the bytes the new set uses, and zeroes what that blob's previous
+ * set used beyond them, into the idle one through its mapping, and points `acl_blobs[0]`
+ * (an array of maps) at it. Blob maps without the flag (pinned by an older version) are
+ * written whole with one BPF_MAP_UPDATE instead. The program reads that slot once per
+ * packet, so every packet is judged by the old or the new set, never a mix. The kernel
+ * returns from that update only after every program that could still see the old blob
+ * finished (synchronize_rcu), so the old blob and the counter slots of removed rules can
+ * be reused by the next swap right away.
+ */
+import { BpfkitError } from '../../core/errors.js';
+import { compileBlob, type CompileOptions } from './classifier.js';
+import type { Handles } from './install.js';
+import {
+  BLOB_MAGIC, BLOB_VERSION, H_MAGIC, H_SRC_LEN, H_SRC_OFF, H_VERSION, HDR_WORDS, writeBlobHeader,
+} from './layout.js';
+import { DEFAULT_SETTINGS, type AclCompileInfo, type Settings, type Variant } from './options.js';
+import { SlotOwners } from './owners.js';
+import { expandRules, normalizeRules, type AclRule, type NormalizedRule } from './rules.js';
+import { DoubleBuffer } from '../../core/swap.js';
+
+const SOURCE_VERSION = 1;
+
+/** What the blob's JSON source holds (for adoption). */
+interface Source extends Settings {
+  v: number;
+  gen: number;
+  rules: AclRule[];
+  slots: number[];
+  tags: number[];
+}
+
+/** A validated, compiled rule set, ready for commit(). */
+export interface Prepared {
+  norm: NormalizedRule[];
+  settings: Settings;
+  slots: Uint32Array;
+  tags: Uint32Array;
+  fresh: number[]; // slots taken from the free list
+  gen: number;
+  used: number; // bytes of the blob in use
+  words: Uint32Array; // the compiled blob (its header as compiled)
+  header: Uint32Array; // the first HDR_WORDS words, header fields filled in
+  json: string; // the rule set's source (JSON), at word words.length: fill encodes it in place
+  jsonBytes: number; // its length in UTF-8
+  byId: Map<string, number>; // id -> index in norm
+  info: AclCompileInfo;
+}
+
+export class RuleSets {
+  readonly maxRules: number;
+  readonly #variant: string;
+  readonly #blobBytes: number;
+  readonly #compileOpts: CompileOptions;
+  readonly #resolveIface: (v: string | number) => number;
+  #buf: Buffer | undefined; // staging buffer of the whole-value write (blobs not mmapable)
+  #bufUsed = 0; // bytes of #buf the last set written into it used
+  #mmapable: boolean | undefined; // blobs are written through mappings (undefined: not tried yet)
+  #blobUsed: [number, number] = [0, 0]; // bytes of each blob map its last written set used
+  #active = 0; // index of the blob map in force
+  #gen = 0;
+  #settings: Settings = { ...DEFAULT_SETTINGS };
+  #norm: NormalizedRule[] = [];
+  #slots: Uint32Array = new Uint32Array(0); // slot of rule i
+  #tags: Uint32Array = new Uint32Array(0);
+  #slotById = new Map<string, number>(); // id -> index in #norm/#slots/#tags
+  #free: number[] = [];
+  readonly #owners: SlotOwners; // (generation, slot) -> rule id, for events
+  #lastInfo: AclCompileInfo | undefined;
+
+  constructor(o: { maxRules: number; variant: Variant; compile: CompileOptions; resolveIface: (v: string | number) => number }) {
+    this.maxRules = o.maxRules;
+    this.#variant = o.variant.name;
+    this.#blobBytes = o.variant.bytes;
+    this.#compileOpts = o.compile;
+    this.#resolveIface = o.resolveIface;
+    this.#owners = new SlotOwners(Math.max(4096, 2 * o.maxRules));
+    for (let s = 2 * o.maxRules - 1; s >= 0; s--) this.#free.push(s);
+  }
+
+  /** Generation of the rule set in force. */
+  get generation(): number {
+    return this.#gen;
+  }
+  get settings(): Settings {
+    return this.#settings;
+  }
+  /** The rules in force (not copied). */
+  get norm(): readonly NormalizedRule[] {
+    return this.#norm;
+  }
+  /** Counter slot of rule i in force. */
+  get slots(): Uint32Array {
+    return this.#slots;
+  }
+  /** Index of the rule with this id in force. */
+  indexOf(id: string): number | undefined {
+    return this.#slotById.get(id);
+  }
+  get lastInfo(): AclCompileInfo | undefined {
+    return this.#lastInfo;
+  }
+  /** Which rule an event names. */
+  get owners(): SlotOwners {
+    return this.#owners;
+  }
+
+  /**
+   * The canonical rules in force, not copied: for building the next set (prepare() takes
+   * them from the set in force without validating them again).
+   */
+  ownRules(): AclRule[] {
+    return this.#norm.map((r) => r.rule);
+  }
+
+  /** Takes over a pinned firewall's rule set in force (blob `active`). */
+  adopt(h: Handles, active: number): void {
+    this.#active = active;
+    // how far an earlier process wrote either blob is not known: the first write of each zeroes it whole
+    this.#blobUsed = [this.#blobBytes, this.#blobBytes];
+    this.#restore(h, this.#mapping(h, active) ?? h.blobs[active]!.get(0)!);
+  }
+
+  /** Drops the staging buffer (the handles are closed). */
+  release(): void {
+    this.#buf = undefined;
+  }
+
+  /** Reads the rule set, settings and slot assignments back from a blob (adoption). */
+  #restore(h: Handles, blob: Buffer): void {
+    const w = (i: number) => blob.readUInt32LE(4 * i);
+    if (w(H_MAGIC) !== BLOB_MAGIC || w(H_VERSION) !== BLOB_VERSION) {
+      throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: the rule set in force has an unknown format (magic ${w(H_MAGIC).toString(16)}, version ${w(H_VERSION)})`, { field: 'pin' });
+    }
+    const off = w(H_SRC_OFF) * 4;
+    const src = JSON.parse(blob.toString('utf8', off, off + w(H_SRC_LEN))) as Source;
+    if (src.v !== SOURCE_VERSION) throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: rule-set source version ${src.v} is not supported`, { field: 'pin' });
+    this.#settings = {
+      defaultAction: src.defaultAction, eventIntervalMs: src.eventIntervalMs, defaultDenyEvents: src.defaultDenyEvents, events: src.events ?? true,
+      verdictCache: src.verdictCache ?? true,
+    };
+    this.#gen = src.gen;
+    this.#norm = normalizeRules(src.rules, { capacity: this.maxRules, resolveIface: this.#resolveIface });
+    this.#slots = Uint32Array.from(src.slots);
+    this.#tags = Uint32Array.from(src.tags);
+    this.#slotById.clear();
+    const used = new Set<number>();
+    this.#norm.forEach((r, i) => {
+      this.#slotById.set(r.id, i);
+      used.add(src.slots[i]!);
+      this.#owners.own(src.slots[i]!, src.tags[i]!, r.id);
+    });
+    // events of older generations may wait in the ring: named when the set in force covers them
+    this.#owners.flipped(src.gen, h.rb.stats().pendingBytes);
+    this.#free = [];
+    for (let s = 2 * this.maxRules - 1; s >= 0; s--) if (!used.has(s)) this.#free.push(s);
+  }
+
+  /** Validates and compiles a rule set: the words, header and source commit() writes (no kernel change). */
+  async prepare(rules: readonly AclRule[] | unknown, settings: Settings): Promise<Prepared> {
+    const t0 = performance.now();
+    // rules unchanged since the set in force (same id, same canonical form) are not
+    // validated again; `at`: each rule's position in the set in force (-1: a new id)
+    const previous = { ids: this.#slotById, rules: this.#norm };
+    const byId = new Map<string, number>();
+    const at = new Int32Array(Array.isArray(rules) ? Math.min(rules.length, this.maxRules) : 0);
+    const norm = normalizeRules(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous, ids: byId, at });
+    const gen = this.#gen + 1;
+    const slots = new Uint32Array(norm.length);
+    const tags = new Uint32Array(norm.length);
+    const fresh: number[] = [];
+    let freeAt = this.#free.length;
+    for (let i = 0; i < norm.length; i++) {
+      const have = at[i]!;
+      if (have >= 0) {
+        slots[i] = this.#slots[have]!;
+        tags[i] = this.#tags[have]!;
+      } else {
+        if (freeAt === 0) throw new BpfkitError('ERR_MAP_FULL', 'no free rule counter slot (internal error)', { field: 'rules' });
+        const s = this.#free[--freeAt]!;
+        fresh.push(s);
+        slots[i] = s;
+        tags[i] = gen;
+      }
+    }
+    const { v4, v6 } = expandRules(norm, slots, tags);
+    // the trees are built on the thread pool; the JSON source meanwhile, on this thread
+    const compiling = compileBlob(v4, v6, this.#compileOpts, this.#blobBytes);
+    compiling.catch(() => undefined); // awaited below; not unhandled if the JSON throws first
+    const source: Source = {
+      v: SOURCE_VERSION, gen, ...settings, rules: norm.map((r) => r.rule), slots: Array.from(slots), tags: Array.from(tags),
+    };
+    const json = JSON.stringify(source);
+    const jsonBytes = Buffer.byteLength(json, 'utf8');
+    const compiled = await compiling.catch((e: unknown) => {
+      if (!(e instanceof BpfkitError) || e.code !== 'ERR_MAP_FULL') throw e;
+      throw new BpfkitError('ERR_MAP_FULL', `${e.message}: the firewall's rule-set maps hold ${this.#blobBytes} (variant ${this.#variant}); attach with a larger maxRules`, {
+        field: 'rules', details: e.details,
+      });
+    });
+    const words = compiled.words;
+    const srcOff = words.length;
+    const used = srcOff * 4 + jsonBytes;
+    if (used > this.#blobBytes) {
+      throw new BpfkitError(
+        'ERR_MAP_FULL',
+        `rules: the compiled rule set needs ${used} bytes, the firewall's rule-set maps hold ${this.#blobBytes} (variant ${this.#variant}); attach with a larger maxRules`,
+        { field: 'rules', details: { needed: used, capacity: this.#blobBytes, trees: compiled.trees } },
+      );
+    }
+    // nothing is written to the kernel here: commit() writes the idle blob
+    const header = words.slice(0, HDR_WORDS);
+    writeBlobHeader(header, {
+      usedWords: Math.ceil(used / 4), gen, eventIntervalMs: settings.eventIntervalMs, source: { offWords: srcOff, bytes: jsonBytes }, rules: norm.length,
+      flags: { defaultDeny: settings.defaultAction === 'deny', defaultDenyEvents: settings.defaultDenyEvents, events: settings.events, verdictCache: settings.verdictCache },
+      createdMs: Date.now(),
+    });
+    return {
+      norm, settings, slots, tags, fresh, gen, used, words, header, json, jsonBytes, byId,
+      info: {
+        rules: norm.length, records: v4.count + v6.count, bytes: used, capacityBytes: this.#blobBytes,
+        trees: compiled.trees, compileMs: performance.now() - t0,
+      },
+    };
+  }
+
+  /** Writes the prepared blob into the idle map and makes it the one in force. */
+  async commit(h: Handles, p: Prepared): Promise<void> {
+    // slots new to this set: nothing counts in them any more (the previous swap's
+    // flip waited for running programs), so zero them before the new set uses them
+    if (p.fresh.length) {
+      const keys = Buffer.alloc(4 * p.fresh.length);
+      p.fresh.forEach((s, i) => keys.writeUInt32LE(s, 4 * i));
+      await h.ruleStats.writeBatch(keys, Buffer.alloc(h.ruleStats.value.size * p.fresh.length), p.fresh.length);
+    }
+    // the idle blob: no program reads it since the previous flip returned (it waited for
+    // every program that could still see it)
+    const idle = 1 - this.#active;
+    const mem = this.#mapping(h, idle);
+    if (mem) {
+      RuleSets.#fill(mem, p, this.#blobUsed[idle]);
+      this.#blobUsed[idle] = p.used;
+    } else {
+      if (!this.#buf) {
+        this.#buf = Buffer.alloc(this.#blobBytes);
+        this.#bufUsed = 0;
+      }
+      RuleSets.#fill(this.#buf, p, this.#bufUsed);
+      this.#bufUsed = p.used;
+      await h.blobs[idle]!.writeBatch(Buffer.alloc(4), this.#buf, 1);
+    }
+    // the new ids' slots are theirs from this generation on: recorded before the flip,
+    // since the kernel judges packets with the new set while the flip waits
+    for (let i = 0; i < p.norm.length; i++) {
+      if (p.tags[i] === p.gen) this.#owners.own(p.slots[i]!, p.gen, p.norm[i]!.id);
+    }
+    // the flip: the core's DoubleBuffer (lib/core/swap.ts), resolved after the grace period
+    const flipped = new DoubleBuffer(h.outer, [h.blobs[0]!, h.blobs[1]!], this.#active as 0 | 1).flip();
+    flipped.catch(() => undefined); // awaited below
+    // bookkeeping, worked out while the flip waits for running programs and applied once
+    // it returned: the old set is gone from every CPU then, its removed rules' slots are
+    // free. prepare() took the fresh slots from the end of #free (changes are serialised).
+    const free = this.#free.slice(0, this.#free.length - p.fresh.length);
+    const inUse = new Uint8Array(2 * this.maxRules);
+    for (let i = 0; i < p.slots.length; i++) inUse[p.slots[i]!] = 1;
+    for (let i = 0; i < this.#slots.length; i++) if (!inUse[this.#slots[i]!]) free.push(this.#slots[i]!);
+    try {
+      await flipped;
+    } catch (e) {
+      this.#owners.abort();
+      throw e;
+    }
+    this.#owners.flipped(p.gen, h.rb.stats().pendingBytes);
+    this.#active = idle;
+    this.#free = free;
+    this.#slotById = p.byId;
+    this.#norm = p.norm;
+    this.#slots = p.slots;
+    this.#tags = p.tags;
+    this.#settings = p.settings;
+    this.#gen = p.gen;
+    this.#lastInfo = p.info;
+  }
+
+  /**
+   * Blob `i` mapped into this process, or undefined when the blob maps were created
+   * without BPF_F_MMAPABLE (a pinned firewall from an older version): then swaps write the
+   * whole value with BPF_MAP_UPDATE.
+   */
+  #mapping(h: Handles, i: number): Buffer | undefined {
+    if (this.#mmapable === false) return undefined;
+    try {
+      const mem = h.blobs[i]!.mmap();
+      this.#mmapable = true;
+      return mem;
+    } catch (e) {
+      if (!(e instanceof BpfkitError) || e.code !== 'ERR_UNSUPPORTED') throw e;
+      this.#mmapable = false;
+      return undefined;
+    }
+  }
+
+  /** Writes a prepared set into a blob's bytes, zeroing what `prevUsed` covered beyond its end. */
+  static #fill(dst: Buffer, p: Prepared, prevUsed: number): void {
+    const w = new Uint32Array(dst.buffer, dst.byteOffset, p.words.length);
+    w.set(p.words);
+    w.set(p.header);
+    dst.write(p.json, p.words.length * 4, p.jsonBytes, 'utf8');
+    if (prevUsed > p.used) dst.fill(0, p.used, prevUsed);
+  }
+}
