@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BpfObject, Decapsulator, u32, u64, XdpPipeline, type BpfMap, type PipelineStage } from '../../lib/index.js';
+import { AclFirewall, BpfObject, Decapsulator, u32, u64, XdpPipeline, type BpfMap, type PipelineStage } from '../../lib/index.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { testObject } from '../helpers/objects.js';
 
@@ -228,6 +228,32 @@ describe('Decapsulator as a pipeline stage', () => {
     await expect(Decapsulator.attach(pipe, { mode: 'generic' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'mode' });
     await expect(Decapsulator.attach('lo', { stage: { name: 'x' } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'stage' });
     await expect(Decapsulator.attach(pipe, { ...fx.configs.default, stage: { name: 'decap' } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(pipe.stages).toEqual(['decap', 's7']);
+  });
+
+  it('decap -> ACL -> next stage: the ACL judges the inner packet the decapsulator uncovered', async () => {
+    const vx = fx.cases.find((c) => c.name === 'vxlan4')!; // inner UDP 198.19.0.1:40000 -> 198.19.0.2:7777
+    const fw = await AclFirewall.attach(pipe, { rules: [{ id: 'no-7777', action: 'deny', proto: 'udp', dstPort: 7777, dst: '198.19.0.2' }], stage: { name: 'acl', after: 'decap' } });
+    try {
+      expect(pipe.stages).toEqual(['decap', 'acl', 's7']);
+      expect(fw.stage?.name).toBe('acl');
+      const t0 = trailsOf(trails).get(0x7) ?? 0n;
+      const ended0 = pipe.stats().stages[1]!.ended.drop;
+      expect((await pipe.testRun(Buffer.from(vx.in, 'hex'))).action).toBe('drop');
+      expect(fw.ruleStats('no-7777')?.packets).toBe(1);
+      expect(pipe.stats().stages[1]!.ended.drop).toBe(ended0 + 1n);
+      expect(trailsOf(trails).get(0x7) ?? 0n).toBe(t0); // the walk ended at the ACL
+      await fw.setRules([]);
+      const r = await pipe.testRun(Buffer.from(vx.in, 'hex'));
+      expect(r.action).toBe('pass');
+      expect(r.packet.toString('hex')).toBe(vx.out); // decapsulated, then allowed on
+      expect(trailsOf(trails).get(0x7)).toBe(t0 + 1n);
+      await expect(AclFirewall.attach(pipe, { pin: '/sys/fs/bpf/x' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'pin' });
+      await expect(AclFirewall.attach('lo', { stage: { name: 'x' } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'stage' });
+    } finally {
+      fw.close();
+      await pipe.remove('none'); // after the removal close() queued
+    }
     expect(pipe.stages).toEqual(['decap', 's7']);
   });
 

@@ -32,6 +32,7 @@ import {
 import type { AclRule } from './rules.js';
 import { readStats, sum } from './stats.js';
 import { RuleSets } from './swap.js';
+import { XdpPipeline } from '../pipeline.js';
 
 export {
   ACL_MAX_RULES, type AclCompileInfo, type AclCounter, type AclDefaultAction, type AclFirewallEvents, type AclFirewallOptions,
@@ -56,6 +57,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   readonly #rs: RuleSets;
   readonly #stream: AclEventStream;
   #queue: Promise<unknown> = Promise.resolve();
+  #stage: { pipeline: XdpPipeline; name: string } | undefined;
 
   private constructor(init: {
     ifindexes: number[]; pin: string | undefined; maxRules: number; adopted: boolean; variant: Variant; ns: string | undefined;
@@ -89,12 +91,23 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
    * `opts.pin` by an earlier process (its rules keep being enforced; `rules` and the
    * other settings, when given, then replace them atomically).
    */
-  static async attach(ifaces: string | number | readonly (string | number)[], opts: AclFirewallOptions = {}): Promise<AclFirewall> {
+  static async attach(target: string | number | readonly (string | number)[] | XdpPipeline, opts: AclFirewallOptions = {}): Promise<AclFirewall> {
     if (typeof opts !== 'object' || opts === null) invalidArgument('opts', 'must be an object');
+    const pipeline = target instanceof XdpPipeline ? target : undefined;
+    if (pipeline) {
+      if (pipeline.closed) invalidArgument('pipeline', 'the XdpPipeline is closed');
+      if (pipeline.ifindex === undefined) invalidArgument('pipeline', 'the XdpPipeline is not attached to an interface (use XdpPipeline.attach)');
+      for (const k of ['netns', 'mode', 'pin'] as const) {
+        if (opts[k] !== undefined) invalidArgument(k, `a pipeline stage runs on the pipeline's interface and lives with this process: no '${k}'`);
+      }
+    } else if (opts.stage !== undefined) {
+      invalidArgument('stage', 'only for a pipeline stage: attach to an XdpPipeline');
+    }
+    const ifaces = pipeline ? pipeline.ifindex! : (target as string | number | readonly (string | number)[]);
     const list = Array.isArray(ifaces) ? [...ifaces] : [ifaces as string | number];
     if (list.length === 0) invalidArgument('iface', 'needs at least one interface');
     for (const i of list) checkInterface(i, 'iface');
-    const ns = netnsPath(opts.netns);
+    const ns = pipeline ? pipeline.netns : netnsPath(opts.netns);
     const mode = opts.mode ?? 'native';
     if (!['native', 'generic', 'auto'].includes(mode)) invalidArgument('mode', `must be 'native', 'generic' or 'auto', got ${String(mode)}`);
     const maxRules = opts.maxRules === undefined ? undefined : int(opts.maxRules, 'maxRules', 1, ACL_MAX_RULES);
@@ -119,10 +132,21 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     // validate and compile the first rule set before the kernel sees anything
     const first = await fw.#rs.prepare(opts.rules ?? [], settings);
     const h = await install(variant, {
-      maxRules: cap, mode, ringBytes, flowTableSize, pin: opts.pin, ifindexes, ns,
+      maxRules: cap, mode, ringBytes, flowTableSize, pin: opts.pin, ifindexes: pipeline ? [] : ifindexes, ns,
       first: (h) => fw.#rs.commit(h, first),
+      ...(pipeline ? { stage: pipeline.stageOptions() } : {}),
     });
     fw.#open(h);
+    if (pipeline) {
+      const { name = 'acl', ...where } = opts.stage ?? {};
+      try {
+        await pipeline.add({ name, program: h.prog }, where);
+      } catch (e) {
+        fw.close();
+        throw e;
+      }
+      fw.#stage = { pipeline, name };
+    }
     return fw;
   }
 
@@ -311,6 +335,11 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     return this.#h === undefined;
   }
 
+  /** The pipeline this firewall is a stage of, and its stage name. */
+  get stage(): { pipeline: XdpPipeline; name: string } | undefined {
+    return this.#stage;
+  }
+
   /**
    * Releases this process's handles. Unpinned: the program detaches. Pinned: the firewall
    * keeps running with its current rules (another attach() with the same pin adopts it).
@@ -319,6 +348,10 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     const h = this.#h;
     if (!h) return;
     this.#h = undefined;
+    const st = this.#stage;
+    this.#stage = undefined;
+    // a stage leaves its pipeline by a queued, atomic change (it runs until that is done)
+    if (st && !st.pipeline.closed) st.pipeline.remove(st.name).catch(() => undefined);
     this.#stream.close();
     closeHandles(h);
     this.#rs.release();

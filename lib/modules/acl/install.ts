@@ -8,7 +8,7 @@ import { BpfkitError } from '../../core/errors.js';
 import { bytes, struct, u32, u64 } from '../../core/codecs.js';
 import { BpfMap, possibleCpus } from '../../core/map.js';
 import { bpfObjectPath } from '../../core/paths.js';
-import { BpfObject } from '../../core/object.js';
+import { BpfObject, type BpfObjectOptions } from '../../core/object.js';
 import { BpfProgram, XdpLink, XdpProgram, type XdpMode } from '../../core/program.js';
 import { RingBuffer } from '../../core/ringbuf.js';
 import { rawAclEventCodec, type RawAclEvent } from './events.js';
@@ -58,16 +58,19 @@ export interface InstallOptions {
   ns: string | undefined;
   /** Writes the first rule set (before anything is pinned or attached). */
   first: (h: Handles) => Promise<void>;
+  /** As an XdpPipeline stage: the pipeline's maps and the stage flag (no interface to attach). */
+  stage?: Required<Pick<BpfObjectOptions, 'maps' | 'globals'>>;
 }
 
 /** Loads the program variant, installs the first rule set, pins and attaches. Undoes all of it on failure. */
 export async function install(variant: Variant, o: InstallOptions): Promise<Handles> {
   const obj = BpfObject.open(bpfObjectPath(variant.name), {
-    globals: { acl_nr_cpus: possibleCpus() },
+    globals: { acl_nr_cpus: possibleCpus(), ...o.stage?.globals },
     maps: {
       acl_rule_stats: { maxEntries: 2 * o.maxRules },
       acl_flows: { maxEntries: o.flowTableSize },
       acl_events: { maxEntries: o.ringBytes },
+      ...o.stage?.maps,
     },
   });
   const opened: { close(): void }[] = [];

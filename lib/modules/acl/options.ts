@@ -2,6 +2,7 @@
  * AclFirewall's options, settings and public result types, and the program variants
  * (rule-set sizes) a firewall can be built as.
  */
+import type { StagePosition } from '../pipeline.js';
 import { checkInteger } from '../../core/validate.js';
 import { invalidArgument } from '../../core/errors.js';
 import type { RingBufferLoss } from '../../core/ringbuf.js';
@@ -59,6 +60,11 @@ export interface AclFirewallOptions {
   flowTableSize?: number;
   /** Classifier tuning (see classifier.ts). */
   compile?: CompileOptions;
+  /**
+   * When attaching to an XdpPipeline: the stage's name (default 'acl') and position
+   * (`before`/`after` a named stage, or `index`; default last).
+   */
+  stage?: StagePosition & { name?: string };
 }
 
 export interface AclCounter {
