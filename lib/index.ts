@@ -7,3 +7,4 @@ export * from './lab/index.js';
 export * from './modules/decap/index.js';
 export * from './modules/acl/index.js';
 export * from './modules/pipeline.js';
+export * from './modules/chain/index.js';
