@@ -9,8 +9,9 @@
  *
  * Classification is tuple-space search (TSS). Rules are grouped by shape: which fields
  * they match and the prefix lengths of their CIDRs. For each shape the packet's fields
- * are masked to the shape and looked up once in `rules`, a hash keyed by (generation,
- * shape, masked fields). Shapes are ordered by the best (lowest) rank of their rules,
+ * are masked to the shape and looked up once in a hash keyed by (generation, shape,
+ * masked fields): chain_rules6 for shapes with IPv6 prefixes, chain_rules4 (a key of 32
+ * bytes instead of 56) for all others. Shapes are ordered by the best (lowest) rank of their rules,
  * so the walk stops as soon as no later shape can beat the match in hand. Cost: one
  * hash lookup per shape visited, independent of the number of rules.
  *
@@ -88,6 +89,22 @@ struct chain_key {
 };
 _Static_assert(sizeof(struct chain_key) == 56, "chain_key is 56 bytes");
 
+/* The same for shapes without IPv6 prefixes (IPv4 prefixes or none): 32 bytes, so the
+ * lookups most rule sets make hash and compare 8 words instead of 14. */
+struct chain_key4 {
+	__u32 gen_shape;
+	__u32 ifindex;
+	__u32 vni;
+	__u8 smac[6];
+	__u16 vlan;
+	__u8 family;
+	__u8 proto;
+	__be16 dport;
+	__u32 src;
+	__u32 dst;
+};
+_Static_assert(sizeof(struct chain_key4) == 32, "chain_key4 is 32 bytes");
+
 struct chain_rule {
 	__u32 rank;   /* position in first-match order: lower wins */
 	__u32 rule;   /* the rule's index in the set (its counter) */
@@ -102,13 +119,21 @@ struct {
 } chain_config_a SEC(".maps"), chain_config_b SEC(".maps");
 BPFKIT_SWAP_SLOT_INIT(chain_config, __typeof__(chain_config_a), chain_config_a);
 
-/* Two generations of rules; max_entries set at load (2 x limits.maxRules). */
+/* Two generations of rules; max_entries set at load (2 x limits.maxRules). Rules of
+ * IPv6-prefix shapes in chain_rules6, all others in chain_rules4. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
 	__type(key, struct chain_key);
 	__type(value, struct chain_rule);
-} chain_rules SEC(".maps");
+} chain_rules6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct chain_key4);
+	__type(value, struct chain_rule);
+} chain_rules4 SEC(".maps");
 
 /* Per rule: slot rule_base + rule (two generations). */
 struct {
@@ -214,63 +239,107 @@ static __always_inline void parse(struct xdp_md *ctx, struct chain_pkt *p)
 	}
 }
 
-/* The best rule for the packet, or NULL. */
-static __always_inline struct chain_rule *classify(const struct chain_config *cfg, const struct chain_pkt *p)
+/* One shape's lookup with the packet's fields masked to it (IPv6-prefix shapes). */
+static __always_inline struct chain_rule *lookup6(const struct chain_shape *s, const struct chain_pkt *p, __u32 gen_shape)
 {
-	struct chain_rule *best = NULL;
-	__u32 best_rank = CHAIN_NO_RANK;
+	struct chain_key k = {};
+	__u32 f = s->fields;
+
+	k.gen_shape = gen_shape;
+	if (f & CF_IFINDEX)
+		k.ifindex = p->k.ifindex;
+	if (f & CF_VNI)
+		k.vni = p->k.vni;
+	if (f & CF_SMAC)
+		__builtin_memcpy(k.smac, p->k.smac, 6);
+	if (f & CF_VLAN)
+		k.vlan = p->k.vlan;
+	k.family = 6;
+	if (f & CF_PROTO)
+		k.proto = p->k.proto;
+	if (f & CF_DPORT)
+		k.dport = p->k.dport;
+	if (f & CF_SRC) {
+		k.src[0] = p->k.src[0] & s->src_mask[0];
+		k.src[1] = p->k.src[1] & s->src_mask[1];
+		k.src[2] = p->k.src[2] & s->src_mask[2];
+		k.src[3] = p->k.src[3] & s->src_mask[3];
+	}
+	if (f & CF_DST) {
+		k.dst[0] = p->k.dst[0] & s->dst_mask[0];
+		k.dst[1] = p->k.dst[1] & s->dst_mask[1];
+		k.dst[2] = p->k.dst[2] & s->dst_mask[2];
+		k.dst[3] = p->k.dst[3] & s->dst_mask[3];
+	}
+	return bpf_map_lookup_elem(&chain_rules6, &k);
+}
+
+/* The same for every other shape (IPv4 prefixes or none). */
+static __always_inline struct chain_rule *lookup4(const struct chain_shape *s, const struct chain_pkt *p, __u32 gen_shape)
+{
+	struct chain_key4 k = {};
+	__u32 f = s->fields;
+
+	k.gen_shape = gen_shape;
+	if (f & CF_IFINDEX)
+		k.ifindex = p->k.ifindex;
+	if (f & CF_VNI)
+		k.vni = p->k.vni;
+	if (f & CF_SMAC)
+		__builtin_memcpy(k.smac, p->k.smac, 6);
+	if (f & CF_VLAN)
+		k.vlan = p->k.vlan;
+	if (f & (CF_SRC | CF_DST))
+		k.family = 4;
+	if (f & CF_PROTO)
+		k.proto = p->k.proto;
+	if (f & CF_DPORT)
+		k.dport = p->k.dport;
+	if (f & CF_SRC)
+		k.src = p->k.src[0] & s->src_mask[0];
+	if (f & CF_DST)
+		k.dst = p->k.dst[0] & s->dst_mask[0];
+	return bpf_map_lookup_elem(&chain_rules4, &k);
+}
+
+/* Looks shape `s` up for the packet and keeps the hit in *best when it ranks better.
+ * A global function: the verifier checks it once, not once per shape of the loop and
+ * per combination of the fields before it. */
+__noinline int chain_shape_lookup(const struct chain_shape *s, const struct chain_pkt *p, __u32 gen_shape, struct chain_rule *best)
+{
+	struct chain_rule *r;
+
+	if (!s || !p || !best)
+		return 0;
+	if (s->fields & ~p->have)
+		return 0; /* the packet lacks a field this shape matches on */
+	if ((s->fields & (CF_SRC | CF_DST)) && s->family != p->k.family)
+		return 0;
+	r = s->family == 6 ? lookup6(s, p, gen_shape) : lookup4(s, p, gen_shape);
+	if (!r || r->rank >= best->rank)
+		return 0;
+	best->rank = r->rank;
+	best->rule = r->rule;
+	best->action = r->action;
+	return 1;
+}
+
+/* The best rule for the packet into *best (rank CHAIN_NO_RANK: none). */
+static __always_inline void classify(const struct chain_config *cfg, const struct chain_pkt *p, struct chain_rule *best)
+{
 	__u32 n = cfg->nshapes;
 
+	best->rank = CHAIN_NO_RANK;
 	for (__u32 i = 0; i < CHAIN_MAX_SHAPES; i++) {
 		const struct chain_shape *s;
-		struct chain_key k = {};
-		struct chain_rule *r;
-		__u32 f;
 
 		if (i >= n)
 			break;
 		s = &cfg->shapes[i];
-		if (s->best_rank >= best_rank)
+		if (s->best_rank >= best->rank)
 			break; /* shapes are sorted by best_rank: nothing later can win */
-		f = s->fields;
-		if (f & ~p->have)
-			continue; /* the packet lacks a field this shape matches on */
-		if ((f & (CF_SRC | CF_DST)) && s->family != p->k.family)
-			continue;
-		k.gen_shape = cfg->gen << 8 | i;
-		if (f & CF_IFINDEX)
-			k.ifindex = p->k.ifindex;
-		if (f & CF_VNI)
-			k.vni = p->k.vni;
-		if (f & CF_SMAC)
-			__builtin_memcpy(k.smac, p->k.smac, 6);
-		if (f & CF_VLAN)
-			k.vlan = p->k.vlan;
-		if (f & (CF_SRC | CF_DST))
-			k.family = p->k.family;
-		if (f & CF_PROTO)
-			k.proto = p->k.proto;
-		if (f & CF_DPORT)
-			k.dport = p->k.dport;
-		if (f & CF_SRC) {
-			k.src[0] = p->k.src[0] & s->src_mask[0];
-			k.src[1] = p->k.src[1] & s->src_mask[1];
-			k.src[2] = p->k.src[2] & s->src_mask[2];
-			k.src[3] = p->k.src[3] & s->src_mask[3];
-		}
-		if (f & CF_DST) {
-			k.dst[0] = p->k.dst[0] & s->dst_mask[0];
-			k.dst[1] = p->k.dst[1] & s->dst_mask[1];
-			k.dst[2] = p->k.dst[2] & s->dst_mask[2];
-			k.dst[3] = p->k.dst[3] & s->dst_mask[3];
-		}
-		r = bpf_map_lookup_elem(&chain_rules, &k);
-		if (r && r->rank < best_rank) {
-			best = r;
-			best_rank = r->rank;
-		}
+		chain_shape_lookup(s, p, cfg->gen << 8 | i, best);
 	}
-	return best;
 }
 
 static __always_inline int chain_frame(struct xdp_md *ctx)
@@ -278,7 +347,7 @@ static __always_inline int chain_frame(struct xdp_md *ctx)
 	const struct chain_config *cfg = bpfkit_swap_current(&chain_config);
 	__u64 bytes = bpf_xdp_get_buff_len(ctx);
 	struct chain_pkt p = {};
-	struct chain_rule *r;
+	struct chain_rule r;
 	struct bpfkit_xdp_meta *m;
 	__u32 mark, action, slot;
 
@@ -288,13 +357,13 @@ static __always_inline int chain_frame(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	parse(ctx, &p);
-	r = classify(cfg, &p);
-	if (!r) {
+	classify(cfg, &p, &r);
+	if (r.rank == CHAIN_NO_RANK) {
 		count(CNT_UNCLASSIFIED, bytes);
 		return XDP_PASS;
 	}
-	action = r->action;
-	slot = cfg->rule_base + r->rule;
+	action = r.action;
+	slot = cfg->rule_base + r.rule;
 	bpfkit_count(bpf_map_lookup_elem(&chain_rule_stats, &slot), bytes);
 	if (action == CHAIN_UPSTREAM) {
 		mark = cfg->upstream_mark;

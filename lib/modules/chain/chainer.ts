@@ -33,7 +33,7 @@ import { DoubleBuffer } from '../../core/swap.js';
 import { XdpPipeline } from '../pipeline.js';
 import {
   CNT_META_FAILED, CNT_PACKETS, CNT_UNCLASSIFIED, CNT_UPSTREAM, checkKeys, checkLimits, checkPaths, checkRules, compile, configCodec, configValue,
-  counterCodec, keyCodec, ruleCodec, type Compiled, type ConfigValue, type KeyValue, type Path, type Rule,
+  counterCodec, key4Codec, key6Codec, ruleCodec, type Compiled, type ConfigValue, type KeyValue, type Path, type Rule,
 } from './config.js';
 import { applyRoutes, checkForeignRules, policies, removeRoutes } from './routes.js';
 import type { ChainAttachOptions, ChainCounter, ChainLimits, ChainLoadOptions, ChainPath, ChainRule, ChainService, ChainStats, ChainStatus, ChainUpdate } from './types.js';
@@ -51,7 +51,10 @@ interface Parts {
   slot: BpfMap<number, number>;
   copies: [BpfMap<number, ConfigValue>, BpfMap<number, ConfigValue>];
   swap: DoubleBuffer<BpfMap<number, ConfigValue>>;
-  rules: BpfMap<KeyValue, { rank: number; rule: number; action: number }>;
+  /** rules of IPv6-prefix shapes (56-byte keys) */
+  rules6: BpfMap<KeyValue, { rank: number; rule: number; action: number }>;
+  /** rules of every other shape (32-byte keys) */
+  rules4: BpfMap<KeyValue, { rank: number; rule: number; action: number }>;
   ruleStats: Counters;
   counters: Counters;
 }
@@ -154,7 +157,8 @@ export class ServiceChainer {
     const obj = await BpfObject.load(bpfObjectPath('chain'), {
       name: 'chain',
       maps: {
-        chain_rules: { maxEntries: 2 * limits.maxRules },
+        chain_rules6: { maxEntries: 2 * limits.maxRules },
+        chain_rules4: { maxEntries: 2 * limits.maxRules },
         chain_rule_stats: { maxEntries: 2 * limits.maxRules },
         ...st?.maps,
       },
@@ -174,7 +178,8 @@ export class ServiceChainer {
         // the static initialiser points the slot at chain_config_a (copy 0), all zeros:
         // no shapes, every packet unclassified until generation 0 is written below
         swap: new DoubleBuffer(slot, copies, 0),
-        rules: keep(obj.map('chain_rules', { key: keyCodec, value: ruleCodec })),
+        rules6: keep(obj.map('chain_rules6', { key: key6Codec, value: ruleCodec })),
+        rules4: keep(obj.map('chain_rules4', { key: key4Codec, value: ruleCodec })),
         ruleStats: keep(obj.perCpuMap('chain_rule_stats', { key: u32, value: counterCodec })),
         counters: keep(obj.perCpuMap('chain_counters', { key: u32, value: counterCodec })),
       };
@@ -327,7 +332,7 @@ export class ServiceChainer {
     const p = this.#p;
     this.#p = undefined;
     if (p) {
-      for (const m of [p.slot, ...p.copies, p.rules, p.ruleStats, p.counters, p.prog, p.tc]) m.close();
+      for (const m of [p.slot, ...p.copies, p.rules6, p.rules4, p.ruleStats, p.counters, p.prog, p.tc]) m.close();
       p.obj.close();
     }
     if (err) throw err;
@@ -360,8 +365,10 @@ function resolve(o: { services: readonly ChainService[]; upstream: ChainPath; ru
 /** Writes generation `gen` of the rule hash (cleared first) and zeroes its rule counters. */
 async function writeGeneration(p: Parts, gen: number, c: Compiled): Promise<void> {
   await clearGeneration(p, gen);
-  if (c.entries.length) {
-    await p.rules.setBatch(c.entries.map((e) => [{ ...e.key, gen_shape: (gen << 8) | (e.key.gen_shape & 0xff) }, e.value] as const));
+  for (const wide of [true, false]) {
+    const list = c.entries.filter((e) => e.wide === wide);
+    const map = wide ? p.rules6 : p.rules4;
+    if (list.length) await map.setBatch(list.map((e) => [{ ...e.key, gen_shape: (gen << 8) | (e.key.gen_shape & 0xff) }, e.value] as const));
   }
   const maxRules = p.ruleStats.info.maxEntries / 2;
   const n = Math.max(0, ...c.entries.map((e) => e.value.rule + 1));
@@ -369,6 +376,8 @@ async function writeGeneration(p: Parts, gen: number, c: Compiled): Promise<void
 }
 
 async function clearGeneration(p: Parts, gen: number): Promise<void> {
-  const keys = [...p.rules.keys()].filter((k) => k.gen_shape >>> 8 === gen);
-  if (keys.length) await p.rules.deleteBatch(keys);
+  for (const map of [p.rules6, p.rules4]) {
+    const keys = [...map.keys()].filter((k) => k.gen_shape >>> 8 === gen);
+    if (keys.length) await map.deleteBatch(keys);
+  }
 }

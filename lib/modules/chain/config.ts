@@ -32,10 +32,15 @@ export const configCodec = struct('chain_config', {
   shapes: array(shapeCodec, MAX_SHAPES),
 });
 export type ConfigValue = Parameters<typeof configCodec.encode>[0];
-export const keyCodec = struct('chain_key', {
+/** The rule key of IPv6-prefix shapes (chain_rules6) ... */
+export const key6Codec = struct('chain_key', {
   gen_shape: u32, ifindex: u32, vni: u32, smac: bytes(6), vlan: u16, family: u8, proto: u8, dport: be16, src: bytes(16, 4), dst: bytes(16, 4),
 });
-export type KeyValue = Parameters<typeof keyCodec.encode>[0];
+/** ... and of every other shape (chain_rules4): IPv4 addresses, 32 bytes. */
+export const key4Codec = struct('chain_key4', {
+  gen_shape: u32, ifindex: u32, vni: u32, smac: bytes(6), vlan: u16, family: u8, proto: u8, dport: be16, src: bytes(4, 4), dst: bytes(4, 4),
+});
+export type KeyValue = Parameters<typeof key6Codec.encode>[0];
 export const ruleCodec = struct('chain_rule', { rank: u32, rule: u32, action: u32 });
 export const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
 
@@ -290,8 +295,8 @@ export interface Shape {
 
 export interface Compiled {
   shapes: Shape[];
-  /** rule hash entries (gen filled in by the caller) */
-  entries: { key: KeyValue; value: { rank: number; rule: number; action: number } }[];
+  /** rule hash entries (gen filled in by the caller); `wide`: chain_rules6, else chain_rules4 (src/dst 4 bytes) */
+  entries: { wide: boolean; key: KeyValue; value: { rank: number; rule: number; action: number } }[];
   /** rules that can never match: an earlier rule has the same shape and masked fields */
   shadowed: number[];
 }
@@ -342,10 +347,12 @@ export function compile(rules: readonly Rule[], gen: number): Compiled {
   const shadowed: number[] = [];
   for (const [rank, r] of order.entries()) {
     const sig = `${r.fields}|${r.family}|${r.src?.prefixLen ?? 0}|${r.dst?.prefixLen ?? 0}`;
+    const wide = r.family === 6 && (r.fields & (CF.src | CF.dst)) !== 0;
+    const size = wide ? 16 : 4;
     const key: KeyValue = {
       gen_shape: (gen << 8) | index.get(sig)!,
       ifindex: r.ifindex, vni: r.vni, smac: r.smac, vlan: r.vlan, family: r.fields & (CF.src | CF.dst) ? r.family : 0,
-      proto: r.proto, dport: r.dport, src: masked(r.src), dst: masked(r.dst),
+      proto: r.proto, dport: r.dport, src: masked(r.src).subarray(0, size), dst: masked(r.dst).subarray(0, size),
     };
     const id = `${key.gen_shape}|${key.ifindex}|${key.vni}|${r.smac.toString('hex')}|${key.vlan}|${key.family}|${key.proto}|${key.dport}|${(key.src as Buffer).toString('hex')}|${(key.dst as Buffer).toString('hex')}`;
     if (seen.has(id)) {
@@ -353,7 +360,7 @@ export function compile(rules: readonly Rule[], gen: number): Compiled {
       continue;
     }
     seen.add(id);
-    entries.push({ key, value: { rank, rule: r.index, action: r.actionIndex } });
+    entries.push({ wide, key, value: { rank, rule: r.index, action: r.actionIndex } });
   }
   return { shapes: list.map(([, s]) => s), entries, shadowed };
 }
