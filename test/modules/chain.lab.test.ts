@@ -97,6 +97,14 @@ describe('ServiceChainer policy routes', () => {
       expect(w.routes).toContain('-4 table 112 default via 198.18.1.1');
       expect(w.rules.filter((r) => r.startsWith('-6 2001'))).toEqual([]); // dpi has no IPv6 next hop
       expect(chain.services.map((s) => s.name)).toEqual(['fw', 'dpi']);
+
+      // new next hops for 'fw' only: its table's routes change, its rules stay
+      const fw = { ...opts().services[0]!, nexthops: [{ via: '198.18.1.3' }] };
+      await chain.update({ services: [fw, chain.services[1]!] });
+      const w2 = await witness();
+      expect(w2.routes.filter((r) => r.includes('table 110'))).toEqual(['-4 table 110 default via 198.18.1.3']);
+      expect(w2.rules.filter((r) => r.includes('table 110'))).toEqual(['-4 2000 fwmark 0x10 table 110 proto 165']);
+      expect(w2.rules).toContain('-4 2001 fwmark 0x12 table 112 proto 165');
     } finally {
       await chain.close();
     }

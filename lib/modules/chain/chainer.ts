@@ -35,7 +35,7 @@ import {
   CNT_META_FAILED, CNT_PACKETS, CNT_UNCLASSIFIED, CNT_UPSTREAM, checkKeys, checkLimits, checkPaths, checkRules, compile, configCodec, configValue,
   counterCodec, key4Codec, key6Codec, ruleCodec, type Compiled, type ConfigValue, type KeyValue, type Path, type Rule,
 } from './config.js';
-import { applyRoutes, checkForeignRules, policies, removeRoutes } from './routes.js';
+import { applyRoutes, checkForeignRules, policies, removeRoutes, staleRules } from './routes.js';
 import type { ChainAttachOptions, ChainCounter, ChainLimits, ChainLoadOptions, ChainPath, ChainRule, ChainService, ChainStats, ChainStatus, ChainUpdate } from './types.js';
 
 const ATTACH_KEYS = new Set(['services', 'upstream', 'rules', 'rulePriority', 'limits', 'netns', 'mode', 'stage']);
@@ -251,7 +251,7 @@ export class ServiceChainer {
       this.limits, this.netns, this.rulePriority, p.swap.idleIndex,
     );
     const added = next.policies.filter((s) => !old.policies.some((o) => sameSpec(o, s)));
-    const stale = old.policies.filter((s) => !next.policies.some((n) => sameSpec(n, s)));
+    const stale = staleRules(old.policies, next.policies);
     if (this.#routed && added.length) await checkForeignRules(next.paths, this.netns);
     const gen = p.swap.idleIndex;
     let routesApplied = false;
@@ -274,7 +274,6 @@ export class ServiceChainer {
     this.#state = next;
     await clearGeneration(p, p.swap.idleIndex).catch(() => undefined);
     if (this.#routed && stale.length) await removeRoutes(stale, this.netns);
-    if (this.#routed && stale.length) await applyRoutes(next.policies, this.netns); // tables a stale rule shared
     // service counters follow the service's position: zero the slots whose service changed
     const renamed = old.paths.services.map((s, i) => (next.paths.services[i]?.name !== s.name ? i : -1)).filter((i) => i >= 0);
     if (renamed.length) await p.counters.setBatch(renamed.map((i) => [i, zero()] as const));

@@ -59,3 +59,20 @@ export async function applyRoutes(specs: readonly PolicyRouteSpec[], ns: string 
 export async function removeRoutes(specs: readonly PolicyRouteSpec[], ns: string | undefined): Promise<void> {
   if (specs.length) await PolicyRoute.remove(specs, ns ? { netns: ns } : {});
 }
+
+/** The `ip rule`s a spec makes: one per family of its routes. */
+function ruleUnits(spec: PolicyRouteSpec): PolicyRouteSpec[] {
+  const fams = new Set((spec.routes ?? []).map((r) => r.family ?? 4));
+  return [...fams].map((family) => ({ priority: spec.priority, fwmark: spec.fwmark!, table: spec.table!, family }));
+}
+
+/**
+ * The rules of `old` that `next` does not have (by priority, mark, table and family), as
+ * specs PolicyRoute.remove() takes. A spec whose next hops changed keeps its rules: the
+ * apply of `next` already replaced the routes of its table in place.
+ */
+export function staleRules(old: readonly PolicyRouteSpec[], next: readonly PolicyRouteSpec[]): PolicyRouteSpec[] {
+  const id = (u: PolicyRouteSpec) => `${u.priority}|${u.fwmark}|${u.table}|${u.family}`;
+  const keep = new Set(next.flatMap(ruleUnits).map(id));
+  return old.flatMap(ruleUnits).filter((u) => !keep.has(id(u)));
+}
