@@ -17,3 +17,4 @@ export {
   XdpPipeline, PIPELINE_MAX_STAGES,
   type PipelineStage, type StagePosition, type XdpPipelineOptions, type PipelineStageStats, type PipelineStats,
 } from './modules/pipeline.js';
+export * from './modules/chain/index.js';

@@ -19,7 +19,7 @@ const MAIN = [
   'PolicyRoute', 'IpRoute', 'IpRule', 'BPFKIT_ROUTE_PROTOCOL',
   // lib/modules
   'Decapsulator', 'TUNNEL_PROTOCOLS', 'DEFAULT_TUNNEL_PORTS', 'DECAP_PASS_REASONS',
-  'XdpPipeline', 'PIPELINE_MAX_STAGES',
+  'XdpPipeline', 'PIPELINE_MAX_STAGES', 'ServiceChainer',
   'AclFirewall', 'ACL_MAX_RULES', 'PROTOCOL_NUMBERS', 'parseClassBench', 'parseClassBenchTrace',
 ];
 

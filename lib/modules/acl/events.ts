@@ -3,6 +3,7 @@
  * (struct acl_event, 72 bytes), the event AclFirewall hands to listeners, and the
  * stream that reads the ring while someone listens or iterates.
  */
+import { PORT_PROTOCOLS } from '../../core/protocols.js';
 import type { EventEmitter } from 'node:events';
 import type { Codec } from '../../core/codecs.js';
 import type { RingBuffer } from '../../core/ringbuf.js';
@@ -92,13 +93,12 @@ export interface AclEvent {
   generation: number;
 }
 
-const PORT_PROTOS = new Set([6, 17, 33, 132, 136]);
 
 /** Turns a raw record into an AclEvent; `resolve` maps (generation, slot) to a rule id. */
 export function toAclEvent(r: RawAclEvent, resolve: (gen: number, slot: number) => string | null, monoToWallMs: number): AclEvent {
   const l4 = (r.flags & 1) !== 0;
   const proto = r.proto === PROTO_UNKNOWN ? null : r.proto;
-  const ports = l4 && proto !== null && PORT_PROTOS.has(proto);
+  const ports = l4 && proto !== null && PORT_PROTOCOLS.has(proto);
   const icmp = l4 && (proto === 1 || proto === 58);
   return {
     time: new Date(Number(r.ktimeNs / 1000n) / 1000 + monoToWallMs),

@@ -1,0 +1,383 @@
+/**
+ * ServiceChainer: sends unserviced traffic through a service (firewall, IDS ...) and
+ * the traffic the service hands back upstream, by classifying packets at XDP
+ * (bpf/chain.bpf.c, tuple-space search) and routing on the mark with Linux policy
+ * routing (one PolicyRoute per service and one for upstream).
+ *
+ * ```ts
+ * const chain = await ServiceChainer.attach('eth0', {
+ *   services: [{ name: 'fw', mark: 0x10, table: 100, nexthops: [{ via: '198.18.1.2' }] }],
+ *   upstream: { mark: 0x20, table: 200, nexthops: [{ via: '198.18.2.2' }] },
+ *   rules: [
+ *     { iface: 'fw0', action: 'upstream' },                  // back from the firewall
+ *     { src: '198.18.0.0/24', action: 'fw' },                // everything else from there
+ *   ],
+ * });
+ * await chain.update({ rules: [...] });   // atomic
+ * console.log(chain.stats());
+ * await chain.close();                    // detaches and removes the policy routes
+ * ```
+ *
+ * Atomic updates: the config (shape table, marks) through a DoubleBuffer, the rule hash
+ * by the generation in its key (the copy's index). See docs/service-chaining.md.
+ */
+import { BpfkitError, invalidArgument } from '../../core/errors.js';
+import { u32 } from '../../core/codecs.js';
+import type { BpfMap } from '../../core/map.js';
+import { ifIndex } from '../../core/interfaces.js';
+import { bpfObjectPath } from '../../core/paths.js';
+import { checkInterface, netnsPath } from '../../core/netns.js';
+import { BpfObject } from '../../core/object.js';
+import type { BpfProgram, TestRunOptions, TestRunResult, XdpLink, XdpProgram } from '../../core/program.js';
+import type { PolicyRouteSpec } from '../../route/index.js';
+import { DoubleBuffer } from '../../core/swap.js';
+import { XdpPipeline } from '../pipeline.js';
+import {
+  CNT_META_FAILED, CNT_PACKETS, CNT_UNCLASSIFIED, CNT_UPSTREAM, checkKeys, checkLimits, checkPaths, checkRules, compile, configCodec, configValue,
+  counterCodec, key4Codec, key6Codec, ruleCodec, type Compiled, type ConfigValue, type KeyValue, type Path, type Rule,
+} from './config.js';
+import { applyRoutes, checkForeignRules, policies, removeRoutes, staleRules } from './routes.js';
+import type { ChainAttachOptions, ChainCounter, ChainLimits, ChainLoadOptions, ChainPath, ChainRule, ChainService, ChainStats, ChainStatus, ChainUpdate } from './types.js';
+
+const ATTACH_KEYS = new Set(['services', 'upstream', 'rules', 'rulePriority', 'limits', 'netns', 'mode', 'stage']);
+const LOAD_KEYS = new Set(['services', 'upstream', 'rules', 'limits', 'netns']);
+const UPDATE_KEYS = new Set(['rules', 'services']);
+
+type Counters = BpfMap<number, ChainCounter[], number, ChainCounter[] | ChainCounter>;
+interface Parts {
+  obj: BpfObject;
+  prog: XdpProgram;
+  /** SEC("tc") tc_chain_mark: copies the metadata mark into skb->mark. */
+  tc: BpfProgram;
+  slot: BpfMap<number, number>;
+  copies: [BpfMap<number, ConfigValue>, BpfMap<number, ConfigValue>];
+  swap: DoubleBuffer<BpfMap<number, ConfigValue>>;
+  /** rules of IPv6-prefix shapes (56-byte keys) */
+  rules6: BpfMap<KeyValue, { rank: number; rule: number; action: number }>;
+  /** rules of every other shape (32-byte keys) */
+  rules4: BpfMap<KeyValue, { rank: number; rule: number; action: number }>;
+  ruleStats: Counters;
+  counters: Counters;
+}
+
+/** Everything the chainer applied: what update() starts from. */
+interface State {
+  services: ChainService[];
+  upstream: ChainPath;
+  rules: ChainRule[];
+  paths: { services: Path[]; upstream: Path };
+  checked: Rule[];
+  compiled: Compiled;
+  policies: PolicyRouteSpec[];
+}
+
+const zero = (): ChainCounter => ({ packets: 0n, bytes: 0n });
+const sum = (cs: readonly ChainCounter[] | undefined): ChainCounter =>
+  (cs ?? []).reduce((a, c) => ({ packets: a.packets + c.packets, bytes: a.bytes + c.bytes }), zero());
+const sameSpec = (a: PolicyRouteSpec, b: PolicyRouteSpec) => JSON.stringify(a) === JSON.stringify(b);
+
+export class ServiceChainer {
+  #p: Parts | undefined;
+  #state: State;
+  #link: XdpLink | undefined;
+  #stage: { pipeline: XdpPipeline; name: string } | undefined;
+  #routed = false;
+  #closing: Promise<void> | undefined;
+  readonly limits: Readonly<Required<ChainLimits>>;
+  readonly netns: string | undefined;
+  readonly rulePriority: number;
+
+  private constructor(p: Parts, state: State, limits: Required<ChainLimits>, ns: string | undefined, rulePriority: number) {
+    this.#p = p;
+    this.#state = state;
+    this.limits = limits;
+    this.netns = ns;
+    this.rulePriority = rulePriority;
+  }
+
+  /**
+   * Loads and configures the program without attaching it or creating routes: for
+   * BPF_PROG_TEST_RUN (testRun) or for chaining the program yourself (`program`).
+   */
+  static async load(opts: ChainLoadOptions): Promise<ServiceChainer> {
+    checkKeys(opts, LOAD_KEYS, '');
+    const ns = netnsPath(opts.netns);
+    const limits = checkLimits(opts.limits);
+    const state = resolve(opts, limits, ns, 1000);
+    return ServiceChainer.#create(state, limits, ns, 1000);
+  }
+
+  /**
+   * Validates everything, then loads the program, creates the policy routes and
+   * attaches to `target` (an interface, XDP native by default, or an attached
+   * XdpPipeline as a stage). All or nothing: on failure nothing stays in the kernel.
+   */
+  static async attach(target: string | number | XdpPipeline, opts: ChainAttachOptions): Promise<ServiceChainer> {
+    checkKeys(opts, ATTACH_KEYS, '');
+    const pipeline = target instanceof XdpPipeline ? target : undefined;
+    if (pipeline) {
+      if (pipeline.closed) invalidArgument('pipeline', 'the XdpPipeline is closed');
+      if (pipeline.ifindex === undefined) invalidArgument('pipeline', 'the XdpPipeline is not attached to an interface (use XdpPipeline.attach)');
+      for (const k of ['netns', 'mode'] as const) if (opts[k] !== undefined) invalidArgument(k, `a pipeline stage runs on the pipeline's interface: no '${k}'`);
+    } else {
+      checkInterface(target as string | number);
+      if (opts.stage !== undefined) invalidArgument('stage', 'only for a pipeline stage: attach to an XdpPipeline');
+    }
+    if (opts.mode !== undefined && !['native', 'generic', 'auto'].includes(opts.mode)) invalidArgument('mode', `must be 'native', 'generic' or 'auto', got '${String(opts.mode)}'`);
+    const base = opts.rulePriority ?? 1000;
+    if (!Number.isInteger(base) || base < 1 || base > 32700) invalidArgument('rulePriority', `must be an integer 1..32700 (before the main table's rule), got ${String(base)}`);
+    const ns = pipeline ? pipeline.netns : netnsPath(opts.netns);
+    const iface = pipeline ? pipeline.ifindex! : (target as string | number);
+    ifIndex(iface, ns === undefined ? {} : { netns: ns }); // ERR_NO_SUCH_INTERFACE before anything is loaded
+    const limits = checkLimits(opts.limits);
+    const state = resolve(opts, limits, ns, base);
+    await checkForeignRules(state.paths, ns);
+
+    const c = await ServiceChainer.#create(state, limits, ns, base, pipeline);
+    try {
+      await applyRoutes(state.policies, ns);
+      c.#routed = true;
+      if (pipeline) {
+        const { name = 'chain', ...where } = opts.stage ?? {};
+        await pipeline.add({ name, program: c.program }, where);
+        c.#stage = { pipeline, name };
+      } else {
+        c.#link = c.program.attach(iface, { mode: opts.mode ?? 'native', ...(ns ? { netns: ns } : {}) });
+      }
+      // TC: attach this.#p.tc (tc_chain_mark) at `iface` ingress here with TcProgram/TcLink,
+      // keep the link beside #link, close it in #teardown, and report marksSkb: true.
+    } catch (e) {
+      await c.close().catch(() => undefined);
+      throw e;
+    }
+    return c;
+  }
+
+  static async #create(state: State, limits: Required<ChainLimits>, ns: string | undefined, base: number, pipeline?: XdpPipeline): Promise<ServiceChainer> {
+    const st = pipeline?.stageOptions();
+    const obj = await BpfObject.load(bpfObjectPath('chain'), {
+      name: 'chain',
+      maps: {
+        chain_rules6: { maxEntries: 2 * limits.maxRules },
+        chain_rules4: { maxEntries: 2 * limits.maxRules },
+        chain_rule_stats: { maxEntries: 2 * limits.maxRules },
+        ...st?.maps,
+      },
+      ...(st ? { globals: st.globals } : {}),
+    });
+    const opened: { close(): void }[] = [];
+    const keep = <T extends { close(): void }>(x: T): T => (opened.push(x), x);
+    try {
+      const slot = keep(obj.map('chain_config', { key: u32, value: u32 }));
+      const copies: Parts['copies'] = [keep(obj.map('chain_config_a', { key: u32, value: configCodec })), keep(obj.map('chain_config_b', { key: u32, value: configCodec }))];
+      const p: Parts = {
+        obj,
+        prog: keep(obj.xdpProgram('xdp_chain')),
+        tc: keep(obj.program('tc_chain_mark')),
+        slot,
+        copies,
+        // the static initialiser points the slot at chain_config_a (copy 0), all zeros:
+        // no shapes, every packet unclassified until generation 0 is written below
+        swap: new DoubleBuffer(slot, copies, 0),
+        rules6: keep(obj.map('chain_rules6', { key: key6Codec, value: ruleCodec })),
+        rules4: keep(obj.map('chain_rules4', { key: key4Codec, value: ruleCodec })),
+        ruleStats: keep(obj.perCpuMap('chain_rule_stats', { key: u32, value: counterCodec })),
+        counters: keep(obj.perCpuMap('chain_counters', { key: u32, value: counterCodec })),
+      };
+      await writeGeneration(p, 0, state.compiled);
+      p.copies[0].set(0, configValue(state.compiled, 0, state.paths, limits.maxRules));
+      return new ServiceChainer(p, state, limits, ns, base);
+    } catch (e) {
+      for (const o of opened) o.close();
+      obj.close();
+      throw e;
+    }
+  }
+
+  /** The loaded XDP program (testRun, pinning, a pipeline of your own). */
+  get program(): XdpProgram {
+    return this.#parts().prog;
+  }
+  /** The TC ingress program that copies the mark into skb->mark (not attached by the chainer yet). */
+  get tcProgram(): BpfProgram {
+    return this.#parts().tc;
+  }
+  get link(): XdpLink | undefined {
+    return this.#link;
+  }
+  get stage(): { pipeline: XdpPipeline; name: string } | undefined {
+    return this.#stage;
+  }
+  get closed(): boolean {
+    return this.#p === undefined;
+  }
+  /** The rules in force (as given). */
+  get rules(): ChainRule[] {
+    return this.#state.rules.map((r) => ({ ...r }));
+  }
+  get services(): ChainService[] {
+    return this.#state.services.map((s) => ({ ...s, nexthops: s.nexthops.map((h) => ({ ...h })) }));
+  }
+  /** Rules that can never match: an earlier rule has the same shape and fields (by index). */
+  get shadowed(): number[] {
+    return [...this.#state.compiled.shadowed];
+  }
+
+  get status(): ChainStatus {
+    return {
+      attached: this.#link ? 'interface' : this.#stage ? 'pipeline' : 'none',
+      marksSkb: false, // TC: true once tc_chain_mark is attached
+      routes: this.#routed ? this.#state.policies.length : 0,
+      rules: this.#state.rules.length,
+      shapes: this.#state.compiled.shapes.length,
+    };
+  }
+
+  /**
+   * Changes the rules and/or services atomically: every packet is classified by the
+   * whole old or the whole new set. Everything is validated first (rules against the
+   * new services); a rejected update changes nothing. Policy routes of new services are
+   * in place before any packet is marked for them; those of removed services go after.
+   */
+  update(u: ChainUpdate): Promise<void> {
+    return this.#parts().swap.serial(() => this.#update(u));
+  }
+
+  async #update(u: ChainUpdate): Promise<void> {
+    const p = this.#parts();
+    checkKeys(u, UPDATE_KEYS, '');
+    const old = this.#state;
+    const next = resolve(
+      { services: u.services ?? old.services, upstream: old.upstream, rules: u.rules ?? old.rules },
+      this.limits, this.netns, this.rulePriority, p.swap.idleIndex,
+    );
+    const added = next.policies.filter((s) => !old.policies.some((o) => sameSpec(o, s)));
+    const stale = staleRules(old.policies, next.policies);
+    if (this.#routed && added.length) await checkForeignRules(next.paths, this.netns);
+    const gen = p.swap.idleIndex;
+    let routesApplied = false;
+    try {
+      if (this.#routed && added.length) {
+        await applyRoutes(next.policies, this.netns);
+        routesApplied = true;
+      }
+      await writeGeneration(p, gen, next.compiled);
+      p.swap.idle.set(0, configValue(next.compiled, gen, next.paths, this.limits.maxRules));
+      await p.swap.flip(); // after the grace period: no packet still uses the old generation
+    } catch (e) {
+      await clearGeneration(p, gen).catch(() => undefined);
+      if (routesApplied) {
+        await removeRoutes(added, this.netns).catch(() => undefined);
+        await applyRoutes(old.policies, this.netns).catch(() => undefined);
+      }
+      throw e;
+    }
+    this.#state = next;
+    await clearGeneration(p, p.swap.idleIndex).catch(() => undefined);
+    if (this.#routed && stale.length) await removeRoutes(stale, this.netns);
+    // service counters follow the service's position: zero the slots whose service changed
+    const renamed = old.paths.services.map((s, i) => (next.paths.services[i]?.name !== s.name ? i : -1)).filter((i) => i >= 0);
+    if (renamed.length) await p.counters.setBatch(renamed.map((i) => [i, zero()] as const));
+  }
+
+  /** Counters, summed over CPUs. */
+  stats(): ChainStats {
+    const p = this.#parts();
+    const s = this.#state;
+    const base = p.swap.activeIndex * this.limits.maxRules;
+    const slot = (i: number) => sum(p.counters.get(i));
+    return {
+      rules: s.checked.map((r) => ({ index: r.index, id: r.id, action: r.action, ...sum(p.ruleStats.get(base + r.index)) })),
+      services: s.paths.services.map((sv, i) => ({ name: sv.name, ...slot(i) })),
+      upstream: slot(CNT_UPSTREAM),
+      unclassified: slot(CNT_UNCLASSIFIED),
+      metadataFailed: slot(CNT_META_FAILED),
+      packets: slot(CNT_PACKETS),
+    };
+  }
+
+  /** Runs the program on one frame with BPF_PROG_TEST_RUN (counters count it too). */
+  testRun(packet: Uint8Array, opts: TestRunOptions = {}): Promise<TestRunResult> {
+    return this.#parts().prog.testRun(packet, opts);
+  }
+
+  /**
+   * Detaches, removes the policy routes and releases the program and maps, as one unit.
+   * Idempotent: later calls return the first call's promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#teardown();
+    return this.#closing;
+  }
+  /** Same as close(). */
+  remove(): Promise<void> {
+    return this.close();
+  }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #teardown(): Promise<void> {
+    this.#link?.close();
+    this.#link = undefined;
+    const st = this.#stage;
+    this.#stage = undefined;
+    let err: unknown;
+    if (st && !st.pipeline.closed) await st.pipeline.remove(st.name).catch((e: unknown) => (err ??= e));
+    if (this.#routed) {
+      // marks stop first (detached above), then the routes that steered them
+      await removeRoutes(this.#state.policies, this.netns).catch((e: unknown) => (err ??= e));
+      this.#routed = false;
+    }
+    const p = this.#p;
+    this.#p = undefined;
+    if (p) {
+      for (const m of [p.slot, ...p.copies, p.rules6, p.rules4, p.ruleStats, p.counters, p.prog, p.tc]) m.close();
+      p.obj.close();
+    }
+    if (err) throw err;
+  }
+
+  #parts(): Parts {
+    if (!this.#p) throw new BpfkitError('ERR_CLOSED', 'ServiceChainer is closed');
+    return this.#p;
+  }
+}
+
+/** Validates and compiles a whole configuration (pure but for interface lookups). */
+function resolve(o: { services: readonly ChainService[]; upstream: ChainPath; rules: readonly ChainRule[] }, limits: Required<ChainLimits>, ns: string | undefined, base: number, gen = 0): State {
+  if (o.services === undefined) invalidArgument('services', 'is required (may be empty)');
+  if (o.rules === undefined) invalidArgument('rules', 'is required (may be empty)');
+  const paths = checkPaths(o.services, o.upstream);
+  const checked = checkRules(o.rules, paths.services, limits, ns);
+  const compiled = compile(checked, gen);
+  return {
+    services: o.services.map((s) => ({ ...s, nexthops: s.nexthops.map((h) => ({ ...h })) })),
+    upstream: { ...o.upstream, nexthops: o.upstream.nexthops.map((h) => ({ ...h })) },
+    rules: o.rules.map((r) => ({ ...r })),
+    paths,
+    checked,
+    compiled,
+    policies: policies(paths, base),
+  };
+}
+
+/** Writes generation `gen` of the rule hash (cleared first) and zeroes its rule counters. */
+async function writeGeneration(p: Parts, gen: number, c: Compiled): Promise<void> {
+  await clearGeneration(p, gen);
+  for (const wide of [true, false]) {
+    const list = c.entries.filter((e) => e.wide === wide);
+    const map = wide ? p.rules6 : p.rules4;
+    if (list.length) await map.setBatch(list.map((e) => [{ ...e.key, gen_shape: (gen << 8) | (e.key.gen_shape & 0xff) }, e.value] as const));
+  }
+  const maxRules = p.ruleStats.info.maxEntries / 2;
+  const n = Math.max(0, ...c.entries.map((e) => e.value.rule + 1));
+  if (n) await p.ruleStats.setBatch(Array.from({ length: n }, (_, i) => [gen * maxRules + i, zero()] as const));
+}
+
+async function clearGeneration(p: Parts, gen: number): Promise<void> {
+  for (const map of [p.rules6, p.rules4]) {
+    const keys = [...map.keys()].filter((k) => k.gen_shape >>> 8 === gen);
+    if (keys.length) await map.deleteBatch(keys);
+  }
+}

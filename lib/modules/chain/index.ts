@@ -1,0 +1,2 @@
+export { ServiceChainer } from './chainer.js';
+export * from './types.js';

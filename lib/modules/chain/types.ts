@@ -1,0 +1,128 @@
+/** ServiceChainer's public types: services, rules, options and statistics. */
+import type { IpProtocolName } from '../../core/protocols.js';
+import type { NetnsRef } from '../../core/netns.js';
+import type { StagePosition } from '../pipeline.js';
+
+/** Where a service's (or upstream's) marked traffic is routed: one next hop. */
+export interface ChainNextHop {
+  /** Gateway address, IPv4 or IPv6 (the route's family follows it). */
+  via?: string;
+  /** Output interface (name or index); alone, the route is on-link in both families. */
+  dev?: string | number;
+  /** Multipath weight 1-256 when there are several next hops of one family. */
+  weight?: number;
+  onlink?: boolean;
+}
+
+/** A path the chainer routes marked traffic onto: its mark, its table, its next hops. */
+export interface ChainPath {
+  /** fwmark the XDP stage writes (1..0xffffffff), unique among services and upstream. */
+  mark: number;
+  /** Routing table (1..0xfffffff0, not main/local/default), unique, owned by the chainer. */
+  table: number;
+  /** Next hops of the default route(s) in `table` (IPv4 and/or IPv6). */
+  nexthops: readonly ChainNextHop[];
+}
+
+/** A service traffic must visit (firewall, IDS ...), which hands it back unmodified. */
+export interface ChainService extends ChainPath {
+  /** 1-64 of [A-Za-z0-9_.:-]; not 'upstream'. */
+  name: string;
+}
+
+/**
+ * A classification rule: every field given must match (absent fields match anything);
+ * the first matching rule by `priority` (lower first; ties in list order) decides.
+ */
+export interface ChainRule {
+  /** A name for stats() (default: the rule's index). */
+  id?: string;
+  /** Lower first; default 1000 (ties: list order). 0..0xffffff. */
+  priority?: number;
+  /** Ingress interface (name or index, in the chainer's namespace). */
+  iface?: string | number;
+  /** Source MAC, e.g. '02:00:00:00:00:01'. */
+  srcMac?: string;
+  /** VLAN id (1..4094) of the outer 802.1Q/802.1ad tag. */
+  vlan?: number;
+  /** VXLAN/Geneve VNI from the Decapsulator's metadata (0..0xffffff). */
+  vni?: number;
+  /** Source prefix, IPv4 or IPv6 ('198.18.0.0/24', '2001:db8::/32'). */
+  src?: string;
+  /** Destination prefix, same family as `src`. */
+  dst?: string;
+  /** IP protocol: a name from the core's table (lib/core/protocols.ts) or a number 0..255. */
+  proto?: IpProtocolName | number;
+  /** Destination port (needs proto tcp, udp or sctp). */
+  dstPort?: number;
+  /** A service's name, or 'upstream'. */
+  action: string;
+}
+
+export interface ChainLimits {
+  /** Rules in a set (default 4096; the kernel keeps two generations). */
+  maxRules?: number;
+}
+
+export interface ChainConfig {
+  services: readonly ChainService[];
+  upstream: ChainPath;
+  rules: readonly ChainRule[];
+}
+
+export interface ChainAttachOptions extends ChainConfig {
+  /** First `ip rule` priority of the chainer's policy routes (default 1000): services get
+   * base, base + 1, ... in list order, upstream the one after. */
+  rulePriority?: number;
+  limits?: ChainLimits;
+  /** Namespace of the interface (not for a pipeline stage: the pipeline's). */
+  netns?: NetnsRef;
+  /** XDP mode when attached to an interface (default native). */
+  mode?: 'native' | 'generic' | 'auto';
+  /** As a pipeline stage: its name (default 'chain') and place (default last). */
+  stage?: { name?: string } & StagePosition;
+}
+
+export interface ChainLoadOptions {
+  services: readonly ChainService[];
+  upstream: ChainPath;
+  rules: readonly ChainRule[];
+  limits?: ChainLimits;
+  /** Namespace that rule `iface` names are resolved in. */
+  netns?: NetnsRef;
+}
+
+export interface ChainUpdate {
+  rules?: readonly ChainRule[];
+  services?: readonly ChainService[];
+}
+
+export interface ChainCounter {
+  packets: bigint;
+  bytes: bigint;
+}
+
+export interface ChainStats {
+  /** Per rule of the set in force (counters start at zero with each update). */
+  rules: ({ index: number; id: string; action: string } & ChainCounter)[];
+  /** Per service, packets marked for it. */
+  services: ({ name: string } & ChainCounter)[];
+  upstream: ChainCounter;
+  /** Packets no rule matched (passed unmarked). */
+  unclassified: ChainCounter;
+  /** Matched, but the metadata could not be written (no headroom / driver support). */
+  metadataFailed: ChainCounter;
+  /** Every packet the stage saw. */
+  packets: ChainCounter;
+}
+
+export interface ChainStatus {
+  /** Where the XDP stage runs. */
+  attached: 'interface' | 'pipeline' | 'none';
+  /** Whether a TC ingress program copies the mark into skb->mark (not wired yet). */
+  marksSkb: boolean;
+  /** Policy routes (ip rule + table) in place. */
+  routes: number;
+  rules: number;
+  shapes: number;
+}
