@@ -59,7 +59,28 @@ export async function runFirewall(o: FirewallCliOptions): Promise<ExitCode> {
   if (pin) opts.pin = pin;
   if (o.eventInterval !== undefined) opts.eventIntervalMs = o.eventInterval;
   if (o.maxRules !== undefined) opts.maxRules = o.maxRules;
-  const fw = await AclFirewall.attach(o.iface, opts);
+
+  // Signals are ours from before the attach: a Ctrl-C while attaching stops right after it
+  // (cleaning up), rather than killing the process with pins half made.
+  let hup = (): void => {};
+  const onHup = (): void => hup();
+  let onStop: (sig: NodeJS.Signals) => void = () => {};
+  const stopped = new Promise<NodeJS.Signals>((resolve) => (onStop = resolve));
+  process.on('SIGHUP', onHup);
+  process.once('SIGINT', onStop);
+  process.once('SIGTERM', onStop);
+  const unlisten = (): void => {
+    process.off('SIGHUP', onHup);
+    process.off('SIGINT', onStop);
+    process.off('SIGTERM', onStop);
+  };
+  let fw: AclFirewall;
+  try {
+    fw = await AclFirewall.attach(o.iface, opts);
+  } catch (e) {
+    unlisten();
+    throw e;
+  }
 
   fw.on('event', (e) => {
     if (o.json) out(JSON.stringify({ type: e.action, ...e, protocol: e.proto === null ? null : (ipProtocolName(e.proto) ?? null), ifname: o.iface }));
@@ -91,7 +112,7 @@ export async function runFirewall(o: FirewallCliOptions): Promise<ExitCode> {
       }
     } while (again);
   };
-  const onHup = (): void => {
+  hup = (): void => {
     if (reloading) {
       again = true;
       return;
@@ -99,16 +120,11 @@ export async function runFirewall(o: FirewallCliOptions): Promise<ExitCode> {
     reloading = reload().finally(() => (reloading = undefined));
   };
 
-  // SIGINT / SIGTERM: stop. The ring buffer keeps the process alive until then.
-  const stopped = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
-  process.on('SIGHUP', onHup);
+  // SIGINT / SIGTERM: stop. Until then the ring buffer (and this timer) keep the process alive.
   const keepAlive = setInterval(() => {}, 1 << 30);
   try {
     const sig = await stopped;
-    process.off('SIGHUP', onHup);
+    hup = () => {};
     await reloading;
     if (o.keep) {
       fw.close();
@@ -120,6 +136,7 @@ export async function runFirewall(o: FirewallCliOptions): Promise<ExitCode> {
     }
   } finally {
     clearInterval(keepAlive);
+    unlisten();
     if (!fw.closed) fw.close();
   }
   return EXIT.ok;
