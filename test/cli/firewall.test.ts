@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AclFirewall } from '../../lib/index.js';
-import { Lab, TEST_PIN_PREFIX, type LabHost, type LabLink } from '../../lib/lab/index.js';
+import { BPFFS_PATH, Lab, TEST_PIN_PREFIX, type LabHost, type LabLink } from '../../lib/lab/index.js';
 import { cli, CliProcess } from './cli-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bpfkit-cli-fw-'));
-const PIN = `/sys/fs/bpf/${TEST_PIN_PREFIX}-cli-fw-${process.pid}`;
+const PIN = `${BPFFS_PATH}/${TEST_PIN_PREFIX}-cli-fw-${process.pid}`;
 let lab: Lab;
 let client: LabHost;
 let server: LabHost;

@@ -9,13 +9,13 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AclFirewall, BpfObject, Decapsulator, XdpPipeline, type TcLink, type XdpLink } from '../../lib/index.js';
-import { Lab, TEST_PIN_PREFIX, type LabHost, type LabLink } from '../../lib/lab/index.js';
+import { BPFFS_PATH, Lab, TEST_PIN_PREFIX, type LabHost, type LabLink } from '../../lib/lab/index.js';
 import type { StatusReport } from '../../lib/cli/status.js';
 import type { Attachment } from '../../lib/cli/status-modules.js';
 import { testObject } from '../helpers/objects.js';
 import { cli } from './cli-helpers.js';
 
-const PIN = `/sys/fs/bpf/${TEST_PIN_PREFIX}-cli-status-${process.pid}`;
+const PIN = `${BPFFS_PATH}/${TEST_PIN_PREFIX}-cli-status-${process.pid}`;
 let lab: Lab;
 let a: LabHost;
 let b: LabHost;
@@ -134,6 +134,16 @@ describe('bpfkit status', () => {
     line(new RegExp(`^    ${l1.b.ifname} \\(${l1.b.ifindex}\\)  xdp native  prog ${foreign.info.progId} xdp_touch  \\[foreign\\]$`, 'm'));
     line(new RegExp(`^    ${l1.b.ifname} \\(${l1.b.ifindex}\\)  tc-egress clsact  prog ${clsact.info.progId} tc_mark_alt  \\[foreign\\]$`, 'm'));
     line(new RegExp(`^      pinned: ${PIN}/prog$`, 'm'));
+  });
+
+  it('without --netns it looks at this namespace and every named one', async () => {
+    const r = await cli(['status', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as StatusReport;
+    const names = doc.namespaces.map((n) => n.name);
+    expect(names[0]).toBeNull();
+    expect(names).toEqual(expect.arrayContaining([a.netns, b.netns]));
+    expect(doc.attachments!.find((x) => x.netns === a.netns && x.ifname === l1.a.ifname)).toMatchObject({ module: 'acl' });
   });
 
   it('a detached program is gone from the next report', async () => {
