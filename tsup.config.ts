@@ -31,7 +31,7 @@ export default defineConfig([
     shims: true,
   },
   {
-    entry: { cli: 'lib/cli.ts' },
+    entry: { cli: 'lib/cli/index.ts' },
     format: ['esm'],
     dts: false,
     sourcemap: true,

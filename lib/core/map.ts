@@ -6,6 +6,7 @@
 import { BpfkitError, invalidArgument } from './errors.js';
 import { checkCodec, type Codec } from './codecs.js';
 import { native, openPinnedAs, type NativeMapHandle, type NativeMapInfo } from './native.js';
+import { checkObjectId } from './validate.js';
 
 export type UpdateFlag = 'any' | 'noexist' | 'exist';
 const UPDATE_FLAGS: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 };
@@ -134,6 +135,28 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
   /** What the kernel says of a pinned map (type, sizes, id), without opening it for use. */
   static pinnedInfo(path: string): MapInfo {
     const h = openPinnedAs(path, 'map');
+    try {
+      const r = h.info();
+      return { id: r.id, name: r.name, type: r.type, keySize: r.keySize, valueSize: r.valueSize, maxEntries: r.maxEntries, flags: r.flags };
+    } finally {
+      h.close();
+    }
+  }
+
+  /**
+   * Opens a map by its kernel id (as `bpftool map show id N`), e.g. one of the ids a
+   * program uses ({@link BpfProgram.mapIds}). Per-CPU maps come back as by openPinned.
+   */
+  static fromId<K, V, KIn = K, VIn = V>(id: number, codecs: MapCodecs<K, V, KIn, VIn>): BpfMap<K, V, KIn, VIn> {
+    const h = native().openById('map', checkObjectId(id));
+    return isPerCpuType(h.info().type)
+      ? (new BpfMap(h, { key: codecs.key, value: perCpu(codecs.value) }, { perCpuValue: codecs.value }) as unknown as BpfMap<K, V, KIn, VIn>)
+      : new BpfMap(h, codecs);
+  }
+
+  /** The kernel's description of the map with this id (name, type, sizes), to pick codecs before fromId(). */
+  static infoById(id: number): MapInfo {
+    const h = native().openById('map', checkObjectId(id));
     try {
       const r = h.info();
       return { id: r.id, name: r.name, type: r.type, keySize: r.keySize, valueSize: r.valueSize, maxEntries: r.maxEntries, flags: r.flags };

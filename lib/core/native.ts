@@ -105,6 +105,11 @@ export interface NativeAddon {
   setErrorFactory(fn: (errno: number, syscall: string, message: string, extra: Record<string, unknown>) => Error): void;
   NativeObject: new (src: string | Uint8Array, opts: { name?: string; pinRoot?: string }) => NativeObjectHandle;
   openPinned(path: string): { kind: 'map' | 'program' | 'link'; handle: NativeFdHandle };
+  // addon/by_id.cc: kernel objects by id (lib/core/by-id.ts)
+  openById(kind: 'map', id: number): NativeMapHandle;
+  openById(kind: 'program', id: number): NativeProgramHandle;
+  openById(kind: 'link', id: number): NativeLinkHandle;
+  progMapIds(progFd: number): number[];
   possibleCpus(): number;
   xdpQuery(target: string | number, netns?: string): { mode: string; progId: number; ifindex: number };
   ifIndex(target: string | number, netns?: string): number;

@@ -6,6 +6,7 @@ import { BpfkitError, invalidArgument } from './errors.js';
 import { native, openPinnedAs, type NativeLinkHandle, type NativeProgramHandle, type NativeProgramInfo } from './native.js';
 import { checkInterface, netnsPath, type NetnsRef } from './netns.js';
 import { requireXdpLink } from './features.js';
+import { checkObjectId } from './validate.js';
 
 export type ProgramInfo = NativeProgramInfo;
 
@@ -27,6 +28,11 @@ export class BpfProgram {
     return wrapProgram(openPinnedAs(path, 'program'));
   }
 
+  /** Opens a loaded program by its kernel id (as `bpftool prog show id N`); XDP programs come back as XdpProgram. */
+  static fromId(id: number): BpfProgram {
+    return wrapProgram(native().openById('program', checkObjectId(id)));
+  }
+
   /** @internal */
   get handle(): NativeProgramHandle {
     if (!this.#h) throw new BpfkitError('ERR_CLOSED', `program '${this.name}' is closed`);
@@ -41,6 +47,10 @@ export class BpfProgram {
   /** Kernel view: id (as in `bpftool prog`), name, type, tag. */
   get info(): ProgramInfo {
     return this.handle.info();
+  }
+  /** Ids of the maps the program uses (open one with BpfMap.fromId / BpfMap.infoById). */
+  mapIds(): number[] {
+    return native().progMapIds(this.handle.fd);
   }
   pin(path: string): void {
     this.handle.pin(path);

@@ -23,3 +23,8 @@ export function checkInteger(v: unknown, field: string, min: number, max: number
   }
   return v;
 }
+
+/** A kernel object id (program, map, link: 1..2^32-1), or ERR_INVALID_ARGUMENT naming 'id'. */
+export function checkObjectId(v: unknown): number {
+  return checkInteger(v, 'id', 1, 0xffffffff);
+}
