@@ -31,8 +31,17 @@ struct net_device {
 	possible_net_t nd_net;
 } BPFKIT_CORE;
 
+struct sock_common {
+	possible_net_t skc_net;
+} BPFKIT_CORE;
+
+struct sock {
+	struct sock_common __sk_common;
+} BPFKIT_CORE;
+
 struct sk_buff {
 	struct net_device *dev;
+	struct sock *sk;
 	unsigned int len;
 	__u32 mark;
 	__be16 protocol;
@@ -69,8 +78,7 @@ struct fib_nh_common {
 	int nhc_oif;
 	__u8 nhc_gw_family;
 	union {
-		__be32 ipv4;
-		__u8 ipv6[16];
+		__be32 ipv4; /* or a struct in6_addr, from the same offset */
 	} nhc_gw;
 } BPFKIT_CORE;
 

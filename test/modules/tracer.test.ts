@@ -1,0 +1,241 @@
+/**
+ * PacketTracer on the real kernel: three lab namespaces a - r - b (r forwards), real UDP
+ * packets, and what the tracer says about them: the netfilter and no-socket drop reasons
+ * (named from the kernel's BTF), a forwarded packet's path across namespaces in order, a
+ * filter that keeps thousands of other packets out, and nothing left loaded after stop()
+ * or SIGKILL (bpftool as witness).
+ */
+import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PacketTracer, type TraceEvent, type TracePacket } from '../../lib/index.js';
+import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
+import { nodeChild } from '../helpers/node-child.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const A = '198.18.10.1';
+const B = '198.18.11.2';
+
+let lab: Lab;
+let a: LabHost;
+let r: LabHost;
+let b: LabHost;
+let ar: LabLink;
+let rb: LabLink;
+const ino: Record<string, number> = {};
+beforeAll(async () => {
+  lab = await Lab.create({ name: 'mod-tracer' });
+  [a, r, b] = await Promise.all([lab.host('a'), lab.host('r', { forwarding: true }), lab.host('b')]);
+  [ar, rb] = await Promise.all([
+    lab.link(a, r, { aAddrs: [`${A}/24`], bAddrs: ['198.18.10.2/24'] }),
+    lab.link(r, b, { aAddrs: ['198.18.11.1/24'], bAddrs: [`${B}/24`] }),
+  ]);
+  await a.addRoute('198.18.11.0/24 via 198.18.10.2');
+  await b.addRoute('198.18.10.0/24 via 198.18.11.1');
+  expect((await a.ping(B, { count: 1 })).received).toBe(1); // neighbours resolved
+  for (const h of [a, r, b]) ino[h.name] = statSync(h.netnsPath).ino;
+});
+afterAll(async () => {
+  await lab?.close();
+});
+
+function bpftoolProgExists(id: number): boolean {
+  try {
+    execFileSync('bpftool', ['prog', 'show', 'id', String(id)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Collects a tracer's packets until `done` holds for one of them (bounded), then stops it. */
+async function collect(t: PacketTracer, send: () => Promise<unknown>, done: (p: TracePacket) => boolean, enough: (events: TraceEvent[]) => boolean = () => false): Promise<{ packets: TracePacket[]; events: TraceEvent[] }> {
+  const packets: TracePacket[] = [];
+  const events: TraceEvent[] = [];
+  t.on('packet', (p) => packets.push(p));
+  t.on('event', (e) => events.push(e));
+  try {
+    await send();
+    for (let i = 0; i < 150 && !packets.some(done) && !enough(events); i++) await sleep(20);
+  } finally {
+    await t.stop();
+  }
+  return { packets, events };
+}
+
+describe('drop reasons, named from the kernel', () => {
+  it('a packet dropped by an iptables rule shows a drop with the netfilter reason, in b', async () => {
+    await b.exec(['iptables', '-A', 'INPUT', '-p', 'udp', '--dport', '5555', '-j', 'DROP']);
+    try {
+      const t = await PacketTracer.start({ filter: { host: B, proto: 'udp', port: 5555 }, idleMs: 200 });
+      const { packets } = await collect(t, () => a.sendUdp(B, 5555, { count: 3 }), (p) => p.verdict === 'dropped');
+      const dropped = packets.filter((p) => p.verdict === 'dropped');
+      expect(dropped.length).toBeGreaterThanOrEqual(1);
+      const p = dropped[0]!;
+      expect(p.dropReason).toBe('NETFILTER_DROP');
+      const drop = p.events[p.events.length - 1]!;
+      expect(drop).toMatchObject({ point: 'drop', netns: ino.b, src: A, dst: B, proto: 'udp', dport: 5555, dropReason: 'NETFILTER_DROP' });
+      // the same sk_buff was seen leaving a and arriving in b before
+      expect(p.namespaces).toEqual([ino.a, ino.r, ino.b]);
+    } finally {
+      await b.exec(['iptables', '-D', 'INPUT', '-p', 'udp', '--dport', '5555', '-j', 'DROP']);
+    }
+  });
+
+  it('a packet to a closed UDP port shows the no-socket reason', async () => {
+    const t = await PacketTracer.start({ filter: { host: B, port: 5556 }, points: ['receive', 'drop'], idleMs: 200 });
+    expect(t.points).toEqual(['receive', 'drop']);
+    const { packets } = await collect(t, () => a.sendUdp(B, 5556, { count: 2 }), (p) => p.dropReason === 'NO_SOCKET');
+    const p = packets.find((x) => x.dropReason === 'NO_SOCKET');
+    expect(p).toBeDefined();
+    expect(p!.events.map((e) => e.point)).toEqual(['receive', 'receive', 'drop']); // received in r, then in b, dropped in b
+    expect(p!.events.map((e) => e.netns)).toEqual([ino.r, ino.b, ino.b]);
+    expect(p!.events[2]).toMatchObject({ ifname: rb.b.ifname, ifindex: rb.b.ifindex });
+  });
+});
+
+describe('a forwarded packet', () => {
+  it('shows receive -> FIB lookup -> transmit in r, between a transmit in a and a receive in b, in order', async () => {
+    const sink = await b.udpSink(B, 6000);
+    try {
+      const t = await PacketTracer.start({ filter: { host: B, proto: 'udp', port: 6000 }, idleMs: 200 });
+      expect(t.warnings.some((w) => /per-function tracing/.test(w))).toBe(!(await import('../../lib/index.js')).tracingSupport().kprobe || !(await import('../../lib/index.js')).tracingSupport().fentry);
+      const { packets } = await collect(t, () => a.sendUdp(B, 6000, { count: 1, payload: 'forward me' }), (p) => p.events.some((e) => e.netns === ino.b));
+      expect(await sink.waitFor(1)).toBe(1);
+      const p = packets.find((x) => x.events.some((e) => e.netns === ino.b && e.point === 'receive'));
+      expect(p).toBeDefined();
+      const path = p!.events.map((e) => `${e.netns === ino.a ? 'a' : e.netns === ino.r ? 'r' : e.netns === ino.b ? 'b' : '?'}:${e.point}${e.fib ? `(${e.fib.table},${e.fib.result})` : ''}`);
+      const inR = path.filter((s) => s.startsWith('r:'));
+      // r: received, looked up in the main table (found), queued and sent on the b side
+      expect(inR[0]).toBe('r:receive');
+      expect(inR).toContain('r:fib_lookup(254,found)');
+      expect(inR.slice(-2)).toEqual(['r:queue', 'r:transmit']);
+      expect(inR.indexOf('r:fib_lookup(254,found)')).toBeLessThan(inR.indexOf('r:transmit'));
+      // a before r before b
+      const order = path.map((s) => s[0]);
+      expect(order.indexOf('a')).toBe(0);
+      expect(order.lastIndexOf('a')).toBeLessThan(order.indexOf('r'));
+      expect(order.lastIndexOf('r')).toBeLessThan(order.indexOf('b'));
+      expect(p!.events.find((e) => e.netns === ino.r)).toMatchObject({ point: 'receive', ifindex: ar.b.ifindex, ifname: ar.b.ifname });
+      const fib = p!.events.find((e) => e.point === 'fib_lookup' && e.fib?.result === 'found')!;
+      expect(fib.fib!.oif).toBe(rb.a.ifindex);
+      const tx = p!.events.filter((e) => e.point === 'transmit' && e.netns === ino.r);
+      expect(tx[0]).toMatchObject({ ifname: rb.a.ifname, rc: 0, src: A, dst: B });
+      expect(p!.events[0]!.dtNs).toBe(0);
+      expect(p!.events.every((e, i, all) => i === 0 || e.dtNs >= all[i - 1]!.dtNs)).toBe(true);
+    } finally {
+      await sink.close();
+    }
+  });
+});
+
+describe('filters', () => {
+  it('thousands of other packets produce zero foreign events; the matching ones all come through', async () => {
+    const t = await PacketTracer.start({ filter: { host: B, proto: 'udp', port: 7777 }, idleMs: 200 });
+    const events: TraceEvent[] = [];
+    t.on('event', (e) => events.push(e));
+    try {
+      await Promise.all([
+        a.sendUdp(B, 7778, { count: 3000 }), // same hosts, other port
+        a.sendUdp('198.18.10.2', 7777, { count: 1000 }), // same port, other host
+        a.ping(B, { count: 20, intervalMs: 1 }), // same hosts, other protocol
+      ]);
+      await a.sendUdp(B, 7777, { count: 5 });
+      for (let i = 0; i < 100 && events.filter((e) => e.point === 'drop' && e.netns === ino.b).length < 5; i++) await sleep(20);
+    } finally {
+      await t.stop();
+    }
+    const foreign = events.filter((e) => {
+      if (e.point === 'neigh_update') return e.dst !== B;
+      return e.proto !== 'udp' || (e.src !== B && e.dst !== B) || (e.sport !== 7777 && e.dport !== 7777);
+    });
+    expect(foreign).toEqual([]);
+    expect(events.filter((e) => e.point === 'drop' && e.netns === ino.b && e.dropReason === 'NO_SOCKET').length).toBe(5);
+    const s = t.stats();
+    expect(s.seen).toBeGreaterThan(8000); // the foreign packets reached the programs
+    expect(s.matched).toBeLessThan(200);
+    expect(s.lost).toBe(0);
+  });
+
+  it('interface and namespace filters keep to their interface and namespace', async () => {
+    const t = await PacketTracer.start({ filter: { iface: rb.b.ifname, netns: b.netnsPath, proto: 'udp' }, points: ['receive', 'drop'], idleMs: 200 });
+    const { events } = await collect(t, () => a.sendUdp(B, 5557, { count: 3 }), () => false, (ev) => ev.length >= 6);
+    expect(events.length).toBeGreaterThanOrEqual(6);
+    expect(events.every((e) => e.netns === ino.b && e.ifindex === rb.b.ifindex)).toBe(true);
+  });
+
+  it('bad filters are ERR_INVALID_ARGUMENT naming the field, before anything is loaded', async () => {
+    const bad: [unknown, string][] = [
+      [{ host: '198.18.0.1/33' }, 'filter.host'],
+      [{ host: ['198.18.0.1', '198.18.0.2'] }, 'filter.host'],
+      [{ proto: 'udpp' }, 'filter.proto'],
+      [{ port: 0 }, 'filter.port'],
+      [{ iface: 'no-such-if0' }, 'filter.iface'],
+      [{ mark: -1 }, 'filter.mark'],
+      [{ netns: 'no-such-netns-here' }, 'filter.netns'],
+      [{ colour: 'red' }, 'filter.colour'],
+    ];
+    for (const [filter, field] of bad) {
+      await expect(PacketTracer.start({ filter: filter as never }), JSON.stringify(filter)).rejects.toMatchObject({ field: expect.stringMatching(new RegExp(`^${field.replace('.', '\\.')}`)) });
+    }
+    await expect(PacketTracer.start({ points: ['teleport' as never] })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'points' });
+    await expect(PacketTracer.start({ ringBytes: 5000 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'ringBytes' });
+  });
+});
+
+describe('streams', () => {
+  it('JSON lines and the async iterator give the same timelines, and end at stop()', async () => {
+    const t = await PacketTracer.start({ filter: { host: B, port: 5558 }, points: ['receive', 'drop'], idleMs: 200 });
+    const lines: string[] = [];
+    const stream = t.toJSONLines();
+    stream.on('data', (c: Buffer) => lines.push(...String(c).split('\n').filter(Boolean)));
+    const ended = new Promise((res) => stream.on('end', res));
+    const iterated: TracePacket[] = [];
+    const iterating = (async () => {
+      for await (const p of t) iterated.push(p);
+    })();
+    await a.sendUdp(B, 5558, { count: 2 });
+    for (let i = 0; i < 100 && iterated.length < 2; i++) await sleep(20);
+    await t.stop();
+    await iterating;
+    await ended;
+    expect(iterated.length).toBeGreaterThanOrEqual(2);
+    const parsed = lines.map((l) => JSON.parse(l) as { skb: string; dropReason: string; start: string });
+    expect(parsed.map((p) => p.skb)).toEqual(iterated.map((p) => p.skb));
+    expect(parsed[0]!.dropReason).toBe('NO_SOCKET');
+    expect(typeof parsed[0]!.start).toBe('string');
+  });
+});
+
+describe('nothing stays loaded', () => {
+  it('stop() unloads every program', async () => {
+    const t = await PacketTracer.start({ filter: { host: B } });
+    const ids = t.programs.map((p) => p.id);
+    expect(ids.length).toBeGreaterThanOrEqual(9);
+    expect(ids.every(bpftoolProgExists)).toBe(true);
+    await t.stop();
+    await t.stop(); // twice is fine
+    expect(t.programs).toEqual([]);
+    for (let i = 0; i < 50 && ids.some(bpftoolProgExists); i++) await sleep(20);
+    expect(ids.filter(bpftoolProgExists)).toEqual([]);
+  });
+
+  it('SIGKILL of the tracing process leaves no program loaded', async () => {
+    const c = nodeChild(`
+      const t = await m.PacketTracer.start({ filter: { host: '${B}' } });
+      say(JSON.stringify(t.programs.map((p) => p.id)));
+      await wait();
+    `);
+    try {
+      const ids = JSON.parse((await c.next())!) as number[];
+      expect(ids.length).toBeGreaterThanOrEqual(9);
+      expect(ids.every(bpftoolProgExists)).toBe(true);
+      c.p.kill('SIGKILL');
+      await c.exited;
+      for (let i = 0; i < 100 && ids.some(bpftoolProgExists); i++) await sleep(20);
+      expect(ids.filter(bpftoolProgExists)).toEqual([]);
+    } finally {
+      c.p.kill('SIGKILL');
+    }
+  });
+});
