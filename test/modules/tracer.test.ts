@@ -27,7 +27,7 @@ beforeAll(async () => {
   lab = await Lab.create({ name: 'mod-tracer' });
   [a, r, b] = await Promise.all([lab.host('a'), lab.host('r', { forwarding: true }), lab.host('b')]);
   [ar, rb] = await Promise.all([
-    lab.link(a, r, { aAddrs: [`${A}/24`], bAddrs: ['198.18.10.2/24'] }),
+    lab.link(a, r, { aAddrs: [`${A}/24`, '2001:db8:10::1/64'], bAddrs: ['198.18.10.2/24', '2001:db8:10::2/64'] }),
     lab.link(r, b, { aAddrs: ['198.18.11.1/24'], bAddrs: [`${B}/24`] }),
   ]);
   await a.addRoute('198.18.11.0/24 via 198.18.10.2');
@@ -157,6 +157,15 @@ describe('filters', () => {
     expect(s.lost).toBe(0);
   });
 
+  it('IPv6: a CIDR filter matches, and the drop is named', async () => {
+    const t = await PacketTracer.start({ filter: { host: '2001:db8:10::/64', proto: 'udp', port: 5560 }, points: ['receive', 'drop'], idleMs: 200 });
+    const { packets, events } = await collect(t, () => a.sendUdp('2001:db8:10::2', 5560, { count: 2 }), (p) => p.dropReason === 'NO_SOCKET');
+    const p = packets.find((x) => x.dropReason === 'NO_SOCKET');
+    expect(p?.events.map((e) => [e.point, e.netns])).toEqual([['receive', ino.r], ['drop', ino.r]]);
+    expect(p!.events[1]).toMatchObject({ family: 6, src: '2001:db8:10::1', dst: '2001:db8:10::2', proto: 'udp', dport: 5560 });
+    expect(events.every((e) => e.family === 6 && (e.sport === 5560 || e.dport === 5560))).toBe(true);
+  });
+
   it('interface and namespace filters keep to their interface and namespace', async () => {
     const t = await PacketTracer.start({ filter: { iface: rb.b.ifname, netns: b.netnsPath, proto: 'udp' }, points: ['receive', 'drop'], idleMs: 200 });
     const { events } = await collect(t, () => a.sendUdp(B, 5557, { count: 3 }), () => false, (ev) => ev.length >= 6);
@@ -180,6 +189,28 @@ describe('filters', () => {
     }
     await expect(PacketTracer.start({ points: ['teleport' as never] })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'points' });
     await expect(PacketTracer.start({ ringBytes: 5000 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'ringBytes' });
+  });
+});
+
+describe('losses', () => {
+  it('events that do not fit in the ring are counted and reported, not lost silently', async () => {
+    const t = await PacketTracer.start({ filter: { host: B, port: 5561 }, ringBytes: 4096, idleMs: 200 });
+    const losses: number[] = [];
+    t.on('lost', (l) => losses.push(l.count));
+    try {
+      // the event loop is blocked while a sends: nobody reads the 4 KiB ring (34 records)
+      const py = `import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor _ in range(300): s.sendto(b'x', ('${B}', 5561))`;
+      execFileSync('ip', ['netns', 'exec', a.netns, 'python3', '-c', py]);
+      for (let i = 0; i < 150 && losses.length === 0; i++) await sleep(20);
+      const s = t.stats();
+      expect(s.lost).toBeGreaterThan(0);
+      expect(losses.reduce((x, y) => x + y, 0)).toBe(s.lost);
+      // every matched event was delivered, lost, or is still in the ring
+      expect(s.events).toBeGreaterThan(0);
+      expect(s.events + s.lost!).toBeLessThanOrEqual(s.matched);
+    } finally {
+      await t.stop();
+    }
   });
 });
 
