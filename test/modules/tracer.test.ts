@@ -8,9 +8,10 @@
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PacketTracer, type TraceEvent, type TracePacket } from '../../lib/index.js';
+import { BpfObject, PacketTracer, type TraceEvent, type TracePacket } from '../../lib/index.js';
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
 import { nodeChild } from '../helpers/node-child.js';
+import { testObject } from '../helpers/objects.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const A = '198.18.10.1';
@@ -189,6 +190,31 @@ describe('filters', () => {
     }
     await expect(PacketTracer.start({ points: ['teleport' as never] })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'points' });
     await expect(PacketTracer.start({ ringBytes: 5000 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'ringBytes' });
+  });
+});
+
+describe('events without a packet', () => {
+  it('neighbour updates: the ARP entry a resolves for its router, with states and the MAC', async () => {
+    await a.ip(['neigh', 'flush', 'dev', ar.a.ifname]);
+    const t = await PacketTracer.start({ filter: { host: '198.18.10.2', netns: a.netnsPath }, points: ['neigh_update'], idleMs: 200 });
+    const { events } = await collect(t, () => a.ping('198.18.10.2', { count: 1 }), () => false, (ev) => ev.some((e) => e.neigh?.to === 'REACHABLE'));
+    const reachable = events.find((e) => e.neigh?.to === 'REACHABLE');
+    expect(reachable).toMatchObject({ point: 'neigh_update', skb: '', netns: ino.a, ifindex: ar.a.ifindex, family: 4, dst: '198.18.10.2', neigh: { lladdr: ar.b.mac } });
+    expect(events.every((e) => e.dst === '198.18.10.2')).toBe(true);
+  });
+
+  it('XDP exceptions: a program that aborts shows its action on its interface', async () => {
+    const obj = await BpfObject.load(testObject('tracer_xdp'));
+    try {
+      using link = obj.xdpProgram('xdp_abort').attach(rb.b.ifname, { netns: b.netns });
+      void link;
+      const t = await PacketTracer.start({ filter: { netns: b.netnsPath }, points: ['xdp_exception'], idleMs: 200 });
+      const { events } = await collect(t, () => a.sendUdp(B, 5562, { count: 3 }), () => false, (ev) => ev.length >= 3);
+      expect(events.length).toBeGreaterThanOrEqual(3);
+      expect(events[0]).toMatchObject({ point: 'xdp_exception', netns: ino.b, ifindex: rb.b.ifindex, ifname: rb.b.ifname, xdp: { action: 'aborted' } });
+    } finally {
+      obj.close();
+    }
   });
 });
 
