@@ -169,6 +169,17 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     });
   }
 
+  /** Lets the process exit while tracing (the ring buffer's poll handle no longer holds the event loop). */
+  unref(): this {
+    if (!this.#stopped) this.#rb.unref();
+    return this;
+  }
+  /** Undoes unref(): a running trace keeps the process alive until stop() (the default). */
+  ref(): this {
+    if (!this.#stopped) this.#rb.ref();
+    return this;
+  }
+
   get stopped(): boolean {
     return this.#stopped;
   }
