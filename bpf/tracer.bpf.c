@@ -35,13 +35,13 @@ struct {
 	__type(value, __u64);
 } tracer_stats SEC(".maps");
 
-/* What a packet's headers say (family 0: not read). */
-struct pkt {
+/* What a packet's headers say (family 0: not read); for inner headers, which tunnel. */
+struct hdr {
 	__u8 family;
 	__u8 proto;
 	__u16 sport;
 	__u16 dport;
-	__u16 pad;
+	__u16 tunnel;
 	__u8 saddr[16];
 	__u8 daddr[16];
 };
@@ -51,7 +51,8 @@ struct last_pkt {
 	__u64 skb;
 	__u32 netns;
 	__u32 ifindex;
-	struct pkt p;
+	struct hdr p;
+	struct hdr in;
 };
 enum { L_RX, L_TX, L_MAX };
 struct {
@@ -79,21 +80,13 @@ static __always_inline __u32 dev_netns(struct net_device *dev)
 	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
 }
 
-/* Reads the IPv4/IPv6 and TCP/UDP headers of `skb`. At receive the network header offset
- * is not reset yet, but skb->data points at it (the link header was pulled). */
-static __always_inline int read_headers(struct sk_buff *skb, int at_data, struct pkt *p)
+/* Reads an IPv4/IPv6 header at `l3` and the TCP/UDP/SCTP ports after it; *l4 is where
+ * the transport header starts (0 for a later fragment). */
+static __always_inline int read_l3(unsigned char *l3, struct hdr *p, unsigned char **l4)
 {
-	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	unsigned char *l3, *l4;
 	__u8 first;
 
-	if (proto && proto != ETH_P_IP && proto != ETH_P_IPV6)
-		return 0;
-	if (at_data || nh == 0xffff)
-		l3 = BPF_CORE_READ(skb, data);
-	else
-		l3 = BPF_CORE_READ(skb, head) + nh;
+	*l4 = 0;
 	if (bpf_probe_read_kernel(&first, 1, l3))
 		return 0;
 	if ((first >> 4) == 4) {
@@ -107,7 +100,7 @@ static __always_inline int read_headers(struct sk_buff *skb, int at_data, struct
 		__builtin_memcpy(p->daddr, &ip.daddr, 4);
 		if (ip.frag_off & bpf_htons(0x1fff))
 			return 1; /* a later fragment: no ports */
-		l4 = l3 + ip.ihl * 4;
+		*l4 = l3 + ip.ihl * 4;
 	} else if ((first >> 4) == 6) {
 		struct ipv6hdr ip6;
 
@@ -117,18 +110,73 @@ static __always_inline int read_headers(struct sk_buff *skb, int at_data, struct
 		p->proto = ip6.nexthdr;
 		__builtin_memcpy(p->saddr, &ip6.saddr, 16);
 		__builtin_memcpy(p->daddr, &ip6.daddr, 16);
-		l4 = l3 + sizeof(ip6);
+		*l4 = l3 + sizeof(ip6);
 	} else {
 		return 0;
 	}
 	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP || p->proto == IPPROTO_SCTP) {
 		__be16 ports[2];
 
-		if (!bpf_probe_read_kernel(ports, sizeof(ports), l4)) {
+		if (!bpf_probe_read_kernel(ports, sizeof(ports), *l4)) {
 			p->sport = bpf_ntohs(ports[0]);
 			p->dport = bpf_ntohs(ports[1]);
 		}
 	}
+	return 1;
+}
+
+#define VXLAN_PORT 4789
+#define GENEVE_PORT 6081
+
+/* The inner Ethernet + IP headers of a VXLAN or Geneve packet whose UDP header is at l4. */
+static __always_inline void read_inner(unsigned char *l4, __u16 dport, struct hdr *in)
+{
+	unsigned char *eth, *l4in;
+	__be16 type;
+
+	if (dport == VXLAN_PORT) {
+		eth = l4 + 8 + 8; /* UDP, VXLAN header */
+		in->tunnel = 1;
+	} else {
+		__u8 g[4]; /* ver(2) opt_len(6), flags, protocol type */
+
+		if (bpf_probe_read_kernel(g, sizeof(g), l4 + 8) || g[2] != 0x65 || g[3] != 0x58)
+			return; /* not Transparent Ethernet Bridging */
+		eth = l4 + 8 + 8 + (g[0] & 0x3f) * 4;
+		in->tunnel = 2;
+	}
+	if (bpf_probe_read_kernel(&type, sizeof(type), eth + 12))
+		return;
+	if (type == bpf_htons(ETH_P_8021Q)) {
+		eth += 4;
+		if (bpf_probe_read_kernel(&type, sizeof(type), eth + 12))
+			return;
+	}
+	if (type != bpf_htons(ETH_P_IP) && type != bpf_htons(ETH_P_IPV6))
+		return;
+	if (!read_l3(eth + 14, in, &l4in))
+		in->tunnel = 0;
+}
+
+/* Reads the IPv4/IPv6 and TCP/UDP headers of `skb`, and with the tunnels filter the
+ * inner ones of VXLAN/Geneve packets. At receive the network header offset is not reset
+ * yet, but skb->data points at it (the link header was pulled). */
+static __always_inline int read_headers(struct sk_buff *skb, int at_data, struct hdr *p, struct hdr *in)
+{
+	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	unsigned char *l3, *l4;
+
+	if (proto && proto != ETH_P_IP && proto != ETH_P_IPV6)
+		return 0;
+	if (at_data || nh == 0xffff)
+		l3 = BPF_CORE_READ(skb, data);
+	else
+		l3 = BPF_CORE_READ(skb, head) + nh;
+	if (!read_l3(l3, p, &l4))
+		return 0;
+	if ((filter.flags & F_TUNNELS) && l4 && p->proto == IPPROTO_UDP && (p->dport == VXLAN_PORT || p->dport == GENEVE_PORT))
+		read_inner(l4, p->dport, in);
 	return 1;
 }
 
@@ -141,7 +189,7 @@ static __always_inline int in6(const __u8 *a)
 	       (w[2] & filter.mask6[2]) == filter.host6[2] && (w[3] & filter.mask6[3]) == filter.host6[3];
 }
 
-static __always_inline int match_host(const struct pkt *p)
+static __always_inline int match_host(const struct hdr *p)
 {
 	__u32 fl = filter.flags;
 
@@ -161,7 +209,7 @@ static __always_inline int match_host(const struct pkt *p)
 
 /* Header filters: host, protocol, port. A packet whose headers were not read matches
  * only when none is set. */
-static __always_inline int match_pkt(const struct pkt *p)
+static __always_inline int match_pkt(const struct hdr *p)
 {
 	__u32 fl = filter.flags;
 
@@ -203,7 +251,7 @@ struct emit_args {
 	__u16 point;
 };
 
-static __always_inline void emit(const struct emit_args *a, const struct pkt *p, const void *gw, __u32 gw_len)
+static __always_inline void emit(const struct emit_args *a, const struct hdr *p, const struct hdr *in, const void *gw, __u32 gw_len)
 {
 	struct tracer_event *e = bpfkit_rb_reserve(events, sizeof(*e));
 
@@ -227,6 +275,15 @@ static __always_inline void emit(const struct emit_args *a, const struct pkt *p,
 	e->dport = p->dport;
 	__builtin_memcpy(e->saddr, p->saddr, 16);
 	__builtin_memcpy(e->daddr, p->daddr, 16);
+	if (in && in->tunnel) {
+		e->tunnel = in->tunnel;
+		e->in_family = in->family;
+		e->in_proto = in->proto;
+		e->in_sport = in->sport;
+		e->in_dport = in->dport;
+		__builtin_memcpy(e->in_saddr, in->saddr, 16);
+		__builtin_memcpy(e->in_daddr, in->daddr, 16);
+	}
 	if (gw && gw_len == 16)
 		bpf_probe_read_kernel(e->gw, 16, gw);
 	else if (gw && gw_len == 6)
@@ -244,8 +301,7 @@ static __always_inline void emit(const struct emit_args *a, const struct pkt *p,
 static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data, __u32 reason)
 {
 	struct emit_args a = { .skb = (__u64)skb, .point = point, .reason = reason };
-	struct pkt p = {};
-
+	struct hdr p = {}, in = {};
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 
 	count(S_SEEN);
@@ -255,8 +311,8 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 	a.mark = BPF_CORE_READ(skb, mark);
 	if (!match_where(a.ifindex, a.netns, a.mark, 1))
 		return;
-	read_headers(skb, at_data, &p);
-	if (!match_pkt(&p))
+	read_headers(skb, at_data, &p, &in);
+	if (!match_pkt(&p) && !(in.tunnel && match_pkt(&in)))
 		return;
 	count(S_MATCHED);
 	a.len = BPF_CORE_READ(skb, len);
@@ -268,9 +324,10 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 			l->netns = a.netns;
 			l->ifindex = a.ifindex;
 			l->p = p;
+			l->in = in;
 		}
 	}
-	emit(&a, &p, 0, 0);
+	emit(&a, &p, &in, 0, 0);
 }
 
 SEC("tp_btf/netif_receive_skb")
@@ -315,7 +372,7 @@ int BPF_PROG(tr_transmit, struct sk_buff *skb, int rc, struct net_device *dev, u
 	count(S_MATCHED);
 	a.ifindex = BPF_CORE_READ(dev, ifindex);
 	a.netns = dev_netns(dev);
-	emit(&a, &l->p, 0, 0);
+	emit(&a, &l->p, &l->in, 0, 0);
 	return 0;
 }
 
@@ -325,7 +382,7 @@ int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 	struct emit_args a = { .point = P_FIB_LOOKUP, .reason = tb_id, .result = err };
 	struct last_pkt *l = last_slot(L_RX);
 	struct net_device *out = 0;
-	struct pkt p = { .family = 4 };
+	struct hdr p = { .family = 4 }, in = {};
 	__u32 saddr = BPF_CORE_READ(flp, saddr), daddr = BPF_CORE_READ(flp, daddr);
 	const void *gw = 0;
 	__u32 gw_len = 0;
@@ -345,6 +402,7 @@ int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 		a.skb = l->skb;
 		a.netns = l->netns;
 		p = l->p;
+		in = l->in;
 	} else {
 		p.proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
 		if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP) {
@@ -353,7 +411,7 @@ int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 		}
 		a.netns = out ? dev_netns(out) : 0;
 		if (!match_where(a.ifindex, a.netns, a.mark, 1) || !match_pkt(&p))
-			return 0;
+			return 0; /* a route lookup has no inner headers to match */
 	}
 	count(S_MATCHED);
 	if (nhc && out) {
@@ -366,7 +424,7 @@ int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 			gw_len = 16;
 		}
 	}
-	emit(&a, &p, gw, gw_len);
+	emit(&a, &p, &in, gw, gw_len);
 	return 0;
 }
 
@@ -376,7 +434,7 @@ SEC("tp_btf/neigh_update")
 int BPF_PROG(tr_neigh, struct neighbour *n, const __u8 *lladdr, __u8 new_state, __u32 flags, __u32 pid)
 {
 	struct emit_args a = { .point = P_NEIGH_UPDATE, .reason = new_state };
-	struct pkt p = {};
+	struct hdr p = {};
 	int fam = BPF_CORE_READ(n, tbl, family);
 	const void *key = __builtin_preserve_access_index(&n->primary_key);
 
@@ -399,7 +457,7 @@ int BPF_PROG(tr_neigh, struct neighbour *n, const __u8 *lladdr, __u8 new_state, 
 	if ((filter.flags & (F_HOST4 | F_HOST6)) && !p.family)
 		return 0;
 	count(S_MATCHED);
-	emit(&a, &p, lladdr, lladdr ? 6 : 0);
+	emit(&a, &p, 0, lladdr, lladdr ? 6 : 0);
 	return 0;
 }
 
@@ -423,20 +481,20 @@ SEC("tp_btf/xdp_exception")
 int BPF_PROG(tr_xdp_exception, struct net_device *dev, void *prog, __u32 act)
 {
 	struct emit_args a = { .point = P_XDP_EXCEPTION, .reason = act };
-	struct pkt p = {};
+	struct hdr p = {};
 
 	if (xdp_match(dev, &a))
-		emit(&a, &p, 0, 0);
+		emit(&a, &p, 0, 0, 0);
 	return 0;
 }
 
 static __always_inline void on_redirect(struct net_device *dev, int err, int map_type, __u32 index)
 {
 	struct emit_args a = { .point = P_XDP_REDIRECT, .reason = (__u32)map_type, .result = err, .aux = index };
-	struct pkt p = {};
+	struct hdr p = {};
 
 	if (xdp_match(dev, &a))
-		emit(&a, &p, 0, 0);
+		emit(&a, &p, 0, 0, 0);
 }
 
 SEC("tp_btf/xdp_redirect")

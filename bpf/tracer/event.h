@@ -38,6 +38,15 @@ struct tracer_event {
 	__u8 daddr[16];
 	__u8 gw[16];       /* fib: gateway; neigh: link-layer address */
 	char ifname[16];
+	/* with the tunnels filter: the inner headers of a VXLAN / Geneve packet */
+	__u8 in_saddr[16];
+	__u8 in_daddr[16];
+	__u16 in_sport;
+	__u16 in_dport;
+	__u8 in_family;
+	__u8 in_proto;
+	__u8 tunnel;       /* 0: none, 1: VXLAN, 2: Geneve */
+	__u8 pad;
 };
 
 enum tracer_filter_flags {
@@ -48,6 +57,7 @@ enum tracer_filter_flags {
 	F_IFINDEX = 1 << 4,
 	F_NETNS = 1 << 5,
 	F_MARK = 1 << 6,
+	F_TUNNELS = 1 << 7, /* also match the inner headers of VXLAN (4789) / Geneve (6081) */
 };
 
 /* The filter: packets must match every set field. Set before load (read-only data), so

@@ -29,6 +29,12 @@ export interface TraceFilter {
   netns?: NetnsRef | { inode: number };
   /** skb->mark, optionally under a mask (`{ value, mask }`). */
   mark?: number | { value: number; mask: number };
+  /**
+   * Also match host, proto and port against the inner headers of VXLAN (UDP 4789) and
+   * Geneve (UDP 6081, Ethernet payload) packets, so the encapsulated packet is followed
+   * before decapsulation too. Events then carry `inner`.
+   */
+  tunnels?: boolean;
 }
 
 const F_HOST4 = 1 << 0;
@@ -38,6 +44,7 @@ const F_PORT = 1 << 3;
 const F_IFINDEX = 1 << 4;
 const F_NETNS = 1 << 5;
 const F_MARK = 1 << 6;
+const F_TUNNELS = 1 << 7;
 /** sizeof(struct tracer_filter). */
 export const FILTER_SIZE = 64;
 
@@ -74,7 +81,7 @@ export function encodeFilter(f: TraceFilter | undefined): Buffer {
   const b = Buffer.alloc(FILTER_SIZE);
   if (f === undefined) return b;
   if (f === null || typeof f !== 'object') invalidArgument('filter', 'must be an object');
-  const known = new Set(['host', 'proto', 'port', 'iface', 'netns', 'mark']);
+  const known = new Set(['host', 'proto', 'port', 'iface', 'netns', 'mark', 'tunnels']);
   for (const k of Object.keys(f)) if (!known.has(k)) invalidArgument(`filter.${k}`, `unknown filter field (known: ${[...known].join(', ')})`);
   let flags = 0;
   if (f.host !== undefined) {
@@ -130,6 +137,10 @@ export function encodeFilter(f: TraceFilter | undefined): Buffer {
     const maskV = checkInteger(m.mask, 'filter.mark.mask', 0, 0xffffffff);
     b.writeUInt32LE((checkInteger(m.value, 'filter.mark', 0, 0xffffffff) & maskV) >>> 0, 20);
     b.writeUInt32LE(maskV, 24);
+  }
+  if (f.tunnels !== undefined) {
+    if (typeof f.tunnels !== 'boolean') invalidArgument('filter.tunnels', `must be true or false, got ${typeof f.tunnels}`);
+    if (f.tunnels) flags |= F_TUNNELS;
   }
   b.writeUInt32LE(flags, 0);
   return b;

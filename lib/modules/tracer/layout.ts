@@ -88,13 +88,15 @@ export interface TraceEvent {
   fib?: { table: number; result: string; err: number; oif?: number; gateway?: string };
   /** xdp_exception: the action; xdp_redirect: error, target (ifindex or map index) and map type. */
   xdp?: { action?: string; err?: number; target?: number; mapType?: number };
+  /** With the `tunnels` filter: the inner headers of a VXLAN or Geneve packet. */
+  inner?: { tunnel: 'vxlan' | 'geneve'; family: 4 | 6; proto: string | number; src: string; dst: string; sport?: number; dport?: number };
   /** neigh_update: the entry's state before and the state given, its link-layer address. */
   neigh?: { from: string; to: string; lladdr?: string };
 }
 
 /** Size of struct tracer_event. */
-export const EVENT_SIZE = 120;
-const O = { ts: 0, skb: 8, netns: 16, ifindex: 20, mark: 24, len: 28, reason: 32, result: 36, aux: 40, cpu: 44, point: 48, family: 50, proto: 51, sport: 52, dport: 54, saddr: 56, daddr: 72, gw: 88, ifname: 104 } as const;
+export const EVENT_SIZE = 160;
+const O = { ts: 0, skb: 8, netns: 16, ifindex: 20, mark: 24, len: 28, reason: 32, result: 36, aux: 40, cpu: 44, point: 48, family: 50, proto: 51, sport: 52, dport: 54, saddr: 56, daddr: 72, gw: 88, ifname: 104, inSaddr: 120, inDaddr: 136, inSport: 152, inDport: 154, inFamily: 156, inProto: 157, tunnel: 158 } as const;
 
 function ifname(b: Buffer, off: number): string {
   const end = b.indexOf(0, off);
@@ -139,6 +141,16 @@ export function eventCodec(dropReason: (code: number) => string): Codec<TraceEve
         if (p === 6 || p === 17 || p === 132) {
           e.sport = b.readUInt16LE(off + O.sport);
           e.dport = b.readUInt16LE(off + O.dport);
+        }
+      }
+      const tunnel = b[off + O.tunnel]!;
+      const inFamily = b[off + O.inFamily]!;
+      if ((tunnel === 1 || tunnel === 2) && (inFamily === 4 || inFamily === 6)) {
+        const p = b[off + O.inProto]!;
+        e.inner = { tunnel: tunnel === 1 ? 'vxlan' : 'geneve', family: inFamily, proto: ipProtocolName(p) ?? p, src: addr(b, off + O.inSaddr, inFamily), dst: addr(b, off + O.inDaddr, inFamily) };
+        if (p === 6 || p === 17 || p === 132) {
+          e.inner.sport = b.readUInt16LE(off + O.inSport);
+          e.inner.dport = b.readUInt16LE(off + O.inDport);
         }
       }
       const reason = b.readUInt32LE(off + O.reason);
