@@ -428,6 +428,77 @@ int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 	return 0;
 }
 
+static __always_inline int eq16(const __u8 *x, const __u8 *y)
+{
+	__u64 a[2], b[2];
+
+	__builtin_memcpy(a, x, 16);
+	__builtin_memcpy(b, y, 16);
+	return a[0] == b[0] && a[1] == b[1];
+}
+
+/* IPv6 route types (RTN_*) as the lookup's result, as the kernel's fib6 tracepoint words
+ * them (ip6_rt_type_to_error): 0 for unicast/local, else a negative errno. */
+static __always_inline int rt6_error(__u8 type)
+{
+	switch (type) {
+	case 6: return -22;   /* RTN_BLACKHOLE: -EINVAL */
+	case 7: return -113;  /* RTN_UNREACHABLE: -EHOSTUNREACH */
+	case 8: return -13;   /* RTN_PROHIBIT: -EACCES */
+	case 9: return -11;   /* RTN_THROW: -EAGAIN */
+	default: return 0;
+	}
+}
+
+SEC("tp_btf/fib6_table_lookup")
+int BPF_PROG(tr_fib6, const struct net *net, const struct fib6_result *res, struct fib6_table *table, const struct flowi6 *flp)
+{
+	struct emit_args a = { .point = P_FIB_LOOKUP };
+	struct last_pkt *l = last_slot(L_RX);
+	struct hdr p = { .family = 6 }, in = {};
+	struct fib6_nh *nh = 0;
+	struct net_device *out = 0;
+	const void *gw = 0;
+
+	count(S_SEEN);
+	if (table)
+		a.reason = BPF_CORE_READ(table, tb6_id);
+	if (res) {
+		a.result = rt6_error(BPF_CORE_READ(res, fib6_type));
+		nh = BPF_CORE_READ(res, nh);
+	}
+	if (nh)
+		out = BPF_CORE_READ(nh, nh_common.nhc_dev);
+	a.netns = BPF_CORE_READ(net, ns.inum);
+	bpf_probe_read_kernel(p.saddr, 16, __builtin_preserve_access_index(&flp->saddr));
+	bpf_probe_read_kernel(p.daddr, 16, __builtin_preserve_access_index(&flp->daddr));
+	a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_iif);
+	if (!a.ifindex || a.ifindex == 1)
+		a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_oif);
+	a.mark = BPF_CORE_READ(flp, __fl_common.flowic_mark);
+	if (l && l->skb && l->p.family == 6 && l->netns == a.netns && eq16(l->p.saddr, p.saddr) && eq16(l->p.daddr, p.daddr)) {
+		a.skb = l->skb;
+		p = l->p;
+		in = l->in;
+	} else {
+		p.proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
+		if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP) {
+			p.sport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.sport));
+			p.dport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
+		}
+		if (!match_where(a.ifindex, a.netns, a.mark, 1) || !match_pkt(&p))
+			return 0;
+	}
+	count(S_MATCHED);
+	if (nh && out) {
+		a.aux = BPF_CORE_READ(out, ifindex);
+		if (BPF_CORE_READ(nh, nh_common.nhc_gw_family) == 10 /* AF_INET6 */)
+			gw = __builtin_preserve_access_index(&nh->nh_common.nhc_gw.ipv4); /* the union's start */
+	}
+	emit(&a, &p, &in, gw, gw ? 16 : 0);
+	return 0;
+}
+
 /* Neighbour (ARP / NDP) state changes: host, interface and namespace filters apply (a
  * neighbour has no protocol, port or mark). */
 SEC("tp_btf/neigh_update")

@@ -10,6 +10,7 @@
 #define BPFKIT_TRACER_KERNEL_H
 
 #include <linux/types.h>
+#include <linux/in6.h> /* struct in6_addr: the UAPI one is the kernel's */
 
 #define BPFKIT_CORE __attribute__((preserve_access_index))
 
@@ -80,6 +81,26 @@ struct fib_nh_common {
 	union {
 		__be32 ipv4; /* or a struct in6_addr, from the same offset */
 	} nhc_gw;
+} BPFKIT_CORE;
+
+struct flowi6 {
+	struct flowi_common __fl_common;
+	struct in6_addr daddr;
+	struct in6_addr saddr;
+	union flowi_uli uli;
+} BPFKIT_CORE;
+
+struct fib6_nh {
+	struct fib_nh_common nh_common;
+} BPFKIT_CORE;
+
+struct fib6_result {
+	struct fib6_nh *nh;
+	__u8 fib6_type;
+} BPFKIT_CORE;
+
+struct fib6_table {
+	__u32 tb6_id;
 } BPFKIT_CORE;
 
 struct neigh_table {

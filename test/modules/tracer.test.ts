@@ -31,10 +31,12 @@ beforeAll(async () => {
   [a, r, b] = await Promise.all([lab.host('a'), lab.host('r', { forwarding: true }), lab.host('b')]);
   [ar, rb] = await Promise.all([
     lab.link(a, r, { aAddrs: [`${A}/24`, '2001:db8:10::1/64'], bAddrs: ['198.18.10.2/24', '2001:db8:10::2/64'] }),
-    lab.link(r, b, { aAddrs: ['198.18.11.1/24'], bAddrs: [`${B}/24`] }),
+    lab.link(r, b, { aAddrs: ['198.18.11.1/24', '2001:db8:11::1/64'], bAddrs: [`${B}/24`, '2001:db8:11::2/64'] }),
   ]);
   await a.addRoute('198.18.11.0/24 via 198.18.10.2');
   await b.addRoute('198.18.10.0/24 via 198.18.11.1');
+  await a.addRoute('2001:db8:11::/64 via 2001:db8:10::2');
+  await b.addRoute('2001:db8:10::/64 via 2001:db8:11::1');
   expect((await a.ping(B, { count: 1 })).received).toBe(1); // neighbours resolved
   for (const h of [a, r, b]) ino[h.name] = statSync(h.netnsPath).ino;
 });
@@ -129,6 +131,23 @@ describe('a forwarded packet', () => {
     } finally {
       await sink.close();
     }
+  });
+});
+
+describe('a forwarded IPv6 packet', () => {
+  it('shows the IPv6 FIB lookup in r (fib6_table_lookup) between its receive and its transmit', async () => {
+    expect((await a.ping('2001:db8:11::2', { count: 1 })).received).toBe(1);
+    const t = await PacketTracer.start({ filter: { host: '2001:db8:11::2', port: 6001 }, idleMs: 200 });
+    const { packets } = await collect(t, () => a.sendUdp('2001:db8:11::2', 6001, { count: 1 }), (p) => p.dropReason === 'NO_SOCKET');
+    const p = packets.find((x) => x.dropReason === 'NO_SOCKET');
+    expect(p).toBeDefined();
+    const inR = p!.events.filter((e) => e.netns === ino.r);
+    const fib = inR.findIndex((e) => e.point === 'fib_lookup' && e.fib?.result === 'found' && e.fib.oif === rb.a.ifindex);
+    expect(fib).toBeGreaterThan(0);
+    expect(inR[0]!.point).toBe('receive');
+    expect(inR.findIndex((e) => e.point === 'transmit')).toBeGreaterThan(fib);
+    expect(inR[fib]).toMatchObject({ family: 6, src: '2001:db8:10::1', dst: '2001:db8:11::2', dport: 6001 });
+    expect(p!.events[p!.events.length - 1]).toMatchObject({ point: 'drop', netns: ino.b, family: 6 });
   });
 });
 

@@ -13,8 +13,11 @@ import { xdpActionName } from '../../core/program.js';
 export type TracePoint =
   | 'receive' | 'queue' | 'transmit' | 'drop' | 'consume' | 'xdp_exception' | 'xdp_redirect' | 'fib_lookup' | 'neigh_update';
 
-/** Each point: its id in the record, the kernel tracepoints it needs, the programs that serve it. */
-export const POINTS: readonly { name: TracePoint; id: number; tracepoints: string[]; programs: string[] }[] = [
+/**
+ * Each point: its id in the record, the kernel tracepoints it needs, the programs that serve
+ * it, and optional programs loaded where the kernel has their tracepoint (IPv6 FIB lookups).
+ */
+export const POINTS: readonly { name: TracePoint; id: number; tracepoints: string[]; programs: string[]; optional?: { program: string; tracepoint: string }[] }[] = [
   { name: 'receive', id: 1, tracepoints: ['netif_receive_skb'], programs: ['tr_receive'] },
   { name: 'queue', id: 2, tracepoints: ['net_dev_queue'], programs: ['tr_queue'] },
   // a transmit is reported for the packet this CPU queued last: it needs the queue program
@@ -23,7 +26,7 @@ export const POINTS: readonly { name: TracePoint; id: number; tracepoints: strin
   { name: 'consume', id: 5, tracepoints: ['consume_skb'], programs: ['tr_consume'] },
   { name: 'xdp_exception', id: 6, tracepoints: ['xdp_exception'], programs: ['tr_xdp_exception'] },
   { name: 'xdp_redirect', id: 7, tracepoints: ['xdp_redirect', 'xdp_redirect_err'], programs: ['tr_xdp_redirect', 'tr_xdp_redirect_err'] },
-  { name: 'fib_lookup', id: 8, tracepoints: ['fib_table_lookup'], programs: ['tr_fib'] },
+  { name: 'fib_lookup', id: 8, tracepoints: ['fib_table_lookup'], programs: ['tr_fib'], optional: [{ program: 'tr_fib6', tracepoint: 'fib6_table_lookup' }] },
   { name: 'neigh_update', id: 9, tracepoints: ['neigh_update'], programs: ['tr_neigh'] },
 ];
 export const TRACE_POINTS: readonly TracePoint[] = POINTS.map((p) => p.name);

@@ -136,9 +136,16 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     }
 
     const programs = new Map<string, TracePoint>();
-    for (const name of points) for (const prog of POINTS.find((x) => x.name === name)!.programs) if (!programs.has(prog)) programs.set(prog, name);
+    for (const name of points) {
+      const p = POINTS.find((x) => x.name === name)!;
+      for (const prog of p.programs) if (!programs.has(prog)) programs.set(prog, name);
+      for (const o of p.optional ?? []) {
+        if (kernelHasTracepoint(o.tracepoint) !== false) programs.set(o.program, name);
+        else warnings.push(`point '${name}': this kernel has no tracepoint ${o.tracepoint}; that part of it is not traced`);
+      }
+    }
     const autoload: Record<string, { autoload: boolean }> = {};
-    for (const p of POINTS) for (const prog of p.programs) autoload[prog] = { autoload: programs.has(prog) };
+    for (const p of POINTS) for (const prog of [...p.programs, ...(p.optional ?? []).map((o) => o.program)]) autoload[prog] = { autoload: programs.has(prog) };
 
     const obj = BpfObject.openBuiltin('tracer', { globals: { filter }, programs: autoload, maps: { events: { maxEntries: ringBytes } } });
     const links: TracerLink[] = [];
