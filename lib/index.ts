@@ -18,3 +18,8 @@ export {
   type PipelineStage, type StagePosition, type XdpPipelineOptions, type PipelineStageStats, type PipelineStats,
 } from './modules/pipeline.js';
 export * from './modules/chain/index.js';
+export {
+  PacketTracer, TRACE_POINTS,
+  type PacketTracerOptions, type PacketTracerStats, type PacketTracerEvents, type TracePoint, type TraceEvent, type TraceFilter,
+  type TracePacket, type TraceVerdict, type TimelineEvent,
+} from './modules/tracer/index.js';

@@ -2,7 +2,8 @@
 # Brings a fresh clone to a runnable state, doing only what is missing or stale:
 #   1. system packages the build, tests and demo need (apt-get when root on
 #      Debian/Ubuntu; otherwise prints the exact command and stops)
-#   2. the BPF filesystem at /sys/fs/bpf (for pins)
+#   2. the BPF filesystem at /sys/fs/bpf (for pins), and tracefs at /sys/kernel/tracing
+#      (classic tracepoint programs need it for the event ids; tp_btf/raw_tp do not)
 #   3. npm ci when node_modules does not match package-lock.json
 #   4. the native addon + BPF objects (cmake-js, incremental) and dist/ (tsup)
 # Never run from an npm lifecycle hook of the published package.
@@ -39,6 +40,9 @@ fi
 
 if [ "$(id -u)" = 0 ] && ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
   mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf
+fi
+if [ "$(id -u)" = 0 ] && [ -d /sys/kernel/tracing ] && [ ! -e /sys/kernel/tracing/events ]; then
+  mount -t tracefs tracefs /sys/kernel/tracing || echo "bootstrap: cannot mount tracefs (tracepoint programs will say so)" >&2
 fi
 
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)

@@ -13,6 +13,10 @@ export { BpfObject, type BpfObjectOptions, type GlobalValue, type ProgramSpec, t
 export { BpfProgram, XdpProgram, XdpLink, xdpActionName, type XdpMode, type XdpAction, type XdpAttachOptions, type TestRunOptions, type TestRunResult, type ProgramInfo } from './program.js';
 export { DoubleBuffer, type SwapCopy } from './swap.js';
 export { TcProgram, TcLink, tcVerdictName, tcVerdictCode, tcxAvailable, type TcDirection, type TcKind, type TcVerdict, type TcAnchor, type TcAttachOptions, type TcTestRunOptions, type TcTestRunContext, type TcTestRunResult, type TcLinkInfo, type TcxHookState } from './tc.js';
+export {
+  TracingProgram, TracingLink, tracingSupport, kernelEnum, kernelHasTracepoint, dropReasonNamer, tracingSection,
+  type TracingKind, type TracingAttachOptions, type TracingLinkInfo, type TracingSupport,
+} from './tracing.js';
 export { BpfMap, perCpu, possibleCpus, type MapCodecs, type MapInfo, type UpdateFlag } from './map.js';
 export { RingBuffer, type RingBufferOptions, type RingBufferStats, type RingBufferLoss, type RingBufferEvents } from './ringbuf.js';
 export { type NetnsRef } from './netns.js';

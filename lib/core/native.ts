@@ -121,6 +121,11 @@ export interface NativeAddon {
   clsactAttach(progFd: number, target: string | number, direction: string, handle: number, priority: number, replace: boolean, netns?: string): { ifindex: number; handle: number; priority: number; createdQdisc: boolean };
   clsactQuery(ifindex: number, direction: string, handle: number, priority: number, netns?: string): number;
   clsactDetach(ifindex: number, direction: string, handle: number, priority: number, netns?: string): boolean;
+  // addon/tracing.cc: tracing program attachment and the kernel's BTF enums (lib/core/tracing.ts)
+  tracingAttach(progFd: number, kind: string, target: string, cookie?: bigint): NativeLinkHandle;
+  tracingProbe(): { kprobe: boolean; tracefs: string | null };
+  fentryProbe(): boolean;
+  kernelEnum(name: string): [string, number][] | null;
   libbpfVersion: string;
   NativeRingBuffer: new (fd: number, owner: object, dispatch: (owner: never, status: number) => void) => NativeRingBufferHandle;
 }

@@ -9,6 +9,7 @@ import { native, bpfObjectPath, type NativeObjectHandle } from './native.js';
 import { BpfProgram, XdpProgram, wrapProgram } from './program.js';
 import { RingBuffer, type RingBufferOptions } from './ringbuf.js';
 import { TcProgram } from './tc.js';
+import { TracingProgram, explainTracingLoadError, isTracingProgram } from './tracing.js';
 import { explainLoadError, requireMapTypes } from './features.js';
 
 /**
@@ -17,10 +18,11 @@ import { explainLoadError, requireMapTypes } from './features.js';
  */
 async function loadChecked(h: NativeObjectHandle): Promise<void> {
   requireMapTypes(h.maps());
+  const programs = h.programs();
   try {
     await h.load();
   } catch (e) {
-    throw explainLoadError(e);
+    throw explainTracingLoadError(explainLoadError(e), programs);
   }
 }
 
@@ -194,11 +196,18 @@ export class BpfObject {
     return this.#live().globals();
   }
 
-  /** A loaded program. XDP programs are returned as XdpProgram, sched_cls ones as TcProgram. */
+  /**
+   * A loaded program. XDP programs are returned as XdpProgram, sched_cls ones as TcProgram,
+   * tp_btf / raw_tp / tracepoint / kprobe / fentry ones as TracingProgram.
+   */
   program(name: string): BpfProgram {
     this.#needLoaded();
     const h = this.#live().program(name);
-    return h.info().type === 'sched_cls' ? new TcProgram(h, name) : wrapProgram(h, name);
+    const type = h.info().type;
+    if (type === 'sched_cls') return new TcProgram(h, name);
+    const section = this.#live().programs().find((p) => p.name === name)?.section ?? '';
+    if (isTracingProgram(type, section)) return new TracingProgram(h, name, section);
+    return wrapProgram(h, name);
   }
 
   /** A loaded XDP program (ERR_INVALID_ARGUMENT if `name` is another type). */
@@ -217,6 +226,16 @@ export class BpfObject {
     if (!(p instanceof TcProgram)) {
       p.close();
       invalidArgument('program', `'${name}' is a ${p.type} program, not sched_cls (TC)`);
+    }
+    return p;
+  }
+
+  /** A loaded tracing program (ERR_INVALID_ARGUMENT if `name` is another type). */
+  tracingProgram(name: string): TracingProgram {
+    const p = this.program(name);
+    if (!(p instanceof TracingProgram)) {
+      p.close();
+      invalidArgument('program', `'${name}' is a ${p.type} program, not a tracing program (tp_btf, raw_tp, tracepoint, kprobe, fentry)`);
     }
     return p;
   }

@@ -12,6 +12,7 @@ const MAIN = [
   'BpfkitError', 'VerifierError',
   'BpfObject', 'BpfProgram', 'XdpProgram', 'XdpLink', 'xdpActionName',
   'TcProgram', 'TcLink', 'tcVerdictName', 'tcVerdictCode', 'tcxAvailable',
+  'TracingProgram', 'TracingLink', 'tracingSupport', 'tracingSection', 'kernelEnum', 'kernelHasTracepoint', 'dropReasonNamer',
   'BpfMap', 'perCpu', 'possibleCpus', 'RingBuffer', 'DoubleBuffer', 'ifIndex',
   'u8', 'u16', 'u32', 'u64', 'i8', 'i16', 'i32', 'i64', 'be16', 'be32', 'bool', 'bytes', 'cstring',
   'mac', 'ipv4', 'ipv6', 'lpmKey', 'array', 'struct',
@@ -20,6 +21,7 @@ const MAIN = [
   // lib/modules
   'Decapsulator', 'TUNNEL_PROTOCOLS', 'DEFAULT_TUNNEL_PORTS', 'DECAP_PASS_REASONS',
   'XdpPipeline', 'PIPELINE_MAX_STAGES', 'ServiceChainer',
+  'PacketTracer', 'TRACE_POINTS',
   'AclFirewall', 'ACL_MAX_RULES', 'PROTOCOL_NUMBERS', 'parseClassBench', 'parseClassBenchTrace',
 ];
 

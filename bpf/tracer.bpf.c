@@ -1,0 +1,583 @@
+/* PacketTracer (lib/modules/tracer): follows packets through the kernel's network stack
+ * from BTF tracepoints (tp_btf), which every kernel with BTF has: no kprobes, no
+ * trampolines. Each point reads what it needs from the sk_buff with CO-RE reads, applies
+ * the filter (read-only data set before load: unset checks are removed by the verifier),
+ * and sends matching events to one ring buffer, losses counted (bpfkit_ringbuf.h).
+ *
+ * Events are keyed by the sk_buff's address, so user space can assemble one packet's path
+ * (its timeline). FIB lookups carry no skb: they are tied to the packet this CPU received
+ * last when the lookup's addresses are that packet's. Transmits are tied to the packet this
+ * CPU queued last (the driver may already have freed the skb when net_dev_xmit fires).
+ */
+#include "bpfkit_helpers.h"
+#include "bpfkit_ringbuf.h"
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "tracer/kernel.h"
+#include "tracer/event.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct tracer_filter filter = {};
+
+BPFKIT_RINGBUF(events, 1 << 22);
+
+/* Per-CPU counters: events seen at the points, events that matched the filter. */
+enum { S_SEEN, S_MATCHED, S_MAX };
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, S_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} tracer_stats SEC(".maps");
+
+/* What a packet's headers say (family 0: not read); for inner headers, which tunnel. */
+struct hdr {
+	__u8 family;
+	__u8 proto;
+	__u16 sport;
+	__u16 dport;
+	__u16 tunnel;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* The last matching packet this CPU received (for FIB lookups) or queued (for transmits). */
+struct last_pkt {
+	__u64 skb;
+	__u32 netns;
+	__u32 ifindex;
+	struct hdr p;
+	struct hdr in;
+};
+enum { L_RX, L_TX, L_MAX };
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, L_MAX);
+	__type(key, __u32);
+	__type(value, struct last_pkt);
+} last SEC(".maps");
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *c = bpf_map_lookup_elem(&tracer_stats, &slot);
+
+	if (c)
+		*c += 1;
+}
+
+static __always_inline struct last_pkt *last_slot(__u32 slot)
+{
+	return bpf_map_lookup_elem(&last, &slot);
+}
+
+static __always_inline __u32 dev_netns(struct net_device *dev)
+{
+	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+}
+
+/* Reads an IPv4/IPv6 header at `l3` and the TCP/UDP/SCTP ports after it; *l4 is where
+ * the transport header starts (0 for a later fragment). */
+static __always_inline int read_l3(unsigned char *l3, struct hdr *p, unsigned char **l4)
+{
+	__u8 first;
+
+	*l4 = 0;
+	if (bpf_probe_read_kernel(&first, 1, l3))
+		return 0;
+	if ((first >> 4) == 4) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), l3))
+			return 0;
+		p->family = 4;
+		p->proto = ip.protocol;
+		__builtin_memcpy(p->saddr, &ip.saddr, 4);
+		__builtin_memcpy(p->daddr, &ip.daddr, 4);
+		if (ip.frag_off & bpf_htons(0x1fff))
+			return 1; /* a later fragment: no ports */
+		*l4 = l3 + ip.ihl * 4;
+	} else if ((first >> 4) == 6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3))
+			return 0;
+		p->family = 6;
+		p->proto = ip6.nexthdr;
+		__builtin_memcpy(p->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(p->daddr, &ip6.daddr, 16);
+		*l4 = l3 + sizeof(ip6);
+	} else {
+		return 0;
+	}
+	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP || p->proto == IPPROTO_SCTP) {
+		__be16 ports[2];
+
+		if (!bpf_probe_read_kernel(ports, sizeof(ports), *l4)) {
+			p->sport = bpf_ntohs(ports[0]);
+			p->dport = bpf_ntohs(ports[1]);
+		}
+	}
+	return 1;
+}
+
+#define VXLAN_PORT 4789
+#define GENEVE_PORT 6081
+
+/* The inner Ethernet + IP headers of a VXLAN or Geneve packet whose UDP header is at l4. */
+static __always_inline void read_inner(unsigned char *l4, __u16 dport, struct hdr *in)
+{
+	unsigned char *eth, *l4in;
+	__be16 type;
+
+	if (dport == VXLAN_PORT) {
+		eth = l4 + 8 + 8; /* UDP, VXLAN header */
+		in->tunnel = 1;
+	} else {
+		__u8 g[4]; /* ver(2) opt_len(6), flags, protocol type */
+
+		if (bpf_probe_read_kernel(g, sizeof(g), l4 + 8) || g[2] != 0x65 || g[3] != 0x58)
+			return; /* not Transparent Ethernet Bridging */
+		eth = l4 + 8 + 8 + (g[0] & 0x3f) * 4;
+		in->tunnel = 2;
+	}
+	if (bpf_probe_read_kernel(&type, sizeof(type), eth + 12))
+		return;
+	if (type == bpf_htons(ETH_P_8021Q)) {
+		eth += 4;
+		if (bpf_probe_read_kernel(&type, sizeof(type), eth + 12))
+			return;
+	}
+	if (type != bpf_htons(ETH_P_IP) && type != bpf_htons(ETH_P_IPV6))
+		return;
+	if (!read_l3(eth + 14, in, &l4in))
+		in->tunnel = 0;
+}
+
+/* Reads the IPv4/IPv6 and TCP/UDP headers of `skb`, and with the tunnels filter the
+ * inner ones of VXLAN/Geneve packets. At receive the network header offset is not reset
+ * yet, but skb->data points at it (the link header was pulled). */
+static __always_inline int read_headers(struct sk_buff *skb, int at_data, struct hdr *p, struct hdr *in)
+{
+	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	unsigned char *l3, *l4;
+
+	if (proto && proto != ETH_P_IP && proto != ETH_P_IPV6)
+		return 0;
+	if (at_data || nh == 0xffff)
+		l3 = BPF_CORE_READ(skb, data);
+	else
+		l3 = BPF_CORE_READ(skb, head) + nh;
+	if (!read_l3(l3, p, &l4))
+		return 0;
+	if ((filter.flags & F_TUNNELS) && l4 && p->proto == IPPROTO_UDP && (p->dport == VXLAN_PORT || p->dport == GENEVE_PORT))
+		read_inner(l4, p->dport, in);
+	return 1;
+}
+
+static __always_inline int in6(const __u8 *a)
+{
+	__u32 w[4];
+
+	__builtin_memcpy(w, a, 16);
+	return (w[0] & filter.mask6[0]) == filter.host6[0] && (w[1] & filter.mask6[1]) == filter.host6[1] &&
+	       (w[2] & filter.mask6[2]) == filter.host6[2] && (w[3] & filter.mask6[3]) == filter.host6[3];
+}
+
+static __always_inline int match_host(const struct hdr *p)
+{
+	__u32 fl = filter.flags;
+
+	if (!(fl & (F_HOST4 | F_HOST6)))
+		return 1;
+	if (p->family == 4 && (fl & F_HOST4)) {
+		__u32 s, d;
+
+		__builtin_memcpy(&s, p->saddr, 4);
+		__builtin_memcpy(&d, p->daddr, 4);
+		return (s & filter.mask4) == filter.host4 || (d & filter.mask4) == filter.host4;
+	}
+	if (p->family == 6 && (fl & F_HOST6))
+		return in6(p->saddr) || in6(p->daddr);
+	return 0;
+}
+
+/* Header filters: host, protocol, port. A packet whose headers were not read matches
+ * only when none is set. */
+static __always_inline int match_pkt(const struct hdr *p)
+{
+	__u32 fl = filter.flags;
+
+	if ((fl & (F_HOST4 | F_HOST6 | F_PROTO | F_PORT)) && !p->family)
+		return 0;
+	if (!match_host(p))
+		return 0;
+	if ((fl & F_PROTO) && p->proto != filter.proto)
+		return 0;
+	if ((fl & F_PORT) && p->sport != filter.port && p->dport != filter.port)
+		return 0;
+	return 1;
+}
+
+/* Where filters: interface, namespace, mark (has_mark 0: the event has none). */
+static __always_inline int match_where(__u32 ifindex, __u32 netns, __u32 mark, int has_mark)
+{
+	__u32 fl = filter.flags;
+
+	if ((fl & F_IFINDEX) && ifindex != filter.ifindex)
+		return 0;
+	if ((fl & F_NETNS) && netns != filter.netns)
+		return 0;
+	if ((fl & F_MARK) && (!has_mark || (mark & filter.mark_mask) != filter.mark))
+		return 0;
+	return 1;
+}
+
+struct emit_args {
+	__u64 skb;
+	struct net_device *dev;
+	__u32 netns;
+	__u32 ifindex;
+	__u32 mark;
+	__u32 len;
+	__u32 reason;
+	__s32 result;
+	__u32 aux;
+	__u16 point;
+};
+
+static __always_inline void emit(const struct emit_args *a, const struct hdr *p, const struct hdr *in, const void *gw, __u32 gw_len)
+{
+	struct tracer_event *e = bpfkit_rb_reserve(events, sizeof(*e));
+
+	if (!e)
+		return;
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts = bpf_ktime_get_ns();
+	e->skb = a->skb;
+	e->netns = a->netns;
+	e->ifindex = a->ifindex;
+	e->mark = a->mark;
+	e->len = a->len;
+	e->reason = a->reason;
+	e->result = a->result;
+	e->aux = a->aux;
+	e->cpu = bpf_get_smp_processor_id();
+	e->point = a->point;
+	e->family = p->family;
+	e->proto = p->proto;
+	e->sport = p->sport;
+	e->dport = p->dport;
+	__builtin_memcpy(e->saddr, p->saddr, 16);
+	__builtin_memcpy(e->daddr, p->daddr, 16);
+	if (in && in->tunnel) {
+		e->tunnel = in->tunnel;
+		e->in_family = in->family;
+		e->in_proto = in->proto;
+		e->in_sport = in->sport;
+		e->in_dport = in->dport;
+		__builtin_memcpy(e->in_saddr, in->saddr, 16);
+		__builtin_memcpy(e->in_daddr, in->daddr, 16);
+	}
+	if (gw && gw_len == 16)
+		bpf_probe_read_kernel(e->gw, 16, gw);
+	else if (gw && gw_len == 6)
+		bpf_probe_read_kernel(e->gw, 6, gw);
+	else if (gw && gw_len == 4)
+		bpf_probe_read_kernel(e->gw, 4, gw);
+	struct net_device *dev = a->dev;
+
+	if (dev)
+		BPF_CORE_READ_STR_INTO(&e->ifname, dev, name);
+	bpfkit_rb_submit(e);
+}
+
+/* An event at an sk_buff: filter, remember for FIB lookups / transmits, emit. */
+static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data, __u32 reason)
+{
+	struct emit_args a = { .skb = (__u64)skb, .point = point, .reason = reason };
+	struct hdr p = {}, in = {};
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+
+	count(S_SEEN);
+	a.dev = dev;
+	a.ifindex = BPF_CORE_READ(dev, ifindex);
+	a.netns = dev ? dev_netns(dev) : BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
+	a.mark = BPF_CORE_READ(skb, mark);
+	if (!match_where(a.ifindex, a.netns, a.mark, 1))
+		return;
+	read_headers(skb, at_data, &p, &in);
+	if (!match_pkt(&p) && !(in.tunnel && match_pkt(&in)))
+		return;
+	count(S_MATCHED);
+	a.len = BPF_CORE_READ(skb, len);
+	if (point == P_RECEIVE || point == P_QUEUE) {
+		struct last_pkt *l = last_slot(point == P_RECEIVE ? L_RX : L_TX);
+
+		if (l) {
+			l->skb = a.skb;
+			l->netns = a.netns;
+			l->ifindex = a.ifindex;
+			l->p = p;
+			l->in = in;
+		}
+	}
+	emit(&a, &p, &in, 0, 0);
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(tr_receive, struct sk_buff *skb)
+{
+	on_skb(P_RECEIVE, skb, 1, 0);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(tr_queue, struct sk_buff *skb)
+{
+	on_skb(P_QUEUE, skb, 0, 0);
+	return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tr_drop, struct sk_buff *skb, void *location, int reason)
+{
+	on_skb(P_DROP, skb, 0, (__u32)reason);
+	return 0;
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(tr_consume, struct sk_buff *skb)
+{
+	on_skb(P_CONSUME, skb, 0, 0);
+	return 0;
+}
+
+/* The skb may be gone once the driver took it: only the packet this CPU just queued is
+ * reported, with the headers read at queueing. */
+SEC("tp_btf/net_dev_xmit")
+int BPF_PROG(tr_transmit, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
+{
+	struct last_pkt *l = last_slot(L_TX);
+	struct emit_args a = { .skb = (__u64)skb, .point = P_TRANSMIT, .dev = dev, .len = len, .result = rc };
+
+	count(S_SEEN);
+	if (!l || l->skb != a.skb)
+		return 0;
+	count(S_MATCHED);
+	a.ifindex = BPF_CORE_READ(dev, ifindex);
+	a.netns = dev_netns(dev);
+	emit(&a, &l->p, &l->in, 0, 0);
+	return 0;
+}
+
+SEC("tp_btf/fib_table_lookup")
+int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_common *nhc, int err)
+{
+	struct emit_args a = { .point = P_FIB_LOOKUP, .reason = tb_id, .result = err };
+	struct last_pkt *l = last_slot(L_RX);
+	struct net_device *out = 0;
+	struct hdr p = { .family = 4 }, in = {};
+	__u32 saddr = BPF_CORE_READ(flp, saddr), daddr = BPF_CORE_READ(flp, daddr);
+	const void *gw = 0;
+	__u32 gw_len = 0;
+
+	count(S_SEEN);
+	if (nhc) /* a failed lookup has none: null-check before any access */
+		out = BPF_CORE_READ(nhc, nhc_dev);
+	__builtin_memcpy(p.saddr, &saddr, 4);
+	__builtin_memcpy(p.daddr, &daddr, 4);
+	a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_iif);
+	if (!a.ifindex || a.ifindex == 1)
+		a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_oif);
+	a.mark = BPF_CORE_READ(flp, __fl_common.flowic_mark);
+	if (l && l->skb && l->p.family == 4 && !__builtin_memcmp(l->p.saddr, p.saddr, 4) &&
+	    !__builtin_memcmp(l->p.daddr, p.daddr, 4)) {
+		/* the lookup for the packet this CPU is receiving: it matched already */
+		a.skb = l->skb;
+		a.netns = l->netns;
+		p = l->p;
+		in = l->in;
+	} else {
+		p.proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
+		if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP) {
+			p.sport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.sport));
+			p.dport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
+		}
+		a.netns = out ? dev_netns(out) : 0;
+		if (!match_where(a.ifindex, a.netns, a.mark, 1) || !match_pkt(&p))
+			return 0; /* a route lookup has no inner headers to match */
+	}
+	count(S_MATCHED);
+	if (nhc && out) {
+		a.aux = BPF_CORE_READ(out, ifindex);
+		if (BPF_CORE_READ(nhc, nhc_gw_family) == 2 /* AF_INET */) {
+			gw = __builtin_preserve_access_index(&nhc->nhc_gw.ipv4);
+			gw_len = 4;
+		} else if (BPF_CORE_READ(nhc, nhc_gw_family) == 10 /* AF_INET6 */) {
+			gw = __builtin_preserve_access_index(&nhc->nhc_gw.ipv4); /* the union's start */
+			gw_len = 16;
+		}
+	}
+	emit(&a, &p, &in, gw, gw_len);
+	return 0;
+}
+
+static __always_inline int eq16(const __u8 *x, const __u8 *y)
+{
+	__u64 a[2], b[2];
+
+	__builtin_memcpy(a, x, 16);
+	__builtin_memcpy(b, y, 16);
+	return a[0] == b[0] && a[1] == b[1];
+}
+
+/* IPv6 route types (RTN_*) as the lookup's result, as the kernel's fib6 tracepoint words
+ * them (ip6_rt_type_to_error): 0 for unicast/local, else a negative errno. */
+static __always_inline int rt6_error(__u8 type)
+{
+	switch (type) {
+	case 6: return -22;   /* RTN_BLACKHOLE: -EINVAL */
+	case 7: return -113;  /* RTN_UNREACHABLE: -EHOSTUNREACH */
+	case 8: return -13;   /* RTN_PROHIBIT: -EACCES */
+	case 9: return -11;   /* RTN_THROW: -EAGAIN */
+	default: return 0;
+	}
+}
+
+SEC("tp_btf/fib6_table_lookup")
+int BPF_PROG(tr_fib6, const struct net *net, const struct fib6_result *res, struct fib6_table *table, const struct flowi6 *flp)
+{
+	struct emit_args a = { .point = P_FIB_LOOKUP };
+	struct last_pkt *l = last_slot(L_RX);
+	struct hdr p = { .family = 6 }, in = {};
+	struct fib6_nh *nh = 0;
+	struct net_device *out = 0;
+	const void *gw = 0;
+
+	count(S_SEEN);
+	if (table)
+		a.reason = BPF_CORE_READ(table, tb6_id);
+	if (res) {
+		a.result = rt6_error(BPF_CORE_READ(res, fib6_type));
+		nh = BPF_CORE_READ(res, nh);
+	}
+	if (nh)
+		out = BPF_CORE_READ(nh, nh_common.nhc_dev);
+	a.netns = BPF_CORE_READ(net, ns.inum);
+	bpf_probe_read_kernel(p.saddr, 16, __builtin_preserve_access_index(&flp->saddr));
+	bpf_probe_read_kernel(p.daddr, 16, __builtin_preserve_access_index(&flp->daddr));
+	a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_iif);
+	if (!a.ifindex || a.ifindex == 1)
+		a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_oif);
+	a.mark = BPF_CORE_READ(flp, __fl_common.flowic_mark);
+	if (l && l->skb && l->p.family == 6 && l->netns == a.netns && eq16(l->p.saddr, p.saddr) && eq16(l->p.daddr, p.daddr)) {
+		a.skb = l->skb;
+		p = l->p;
+		in = l->in;
+	} else {
+		p.proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
+		if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP) {
+			p.sport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.sport));
+			p.dport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
+		}
+		if (!match_where(a.ifindex, a.netns, a.mark, 1) || !match_pkt(&p))
+			return 0;
+	}
+	count(S_MATCHED);
+	if (nh && out) {
+		a.aux = BPF_CORE_READ(out, ifindex);
+		if (BPF_CORE_READ(nh, nh_common.nhc_gw_family) == 10 /* AF_INET6 */)
+			gw = __builtin_preserve_access_index(&nh->nh_common.nhc_gw.ipv4); /* the union's start */
+	}
+	emit(&a, &p, &in, gw, gw ? 16 : 0);
+	return 0;
+}
+
+/* Neighbour (ARP / NDP) state changes: host, interface and namespace filters apply (a
+ * neighbour has no protocol, port or mark). */
+SEC("tp_btf/neigh_update")
+int BPF_PROG(tr_neigh, struct neighbour *n, const __u8 *lladdr, __u8 new_state, __u32 flags, __u32 pid)
+{
+	struct emit_args a = { .point = P_NEIGH_UPDATE, .reason = new_state };
+	struct hdr p = {};
+	int fam = BPF_CORE_READ(n, tbl, family);
+	const void *key = __builtin_preserve_access_index(&n->primary_key);
+
+	struct net_device *dev = BPF_CORE_READ(n, dev);
+
+	count(S_SEEN);
+	a.dev = dev;
+	a.ifindex = BPF_CORE_READ(dev, ifindex);
+	a.netns = dev_netns(dev);
+	a.aux = BPF_CORE_READ(n, nud_state);
+	if (fam == 2) {
+		p.family = 4;
+		bpf_probe_read_kernel(p.daddr, 4, key);
+	} else if (fam == 10) {
+		p.family = 6;
+		bpf_probe_read_kernel(p.daddr, 16, key);
+	}
+	if (!match_where(a.ifindex, a.netns, 0, 0) || !match_host(&p))
+		return 0;
+	if ((filter.flags & (F_HOST4 | F_HOST6)) && !p.family)
+		return 0;
+	count(S_MATCHED);
+	emit(&a, &p, 0, lladdr, lladdr ? 6 : 0);
+	return 0;
+}
+
+/* XDP events carry no packet: they pass the interface and namespace filters, and only
+ * when no header filter (host, protocol, port, mark) is set. */
+static __always_inline int xdp_match(struct net_device *dev, struct emit_args *a)
+{
+	count(S_SEEN);
+	if (filter.flags & (F_HOST4 | F_HOST6 | F_PROTO | F_PORT | F_MARK))
+		return 0;
+	a->dev = dev;
+	a->ifindex = BPF_CORE_READ(dev, ifindex);
+	a->netns = dev_netns(dev);
+	if (!match_where(a->ifindex, a->netns, 0, 0))
+		return 0;
+	count(S_MATCHED);
+	return 1;
+}
+
+SEC("tp_btf/xdp_exception")
+int BPF_PROG(tr_xdp_exception, struct net_device *dev, void *prog, __u32 act)
+{
+	struct emit_args a = { .point = P_XDP_EXCEPTION, .reason = act };
+	struct hdr p = {};
+
+	if (xdp_match(dev, &a))
+		emit(&a, &p, 0, 0, 0);
+	return 0;
+}
+
+static __always_inline void on_redirect(struct net_device *dev, int err, int map_type, __u32 index)
+{
+	struct emit_args a = { .point = P_XDP_REDIRECT, .reason = (__u32)map_type, .result = err, .aux = index };
+	struct hdr p = {};
+
+	if (xdp_match(dev, &a))
+		emit(&a, &p, 0, 0, 0);
+}
+
+SEC("tp_btf/xdp_redirect")
+int BPF_PROG(tr_xdp_redirect, struct net_device *dev, void *prog, void *tgt, int err, int map_type, __u32 map_id, __u32 index)
+{
+	on_redirect(dev, err, map_type, index);
+	return 0;
+}
+
+SEC("tp_btf/xdp_redirect_err")
+int BPF_PROG(tr_xdp_redirect_err, struct net_device *dev, void *prog, void *tgt, int err, int map_type, __u32 map_id, __u32 index)
+{
+	on_redirect(dev, err, map_type, index);
+	return 0;
+}

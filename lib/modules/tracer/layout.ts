@@ -1,0 +1,193 @@
+/**
+ * PacketTracer's points and its event record (bpf/tracer/event.h): the point table (which
+ * tracepoints and programs each point needs) and the decoding of one record into a
+ * {@link TraceEvent}, with drop reasons named from the running kernel's BTF.
+ */
+import { BpfkitError } from '../../core/errors.js';
+import { formatIPv4, formatIPv6 } from '../../core/codecs.js';
+import type { Codec } from '../../core/codecs.js';
+import { ipProtocolName } from '../../core/protocols.js';
+import { xdpActionName } from '../../core/program.js';
+
+/** Where in the kernel an event was seen. */
+export type TracePoint =
+  | 'receive' | 'queue' | 'transmit' | 'drop' | 'consume' | 'xdp_exception' | 'xdp_redirect' | 'fib_lookup' | 'neigh_update';
+
+/**
+ * Each point: its id in the record, the kernel tracepoints it needs, the programs that serve
+ * it, and optional programs loaded where the kernel has their tracepoint (IPv6 FIB lookups).
+ */
+export const POINTS: readonly { name: TracePoint; id: number; tracepoints: string[]; programs: string[]; optional?: { program: string; tracepoint: string }[] }[] = [
+  { name: 'receive', id: 1, tracepoints: ['netif_receive_skb'], programs: ['tr_receive'] },
+  { name: 'queue', id: 2, tracepoints: ['net_dev_queue'], programs: ['tr_queue'] },
+  // a transmit is reported for the packet this CPU queued last: it needs the queue program
+  { name: 'transmit', id: 3, tracepoints: ['net_dev_xmit', 'net_dev_queue'], programs: ['tr_transmit', 'tr_queue'] },
+  { name: 'drop', id: 4, tracepoints: ['kfree_skb'], programs: ['tr_drop'] },
+  { name: 'consume', id: 5, tracepoints: ['consume_skb'], programs: ['tr_consume'] },
+  { name: 'xdp_exception', id: 6, tracepoints: ['xdp_exception'], programs: ['tr_xdp_exception'] },
+  { name: 'xdp_redirect', id: 7, tracepoints: ['xdp_redirect', 'xdp_redirect_err'], programs: ['tr_xdp_redirect', 'tr_xdp_redirect_err'] },
+  { name: 'fib_lookup', id: 8, tracepoints: ['fib_table_lookup'], programs: ['tr_fib'], optional: [{ program: 'tr_fib6', tracepoint: 'fib6_table_lookup' }] },
+  { name: 'neigh_update', id: 9, tracepoints: ['neigh_update'], programs: ['tr_neigh'] },
+];
+export const TRACE_POINTS: readonly TracePoint[] = POINTS.map((p) => p.name);
+const POINT_BY_ID: (TracePoint | undefined)[] = [];
+for (const p of POINTS) POINT_BY_ID[p.id] = p.name;
+
+/** Neighbour states (NUD_*), by bit. */
+const NUD: readonly [number, string][] = [
+  [0x01, 'INCOMPLETE'], [0x02, 'REACHABLE'], [0x04, 'STALE'], [0x08, 'DELAY'], [0x10, 'PROBE'], [0x20, 'FAILED'], [0x40, 'NOARP'], [0x80, 'PERMANENT'],
+];
+function nudName(s: number): string {
+  if (s === 0) return 'NONE';
+  return NUD.filter(([bit]) => s & bit).map(([, n]) => n).join('|') || `0x${s.toString(16)}`;
+}
+
+/**
+ * The result of a FIB table lookup: 'found', or what the kernel's route types return
+ * (-EAGAIN: no match in this table, the next rule is tried; -EHOSTUNREACH: unreachable
+ * route; -EACCES: prohibit; -EINVAL: blackhole; -ENETUNREACH: no route at all).
+ */
+function fibResult(err: number): string {
+  switch (err) {
+    case 0: return 'found';
+    case -11: return 'no-match';
+    case -113: return 'unreachable';
+    case -13: return 'prohibit';
+    case -22: return 'blackhole';
+    case -101: return 'no-route';
+    default: return `error(${err})`;
+  }
+}
+
+/** One event: where a packet (an sk_buff) was seen, and what the kernel did there. */
+export interface TraceEvent {
+  point: TracePoint;
+  /** bpf_ktime_get_ns() (CLOCK_MONOTONIC, ns). */
+  time: bigint;
+  /** The sk_buff's address ('0x…'): one packet's events share it. Empty: no packet (XDP, neighbour, a route lookup of no received packet). */
+  skb: string;
+  cpu: number;
+  /** Network namespace inode (as `ls -i /run/netns/NAME` or `/proc/PID/ns/net` shows); 0 when unknown. */
+  netns: number;
+  ifindex: number;
+  ifname: string;
+  mark: number;
+  /** Bytes in the skb (transmit: what the driver was handed). */
+  len: number;
+  family?: 4 | 6;
+  /** IP protocol name (or number). */
+  proto?: string | number;
+  src?: string;
+  dst?: string;
+  sport?: number;
+  dport?: number;
+  /** drop: the kernel's reason, named from its BTF enum skb_drop_reason ('NO_SOCKET', 'NETFILTER_DROP', ...). */
+  dropReason?: string;
+  /** drop: the reason's number on this kernel. */
+  dropReasonCode?: number;
+  /** transmit: the driver's return code (0: NETDEV_TX_OK). */
+  rc?: number;
+  /** fib_lookup: table id, result, out interface and gateway. */
+  fib?: { table: number; result: string; err: number; oif?: number; gateway?: string };
+  /** xdp_exception: the action; xdp_redirect: error, target (ifindex or map index) and map type. */
+  xdp?: { action?: string; err?: number; target?: number; mapType?: number };
+  /** With the `tunnels` filter: the inner headers of a VXLAN or Geneve packet. */
+  inner?: { tunnel: 'vxlan' | 'geneve'; family: 4 | 6; proto: string | number; src: string; dst: string; sport?: number; dport?: number };
+  /** neigh_update: the entry's state before and the state given, its link-layer address. */
+  neigh?: { from: string; to: string; lladdr?: string };
+}
+
+/** Size of struct tracer_event. */
+export const EVENT_SIZE = 160;
+const O = { ts: 0, skb: 8, netns: 16, ifindex: 20, mark: 24, len: 28, reason: 32, result: 36, aux: 40, cpu: 44, point: 48, family: 50, proto: 51, sport: 52, dport: 54, saddr: 56, daddr: 72, gw: 88, ifname: 104, inSaddr: 120, inDaddr: 136, inSport: 152, inDport: 154, inFamily: 156, inProto: 157, tunnel: 158 } as const;
+
+function ifname(b: Buffer, off: number): string {
+  const end = b.indexOf(0, off);
+  return b.toString('latin1', off, end < 0 || end > off + 16 ? off + 16 : end);
+}
+const addr = (b: Buffer, off: number, family: number) => (family === 4 ? formatIPv4(b, off) : formatIPv6(b, off));
+const mac = (b: Buffer, off: number) => [...b.subarray(off, off + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+
+/** A ring buffer codec that decodes records straight into TraceEvents. */
+export function eventCodec(dropReason: (code: number) => string): Codec<TraceEvent> {
+  return {
+    name: 'tracer_event',
+    size: EVENT_SIZE,
+    align: 8,
+    layout: { kind: 'bytes', size: EVENT_SIZE },
+    encode() {
+      throw new BpfkitError('ERR_UNSUPPORTED', 'trace events are read, never written');
+    },
+    decode(b, off) {
+      const id = b.readUInt16LE(off + O.point);
+      const family = b[off + O.family]!;
+      const skb = b.readBigUInt64LE(off + O.skb);
+      const e: TraceEvent = {
+        point: POINT_BY_ID[id] ?? (`unknown(${id})` as TracePoint),
+        time: b.readBigUInt64LE(off + O.ts),
+        skb: skb ? `0x${skb.toString(16)}` : '',
+        cpu: b.readUInt32LE(off + O.cpu),
+        netns: b.readUInt32LE(off + O.netns),
+        ifindex: b.readUInt32LE(off + O.ifindex),
+        ifname: ifname(b, off + O.ifname),
+        mark: b.readUInt32LE(off + O.mark),
+        len: b.readUInt32LE(off + O.len),
+      };
+      if (family === 4 || family === 6) {
+        e.family = family;
+        const p = b[off + O.proto]!;
+        if (e.point !== 'neigh_update') {
+          e.proto = ipProtocolName(p) ?? p;
+          e.src = addr(b, off + O.saddr, family);
+        }
+        e.dst = addr(b, off + O.daddr, family);
+        if (p === 6 || p === 17 || p === 132) {
+          e.sport = b.readUInt16LE(off + O.sport);
+          e.dport = b.readUInt16LE(off + O.dport);
+        }
+      }
+      const tunnel = b[off + O.tunnel]!;
+      const inFamily = b[off + O.inFamily]!;
+      if ((tunnel === 1 || tunnel === 2) && (inFamily === 4 || inFamily === 6)) {
+        const p = b[off + O.inProto]!;
+        e.inner = { tunnel: tunnel === 1 ? 'vxlan' : 'geneve', family: inFamily, proto: ipProtocolName(p) ?? p, src: addr(b, off + O.inSaddr, inFamily), dst: addr(b, off + O.inDaddr, inFamily) };
+        if (p === 6 || p === 17 || p === 132) {
+          e.inner.sport = b.readUInt16LE(off + O.inSport);
+          e.inner.dport = b.readUInt16LE(off + O.inDport);
+        }
+      }
+      const reason = b.readUInt32LE(off + O.reason);
+      const result = b.readInt32LE(off + O.result);
+      const aux = b.readUInt32LE(off + O.aux);
+      switch (e.point) {
+        case 'drop':
+          e.dropReason = dropReason(reason);
+          e.dropReasonCode = reason;
+          break;
+        case 'transmit':
+          e.rc = result;
+          break;
+        case 'fib_lookup': {
+          e.fib = { table: reason, result: fibResult(result), err: result };
+          if (aux) e.fib.oif = aux;
+          const gw = b.subarray(off + O.gw, off + O.gw + 16);
+          if (gw.some((x) => x !== 0)) e.fib.gateway = gw.subarray(4).some((x) => x !== 0) ? formatIPv6(gw, 0) : formatIPv4(gw, 0);
+          break;
+        }
+        case 'xdp_exception':
+          e.xdp = { action: xdpActionName(reason) };
+          break;
+        case 'xdp_redirect':
+          e.xdp = { err: result, target: aux, mapType: reason };
+          break;
+        case 'neigh_update': {
+          e.neigh = { from: nudName(aux), to: nudName(reason) };
+          if (b.subarray(off + O.gw, off + O.gw + 6).some((x) => x !== 0)) e.neigh.lladdr = mac(b, off + O.gw);
+          break;
+        }
+        default:
+      }
+      return e;
+    },
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * Per-packet timelines: events grouped by sk_buff address into one packet's path through
+ * the kernel (namespace, interface, point, time since the first event, drop reason). A
+ * timeline ends at a drop or a consume (the sk_buff is freed: its address may be reused),
+ * when it has been idle for `idleMs`, or when the tracer stops.
+ */
+import type { TraceEvent } from './layout.js';
+
+/** What became of a packet: freed as a drop, consumed (delivered), sent out last, or still unknown. */
+export type TraceVerdict = 'dropped' | 'consumed' | 'transmitted' | 'unfinished';
+
+/** One event in a timeline, with its time relative to the timeline's first event. */
+export type TimelineEvent = TraceEvent & { dtNs: number };
+
+/** One packet's path: its events in time order. */
+export interface TracePacket {
+  skb: string;
+  /** Time of the first event (bpf_ktime_get_ns). */
+  start: bigint;
+  durationNs: number;
+  verdict: TraceVerdict;
+  /** The drop reason when verdict is 'dropped'. */
+  dropReason?: string;
+  /** Network namespaces (inodes) the packet was seen in, in order of first appearance. */
+  namespaces: number[];
+  events: TimelineEvent[];
+}
+
+interface Open {
+  events: TraceEvent[];
+  lastSeen: number;
+}
+
+/** Most timelines kept open at once; beyond it the oldest is closed as 'unfinished'. */
+export const MAX_OPEN_TIMELINES = 65536;
+
+export class TimelineAssembler {
+  #open = new Map<string, Open>();
+
+  get openCount(): number {
+    return this.#open.size;
+  }
+
+  /** Adds an event; returns the timelines it finished (its own, or the oldest when full). */
+  add(e: TraceEvent, nowMs: number): TracePacket[] {
+    if (!e.skb) return [];
+    let t = this.#open.get(e.skb);
+    const done: TracePacket[] = [];
+    if (!t) {
+      if (this.#open.size >= MAX_OPEN_TIMELINES) {
+        const [oldest, ot] = this.#open.entries().next().value as [string, Open];
+        this.#open.delete(oldest);
+        done.push(finish(oldest, ot.events));
+      }
+      t = { events: [], lastSeen: nowMs };
+      this.#open.set(e.skb, t);
+    }
+    t.events.push(e);
+    t.lastSeen = nowMs;
+    if (e.point === 'drop' || e.point === 'consume') {
+      this.#open.delete(e.skb);
+      done.push(finish(e.skb, t.events));
+    }
+    return done;
+  }
+
+  /** Closes the timelines idle for at least `idleMs`. */
+  sweep(nowMs: number, idleMs: number): TracePacket[] {
+    const done: TracePacket[] = [];
+    for (const [skb, t] of this.#open) {
+      if (nowMs - t.lastSeen < idleMs) continue;
+      this.#open.delete(skb);
+      done.push(finish(skb, t.events));
+    }
+    return done;
+  }
+
+  /** Closes every open timeline. */
+  flush(): TracePacket[] {
+    const done = [...this.#open].map(([skb, t]) => finish(skb, t.events));
+    this.#open.clear();
+    return done;
+  }
+}
+
+function finish(skb: string, events: TraceEvent[]): TracePacket {
+  const sorted = [...events].sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  const start = sorted[0]!.time;
+  const last = sorted[sorted.length - 1]!;
+  const verdict: TraceVerdict = last.point === 'drop' ? 'dropped' : last.point === 'consume' ? 'consumed' : last.point === 'transmit' ? 'transmitted' : 'unfinished';
+  const namespaces: number[] = [];
+  for (const e of sorted) if (e.netns && !namespaces.includes(e.netns)) namespaces.push(e.netns);
+  const p: TracePacket = {
+    skb,
+    start,
+    durationNs: Number(last.time - start),
+    verdict,
+    namespaces,
+    events: sorted.map((e) => ({ ...e, dtNs: Number(e.time - start) })),
+  };
+  if (last.dropReason !== undefined) p.dropReason = last.dropReason;
+  return p;
+}

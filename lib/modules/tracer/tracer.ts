@@ -1,0 +1,295 @@
+/**
+ * PacketTracer: follows packets through the kernel's network stack for one debugging
+ * session. `start()` loads bpf/tracer.bpf.c with the filter as read-only data, attaches a
+ * tp_btf program per point, and streams events from one ring buffer; `stop()` detaches and
+ * unloads everything (and so does the death of the process: every attachment is a bpf_link).
+ *
+ * ```ts
+ * const trace = await PacketTracer.start({ filter: { host: '198.18.0.2', proto: 'udp', port: 53 } });
+ * trace.on('packet', (p) => console.log(p.verdict, p.dropReason, p.events.map((e) => `${e.ifname} ${e.point}`)));
+ * trace.toJSONLines().pipe(process.stdout);
+ * await trace.stop();
+ * ```
+ */
+import { EventEmitter, on } from 'node:events';
+import { Readable } from 'node:stream';
+import { BpfkitError, invalidArgument } from '../../core/errors.js';
+import { u32, u64 } from '../../core/codecs.js';
+import { checkInteger } from '../../core/validate.js';
+import { BpfObject } from '../../core/object.js';
+import type { BpfMap } from '../../core/map.js';
+import type { RingBuffer, RingBufferLoss } from '../../core/ringbuf.js';
+import { dropReasonNamer, kernelHasTracepoint, tracingSupport, type TracingLink } from '../../core/tracing.js';
+import { encodeFilter, type TraceFilter } from './filter.js';
+import { POINTS, TRACE_POINTS, eventCodec, type TraceEvent, type TracePoint } from './layout.js';
+import { TimelineAssembler, type TracePacket } from './timeline.js';
+
+export interface PacketTracerOptions {
+  /** Which packets (evaluated in the kernel); default: every packet. */
+  filter?: TraceFilter;
+  /** Points to trace; default: all the running kernel has. */
+  points?: readonly TracePoint[];
+  /** Ring buffer size in bytes (a power of two, at least a page; default 4 MiB). */
+  ringBytes?: number;
+  /** A timeline with no new event for this long ends as 'unfinished' or 'transmitted' (default 1000 ms). */
+  idleMs?: number;
+}
+
+export interface PacketTracerStats {
+  /** Events the programs saw at their points (matching or not). */
+  seen: number;
+  /** Events that matched the filter. */
+  matched: number;
+  /** Events delivered to JS. */
+  events: number;
+  /** Timelines finished. */
+  packets: number;
+  /** Timelines still open. */
+  open: number;
+  /** Events lost because the ring buffer was full (null: unknown). */
+  lost: number | null;
+}
+
+export interface PacketTracerEvents {
+  event: [TraceEvent];
+  packet: [TracePacket];
+  /** Events lost because the ring buffer was full (checked once a second). */
+  lost: [RingBufferLoss];
+  error: [Error];
+  /** After stop(): every timeline has been emitted. */
+  end: [];
+}
+
+type Listener<A extends unknown[]> = (...args: A) => void;
+interface TracerLink { point: TracePoint; program: string; link: TracingLink }
+
+/** A running trace session (see the module comment). */
+export class PacketTracer extends EventEmitter<PacketTracerEvents> implements AsyncIterable<TracePacket> {
+  /** What this kernel cannot trace, said once at start (e.g. no kprobe-based per-function tracing). */
+  readonly warnings: readonly string[];
+  /** The points being traced. */
+  readonly points: readonly TracePoint[];
+  #obj: BpfObject;
+  #links: TracerLink[];
+  #rb: RingBuffer<TraceEvent>;
+  #timelines = new TimelineAssembler();
+  #sweep: NodeJS.Timeout;
+  #idleMs: number;
+  #wanted: Set<TracePoint>;
+  #events = 0;
+  #packets = 0;
+  #stopped = false;
+
+  private constructor(m: { obj: BpfObject; links: TracerLink[]; points: TracePoint[]; warnings: string[]; idleMs: number }) {
+    super();
+    this.#obj = m.obj;
+    this.#links = m.links;
+    this.points = m.points;
+    this.warnings = m.warnings;
+    this.#idleMs = m.idleMs;
+    this.#wanted = new Set(m.points);
+    this.#rb = m.obj.ringBuffer('events', eventCodec(dropReasonNamer()), { batchSize: 1024 });
+    this.#rb.on('batch', (batch) => this.#onBatch(batch));
+    this.#rb.on('error', (e) => this.#emitError(e));
+    this.#rb.on('lost', (l) => this.emit('lost', l));
+    this.#sweep = setInterval(() => this.#deliver(this.#timelines.sweep(Date.now(), this.#idleMs)), Math.max(50, Math.min(this.#idleMs, 1000)));
+    this.#sweep.unref();
+  }
+
+  /**
+   * Loads and attaches the tracer. Bad options are ERR_INVALID_ARGUMENT naming the field,
+   * before anything reaches the kernel. Points whose tracepoint this kernel lacks are
+   * skipped with a warning (an explicitly requested one is ERR_UNSUPPORTED).
+   */
+  static async start(opts: PacketTracerOptions = {}): Promise<PacketTracer> {
+    if (opts === null || typeof opts !== 'object') invalidArgument('options', 'must be an object');
+    const filter = encodeFilter(opts.filter);
+    const idleMs = opts.idleMs === undefined ? 1000 : checkInteger(opts.idleMs, 'idleMs', 1, 3_600_000);
+    const ringBytes = opts.ringBytes === undefined ? 1 << 22 : checkInteger(opts.ringBytes, 'ringBytes', 4096, 1 << 30);
+    if ((ringBytes & (ringBytes - 1)) !== 0) invalidArgument('ringBytes', `must be a power of two, got ${ringBytes}`);
+    let wanted: TracePoint[];
+    if (opts.points === undefined) {
+      wanted = [...TRACE_POINTS];
+    } else {
+      if (!Array.isArray(opts.points) || opts.points.length === 0) invalidArgument('points', `must be a non-empty list of: ${TRACE_POINTS.join(', ')}`);
+      for (const p of opts.points) if (!TRACE_POINTS.includes(p)) invalidArgument('points', `unknown point ${JSON.stringify(p)} (known: ${TRACE_POINTS.join(', ')})`);
+      wanted = [...new Set(opts.points)];
+    }
+
+    const support = tracingSupport();
+    const warnings: string[] = [];
+    if (!support.kprobe || !support.fentry) {
+      warnings.push(`per-function tracing (kprobes, fentry) is unavailable on this kernel; tracing on tracepoints only (${support.missing.filter((m) => /^(kprobe|fentry)/.test(m)).join('; ')})`);
+    }
+    if (!support.tpBtf) throw new BpfkitError('ERR_UNSUPPORTED', 'PacketTracer needs BTF tracepoints (tp_btf): the kernel has no BTF (/sys/kernel/btf/vmlinux)', { details: { feature: 'kernel BTF' } });
+    const points: TracePoint[] = [];
+    for (const name of wanted) {
+      const p = POINTS.find((x) => x.name === name)!;
+      const missing = p.tracepoints.filter((tp) => kernelHasTracepoint(tp) === false);
+      if (missing.length === 0) {
+        points.push(name);
+        continue;
+      }
+      const msg = `point '${name}' needs the tracepoint${missing.length > 1 ? 's' : ''} ${missing.join(', ')}, which this kernel does not have`;
+      if (opts.points !== undefined) throw new BpfkitError('ERR_UNSUPPORTED', msg, { field: 'points', details: { feature: `tracepoint ${missing[0]}` } });
+      warnings.push(msg);
+    }
+
+    const programs = new Map<string, TracePoint>();
+    for (const name of points) {
+      const p = POINTS.find((x) => x.name === name)!;
+      for (const prog of p.programs) if (!programs.has(prog)) programs.set(prog, name);
+      for (const o of p.optional ?? []) {
+        if (kernelHasTracepoint(o.tracepoint) !== false) programs.set(o.program, name);
+        else warnings.push(`point '${name}': this kernel has no tracepoint ${o.tracepoint}; that part of it is not traced`);
+      }
+    }
+    const autoload: Record<string, { autoload: boolean }> = {};
+    for (const p of POINTS) for (const prog of [...p.programs, ...(p.optional ?? []).map((o) => o.program)]) autoload[prog] = { autoload: programs.has(prog) };
+
+    const obj = BpfObject.openBuiltin('tracer', { globals: { filter }, programs: autoload, maps: { events: { maxEntries: ringBytes } } });
+    const links: TracerLink[] = [];
+    try {
+      await obj.load();
+      for (const [prog, point] of programs) {
+        const p = obj.tracingProgram(prog);
+        try {
+          links.push({ point, program: prog, link: p.attach() });
+        } finally {
+          p.close(); // the link holds the program
+        }
+      }
+      return new PacketTracer({ obj, links, points, warnings, idleMs });
+    } catch (e) {
+      for (const l of links) l.link.close();
+      obj.close();
+      throw e;
+    }
+  }
+
+  /** The loaded programs, by point (ids as `bpftool prog show` lists them). */
+  get programs(): { point: TracePoint; name: string; id: number; linkId: number }[] {
+    if (this.#stopped) return [];
+    return this.#links.map((l) => {
+      const i = l.link.info;
+      return { point: l.point, name: l.program, id: i.progId, linkId: i.id };
+    });
+  }
+
+  /** Lets the process exit while tracing (the ring buffer's poll handle no longer holds the event loop). */
+  unref(): this {
+    if (!this.#stopped) this.#rb.unref();
+    return this;
+  }
+  /** Undoes unref(): a running trace keeps the process alive until stop() (the default). */
+  ref(): this {
+    if (!this.#stopped) this.#rb.ref();
+    return this;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  stats(): PacketTracerStats {
+    const s: PacketTracerStats = { seen: 0, matched: 0, events: this.#events, packets: this.#packets, open: this.#timelines.openCount, lost: null };
+    if (this.#stopped) return { ...s, ...this.#final };
+    if (!this.#obj.loaded) return s;
+    this.#counters ??= this.#obj.perCpuMap('tracer_stats', { key: u32, value: u64 });
+    const counters = this.#counters;
+    const sum = (k: number) => Number((counters.get(k) ?? []).reduce((a, b) => a + b, 0n));
+    s.seen = sum(0);
+    s.matched = sum(1);
+    s.lost = this.#rb.stats().lost;
+    return s;
+  }
+  #counters: BpfMap<number, bigint[], number, bigint[] | bigint> | undefined;
+  #final: Pick<PacketTracerStats, 'seen' | 'matched' | 'lost'> = { seen: 0, matched: 0, lost: null };
+
+  /** Raw events, until stop(). */
+  async *events(): AsyncGenerator<TraceEvent> {
+    yield* this.#iterate<TraceEvent>('event');
+  }
+  /** Finished timelines, until stop(). */
+  async *packets(): AsyncGenerator<TracePacket> {
+    yield* this.#iterate<TracePacket>('packet');
+  }
+  [Symbol.asyncIterator](): AsyncIterator<TracePacket> {
+    return this.packets();
+  }
+
+  /**
+   * A readable stream of JSON lines, one per finished timeline (or per event with
+   * `{ events: true }`), ending after stop(). Times are strings (they are 64-bit ns).
+   */
+  toJSONLines(opts: { events?: boolean } = {}): Readable {
+    const name = opts.events ? 'event' : 'packet';
+    const out = new Readable({ read() {} });
+    const onItem: Listener<[TraceEvent | TracePacket]> = (x) => out.push(`${JSON.stringify(x, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
+    const onEnd = () => {
+      this.off(name, onItem);
+      out.push(null);
+    };
+    this.on(name, onItem);
+    if (this.#stopped) onEnd();
+    else this.once('end', onEnd);
+    return out;
+  }
+
+  /** Detaches and unloads everything, emits the open timelines as 'packet', then 'end'. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    for (const l of this.#links) l.link.close();
+    clearInterval(this.#sweep);
+    try {
+      const { seen, matched, lost } = this.stats();
+      this.#final = { seen, matched, lost };
+    } catch {
+      /* counters unreadable: the last values stay 0 */
+    }
+    this.#stopped = true;
+    this.#rb.close();
+    this.#counters?.close();
+    this.#obj.close();
+    this.#deliver(this.#timelines.flush());
+    this.emit('end');
+  }
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  async *#iterate<T>(name: 'event' | 'packet'): AsyncGenerator<T> {
+    if (this.#stopped) return;
+    const ac = new AbortController();
+    const it = on(this as EventEmitter, name, { close: ['end'], signal: ac.signal } as Parameters<typeof on>[2]);
+    try {
+      for await (const [x] of it) yield x as T;
+    } finally {
+      ac.abort();
+    }
+  }
+
+  #onBatch(batch: TraceEvent[]): void {
+    const now = Date.now();
+    const done: TracePacket[] = [];
+    for (const e of batch) {
+      // queue events serve transmits; they are shown only when asked for
+      if (!this.#wanted.has(e.point)) continue;
+      this.#events++;
+      this.emit('event', e);
+      for (const p of this.#timelines.add(e, now)) done.push(p);
+    }
+    this.#deliver(done);
+  }
+
+  #deliver(done: TracePacket[]): void {
+    for (const p of done) {
+      this.#packets++;
+      this.emit('packet', p);
+    }
+  }
+
+  #emitError(e: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', e);
+  }
+}
