@@ -123,6 +123,13 @@ struct acl_event {
 
 #define ACL_EV_L4 1
 #define ACL_EV_FRAGMENT 2
+/* bytes of one event record (user space decodes it: lib/modules/acl/events.ts) */
+#define ACL_EVENT_SIZE 72
+#ifdef __cplusplus
+static_assert(sizeof(struct acl_event) == ACL_EVENT_SIZE, "struct acl_event is ACL_EVENT_SIZE bytes");
+#else
+_Static_assert(sizeof(struct acl_event) == ACL_EVENT_SIZE, "struct acl_event is ACL_EVENT_SIZE bytes");
+#endif
 
 /* Rate limiter: one event per (flow, rule) per interval. */
 struct acl_flow_key {

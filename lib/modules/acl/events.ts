@@ -6,11 +6,10 @@
 import { PORT_PROTOCOLS } from '../../core/protocols.js';
 import type { EventEmitter } from 'node:events';
 import type { Codec } from '../../core/codecs.js';
-import type { RingBuffer } from '../../core/ringbuf.js';
+import type { RingBuffer, RingBufferLoss } from '../../core/ringbuf.js';
 import { formatIPv4, formatIPv6 } from '../../core/codecs.js';
 import { invalidArgument } from '../../core/errors.js';
-import { ACT_DENY, ACT_LOG, PROTO_UNKNOWN } from './layout.js';
-import type { AclFirewallEvents } from './options.js';
+import { ACT_DENY, ACT_LOG, EVENT_SIZE, PROTO_UNKNOWN } from './layout.js';
 import type { SlotOwners } from './owners.js';
 
 /** struct acl_event as read from the ring. */
@@ -31,7 +30,21 @@ export interface RawAclEvent {
   dst: Buffer;
 }
 
-export const ACL_EVENT_SIZE = 72;
+export const ACL_EVENT_SIZE = EVENT_SIZE;
+
+/** What an AclFirewall emits. */
+export interface AclFirewallEvents {
+  deny: [event: AclEvent];
+  log: [event: AclEvent];
+  /** Every event (deny and log). */
+  event: [event: AclEvent];
+  lost: [loss: RingBufferLoss];
+  error: [err: Error];
+  /** After close(). */
+  close: [];
+  newListener: [event: string | symbol, listener: (...args: any[]) => void];
+  removeListener: [event: string | symbol, listener: (...args: any[]) => void];
+}
 
 /** Decoder of struct acl_event (ring-buffer records are only ever read). */
 export const rawAclEventCodec: Codec<RawAclEvent, never> = {

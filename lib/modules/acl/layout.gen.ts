@@ -104,6 +104,8 @@ export const ACL_STATS = [
 ] as const;
 export const EV_L4 = 1;
 export const EV_FRAGMENT = 2;
+/** bytes of one event record (user space decodes it: lib/modules/acl/events.ts) */
+export const EVENT_SIZE = 72;
 /**
  * Most CPUs whose cached counts a report adds (CPUs beyond it hand theirs over when
  * their cache entry changes flow).

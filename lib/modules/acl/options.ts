@@ -5,11 +5,10 @@
 import type { StagePosition } from '../pipeline.js';
 import { checkInteger } from '../../core/validate.js';
 import { invalidArgument } from '../../core/errors.js';
-import type { RingBufferLoss } from '../../core/ringbuf.js';
 import type { XdpMode } from '../../core/program.js';
 import type { NetnsRef } from '../../core/netns.js';
 import type { CompileOptions, TreeStats } from './classifier.js';
-import type { AclEvent } from './events.js';
+export type { AclFirewallEvents } from './events.js';
 import { MAX_BLOB_BYTES } from './layout.js';
 import type { AclAction, AclRule } from './rules.js';
 
@@ -118,19 +117,6 @@ export interface AclCompileInfo {
   capacityBytes: number;
   trees: TreeStats[];
   compileMs: number;
-}
-
-export interface AclFirewallEvents {
-  deny: [event: AclEvent];
-  log: [event: AclEvent];
-  /** Every event (deny and log). */
-  event: [event: AclEvent];
-  lost: [loss: RingBufferLoss];
-  error: [err: Error];
-  /** After close(). */
-  close: [];
-  newListener: [event: string | symbol, listener: (...args: any[]) => void];
-  removeListener: [event: string | symbol, listener: (...args: any[]) => void];
 }
 
 export interface Variant {

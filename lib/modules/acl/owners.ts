@@ -20,7 +20,7 @@
  *    generation's owner was dropped names '(unknown rule: slot S, generation G)'.
  */
 import { SLOT_DEFAULT } from './layout.js';
-import { ACL_EVENT_SIZE } from './events.js';
+import { EVENT_SIZE as ACL_EVENT_SIZE } from './layout.js';
 
 /** Ring bytes one event takes (8-byte record header, 8-byte aligned): a lower bound of what reading one consumes. */
 export const EVENT_RING_BYTES = Math.ceil((ACL_EVENT_SIZE + 8) / 8) * 8;
