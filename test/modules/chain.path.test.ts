@@ -179,6 +179,29 @@ describe('ServiceChainer on a four-host path', () => {
     expect(await send('v6', SRC.v6[0])).toEqual({ s: 0, u: N });
   });
 
+  it("as an XdpPipeline stage: the copier goes on the pipeline's interface, and the path works the same", async () => {
+    const before = await snapshot();
+    const pipe = await XdpPipeline.attach(cr.b.ifname, { netns: r.netns });
+    try {
+      const { netns: _ns, ...rest } = opts();
+      const chain = await ServiceChainer.attach(pipe, rest);
+      try {
+        expect(chain.status).toMatchObject({ attached: 'pipeline', marksSkb: true });
+        expect(chain.links).toEqual([]);
+        expect(chain.tcLinks.map((l) => l.ifindex)).toEqual([cr.b.ifindex]);
+        // back from S on sr there is no chainer: R's main table sends it to U all the same
+        expect(await send('v4', SRC.v4[0])).toEqual({ s: N, u: N });
+        expect(await send('v6', SRC.v6[1])).toEqual({ s: 0, u: N });
+      } finally {
+        await chain.close();
+      }
+      expect(JSON.stringify(TcLink.query(cr.b.ifname, { direction: 'ingress', netns: r.netns }).programs)).toBe('[]');
+    } finally {
+      pipe.close();
+    }
+    expect(await snapshot()).toEqual(before);
+  });
+
   it('a failure on the second interface (its XDP hook is taken) undoes everything', async () => {
     const before = await snapshot();
     const other = await XdpPipeline.attach(sr.b.ifname, { netns: r.netns });
