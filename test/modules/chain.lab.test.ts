@@ -74,7 +74,7 @@ describe('ServiceChainer policy routes', () => {
     const chain = await ServiceChainer.attach(l.b.ifname, opts());
     try {
       expect(await xdpOn(l.b.ifname)).toBe(true);
-      expect(chain.status).toMatchObject({ attached: 'interface', marksSkb: false, routes: 3, rules: 3 });
+      expect(chain.status).toMatchObject({ attached: 'interface', marksSkb: true, routes: 3, rules: 3 });
       expect(await witness()).toEqual({
         rules: [
           '-4 2000 fwmark 0x10 table 110 proto 165', '-4 2001 fwmark 0x11 table 111 proto 165', '-4 2002 fwmark 0x20 table 120 proto 165',

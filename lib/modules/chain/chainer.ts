@@ -5,7 +5,7 @@
  * routing (one PolicyRoute per service and one for upstream).
  *
  * ```ts
- * const chain = await ServiceChainer.attach('eth0', {
+ * const chain = await ServiceChainer.attach(['eth0', 'fw0'], {   // client side and service return
  *   services: [{ name: 'fw', mark: 0x10, table: 100, nexthops: [{ via: '198.18.1.2' }] }],
  *   upstream: { mark: 0x20, table: 200, nexthops: [{ via: '198.18.2.2' }] },
  *   rules: [
@@ -18,6 +18,10 @@
  * await chain.close();                    // detaches and removes the policy routes
  * ```
  *
+ * On each interface tc_chain_mark (TC ingress: metadata mark -> skb->mark) is attached
+ * before the XDP program, so no marked packet meets a missing copier; close() detaches
+ * XDP first, then TC, then removes the routes.
+ *
  * Atomic updates: the config (shape table, marks) through a DoubleBuffer, the rule hash
  * by the generation in its key (the copy's index). See docs/service-chaining.md.
  */
@@ -28,7 +32,8 @@ import { ifIndex } from '../../core/interfaces.js';
 import { bpfObjectPath } from '../../core/paths.js';
 import { checkInterface, netnsPath } from '../../core/netns.js';
 import { BpfObject } from '../../core/object.js';
-import type { BpfProgram, TestRunOptions, TestRunResult, XdpLink, XdpProgram } from '../../core/program.js';
+import type { TestRunOptions, TestRunResult, XdpLink, XdpProgram } from '../../core/program.js';
+import type { TcLink, TcProgram } from '../../core/tc.js';
 import type { PolicyRouteSpec } from '../../route/index.js';
 import { DoubleBuffer } from '../../core/swap.js';
 import { XdpPipeline } from '../pipeline.js';
@@ -48,7 +53,7 @@ interface Parts {
   obj: BpfObject;
   prog: XdpProgram;
   /** SEC("tc") tc_chain_mark: copies the metadata mark into skb->mark. */
-  tc: BpfProgram;
+  tc: TcProgram;
   slot: BpfMap<number, number>;
   copies: [BpfMap<number, ConfigValue>, BpfMap<number, ConfigValue>];
   swap: DoubleBuffer<BpfMap<number, ConfigValue>>;
@@ -79,7 +84,10 @@ const sameSpec = (a: PolicyRouteSpec, b: PolicyRouteSpec) => JSON.stringify(a) =
 export class ServiceChainer {
   #p: Parts | undefined;
   #state: State;
-  #link: XdpLink | undefined;
+  /** XDP links, one per interface (not for a pipeline stage), in attach order. */
+  #links: XdpLink[] = [];
+  /** tc_chain_mark's ingress links, one per interface (the pipeline's for a stage). */
+  #tcLinks: TcLink[] = [];
   #stage: { pipeline: XdpPipeline; name: string } | undefined;
   #routed = false;
   #closing: Promise<void> | undefined;
@@ -112,23 +120,34 @@ export class ServiceChainer {
    * attaches to `target` (an interface, XDP native by default, or an attached
    * XdpPipeline as a stage). All or nothing: on failure nothing stays in the kernel.
    */
-  static async attach(target: string | number | XdpPipeline, opts: ChainAttachOptions): Promise<ServiceChainer> {
+  static async attach(target: string | number | readonly (string | number)[] | XdpPipeline, opts: ChainAttachOptions): Promise<ServiceChainer> {
     checkKeys(opts, ATTACH_KEYS, '');
     const pipeline = target instanceof XdpPipeline ? target : undefined;
+    let list: (string | number)[];
     if (pipeline) {
       if (pipeline.closed) invalidArgument('pipeline', 'the XdpPipeline is closed');
       if (pipeline.ifindex === undefined) invalidArgument('pipeline', 'the XdpPipeline is not attached to an interface (use XdpPipeline.attach)');
       for (const k of ['netns', 'mode'] as const) if (opts[k] !== undefined) invalidArgument(k, `a pipeline stage runs on the pipeline's interface: no '${k}'`);
+      list = [pipeline.ifindex];
     } else {
-      checkInterface(target as string | number);
+      if (Array.isArray(target)) {
+        list = [...(target as readonly (string | number)[])];
+        if (list.length === 0) invalidArgument('interface', 'needs at least one interface');
+        list.forEach((i, k) => checkInterface(i, `interface[${k}]`));
+      } else {
+        list = [checkInterface(target as string | number)];
+      }
       if (opts.stage !== undefined) invalidArgument('stage', 'only for a pipeline stage: attach to an XdpPipeline');
     }
     if (opts.mode !== undefined && !['native', 'generic', 'auto'].includes(opts.mode)) invalidArgument('mode', `must be 'native', 'generic' or 'auto', got '${String(opts.mode)}'`);
     const base = opts.rulePriority ?? 1000;
     if (!Number.isInteger(base) || base < 1 || base > 32700) invalidArgument('rulePriority', `must be an integer 1..32700 (before the main table's rule), got ${String(base)}`);
     const ns = pipeline ? pipeline.netns : netnsPath(opts.netns);
-    const iface = pipeline ? pipeline.ifindex! : (target as string | number);
-    ifIndex(iface, ns === undefined ? {} : { netns: ns }); // ERR_NO_SUCH_INTERFACE before anything is loaded
+    // ERR_NO_SUCH_INTERFACE before anything is loaded; an interface listed twice is refused
+    const ifindexes = list.map((i) => ifIndex(i, ns === undefined ? {} : { netns: ns }));
+    ifindexes.forEach((x, k) => {
+      if (ifindexes.indexOf(x) !== k) invalidArgument(`interface[${k}]`, `interface ${String(list[k])} is listed twice`);
+    });
     const limits = checkLimits(opts.limits);
     const state = resolve(opts, limits, ns, base);
     await checkForeignRules(state.paths, ns);
@@ -137,15 +156,15 @@ export class ServiceChainer {
     try {
       await applyRoutes(state.policies, ns);
       c.#routed = true;
+      // the mark copier first on every interface: no marked packet meets a missing copier
+      for (const i of ifindexes) c.#tcLinks.push(c.tcProgram.attach(i, { direction: 'ingress', ...(ns ? { netns: ns } : {}) }));
       if (pipeline) {
         const { name = 'chain', ...where } = opts.stage ?? {};
         await pipeline.add({ name, program: c.program }, where);
         c.#stage = { pipeline, name };
       } else {
-        c.#link = c.program.attach(iface, { mode: opts.mode ?? 'native', ...(ns ? { netns: ns } : {}) });
+        for (const i of ifindexes) c.#links.push(c.program.attach(i, { mode: opts.mode ?? 'native', ...(ns ? { netns: ns } : {}) }));
       }
-      // TC: attach this.#p.tc (tc_chain_mark) at `iface` ingress here with TcProgram/TcLink,
-      // keep the link beside #link, close it in #teardown, and report marksSkb: true.
     } catch (e) {
       await c.close().catch(() => undefined);
       throw e;
@@ -173,7 +192,7 @@ export class ServiceChainer {
       const p: Parts = {
         obj,
         prog: keep(obj.xdpProgram('xdp_chain')),
-        tc: keep(obj.program('tc_chain_mark')),
+        tc: keep(obj.tcProgram('tc_chain_mark')),
         slot,
         copies,
         // the static initialiser points the slot at chain_config_a (copy 0), all zeros:
@@ -198,12 +217,21 @@ export class ServiceChainer {
   get program(): XdpProgram {
     return this.#parts().prog;
   }
-  /** The TC ingress program that copies the mark into skb->mark (not attached by the chainer yet). */
-  get tcProgram(): BpfProgram {
+  /** The TC ingress program that copies the metadata mark into skb->mark. */
+  get tcProgram(): TcProgram {
     return this.#parts().tc;
   }
+  /** The XDP link of the first interface (undefined for a pipeline stage). */
   get link(): XdpLink | undefined {
-    return this.#link;
+    return this.#links[0];
+  }
+  /** The XDP links, one per interface, in the order given (empty for a pipeline stage). */
+  get links(): readonly XdpLink[] {
+    return [...this.#links];
+  }
+  /** tc_chain_mark's TC ingress links, one per interface (the pipeline's for a stage). */
+  get tcLinks(): readonly TcLink[] {
+    return [...this.#tcLinks];
   }
   get stage(): { pipeline: XdpPipeline; name: string } | undefined {
     return this.#stage;
@@ -225,8 +253,8 @@ export class ServiceChainer {
 
   get status(): ChainStatus {
     return {
-      attached: this.#link ? 'interface' : this.#stage ? 'pipeline' : 'none',
-      marksSkb: false, // TC: true once tc_chain_mark is attached
+      attached: this.#links.length ? 'interface' : this.#stage ? 'pipeline' : 'none',
+      marksSkb: this.#tcLinks.length > 0,
       routes: this.#routed ? this.#state.policies.length : 0,
       rules: this.#state.rules.length,
       shapes: this.#state.compiled.shapes.length,
@@ -318,14 +346,21 @@ export class ServiceChainer {
   }
 
   async #teardown(): Promise<void> {
-    this.#link?.close();
-    this.#link = undefined;
+    let err: unknown;
+    const attempt = (f: () => void) => {
+      try {
+        f();
+      } catch (e) {
+        err ??= e;
+      }
+    };
+    // XDP first (no new marks), then the copiers, then the routes that steered them
+    for (const l of this.#links.splice(0)) attempt(() => l.close());
     const st = this.#stage;
     this.#stage = undefined;
-    let err: unknown;
     if (st && !st.pipeline.closed) await st.pipeline.remove(st.name).catch((e: unknown) => (err ??= e));
+    for (const l of this.#tcLinks.splice(0)) attempt(() => l.close());
     if (this.#routed) {
-      // marks stop first (detached above), then the routes that steered them
       await removeRoutes(this.#state.policies, this.netns).catch((e: unknown) => (err ??= e));
       this.#routed = false;
     }

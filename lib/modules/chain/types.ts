@@ -75,7 +75,7 @@ export interface ChainAttachOptions extends ChainConfig {
    * base, base + 1, ... in list order, upstream the one after. */
   rulePriority?: number;
   limits?: ChainLimits;
-  /** Namespace of the interface (not for a pipeline stage: the pipeline's). */
+  /** Namespace of the interface(s) (not for a pipeline stage: the pipeline's). */
   netns?: NetnsRef;
   /** XDP mode when attached to an interface (default native). */
   mode?: 'native' | 'generic' | 'auto';
@@ -119,7 +119,7 @@ export interface ChainStats {
 export interface ChainStatus {
   /** Where the XDP stage runs. */
   attached: 'interface' | 'pipeline' | 'none';
-  /** Whether a TC ingress program copies the mark into skb->mark (not wired yet). */
+  /** Whether tc_chain_mark (TC ingress) copies the mark into skb->mark on the chainer's interfaces. */
   marksSkb: boolean;
   /** Policy routes (ip rule + table) in place. */
   routes: number;
