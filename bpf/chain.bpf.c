@@ -395,7 +395,9 @@ int xdp_chain(struct xdp_md *ctx)
 }
 
 /* TC ingress: copies the mark the XDP stage wrote into the metadata to skb->mark, for
- * `ip rule fwmark`. Packets without our metadata or without a mark are untouched. */
+ * `ip rule fwmark`. Packets without our metadata or without a mark are untouched. Returns
+ * TC_ACT_UNSPEC (tcx: TCX_NEXT), not TC_ACT_OK: it decides nothing, so TC programs after it
+ * on the same hook (a user's, another module's) still run; with none, the packet passes. */
 SEC("tc")
 int tc_chain_mark(struct __sk_buff *skb)
 {
@@ -403,5 +405,5 @@ int tc_chain_mark(struct __sk_buff *skb)
 
 	if (m && (m->flags & BPFKIT_META_F_MARK))
 		skb->mark = m->mark;
-	return TC_ACT_OK;
+	return TC_ACT_UNSPEC;
 }

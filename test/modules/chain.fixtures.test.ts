@@ -130,6 +130,12 @@ describe('ServiceChainer classification (testRun)', () => {
     expect(s.unclassified.packets).toBeGreaterThan(0n);
     expect(chain.status).toMatchObject({ attached: 'none', marksSkb: false, routes: 0, rules: rules.length });
   });
+
+  it('the TC copier decides nothing (TCX_NEXT), so later TC programs on the hook still run', async () => {
+    const r = await chain.tcProgram.testRun(Buffer.alloc(64));
+    expect(r.retval).toBe(-1);
+    expect(r.verdict).toBe('unspec');
+  });
 });
 
 describe('ServiceChainer after a Decapsulator in one pipeline: the VNI from the metadata', () => {
