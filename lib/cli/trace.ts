@@ -131,7 +131,7 @@ function eventDetail(e: TraceEvent): string {
   if (e.neigh) parts.push(`${e.neigh.from} -> ${e.neigh.to}${e.neigh.lladdr ? ` ${e.neigh.lladdr}` : ''}`);
   if (e.inner) parts.push(`inner ${e.inner.tunnel} ${e.inner.proto} ${endpoint(e.inner.src, e.inner.sport, e.inner.family)} -> ${endpoint(e.inner.dst, e.inner.dport, e.inner.family)}`);
   if (e.mark) parts.push(`mark=0x${e.mark.toString(16)}`);
-  parts.push(`len=${e.len}`);
+  if (e.len) parts.push(`len=${e.len}`);
   return parts.join(' ');
 }
 
@@ -139,8 +139,9 @@ function eventDetail(e: TraceEvent): string {
 export function formatPacket(p: TracePacket, ns: (ino: number) => string): string {
   const verdict = p.verdict === 'dropped' ? `dropped ${p.dropReason ?? '(no reason)'}` : p.verdict;
   const lines = [`packet ${p.skb} ${verdict}  ${headerText(p)}  ${p.events.length} events in ${us(p.durationNs)}, netns ${p.namespaces.map(ns).join(' > ') || '-'}`];
+  const width = Math.max(...p.events.map((e) => ns(e.netns).length));
   for (const e of p.events) {
-    lines.push(`  +${us(e.dtNs).padStart(12)}  ${ns(e.netns).padEnd(16)} ${(e.ifname || `if${e.ifindex}`).padEnd(15)} ${e.point.padEnd(13)} ${eventDetail(e)}`);
+    lines.push(`  ${`+${us(e.dtNs)}`.padStart(13)}  ${ns(e.netns).padEnd(width)}  ${(e.ifname || `if${e.ifindex}`).padEnd(15)} ${e.point.padEnd(13)} ${eventDetail(e)}`);
   }
   return lines.join('\n');
 }

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, type LabHost } from '../../lib/lab/index.js';
+import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
 import { cli, CliProcess } from './cli-helpers.js';
 
 const C = '198.18.14.1';
@@ -20,13 +20,14 @@ const IPT = ['INPUT', '-p', 'udp', '--dport', String(DROPPED), '-j', 'DROP'];
 let lab: Lab;
 let client: LabHost;
 let server: LabHost;
+let link: LabLink;
 let running: CliProcess | undefined;
 
 beforeAll(async () => {
   lab = await Lab.create({ name: 'cli-trace' });
   client = await lab.host('client');
   server = await lab.host('server');
-  await lab.link(client, server, { aAddrs: [`${C}/24`, '2001:db8:14::1/64'], bAddrs: [`${S}/24`, '2001:db8:14::2/64'] });
+  link = await lab.link(client, server, { aAddrs: [`${C}/24`, '2001:db8:14::1/64'], bAddrs: [`${S}/24`, '2001:db8:14::2/64'] });
   expect((await client.ping(S, { count: 1 })).received).toBe(1); // neighbours resolved
   await server.exec(['iptables', '-A', ...IPT]);
 }, 60_000);
@@ -83,7 +84,7 @@ describe('bpfkit trace', () => {
     try {
       const t = trace(['--host', S, '--proto', 'udp', '--port', String(OPEN), '--count', '1', '--seconds', '60']);
       await t.waitFor(/^bpfkit trace: tracing host 198\.18\.14\.2, proto udp, port 6000 at /);
-      // first the datagrams the filter must not show, then the one it must (a consumed packet ends its timeline)
+      // first the datagrams the filter must not show, then the one it must (its timeline ends idle, or at a consume)
       await client.sendUdp(S, DROPPED, { count: 3 });
       await client.sendUdp(S, OPEN, { count: 1 });
       expect(await sink.waitFor(1, 5000)).toBe(1);
@@ -93,11 +94,22 @@ describe('bpfkit trace', () => {
       expect(headers).toHaveLength(1);
       expect(headers[0]).toMatch(new RegExp(`^packet 0x[0-9a-f]+ \\w+.* udp ${C.replace(/\./g, '\\.')}:\\d+ -> ${S.replace(/\./g, '\\.')}:${OPEN} `));
       expect(t.out.join('\n')).not.toContain(`:${DROPPED}`);
-      expect(t.out.some((l) => /^ +\+ *\d+\.\d{3}us +\S+ +\S+ +(receive|queue|transmit|consume) /.test(l))).toBe(true);
+      expect(t.out.some((l) => /^ +\+\d+\.\d{3}us +\S+ +\S+ +(receive|queue|transmit|consume) /.test(l))).toBe(true);
       expect(t.out[t.out.length - 1]).toMatch(/^bpfkit trace: count: stopped; 1 packets shown/);
     } finally {
       await sink.close();
     }
+  });
+
+  it('--netns and --iface keep the events of that interface in that namespace only', async () => {
+    const t = trace(['--netns', server.netns, '--iface', link.b.ifname, '--port', String(DROPPED), '--json']);
+    await t.waitFor(/"type":"started"/);
+    await client.sendUdp(S, DROPPED, { count: 2 });
+    await t.waitFor(/"type":"packet".*"dropReason":"NETFILTER_DROP"/);
+    expect(await t.stop('SIGINT')).toEqual({ code: 0, signal: null });
+    const events = (t.records(['packet']) as { events: { netns: number; ifindex: number }[] }[]).flatMap((p) => p.events);
+    expect(events.length).toBeGreaterThan(0);
+    for (const e of events) expect(e).toMatchObject({ netns: statSync(server.netnsPath).ino, ifindex: link.b.ifindex });
   });
 
   it('SIGINT exits 0 and leaves no tracer program loaded', async () => {
