@@ -3,7 +3,7 @@
  * iptables rule shows up in --json output as a drop with the netfilter reason; a filter on
  * another port prints nothing for it (and does print the packet it asks for, which ends
  * the run through --count); SIGINT exits 0 with no tracer program left (bpftool as
- * witness); bad options exit 2 naming the option.
+ * witness); --seconds ends a run; bad options exit 2 naming the option.
  */
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -122,6 +122,16 @@ describe('bpfkit trace', () => {
     for (const id of started.programs) expect(bpftoolProgExists(id), `prog ${id} after SIGINT`).toBe(false);
     // warnings, if this kernel has any, are said once
     expect(new Set(t.err).size).toBe(t.err.length);
+  });
+});
+
+describe('bpfkit trace --seconds', () => {
+  it('ends the run by itself, exit 0, with a stopped notice', async () => {
+    const r = await cli(['trace', '--json', '--points', 'receive', '--port', '1', '--seconds', '1']);
+    expect(r.code).toBe(0);
+    const types = r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { type: string; reason?: string }));
+    expect(types[0]!.type).toBe('started');
+    expect(types[types.length - 1]).toMatchObject({ type: 'stopped', reason: 'seconds' });
   });
 });
 
