@@ -1,5 +1,5 @@
 /**
- * The `bpfkit` command (dist/cli.js): demo, status, firewall. One file per command;
+ * The `bpfkit` command (dist/cli.js): demo, status, firewall, trace. One file per command;
  * exit codes and error reporting in exit.ts (docs/cli.md describes them all).
  */
 import { readFileSync } from 'node:fs';
@@ -9,13 +9,14 @@ import { registerDemo } from './demo.js';
 import { describeError, EXIT, exitCodeOf, type ExitCode } from './exit.js';
 import { registerFirewall } from './firewall.js';
 import { registerStatus } from './status.js';
+import { registerTrace } from './trace.js';
 
 /** The commander program, every command registered; `exit` receives the code a command finished with. */
 export function buildProgram(exit: (code: ExitCode) => void): Command {
   const program = new Command('bpfkit');
   const version = (JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as { version: string }).version;
   program
-    .description('program the Linux datapath with eBPF: status, firewall, demo')
+    .description('program the Linux datapath with eBPF: status, firewall, trace, demo')
     .version(version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -34,6 +35,7 @@ needed), 4 unsupported by this kernel or interface, 5 bad input file. See docs/c
   };
   registerStatus(program, run);
   registerFirewall(program, run);
+  registerTrace(program, run);
   registerDemo(program, run);
   for (const c of program.commands) c.exitOverride();
   return program;
