@@ -305,6 +305,23 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 
 	count(S_SEEN);
+	/* The slot remembers only the packet this CPU received or queued LAST, and a freed
+	 * packet is forgotten: a later skb at a reused address must never inherit its
+	 * headers (a transmit of another packet was reported as the dropped one's). */
+	if (point == P_RECEIVE || point == P_QUEUE) {
+		struct last_pkt *l = last_slot(point == P_RECEIVE ? L_RX : L_TX);
+
+		if (l)
+			l->skb = 0;
+	} else if (point == P_DROP || point == P_CONSUME) {
+		struct last_pkt *l = last_slot(L_TX);
+
+		if (l && l->skb == a.skb)
+			l->skb = 0;
+		l = last_slot(L_RX);
+		if (l && l->skb == a.skb)
+			l->skb = 0;
+	}
 	a.dev = dev;
 	a.ifindex = BPF_CORE_READ(dev, ifindex);
 	a.netns = dev ? dev_netns(dev) : BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
@@ -370,6 +387,7 @@ int BPF_PROG(tr_transmit, struct sk_buff *skb, int rc, struct net_device *dev, u
 	if (!l || l->skb != a.skb)
 		return 0;
 	count(S_MATCHED);
+	l->skb = 0; /* one transmit per queueing */
 	a.ifindex = BPF_CORE_READ(dev, ifindex);
 	a.netns = dev_netns(dev);
 	emit(&a, &l->p, &l->in, 0, 0);
