@@ -8,9 +8,11 @@ import { coreSection } from './core.js';
 import { routeSection } from './route.js';
 import { decapSection } from './decap.js';
 import { aclSection } from './acl.js';
+import { pipelineSection } from './pipeline.js';
+import { chainSection } from './chain.js';
 
 /** Sections in the order they run; modules add theirs here. */
-export const SECTIONS: DemoSection[] = [coreSection, decapSection, aclSection, routeSection];
+export const SECTIONS: DemoSection[] = [coreSection, decapSection, aclSection, routeSection, pipelineSection, chainSection];
 
 export async function runDemo(opts: { seconds?: number; only?: string[]; print?: (l: string) => void } = {}): Promise<void> {
   const print = opts.print ?? ((l: string) => console.log(l));
