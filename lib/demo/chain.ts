@@ -87,28 +87,23 @@ export const chainSection: DemoSection = {
       print(`R: ServiceChainer on ${cr.b.ifname} (from C) and ${sr.b.ifname} (back from S): XDP prog id ${chainer.program.info.id}, TC mark copier ${st0.marksSkb ? 'on' : 'off'}, ${st0.routes} policy routes, rules ${base.map((x) => `${x.id}->${x.action}`).join(', ')}`);
       print(`C sends ${RATE} UDP datagrams/s from ${SRC[0]} and from ${SRC[1]} to ${DST}:${PORT} (on U); R's main table alone would go straight to U`);
       for (const src of SRC) await c.ping(DST, { count: 1, src, timeoutMs: 3000 });
-      const count = Math.max(1, seconds) * RATE;
-      const senders = SRC.map((src) => c.sendUdp(DST, PORT, { count, src, intervalMs: 1000 / RATE }));
       let lastS = await counted(s);
       let lastU = await counted(u);
-      try {
-        for (let t = 1; t <= seconds && !signal.aborted; t++) {
-          await sleep(1000, signal);
-          const st = chainer.stats();
-          const [sNow, uNow] = [await counted(s), await counted(u)];
-          const per = SRC.map((src, i) => `${src}: via S +${sNow[i]! - lastS[i]!}, at U +${uNow[i]! - lastU[i]!}`).join(' | ');
-          print(`  t=${t}s  chainer: ${st.services.map((x) => `${x.name} ${x.packets}`).join(', ')}, upstream ${st.upstream.packets} pkts | ${per}`);
-          lastS = sNow;
-          lastU = uNow;
-          if (t === Math.ceil(seconds / 2)) {
-            await chainer.update({ rules: [...base, { id: 'direct', src: `${SRC[1]}/32`, action: 'upstream', priority: 20 }] });
-            print(`  update(): rule 'direct' sends ${SRC[1]} straight upstream (the whole rule set swapped atomically)`);
-          }
+      for (let t = 1; t <= seconds && !signal.aborted; t++) {
+        // one second of traffic per step, so an abort never waits for more than that
+        await Promise.all(SRC.map((src) => c.sendUdp(DST, PORT, { count: RATE, src, intervalMs: 1000 / RATE })));
+        const st = chainer.stats();
+        const [sNow, uNow] = [await counted(s), await counted(u)];
+        const per = SRC.map((src, i) => `${src}: via S +${sNow[i]! - lastS[i]!}, at U +${uNow[i]! - lastU[i]!}`).join(' | ');
+        print(`  t=${t}s  chainer: ${st.services.map((x) => `${x.name} ${x.packets}`).join(', ')}, upstream ${st.upstream.packets} pkts | ${per}`);
+        lastS = sNow;
+        lastU = uNow;
+        if (t === Math.ceil(seconds / 2)) {
+          await chainer.update({ rules: [...base, { id: 'direct', src: `${SRC[1]}/32`, action: 'upstream', priority: 20 }] });
+          print(`  update(): rule 'direct' sends ${SRC[1]} straight upstream (the whole rule set swapped atomically)`);
         }
-      } finally {
-        await Promise.all(senders);
-        await sleep(200);
       }
+      await sleep(200);
       const st = chainer.stats();
       const [sEnd, uEnd] = [await counted(s), await counted(u)];
       print(`chainer marked ${st.services.map((x) => `${x.packets} packets for service ${x.name}`).join(', ')}, ${st.upstream.packets} for upstream; unclassified ${st.unclassified.packets}`);
