@@ -115,11 +115,14 @@ class NativeMap : public FdWrap<NativeMap> {
             int r = bpf_map_lookup_batch(fd, first ? nullptr : &inBatch, &outBatch, kp + size_t(total) * ksz,
                                          vp + size_t(total) * vsz, &n, &opts);
             int e = r < 0 ? errno : 0;
-            total += n;
+            // a map type without batch ops fails before the kernel writes n back: it
+            // still holds what was asked for, not what was read
+            bool unsupported = e == EINVAL || e == ENOTSUP || e == 524 /* ENOTSUPP */;
+            if (!unsupported) total += n;
             if (e == ENOENT) break;  // end of map; n holds the last partial chunk
             if (r < 0) {
               f.Set(e, "bpf(BPF_MAP_LOOKUP_BATCH)", "batch lookup failed after " + std::to_string(total) + " entries",
-                    e == EINVAL || e == ENOTSUP || e == 524 ? "ERR_UNSUPPORTED" : "");
+                    unsupported ? "ERR_UNSUPPORTED" : "");
               f.details.push_back({"count", total});
               return;
             }
@@ -150,12 +153,16 @@ class NativeMap : public FdWrap<NativeMap> {
           LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = flags);
           uint32_t n = count;
           int r = del ? bpf_map_delete_batch(fd, kp, &n, &opts) : bpf_map_update_batch(fd, kp, vp, &n, &opts);
+          int e = r < 0 ? errno : 0;
+          // a map type without this batch op fails before the kernel writes n back
+          bool unsupported = e == ENOTSUP || e == 524 /* ENOTSUPP */;
+          if (unsupported) n = 0;
           *done = n;
           if (r < 0) {
-            int e = errno;
             std::string code = e == E2BIG || e == ENOSPC ? "ERR_MAP_FULL"
                                : e == ENOENT             ? "ERR_NOT_FOUND"
                                : e == EEXIST             ? "ERR_EXISTS"
+                               : unsupported             ? "ERR_UNSUPPORTED"
                                                          : "";
             f.Set(e, sc,
                   std::string(del ? "batch delete" : "batch update") + " stopped after " + std::to_string(n) + " of " +
