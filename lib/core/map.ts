@@ -131,8 +131,11 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     this.key = codecs.key;
     this.value = codecs.value;
     this.#h = handle;
-    this.#kbuf = Buffer.alloc(Math.max(codecs.key.size, 1));
-    this.#vbuf = Buffer.alloc(Math.max(codecs.value.size, 1));
+    // the handle's own key and value slots: get/set/delete/has then pass no arguments
+    const scratch = handle.scratch(codecs.key.size, codecs.value.size);
+    const voff = Math.ceil(Math.max(codecs.key.size, 1) / 8) * 8;
+    this.#kbuf = scratch.subarray(0, Math.max(codecs.key.size, 1));
+    this.#vbuf = scratch.subarray(voff, voff + Math.max(codecs.value.size, 1));
   }
 
   /** Opens a map pinned on a BPF filesystem. */
@@ -202,11 +205,14 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
   /** The value stored under `key`, or undefined. */
   get(key: KIn): V | undefined {
     const h = this.handle;
-    return h.lookup(this.#key(key), this.#vbuf) ? this.value.decode(this.#vbuf, 0) : undefined;
+    this.key.encode(key, this.#kbuf, 0);
+    return h.lookupScratch() ? this.value.decode(this.#vbuf, 0) : undefined;
   }
 
   has(key: KIn): boolean {
-    return this.handle.lookup(this.#key(key), this.#vbuf);
+    const h = this.handle;
+    this.key.encode(key, this.#kbuf, 0);
+    return h.lookupScratch();
   }
 
   /** Stores `value` under `key`. `flag`: 'any' (default), 'noexist' (create only), 'exist' (update only). */
@@ -215,13 +221,15 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     const f = updateFlag(flag);
     this.key.encode(key, this.#kbuf, 0);
     this.value.encode(value, this.#vbuf, 0);
-    h.update(this.#kbuf, this.#vbuf, f);
+    h.updateScratch(f);
     return this;
   }
 
   /** Deletes `key`; false when it was absent. Array maps cannot delete (kernel: EINVAL). */
   delete(key: KIn): boolean {
-    return this.handle.delete(this.#key(key));
+    const h = this.handle;
+    this.key.encode(key, this.#kbuf, 0);
+    return h.deleteScratch();
   }
 
   /** Looks up and removes in one step (queues, stacks, hash maps on recent kernels). */
