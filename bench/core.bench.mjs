@@ -22,7 +22,7 @@ export default {
     // the same bytes as the C batch op; dump and for..of against the C get-next-key walk
     const floorOf = {
       set: 'set', get: 'get', delete: 'delete', setBatch: 'setBatch', dump: 'getBatch', deleteBatch: 'deleteBatch',
-      writeColumns: 'setBatch', readColumns: 'getBatch', deleteColumns: 'deleteBatch', 'for..of': 'iterate',
+      writeColumns: 'setBatch', readColumns: 'getBatch', 'readColumns into': 'getBatch', deleteColumns: 'deleteBatch', 'for..of': 'iterate',
     };
     const js = Object.fromEntries(Object.keys(floorOf).map((k) => [k, []]));
     const c = Object.fromEntries(Object.values(floorOf).map((k) => [k, []]));
@@ -32,6 +32,8 @@ export default {
     const keyList = entries.map((e) => e[0]);
     const keyCol = Uint32Array.from(keyList);
     const valCol = BigUint64Array.from(entries, (e) => e[1]);
+    const keyBuf = Buffer.alloc(4 * n);
+    const valBuf = Buffer.alloc(8 * n);
     // process CPU time (all threads, user + system), as the C floor measures its own: on a
     // shared machine wall time mostly measures the neighbours. Async batch ops are counted
     // on the libuv thread that makes the syscall; the JS thread waits without cost.
@@ -52,6 +54,9 @@ export default {
       js.writeColumns.push(await time(() => m.writeColumns(keyCol, valCol, n)));
       js.readColumns.push(await time(async () => { got = (await m.readColumns()).count; }));
       check('readColumns', got);
+      // into Buffers the caller keeps, as a poller would (the C floor reuses its arrays too)
+      js['readColumns into'].push(await time(async () => { got = (await m.readColumns({ keys: keyBuf, values: valBuf })).count; }));
+      check('readColumns into', got);
       js.deleteColumns.push(await time(() => m.deleteColumns(keyCol, n)));
       const f = JSON.parse(execFileSync(floorBin, [String(n)], { encoding: 'utf8' }));
       for (const k of Object.keys(c)) c[k].push(f[k]);

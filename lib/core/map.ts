@@ -291,8 +291,13 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
    * BPF_MAP_LOOKUP_BATCH per `chunk` entries (default: the whole map in one call), off
    * the JS thread; no per-entry objects. Map types without batch lookup (detected on
    * the first call, then remembered) are walked with BPF_MAP_GET_NEXT_KEY + lookup.
+   *
+   * `keys` / `values`: Buffers of at least maxEntries keys / values to read into (the
+   * result's columns are then views of them), for repeated reads without allocating,
+   * zeroing and faulting in fresh memory each time (about a third of the CPU time of a
+   * 100k-entry read). Do not share them between reads in flight.
    */
-  async readColumns(opts: { chunk?: number } = {}): Promise<MapColumns> {
+  async readColumns(opts: { chunk?: number; keys?: Buffer; values?: Buffer } = {}): Promise<MapColumns> {
     const h = this.handle;
     const max = this.info.maxEntries;
     const chunk = opts.chunk ?? max;
@@ -301,8 +306,8 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     }
     const ks = this.key.size;
     const vs = this.value.size;
-    const keys = Buffer.alloc(ks * max);
-    const values = Buffer.alloc(vs * max);
+    const keys = opts.keys === undefined ? Buffer.alloc(ks * max) : into('keys', opts.keys, ks, max, 'key');
+    const values = opts.values === undefined ? Buffer.alloc(vs * max) : into('values', opts.values, vs, max, 'value');
     let count: number | undefined;
     if (this.#batchLookup !== false) {
       try {
@@ -503,6 +508,15 @@ function checkCount(count: number): void {
   if (!Number.isInteger(count) || count < 0 || count > 0xffffffff) {
     invalidArgument('count', `must be an integer from 0 to 2^32-1, got ${String(count)}`);
   }
+}
+
+/** A caller's Buffer to read a whole map into: room for maxEntries items, else ERR_INVALID_ARGUMENT naming `field`. */
+function into(field: string, buf: Buffer, size: number, max: number, what: string): Buffer {
+  if (!Buffer.isBuffer(buf)) invalidArgument(field, `must be a Buffer, got ${buf === null ? 'null' : typeof buf}`);
+  if (buf.length < size * max) {
+    invalidArgument(field, `${buf.length} bytes hold fewer than the map's ${max} ${what}s of ${size} bytes`, { maxEntries: max, size });
+  }
+  return buf;
 }
 
 /** A column of `count` items of `size` bytes as a byte view, or ERR_INVALID_ARGUMENT naming `field`. */

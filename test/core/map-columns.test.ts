@@ -35,6 +35,15 @@ describe('BpfMap column API (real kernel maps)', () => {
       // small chunks: several batch calls give the same entries
       const chunked = await m.readColumns({ chunk: 64 });
       expect(chunked.count).toBe(n);
+      // into the caller's Buffers: the columns are views of them
+      const K = Buffer.alloc(1024 * 4, 0xee);
+      const V = Buffer.alloc(1024 * 8 + 5);
+      const again = await m.readColumns({ keys: K, values: V });
+      expect(again.count).toBe(n);
+      expect(again.keys.buffer).toBe(K.buffer);
+      expect(again.values.byteOffset).toBe(V.byteOffset);
+      expect(Buffer.compare(again.keys, cols.keys)).toBe(0);
+      expect(Buffer.compare(again.values, cols.values)).toBe(0);
       const dumped = await m.dump();
       expect(dumped).toHaveLength(n);
       expect(byKey(dumped)).toEqual(byKey([...m]));
@@ -90,6 +99,8 @@ describe('BpfMap column API (real kernel maps)', () => {
       await bad(m.deleteColumns(Buffer.alloc(11), 3), 'keys');
       await bad(m.deleteColumns(k, Number.NaN), 'count');
       await bad(m.readColumns({ chunk: 0 }), 'chunk');
+      await bad(m.readColumns({ keys: Buffer.alloc(1023 * 4) }), 'keys'); // room for maxEntries, not for what is there
+      await bad(m.readColumns({ values: new Uint8Array(1024 * 8) as Buffer }), 'values');
       await bad(m.dump({ chunk: 2.5 }), 'chunk');
       await bad(m.setBatch([[5, 5n]], 'maybe' as 'any'), 'flag');
       await bad(m.setBatch([[5, 5n]], 'noexist'), 'flag'); // the kernel's batch update has no flags
