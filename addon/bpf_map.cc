@@ -29,6 +29,10 @@ class NativeMap : public FdWrap<NativeMap> {
         {InstanceMethod<&NativeMap::Lookup>("lookup"),
          InstanceMethod<&NativeMap::Update>("update"),
          InstanceMethod<&NativeMap::Delete>("delete"),
+         InstanceMethod<&NativeMap::Scratch>("scratch"),
+         InstanceMethod<&NativeMap::LookupScratch>("lookupScratch"),
+         InstanceMethod<&NativeMap::UpdateScratch>("updateScratch"),
+         InstanceMethod<&NativeMap::DeleteScratch>("deleteScratch"),
          InstanceMethod<&NativeMap::LookupAndDelete>("lookupAndDelete"),
          InstanceMethod<&NativeMap::NextKey>("nextKey"),
          InstanceMethod<&NativeMap::LookupBatch>("lookupBatch"),
@@ -47,31 +51,81 @@ class NativeMap : public FdWrap<NativeMap> {
  private:
   // lookup(key, valueOut) -> boolean (false when the key is absent)
   Napi::Value Lookup(const Napi::CallbackInfo& info) {
-    int fd = LiveFd(info.Env());
-    if (bpf_map_lookup_elem(fd, Bytes(info[0]), Bytes(info[1])) == 0) return Napi::Boolean::New(info.Env(), true);
-    int e = errno;
-    if (e == ENOENT) return Napi::Boolean::New(info.Env(), false);
-    ThrowErrno(info.Env(), e, "bpf(BPF_MAP_LOOKUP_ELEM)", "map lookup failed");
+    return DoLookup(info.Env(), LiveFd(info.Env()), Bytes(info[0]), Bytes(info[1]));
   }
   // update(key, value, flags)
   Napi::Value Update(const Napi::CallbackInfo& info) {
-    int fd = LiveFd(info.Env());
-    uint64_t flags = info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : static_cast<uint64_t>(BPF_ANY);
-    if (bpf_map_update_elem(fd, Bytes(info[0]), Bytes(info[1]), flags) == 0) return info.Env().Undefined();
-    int e = errno;
-    if (e == EEXIST) ThrowErrno(info.Env(), e, "bpf(BPF_MAP_UPDATE_ELEM)", "key already exists (flag noexist)", "ERR_EXISTS");
-    if (e == ENOENT) ThrowErrno(info.Env(), e, "bpf(BPF_MAP_UPDATE_ELEM)", "key does not exist (flag exist)", "ERR_NOT_FOUND");
-    if (e == E2BIG) ThrowErrno(info.Env(), e, "bpf(BPF_MAP_UPDATE_ELEM)", "map is full or key out of range", "ERR_MAP_FULL");
-    ThrowErrno(info.Env(), e, "bpf(BPF_MAP_UPDATE_ELEM)", "map update failed");
+    return DoUpdate(info.Env(), LiveFd(info.Env()), Bytes(info[0]), Bytes(info[1]), info[2]);
   }
   // delete(key) -> boolean (false when absent)
   Napi::Value Delete(const Napi::CallbackInfo& info) {
-    int fd = LiveFd(info.Env());
-    if (bpf_map_delete_elem(fd, Bytes(info[0])) == 0) return Napi::Boolean::New(info.Env(), true);
-    int e = errno;
-    if (e == ENOENT) return Napi::Boolean::New(info.Env(), false);
-    ThrowErrno(info.Env(), e, "bpf(BPF_MAP_DELETE_ELEM)", "map delete failed");
+    return DoDelete(info.Env(), LiveFd(info.Env()), Bytes(info[0]));
   }
+
+  // scratch(keyBytes, valueBytes) -> Buffer: one key slot at 0 and one value slot at
+  // max(keyBytes, 1) rounded up to 8, owned by this handle (same Buffer on every call). The
+  // *Scratch methods work on it without arguments: the single-entry hot path then
+  // skips unwrapping two typed arrays per call.
+  Napi::Value Scratch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    LiveFd(env);
+    if (scratch_.IsEmpty()) {
+      size_t ks = info[0].As<Napi::Number>().Uint32Value(), vs = info[1].As<Napi::Number>().Uint32Value();
+      size_t koff = ((ks ? ks : 1) + 7) & ~size_t(7);  // a 0-byte key still gets its own slot
+      Napi::Buffer<uint8_t> b = Napi::Buffer<uint8_t>::New(env, koff + (vs ? vs : 1));
+      memset(b.Data(), 0, b.Length());
+      scratch_ = Napi::Persistent(b);  // keeps the bytes (off the V8 heap, never moved) alive
+      sKey_ = b.Data();
+      sVal_ = b.Data() + koff;
+    }
+    return scratch_.Value();
+  }
+  uint8_t* ScratchKey(Napi::Env env) {
+    if (!sKey_) ThrowErrno(env, 0, "", "map scratch() was not set up", "ERR_INVALID_ARGUMENT");
+    return sKey_;
+  }
+  Napi::Value LookupScratch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = LiveFd(env);
+    return DoLookup(env, fd, ScratchKey(env), sVal_);
+  }
+  Napi::Value UpdateScratch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = LiveFd(env);
+    return DoUpdate(env, fd, ScratchKey(env), sVal_, info[0]);
+  }
+  Napi::Value DeleteScratch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = LiveFd(env);
+    return DoDelete(env, fd, ScratchKey(env));
+  }
+
+  static Napi::Value DoLookup(Napi::Env env, int fd, void* key, void* value) {
+    if (bpf_map_lookup_elem(fd, key, value) == 0) return Napi::Boolean::New(env, true);
+    int e = errno;
+    if (e == ENOENT) return Napi::Boolean::New(env, false);
+    ThrowErrno(env, e, "bpf(BPF_MAP_LOOKUP_ELEM)", "map lookup failed");
+  }
+  static Napi::Value DoUpdate(Napi::Env env, int fd, void* key, void* value, const Napi::Value& flagsV) {
+    uint64_t flags = flagsV.IsNumber() ? flagsV.As<Napi::Number>().Int64Value() : static_cast<uint64_t>(BPF_ANY);
+    if (bpf_map_update_elem(fd, key, value, flags) == 0) return env.Undefined();
+    int e = errno;
+    if (e == EEXIST) ThrowErrno(env, e, "bpf(BPF_MAP_UPDATE_ELEM)", "key already exists (flag noexist)", "ERR_EXISTS");
+    if (e == ENOENT) ThrowErrno(env, e, "bpf(BPF_MAP_UPDATE_ELEM)", "key does not exist (flag exist)", "ERR_NOT_FOUND");
+    if (e == E2BIG) ThrowErrno(env, e, "bpf(BPF_MAP_UPDATE_ELEM)", "map is full or key out of range", "ERR_MAP_FULL");
+    ThrowErrno(env, e, "bpf(BPF_MAP_UPDATE_ELEM)", "map update failed");
+  }
+  static Napi::Value DoDelete(Napi::Env env, int fd, void* key) {
+    if (bpf_map_delete_elem(fd, key) == 0) return Napi::Boolean::New(env, true);
+    int e = errno;
+    if (e == ENOENT) return Napi::Boolean::New(env, false);
+    ThrowErrno(env, e, "bpf(BPF_MAP_DELETE_ELEM)", "map delete failed");
+  }
+
+  Napi::Reference<Napi::Buffer<uint8_t>> scratch_;
+  uint8_t* sKey_ = nullptr;
+  uint8_t* sVal_ = nullptr;
+
   // lookupAndDelete(key|null, valueOut) -> boolean
   Napi::Value LookupAndDelete(const Napi::CallbackInfo& info) {
     int fd = LiveFd(info.Env());
@@ -115,11 +169,14 @@ class NativeMap : public FdWrap<NativeMap> {
             int r = bpf_map_lookup_batch(fd, first ? nullptr : &inBatch, &outBatch, kp + size_t(total) * ksz,
                                          vp + size_t(total) * vsz, &n, &opts);
             int e = r < 0 ? errno : 0;
-            total += n;
+            // a map type without batch ops fails before the kernel writes n back: it
+            // still holds what was asked for, not what was read
+            bool unsupported = e == EINVAL || e == ENOTSUP || e == 524 /* ENOTSUPP */;
+            if (!unsupported) total += n;
             if (e == ENOENT) break;  // end of map; n holds the last partial chunk
             if (r < 0) {
               f.Set(e, "bpf(BPF_MAP_LOOKUP_BATCH)", "batch lookup failed after " + std::to_string(total) + " entries",
-                    e == EINVAL || e == ENOTSUP || e == 524 ? "ERR_UNSUPPORTED" : "");
+                    unsupported ? "ERR_UNSUPPORTED" : "");
               f.details.push_back({"count", total});
               return;
             }
@@ -150,12 +207,16 @@ class NativeMap : public FdWrap<NativeMap> {
           LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = flags);
           uint32_t n = count;
           int r = del ? bpf_map_delete_batch(fd, kp, &n, &opts) : bpf_map_update_batch(fd, kp, vp, &n, &opts);
+          int e = r < 0 ? errno : 0;
+          // a map type without this batch op fails before the kernel writes n back
+          bool unsupported = e == ENOTSUP || e == 524 /* ENOTSUPP */;
+          if (unsupported) n = 0;
           *done = n;
           if (r < 0) {
-            int e = errno;
             std::string code = e == E2BIG || e == ENOSPC ? "ERR_MAP_FULL"
                                : e == ENOENT             ? "ERR_NOT_FOUND"
                                : e == EEXIST             ? "ERR_EXISTS"
+                               : unsupported             ? "ERR_UNSUPPORTED"
                                                          : "";
             f.Set(e, sc,
                   std::string(del ? "batch delete" : "batch update") + " stopped after " + std::to_string(n) + " of " +

@@ -17,7 +17,7 @@ export {
   TracingProgram, TracingLink, tracingSupport, kernelEnum, kernelHasTracepoint, dropReasonNamer, tracingSection,
   type TracingKind, type TracingAttachOptions, type TracingLinkInfo, type TracingSupport,
 } from './tracing.js';
-export { BpfMap, perCpu, possibleCpus, type MapCodecs, type MapInfo, type UpdateFlag } from './map.js';
+export { BpfMap, perCpu, possibleCpus, type MapCodecs, type MapColumns, type MapInfo, type UpdateFlag } from './map.js';
 export { RingBuffer, type RingBufferOptions, type RingBufferStats, type RingBufferLoss, type RingBufferEvents } from './ringbuf.js';
 export { type NetnsRef } from './netns.js';
 export { ifIndex } from './interfaces.js';

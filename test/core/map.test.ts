@@ -94,7 +94,7 @@ describe('BpfMap (real kernel maps)', () => {
     using m = obj.map('big_hash', { key: u32, value: u64 });
     const entries: [number, bigint][] = Array.from({ length: 100_000 }, (_, i) => [i, BigInt(i) * 7n]);
     expect(await m.setBatch(entries)).toBe(100_000);
-    const all = await m.getBatch();
+    const all = await m.dump();
     expect(all).toHaveLength(100_000);
     const byKey = new Map(all);
     expect(byKey.get(99_999)).toBe(99_999n * 7n);

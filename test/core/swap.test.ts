@@ -124,17 +124,17 @@ describe('DoubleBuffer', () => {
   });
 });
 
-describe('BpfMap.setAsync / writeBatch', () => {
-  it('setAsync writes like set(); writeBatch writes raw bytes and checks their length first', async () => {
+describe('BpfMap.setAsync / writeColumns', () => {
+  it('setAsync writes like set(); writeColumns writes raw bytes and checks their length first', async () => {
     const m = copies[0];
     await m.setAsync(0, cfg(9, XDP_DROP));
     expect(m.get(0)).toMatchObject({ first: 9, last: 9, verdict: XDP_DROP });
     const c = Buffer.alloc(outcomes.value.size);
     const k = Buffer.alloc(4 * 4);
     for (let i = 0; i < 4; i++) k.writeUInt32LE(i, i * 4);
-    await expect(outcomes.writeBatch(k, c, 4)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'values' });
+    await expect(outcomes.writeColumns(k, c, 4)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'values' });
     expect(sumOutcomes().some((n) => n > 0n)).toBe(true); // unchanged by the rejected call
-    expect(await outcomes.writeBatch(k, Buffer.alloc(outcomes.value.size * 4), 4)).toBe(4);
+    expect(await outcomes.writeColumns(k, Buffer.alloc(outcomes.value.size * 4), 4)).toBe(4);
     expect(sumOutcomes()).toEqual([0n, 0n, 0n, 0n]);
   });
 });

@@ -21,7 +21,7 @@ export async function readStats(h: Handles, rs: RuleSets, delivered: number): Pr
   ACL_STATS.forEach((name, i) => misc.set(name, sum(h.stats.get(i))));
   const perSlot = new Map<number, Counter[]>();
   if (rs.norm.length > 64) {
-    for (const [k, v] of await h.ruleStats.getBatch()) perSlot.set(k, v);
+    for (const [k, v] of await h.ruleStats.dump()) perSlot.set(k, v);
   } else {
     for (const s of rs.slots) perSlot.set(s, h.ruleStats.get(s) ?? []);
   }

@@ -236,7 +236,7 @@ export class RuleSets {
     if (p.fresh.length) {
       const keys = Buffer.alloc(4 * p.fresh.length);
       p.fresh.forEach((s, i) => keys.writeUInt32LE(s, 4 * i));
-      await h.ruleStats.writeBatch(keys, Buffer.alloc(h.ruleStats.value.size * p.fresh.length), p.fresh.length);
+      await h.ruleStats.writeColumns(keys, Buffer.alloc(h.ruleStats.value.size * p.fresh.length), p.fresh.length);
     }
     // the idle blob: no program reads it since the previous flip returned (it waited for
     // every program that could still see it)
@@ -252,7 +252,7 @@ export class RuleSets {
       }
       RuleSets.#fill(this.#buf, p, this.#bufUsed);
       this.#bufUsed = p.used;
-      await h.blobs[idle]!.writeBatch(Buffer.alloc(4), this.#buf, 1);
+      await h.blobs[idle]!.writeColumns(Buffer.alloc(4), this.#buf, 1);
     }
     // the new ids' slots are theirs from this generation on: recorded before the flip,
     // since the kernel judges packets with the new set while the flip waits
