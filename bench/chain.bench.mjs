@@ -15,6 +15,7 @@
 // Scenarios, alternating within each round (order reversed every other round):
 //   plain forwarding                  the ceiling: no XDP, no rules
 //   empty XDP_PASS on R               the reference: what an XDP program at all costs
+//   ip rule + table only              diagnostic: the policy route, nothing marks
 //   iptables + ip rule, N rules       the status quo: N rules in mangle PREROUTING
 //                                     (`-s X/32 -j MARK --set-mark 0x10`, iptables-nft) and
 //                                     `ip rule fwmark 0x10 table 110`
@@ -26,6 +27,9 @@
 // dropped: S, sharing CPU 0 with the generator, does not take all) / generation time;
 // medians over rounds with min..max, and medians of per-round ratios ("paired":
 // scenarios measured seconds apart share the machine's load).
+// Also, steadier on a shared machine: the CPU time R's NAPI thread (where R's whole
+// forwarding path runs) spent per packet it received (/proc/PID/schedstat), and from it
+// packets/s per CPU (1e9 / ns); "CPU:" ratios compare those, paired.
 // Goals: ServiceChainer >= 0.9 of plain forwarding at 1,000 rules, >= 1.5x iptables.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -87,6 +91,11 @@ function napiThreads(ifname) {
     }
   }
   return pids;
+}
+
+/** CPU time (ns, /proc/PID/schedstat) the given threads have run, keyed by PID. */
+function cpuNs(pids) {
+  return Object.fromEntries(pids.map((p) => [p, Number(readFileSync(`/proc/${p}/schedstat`, 'utf8').split(' ')[0])]));
 }
 
 /** Threaded NAPI on `ifname` in `host`, its threads pinned to `cpu`; returns how many. */
@@ -184,12 +193,17 @@ export default {
           const l = p.attach(names.rIn, { netns: r.netns });
           return { done: async () => { l.close(); p.close(); o.close(); } };
         } },
+        // diagnostic: the policy routes alone (nothing marks): what custom fib rules cost
+        { id: 'ip rule + table only, nothing marks', kind: 'rules', setup: async () => {
+          await r.batch([`route add default via ${SINK_IP} table ${TABLE}`, `rule add fwmark ${MARK} table ${TABLE} priority 1000`]);
+          return { done: async () => r.batch([`rule del fwmark ${MARK} table ${TABLE} priority 1000`, `route del default table ${TABLE}`]) };
+        } },
         ...sizes.map(ipt),
         ...sizes.map(chain),
       ];
-      const budget = quick ? 0.4 : 1;
+      const budget = quick ? 0.4 : 0.5;
       const chunk = 1_000_000;
-      const rounds = quick ? 1 : 7;
+      const rounds = quick ? 1 : 15;
       const results = Object.fromEntries(scenarios.map((x) => [x.id, []]));
       for (let round = 0; round < rounds; round++) {
         for (const sc of round % 2 ? [...scenarios].reverse() : scenarios) {
@@ -203,6 +217,8 @@ export default {
             const m0 = st.read?.() ?? 0;
             const e0 = await linkStats(r, names.rOut);
             const i0 = await linkStats(r, names.rIn);
+            const napiPids = napiThreads(names.rIn);
+            const c0 = cpuNs(napiPids);
             const gen = genObj.xdpProgram('xdp_stamp_tx');
             // the generator offers ~10x what R forwards: send chunks until the time budget
             const t0 = process.hrtime.bigint();
@@ -215,6 +231,11 @@ export default {
             }
             gen.close();
             await sleep(100);
+            const c1 = cpuNs(napiThreads(names.rIn));
+            // R's whole forwarding path (XDP, TC, stack, netfilter, fib, egress veth) runs in
+            // its NAPI thread: its CPU time per packet does not depend on how much CPU the
+            // thread got on a machine shared with other work (a re-created thread: NaN)
+            const napiNs = napiPids.reduce((a, p) => a + ((c1[p] ?? NaN) - c0[p]), 0);
             const got = arrived() - a0;
             const matched = (st.read?.() ?? 0) - m0;
             const e1 = await linkStats(r, names.rOut);
@@ -225,12 +246,13 @@ export default {
             Object.assign(res, {
               secs, sent, forwarded, pps: forwarded / secs, arrived: got, arrivedPps: got / secs, offeredPps: sent / secs, matched,
               routerRx: i1.rx.packets - i0.rx.packets, routerTxDropped: e1.tx.dropped - e0.tx.dropped,
+              nsPerPacket: napiNs / (i1.rx.packets - i0.rx.packets),
             });
           } finally {
             await st.done();
           }
           results[sc.id].push(res);
-          log(`round ${round + 1} ${sc.id}: ${fmt(res.pps)}/s forwarded (${res.forwarded} in ${res.secs.toFixed(2)} s; R rx ${res.routerRx}; arrived at S ${res.arrived}, dropped at R's egress ${res.routerTxDropped}; offered ${fmt(res.offeredPps)}/s` +
+          log(`round ${round + 1} ${sc.id}: ${fmt(res.pps)}/s forwarded (${res.forwarded} in ${res.secs.toFixed(2)} s; R's NAPI thread ${res.nsPerPacket.toFixed(0)} ns/packet; R rx ${res.routerRx}; arrived at S ${res.arrived}, dropped at R's egress ${res.routerTxDropped}; offered ${fmt(res.offeredPps)}/s` +
             (sc.kind === 'chain' || sc.kind === 'iptables' ? `; last rule matched ${res.matched})` : ')'));
           if (sc.kind === 'chain' || sc.kind === 'iptables') {
             // the measured flow must have been classified by the last rule: every packet of it
@@ -243,24 +265,42 @@ export default {
       const XDP = scenarios[1].id;
       const med = (id) => median(results[id].map((x) => x.pps));
       const paired = (x, y) => median(results[x].map((v, i) => v.pps / results[y][i].pps));
+      // per-CPU capacity: 1e9 / R's NAPI-thread ns per packet
+      const cap = (id) => median(results[id].map((x) => 1e9 / x.nsPerPacket));
+      const capPaired = (x, y) => median(results[x].map((v, i) => results[y][i].nsPerPacket / v.nsPerPacket));
       for (const sc of scenarios) {
         const xs = results[sc.id].map((x) => x.pps);
         const row = {
           test: sc.id, rounds, 'forwarded/s': Math.round(med(sc.id)), 'min..max': `${fmt(Math.min(...xs))}..${fmt(Math.max(...xs))}`,
           'arrived at S/s': Math.round(median(results[sc.id].map((x) => x.arrivedPps))),
           'vs plain': med(sc.id) / med(PLAIN), 'vs plain paired': paired(sc.id, PLAIN), 'vs empty XDP paired': paired(sc.id, XDP),
+          'vs iptables paired': sc.kind === 'chain' ? paired(sc.id, ipt(sc.n).id) : undefined,
+          'NAPI ns/pkt': median(results[sc.id].map((x) => x.nsPerPacket)),
+          'ns/pkt min..max': `${Math.min(...results[sc.id].map((x) => x.nsPerPacket)).toFixed(0)}..${Math.max(...results[sc.id].map((x) => x.nsPerPacket)).toFixed(0)}`,
+          'pkt/s per CPU': Math.round(cap(sc.id)),
+          'CPU: vs plain paired': capPaired(sc.id, PLAIN), 'CPU: vs empty XDP paired': capPaired(sc.id, XDP),
+          'CPU: vs iptables paired': sc.kind === 'chain' ? capPaired(sc.id, ipt(sc.n).id) : undefined,
         };
-        if (sc.kind === 'chain') row['vs iptables paired'] = paired(sc.id, ipt(sc.n).id);
         rows.push(row);
       }
       summary.emptyXdpVsPlainPaired = paired(XDP, PLAIN);
+      summary.cpu_emptyXdpVsPlainPaired = capPaired(XDP, PLAIN);
       for (const n of sizes) {
         summary[`chain${n}VsPlainPaired`] = paired(chain(n).id, PLAIN);
         summary[`chain${n}VsEmptyXdpPaired`] = paired(chain(n).id, XDP);
         summary[`chain${n}VsIptablesPaired`] = paired(chain(n).id, ipt(n).id);
         summary[`iptables${n}VsPlainPaired`] = paired(ipt(n).id, PLAIN);
+        summary[`cpu_chain${n}VsPlainPaired`] = capPaired(chain(n).id, PLAIN);
+        summary[`cpu_chain${n}VsEmptyXdpPaired`] = capPaired(chain(n).id, XDP);
+        summary[`cpu_chain${n}VsIptablesPaired`] = capPaired(chain(n).id, ipt(n).id);
+        summary[`cpu_iptables${n}VsPlainPaired`] = capPaired(ipt(n).id, PLAIN);
       }
+      const RULES = 'ip rule + table only, nothing marks';
+      summary.cpu_policyRoutesOnlyVsPlainPaired = capPaired(RULES, PLAIN);
+      summary.cpu_chain1000VsPolicyRoutesOnlyPaired = capPaired(chain(1000).id, RULES);
+      summary.cpu_iptables1VsPolicyRoutesOnlyPaired = capPaired(ipt(1).id, RULES);
       summary.plainPps = Math.round(med(PLAIN));
+      summary.plainNsPerPacket = median(results[PLAIN].map((x) => x.nsPerPacket));
       summary.goal = 'chain1000VsPlain >= 0.9; chain1000VsIptables >= 1.5';
     } finally {
       unpin();
