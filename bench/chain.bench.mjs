@@ -1,6 +1,7 @@
 // ServiceChainer benchmark: forwarded packets/s through a router host.
 //
-// Topology (a Lab of its own): generator G -> router R -> sink S. G sends live frames
+// Topology (a Lab of its own): generator G -> router R -> sink S, twice (R0 -> S0 for the
+// scenarios without policy routes, R1 -> S1 for those with: see makePath). G sends live frames
 // (XdpProgram.generate with the re-stamping XDP_TX program test/bpf/decap_gen.bpf.c: R
 // rewrites MACs and TTL in pages live-frames mode recycles, so every frame is stamped
 // afresh) of 128-byte IPv4/UDP, src FLOW_SRC -> 198.19.0.10, to R's MAC. R forwards them
@@ -15,6 +16,7 @@
 // Scenarios, alternating within each round (order reversed every other round):
 //   plain forwarding                  the ceiling: no XDP, no rules
 //   empty XDP_PASS on R               the reference: what an XDP program at all costs
+//   plain forwarding, R1              diagnostic: router 1 once it has had fib rules
 //   ip rule + table only              diagnostic: the policy route, nothing marks
 //   iptables + ip rule, N rules       the status quo: N rules in mangle PREROUTING
 //                                     (`-s X/32 -j MARK --set-mark 0x10`, iptables-nft) and
@@ -45,6 +47,7 @@ const fmt = (n) => Math.round(n).toLocaleString('en-US');
 
 const R_IN_MAC = '02:00:00:00:cb:02';
 const S_MAC = '02:00:00:00:cb:04';
+const G_MAC = '02:00:00:00:cb:01';
 const SINK_IP = '198.18.1.2';
 const DST_IP = '198.19.0.10';
 const MARK = 0x10;
@@ -122,45 +125,56 @@ export default {
     const tmp = mkdtempSync(join(tmpdir(), 'bpfkit-chain-bench-'));
     const lab = await Lab.create({ name: 'bench-chain' });
     const tag = lab.netnsName('x').split('-')[1].slice(0, 4);
-    const names = { gOut: `g${tag}`, rIn: `r${tag}i`, rOut: `r${tag}o`, sIn: `s${tag}` };
     let unpin = () => {};
     const closers = [];
     try {
       const g = await lab.host('g');
-      const r = await lab.host('r');
-      const s = await lab.host('s');
-      // GRO on R's ingress: a veth without XDP takes XDP_TX'd frames only when it runs NAPI
-      const l1 = await lab.link(g, r, { aName: names.gOut, bName: names.rIn, aAddrs: ['198.18.0.1/24'], bAddrs: ['198.18.0.2/24'], bMac: R_IN_MAC, gro: true });
-      await lab.link(r, s, { aName: names.rOut, bName: names.sIn, aAddrs: ['198.18.1.1/24'], bAddrs: [`${SINK_IP}/24`], bMac: S_MAC });
-      await r.setGro(names.rIn, false);
-      await r.setGro(names.rIn, true);
-      await r.sysctl({ 'net.ipv4.ip_forward': 1 });
-      // S drops everything at XDP (ARP too): R's neighbour entry for S is static
-      await r.batch([`neigh replace ${SINK_IP} lladdr ${S_MAC} dev ${names.rOut} nud permanent`, `route add 198.19.0.0/24 via ${SINK_IP}`]);
-
-      const sinkObj = await BpfObject.openBuiltin('counter', { globals: { verdict: 1 } }).load();
-      closers.push(() => sinkObj.close());
-      const sinkProg = sinkObj.xdpProgram('xdp_count');
-      const sinkLink = sinkProg.attach(names.sIn, { netns: s.netns });
-      closers.push(() => sinkLink.close());
-      const sinkMap = sinkObj.perCpuMap('counters', { key: u32, value: counterCodec });
-      const arrived = () => Number((sinkMap.get(0) ?? []).reduce((a, x) => a + x.packets, 0n));
       const linkStats = async (host, ifname) => {
         const j = await host.ipJson(['-s', 'link', 'show', 'dev', ifname]);
         return j[0].stats64;
       };
-
-      const pinNapi = async () => ({ router: await threadNapi(r, names.rIn, ROUTER_CPU), sink: await threadNapi(s, names.sIn, GEN_CPU) });
-      const pinned = await pinNapi();
-      log(`threaded NAPI: ${pinned.router} thread(s) for R's ingress on CPU ${ROUTER_CPU}, ${pinned.sink} for S on CPU ${GEN_CPU}; generator on CPU ${GEN_CPU}`);
+      // Two identical router paths: custom fib rules, once added to a namespace, keep its
+      // route lookups on the fib-rules path after they are removed (fib_has_custom_rules is
+      // never reset), so the ceiling and the empty-XDP reference run on router 0, which
+      // never gets a rule, and every scenario with policy routes on router 1. G has no
+      // addresses: it only transmits frames.
+      const makePath = async (i) => {
+        const names = { gOut: `g${tag}${i}`, rIn: `r${tag}${i}i`, rOut: `r${tag}${i}o`, sIn: `s${tag}${i}` };
+        const r = await lab.host(`r${i}`);
+        const s = await lab.host(`s${i}`);
+        // GRO on R's ingress: a veth without XDP takes XDP_TX'd frames only when it runs NAPI
+        await lab.link(g, r, { aName: names.gOut, bName: names.rIn, aMac: G_MAC, bAddrs: ['198.18.0.2/24'], bMac: R_IN_MAC, gro: true });
+        await lab.link(r, s, { aName: names.rOut, bName: names.sIn, aAddrs: ['198.18.1.1/24'], bAddrs: [`${SINK_IP}/24`], bMac: S_MAC });
+        await r.setGro(names.rIn, false);
+        await r.setGro(names.rIn, true);
+        await r.sysctl({ 'net.ipv4.ip_forward': 1 });
+        // S drops everything at XDP (ARP too): R's neighbour entry for S is static
+        await r.batch([`neigh replace ${SINK_IP} lladdr ${S_MAC} dev ${names.rOut} nud permanent`, `route add 198.19.0.0/24 via ${SINK_IP}`]);
+        const sinkObj = await BpfObject.openBuiltin('counter', { globals: { verdict: 1 } }).load();
+        closers.push(() => sinkObj.close());
+        const sinkProg = sinkObj.xdpProgram('xdp_count');
+        const sinkLink = sinkProg.attach(names.sIn, { netns: s.netns });
+        closers.push(() => sinkLink.close());
+        const sinkMap = sinkObj.perCpuMap('counters', { key: u32, value: counterCodec });
+        const arrived = () => Number((sinkMap.get(0) ?? []).reduce((a, x) => a + x.packets, 0n));
+        const pinNapi = async () => ({ router: await threadNapi(r, names.rIn, ROUTER_CPU), sink: await threadNapi(s, names.sIn, GEN_CPU) });
+        return { i, r, s, names, arrived, pinNapi };
+      };
+      const p0 = await makePath(0);
+      const p1 = await makePath(1);
+      const { r, names } = p1;
+      for (const p of [p0, p1]) {
+        const pinned = await p.pinNapi();
+        log(`router ${p.i}: threaded NAPI, ${pinned.router} thread(s) for R's ingress on CPU ${ROUTER_CPU}, ${pinned.sink} for S on CPU ${GEN_CPU}; generator on CPU ${GEN_CPU}`);
+      }
       unpin = pinProcess(GEN_CPU);
 
-      const f = frame(l1.a.mac, R_IN_MAC, FLOW_SRC, DST_IP);
+      const f = frame(G_MAC, R_IN_MAC, FLOW_SRC, DST_IP);
       const genObj = await BpfObject.load(join(root, 'build/test-bpf/decap_gen.bpf.o'), { globals: { tmpl: f } });
       closers.push(() => genObj.close());
 
       const sizes = [1, 100, 1000];
-      const ipt = (n) => ({ id: `iptables MARK + ip rule, ${n} rule${n > 1 ? 's' : ''}`, kind: 'iptables', n, setup: async () => {
+      const ipt = (n) => ({ id: `iptables MARK + ip rule, ${n} rule${n > 1 ? 's' : ''}`, kind: 'iptables', n, path: p1, setup: async () => {
         writeFileSync(join(tmp, `ipt${n}`), iptablesRules(srcSet(n)));
         await r.exec(['iptables-nft-restore', join(tmp, `ipt${n}`)]);
         await r.batch([`route add default via ${SINK_IP} table ${TABLE}`, `rule add fwmark ${MARK} table ${TABLE} priority 1000`]);
@@ -174,7 +188,7 @@ export default {
           await r.exec(['nft', 'delete', 'table', 'ip', 'mangle']);
         } };
       } });
-      const chain = (n) => ({ id: `ServiceChainer, ${n} rule${n > 1 ? 's' : ''}`, kind: 'chain', n, setup: async () => {
+      const chain = (n) => ({ id: `ServiceChainer, ${n} rule${n > 1 ? 's' : ''}`, kind: 'chain', n, path: p1, setup: async () => {
         const c = await ServiceChainer.attach(names.rIn, {
           netns: r.netns,
           services: [{ name: 'svc', mark: MARK, table: TABLE, nexthops: [{ via: SINK_IP }] }],
@@ -186,15 +200,17 @@ export default {
         return { read, done: async () => c.close() };
       } });
       const scenarios = [
-        { id: 'plain forwarding (ceiling)', kind: 'plain', setup: async () => ({ done: async () => {} }) },
-        { id: 'empty XDP_PASS on R ingress', kind: 'xdp', setup: async () => {
+        { id: 'plain forwarding (ceiling)', kind: 'plain', path: p0, setup: async () => ({ done: async () => {} }) },
+        { id: 'empty XDP_PASS on R ingress', kind: 'xdp', path: p0, setup: async () => {
           const o = await BpfObject.openBuiltin('xdp_basic').load();
           const p = o.xdpProgram('xdp_pass');
-          const l = p.attach(names.rIn, { netns: r.netns });
+          const l = p.attach(p0.names.rIn, { netns: p0.r.netns });
           return { done: async () => { l.close(); p.close(); o.close(); } };
         } },
+        // diagnostic: no rules on router 1, where rules have been (from round 1 on)
+        { id: 'plain forwarding, R1 (had fib rules)', kind: 'plain1', path: p1, setup: async () => ({ done: async () => {} }) },
         // diagnostic: the policy routes alone (nothing marks): what custom fib rules cost
-        { id: 'ip rule + table only, nothing marks', kind: 'rules', setup: async () => {
+        { id: 'ip rule + table only, nothing marks', kind: 'rules', path: p1, setup: async () => {
           await r.batch([`route add default via ${SINK_IP} table ${TABLE}`, `rule add fwmark ${MARK} table ${TABLE} priority 1000`]);
           return { done: async () => r.batch([`rule del fwmark ${MARK} table ${TABLE} priority 1000`, `route del default table ${TABLE}`]) };
         } },
@@ -211,13 +227,14 @@ export default {
           const res = {};
           try {
             // attaching or detaching XDP may re-create R's NAPI (and its thread)
-            const p = await pinNapi();
+            const P = sc.path;
+            const p = await P.pinNapi();
             if (!p.router || !p.sink) log(`warning: no NAPI thread to pin (router ${p.router}, sink ${p.sink})`);
-            const a0 = arrived();
+            const a0 = P.arrived();
             const m0 = st.read?.() ?? 0;
-            const e0 = await linkStats(r, names.rOut);
-            const i0 = await linkStats(r, names.rIn);
-            const napiPids = napiThreads(names.rIn);
+            const e0 = await linkStats(P.r, P.names.rOut);
+            const i0 = await linkStats(P.r, P.names.rIn);
+            const napiPids = napiThreads(P.names.rIn);
             const c0 = cpuNs(napiPids);
             const gen = genObj.xdpProgram('xdp_stamp_tx');
             // the generator offers ~10x what R forwards: send chunks until the time budget
@@ -225,21 +242,21 @@ export default {
             let sent = 0;
             let secs = 0;
             for (let k = 0; k < 1000 && secs < budget; k++) {
-              await gen.generate(f, { iface: names.gOut, netns: g.netns, count: chunk, batchSize: 64 });
+              await gen.generate(f, { iface: P.names.gOut, netns: g.netns, count: chunk, batchSize: 64 });
               sent += chunk;
               secs = Number(process.hrtime.bigint() - t0) / 1e9;
             }
             gen.close();
             await sleep(100);
-            const c1 = cpuNs(napiThreads(names.rIn));
+            const c1 = cpuNs(napiThreads(P.names.rIn));
             // R's whole forwarding path (XDP, TC, stack, netfilter, fib, egress veth) runs in
             // its NAPI thread: its CPU time per packet does not depend on how much CPU the
             // thread got on a machine shared with other work (a re-created thread: NaN)
             const napiNs = napiPids.reduce((a, p) => a + ((c1[p] ?? NaN) - c0[p]), 0);
-            const got = arrived() - a0;
+            const got = P.arrived() - a0;
             const matched = (st.read?.() ?? 0) - m0;
-            const e1 = await linkStats(r, names.rOut);
-            const i1 = await linkStats(r, names.rIn);
+            const e1 = await linkStats(P.r, P.names.rOut);
+            const i1 = await linkStats(P.r, P.names.rIn);
             // forwarded = what R handed to its egress veth: sent on, or dropped there because
             // S's queue was full (S shares CPU 0 with the generator); either way R did the work
             const forwarded = e1.tx.packets - e0.tx.packets + (e1.tx.dropped - e0.tx.dropped);
@@ -297,6 +314,7 @@ export default {
       }
       const RULES = 'ip rule + table only, nothing marks';
       summary.cpu_policyRoutesOnlyVsPlainPaired = capPaired(RULES, PLAIN);
+      summary.cpu_plainR1VsPlainPaired = capPaired('plain forwarding, R1 (had fib rules)', PLAIN);
       summary.cpu_chain1000VsPolicyRoutesOnlyPaired = capPaired(chain(1000).id, RULES);
       summary.cpu_iptables1VsPolicyRoutesOnlyPaired = capPaired(ipt(1).id, RULES);
       summary.plainPps = Math.round(med(PLAIN));
