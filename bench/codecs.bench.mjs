@@ -2,7 +2,7 @@
 // same run, same buffers, same values.
 //
 // Each case encodes N values into (or decodes N records from) one buffer, record i at
-// offset i * size, and stores every decoded value in an array (as RingBuffer and getBatch
+// offset i * size, and stores every decoded value in an array (as RingBuffer and dump()
 // do), so allocations are real on both sides. The floor is what a careful person writes by
 // hand for that one layout: one DataView made once per buffer, member offsets as
 // constants, the fastest plain JS we know for each member (char-code loop for addresses,
