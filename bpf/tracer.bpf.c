@@ -305,9 +305,8 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 
 	count(S_SEEN);
-	/* The slot remembers only the packet this CPU received or queued LAST, and a freed
-	 * packet is forgotten: a later skb at a reused address must never inherit its
-	 * headers (a transmit of another packet was reported as the dropped one's). */
+	/* remember only the LAST packet received/queued here, and forget a freed one: a
+	 * later skb at a reused address must never inherit its headers */
 	if (point == P_RECEIVE || point == P_QUEUE) {
 		struct last_pkt *l = last_slot(point == P_RECEIVE ? L_RX : L_TX);
 
