@@ -82,7 +82,6 @@ function checkDirection(d: unknown, field = 'direction'): TcDirection {
   return d;
 }
 
-const checkU32 = checkInteger;
 
 function anchorOf(a: TcAnchor, field: string): { flags: number; relative: number } {
   if (a === 'all') return { flags: 0, relative: 0 };
@@ -91,8 +90,8 @@ function anchorOf(a: TcAnchor, field: string): { flags: number; relative: number
     return { flags: BPF_F_LINK, relative: a.handle.fd };
   }
   if (a instanceof BpfProgram) return { flags: 0, relative: a.fd };
-  if (a && typeof a === 'object' && 'programId' in a) return { flags: BPF_F_ID, relative: checkU32(a.programId, `${field}.programId`, 1, 0xffffffff) };
-  if (a && typeof a === 'object' && 'linkId' in a) return { flags: BPF_F_ID | BPF_F_LINK, relative: checkU32(a.linkId, `${field}.linkId`, 1, 0xffffffff) };
+  if (a && typeof a === 'object' && 'programId' in a) return { flags: BPF_F_ID, relative: checkInteger(a.programId, `${field}.programId`, 1, 0xffffffff) };
+  if (a && typeof a === 'object' && 'linkId' in a) return { flags: BPF_F_ID | BPF_F_LINK, relative: checkInteger(a.linkId, `${field}.linkId`, 1, 0xffffffff) };
   return invalidArgument(field, "must be a TcLink, a program, { programId }, { linkId } or 'all'");
 }
 
@@ -165,9 +164,9 @@ export class TcProgram extends BpfProgram {
     const anchorField = opts.before !== undefined ? 'before' : 'after';
     const anchorVal = opts.before ?? opts.after;
     const anchor = anchorVal === undefined ? undefined : anchorOf(anchorVal, anchorField);
-    const rev = opts.expectedRevision === undefined ? 0 : checkU32(opts.expectedRevision, 'expectedRevision', 1, Number.MAX_SAFE_INTEGER);
-    const priority = opts.priority === undefined ? 0 : checkU32(opts.priority, 'priority', 1, 0xffff);
-    const handle = opts.handle === undefined ? 0 : checkU32(opts.handle, 'handle', 1, 0xffffffff);
+    const rev = opts.expectedRevision === undefined ? 0 : checkInteger(opts.expectedRevision, 'expectedRevision', 1, Number.MAX_SAFE_INTEGER);
+    const priority = opts.priority === undefined ? 0 : checkInteger(opts.priority, 'priority', 1, 0xffff);
+    const handle = opts.handle === undefined ? 0 : checkInteger(opts.handle, 'handle', 1, 0xffffffff);
     if (opts.kind === 'tcx' && (opts.priority !== undefined || opts.handle !== undefined)) {
       invalidArgument(opts.priority !== undefined ? 'priority' : 'handle', "applies to kind 'clsact' only (order tcx links with before/after)");
     }
@@ -195,14 +194,14 @@ export class TcProgram extends BpfProgram {
    * it refuses a data_meta area for skb test runs (XDP metadata needs a real packet).
    */
   async testRun(packet: Uint8Array, opts: TcTestRunOptions = {}): Promise<TcTestRunResult> {
-    const repeat = opts.repeat === undefined ? 1 : checkU32(opts.repeat, 'repeat', 1, 0xffffffff);
+    const repeat = opts.repeat === undefined ? 1 : checkInteger(opts.repeat, 'repeat', 1, 0xffffffff);
     if (!(packet instanceof Uint8Array) || packet.length < 14) invalidArgument('packet', 'must be a Buffer of at least 14 bytes (an Ethernet frame)');
     const ctx = Buffer.alloc(SKB_SIZE);
-    if (opts.mark !== undefined) ctx.writeUInt32LE(checkU32(opts.mark, 'mark', 0, 0xffffffff), SKB.mark);
-    if (opts.priority !== undefined) ctx.writeUInt32LE(checkU32(opts.priority, 'priority', 0, 0xffffffff), SKB.priority);
+    if (opts.mark !== undefined) ctx.writeUInt32LE(checkInteger(opts.mark, 'mark', 0, 0xffffffff), SKB.mark);
+    if (opts.priority !== undefined) ctx.writeUInt32LE(checkInteger(opts.priority, 'priority', 0, 0xffffffff), SKB.priority);
     if (opts.cb !== undefined) {
       if (!Array.isArray(opts.cb) || opts.cb.length > 5) invalidArgument('cb', 'must be an array of up to 5 u32');
-      opts.cb.forEach((v, i) => ctx.writeUInt32LE(checkU32(v, `cb[${i}]`, 0, 0xffffffff), SKB.cb + 4 * i));
+      opts.cb.forEach((v, i) => ctx.writeUInt32LE(checkInteger(v, `cb[${i}]`, 0, 0xffffffff), SKB.cb + 4 * i));
     }
     if (opts.iface !== undefined) checkInterface(opts.iface, 'iface');
     if (opts.ingress !== undefined) checkInterface(opts.ingress, 'ingress');

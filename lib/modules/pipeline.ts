@@ -143,7 +143,7 @@ export class XdpPipeline {
     checkInterface(iface, 'iface');
     for (const k of Object.keys(opts)) if (k !== 'mode' && k !== 'netns') invalidArgument(k, `unknown option '${k}' (options: mode, netns)`);
     const ns = netnsPath(opts.netns);
-    const ifindex = ifIndex(iface, ns === undefined ? {} : { netns: ns }); // ERR_NO_SUCH_INTERFACE before anything is loaded
+    const ifindex = ifIndex(iface, { netns: ns }); // ERR_NO_SUCH_INTERFACE before anything is loaded
     const parts = await loadParts();
     const pipe = new XdpPipeline(parts, { ifindex, ...(ns ? { netns: ns } : {}) });
     try {

@@ -20,13 +20,14 @@ import { EventEmitter } from 'node:events';
 import { unlinkSync } from 'node:fs';
 import { BpfkitError, invalidArgument } from '../../core/errors.js';
 import { ifIndex } from '../../core/interfaces.js';
+import { checkInteger } from '../../core/validate.js';
 import { checkInterface, netnsPath } from '../../core/netns.js';
 import type { TestRunOptions, TestRunResult, XdpMode, XdpProgram } from '../../core/program.js';
 import type { CompileOptions } from './classifier.js';
 import { AclEventStream, isEventName, type AclEvent } from './events.js';
 import { adoptLinks, closeHandles, install, isPinned, openPinned, removePins, type Handles } from './install.js';
 import {
-  ACL_MAX_RULES, DEFAULT_SETTINGS, VARIANTS, checkSettings, int, type AclCompileInfo, type AclCounter, type AclDefaultAction,
+  ACL_MAX_RULES, DEFAULT_SETTINGS, VARIANTS, checkSettings, type AclCompileInfo, type AclCounter, type AclDefaultAction,
   type AclFirewallEvents, type AclFirewallOptions, type AclStats, type Settings, type Variant,
 } from './options.js';
 import type { AclRule } from './rules.js';
@@ -70,7 +71,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     this.adopted = init.adopted;
     this.variant = init.variant.name;
     this.#ns = init.ns;
-    this.#rs = new RuleSets({ maxRules: init.maxRules, variant: init.variant, compile: init.compile, resolveIface: (v) => ifIndex(v, this.#ns === undefined ? {} : { netns: this.#ns }) });
+    this.#rs = new RuleSets({ maxRules: init.maxRules, variant: init.variant, compile: init.compile, resolveIface: (v) => ifIndex(v, { netns: this.#ns }) });
     this.#stream = new AclEventStream(this, this.#rs.owners);
     this.on('newListener', (ev) => {
       if (isEventName(ev)) queueMicrotask(() => this.#stream.updateListening());
@@ -110,16 +111,16 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     const ns = pipeline ? pipeline.netns : netnsPath(opts.netns);
     const mode = opts.mode ?? 'native';
     if (!['native', 'generic', 'auto'].includes(mode)) invalidArgument('mode', `must be 'native', 'generic' or 'auto', got ${String(mode)}`);
-    const maxRules = opts.maxRules === undefined ? undefined : int(opts.maxRules, 'maxRules', 1, ACL_MAX_RULES);
+    const maxRules = opts.maxRules === undefined ? undefined : checkInteger(opts.maxRules, 'maxRules', 1, ACL_MAX_RULES);
     const ringBytes = opts.ringBytes ?? 1 << 20;
     if (!Number.isInteger(ringBytes) || ringBytes < 4096 || ringBytes > 1 << 30 || (ringBytes & (ringBytes - 1)) !== 0) {
       invalidArgument('ringBytes', `must be a power of two in 4096..2^30, got ${String(ringBytes)}`);
     }
-    const flowTableSize = int(opts.flowTableSize ?? 65536, 'flowTableSize', 1, 1 << 24);
+    const flowTableSize = checkInteger(opts.flowTableSize ?? 65536, 'flowTableSize', 1, 1 << 24);
     const settings = checkSettings(opts, DEFAULT_SETTINGS);
     if (opts.rules !== undefined && !Array.isArray(opts.rules)) invalidArgument('rules', 'must be an array of rules');
     if (opts.pin !== undefined && (typeof opts.pin !== 'string' || !opts.pin.startsWith('/'))) invalidArgument('pin', 'must be an absolute directory path on a BPF filesystem');
-    const ifindexes = list.map((i) => ifIndex(i, ns === undefined ? {} : { netns: ns }));
+    const ifindexes = list.map((i) => ifIndex(i, { netns: ns }));
     const names = new Map<number, string>();
     list.forEach((i, k) => typeof i === 'string' && names.set(ifindexes[k]!, i));
     if (opts.pin !== undefined && isPinned(opts.pin)) {

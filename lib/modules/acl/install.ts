@@ -151,7 +151,7 @@ export interface Adopted {
   /** Its capacity in rules. */
   maxRules: number;
   /** Index of the blob map in force. */
-  active: number;
+  active: 0 | 1;
   /** Everything opened, for closing on failure. */
   opened: { close(): void }[];
 }

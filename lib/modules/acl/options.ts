@@ -141,10 +141,6 @@ export interface Settings {
   verdictCache: boolean;
 }
 
-export function int(v: unknown, field: string, min: number, max: number): number {
-  return checkInteger(v, field, min, max);
-}
-
 export const DEFAULT_SETTINGS: Settings = { defaultAction: 'allow', eventIntervalMs: 1000, defaultDenyEvents: true, events: true, verdictCache: true };
 
 export function checkSettings(o: Partial<Settings>, base: Settings): Settings {
@@ -153,7 +149,7 @@ export function checkSettings(o: Partial<Settings>, base: Settings): Settings {
     if (o.defaultAction !== 'allow' && o.defaultAction !== 'deny') invalidArgument('defaultAction', `must be 'allow' or 'deny', got ${String(o.defaultAction)}`);
     s.defaultAction = o.defaultAction;
   }
-  if (o.eventIntervalMs !== undefined) s.eventIntervalMs = int(o.eventIntervalMs, 'eventIntervalMs', 0, 3_600_000);
+  if (o.eventIntervalMs !== undefined) s.eventIntervalMs = checkInteger(o.eventIntervalMs, 'eventIntervalMs', 0, 3_600_000);
   for (const k of ['defaultDenyEvents', 'events', 'verdictCache'] as const) {
     if (o[k] === undefined) continue;
     if (typeof o[k] !== 'boolean') invalidArgument(k, 'must be true or false');

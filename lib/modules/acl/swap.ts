@@ -15,7 +15,7 @@
  */
 import { BpfkitError } from '../../core/errors.js';
 import { compileBlob, type CompileOptions } from './classifier.js';
-import type { Handles } from './install.js';
+import type { BlobMap, Handles } from './install.js';
 import {
   BLOB_MAGIC, BLOB_VERSION, H_MAGIC, H_SRC_LEN, H_SRC_OFF, H_VERSION, HDR_WORDS, writeBlobHeader,
 } from './layout.js';
@@ -62,7 +62,8 @@ export class RuleSets {
   #bufUsed = 0; // bytes of #buf the last set written into it used
   #mmapable: boolean | undefined; // blobs are written through mappings (undefined: not tried yet)
   #blobUsed: [number, number] = [0, 0]; // bytes of each blob map its last written set used
-  #active = 0; // index of the blob map in force
+  /** acl_blobs[0] -> blob a | b; knows which is in force (made from the handles on first use). */
+  #swap: DoubleBuffer<BlobMap> | undefined;
   #gen = 0;
   #settings: Settings = { ...DEFAULT_SETTINGS };
   #norm: NormalizedRule[] = [];
@@ -119,8 +120,8 @@ export class RuleSets {
   }
 
   /** Takes over a pinned firewall's rule set in force (blob `active`). */
-  adopt(h: Handles, active: number): void {
-    this.#active = active;
+  adopt(h: Handles, active: 0 | 1): void {
+    this.#swap = new DoubleBuffer(h.outer, [h.blobs[0]!, h.blobs[1]!], active);
     // how far an earlier process wrote either blob is not known: the first write of each zeroes it whole
     this.#blobUsed = [this.#blobBytes, this.#blobBytes];
     this.#restore(h, this.#mapping(h, active) ?? h.blobs[active]!.get(0)!);
@@ -129,6 +130,7 @@ export class RuleSets {
   /** Drops the staging buffer (the handles are closed). */
   release(): void {
     this.#buf = undefined;
+    this.#swap = undefined;
   }
 
   /** Reads the rule set, settings and slot assignments back from a blob (adoption). */
@@ -240,7 +242,9 @@ export class RuleSets {
     }
     // the idle blob: no program reads it since the previous flip returned (it waited for
     // every program that could still see it)
-    const idle = 1 - this.#active;
+    // a new firewall's slot is empty: blob a counts as in force, the first set goes to b
+    const swap = (this.#swap ??= new DoubleBuffer(h.outer, [h.blobs[0]!, h.blobs[1]!], 0));
+    const idle = swap.idleIndex;
     const mem = this.#mapping(h, idle);
     if (mem) {
       RuleSets.#fill(mem, p, this.#blobUsed[idle]);
@@ -259,8 +263,9 @@ export class RuleSets {
     for (let i = 0; i < p.norm.length; i++) {
       if (p.tags[i] === p.gen) this.#owners.own(p.slots[i]!, p.gen, p.norm[i]!.id);
     }
-    // the flip: the core's DoubleBuffer (lib/core/swap.ts), resolved after the grace period
-    const flipped = new DoubleBuffer(h.outer, [h.blobs[0]!, h.blobs[1]!], this.#active as 0 | 1).flip();
+    // the flip (lib/core/swap.ts): resolves after the grace period, and only then is the
+    // new blob the one in force
+    const flipped = swap.flip();
     flipped.catch(() => undefined); // awaited below
     // bookkeeping, worked out while the flip waits for running programs and applied once
     // it returned: the old set is gone from every CPU then, its removed rules' slots are
@@ -276,7 +281,6 @@ export class RuleSets {
       throw e;
     }
     this.#owners.flipped(p.gen, h.rb.stats().pendingBytes);
-    this.#active = idle;
     this.#free = free;
     this.#slotById = p.byId;
     this.#norm = p.norm;

@@ -144,7 +144,7 @@ export class ServiceChainer {
     if (!Number.isInteger(base) || base < 1 || base > 32700) invalidArgument('rulePriority', `must be an integer 1..32700 (before the main table's rule), got ${String(base)}`);
     const ns = pipeline ? pipeline.netns : netnsPath(opts.netns);
     // ERR_NO_SUCH_INTERFACE before anything is loaded; an interface listed twice is refused
-    const ifindexes = list.map((i) => ifIndex(i, ns === undefined ? {} : { netns: ns }));
+    const ifindexes = list.map((i) => ifIndex(i, { netns: ns }));
     ifindexes.forEach((x, k) => {
       if (ifindexes.indexOf(x) !== k) invalidArgument(`interface[${k}]`, `interface ${String(list[k])} is listed twice`);
     });

@@ -228,7 +228,7 @@ export function checkRules(rules: readonly ChainRule[], services: readonly Path[
         let idx = ifindexes.get(r.iface);
         if (idx === undefined) {
           try {
-            idx = ifIndex(r.iface, ns === undefined ? {} : { netns: ns });
+            idx = ifIndex(r.iface, { netns: ns });
           } catch (e) {
             badRule(f('iface'), `no interface '${r.iface}'${ns ? ` in ${ns}` : ''} (${e instanceof Error ? e.message : String(e)})`);
           }

@@ -127,7 +127,7 @@ export class Decapsulator {
     const stageName = stage?.name ?? 'decap';
     let settings = resolveSettings(DEFAULT_SETTINGS, stripLimits(rest), limits);
     const ns = pipeline ? pipeline.netns : netnsPath(netns);
-    ifIndex(iface, ns === undefined ? {} : { netns: ns }); // ERR_NO_SUCH_INTERFACE before anything is loaded
+    ifIndex(iface, { netns: ns }); // ERR_NO_SUCH_INTERFACE before anything is loaded
     if (!settings.interfaceMac) {
       const m = await interfaceMac(iface, ns);
       if (!m && settings.rewriteMac) {
