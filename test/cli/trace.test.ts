@@ -5,10 +5,10 @@
  * the run through --count); SIGINT exits 0 with no tracer program left (bpftool as
  * witness); --seconds ends a run; bad options exit 2 naming the option.
  */
-import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
+import { bpftoolProgExists, progsStillLoaded } from '../helpers/bpftool.js';
 import { cli, CliProcess } from './cli-helpers.js';
 
 const C = '198.18.14.1';
@@ -43,15 +43,6 @@ afterAll(async () => {
 function trace(args: string[]): CliProcess {
   running = new CliProcess(['trace', ...args]);
   return running;
-}
-
-function bpftoolProgExists(id: number): boolean {
-  try {
-    execFileSync('bpftool', ['prog', 'show', 'id', String(id)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('bpfkit trace', () => {
@@ -119,7 +110,7 @@ describe('bpfkit trace', () => {
     expect(started.programs.length).toBeGreaterThanOrEqual(2);
     for (const id of started.programs) expect(bpftoolProgExists(id), `prog ${id} while tracing`).toBe(true);
     expect(await t.stop('SIGINT')).toEqual({ code: 0, signal: null });
-    for (const id of started.programs) expect(bpftoolProgExists(id), `prog ${id} after SIGINT`).toBe(false);
+    expect(await progsStillLoaded(started.programs), 'programs after SIGINT').toEqual([]);
     // warnings, if this kernel has any, are said once
     expect(new Set(t.err).size).toBe(t.err.length);
   });

@@ -12,6 +12,7 @@ import {
 } from '../../lib/index.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { nodeChild } from '../helpers/node-child.js';
+import { bpftoolProgExists } from '../helpers/bpftool.js';
 import { testObject } from '../helpers/objects.js';
 
 const OBJ = testObject('tracing_test');
@@ -43,14 +44,6 @@ function bpftoolLink(id: number): { id: number; prog_id: number } | undefined {
     return JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show', 'id', String(id)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as { id: number; prog_id: number };
   } catch {
     return undefined;
-  }
-}
-function bpftoolProgExists(id: number): boolean {
-  try {
-    execFileSync('bpftool', ['prog', 'show', 'id', String(id)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
   }
 }
 /** Waits (bounded) until `cond` holds; returns whether it did. */

@@ -13,6 +13,7 @@ import { BpfObject, PacketTracer, type TraceEvent, type TracePacket } from '../.
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
 import { packageRoot } from '../../lib/core/native.js';
 import { nodeChild } from '../helpers/node-child.js';
+import { bpftoolProgExists, progsStillLoaded } from '../helpers/bpftool.js';
 import { testObject } from '../helpers/objects.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -43,15 +44,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await lab?.close();
 });
-
-function bpftoolProgExists(id: number): boolean {
-  try {
-    execFileSync('bpftool', ['prog', 'show', 'id', String(id)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Collects a tracer's packets until `done` holds for one of them (bounded), then stops it. */
 async function collect(t: PacketTracer, send: () => Promise<unknown>, done: (p: TracePacket) => boolean, enough: (events: TraceEvent[]) => boolean = () => false): Promise<{ packets: TracePacket[]; events: TraceEvent[] }> {
@@ -337,8 +329,7 @@ describe('nothing stays loaded', () => {
     await t.stop();
     await t.stop(); // twice is fine
     expect(t.programs).toEqual([]);
-    for (let i = 0; i < 50 && ids.some(bpftoolProgExists); i++) await sleep(20);
-    expect(ids.filter(bpftoolProgExists)).toEqual([]);
+    expect(await progsStillLoaded(ids)).toEqual([]);
   });
 
   it('SIGKILL of the tracing process leaves no program loaded', async () => {
@@ -353,8 +344,7 @@ describe('nothing stays loaded', () => {
       expect(ids.every(bpftoolProgExists)).toBe(true);
       c.p.kill('SIGKILL');
       await c.exited;
-      for (let i = 0; i < 100 && ids.some(bpftoolProgExists); i++) await sleep(20);
-      expect(ids.filter(bpftoolProgExists)).toEqual([]);
+      expect(await progsStillLoaded(ids)).toEqual([]);
     } finally {
       c.p.kill('SIGKILL');
     }
