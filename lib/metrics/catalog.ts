@@ -107,7 +107,7 @@ export interface Sample {
   value: number;
 }
 
-type Add = (metric: string, value: number | bigint, labels?: Record<string, string | number>) => void;
+type Add = (metric: string, value: number | bigint, labels?: Record<string, string>) => void;
 
 /** What a reader is given: the module, and `add` bound to its base labels. */
 export type Reader<M> = (module: M, add: Add) => void | Promise<void>;
@@ -154,8 +154,8 @@ const decap: Reader<Decapsulator> = (d, add) => {
     }
   }
   for (const v of s.vnis) {
-    add('bpfkit_decap_vni_packets_total', v.packets, { protocol: v.protocol, vni: v.vni });
-    add('bpfkit_decap_vni_bytes_total', v.bytes, { protocol: v.protocol, vni: v.vni });
+    add('bpfkit_decap_vni_packets_total', v.packets, { protocol: v.protocol, vni: String(v.vni) });
+    add('bpfkit_decap_vni_bytes_total', v.bytes, { protocol: v.protocol, vni: String(v.vni) });
   }
   add('bpfkit_decap_vni_overflow_packets_total', s.vniOverflow.packets);
   add('bpfkit_decap_metadata_failed_packets_total', s.metadataFailed.packets);

@@ -177,12 +177,12 @@ export class BpfkitMetrics {
         continue;
       }
       const staged = new Map<string, Sample[]>();
-      const addTo = (metric: string, value: number | bigint, extra?: Record<string, string | number>) => {
-        const labels = { ...e.labels };
-        for (const [k, v] of Object.entries(extra ?? {})) labels[k] = String(v);
+      // one labels object per sample, shared with prom-client (never changed afterwards)
+      const base = e.labels;
+      const addTo = (metric: string, value: number | bigint, extra?: Record<string, string>) => {
         let list = staged.get(metric);
         if (!list) staged.set(metric, (list = []));
-        list.push({ metric, labels, value: Number(value) });
+        list.push({ metric, labels: extra ? { ...base, ...extra } : base, value: Number(value) });
       };
       try {
         await (READERS[e.kind] as Reader<object>)(e.module, addTo);
@@ -193,8 +193,8 @@ export class BpfkitMetrics {
       }
       for (const [m, list] of staged) {
         const all = out.get(m);
-        if (all) all.push(...list);
-        else out.set(m, list);
+        if (!all) out.set(m, list);
+        else for (const x of list) all.push(x); // (no spread: a list can have 400,000 samples)
       }
     }
     return out;
