@@ -107,10 +107,15 @@ describe('toJsonLines(RingBuffer): paused, not dropped', () => {
     // a 4 KiB ring holds ~56 records of 64 bytes
     obj = await BpfObject.load(testObject('ringbuf_test'), { maps: { events: { maxEntries: 4096 } } });
   });
-  afterAll(() => obj?.close());
+  const rings: { close(): void }[] = [];
+  afterAll(() => {
+    for (const r of rings) r.close(); // also when a test failed before closing its ring
+    obj?.close();
+  });
 
   it('a slow consumer pauses the ring: records wait (or are lost) in the kernel, each counted; sequence numbers only grow', async () => {
     const rb = obj.ringBuffer('events', rec64, { batchSize: 64 });
+    rings.push(rb);
     const out = toJsonLines(rb, { highWaterMark: 256, maxQueue: 64, map: (r: { seq: bigint }) => ({ seq: r.seq }) });
     const prog = obj.xdpProgram('xdp_one_record');
     let produced = 0;

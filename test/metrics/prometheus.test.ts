@@ -200,11 +200,15 @@ describe('bpfkit/metrics: a scrape with real modules attached', () => {
   it('a closed module leaves the export; bad input is a BpfkitError naming the field', async () => {
     const probe = await BpfObject.load(testObject('ringbuf_test'));
     const other = probe.ringBuffer('other', u64);
-    metrics.addRingBuffer(other, { ring: 'closing' });
-    let json = await registry.getMetricsAsJSON();
-    expect(value(json, 'bpfkit_ringbuf_size_bytes', { ring: 'closing' })).toBe(16 * 1024);
-    other.close();
-    probe.close();
+    let json: Json;
+    try {
+      metrics.addRingBuffer(other, { ring: 'closing' });
+      json = await registry.getMetricsAsJSON();
+      expect(value(json, 'bpfkit_ringbuf_size_bytes', { ring: 'closing' })).toBe(16 * 1024);
+    } finally {
+      other.close();
+      probe.close();
+    }
     json = await registry.getMetricsAsJSON();
     expect(value(json, 'bpfkit_ringbuf_size_bytes', { ring: 'closing' })).toBeUndefined();
     expect(value(json, 'bpfkit_ringbuf_size_bytes', { ring: 'test_events' })).toBe(4096);
