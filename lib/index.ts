@@ -23,3 +23,7 @@ export {
   type PacketTracerOptions, type PacketTracerStats, type PacketTracerEvents, type TracePoint, type TraceEvent, type TraceFilter,
   type TracePacket, type TraceVerdict, type TimelineEvent,
 } from './modules/tracer/index.js';
+export {
+  toJsonLines, JsonLinesStream,
+  type JsonLinesSource, type JsonLinesOptions, type JsonLinesStats, type JsonLinesLoss,
+} from './export/jsonlines.js';

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import * as main from '../../lib/index.js';
 import * as lab from '../../lib/lab/index.js';
+import * as metrics from '../../lib/metrics/index.js';
 
 const MAIN = [
   // lib/core
@@ -23,7 +24,11 @@ const MAIN = [
   'XdpPipeline', 'PIPELINE_MAX_STAGES', 'ServiceChainer',
   'PacketTracer', 'TRACE_POINTS',
   'AclFirewall', 'ACL_MAX_RULES', 'PROTOCOL_NUMBERS', 'parseClassBench', 'parseClassBenchTrace',
+  // lib/export
+  'toJsonLines', 'JsonLinesStream',
 ];
+
+const METRICS = ['BpfkitMetrics', 'BPFKIT_METRICS'];
 
 const LAB = [
   'Lab', 'LabHost', 'UdpSink', 'TcpListener', 'LabProcess', 'defaultUdpPayload',
@@ -42,6 +47,11 @@ describe('entry points', () => {
   it('bpfkit/lab exports exactly the lab, and nothing of it is left in bpfkit', () => {
     expect(Object.keys(lab).sort()).toEqual([...LAB].sort());
     expect(Object.keys(main).filter((n) => n in lab)).toEqual([]);
+  });
+
+  it('bpfkit/metrics exports exactly the collector, and bpfkit none of it (prom-client is optional)', () => {
+    expect(Object.keys(metrics).sort()).toEqual([...METRICS].sort());
+    expect(Object.keys(main).filter((n) => n in metrics)).toEqual([]);
   });
 
   it('internal helpers are not exported', () => {
