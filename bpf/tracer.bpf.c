@@ -4,8 +4,8 @@
  * the filter (read-only data set before load: unset checks are removed by the verifier),
  * and sends matching events to one ring buffer, losses counted (bpfkit_ringbuf.h).
  *
- * A pcap-filter expression runs in the kernel too (tracer/cbpf.h), once per packet where
- * possible: its verdict is remembered for the packet's later points.
+ * A pcap-filter expression runs in the kernel too (tracer/cbpf.h): where a packet enters a
+ * device (receive, queue), its verdict remembered for the packet's drop or consume.
  *
  * Events are keyed by the sk_buff's address, so user space can assemble one packet's path
  * (its timeline). FIB lookups carry no skb: they are tied to the packet this CPU received
@@ -217,19 +217,27 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 		if (l && l->skb == a.skb)
 			l->skb = 0;
 	}
-	/* a pcap-filter expression: the verdict remembered from this packet's earlier point */
-	int last = point == P_DROP || point == P_CONSUME, verdict = -1;
+	/* a pcap-filter expression: at a drop or consume, the verdict of the packet's receive
+	 * or queue on this CPU when there was one (tracer/cbpf.h) */
+	int entry = point == P_RECEIVE || point == P_QUEUE, verdict = -1;
 	struct pcap_memo *m = 0;
 	__u64 head = 0;
 
 	if (filter.flags & F_PCAP) {
+		if (!BPF_CORE_READ(skb, protocol))
+			return; /* not a packet (netlink, unix, ...): no expression matches it */
 		m = pcap_memo_slot(skb);
 		head = (__u64)BPF_CORE_READ(skb, head);
-		verdict = pcap_remembered(m, skb, head, last);
-		if (verdict >= 0)
-			count(S_PCAP_REMEMBERED);
-		if (verdict == 0)
-			return;
+		if (entry) {
+			if (m)
+				m->skb = 0;
+		} else {
+			verdict = pcap_remembered(m, skb, head);
+			if (verdict >= 0)
+				count(S_PCAP_REMEMBERED);
+			if (verdict == 0)
+				return;
+		}
 	}
 	a.dev = dev;
 	a.ifindex = BPF_CORE_READ(dev, ifindex);
@@ -240,7 +248,8 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 	if ((filter.flags & F_PCAP) && verdict < 0) {
 		count(S_PCAP_RUNS);
 		verdict = cbpf_run(skb, at_data);
-		pcap_remember(m, skb, head, verdict, last);
+		if (entry)
+			pcap_remember(m, skb, head, verdict);
 		if (!verdict)
 			return;
 	}

@@ -17,9 +17,8 @@
  * pwru does; an sk_buff with neither is not a packet and never matches. Bytes are read
  * from the linear data only (head .. tail): a load past it rejects the packet.
  *
- * The verdict is computed once per sk_buff where possible and remembered in a small
- * per-CPU table keyed by the skb's address (and its data buffer, against a reused
- * address): a packet's later points on this CPU cost one lookup. drop/consume forget it.
+ * The expression runs where a packet enters a device (receive, queue); its verdict is
+ * remembered for the packet's end (drop, consume) on the same CPU (see pcap_memo below).
  */
 #ifndef BPFKIT_TRACER_CBPF_H
 #define BPFKIT_TRACER_CBPF_H
@@ -245,9 +244,15 @@ static __always_inline int cbpf_run(struct sk_buff *skb, int at_data)
 	return vm->ret != 0;
 }
 
-/* Remembered verdicts: a direct-mapped per-CPU table (sk_buffs are slab objects of 256
- * bytes: the address's bits above 8 spread them). */
-#define PCAP_MEMO_SLOTS 64
+/* Remembered verdicts: a small per-CPU table of the packets this CPU last received or
+ * queued, by the sk_buff's address (slab objects of 256 bytes: the bits above 8 spread
+ * them), so a packet's drop or consume on this CPU costs a lookup, even when other packets
+ * were sent in between (an ICMP error for it, say). A receive or queue always runs the
+ * expression (the packet may have changed since: NAT, decapsulation) and takes the slot.
+ * An sk_buff freed where no tracepoint sees it (much of the stack frees so) leaves its
+ * verdict behind; a later sk_buff inherits it only with the same address and data buffer,
+ * no receive or queue in that slot in between, and its first traced point a drop or consume. */
+#define PCAP_MEMO_SLOTS 16
 struct pcap_memo {
 	__u64 skb;
 	__u64 head;
@@ -268,22 +273,18 @@ static __always_inline struct pcap_memo *pcap_memo_slot(struct sk_buff *skb)
 	return bpf_map_lookup_elem(&pcap_memo, &slot);
 }
 
-/* The remembered verdict for skb (0 / 1), or -1 when none; `last` (drop, consume): forget it. */
-static __always_inline int pcap_remembered(struct pcap_memo *m, struct sk_buff *skb, __u64 head, int last)
+/* The verdict remembered for skb (0 / 1), forgotten as it is read; -1 when none. */
+static __always_inline int pcap_remembered(struct pcap_memo *m, struct sk_buff *skb, __u64 head)
 {
-	int v;
-
 	if (!m || m->skb != (__u64)skb || m->head != head)
 		return -1;
-	v = m->match;
-	if (last)
-		m->skb = 0;
-	return v;
+	m->skb = 0;
+	return m->match;
 }
 
-static __always_inline void pcap_remember(struct pcap_memo *m, struct sk_buff *skb, __u64 head, int match, int last)
+static __always_inline void pcap_remember(struct pcap_memo *m, struct sk_buff *skb, __u64 head, int match)
 {
-	if (!m || last)
+	if (!m)
 		return;
 	m->skb = (__u64)skb;
 	m->head = head;
