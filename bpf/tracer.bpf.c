@@ -193,12 +193,14 @@ static __always_inline void emit(const struct emit_args *a, const struct hdr *p,
 	bpfkit_rb_submit(e);
 }
 
-/* An event at an sk_buff: filter, remember for FIB lookups / transmits, emit. */
+/* An event at an sk_buff: filter, remember for FIB lookups / transmits, emit. The skb is a
+ * tracepoint argument (BTF-typed), so its fields and its device's are read directly: each
+ * a load the JIT guards, not a helper call (most of what a non-matching packet costs). */
 static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data, __u32 reason)
 {
 	struct emit_args a = { .skb = (__u64)skb, .point = point, .reason = reason };
 	struct hdr p = {}, in = {};
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct net_device *dev = skb->dev;
 
 	count(S_SEEN);
 	/* remember only the LAST packet received/queued here, and forget a freed one: a
@@ -224,10 +226,10 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 	__u64 head = 0;
 
 	if (filter.flags & F_PCAP) {
-		if (!BPF_CORE_READ(skb, protocol))
+		if (!skb->protocol)
 			return; /* not a packet (netlink, unix, ...): no expression matches it */
 		m = pcap_memo_slot(skb);
-		head = (__u64)BPF_CORE_READ(skb, head);
+		head = (__u64)skb->head;
 		if (entry) {
 			if (m)
 				m->skb = 0;
@@ -240,9 +242,9 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 		}
 	}
 	a.dev = dev;
-	a.ifindex = BPF_CORE_READ(dev, ifindex);
-	a.netns = dev ? dev_netns(dev) : BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
-	a.mark = BPF_CORE_READ(skb, mark);
+	a.ifindex = dev ? dev->ifindex : 0;
+	a.netns = dev ? dev->nd_net.net->ns.inum : BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
+	a.mark = skb->mark;
 	if (!match_where(a.ifindex, a.netns, a.mark, 1))
 		return;
 	if ((filter.flags & F_PCAP) && verdict < 0) {
@@ -257,7 +259,7 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 	if (!match_pkt(&p) && !(in.tunnel && match_pkt(&in)))
 		return;
 	count(S_MATCHED);
-	a.len = BPF_CORE_READ(skb, len);
+	a.len = skb->len;
 	if (point == P_RECEIVE || point == P_QUEUE) {
 		struct last_pkt *l = last_slot(point == P_RECEIVE ? L_RX : L_TX);
 

@@ -213,11 +213,11 @@ static __always_inline int cbpf_run(struct sk_buff *skb, int at_data)
 {
 	__u32 zero = 0;
 	struct cbpf_vm *vm = bpf_map_lookup_elem(&cbpf_scratch, &zero);
-	unsigned char *head = BPF_CORE_READ(skb, head), *data = BPF_CORE_READ(skb, data), *l3, *base;
-	__u16 mac = BPF_CORE_READ(skb, mac_header), nh = BPF_CORE_READ(skb, network_header);
-	__u16 proto = BPF_CORE_READ(skb, protocol);
-	unsigned char *tail = head + BPF_CORE_READ(skb, tail);
-	__u32 len = BPF_CORE_READ(skb, len);
+	unsigned char *head = skb->head, *data = skb->data, *l3, *base;
+	__u16 mac = skb->mac_header, nh = skb->network_header;
+	__u16 proto = skb->protocol;
+	unsigned char *tail = head + skb->tail;
+	__u32 len = skb->len;
 
 	if (!vm)
 		return 0;

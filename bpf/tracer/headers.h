@@ -98,16 +98,16 @@ static __always_inline void read_inner(unsigned char *l4, __u16 dport, struct hd
  * yet, but skb->data points at it (the link header was pulled). */
 static __always_inline int read_headers(struct sk_buff *skb, int at_data, struct hdr *p, struct hdr *in)
 {
-	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 proto = bpf_ntohs(skb->protocol);
+	__u16 nh = skb->network_header;
 	unsigned char *l3, *l4;
 
 	if (proto && proto != ETH_P_IP && proto != ETH_P_IPV6)
 		return 0;
 	if (at_data || nh == 0xffff)
-		l3 = BPF_CORE_READ(skb, data);
+		l3 = skb->data;
 	else
-		l3 = BPF_CORE_READ(skb, head) + nh;
+		l3 = skb->head + nh;
 	if (!read_l3(l3, p, &l4))
 		return 0;
 	if ((filter.flags & F_TUNNELS) && l4 && p->proto == IPPROTO_UDP && (p->dport == VXLAN_PORT || p->dport == GENEVE_PORT))
