@@ -328,19 +328,19 @@ int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 	struct last_pkt *l = last_slot(L_RX);
 	struct net_device *out = 0;
 	struct hdr p = { .family = 4 }, in = {};
-	__u32 saddr = BPF_CORE_READ(flp, saddr), daddr = BPF_CORE_READ(flp, daddr);
+	__u32 saddr = flp->saddr, daddr = flp->daddr; /* typed arguments: direct reads */
 	const void *gw = 0;
 	__u32 gw_len = 0;
 
 	count(S_SEEN);
 	if (nhc) /* a failed lookup has none: null-check before any access */
-		out = BPF_CORE_READ(nhc, nhc_dev);
+		out = nhc->nhc_dev;
 	__builtin_memcpy(p.saddr, &saddr, 4);
 	__builtin_memcpy(p.daddr, &daddr, 4);
-	a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_iif);
+	a.ifindex = flp->__fl_common.flowic_iif;
 	if (!a.ifindex || a.ifindex == 1)
-		a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_oif);
-	a.mark = BPF_CORE_READ(flp, __fl_common.flowic_mark);
+		a.ifindex = flp->__fl_common.flowic_oif;
+	a.mark = flp->__fl_common.flowic_mark;
 	if (l && l->skb && l->p.family == 4 && !__builtin_memcmp(l->p.saddr, p.saddr, 4) &&
 	    !__builtin_memcmp(l->p.daddr, p.daddr, 4)) {
 		/* the lookup for the packet this CPU is receiving: it matched already */
@@ -349,13 +349,15 @@ int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 		p = l->p;
 		in = l->in;
 	} else {
-		p.proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
+		if (filter.flags & F_PCAP)
+			return 0; /* an expression needs the packet */
+		p.proto = flp->__fl_common.flowic_proto;
 		if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP) {
-			p.sport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.sport));
-			p.dport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
+			p.sport = bpf_ntohs(flp->uli.ports.sport);
+			p.dport = bpf_ntohs(flp->uli.ports.dport);
 		}
-		a.netns = out ? dev_netns(out) : 0;
-		if ((filter.flags & F_PCAP) || !match_where(a.ifindex, a.netns, a.mark, 1) || !match_pkt(&p))
+		a.netns = out ? out->nd_net.net->ns.inum : 0;
+		if (!match_where(a.ifindex, a.netns, a.mark, 1) || !match_pkt(&p))
 			return 0; /* a route lookup has no inner headers to match */
 	}
 	count(S_MATCHED);

@@ -117,6 +117,10 @@ describe('bpfkit trace', () => {
       const packets = t.records(['packet']) as { events: { dport?: number; dst?: string }[] }[];
       expect(packets).toHaveLength(1);
       for (const e of packets[0]!.events) expect(e).toMatchObject({ dport: OPEN, dst: S });
+      // where the kernel has no kprobes or fentry, the per-function mode says so once
+      const { tracingSupport } = await import('../../lib/index.js');
+      const perFunction = !tracingSupport().kprobe || !tracingSupport().fentry;
+      expect(t.err.filter((l) => /warning: per-function tracing \(kprobes, fentry\) is unavailable/.test(l))).toHaveLength(perFunction ? 1 : 0);
     } finally {
       await sink.close();
     }
