@@ -4,6 +4,9 @@
  * the filter (read-only data set before load: unset checks are removed by the verifier),
  * and sends matching events to one ring buffer, losses counted (bpfkit_ringbuf.h).
  *
+ * A pcap-filter expression runs in the kernel too (tracer/cbpf.h): where a packet enters a
+ * device (receive, queue), its verdict remembered for the packet's drop or consume.
+ *
  * Events are keyed by the sk_buff's address, so user space can assemble one packet's path
  * (its timeline). FIB lookups carry no skb: they are tied to the packet this CPU received
  * last when the lookup's addresses are that packet's. Transmits are tied to the packet this
@@ -26,25 +29,18 @@ const volatile struct tracer_filter filter = {};
 
 BPFKIT_RINGBUF(events, 1 << 22);
 
-/* Per-CPU counters: events seen at the points, events that matched the filter. */
-enum { S_SEEN, S_MATCHED, S_MAX };
+#include "tracer/headers.h" /* reads the packet's headers; uses `filter` */
+#include "tracer/cbpf.h"    /* pcap-filter expressions: the classic BPF interpreter */
+
+/* Per-CPU counters: events seen at the points, events that matched the filter, pcap-filter
+ * expression runs and verdicts remembered instead of a run. */
+enum { S_SEEN, S_MATCHED, S_PCAP_RUNS, S_PCAP_REMEMBERED, S_MAX };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, S_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } tracer_stats SEC(".maps");
-
-/* What a packet's headers say (family 0: not read); for inner headers, which tunnel. */
-struct hdr {
-	__u8 family;
-	__u8 proto;
-	__u16 sport;
-	__u16 dport;
-	__u16 tunnel;
-	__u8 saddr[16];
-	__u8 daddr[16];
-};
 
 /* The last matching packet this CPU received (for FIB lookups) or queued (for transmits). */
 struct last_pkt {
@@ -78,106 +74,6 @@ static __always_inline struct last_pkt *last_slot(__u32 slot)
 static __always_inline __u32 dev_netns(struct net_device *dev)
 {
 	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
-}
-
-/* Reads an IPv4/IPv6 header at `l3` and the TCP/UDP/SCTP ports after it; *l4 is where
- * the transport header starts (0 for a later fragment). */
-static __always_inline int read_l3(unsigned char *l3, struct hdr *p, unsigned char **l4)
-{
-	__u8 first;
-
-	*l4 = 0;
-	if (bpf_probe_read_kernel(&first, 1, l3))
-		return 0;
-	if ((first >> 4) == 4) {
-		struct iphdr ip;
-
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), l3))
-			return 0;
-		p->family = 4;
-		p->proto = ip.protocol;
-		__builtin_memcpy(p->saddr, &ip.saddr, 4);
-		__builtin_memcpy(p->daddr, &ip.daddr, 4);
-		if (ip.frag_off & bpf_htons(0x1fff))
-			return 1; /* a later fragment: no ports */
-		*l4 = l3 + ip.ihl * 4;
-	} else if ((first >> 4) == 6) {
-		struct ipv6hdr ip6;
-
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3))
-			return 0;
-		p->family = 6;
-		p->proto = ip6.nexthdr;
-		__builtin_memcpy(p->saddr, &ip6.saddr, 16);
-		__builtin_memcpy(p->daddr, &ip6.daddr, 16);
-		*l4 = l3 + sizeof(ip6);
-	} else {
-		return 0;
-	}
-	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP || p->proto == IPPROTO_SCTP) {
-		__be16 ports[2];
-
-		if (!bpf_probe_read_kernel(ports, sizeof(ports), *l4)) {
-			p->sport = bpf_ntohs(ports[0]);
-			p->dport = bpf_ntohs(ports[1]);
-		}
-	}
-	return 1;
-}
-
-#define VXLAN_PORT 4789
-#define GENEVE_PORT 6081
-
-/* The inner Ethernet + IP headers of a VXLAN or Geneve packet whose UDP header is at l4. */
-static __always_inline void read_inner(unsigned char *l4, __u16 dport, struct hdr *in)
-{
-	unsigned char *eth, *l4in;
-	__be16 type;
-
-	if (dport == VXLAN_PORT) {
-		eth = l4 + 8 + 8; /* UDP, VXLAN header */
-		in->tunnel = 1;
-	} else {
-		__u8 g[4]; /* ver(2) opt_len(6), flags, protocol type */
-
-		if (bpf_probe_read_kernel(g, sizeof(g), l4 + 8) || g[2] != 0x65 || g[3] != 0x58)
-			return; /* not Transparent Ethernet Bridging */
-		eth = l4 + 8 + 8 + (g[0] & 0x3f) * 4;
-		in->tunnel = 2;
-	}
-	if (bpf_probe_read_kernel(&type, sizeof(type), eth + 12))
-		return;
-	if (type == bpf_htons(ETH_P_8021Q)) {
-		eth += 4;
-		if (bpf_probe_read_kernel(&type, sizeof(type), eth + 12))
-			return;
-	}
-	if (type != bpf_htons(ETH_P_IP) && type != bpf_htons(ETH_P_IPV6))
-		return;
-	if (!read_l3(eth + 14, in, &l4in))
-		in->tunnel = 0;
-}
-
-/* Reads the IPv4/IPv6 and TCP/UDP headers of `skb`, and with the tunnels filter the
- * inner ones of VXLAN/Geneve packets. At receive the network header offset is not reset
- * yet, but skb->data points at it (the link header was pulled). */
-static __always_inline int read_headers(struct sk_buff *skb, int at_data, struct hdr *p, struct hdr *in)
-{
-	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	__u16 nh = BPF_CORE_READ(skb, network_header);
-	unsigned char *l3, *l4;
-
-	if (proto && proto != ETH_P_IP && proto != ETH_P_IPV6)
-		return 0;
-	if (at_data || nh == 0xffff)
-		l3 = BPF_CORE_READ(skb, data);
-	else
-		l3 = BPF_CORE_READ(skb, head) + nh;
-	if (!read_l3(l3, p, &l4))
-		return 0;
-	if ((filter.flags & F_TUNNELS) && l4 && p->proto == IPPROTO_UDP && (p->dport == VXLAN_PORT || p->dport == GENEVE_PORT))
-		read_inner(l4, p->dport, in);
-	return 1;
 }
 
 static __always_inline int in6(const __u8 *a)
@@ -297,12 +193,14 @@ static __always_inline void emit(const struct emit_args *a, const struct hdr *p,
 	bpfkit_rb_submit(e);
 }
 
-/* An event at an sk_buff: filter, remember for FIB lookups / transmits, emit. */
+/* An event at an sk_buff: filter, remember for FIB lookups / transmits, emit. The skb is a
+ * tracepoint argument (BTF-typed), so its fields and its device's are read directly: each
+ * a load the JIT guards, not a helper call (most of what a non-matching packet costs). */
 static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data, __u32 reason)
 {
 	struct emit_args a = { .skb = (__u64)skb, .point = point, .reason = reason };
 	struct hdr p = {}, in = {};
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct net_device *dev = skb->dev;
 
 	count(S_SEEN);
 	/* remember only the LAST packet received/queued here, and forget a freed one: a
@@ -321,17 +219,47 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 		if (l && l->skb == a.skb)
 			l->skb = 0;
 	}
+	/* a pcap-filter expression: at a drop or consume, the verdict of the packet's receive
+	 * or queue on this CPU when there was one (tracer/cbpf.h) */
+	int entry = point == P_RECEIVE || point == P_QUEUE, verdict = -1;
+	struct pcap_memo *m = 0;
+	__u64 head = 0;
+
+	if (filter.flags & F_PCAP) {
+		if (!skb->protocol)
+			return; /* not a packet (netlink, unix, ...): no expression matches it */
+		m = pcap_memo_slot(skb);
+		head = (__u64)skb->head;
+		if (entry) {
+			if (m)
+				m->skb = 0;
+		} else {
+			verdict = pcap_remembered(m, skb, head);
+			if (verdict >= 0)
+				count(S_PCAP_REMEMBERED);
+			if (verdict == 0)
+				return;
+		}
+	}
 	a.dev = dev;
-	a.ifindex = BPF_CORE_READ(dev, ifindex);
-	a.netns = dev ? dev_netns(dev) : BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
-	a.mark = BPF_CORE_READ(skb, mark);
+	a.ifindex = dev ? dev->ifindex : 0;
+	a.netns = dev ? dev->nd_net.net->ns.inum : BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
+	a.mark = skb->mark;
 	if (!match_where(a.ifindex, a.netns, a.mark, 1))
 		return;
+	if ((filter.flags & F_PCAP) && verdict < 0) {
+		count(S_PCAP_RUNS);
+		verdict = cbpf_run(skb, at_data);
+		if (entry)
+			pcap_remember(m, skb, head, verdict);
+		if (!verdict)
+			return;
+	}
 	read_headers(skb, at_data, &p, &in);
 	if (!match_pkt(&p) && !(in.tunnel && match_pkt(&in)))
 		return;
 	count(S_MATCHED);
-	a.len = BPF_CORE_READ(skb, len);
+	a.len = skb->len;
 	if (point == P_RECEIVE || point == P_QUEUE) {
 		struct last_pkt *l = last_slot(point == P_RECEIVE ? L_RX : L_TX);
 
@@ -400,19 +328,19 @@ int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 	struct last_pkt *l = last_slot(L_RX);
 	struct net_device *out = 0;
 	struct hdr p = { .family = 4 }, in = {};
-	__u32 saddr = BPF_CORE_READ(flp, saddr), daddr = BPF_CORE_READ(flp, daddr);
+	__u32 saddr = flp->saddr, daddr = flp->daddr; /* typed arguments: direct reads */
 	const void *gw = 0;
 	__u32 gw_len = 0;
 
 	count(S_SEEN);
 	if (nhc) /* a failed lookup has none: null-check before any access */
-		out = BPF_CORE_READ(nhc, nhc_dev);
+		out = nhc->nhc_dev;
 	__builtin_memcpy(p.saddr, &saddr, 4);
 	__builtin_memcpy(p.daddr, &daddr, 4);
-	a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_iif);
+	a.ifindex = flp->__fl_common.flowic_iif;
 	if (!a.ifindex || a.ifindex == 1)
-		a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_oif);
-	a.mark = BPF_CORE_READ(flp, __fl_common.flowic_mark);
+		a.ifindex = flp->__fl_common.flowic_oif;
+	a.mark = flp->__fl_common.flowic_mark;
 	if (l && l->skb && l->p.family == 4 && !__builtin_memcmp(l->p.saddr, p.saddr, 4) &&
 	    !__builtin_memcmp(l->p.daddr, p.daddr, 4)) {
 		/* the lookup for the packet this CPU is receiving: it matched already */
@@ -421,12 +349,14 @@ int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 		p = l->p;
 		in = l->in;
 	} else {
-		p.proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
+		if (filter.flags & F_PCAP)
+			return 0; /* an expression needs the packet */
+		p.proto = flp->__fl_common.flowic_proto;
 		if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP) {
-			p.sport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.sport));
-			p.dport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
+			p.sport = bpf_ntohs(flp->uli.ports.sport);
+			p.dport = bpf_ntohs(flp->uli.ports.dport);
 		}
-		a.netns = out ? dev_netns(out) : 0;
+		a.netns = out ? out->nd_net.net->ns.inum : 0;
 		if (!match_where(a.ifindex, a.netns, a.mark, 1) || !match_pkt(&p))
 			return 0; /* a route lookup has no inner headers to match */
 	}
@@ -503,8 +433,8 @@ int BPF_PROG(tr_fib6, const struct net *net, const struct fib6_result *res, stru
 			p.sport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.sport));
 			p.dport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
 		}
-		if (!match_where(a.ifindex, a.netns, a.mark, 1) || !match_pkt(&p))
-			return 0;
+		if ((filter.flags & F_PCAP) || !match_where(a.ifindex, a.netns, a.mark, 1) || !match_pkt(&p))
+			return 0; /* a pcap expression needs the packet */
 	}
 	count(S_MATCHED);
 	if (nh && out) {
@@ -517,7 +447,7 @@ int BPF_PROG(tr_fib6, const struct net *net, const struct fib6_result *res, stru
 }
 
 /* Neighbour (ARP / NDP) state changes: host, interface and namespace filters apply (a
- * neighbour has no protocol, port or mark). */
+ * neighbour has no protocol, port, mark or packet for a pcap expression). */
 SEC("tp_btf/neigh_update")
 int BPF_PROG(tr_neigh, struct neighbour *n, const __u8 *lladdr, __u8 new_state, __u32 flags, __u32 pid)
 {
@@ -544,17 +474,19 @@ int BPF_PROG(tr_neigh, struct neighbour *n, const __u8 *lladdr, __u8 new_state, 
 		return 0;
 	if ((filter.flags & (F_HOST4 | F_HOST6)) && !p.family)
 		return 0;
+	if (filter.flags & F_PCAP)
+		return 0; /* a neighbour entry is not a packet */
 	count(S_MATCHED);
 	emit(&a, &p, 0, lladdr, lladdr ? 6 : 0);
 	return 0;
 }
 
 /* XDP events carry no packet: they pass the interface and namespace filters, and only
- * when no header filter (host, protocol, port, mark) is set. */
+ * when no header filter (host, protocol, port, mark, pcap expression) is set. */
 static __always_inline int xdp_match(struct net_device *dev, struct emit_args *a)
 {
 	count(S_SEEN);
-	if (filter.flags & (F_HOST4 | F_HOST6 | F_PROTO | F_PORT | F_MARK))
+	if (filter.flags & (F_HOST4 | F_HOST6 | F_PROTO | F_PORT | F_MARK | F_PCAP))
 		return 0;
 	a->dev = dev;
 	a->ifindex = BPF_CORE_READ(dev, ifindex);

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev
   pkg-config cmake make g++ iproute2 bpftool tcpdump python3-scapy iptables nftables
-  xdp-tools util-linux kmod ethtool)
+  xdp-tools util-linux kmod ethtool libpcap-dev)
 
 missing=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }

@@ -58,6 +58,7 @@ enum tracer_filter_flags {
 	F_NETNS = 1 << 5,
 	F_MARK = 1 << 6,
 	F_TUNNELS = 1 << 7, /* also match the inner headers of VXLAN (4789) / Geneve (6081) */
+	F_PCAP = 1 << 8,    /* a pcap-filter expression (bpf/tracer/cbpf.h: pcap_len, pcap_insns) */
 };
 
 /* The filter: packets must match every set field. Set before load (read-only data), so

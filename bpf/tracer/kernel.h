@@ -49,6 +49,7 @@ struct sk_buff {
 	__u16 transport_header;
 	__u16 network_header;
 	__u16 mac_header;
+	unsigned int tail; /* sk_buff_data_t: an offset from head on 64-bit kernels */
 	unsigned char *head;
 	unsigned char *data;
 } BPFKIT_CORE;

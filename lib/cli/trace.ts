@@ -24,6 +24,8 @@ export interface TraceCliOptions {
   mark?: { value: number; mask: number };
   points?: TracePoint[];
   tunnels?: boolean;
+  /** A pcap-filter expression (--pcap, or the words after the options, as tcpdump and pwru take it). */
+  pcap?: string;
   json?: boolean;
   count?: number;
   seconds?: number;
@@ -66,7 +68,7 @@ function markOption(value: string): { value: number; mask: number } {
 /** The option a tracer field came from, for error messages. */
 const OPTION_OF: Record<string, string> = {
   'filter.host': '--host/--cidr', 'filter.proto': '--proto', 'filter.port': '--port', 'filter.iface': '--iface',
-  'filter.netns': '--netns', 'filter.mark': '--mark', 'filter.mark.mask': '--mark', 'filter.tunnels': '--tunnels', points: '--points',
+  'filter.netns': '--netns', 'filter.mark': '--mark', 'filter.mark.mask': '--mark', 'filter.tunnels': '--tunnels', 'filter.pcap': '--pcap', points: '--points',
 };
 
 /** A tracer error about one of its fields, reworded to name the option (the exit code stays the error's). */
@@ -163,6 +165,7 @@ export function buildFilter(o: TraceCliOptions): TraceFilter | undefined {
   if (o.netns !== undefined) f.netns = o.netns;
   if (o.mark !== undefined) f.mark = o.mark;
   if (o.tunnels) f.tunnels = true;
+  if (o.pcap !== undefined) f.pcap = o.pcap;
   return Object.keys(f).length ? f : undefined;
 }
 
@@ -249,10 +252,15 @@ export function registerTrace(program: Command, run: (fn: () => Promise<ExitCode
     .option('--mark <n[/mask]>', 'skb->mark, optionally under a mask (decimal or 0x-hex)', markOption)
     .option('--points <list>', `comma-separated points (default: all this kernel has): ${TRACE_POINTS.join(', ')}`, listOption(TRACE_POINTS) as (v: string) => TracePoint[])
     .option('--tunnels', 'match --host/--proto/--port on the inner headers of VXLAN and Geneve packets too')
+    .option('--pcap <expr>', "a pcap-filter expression, as tcpdump takes it (e.g. 'tcp and dst port 80'), run in the kernel")
+    .argument('[expression...]', 'the pcap-filter expression may also follow the options, as with tcpdump and pwru')
     .option('--json', 'one JSON object per line')
     .option('--count <n>', 'stop after this many packets', integerOption(1, 1_000_000))
     .option('--seconds <n>', 'stop after this many seconds', integerOption(1, 86_400))
     .addHelpText('after', `
+The pcap-filter expression (--pcap, or the words after the options: not both) is compiled with
+libpcap for Ethernet and matched in the kernel against each packet as tcpdump on an Ethernet
+interface would see it; it combines with the other filters by AND (see docs/tracing.md).
 A packet's timeline is printed when it ends: at a drop or a consume, after 1 s without a new
 event, or when the trace stops. With --json every stdout line is an object with a "type":
 packet, event (no packet: XDP, neighbour updates), started, lost, stopped. Warnings (what this
@@ -260,5 +268,13 @@ kernel cannot trace) and errors go to stderr.
 Stops after --count packets, --seconds, or on SIGINT/SIGTERM, unloading everything (exit 0).
 Exit codes: 0 stopped cleanly, 1 failure, 2 usage, 3 not permitted, 4 unsupported (no BTF, or
 a requested point's tracepoint missing).`)
-    .action((opts: TraceCliOptions) => run(() => runTrace(opts)));
+    .action((words: string[], opts: TraceCliOptions) =>
+      run(async () => {
+        if (words.length > 0) {
+          if (opts.pcap !== undefined) throw new CliError(EXIT.usage, `give the pcap-filter expression once: --pcap '${opts.pcap}' or after the options ('${words.join(' ')}'), not both`);
+          opts.pcap = words.join(' ');
+        }
+        return runTrace(opts);
+      }),
+    );
 }

@@ -132,6 +132,11 @@ export interface NativeAddon {
   tracingProbe(): { kprobe: boolean; tracefs: string | null };
   fentryProbe(): boolean;
   kernelEnum(name: string): [string, number][] | null;
+  // addon/pcap.cc: pcap-filter expressions compiled with libpcap (lib/modules/tracer/pcap.ts)
+  /** struct bpf_insn[] (8 bytes each), or libpcap's message for a bad expression; ERR_UNSUPPORTED without libpcap. */
+  pcapCompile(expr: string, linktype: number, snaplen: number): Buffer | string;
+  /** libpcap's version string; absent when built without libpcap. */
+  pcapVersion?: string;
   libbpfVersion: string;
   NativeRingBuffer: new (fd: number, owner: object, dispatch: (owner: never, status: number) => void) => NativeRingBufferHandle;
 }

@@ -2,7 +2,8 @@
  * `bpfkit trace` as a child process against two lab hosts: a datagram dropped by an
  * iptables rule shows up in --json output as a drop with the netfilter reason; a filter on
  * another port prints nothing for it (and does print the packet it asks for, which ends
- * the run through --count); SIGINT exits 0 with no tracer program left (bpftool as
+ * the run through --count), and so does a pcap-filter expression given after the options;
+ * SIGINT exits 0 with no tracer program left (bpftool as
  * witness); --seconds ends a run; bad options exit 2 naming the option.
  */
 import { statSync } from 'node:fs';
@@ -103,6 +104,28 @@ describe('bpfkit trace', () => {
     for (const e of events) expect(e).toMatchObject({ netns: statSync(server.netnsPath).ino, ifindex: link.b.ifindex });
   });
 
+  it('a pcap-filter expression after the options shows the packets it names, not the others', async () => {
+    const sink = await server.udpSink(S, OPEN);
+    try {
+      const t = trace(['--json', '--count', '1', '--seconds', '60', 'udp', 'and', 'dst', 'port', String(OPEN), 'and', 'dst', 'host', S]);
+      const started = JSON.parse(await t.waitFor(/"type":"started"/)) as { filter: { pcap?: string } };
+      expect(started.filter).toEqual({ pcap: `udp and dst port ${OPEN} and dst host ${S}` });
+      await client.sendUdp(S, DROPPED, { count: 3 });
+      await client.sendUdp(S, OPEN, { count: 1 });
+      expect(await sink.waitFor(1, 5000)).toBe(1);
+      expect(await t.exited).toEqual({ code: 0, signal: null }); // --count 1
+      const packets = t.records(['packet']) as { events: { dport?: number; dst?: string }[] }[];
+      expect(packets).toHaveLength(1);
+      for (const e of packets[0]!.events) expect(e).toMatchObject({ dport: OPEN, dst: S });
+      // where the kernel has no kprobes or fentry, the per-function mode says so once
+      const { tracingSupport } = await import('../../lib/index.js');
+      const perFunction = !tracingSupport().kprobe || !tracingSupport().fentry;
+      expect(t.err.filter((l) => /warning: per-function tracing \(kprobes, fentry\) is unavailable/.test(l))).toHaveLength(perFunction ? 1 : 0);
+    } finally {
+      await sink.close();
+    }
+  });
+
   it('SIGINT exits 0 and leaves no tracer program loaded', async () => {
     const t = trace(['--json', '--points', 'receive,drop', '--port', '1']);
     const started = JSON.parse(await t.waitFor(/"type":"started"/)) as { programs: number[]; points: string[] };
@@ -139,6 +162,9 @@ describe('bpfkit trace usage', () => {
     [['--seconds', 'soon'], /--seconds <n>.*expected an integer/],
     [['--netns', 'a/b'], /'a\/b' is not a name/],
     [['--bogus'], /unknown option '--bogus'/],
+    [['--pcap', 'tcp and dts port 80'], /option '--pcap': libpcap cannot compile 'tcp and dts port 80': .*syntax error/],
+    [['udp', 'port', '70000'], /option '--pcap': libpcap cannot compile 'udp port 70000': illegal port number/],
+    [['--pcap', 'udp', 'tcp'], /give the pcap-filter expression once/],
   ])('bpfkit trace %j exits 2', async (args, message) => {
     const r = await cli(['trace', ...(args as string[])]);
     expect(r.code).toBe(2);
@@ -150,6 +176,6 @@ describe('bpfkit trace usage', () => {
     const r = await cli(['trace', '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Usage: bpfkit trace');
-    for (const o of ['--host', '--cidr', '--port', '--proto', '--iface', '--netns', '--mark', '--points', '--tunnels', '--json', '--count', '--seconds']) expect(r.stdout).toContain(o);
+    for (const o of ['--host', '--cidr', '--port', '--proto', '--iface', '--netns', '--mark', '--points', '--tunnels', '--pcap', 'expression', '--json', '--count', '--seconds']) expect(r.stdout).toContain(o);
   });
 });

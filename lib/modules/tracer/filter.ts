@@ -10,6 +10,7 @@ import { checkInteger } from '../../core/validate.js';
 import { ifIndex } from '../../core/interfaces.js';
 import { netnsPath, type NetnsRef } from '../../core/netns.js';
 import { IP_PROTOCOLS, ipProtocolNumber } from '../../core/protocols.js';
+import { compilePcap, type CompiledPcap } from './pcap.js';
 
 /**
  * Which packets to trace; every field given must match. Header fields (host, proto, port)
@@ -35,6 +36,14 @@ export interface TraceFilter {
    * before decapsulation too. Events then carry `inner`.
    */
   tunnels?: boolean;
+  /**
+   * A pcap-filter expression (`'tcp and dst port 80'`, see pcap-filter(7)), compiled with
+   * libpcap for Ethernet and run in the kernel on each packet as tcpdump would see it on an
+   * Ethernet interface (docs/tracing.md, pcap-filter expressions). Combined with the other
+   * fields by AND. Events that carry no packet (XDP, neighbour, route lookups of no traced
+   * packet) never match one.
+   */
+  pcap?: string;
 }
 
 const F_HOST4 = 1 << 0;
@@ -45,6 +54,7 @@ const F_IFINDEX = 1 << 4;
 const F_NETNS = 1 << 5;
 const F_MARK = 1 << 6;
 const F_TUNNELS = 1 << 7;
+const F_PCAP = 1 << 8;
 /** sizeof(struct tracer_filter). */
 export const FILTER_SIZE = 64;
 
@@ -76,12 +86,15 @@ function mask(prefix: number, bytes: number): Buffer {
   return m;
 }
 
-/** Validates a filter (ERR_INVALID_ARGUMENT naming `filter.<field>`) and encodes it. */
-export function encodeFilter(f: TraceFilter | undefined): Buffer {
+/**
+ * Validates a filter (ERR_INVALID_ARGUMENT naming `filter.<field>`) and encodes it, with
+ * its pcap-filter expression compiled.
+ */
+export function encodeFilter(f: TraceFilter | undefined): { filter: Buffer; pcap?: CompiledPcap } {
   const b = Buffer.alloc(FILTER_SIZE);
-  if (f === undefined) return b;
+  if (f === undefined) return { filter: b };
   if (f === null || typeof f !== 'object') invalidArgument('filter', 'must be an object');
-  const known = new Set(['host', 'proto', 'port', 'iface', 'netns', 'mark', 'tunnels']);
+  const known = new Set(['host', 'proto', 'port', 'iface', 'netns', 'mark', 'tunnels', 'pcap']);
   for (const k of Object.keys(f)) if (!known.has(k)) invalidArgument(`filter.${k}`, `unknown filter field (known: ${[...known].join(', ')})`);
   let flags = 0;
   if (f.host !== undefined) {
@@ -142,6 +155,11 @@ export function encodeFilter(f: TraceFilter | undefined): Buffer {
     if (typeof f.tunnels !== 'boolean') invalidArgument('filter.tunnels', `must be true or false, got ${typeof f.tunnels}`);
     if (f.tunnels) flags |= F_TUNNELS;
   }
+  let pcap: CompiledPcap | undefined;
+  if (f.pcap !== undefined) {
+    pcap = compilePcap(f.pcap, 'filter.pcap');
+    flags |= F_PCAP;
+  }
   b.writeUInt32LE(flags, 0);
-  return b;
+  return pcap ? { filter: b, pcap } : { filter: b };
 }

@@ -48,6 +48,11 @@ export interface PacketTracerStats {
   open: number;
   /** Events lost because the ring buffer was full (null: unknown). */
   lost: number | null;
+  /**
+   * With a pcap-filter expression: how often the kernel ran it, and how often a packet's
+   * verdict was remembered from its earlier point instead.
+   */
+  pcap?: { runs: number; remembered: number };
 }
 
 export interface PacketTracerEvents {
@@ -79,9 +84,11 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
   #events = 0;
   #packets = 0;
   #stopped = false;
+  #pcap: boolean;
 
-  private constructor(m: { obj: BpfObject; links: TracerLink[]; points: TracePoint[]; warnings: string[]; idleMs: number }) {
+  private constructor(m: { obj: BpfObject; links: TracerLink[]; points: TracePoint[]; warnings: string[]; idleMs: number; pcap: boolean }) {
     super();
+    this.#pcap = m.pcap;
     this.#obj = m.obj;
     this.#links = m.links;
     this.points = m.points;
@@ -103,7 +110,7 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
    */
   static async start(opts: PacketTracerOptions = {}): Promise<PacketTracer> {
     if (opts === null || typeof opts !== 'object') invalidArgument('options', 'must be an object');
-    const filter = encodeFilter(opts.filter);
+    const { filter, pcap } = encodeFilter(opts.filter);
     const idleMs = opts.idleMs === undefined ? 1000 : checkInteger(opts.idleMs, 'idleMs', 1, 3_600_000);
     const ringBytes = opts.ringBytes === undefined ? 1 << 22 : checkInteger(opts.ringBytes, 'ringBytes', 4096, 1 << 30);
     if ((ringBytes & (ringBytes - 1)) !== 0) invalidArgument('ringBytes', `must be a power of two, got ${ringBytes}`);
@@ -147,7 +154,8 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     const autoload: Record<string, { autoload: boolean }> = {};
     for (const p of POINTS) for (const prog of [...p.programs, ...(p.optional ?? []).map((o) => o.program)]) autoload[prog] = { autoload: programs.has(prog) };
 
-    const obj = BpfObject.openBuiltin('tracer', { globals: { filter }, programs: autoload, maps: { events: { maxEntries: ringBytes } } });
+    const globals: Record<string, Buffer | number> = pcap ? { filter, pcap_len: pcap.length, pcap_insns: pcap.insns } : { filter };
+    const obj = BpfObject.openBuiltin('tracer', { globals, programs: autoload, maps: { events: { maxEntries: ringBytes } } });
     const links: TracerLink[] = [];
     try {
       await obj.load();
@@ -159,7 +167,7 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
           p.close(); // the link holds the program
         }
       }
-      return new PacketTracer({ obj, links, points, warnings, idleMs });
+      return new PacketTracer({ obj, links, points, warnings, idleMs, pcap: pcap !== undefined });
     } catch (e) {
       for (const l of links) l.link.close();
       obj.close();
@@ -200,11 +208,12 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     const sum = (k: number) => Number((counters.get(k) ?? []).reduce((a, b) => a + b, 0n));
     s.seen = sum(0);
     s.matched = sum(1);
+    if (this.#pcap) s.pcap = { runs: sum(2), remembered: sum(3) };
     s.lost = this.#rb.stats().lost;
     return s;
   }
   #counters: BpfMap<number, bigint[], number, bigint[] | bigint> | undefined;
-  #final: Pick<PacketTracerStats, 'seen' | 'matched' | 'lost'> = { seen: 0, matched: 0, lost: null };
+  #final: Pick<PacketTracerStats, 'seen' | 'matched' | 'lost' | 'pcap'> = { seen: 0, matched: 0, lost: null };
 
   /** Raw events, until stop(). */
   async *events(): AsyncGenerator<TraceEvent> {
@@ -242,8 +251,8 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     for (const l of this.#links) l.link.close();
     clearInterval(this.#sweep);
     try {
-      const { seen, matched, lost } = this.stats();
-      this.#final = { seen, matched, lost };
+      const { seen, matched, lost, pcap } = this.stats();
+      this.#final = pcap ? { seen, matched, lost, pcap } : { seen, matched, lost };
     } catch {
       /* counters unreadable: the last values stay 0 */
     }

@@ -1,0 +1,292 @@
+// PacketTracer overhead: forwarded packets/s through a router host with no tracer, with the
+// tracer loaded and a filter that matches nothing (a host filter; a pcap-filter expression),
+// and with no filter (every event of every packet); and event delivery: events/s Node
+// receives vs a C libbpf consumer of the same ring, same producer, same run.
+//
+// Topology (a Lab of its own): generator G -> router R -> sink S. G sends live frames
+// (XdpProgram.generate with the re-stamping XDP_TX program test/bpf/decap_gen.bpf.c) of
+// 128-byte IPv4/UDP, 198.18.64.1 -> 198.19.0.10, to R's MAC; R forwards them (ip_forward=1)
+// to S, where an XDP program counts and drops them. The tracer's programs are global: they
+// run at every point of every packet, here in R's forwarding path (receive, FIB lookup,
+// queue, transmit) and wherever else packets go.
+//
+// Receiver isolation (DESIGN: live benchmarks on veth): R's ingress runs threaded NAPI
+// pinned to CPU 1, so the router's whole forwarding path, and the tracer's programs on it,
+// are alone there; this process (generator, and the Node consumer of the ring), the C
+// consumer and S's NAPI share CPU 0.
+//
+// Scenarios, alternating within each round (order reversed every other round):
+//   tracer off                          the reference
+//   tracer, host filter, no match       filter { host: 198.18.99.99 }: every point reads the
+//                                       packet's headers and rejects it
+//   tracer, pcap filter, no match       filter { pcap: 'tcp and dst port 80' }: the expression
+//                                       runs (cBPF interpreter) at receive and queue
+//   tracer, every packet, Node          no filter: every event goes to the ring; Node consumes
+//   tracer, every packet, C             the same programs and filter, the ring consumed by
+//                                       bench/c/tracer_drain.c (libbpf ring_buffer__poll)
+// Rate = frames R forwarded (its egress veth's tx packets + tx dropped) / generation time;
+// R's NAPI thread's CPU time per packet it received (/proc/PID/schedstat) is the steadier
+// measure on a shared machine. Medians over rounds with min..max, and medians of per-round
+// ratios ("paired"). Delivery: events consumed / time until the ring was drained, and lost
+// (ring full, the events_lost counter): delivered + lost = produced.
+// Goals: forwarding with a non-matching filter >= 0.95 of tracer off; Node delivery >= 0.6
+// of the C consumer's.
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfObject, PacketTracer, struct, u32, u64 } from '../dist/index.js';
+import { Lab } from '../dist/lab.js';
+import { buildC, median, pinProcess, root } from './lib.mjs';
+
+const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const fmt = (n) => Math.round(n).toLocaleString('en-US');
+
+const R_IN_MAC = '02:00:00:00:cc:02';
+const S_MAC = '02:00:00:00:cc:04';
+const G_MAC = '02:00:00:00:cc:01';
+const SINK_IP = '198.18.1.2';
+const SRC_IP = '198.18.64.1';
+const DST_IP = '198.19.0.10';
+const GEN_CPU = 0;
+const ROUTER_CPU = 1;
+const RING = 1 << 24;
+
+/** 128-byte Ethernet/IPv4/UDP frame (valid IP checksum, UDP checksum 0). */
+function frame(srcMac, dstMac, src, dst) {
+  const b = Buffer.alloc(128);
+  Buffer.from(dstMac.split(':').map((x) => parseInt(x, 16))).copy(b, 0);
+  Buffer.from(srcMac.split(':').map((x) => parseInt(x, 16))).copy(b, 6);
+  b.writeUInt16BE(0x0800, 12);
+  b[14] = 0x45;
+  b.writeUInt16BE(128 - 14, 16);
+  b[22] = 64;
+  b[23] = 17;
+  Buffer.from(src.split('.').map(Number)).copy(b, 26);
+  Buffer.from(dst.split('.').map(Number)).copy(b, 30);
+  let sum = 0;
+  for (let i = 14; i < 34; i += 2) sum += b.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  b.writeUInt16BE(~sum & 0xffff, 24);
+  b.writeUInt16BE(40000, 34);
+  b.writeUInt16BE(9000, 36);
+  b.writeUInt16BE(128 - 34, 38);
+  return b;
+}
+
+/** PIDs of the NAPI kthreads of an interface (comm `napi/<ifname>-<id>`, cut to 15 chars). */
+function napiThreads(ifname) {
+  const prefix = `napi/${ifname}-`.slice(0, 15);
+  const pids = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim().startsWith(prefix)) pids.push(p);
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+const cpuNs = (pids) => Object.fromEntries(pids.map((p) => [p, Number(readFileSync(`/proc/${p}/schedstat`, 'utf8').split(' ')[0])]));
+
+async function threadNapi(host, ifname, cpu) {
+  await host.exec(['sh', '-c', `echo 1 > /sys/class/net/${ifname}/threaded`]);
+  const pids = napiThreads(ifname);
+  for (const pid of pids) execFileSync('taskset', ['-p', '-c', String(cpu), pid], { stdio: 'ignore' });
+  return pids.length;
+}
+
+/** The tracer's programs and ring as PacketTracer loads them with no filter, the ring pinned for the C consumer. */
+async function rawTracer(pin) {
+  const obj = await BpfObject.openBuiltin('tracer', { globals: { filter: Buffer.alloc(64) }, maps: { events: { maxEntries: RING, pinPath: pin } } }).load();
+  const links = [];
+  for (const p of obj.programs) {
+    const prog = obj.tracingProgram(p.name);
+    links.push(prog.attach());
+    prog.close();
+  }
+  const lostMap = obj.perCpuMap('events_lost', { key: u32, value: u64 });
+  const lost = () => Number((lostMap.get(0) ?? []).reduce((a, b) => a + b, 0n));
+  return { lost, close: () => { for (const l of links) l.close(); lostMap.close(); obj.close(); rmSync(pin, { force: true }); } };
+}
+
+export default {
+  name: 'tracer',
+  description: 'PacketTracer: forwarded pkt/s with the tracer off / on with a non-matching host or pcap filter / on for every packet; events/s delivered to Node vs a C consumer',
+  async run({ quick, log }) {
+    const rows = [];
+    const summary = {};
+    const drainBin = buildC('tracer_drain');
+    const lab = await Lab.create({ name: 'bench-tracer' });
+    const tag = lab.netnsName('x').split('-')[1].slice(0, 4);
+    const pin = `/sys/fs/bpf/bpfkit-bench-tracer-${process.pid}`;
+    let unpin = () => {};
+    const closers = [];
+    try {
+      const g = await lab.host('g');
+      const r = await lab.host('r');
+      const s = await lab.host('s');
+      const names = { gOut: `g${tag}`, rIn: `r${tag}i`, rOut: `r${tag}o`, sIn: `s${tag}` };
+      await lab.link(g, r, { aName: names.gOut, bName: names.rIn, aMac: G_MAC, bAddrs: ['198.18.0.2/24'], bMac: R_IN_MAC, gro: true });
+      await lab.link(r, s, { aName: names.rOut, bName: names.sIn, aAddrs: ['198.18.1.1/24'], bAddrs: [`${SINK_IP}/24`], bMac: S_MAC });
+      await r.setGro(names.rIn, false);
+      await r.setGro(names.rIn, true);
+      await r.sysctl({ 'net.ipv4.ip_forward': 1 });
+      await r.batch([`neigh replace ${SINK_IP} lladdr ${S_MAC} dev ${names.rOut} nud permanent`, `route add 198.19.0.0/24 via ${SINK_IP}`]);
+      const sinkObj = await BpfObject.openBuiltin('counter', { globals: { verdict: 1 } }).load();
+      closers.push(() => sinkObj.close());
+      const sinkLink = sinkObj.xdpProgram('xdp_count').attach(names.sIn, { netns: s.netns });
+      closers.push(() => sinkLink.close());
+      const sinkMap = sinkObj.perCpuMap('counters', { key: u32, value: counterCodec });
+      const arrived = () => Number((sinkMap.get(0) ?? []).reduce((a, x) => a + x.packets, 0n));
+      const pinNapi = async () => ({ router: await threadNapi(r, names.rIn, ROUTER_CPU), sink: await threadNapi(s, names.sIn, GEN_CPU) });
+      const pinned = await pinNapi();
+      log(`threaded NAPI: ${pinned.router} thread(s) for R's ingress on CPU ${ROUTER_CPU}, ${pinned.sink} for S on CPU ${GEN_CPU}; generator and consumers on CPU ${GEN_CPU}`);
+      unpin = pinProcess(GEN_CPU);
+      const f = frame(G_MAC, R_IN_MAC, SRC_IP, DST_IP);
+      const genObj = await BpfObject.load(join(root, 'build/test-bpf/decap_gen.bpf.o'), { globals: { tmpl: f } });
+      closers.push(() => genObj.close());
+      const linkStats = async (host, ifname) => (await host.ipJson(['-s', 'link', 'show', 'dev', ifname]))[0].stats64;
+
+      const budget = quick ? 0.4 : 0.6;
+      const tracerScenario = (id, kind, filter) => ({ id, kind, setup: async () => {
+        const t = await PacketTracer.start({ ...(filter ? { filter } : {}), ringBytes: RING, idleMs: 200 });
+        return { delivered: () => t.stats().events, lost: () => t.stats().lost ?? 0, done: () => t.stop() };
+      } });
+      const scenarios = [
+        { id: 'tracer off', kind: 'off', setup: async () => ({ done: async () => {} }) },
+        tracerScenario('tracer, host filter, no match', 'nomatch', { host: '198.18.99.99' }),
+        tracerScenario('tracer, pcap filter, no match', 'nomatch-pcap', { pcap: 'tcp and dst port 80' }),
+        tracerScenario('tracer, every packet, Node consumer', 'all-node'),
+        { id: 'tracer, every packet, C consumer', kind: 'all-c', setup: async () => {
+          const raw = await rawTracer(pin);
+          const spawnedAt = process.hrtime.bigint();
+          const child = spawn('taskset', ['-c', String(GEN_CPU), drainBin, pin, String(budget + 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          child.stdout.on('data', (d) => (out += d));
+          const exited = new Promise((res) => child.on('exit', res));
+          await sleep(100);
+          return {
+            lost: raw.lost,
+            spawnedAt,
+            result: async () => {
+              await exited;
+              return JSON.parse(out.trim().split('\n').pop());
+            },
+            done: async () => {
+              if (child.exitCode === null) child.kill('SIGKILL');
+              await exited;
+              raw.close();
+            },
+          };
+        } },
+      ];
+      const rounds = quick ? 1 : 7;
+      const chunk = 1_000_000;
+      const results = Object.fromEntries(scenarios.map((x) => [x.id, []]));
+      for (let round = 0; round < rounds; round++) {
+        for (const sc of round % 2 ? [...scenarios].reverse() : scenarios) {
+          const st = await sc.setup();
+          const res = {};
+          try {
+            const p = await pinNapi();
+            if (!p.router || !p.sink) log(`warning: no NAPI thread to pin (router ${p.router}, sink ${p.sink})`);
+            const a0 = arrived();
+            const e0 = await linkStats(r, names.rOut);
+            const i0 = await linkStats(r, names.rIn);
+            const napiPids = napiThreads(names.rIn);
+            const c0 = cpuNs(napiPids);
+            const lost0 = st.lost?.() ?? 0;
+            const gen = genObj.xdpProgram('xdp_stamp_tx');
+            const t0 = process.hrtime.bigint();
+            let secs = 0;
+            for (let k = 0; k < 1000 && secs < budget; k++) {
+              await gen.generate(f, { iface: names.gOut, netns: g.netns, count: chunk, batchSize: 64 });
+              secs = Number(process.hrtime.bigint() - t0) / 1e9;
+            }
+            gen.close();
+            const c1 = cpuNs(napiThreads(names.rIn));
+            const e1 = await linkStats(r, names.rOut);
+            const i1 = await linkStats(r, names.rIn);
+            const forwarded = e1.tx.packets - e0.tx.packets + (e1.tx.dropped - e0.tx.dropped);
+            Object.assign(res, {
+              secs, forwarded, pps: forwarded / secs, arrived: arrived() - a0,
+              nsPerPacket: napiPids.reduce((a, q) => a + ((c1[q] ?? NaN) - c0[q]), 0) / (i1.rx.packets - i0.rx.packets),
+            });
+            if (st.delivered) {
+              // Node: wait until the ring is drained (no new event for 200 ms; bounded)
+              let last = st.delivered();
+              let lastAt = process.hrtime.bigint();
+              for (let k = 0; k < 100; k++) {
+                await sleep(50);
+                const n = st.delivered();
+                if (n !== last) {
+                  last = n;
+                  lastAt = process.hrtime.bigint();
+                } else if (Number(process.hrtime.bigint() - lastAt) > 200e6) break;
+              }
+              res.delivered = last;
+              res.deliverSecs = Number(lastAt - t0) / 1e9;
+              res.lost = st.lost() - lost0;
+            } else if (st.result) {
+              const c = await st.result();
+              res.delivered = c.consumed;
+              // from the generation's start to its last record (it started before the generation)
+              res.deliverSecs = c.lastAt - Number(t0 - st.spawnedAt) / 1e9;
+              res.lost = st.lost() - lost0;
+            }
+            if (res.delivered !== undefined) res.eventsPerSec = res.delivered / res.deliverSecs;
+          } finally {
+            await st.done();
+          }
+          results[sc.id].push(res);
+          log(`round ${round + 1} ${sc.id}: ${fmt(res.pps)}/s forwarded (${res.forwarded} in ${res.secs.toFixed(2)} s; R's NAPI ${res.nsPerPacket.toFixed(0)} ns/packet)` +
+            (res.delivered !== undefined ? `; events delivered ${res.delivered} (${fmt(res.eventsPerSec)}/s), lost ${res.lost}` : ''));
+        }
+      }
+      const OFF = scenarios[0].id;
+      const med = (id, k = 'pps') => median(results[id].map((x) => x[k]));
+      const paired = (x, y) => median(results[x].map((v, i) => v.pps / results[y][i].pps));
+      const cpuPaired = (x, y) => median(results[x].map((v, i) => results[y][i].nsPerPacket / v.nsPerPacket));
+      const spread = (id, k) => {
+        const xs = results[id].map((x) => x[k]).filter((x) => x !== undefined);
+        return xs.length ? `${fmt(Math.min(...xs))}..${fmt(Math.max(...xs))}` : '';
+      };
+      for (const sc of scenarios) {
+        const d = results[sc.id][0].delivered !== undefined;
+        rows.push({
+          test: sc.id, rounds, 'forwarded/s': Math.round(med(sc.id)), 'min..max': spread(sc.id, 'pps'),
+          'vs off paired': paired(sc.id, OFF), 'NAPI ns/pkt': med(sc.id, 'nsPerPacket'), 'ns/pkt min..max': spread(sc.id, 'nsPerPacket'),
+          'CPU: vs off paired': cpuPaired(sc.id, OFF),
+          'events/s': d ? Math.round(med(sc.id, 'eventsPerSec')) : undefined, 'events/s min..max': d ? spread(sc.id, 'eventsPerSec') : undefined,
+          'lost/round': d ? Math.round(med(sc.id, 'lost')) : undefined,
+        });
+      }
+      const NODE = 'tracer, every packet, Node consumer';
+      const C = 'tracer, every packet, C consumer';
+      summary.hostNoMatchVsOffPaired = paired('tracer, host filter, no match', OFF);
+      summary.pcapNoMatchVsOffPaired = paired('tracer, pcap filter, no match', OFF);
+      summary.everyPacketVsOffPaired = paired(NODE, OFF);
+      summary.cpu_hostNoMatchVsOffPaired = cpuPaired('tracer, host filter, no match', OFF);
+      summary.cpu_pcapNoMatchVsOffPaired = cpuPaired('tracer, pcap filter, no match', OFF);
+      summary.cpu_everyPacketVsOffPaired = cpuPaired(NODE, OFF);
+      summary.nodeVsCDeliveryPaired = median(results[NODE].map((v, i) => v.eventsPerSec / results[C][i].eventsPerSec));
+      summary.nodeEventsPerSec = Math.round(med(NODE, 'eventsPerSec'));
+      summary.cEventsPerSec = Math.round(med(C, 'eventsPerSec'));
+      summary.goal = 'noMatchVsOff >= 0.95; nodeVsCDelivery >= 0.6';
+    } finally {
+      unpin();
+      for (const c of closers.reverse()) {
+        try {
+          await c();
+        } catch {
+          /* closing what is left */
+        }
+      }
+      await lab.close();
+      rmSync(pin, { force: true });
+    }
+    return { rows, summary };
+  },
+};

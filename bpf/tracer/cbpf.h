@@ -1,0 +1,294 @@
+/* PacketTracer's pcap-filter expressions: a classic BPF (cBPF) interpreter.
+ *
+ * lib/modules/tracer/pcap.ts compiles the expression with libpcap for Ethernet
+ * (pcap_open_dead(DLT_EN10MB) + pcap_compile) and sets the instructions as read-only data
+ * before load: pcap_len 0 (no expression) makes the verifier drop all of this.
+ *
+ * The interpreter runs one instruction per bpf_loop() iteration (the verifier checks the
+ * step once, whatever the program's length, and inlines the loop). cBPF jumps go forward
+ * only, so pc increases every step and the loop is bounded by the program's length; a
+ * program that falls off its end, divides by zero or loads outside the packet rejects it,
+ * as libpcap's and the kernel's interpreters do.
+ *
+ * The packet seen is pcap's Ethernet view: from the sk_buff's MAC header when it has one
+ * (mac_header set and before the network header). An sk_buff without one (a packet not yet
+ * given its link header, or from a device without one) is shown as a pseudo Ethernet
+ * header (zero addresses, skb->protocol as its type) followed by the network header, as
+ * pwru does; an sk_buff with neither is not a packet and never matches. Bytes are read
+ * from the linear data only (head .. tail): a load past it rejects the packet.
+ *
+ * The expression runs where a packet enters a device (receive, queue); its verdict is
+ * remembered for the packet's end (drop, consume) on the same CPU (see pcap_memo below).
+ */
+#ifndef BPFKIT_TRACER_CBPF_H
+#define BPFKIT_TRACER_CBPF_H
+
+#include <linux/filter.h> /* BPF_CLASS, BPF_SIZE, ..., BPF_TAX, BPF_TXA */
+
+#define PCAP_MAX_INSNS 4096 /* BPF_MAXINSNS: the most a cBPF program may have */
+
+struct cbpf_insn {
+	__u16 code;
+	__u8 jt;
+	__u8 jf;
+	__u32 k;
+};
+
+const volatile __u32 pcap_len = 0;
+const volatile struct cbpf_insn pcap_insns[PCAP_MAX_INSNS] = {};
+
+/* The machine: registers, scratch memory, and the packet view. Per CPU (not on the stack):
+ * every access is a bounded map-value access. */
+struct cbpf_vm {
+	__u64 base;    /* address of view byte 0; pseudo view: of the network header - 14 */
+	__u32 caplen;  /* view bytes readable (linear data) */
+	__u32 wirelen; /* view bytes in all (BPF_LEN) */
+	__u32 A;
+	__u32 X;
+	__u32 pc;
+	__u32 ret;
+	__u32 M[16];
+	__u8 pseudo;   /* bytes 0..13 come from eth[] */
+	__u8 eth[14];
+	__u8 pad;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cbpf_vm);
+} cbpf_scratch SEC(".maps");
+
+/* size bytes (1, 2, 4) of the view at off, big-endian, into *out; -1 outside the packet. */
+static __always_inline int cbpf_load(struct cbpf_vm *vm, __u32 off, __u32 size, __u32 *out)
+{
+	__u8 b[4] = {};
+
+	if (off > vm->caplen || size > vm->caplen - off)
+		return -1;
+	if (vm->pseudo && off < 14) {
+		if (off + size > 14)
+			return -1; /* straddles the pseudo header: libpcap never loads so */
+		for (__u32 i = 0; i < 4; i++) {
+			__u32 o = off + i;
+
+			if (i < size && o < 14)
+				b[i] = vm->eth[o];
+		}
+	} else if (size == 4) {
+		if (bpf_probe_read_kernel(b, 4, (void *)(vm->base + off)))
+			return -1;
+	} else if (size == 2) {
+		if (bpf_probe_read_kernel(b, 2, (void *)(vm->base + off)))
+			return -1;
+	} else if (bpf_probe_read_kernel(b, 1, (void *)(vm->base + off))) {
+		return -1;
+	}
+	if (size == 4)
+		*out = (__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3];
+	else if (size == 2)
+		*out = (__u32)b[0] << 8 | b[1];
+	else
+		*out = b[0];
+	return 0;
+}
+
+static __always_inline long cbpf_reject(struct cbpf_vm *vm)
+{
+	vm->ret = 0;
+	return 1;
+}
+
+static __always_inline __u32 cbpf_alu(__u16 op, __u32 a, __u32 v, int *bad)
+{
+	switch (op) {
+	case BPF_ADD: return a + v;
+	case BPF_SUB: return a - v;
+	case BPF_MUL: return a * v;
+	case BPF_DIV:
+		if (!v)
+			*bad = 1;
+		return v ? a / v : 0;
+	case BPF_MOD:
+		if (!v)
+			*bad = 1;
+		return v ? a % v : 0;
+	case BPF_OR: return a | v;
+	case BPF_AND: return a & v;
+	case BPF_XOR: return a ^ v;
+	case BPF_LSH: return v < 32 ? a << v : 0;
+	case BPF_RSH: return v < 32 ? a >> v : 0;
+	case BPF_NEG: return -a;
+	default:
+		*bad = 1;
+		return 0;
+	}
+}
+
+/* One instruction (the bpf_loop callback): 0 to go on, 1 when the program returned. */
+static long cbpf_step(__u64 i, void *ctx)
+{
+	__u32 zero = 0, pc, k, v = 0;
+	struct cbpf_vm *vm = bpf_map_lookup_elem(&cbpf_scratch, &zero);
+	__u16 code;
+	__u8 jt, jf;
+	int bad = 0;
+
+	if (!vm)
+		return 1;
+	pc = vm->pc;
+	if (pc >= pcap_len || pc >= PCAP_MAX_INSNS)
+		return cbpf_reject(vm); /* fell off the end */
+	code = pcap_insns[pc].code;
+	jt = pcap_insns[pc].jt;
+	jf = pcap_insns[pc].jf;
+	k = pcap_insns[pc].k;
+	vm->pc = pc + 1;
+	switch (BPF_CLASS(code)) {
+	case BPF_LD:
+	case BPF_LDX: {
+		__u32 size = BPF_SIZE(code) == BPF_W ? 4 : BPF_SIZE(code) == BPF_H ? 2 : 1;
+
+		switch (BPF_MODE(code)) {
+		case BPF_ABS:
+			if (cbpf_load(vm, k, size, &v))
+				return cbpf_reject(vm);
+			break;
+		case BPF_IND:
+			if (cbpf_load(vm, vm->X + k, size, &v))
+				return cbpf_reject(vm);
+			break;
+		case BPF_MSH: /* ldx 4*([k]&0xf) */
+			if (cbpf_load(vm, k, 1, &v))
+				return cbpf_reject(vm);
+			v = (v & 0xf) << 2;
+			break;
+		case BPF_IMM: v = k; break;
+		case BPF_LEN: v = vm->wirelen; break;
+		case BPF_MEM: v = vm->M[k & 15]; break;
+		default: return cbpf_reject(vm);
+		}
+		if (BPF_CLASS(code) == BPF_LD)
+			vm->A = v;
+		else
+			vm->X = v;
+		return 0;
+	}
+	case BPF_ST: vm->M[k & 15] = vm->A; return 0;
+	case BPF_STX: vm->M[k & 15] = vm->X; return 0;
+	case BPF_ALU:
+		vm->A = cbpf_alu(BPF_OP(code), vm->A, BPF_SRC(code) == BPF_X ? vm->X : k, &bad);
+		return bad ? cbpf_reject(vm) : 0;
+	case BPF_JMP: {
+		__u32 src = BPF_SRC(code) == BPF_X ? vm->X : k;
+		int t;
+
+		switch (BPF_OP(code)) {
+		case BPF_JA: vm->pc = pc + 1 + k; return 0;
+		case BPF_JEQ: t = vm->A == src; break;
+		case BPF_JGT: t = vm->A > src; break;
+		case BPF_JGE: t = vm->A >= src; break;
+		case BPF_JSET: t = (vm->A & src) != 0; break;
+		default: return cbpf_reject(vm);
+		}
+		vm->pc = pc + 1 + (t ? jt : jf);
+		return 0;
+	}
+	case BPF_RET:
+		vm->ret = BPF_RVAL(code) == BPF_A ? vm->A : k;
+		return 1;
+	case BPF_MISC:
+		if (BPF_MISCOP(code) == BPF_TAX)
+			vm->X = vm->A;
+		else
+			vm->A = vm->X;
+		return 0;
+	}
+	return cbpf_reject(vm);
+}
+
+/* Runs the expression on `skb` (at_data: skb->data is the network header, as at receive):
+ * 1 match, 0 not. */
+static __always_inline int cbpf_run(struct sk_buff *skb, int at_data)
+{
+	__u32 zero = 0;
+	struct cbpf_vm *vm = bpf_map_lookup_elem(&cbpf_scratch, &zero);
+	unsigned char *head = skb->head, *data = skb->data, *l3, *base;
+	__u16 mac = skb->mac_header, nh = skb->network_header;
+	__u16 proto = skb->protocol;
+	unsigned char *tail = head + skb->tail;
+	__u32 len = skb->len;
+
+	if (!vm)
+		return 0;
+	l3 = at_data || nh == 0xffff ? data : head + nh;
+	vm->pseudo = 0;
+	if (mac != 0xffff && head + mac < l3) {
+		base = head + mac;
+	} else {
+		if (!proto)
+			return 0; /* neither a link nor a network header: not a packet */
+		base = l3 - 14;
+		vm->pseudo = 1;
+		__builtin_memset(vm->eth, 0, 12);
+		__builtin_memcpy(&vm->eth[12], &proto, 2);
+	}
+	vm->base = (__u64)base;
+	vm->caplen = tail > base ? tail - base : 0;
+	vm->wirelen = len + (__u32)(data - base);
+	vm->A = 0;
+	vm->X = 0;
+	vm->pc = 0;
+	vm->ret = 0;
+	bpf_loop(pcap_len, cbpf_step, 0, 0);
+	return vm->ret != 0;
+}
+
+/* Remembered verdicts: a small per-CPU table of the packets this CPU last received or
+ * queued, by the sk_buff's address (slab objects of 256 bytes: the bits above 8 spread
+ * them), so a packet's drop or consume on this CPU costs a lookup, even when other packets
+ * were sent in between (an ICMP error for it, say). A receive or queue always runs the
+ * expression (the packet may have changed since: NAT, decapsulation) and takes the slot.
+ * An sk_buff freed where no tracepoint sees it (much of the stack frees so) leaves its
+ * verdict behind; a later sk_buff inherits it only with the same address and data buffer,
+ * no receive or queue in that slot in between, and its first traced point a drop or consume. */
+#define PCAP_MEMO_SLOTS 16
+struct pcap_memo {
+	__u64 skb;
+	__u64 head;
+	__u32 match;
+	__u32 pad;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PCAP_MEMO_SLOTS);
+	__type(key, __u32);
+	__type(value, struct pcap_memo);
+} pcap_memo SEC(".maps");
+
+static __always_inline struct pcap_memo *pcap_memo_slot(struct sk_buff *skb)
+{
+	__u32 slot = ((__u64)skb >> 8) & (PCAP_MEMO_SLOTS - 1);
+
+	return bpf_map_lookup_elem(&pcap_memo, &slot);
+}
+
+/* The verdict remembered for skb (0 / 1), forgotten as it is read; -1 when none. */
+static __always_inline int pcap_remembered(struct pcap_memo *m, struct sk_buff *skb, __u64 head)
+{
+	if (!m || m->skb != (__u64)skb || m->head != head)
+		return -1;
+	m->skb = 0;
+	return m->match;
+}
+
+static __always_inline void pcap_remember(struct pcap_memo *m, struct sk_buff *skb, __u64 head, int match)
+{
+	if (!m)
+		return;
+	m->skb = (__u64)skb;
+	m->head = head;
+	m->match = match;
+}
+
+#endif
