@@ -2,6 +2,7 @@
  * bpfkit: program the Linux datapath with eBPF from Node.js.
  * Core toolkit (lib/core) and network modules (lib/modules). The network-namespace lab
  * (lib/lab) is its own entry point, `bpfkit/lab`.
+ * @module bpfkit
  */
 // Every name below comes from an explicit list: lib/core/index.ts, the decap line here,
 // lib/modules/acl/index.ts. Internal helpers stay out; test/unit/exports.test.ts pins the result.

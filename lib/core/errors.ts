@@ -36,14 +36,22 @@ export interface BpfkitErrorOptions {
 const PERMISSION_HINT =
   'bpfkit needs root, or CAP_BPF + CAP_NET_ADMIN (and CAP_PERFMON for tracing) on the process';
 
+/** The error bpfkit throws for everything: branch on `code`; `field` names the input at fault. */
 export class BpfkitError extends Error {
+  /** Stable error code, meant to be branched on. */
   readonly code: BpfkitErrorCode;
+  /** The errno of the failed system call, when one failed. */
   readonly errno?: number;
+  /** The system call (or libbpf/libnl function) that failed, with `errno`. */
   readonly syscall?: string;
+  /** Name of the offending field or argument, when the error is about input (`'dstPort'`, `'vnis[3]'`). */
   readonly field?: string;
+  /** Id of the rule at fault, for errors about one rule of a rule set. */
   readonly ruleId?: string;
+  /** Extra machine-readable details (e.g. `index` of a rule). */
   readonly details?: Record<string, unknown>;
 
+  /** Builds an error; `opts.cause` becomes the standard `cause`. */
   constructor(code: BpfkitErrorCode, message: string, opts: BpfkitErrorOptions = {}) {
     super(message, opts.cause !== undefined ? { cause: opts.cause } : undefined);
     this.name = 'BpfkitError';
@@ -58,8 +66,11 @@ export class BpfkitError extends Error {
 
 /** The verifier refused a program. `log` is the complete log; the message shows its tail. */
 export class VerifierError extends BpfkitError {
+  /** The complete verifier log. */
   readonly log: string;
+  /** Name of the program the verifier refused. */
   readonly program?: string;
+  /** Builds a verifier error; the message gets the log's last lines. */
   constructor(message: string, opts: BpfkitErrorOptions & { program?: string }) {
     const log = opts.log ?? '';
     const tail = verifierTail(log);

@@ -8,23 +8,33 @@ import { checkCodec, type Codec } from './codecs.js';
 import { native, openPinnedAs, type NativeMapHandle, type NativeMapInfo } from './native.js';
 import { checkObjectId } from './validate.js';
 
+/** How {@link BpfMap.set} treats an existing key: 'any' (create or update), 'noexist' (create only), 'exist' (update only). */
 export type UpdateFlag = 'any' | 'noexist' | 'exist';
 const UPDATE_FLAGS: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 };
 
+/** The codecs of a map's keys and values (see {@link BpfObject.map}). */
 export interface MapCodecs<K, V, KIn = K, VIn = V> {
+  /** Codec of the keys; its size must be the map's key size. */
   key: Codec<K, KIn>;
+  /** Codec of the values; its size must be the map's value size (per CPU for per-CPU maps). */
   value: Codec<V, VIn>;
 }
 
+/** The kernel's description of a map. */
 export interface MapInfo {
   /** Kernel map id (as shown by `bpftool map show`). */
   id: number;
+  /** The map's name (as the kernel keeps it: at most 15 characters). */
   name: string;
   /** libbpf's name of the map type, e.g. 'hash', 'percpu_array', 'lpm_trie'. */
   type: string;
+  /** Key size in bytes. */
   keySize: number;
+  /** Value size in bytes (of one CPU's value for per-CPU maps). */
   valueSize: number;
+  /** Capacity. */
   maxEntries: number;
+  /** BPF_F_* map flags, as given at creation. */
   flags: number;
 }
 
@@ -77,13 +87,19 @@ export interface MapColumns {
   keys: Buffer;
   /** `count` values of `value.size` bytes, in the order of `keys`. */
   values: Buffer;
+  /** Number of entries read. */
   count: number;
 }
 
+/** A typed, Map-like view of a BPF map: keys and values go through codecs, checked against the map's BTF. Get one from {@link BpfObject.map}, {@link BpfObject.perCpuMap}, {@link BpfMap.openPinned} or {@link BpfMap.fromId}; `close()` it (or `using`) when done. */
 export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
+  /** The map's name. */
   readonly name: string;
+  /** The kernel's description of the map (read when opened). */
   readonly info: MapInfo;
+  /** Codec of the keys. */
   readonly key: Codec<K, KIn>;
+  /** Codec of the values (for per-CPU maps: of the array of per-CPU values). */
   readonly value: Codec<V, VIn>;
   #h: NativeMapHandle | undefined;
   readonly #kbuf: Buffer;
@@ -193,6 +209,7 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
   get fd(): number {
     return this.handle.fd;
   }
+  /** True once closed. */
   get closed(): boolean {
     return this.#h === undefined;
   }
@@ -209,6 +226,7 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     return h.lookupScratch() ? this.value.decode(this.#vbuf, 0) : undefined;
   }
 
+  /** Whether `key` is present. */
   has(key: KIn): boolean {
     const h = this.handle;
     this.key.encode(key, this.#kbuf, 0);
@@ -253,6 +271,7 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     }
   }
 
+  /** Iterates the values (see {@link BpfMap.entries}). */
   *values(): IterableIterator<V> {
     for (const [, v] of this.entries()) yield v;
   }
@@ -272,6 +291,7 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     }
   }
 
+  /** Same as `entries()`: for `for ... of`. */
   [Symbol.iterator](): IterableIterator<[K, V]> {
     return this.entries();
   }
@@ -486,6 +506,7 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     this.#mapping = undefined; // unmapped once the caller drops it too (GC)
   }
 
+  /** Same as `close()`: for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -26,8 +26,10 @@ async function loadChecked(h: NativeObjectHandle): Promise<void> {
   }
 }
 
+/** A value for a global variable of an object: bytes, a number (sized to the variable), a bigint or a boolean. */
 export type GlobalValue = Uint8Array | number | bigint | boolean;
 
+/** Options of {@link BpfObject.open}, {@link BpfObject.load} and {@link BpfObject.configure}. */
 export interface BpfObjectOptions {
   /** Object name (prefix of internal map names); defaults to the file name. */
   name?: string;
@@ -50,10 +52,46 @@ export interface BpfObjectOptions {
   programs?: Record<string, { autoload?: boolean }>;
 }
 
+/**
+ * A program of an object (see {@link BpfObject.programs}).
+ * @property name - The program's (C function's) name.
+ * @property section - Its ELF section (`xdp`, `tc`, `tp_btf/...`).
+ * @property type - libbpf's name of the program type ('xdp', 'sched_cls', 'tracing', ...).
+ * @property autoload - Whether load() loads it.
+ * @property loaded - Whether it is loaded.
+ */
 export interface ProgramSpec { name: string; section: string; type: string; autoload: boolean; loaded: boolean }
+/**
+ * A map of an object (see {@link BpfObject.maps}).
+ * @property name - The map's name (internal maps: `<object>.rodata`, `.data`, `.bss`).
+ * @property type - libbpf's name of the map type ('hash', 'percpu_array', 'ringbuf', ...).
+ * @property keySize - Key size in bytes.
+ * @property valueSize - Value size in bytes.
+ * @property maxEntries - Capacity.
+ * @property internal - True for the maps libbpf makes for global variables.
+ * @property pinPath - Where the map is (or will be) pinned, if anywhere.
+ * @property pinned - Whether it is pinned.
+ */
 export interface MapSpec { name: string; type: string; keySize: number; valueSize: number; maxEntries: number; internal: boolean; pinPath?: string; pinned: boolean }
+/**
+ * A global variable of an object (see {@link BpfObject.globals}).
+ * @property name - The variable's name.
+ * @property section - Its section: `.rodata` (`const volatile`), `.data` or `.bss`.
+ * @property offset - Byte offset in the section.
+ * @property size - Size in bytes.
+ * @property readOnly - True for `.rodata`: settable before load only.
+ */
 export interface GlobalSpec { name: string; section: string; offset: number; size: number; readOnly: boolean }
 
+/**
+ * A BPF ELF object: open (path or buffer) → configure → load (the verifier runs off the JS
+ * thread) → take programs and maps. Mirrors libbpf's open/load split.
+ *
+ * ```ts
+ * using obj = await BpfObject.openBuiltin('counter').load();
+ * using prog = obj.xdpProgram('xdp_count');
+ * ```
+ */
 export class BpfObject {
   #h: NativeObjectHandle | undefined;
   #loaded = false;
@@ -173,12 +211,15 @@ export class BpfObject {
     return this.#loading;
   }
 
+  /** Whether load() has completed. */
   get loaded(): boolean {
     return this.#loaded;
   }
+  /** The object's programs. */
   get programs(): ProgramSpec[] {
     return this.#live().programs();
   }
+  /** The object's maps, global-variable maps included. */
   get maps(): MapSpec[] {
     return this.#live().maps();
   }
@@ -192,6 +233,7 @@ export class BpfObject {
       .filter((m) => m.pinned && m.pinPath)
       .map((m) => m.pinPath!);
   }
+  /** The object's global variables. */
   get globals(): GlobalSpec[] {
     return this.#live().globals();
   }
@@ -276,6 +318,7 @@ export class BpfObject {
     this.#h?.close();
     this.#h = undefined;
   }
+  /** Same as `close()`: for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

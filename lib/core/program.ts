@@ -8,10 +8,18 @@ import { checkInterface, netnsPath, type NetnsRef } from './netns.js';
 import { requireXdpLink } from './features.js';
 import { checkObjectId } from './validate.js';
 
+/** The kernel's view of a loaded program: id (as in `bpftool prog`), name, type, tag. */
 export type ProgramInfo = NativeProgramInfo;
 
+/**
+ * A loaded BPF program of any type. Programs of an object come from {@link BpfObject.program}
+ * (XDP ones as {@link XdpProgram}, sched_cls ones as {@link TcProgram}, tracing ones as
+ * {@link TracingProgram}); loaded programs by {@link BpfProgram.openPinned} or {@link BpfProgram.fromId}.
+ */
 export class BpfProgram {
+  /** The program's name (its C function's name when it comes from an object). */
   readonly name: string;
+  /** libbpf's name of the program type ('xdp', 'sched_cls', 'tracing', ...). */
   readonly type: string;
   #h: NativeProgramHandle | undefined;
 
@@ -38,9 +46,11 @@ export class BpfProgram {
     if (!this.#h) throw new BpfkitError('ERR_CLOSED', `program '${this.name}' is closed`);
     return this.#h;
   }
+  /** The program's file descriptor (throws `ERR_CLOSED` once closed). */
   get fd(): number {
     return this.handle.fd;
   }
+  /** True once closed. */
   get closed(): boolean {
     return this.#h === undefined;
   }
@@ -52,6 +62,7 @@ export class BpfProgram {
   mapIds(): number[] {
     return native().progMapIds(this.handle.fd);
   }
+  /** Pins the program on a BPF filesystem at `path`: it stays loaded until the pin is removed. */
   pin(path: string): void {
     this.handle.pin(path);
   }
@@ -60,12 +71,15 @@ export class BpfProgram {
     this.#h?.close();
     this.#h = undefined;
   }
+  /** Same as `close()`: for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }
 }
 
+/** XDP attach mode: 'native' (driver), 'generic' (skb) or 'auto' (the kernel's choice). */
 export type XdpMode = 'native' | 'generic' | 'auto';
+/** An XDP verdict by name (XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT). */
 export type XdpAction = 'aborted' | 'drop' | 'pass' | 'tx' | 'redirect';
 const XDP_ACTIONS: XdpAction[] = ['aborted', 'drop', 'pass', 'tx', 'redirect'];
 const XDP_FLAGS_SKB_MODE = 1 << 1;
@@ -77,6 +91,7 @@ export function xdpActionName(retval: number): XdpAction | `unknown(${number})` 
   return XDP_ACTIONS[retval] ?? `unknown(${retval})`;
 }
 
+/** Options of {@link XdpProgram.attach}. */
 export interface XdpAttachOptions {
   /** 'native' (driver mode, the default), 'generic' (skb mode) or 'auto' (kernel's choice). Never falls back silently. */
   mode?: XdpMode;
@@ -84,17 +99,23 @@ export interface XdpAttachOptions {
   netns?: NetnsRef;
 }
 
+/** Options of {@link XdpProgram.testRun}. */
 export interface TestRunOptions {
   /** Run the program this many times (durationNs is the mean). */
   repeat?: number;
   /** Pretend the packet arrived on this interface (sets xdp_md.ingress_ifindex). */
   ingress?: string | number;
+  /** Pretend the packet arrived on this RX queue (sets xdp_md.rx_queue_index). */
   rxQueue?: number;
+  /** Network namespace in which `ingress` is looked up and the program runs. */
   netns?: NetnsRef;
 }
 
+/** Result of {@link XdpProgram.testRun}. */
 export interface TestRunResult {
+  /** The verdict by name ('pass', 'drop', ...; 'unknown(N)' for other return codes). */
   action: XdpAction | `unknown(${number})`;
+  /** The program's return code. */
   retval: number;
   /** The packet as the program left it. */
   packet: Buffer;
@@ -114,6 +135,7 @@ function checkRepeat(n: number | undefined, field: string): number {
   return n;
 }
 
+/** A loaded XDP program: attach it to an interface, run it on test packets, or use it as a traffic generator. */
 export class XdpProgram extends BpfProgram {
   /**
    * Attaches to an interface as a bpf_link. The link detaches when closed, garbage
@@ -158,6 +180,7 @@ export class XdpProgram extends BpfProgram {
    * The kernel recycles the frame pages between batches without copying `packet` in again:
    * a program that rewrites the frame it transmits sees its own output on the next pass
    * (restamp the bytes you change, or use a program that only returns XDP_TX).
+   * Resolves with the frames `sent` and the wall time the run took (`durationNs`).
    */
   async generate(packet: Uint8Array, opts: { iface: string | number; netns?: NetnsRef; count: number; batchSize?: number }): Promise<{ sent: number; durationNs: number }> {
     const count = checkRepeat(opts.count, 'count');
@@ -185,9 +208,11 @@ export function wrapProgram(handle: NativeProgramHandle, name?: string): BpfProg
 
 /** An XDP attachment (a bpf_link): detaches on close() unless pinned. */
 export class XdpLink {
+  /** Index of the interface the program is attached to. */
   readonly ifindex: number;
   /** The mode the kernel actually attached in: 'native' or 'generic'. */
   readonly mode: string;
+  /** Path of the network namespace of the interface (undefined: the process's own). */
   readonly netns: string | undefined;
   #h: NativeLinkHandle | undefined;
   #program: string;
@@ -246,6 +271,7 @@ export class XdpLink {
     this.#program = program.name;
   }
 
+  /** Pins the link on a BPF filesystem: the program stays attached after this process exits. */
   pin(path: string): void {
     this.handle.pin(path);
   }
@@ -260,6 +286,7 @@ export class XdpLink {
     this.#h?.close();
     this.#h = undefined;
   }
+  /** Same as `close()`: for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

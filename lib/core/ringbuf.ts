@@ -17,6 +17,7 @@ import { BpfMap, perCpu } from './map.js';
 import { native, openPinnedAs, type NativeMapHandle, type NativeRingBufferHandle } from './native.js';
 
 
+/** Options of {@link BpfObject.ringBuffer} and {@link RingBuffer.openPinned}. */
 export interface RingBufferOptions {
   /** Most records handed to JS per batch (default 1024). */
   batchSize?: number;
@@ -35,6 +36,7 @@ export interface RingBufferOptions {
   lostCheckMs?: number;
 }
 
+/** Counters of a ring buffer reader (see {@link RingBuffer.stats}). */
 export interface RingBufferStats {
   /** Records read from the ring and decoded (delivered, or held in the current batch). */
   records: number;
@@ -65,14 +67,21 @@ export interface RingBufferLoss {
   total: number;
 }
 
+/** The events of a {@link RingBuffer}, as EventEmitter listener argument lists. */
 export interface RingBufferEvents<E> {
+  /** One decoded record. */
   data: [record: E];
+  /** A batch of decoded records, read together (an alternative to 'data'). */
   batch: [records: E[]];
+  /** A reading error, or a record shorter than the codec (counted in `malformed`). */
   error: [err: Error];
+  /** Records the BPF side could not reserve because the ring was full (polled while a listener is attached). */
   lost: [loss: RingBufferLoss];
+  /** After close(). */
   close: [];
   /** EventEmitter's own events (bpfkit starts reading when a 'data'/'batch' listener arrives). */
   newListener: [event: string | symbol, listener: (...args: any[]) => void];
+  /** EventEmitter's own event (reading stops when the last 'data'/'batch' listener goes). */
   removeListener: [event: string | symbol, listener: (...args: any[]) => void];
 }
 
@@ -113,9 +122,11 @@ function checkRecordCodec(codec: Codec<unknown, unknown>): void {
   }
 }
 
+/** Records of a BPF_MAP_TYPE_RINGBUF map on Node's event loop, decoded with a codec: 'data' / 'batch' events or `for await`. The kernel ring is the backpressure: unread records wait there; records that found it full are counted (`stats().lost`, the 'lost' event). */
 export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements AsyncIterable<E> {
   /** Name of the ring buffer map. */
   readonly name: string;
+  /** The codec records are decoded with. */
   readonly codec: Codec<E, unknown>;
   /** Ring size in bytes. */
   readonly size: number;
@@ -225,6 +236,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     }
   }
 
+  /** True once closed. */
   get closed(): boolean {
     return this.#h === undefined;
   }
@@ -260,6 +272,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     return this;
   }
 
+  /** Counters of this reader, and the kernel's count of lost records. */
   stats(): RingBufferStats {
     return {
       records: this.#records,
@@ -291,6 +304,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     return this.#iterator<E[]>(opts, true);
   }
 
+  /** Same as `iterate()`: for `for await`. */
   [Symbol.asyncIterator](): AsyncIterableIterator<E> {
     return this.iterate();
   }
@@ -332,6 +346,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     process.nextTick(() => this.emit('close'));
   }
 
+  /** Same as `close()`: for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

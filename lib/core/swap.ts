@@ -18,10 +18,16 @@ import type { BpfMap } from './map.js';
 
 /** What a copy must offer: a map fd to put in the slot and the map's kernel id. */
 export interface SwapCopy {
+  /** The copy's map fd, written into the slot. */
   readonly fd: number;
+  /** The copy's kernel map id (what reading the slot gives back). */
   readonly info: { readonly id: number };
 }
 
+/**
+ * Two copies of a module's configuration and the swap slot that points at one of them:
+ * write the idle copy, then {@link DoubleBuffer.flip} in one map update (see the file's notes).
+ */
 export class DoubleBuffer<C extends SwapCopy> {
   readonly #slot: BpfMap<number, number>;
   readonly #copies: readonly [C, C];
@@ -29,6 +35,7 @@ export class DoubleBuffer<C extends SwapCopy> {
   #queue: Promise<unknown> = Promise.resolve();
 
   /**
+   * A double buffer over `slot` and its two `copies`.
    * @param slot the one-entry BPF_MAP_TYPE_ARRAY_OF_MAPS (u32 key, u32 value: a map fd to
    *   write, a map id when read)
    * @param copies the two copies, in the order the module numbers them (0 and 1)

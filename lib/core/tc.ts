@@ -10,6 +10,7 @@ import { native, openPinnedAs, type NativeLinkHandle, type NativeProgramHandle }
 import { checkInterface, netnsPath, type NetnsRef } from './netns.js';
 import { BpfProgram } from './program.js';
 
+/** The TC hook: packets received ('ingress') or sent ('egress') by the interface. */
 export type TcDirection = 'ingress' | 'egress';
 /** 'tcx': a bpf_link (Linux >= 6.6); 'clsact': a cls_bpf filter under a clsact qdisc. */
 export type TcKind = 'tcx' | 'clsact';
@@ -43,7 +44,9 @@ export function tcVerdictCode(name: TcVerdict): number {
  */
 export type TcAnchor = TcLink | BpfProgram | { programId: number } | { linkId: number } | 'all';
 
+/** Options of {@link TcProgram.attach}. */
 export interface TcAttachOptions {
+  /** The hook to attach to. */
   direction: TcDirection;
   /** Network namespace of the interface (name under /run/netns or a path). */
   netns?: NetnsRef;
@@ -95,6 +98,7 @@ function anchorOf(a: TcAnchor, field: string): { flags: number; relative: number
   return invalidArgument(field, "must be a TcLink, a program, { programId }, { linkId } or 'all'");
 }
 
+/** Options of {@link TcProgram.testRun}. */
 export interface TcTestRunOptions {
   /** Run the program this many times (durationNs is the mean). */
   repeat?: number;
@@ -114,20 +118,29 @@ export interface TcTestRunOptions {
 
 /** The __sk_buff fields the kernel copies back after a test run. */
 export interface TcTestRunContext {
+  /** __sk_buff.mark. */
   mark: number;
+  /** __sk_buff.priority. */
   priority: number;
+  /** __sk_buff.ifindex. */
   ifindex: number;
+  /** __sk_buff.ingress_ifindex. */
   ingressIfindex: number;
+  /** __sk_buff.cb[0..4]. */
   cb: number[];
+  /** __sk_buff.wire_len. */
   wireLen: number;
 }
 
+/** Result of {@link TcProgram.testRun}. */
 export interface TcTestRunResult {
+  /** The verdict by name ('ok', 'shot', ...; 'unknown(N)' for other return values). */
   verdict: TcVerdict | `unknown(${number})`;
   /** The program's return value, signed (TC_ACT_UNSPEC is -1). */
   retval: number;
   /** The packet as the program left it. */
   packet: Buffer;
+  /** The __sk_buff fields as the program left them. */
   ctx: TcTestRunContext;
   /** Mean run time per repetition, measured by the kernel. */
   durationNs: number;
@@ -137,6 +150,7 @@ export interface TcTestRunResult {
 const SKB_SIZE = 192;
 const SKB = { mark: 8, priority: 32, ingressIfindex: 36, ifindex: 40, cb: 48, wireLen: 160 } as const;
 
+/** A loaded sched_cls (TC) program: attach it to an interface's ingress or egress hook (tcx or clsact), or test-run it on a packet. */
 export class TcProgram extends BpfProgram {
   /** Opens a pinned sched_cls program. */
   static override openPinned(path: string): TcProgram {
@@ -231,19 +245,25 @@ export class TcProgram extends BpfProgram {
 
 /** Kernel view of a TC attachment. */
 export interface TcLinkInfo {
+  /** The mechanism: 'tcx' or 'clsact'. */
   kind: TcKind;
   /** bpf_link id (tcx only). */
   id?: number;
   /** Id of the program now attached (0: a clsact filter that is gone). */
   progId: number;
+  /** Index of the interface. */
   ifindex: number;
+  /** The hook. */
   direction: TcDirection;
+  /** clsact filter handle (clsact only). */
   handle?: number;
+  /** clsact filter priority (clsact only). */
   priority?: number;
 }
 
 /** The programs at one tcx hook, in the order the kernel runs them. */
 export interface TcxHookState {
+  /** Index of the interface. */
   ifindex: number;
   /** Bumped by every change at the hook; see TcAttachOptions.expectedRevision. */
   revision: number;
@@ -299,9 +319,13 @@ function trackClsact(link: TcLink, t: ClsactTarget): void {
  * "delete if empty": removing it could take other users' filters with it).
  */
 export class TcLink {
+  /** The mechanism the program is attached with: 'tcx' or 'clsact'. */
   readonly kind: TcKind;
+  /** Index of the interface. */
   readonly ifindex: number;
+  /** The hook. */
   readonly direction: TcDirection;
+  /** Path of the interface's network namespace (undefined: the process's own). */
   readonly netns: string | undefined;
   /** clsact filter handle (undefined for tcx). */
   readonly filterHandle: number | undefined;
@@ -419,6 +443,7 @@ export class TcLink {
     this.#link = undefined;
     this.#dropClsact();
   }
+  /** Same as `close()`: for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -123,6 +123,7 @@ export function dropReasonNamer(): (reason: number) => string {
   };
 }
 
+/** Options of {@link TracingProgram.attach}. */
 export interface TracingAttachOptions {
   /**
    * Where to attach, for raw_tp ('kfree_skb'), tracepoint ('net/netif_receive_skb') and
@@ -145,6 +146,7 @@ function checkTarget(kind: TracingKind, target: string, field: string): string {
 
 /** A loaded tp_btf, raw_tp, tracepoint, kprobe or fentry/fexit program. */
 export class TracingProgram extends BpfProgram {
+  /** The kind of tracing program, from its section (tp_btf, raw_tp, tracepoint, kprobe, fentry, ...). */
   readonly kind: TracingKind;
   /** The attach target named by the section (tracepoint, category/name or function). */
   readonly target: string;
@@ -203,15 +205,19 @@ export function explainTracingLoadError(err: unknown, programs: readonly { name:
 
 /** Kernel view of a tracing link. */
 export interface TracingLinkInfo {
+  /** The link's kernel id (as in `bpftool link`). */
   id: number;
   /** bpf_link type as libbpf names it: 'raw_tracepoint', 'tracing', 'perf_event'. */
   type: string;
+  /** Id of the program it runs. */
   progId: number;
 }
 
 /** A tracing attachment (a bpf_link): detaches on close() unless pinned. */
 export class TracingLink {
+  /** The program's kind ('unknown' for a link re-opened from a pin). */
   readonly kind: TracingKind | 'unknown';
+  /** What it is attached to ('' for a link re-opened from a pin). */
   readonly target: string;
   #h: NativeLinkHandle | undefined;
   #program: string;
@@ -240,6 +246,7 @@ export class TracingLink {
     if (!this.#h) throw new BpfkitError('ERR_CLOSED', 'tracing link is closed');
     return this.#h;
   }
+  /** True once closed. */
   get closed(): boolean {
     return this.#h === undefined;
   }
@@ -276,6 +283,7 @@ export class TracingLink {
     this.#h?.close();
     this.#h = undefined;
   }
+  /** Same as `close()`: for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

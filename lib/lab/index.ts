@@ -1,6 +1,7 @@
 /**
  * `bpfkit/lab`: network-namespace labs for testing eBPF programs against real kernel
  * datapaths. See {@link Lab}.
+ * @module bpfkit/lab
  */
 export { Lab, type LabOptions, type HostOptions } from './lab.js';
 export { LabHost, type ExecOptions } from './host.js';

@@ -14,6 +14,7 @@ export const TEST_PIN_PREFIX = 'bpfkit-test';
 
 /** A lab namespace found on the system. */
 export interface LabNamespaceInfo {
+  /** The namespace's name under /run/netns. */
   name: string;
   /** pid of the process that created it (from its `lo` alias), if recorded. */
   ownerPid?: number;
@@ -25,17 +26,25 @@ export interface LabNamespaceInfo {
 
 /** An XDP program attached to a root-namespace interface. */
 export interface XdpAttachment {
+  /** Interface name. */
   ifname: string;
+  /** Interface index. */
   ifindex: number;
+  /** XDP mode: driver, generic (skb) or offloaded (hw). */
   mode: 'drv' | 'skb' | 'hw';
+  /** Kernel id of the attached program. */
   progId: number;
+  /** Its name, when the kernel reports it. */
   progName?: string;
 }
 
 /** What {@link findLeaks} found. */
 export interface LabLeaks {
+  /** Lab namespaces whose owner process is gone. */
   namespaces: LabNamespaceInfo[];
+  /** Test pins (`bpfkit-test*`, see {@link TEST_PIN_PREFIX}) left on the BPF filesystem. */
   pins: string[];
+  /** XDP programs attached to interfaces of the root namespace. */
   rootXdp: XdpAttachment[];
 }
 

@@ -49,16 +49,23 @@ export interface LinkOptions {
 
 /** One end of a veth pair. `ifindex` and `mac` are read back from the kernel. */
 export interface LabEnd {
+  /** The host this end is in. */
   host: LabHost;
+  /** Interface name inside the host's namespace. */
   ifname: string;
+  /** Interface index inside the host's namespace. */
   ifindex: number;
+  /** The interface's MAC address. */
   mac: string;
+  /** Addresses given to it (CIDR notation). */
   addrs: string[];
 }
 
 /** A veth pair between two hosts (`a` and `b` may be the same host). */
 export interface LabLink {
+  /** The end in the first host given to {@link Lab.link}. */
   a: LabEnd;
+  /** The end in the second host. */
   b: LabEnd;
 }
 

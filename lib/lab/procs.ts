@@ -14,7 +14,9 @@ import { describeCommand, labDebug } from './run.js';
 
 /** How a {@link LabProcess} ended. */
 export interface LabProcessExit {
+  /** Exit code, or null when killed by a signal. */
   code: number | null;
+  /** The signal that ended it, or null. */
   signal: NodeJS.Signals | null;
 }
 

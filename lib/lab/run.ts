@@ -9,8 +9,11 @@ import { BpfkitError } from '../core/errors.js';
 
 /** Result of a finished command. `code` is the exit status, or 128+signal if it was killed. */
 export interface RunResult {
+  /** Standard output, as text. */
   stdout: string;
+  /** Standard error, as text. */
   stderr: string;
+  /** Exit status (128 + the signal number if it was killed). */
   code: number;
 }
 

@@ -4,7 +4,9 @@ import type { LabProcess, LabProcessExit } from './procs.js';
 
 /** Result of {@link LabHost.ping}. */
 export interface PingResult {
+  /** Echo requests sent. */
   sent: number;
+  /** Replies received in time. */
   received: number;
   /** Round-trip times of the received replies, in ms, in sequence order. */
   rttMs: number[];
@@ -55,12 +57,15 @@ export interface SendUdpResult {
   sent: number;
   /** Datagrams whose send failed (e.g. EPERM from a netfilter drop, ENETUNREACH). */
   failed: number;
+  /** The first failed send's error, if any. */
   firstError?: string;
 }
 
 /** A received datagram. */
 export interface UdpDatagram {
+  /** The payload, byte for byte. */
   payload: Buffer;
+  /** The sender's address and port. */
   from: { address: string; port: number };
 }
 

@@ -37,6 +37,7 @@ const STAGE_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 /** A program to run as a stage, under a name unique in its pipeline. */
 export interface PipelineStage {
+  /** The stage's name: 1-64 of [A-Za-z0-9_.:-]. */
   readonly name: string;
   /** Loaded with {@link XdpPipeline.stageOptions} (so it shares the pipeline's maps). */
   readonly program: XdpProgram;
@@ -44,23 +45,33 @@ export interface PipelineStage {
 
 /** Where add() puts a stage: before or after a named stage, or at an index; default last. */
 export interface StagePosition {
+  /** Put the stage just before the stage of this name. */
   before?: string;
+  /** Put the stage just after the stage of this name. */
   after?: string;
+  /** Put the stage at this position (0 first). */
   index?: number;
 }
 
+/** Options of {@link XdpPipeline.attach}. */
 export interface XdpPipelineOptions {
+  /** XDP mode of the root program: 'native' (default), 'generic' or 'auto'. */
   mode?: XdpMode;
+  /** Network namespace of the interface (name under /run/netns, a path or an open fd). */
   netns?: NetnsRef;
 }
 
+/** Counters of one stage position (see {@link XdpPipeline.stats}). */
 export interface PipelineStageStats {
+  /** Name of the stage now at this position. */
   name: string;
+  /** The position (0 first). */
   position: number;
   /** Packets whose walk ended at this stage, by verdict ('pass' = passed the last stage). */
   ended: Record<XdpAction, bigint>;
 }
 
+/** Counters of a pipeline (see {@link XdpPipeline.stats}). */
 export interface PipelineStats {
   /** Packets into the root program. */
   packets: bigint;
@@ -120,11 +131,19 @@ interface Parts {
   swap: DoubleBuffer<BpfMap<number, { base: number; count: number }>>;
 }
 
+/**
+ * Several XDP programs (stages) on one interface, run in a defined order and changed
+ * atomically: a packet walks the whole old chain or the whole new one. Modules join as
+ * stages by attaching to the pipeline (`AclFirewall.attach(pipe, ...)`); your own programs
+ * through {@link XdpPipeline.stageOptions} and {@link XdpPipeline.add}. See docs/pipeline.md.
+ */
 export class XdpPipeline {
   #p: Parts | undefined;
   #link: XdpLink | undefined;
   #chain: PipelineStage[] = [];
+  /** Index of the interface the root program is attached to (undefined after load()). */
   readonly ifindex: number | undefined;
+  /** Path of the interface's namespace (undefined: the process's own). */
   readonly netns: string | undefined;
 
   private constructor(p: Parts, where: { ifindex?: number; netns?: string }) {
@@ -179,9 +198,11 @@ export class XdpPipeline {
   get program(): XdpProgram {
     return this.#parts().root;
   }
+  /** The root program's XDP link (undefined after load()). */
   get link(): XdpLink | undefined {
     return this.#link;
   }
+  /** True once closed. */
   get closed(): boolean {
     return this.#p === undefined;
   }
@@ -282,6 +303,7 @@ export class XdpPipeline {
     p.obj.close();
     this.#chain = [];
   }
+  /** Same as `close()`: for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

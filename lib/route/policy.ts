@@ -49,6 +49,7 @@ export interface PolicyRouteSpec extends IpRuleSelector {
   routes?: readonly PolicyRouteEntry[];
 }
 
+/** Options of every PolicyRoute call: the namespace, and the protocol that marks bpfkit's objects. */
 export interface PolicyRouteOptions extends NetlinkOptions {
   /** Protocol number marking bpfkit's rules and routes (default {@link BPFKIT_ROUTE_PROTOCOL}). */
   protocol?: RouteProtocol;
@@ -56,21 +57,31 @@ export interface PolicyRouteOptions extends NetlinkOptions {
 
 /** What an apply/remove/cleanup changed in the kernel. */
 export interface PolicyRouteChanges {
+  /** Rules created. */
   rulesAdded: number;
+  /** Rules deleted. */
   rulesDeleted: number;
+  /** Rules already as asked. */
   rulesUnchanged: number;
+  /** Routes created. */
   routesAdded: number;
+  /** Routes overwritten (same identity, other next hops or attributes). */
   routesReplaced: number;
+  /** Routes deleted. */
   routesDeleted: number;
+  /** Routes already as asked. */
   routesUnchanged: number;
 }
 
 /** bpfkit's rule (or an orphaned table) with the bpfkit routes of its table. */
 export interface PolicyRouteState {
+  /** Address family. */
   family: 4 | 6;
   /** null: bpfkit routes in a table no bpfkit rule points to (e.g. after a crash). */
   rule: IpRuleInfo | null;
+  /** The table (null: a rule that looks up no table, e.g. a blackhole rule). */
   table: number | null;
+  /** bpfkit's routes in that table. */
   routes: IpRouteInfo[];
 }
 

@@ -5,6 +5,7 @@ import type { IpProto, RouteProtocol, RouteScope, RouteTable, RouteType, RuleAct
 /** @deprecated Use {@link NetnsRef} (the same type: a name, a path or an open fd). */
 export type NetnsTarget = NetnsRef;
 
+/** The namespace a routing call works in. */
 export interface NetlinkOptions {
   /** Namespace to operate in: a name under /run/netns, a path or an open fd (default: the caller's). */
   netns?: NetnsRef;
@@ -57,26 +58,43 @@ export interface IpRuleSpec extends IpRuleSelector {
 
 /** A rule as the kernel reports it. */
 export interface IpRuleInfo {
+  /** Address family. */
   family: 4 | 6;
+  /** Position in the rule list. */
   priority: number;
+  /** What the rule does ('table': look the packet up in `table`). */
   action: RuleAction | 'goto' | 'nop' | `action ${number}`;
+  /** The table looked up, for action 'table'. */
   table?: number;
+  /** Firewall mark matched. */
   fwmark?: number;
+  /** Mask of `fwmark`. */
   fwmask?: number;
+  /** Input interface matched. */
   iif?: string;
+  /** Output interface matched. */
   oif?: string;
+  /** Source prefix matched. */
   src?: string;
+  /** Destination prefix matched. */
   dst?: string;
+  /** TOS matched. */
   tos?: number;
+  /** IP protocol number matched. */
   ipProto?: number;
+  /** Source port range matched. */
   sport?: [number, number];
+  /** Destination port range matched. */
   dport?: [number, number];
+  /** Whether the rule matches packets that do NOT match its selectors. */
   invert: boolean;
   /** The iif/oif named by the rule does not exist (the rule is inactive). */
   detached?: boolean;
+  /** The rule's protocol (FRA_PROTOCOL): who made it. */
   protocol: number;
 }
 
+/** Options of {@link IpRule.list}. */
 export interface IpRuleListOptions extends NetlinkOptions {
   /** 4 or 6 (default both). */
   family?: 4 | 6;
@@ -112,6 +130,7 @@ export interface IpRouteSpec {
   via?: string;
   /** Output interface (single next hop). */
   dev?: string | number;
+  /** Treat the gateway as directly reachable on `dev` even without a matching prefix. */
   onlink?: boolean;
   /** Several next hops (ECMP); excludes via/dev/onlink. */
   nexthops?: readonly NextHop[];
@@ -129,33 +148,51 @@ export interface IpRouteSpec {
 
 /** A next hop as the kernel reports it. */
 export interface NextHopInfo {
+  /** Gateway address. */
   via?: string;
+  /** Output interface name. */
   dev?: string;
+  /** Output interface index. */
   ifindex?: number;
+  /** Multipath weight. */
   weight: number;
+  /** Whether the gateway is taken as on-link. */
   onlink: boolean;
 }
 
 /** A route as the kernel reports it. */
 export interface IpRouteInfo {
+  /** Address family. */
   family: 4 | 6;
+  /** The routing table. */
   table: number;
+  /** Destination prefix. */
   dst: string;
+  /** Route type. */
   type: RouteType | 'broadcast' | 'anycast' | 'multicast' | `type ${number}`;
+  /** The route's protocol: who made it. */
   protocol: number;
+  /** Scope. */
   scope: 'global' | 'site' | 'link' | 'host' | 'nowhere' | `scope ${number}`;
+  /** Metric (priority). */
   metric: number;
+  /** TOS (IPv4). */
   tos?: number;
+  /** Preferred source address. */
   src?: string;
   /** Single-path routes: the gateway, interface and onlink flag. */
   via?: string;
+  /** Single-path routes: output interface name. */
   dev?: string;
+  /** Single-path routes: output interface index. */
   ifindex?: number;
+  /** Single-path routes: whether the gateway is taken as on-link. */
   onlink?: boolean;
   /** Multipath routes: every next hop. */
   nexthops?: NextHopInfo[];
 }
 
+/** Options of {@link IpRoute.list}. */
 export interface IpRouteListOptions extends NetlinkOptions {
   /** 4 or 6 (default both). */
   family?: 4 | 6;

@@ -49,8 +49,11 @@ export const ipv4 = builtin(addressCodec(4), {
 /** IPv6 address; 16 bytes in network order, aligned like `struct in6_addr` (4). */
 export const ipv6 = builtin(addressCodec(6));
 
+/** A decoded LPM-trie key (see {@link lpmKey}): a prefix length and an address. */
 export interface LpmKey {
+  /** Prefix length in bits (0..32 for IPv4, 0..128 for IPv6). */
   prefixLen: number;
+  /** The address in text form ('198.18.0.0', '2001:db8::'); host bits beyond the prefix are zero. */
   addr: string;
 }
 

@@ -76,6 +76,7 @@ export function parseIPv6(s: string): Buffer | null {
   return typeof s === 'string' && ipv6Into(s, out, 0) ? out : null;
 }
 
+/** Dotted-quad text of the 4 bytes at `offset` (network order). */
 export function formatIPv4(buf: Uint8Array, offset = 0): string {
   room(buf, offset, 4);
   return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
@@ -121,10 +122,13 @@ export function checkHostBits(addr: Buffer, prefixLen: number, field: string): v
   }
 }
 
+/** A parsed CIDR (see {@link parseCidr}). */
 export interface Cidr {
+  /** Address family. */
   family: 4 | 6;
   /** Network address, 4 or 16 bytes in network order. */
   addr: Buffer;
+  /** Prefix length in bits. */
   prefixLen: number;
 }
 

@@ -78,18 +78,28 @@ function int64Codec(name: string, signed: boolean): Codec<bigint, bigint | numbe
   });
 }
 
+/** Unsigned 8-bit integer (`__u8`), decoded as a number. */
 export const u8 = intCodec('u8', 1, false);
+/** Unsigned 16-bit integer in host byte order (`__u16`). */
 export const u16 = intCodec('u16', 2, false);
+/** Unsigned 32-bit integer in host byte order (`__u32`). */
 export const u32 = intCodec('u32', 4, false);
+/** Signed 8-bit integer (`__s8`). */
 export const i8 = intCodec('i8', 1, true);
+/** Signed 16-bit integer in host byte order (`__s16`). */
 export const i16 = intCodec('i16', 2, true);
+/** Signed 32-bit integer in host byte order (`__s32`). */
 export const i32 = intCodec('i32', 4, true);
+/** Unsigned 64-bit integer (`__u64`): decoded as a bigint; encode also takes a safe-integer number. */
 export const u64 = int64Codec('u64', false);
+/** Signed 64-bit integer (`__s64`): decoded as a bigint; encode also takes a safe-integer number. */
 export const i64 = int64Codec('i64', true);
 /** Network byte order (big endian), e.g. ports as stored in packet headers. */
 export const be16 = intCodec('be16', 2, false, false);
+/** 32-bit unsigned integer in network byte order (big endian). */
 export const be32 = intCodec('be32', 4, false, false);
 
+/** One byte: false is 0, true is 1; decodes any non-zero byte as true. */
 export const bool: Codec<boolean> = builtin<Codec<boolean>>({
   name: 'bool', size: 1, align: 1, layout: { kind: 'int', size: 1, signed: false },
   encode(v, buf, off) {

@@ -33,13 +33,17 @@ export function array<C extends Codec<any, any>>(codec: C, length: number): Code
   return Object.assign(c, compileArray(name, codec, length, c));
 }
 
+/** One field of a struct codec given as a list (for explicit offsets or names that are not identifiers). */
 export interface FieldSpec {
+  /** The field's name (a C member name; names starting with `_` are padding and are left out of decoded values). */
   readonly name: string;
+  /** The field's codec. */
   readonly codec: Codec<any, any>;
   /** Explicit byte offset, for odd layouts; must not overlap other fields. */
   readonly offset?: number;
 }
 
+/** Options of {@link struct}. */
 export interface StructOptions {
   /** Like `__attribute__((packed))`: no implicit padding, struct alignment 1. */
   packed?: boolean;

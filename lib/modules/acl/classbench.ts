@@ -10,12 +10,17 @@ import type { AclAction, AclRule } from './rules.js';
 /** A ClassBench rule as an AclRule (rule i of the file is `${idPrefix}${i}`). */
 export type ClassBenchRule = AclRule;
 
+/** One line of a ClassBench header trace (see {@link parseClassBenchTrace}). */
 export interface ClassBenchHeader {
   /** IPv4 addresses as 32-bit numbers (a<<24 | b<<16 | c<<8 | d). */
   src: number;
+  /** Destination address, like `src`. */
   dst: number;
+  /** Source port. */
   srcPort: number;
+  /** Destination port. */
   dstPort: number;
+  /** IP protocol number. */
   proto: number;
   /** The trace's last column (rule index, 0- or 1-based depending on the file). */
   rule: number;

@@ -34,15 +34,21 @@ export const ACL_EVENT_SIZE = EVENT_SIZE;
 
 /** What an AclFirewall emits. */
 export interface AclFirewallEvents {
+  /** A packet a 'deny' rule (or a 'deny' default) dropped: one event per flow and rule per interval. */
   deny: [event: AclEvent];
+  /** A packet a 'log' rule let through: one event per flow and rule per interval. */
   log: [event: AclEvent];
   /** Every event (deny and log). */
   event: [event: AclEvent];
+  /** Events that did not fit in the ring (nobody reading, or reading too slowly). */
   lost: [loss: RingBufferLoss];
+  /** A failure while reading events. */
   error: [err: Error];
   /** After close(). */
   close: [];
+  /** EventEmitter's own event (reading starts with the first event listener). */
   newListener: [event: string | symbol, listener: (...args: any[]) => void];
+  /** EventEmitter's own event. */
   removeListener: [event: string | symbol, listener: (...args: any[]) => void];
 }
 
@@ -83,16 +89,21 @@ export interface AclEvent {
   ruleId: string | null;
   /** 'deny' (dropped) or 'log' (allowed and reported). */
   action: 'deny' | 'log';
+  /** IP version. */
   family: 4 | 6;
   /** IP protocol number; null if it could not be found (IPv6 extension headers). */
   proto: number | null;
+  /** Source address (text). */
   src: string;
+  /** Destination address (text). */
   dst: string;
   /** TCP/UDP/SCTP/UDP-Lite/DCCP ports; null for other protocols or without an L4 header. */
   srcPort: number | null;
+  /** Destination port, like `srcPort`. */
   dstPort: number | null;
   /** ICMP / ICMPv6 type and code; null otherwise. */
   icmpType: number | null;
+  /** ICMP / ICMPv6 code; null otherwise. */
   icmpCode: number | null;
   /** A non-first fragment (no L4 header). */
   fragment: boolean;

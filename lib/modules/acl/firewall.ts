@@ -267,9 +267,11 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     return this.#rs.norm.map((r) => structuredClone(r.rule));
   }
 
+  /** The verdict for packets no rule matches. */
   get defaultAction(): AclDefaultAction {
     return this.#rs.settings.defaultAction;
   }
+  /** At most one event per flow and rule per this many milliseconds (0: every packet). */
   get eventIntervalMs(): number {
     return this.#rs.settings.eventIntervalMs;
   }
@@ -315,6 +317,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     return this.#stream.iterator();
   }
 
+  /** Same as `events()`: for `for await`. */
   [Symbol.asyncIterator](): AsyncIterableIterator<AclEvent> {
     return this.events();
   }
@@ -332,6 +335,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     return this.#h;
   }
 
+  /** True once closed (or detached). */
   get closed(): boolean {
     return this.#h === undefined;
   }
@@ -367,6 +371,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     this.close();
   }
 
+  /** Same as `close()`: for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

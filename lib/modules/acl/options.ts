@@ -66,19 +66,26 @@ export interface AclFirewallOptions {
   stage?: StagePosition & { name?: string };
 }
 
+/** A packet and byte counter. */
 export interface AclCounter {
+  /** Packets. */
   packets: number;
+  /** Bytes (whole frames). */
   bytes: number;
 }
 
+/** Counters of one rule (see {@link AclFirewall.stats}). */
 export interface AclRuleStats extends AclCounter {
+  /** The rule's id. */
   id: string;
+  /** The rule's action. */
   action: AclAction;
 }
 
 export interface AclStats {
   /** Generation of the rule set in force (one more per swap). */
   generation: number;
+  /** The default action in force. */
   defaultAction: AclDefaultAction;
   /** Per rule, in rule order. */
   rules: AclRuleStats[];
@@ -96,6 +103,7 @@ export interface AclStats {
   noRules: AclCounter;
   /** How IP packets were classified: from the per-CPU verdict cache or by walking the trees. */
   classified: { cached: number; walked: number };
+  /** The event machinery's counters. */
   events: {
     /** Events written to the ring by the program. */
     emitted: number;
@@ -110,12 +118,17 @@ export interface AclStats {
 
 /** Shape of the compiled rule set, for diagnostics and benchmarks. */
 export interface AclCompileInfo {
+  /** Rules in the set. */
   rules: number;
+  /** Records the rule set compiled to (a rule with lists of addresses or ports can make several). */
   records: number;
   /** Bytes of the blob in use, and the blob size. */
   bytes: number;
+  /** Size of the blob the program was built for (see `maxRules`). */
   capacityBytes: number;
+  /** Shape of each decision tree. */
   trees: TreeStats[];
+  /** Time spent compiling the set, in ms. */
   compileMs: number;
 }
 

@@ -13,6 +13,7 @@ import { canonicalIPv4 } from '../../core/codecs/ip-text.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG, PROTO_MAX, V4_DIMS, V6_DIMS } from './layout.js';
 import type { FamilyEntries } from './classifier.js';
 
+/** What a rule does with a packet it matches: 'allow', 'deny' (drop at XDP), or 'log' (allow and report an event). */
 export type AclAction = 'allow' | 'deny' | 'log';
 /** A protocol name (lib/core/protocols.ts), 'any', or a number 0..255. */
 export type AclProtocol = IpProtocolName | 'any' | number;

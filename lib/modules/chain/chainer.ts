@@ -81,6 +81,11 @@ const sum = (cs: readonly ChainCounter[] | undefined): ChainCounter =>
   (cs ?? []).reduce((a, c) => ({ packets: a.packets + c.packets, bytes: a.bytes + c.bytes }), zero());
 const sameSpec = (a: PolicyRouteSpec, b: PolicyRouteSpec) => JSON.stringify(a) === JSON.stringify(b);
 
+/**
+ * Sends traffic through services (firewall, IDS, ...) and upstream: classifies packets at XDP,
+ * marks them, and routes on the mark with policy routes it owns. See the file's notes and
+ * docs/service-chaining.md.
+ */
 export class ServiceChainer {
   #p: Parts | undefined;
   #state: State;
@@ -91,8 +96,11 @@ export class ServiceChainer {
   #stage: { pipeline: XdpPipeline; name: string } | undefined;
   #routed = false;
   #closing: Promise<void> | undefined;
+  /** Capacities in force (fixed at load). */
   readonly limits: Readonly<Required<ChainLimits>>;
+  /** Path of the namespace the chainer works in (undefined: the process's own). */
   readonly netns: string | undefined;
+  /** First `ip rule` priority of its policy routes. */
   readonly rulePriority: number;
 
   private constructor(p: Parts, state: State, limits: Required<ChainLimits>, ns: string | undefined, rulePriority: number) {
@@ -233,9 +241,11 @@ export class ServiceChainer {
   get tcLinks(): readonly TcLink[] {
     return [...this.#tcLinks];
   }
+  /** The pipeline and stage name, when the chainer is a stage of an XdpPipeline. */
   get stage(): { pipeline: XdpPipeline; name: string } | undefined {
     return this.#stage;
   }
+  /** True once closed. */
   get closed(): boolean {
     return this.#p === undefined;
   }
@@ -243,6 +253,7 @@ export class ServiceChainer {
   get rules(): ChainRule[] {
     return this.#state.rules.map((r) => ({ ...r }));
   }
+  /** The services in force (copies). */
   get services(): ChainService[] {
     return this.#state.services.map((s) => ({ ...s, nexthops: s.nexthops.map((h) => ({ ...h })) }));
   }
@@ -251,6 +262,7 @@ export class ServiceChainer {
     return [...this.#state.compiled.shadowed];
   }
 
+  /** Where the chainer stands: attached where, marks copied, routes and rules in force. */
   get status(): ChainStatus {
     return {
       attached: this.#links.length ? 'interface' : this.#stage ? 'pipeline' : 'none',
@@ -341,6 +353,7 @@ export class ServiceChainer {
   remove(): Promise<void> {
     return this.close();
   }
+  /** Same as `close()`: for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

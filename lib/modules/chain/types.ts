@@ -11,6 +11,7 @@ export interface ChainNextHop {
   dev?: string | number;
   /** Multipath weight 1-256 when there are several next hops of one family. */
   weight?: number;
+  /** Treat the gateway as on-link even if no route says it is reachable (`ip route ... onlink`). */
   onlink?: boolean;
 }
 
@@ -59,21 +60,28 @@ export interface ChainRule {
   action: string;
 }
 
+/** Capacities fixed when the program is loaded. */
 export interface ChainLimits {
   /** Rules in a set (default 4096; the kernel keeps two generations). */
   maxRules?: number;
 }
 
+/** What the chainer does: services, the upstream path, and the rules that pick between them. */
 export interface ChainConfig {
+  /** Services traffic can be sent through (their names are rule actions). */
   services: readonly ChainService[];
+  /** Where traffic goes when a rule says 'upstream' (typically: back from a service). */
   upstream: ChainPath;
+  /** Classification rules, first match by priority. */
   rules: readonly ChainRule[];
 }
 
+/** Options of {@link ServiceChainer.attach}: the configuration plus where and how to attach. */
 export interface ChainAttachOptions extends ChainConfig {
   /** First `ip rule` priority of the chainer's policy routes (default 1000): services get
    * base, base + 1, ... in list order, upstream the one after. */
   rulePriority?: number;
+  /** Capacities (fixed at load). */
   limits?: ChainLimits;
   /** Namespace of the interface(s) (not for a pipeline stage: the pipeline's). */
   netns?: NetnsRef;
@@ -83,30 +91,43 @@ export interface ChainAttachOptions extends ChainConfig {
   stage?: { name?: string } & StagePosition;
 }
 
+/** Options of {@link ServiceChainer.load}: the configuration, without attaching. */
 export interface ChainLoadOptions {
+  /** Services traffic can be sent through. */
   services: readonly ChainService[];
+  /** Where 'upstream' traffic goes. */
   upstream: ChainPath;
+  /** Classification rules. */
   rules: readonly ChainRule[];
+  /** Capacities (fixed at load). */
   limits?: ChainLimits;
   /** Namespace that rule `iface` names are resolved in. */
   netns?: NetnsRef;
 }
 
+/** What {@link ServiceChainer.update} changes: only the fields given. */
 export interface ChainUpdate {
+  /** The new rule set (replaces the whole set). */
   rules?: readonly ChainRule[];
+  /** The new services (replace the whole list). */
   services?: readonly ChainService[];
 }
 
+/** A packet and byte counter, summed over CPUs. */
 export interface ChainCounter {
+  /** Packets. */
   packets: bigint;
+  /** Bytes. */
   bytes: bigint;
 }
 
+/** Counters of the XDP stage (see {@link ServiceChainer.stats}). */
 export interface ChainStats {
   /** Per rule of the set in force (counters start at zero with each update). */
   rules: ({ index: number; id: string; action: string } & ChainCounter)[];
   /** Per service, packets marked for it. */
   services: ({ name: string } & ChainCounter)[];
+  /** Packets marked for upstream. */
   upstream: ChainCounter;
   /** Packets no rule matched (passed unmarked). */
   unclassified: ChainCounter;
@@ -116,6 +137,7 @@ export interface ChainStats {
   packets: ChainCounter;
 }
 
+/** Where the chainer stands (see {@link ServiceChainer.status}). */
 export interface ChainStatus {
   /** Where the XDP stage runs. */
   attached: 'interface' | 'pipeline' | 'none';
@@ -123,6 +145,8 @@ export interface ChainStatus {
   marksSkb: boolean;
   /** Policy routes (ip rule + table) in place. */
   routes: number;
+  /** Rules in force. */
   rules: number;
+  /** Distinct rule shapes (sets of fields matched) the XDP program searches, one hash lookup each. */
   shapes: number;
 }

@@ -71,10 +71,17 @@ const zero = (): DecapCounter => ({ packets: 0n, bytes: 0n });
 const sum = (cs: readonly DecapCounter[]): DecapCounter =>
   cs.reduce((a, c) => ({ packets: a.packets + c.packets, bytes: a.bytes + c.bytes }), zero());
 
+/**
+ * Strips VXLAN and Geneve (IPv4 or IPv6 outer headers) at XDP, so the inner packet climbs the
+ * stack once and the host needs no tunnel device; counts per protocol, per VNI and per reason
+ * for passing a packet unchanged. {@link Decapsulator.attach} to an interface (or an
+ * XdpPipeline), {@link Decapsulator.load} for test runs. See docs/decap.md.
+ */
 export class Decapsulator {
   #p: Parts | undefined;
   #link: XdpLink | undefined;
   #settings: DecapSettings;
+  /** Map capacities in force (fixed at load). */
   readonly limits: Readonly<Required<DecapLimits>>;
   #iface: { iface: string | number; ns: string | undefined; macGiven: boolean } | undefined;
   #stage: { pipeline: XdpPipeline; name: string } | undefined;
@@ -320,6 +327,7 @@ export class Decapsulator {
     p.obj.close();
   }
 
+  /** Same as `close()`: for `using`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -4,7 +4,9 @@ import type { NetnsRef } from '../../core/netns.js';
 import type { StagePosition } from '../pipeline.js';
 
 
+/** A UDP tunnel protocol the Decapsulator strips: VXLAN (RFC 7348) or Geneve (RFC 8926). */
 export type TunnelProtocol = 'vxlan' | 'geneve';
+/** Every {@link TunnelProtocol}. */
 export const TUNNEL_PROTOCOLS: readonly TunnelProtocol[] = ['vxlan', 'geneve'];
 /** IANA ports: VXLAN 4789, Geneve 6081. Linux's pre-IANA VXLAN port 8472 only when configured. */
 export const DEFAULT_TUNNEL_PORTS: Readonly<Record<TunnelProtocol, readonly number[]>> = { vxlan: [4789], geneve: [6081] };
@@ -30,6 +32,7 @@ export const DECAP_PASS_REASONS = [
   'innerTooShort', // fewer than 14 bytes (an Ethernet header) after the tunnel header
   'vniNotAllowed', // allowlist in force and the VNI is not on it
 ] as const;
+/** One of {@link DECAP_PASS_REASONS}. */
 export type DecapPassReason = (typeof DECAP_PASS_REASONS)[number];
 
 /** What the Decapsulator does. Every field is optional; update() changes only the fields given. */
@@ -68,15 +71,19 @@ export interface DecapLimits {
   vniStats?: number;
 }
 
+/** Options of {@link Decapsulator.load}: what it does, and its capacities. */
 export interface DecapLoadOptions extends DecapOptions {
+  /** Map capacities (fixed at load). */
   limits?: DecapLimits;
 }
 
 /** As a pipeline stage: its name in the pipeline (default 'decap') and position. */
 export interface DecapStageOptions extends StagePosition {
+  /** The stage's name (default 'decap'). */
   name?: string;
 }
 
+/** Options of {@link Decapsulator.attach}. */
 export interface DecapAttachOptions extends DecapLoadOptions {
   /** When attaching to an XdpPipeline: the stage's name and position. */
   stage?: DecapStageOptions;
@@ -88,22 +95,35 @@ export interface DecapAttachOptions extends DecapLoadOptions {
 
 /** The settings in force. */
 export interface DecapSettings {
+  /** Protocols decapsulated. */
   protocols: TunnelProtocol[];
+  /** UDP destination ports per protocol. */
   ports: Record<TunnelProtocol, number[]>;
+  /** VNI allowlist; null: every VNI. */
   vnis: number[] | null;
+  /** Strict mode's local tunnel addresses; null: any destination. */
   localAddresses: string[] | null;
+  /** Whether unicast inner destination MACs are rewritten to the interface's. */
   rewriteMac: boolean;
+  /** Whether struct bpfkit_xdp_meta is written for later stages. */
   metadata: boolean;
+  /** The MAC written into inner frames; null when unknown (load() without one, rewriteMac off). */
   interfaceMac: string | null;
 }
 
+/** A packet and byte counter, summed over CPUs. */
 export interface DecapCounter {
+  /** Packets. */
   packets: bigint;
+  /** Bytes. */
   bytes: bigint;
 }
 
+/** Counters of one (protocol, VNI) pair: inner packets and bytes handed to the stack. */
 export interface DecapVniStats extends DecapCounter {
+  /** The tunnel protocol. */
   protocol: TunnelProtocol;
+  /** The VNI. */
   vni: number;
 }
 
@@ -112,7 +132,9 @@ export interface DecapVniStats extends DecapCounter {
  * receives); passed bytes are whole frames as received.
  */
 export interface DecapStats {
+  /** Inner packets and bytes handed to the stack. */
   decapsulated: DecapCounter;
+  /** The same per protocol, split by outer family (`ipv4`, `ipv6`). */
   protocols: Record<TunnelProtocol, DecapCounter & { ipv4: DecapCounter; ipv6: DecapCounter }>;
   /** Per (protocol, VNI), sorted. Bounded by limits.vniStats: see vniOverflow. */
   vnis: DecapVniStats[];
@@ -122,6 +144,7 @@ export interface DecapStats {
   metadataFailed: DecapCounter;
   /** Tunnel packets passed to the stack unchanged, by reason. */
   passed: Record<DecapPassReason, DecapCounter>;
+  /** All tunnel packets passed unchanged. */
   passedTotal: DecapCounter;
 }
 

@@ -29,6 +29,7 @@ export const POINTS: readonly { name: TracePoint; id: number; tracepoints: strin
   { name: 'fib_lookup', id: 8, tracepoints: ['fib_table_lookup'], programs: ['tr_fib'], optional: [{ program: 'tr_fib6', tracepoint: 'fib6_table_lookup' }] },
   { name: 'neigh_update', id: 9, tracepoints: ['neigh_update'], programs: ['tr_neigh'] },
 ];
+/** Every {@link TracePoint}: the names `PacketTracerOptions.points` takes. */
 export const TRACE_POINTS: readonly TracePoint[] = POINTS.map((p) => p.name);
 const POINT_BY_ID: (TracePoint | undefined)[] = [];
 for (const p of POINTS) POINT_BY_ID[p.id] = p.name;
@@ -61,25 +62,35 @@ function fibResult(err: number): string {
 
 /** One event: where a packet (an sk_buff) was seen, and what the kernel did there. */
 export interface TraceEvent {
+  /** Where the packet was seen. */
   point: TracePoint;
   /** bpf_ktime_get_ns() (CLOCK_MONOTONIC, ns). */
   time: bigint;
   /** The sk_buff's address ('0x…'): one packet's events share it. Empty: no packet (XDP, neighbour, a route lookup of no received packet). */
   skb: string;
+  /** The CPU the event happened on. */
   cpu: number;
   /** Network namespace inode (as `ls -i /run/netns/NAME` or `/proc/PID/ns/net` shows); 0 when unknown. */
   netns: number;
+  /** Index of the interface the packet was on (0: none). */
   ifindex: number;
+  /** Its name, as the kernel had it then. */
   ifname: string;
+  /** The skb's mark (fwmark). */
   mark: number;
   /** Bytes in the skb (transmit: what the driver was handed). */
   len: number;
+  /** IP version, when the packet is IP. */
   family?: 4 | 6;
   /** IP protocol name (or number). */
   proto?: string | number;
+  /** Source address. */
   src?: string;
+  /** Destination address. */
   dst?: string;
+  /** Source port (TCP, UDP, SCTP). */
   sport?: number;
+  /** Destination port (TCP, UDP, SCTP). */
   dport?: number;
   /** drop: the kernel's reason, named from its BTF enum skb_drop_reason ('NO_SOCKET', 'NETFILTER_DROP', ...). */
   dropReason?: string;

@@ -14,15 +14,19 @@ export type TimelineEvent = TraceEvent & { dtNs: number };
 
 /** One packet's path: its events in time order. */
 export interface TracePacket {
+  /** The sk_buff's address ('0x…'), shared by the packet's events. */
   skb: string;
   /** Time of the first event (bpf_ktime_get_ns). */
   start: bigint;
+  /** Time from the first event to the last, in ns. */
   durationNs: number;
+  /** How the packet's path ended. */
   verdict: TraceVerdict;
   /** The drop reason when verdict is 'dropped'. */
   dropReason?: string;
   /** Network namespaces (inodes) the packet was seen in, in order of first appearance. */
   namespaces: number[];
+  /** Its events in time order. */
   events: TimelineEvent[];
 }
 

@@ -24,6 +24,7 @@ import { encodeFilter, type TraceFilter } from './filter.js';
 import { POINTS, TRACE_POINTS, eventCodec, type TraceEvent, type TracePoint } from './layout.js';
 import { TimelineAssembler, type TracePacket } from './timeline.js';
 
+/** Options of {@link PacketTracer.start}. */
 export interface PacketTracerOptions {
   /** Which packets (evaluated in the kernel); default: every packet. */
   filter?: TraceFilter;
@@ -35,6 +36,7 @@ export interface PacketTracerOptions {
   idleMs?: number;
 }
 
+/** Counters of a trace session (see {@link PacketTracer.stats}). */
 export interface PacketTracerStats {
   /** Events the programs saw at their points (matching or not). */
   seen: number;
@@ -55,11 +57,15 @@ export interface PacketTracerStats {
   pcap?: { runs: number; remembered: number };
 }
 
+/** The events of a {@link PacketTracer}, as EventEmitter listener argument lists. */
 export interface PacketTracerEvents {
+  /** One event, as it arrives. */
   event: [TraceEvent];
+  /** One packet's whole path, once it ended (or went idle). */
   packet: [TracePacket];
   /** Events lost because the ring buffer was full (checked once a second). */
   lost: [RingBufferLoss];
+  /** A failure while reading events. */
   error: [Error];
   /** After stop(): every timeline has been emitted. */
   end: [];
@@ -195,10 +201,12 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     return this;
   }
 
+  /** True once stop() was called. */
   get stopped(): boolean {
     return this.#stopped;
   }
 
+  /** The session's counters: events seen and matched in the kernel, delivered, lost; packets. */
   stats(): PacketTracerStats {
     const s: PacketTracerStats = { seen: 0, matched: 0, events: this.#events, packets: this.#packets, open: this.#timelines.openCount, lost: null };
     if (this.#stopped) return { ...s, ...this.#final };
@@ -223,6 +231,7 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
   async *packets(): AsyncGenerator<TracePacket> {
     yield* this.#iterate<TracePacket>('packet');
   }
+  /** Same as `packets()`: for `for await`. */
   [Symbol.asyncIterator](): AsyncIterator<TracePacket> {
     return this.packets();
   }
@@ -263,6 +272,7 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     this.#deliver(this.#timelines.flush());
     this.emit('end');
   }
+  /** Same as `stop()`: for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
