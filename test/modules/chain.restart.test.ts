@@ -13,7 +13,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ServiceChainer, type ChainAttachOptions } from '../../lib/index.js';
+import { ServiceChainer, XdpPipeline, type ChainAttachOptions } from '../../lib/index.js';
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -241,5 +241,18 @@ describe('ServiceChainer pinned adoption', () => {
     }
     expect(existsSync(PIN)).toBe(false);
     expect(await ipState()).toEqual(before);
+  });
+
+  it('a pinned attach that fails (the second interface is taken) leaves nothing: no pins, no routes, no programs', async () => {
+    const before = await ipState();
+    const other = await XdpPipeline.attach(sr.b.ifname, { netns: r.netns });
+    try {
+      await expect(ServiceChainer.attach([cr.b.ifname, sr.b.ifname], opts())).rejects.toBeDefined();
+      expect(existsSync(PIN)).toBe(false);
+      expect(xdpProgId(cr.b.ifname)).toBeUndefined();
+      expect(await ipState()).toEqual(before);
+    } finally {
+      other.close();
+    }
   });
 });

@@ -209,7 +209,9 @@ export class ServiceChainer {
       }
       if (opts.pin !== undefined) pinAll(opts.pin, c.#parts(), c.#links, c.#tcLinks);
     } catch (e) {
-      await c.close().catch(() => undefined);
+      // undone in full even with a pin (what pinAll pinned it unpinned itself on failure)
+      c.#closing = c.#teardown(false);
+      await c.#closing.catch(() => undefined);
       throw e;
     }
     return c;
@@ -424,7 +426,7 @@ export class ServiceChainer {
    * return the first call's promise.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#setup.pin !== undefined ? Promise.resolve(this.#release()) : this.#teardown();
+    this.#closing ??= this.#setup.pin !== undefined ? Promise.resolve(this.#release()) : this.#teardown(false);
     return this.#closing;
   }
   /** Same as close(). */
@@ -434,7 +436,7 @@ export class ServiceChainer {
 
   /** Removes the chainer even when pinned: detaches, removes the routes and the pins. */
   detach(): Promise<void> {
-    this.#closing ??= this.#teardown();
+    this.#closing ??= this.#teardown(true);
     return this.#closing;
   }
 
@@ -450,7 +452,8 @@ export class ServiceChainer {
     await this.close();
   }
 
-  async #teardown(): Promise<void> {
+  /** Detaches everything, removes the routes (and the pins if `unpin`), releases the handles. */
+  async #teardown(unpin: boolean): Promise<void> {
     let err: unknown;
     const attempt = (f: () => void) => {
       try {
@@ -470,7 +473,7 @@ export class ServiceChainer {
       await removeRoutes(this.#state.policies, this.netns).catch((e: unknown) => (err ??= e));
       this.#routed = false;
     }
-    if (pinned) attempt(() => removePins(this.#setup.pin!));
+    if (pinned && unpin) attempt(() => removePins(this.#setup.pin!));
     const p = this.#p;
     this.#p = undefined;
     if (p) closeParts(p);
