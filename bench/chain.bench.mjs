@@ -23,6 +23,14 @@
 //                                     `ip rule fwmark 0x10 table 110`
 //   ServiceChainer, N rules           ServiceChainer.attach on R's ingress, N rules
 //                                     `{ src: X/32, action: 'svc' }` -> mark 0x10, table 110
+//   ServiceChainer + XDP forward, N   the same with forward: 'xdp' (egress: R's veth to S):
+//                                     XDP routes the marked packets itself (bpf_fib_lookup
+//                                     with the mark through the same ip rule and table)
+//   plain XDP forwarding              the reference for it: the chainer's forwarding code
+//                                     alone (test/bpf/chain_fwd_ref.bpf.c: FIB lookup,
+//                                     rewrite, redirect; no classification, no mark), on
+//                                     router 0 (no fib rules) and, diagnostic, on router 1
+//                                     with the ip rule + table in place
 // with N = 1, 100, 1,000 and the measured flow's rule always the LAST in the set. The
 // nftables table iptables-nft creates is deleted after each iptables scenario, so no other
 // scenario pays its hook. Rate = frames R forwarded (its egress veth's tx packets + tx
@@ -32,7 +40,9 @@
 // Also, steadier on a shared machine: the CPU time R's NAPI thread (where R's whole
 // forwarding path runs) spent per packet it received (/proc/PID/schedstat), and from it
 // packets/s per CPU (1e9 / ns); "CPU:" ratios compare those, paired.
-// Goals: ServiceChainer >= 0.9 of plain forwarding at 1,000 rules, >= 1.5x iptables.
+// Goals: ServiceChainer >= 0.9 of plain forwarding at 1,000 rules, >= 1.5x iptables. With
+// forward: 'xdp' the chainer replaces the stack's forwarding, so it is reported against plain
+// (stack) forwarding, the goal's ceiling, and against plain XDP forwarding, its own.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -199,6 +209,37 @@ export default {
         const read = () => Number(c.stats().rules.at(-1).packets);
         return { read, done: async () => c.close() };
       } });
+      const chainx = (n) => ({ id: `ServiceChainer + XDP forward, ${n} rule${n > 1 ? 's' : ''}`, kind: 'chainx', n, path: p1, setup: async () => {
+        const c = await ServiceChainer.attach(names.rIn, {
+          netns: r.netns,
+          services: [{ name: 'svc', mark: MARK, table: TABLE, nexthops: [{ via: SINK_IP }] }],
+          upstream: { mark: 0x20, table: TABLE + 10, nexthops: [{ via: SINK_IP }] },
+          rules: srcSet(n).map((x) => ({ src: `${x}/32`, action: 'svc' })),
+          rulePriority: 1000,
+          forward: 'xdp',
+          egress: [names.rOut],
+        });
+        const read = () => Number(c.stats().rules.at(-1).packets);
+        const redirected = () => Number(c.stats().forward.redirected.packets);
+        return { read, redirected, done: async () => c.close() };
+      } });
+      // plain XDP forwarding: the chainer's forwarding code alone (mark 0, every frame)
+      const xdpRef = (P, withRule) => async () => {
+        const o = await BpfObject.load(join(root, 'build/test-bpf/chain_fwd_ref.bpf.o'));
+        const egress = o.map('chain_egress', { key: u32, value: u32 });
+        const out = (await P.r.ipJson(['link', 'show', 'dev', P.names.rOut]))[0].ifindex;
+        egress.set(out, out);
+        const stats = o.perCpuMap('fwd_counters', { key: u32, value: counterCodec });
+        const p = o.xdpProgram('xdp_fwd_ref');
+        if (withRule) await P.r.batch([`route add default via ${SINK_IP} table ${TABLE}`, `rule add fwmark ${MARK} table ${TABLE} priority 1000`]);
+        const l = p.attach(P.names.rIn, { netns: P.r.netns });
+        const redirected = () => Number((stats.get(0) ?? []).reduce((a, x) => a + x.packets, 0n));
+        return { redirected, done: async () => {
+          l.close(); p.close(); egress.close(); stats.close(); o.close();
+          if (withRule) await P.r.batch([`rule del fwmark ${MARK} table ${TABLE} priority 1000`, `route del default table ${TABLE}`]);
+        } };
+      };
+      const XREF = 'plain XDP forwarding (reference)';
       const scenarios = [
         { id: 'plain forwarding (ceiling)', kind: 'plain', path: p0, setup: async () => ({ done: async () => {} }) },
         { id: 'empty XDP_PASS on R ingress', kind: 'xdp', path: p0, setup: async () => {
@@ -216,6 +257,10 @@ export default {
         } },
         ...sizes.map(ipt),
         ...sizes.map(chain),
+        { id: XREF, kind: 'xref', path: p0, setup: xdpRef(p0, false) },
+        // diagnostic: the same on router 1 with the policy route in place (fib rules in the lookup)
+        { id: 'plain XDP forwarding + ip rule, R1', kind: 'xref1', path: p1, setup: xdpRef(p1, true) },
+        ...sizes.map(chainx),
       ];
       const budget = quick ? 0.4 : 0.5;
       const chunk = 1_000_000;
@@ -232,6 +277,7 @@ export default {
             if (!p.router || !p.sink) log(`warning: no NAPI thread to pin (router ${p.router}, sink ${p.sink})`);
             const a0 = P.arrived();
             const m0 = st.read?.() ?? 0;
+            const x0 = st.redirected?.() ?? 0;
             const e0 = await linkStats(P.r, P.names.rOut);
             const i0 = await linkStats(P.r, P.names.rIn);
             const napiPids = napiThreads(P.names.rIn);
@@ -255,13 +301,14 @@ export default {
             const napiNs = napiPids.reduce((a, p) => a + ((c1[p] ?? NaN) - c0[p]), 0);
             const got = P.arrived() - a0;
             const matched = (st.read?.() ?? 0) - m0;
+            const redirected = (st.redirected?.() ?? 0) - x0;
             const e1 = await linkStats(P.r, P.names.rOut);
             const i1 = await linkStats(P.r, P.names.rIn);
             // forwarded = what R handed to its egress veth: sent on, or dropped there because
             // S's queue was full (S shares CPU 0 with the generator); either way R did the work
             const forwarded = e1.tx.packets - e0.tx.packets + (e1.tx.dropped - e0.tx.dropped);
             Object.assign(res, {
-              secs, sent, forwarded, pps: forwarded / secs, arrived: got, arrivedPps: got / secs, offeredPps: sent / secs, matched,
+              secs, sent, forwarded, pps: forwarded / secs, arrived: got, arrivedPps: got / secs, offeredPps: sent / secs, matched, redirected,
               routerRx: i1.rx.packets - i0.rx.packets, routerTxDropped: e1.tx.dropped - e0.tx.dropped,
               nsPerPacket: napiNs / (i1.rx.packets - i0.rx.packets),
             });
@@ -270,8 +317,10 @@ export default {
           }
           results[sc.id].push(res);
           log(`round ${round + 1} ${sc.id}: ${fmt(res.pps)}/s forwarded (${res.forwarded} in ${res.secs.toFixed(2)} s; R's NAPI thread ${res.nsPerPacket.toFixed(0)} ns/packet; R rx ${res.routerRx}; arrived at S ${res.arrived}, dropped at R's egress ${res.routerTxDropped}; offered ${fmt(res.offeredPps)}/s` +
-            (sc.kind === 'chain' || sc.kind === 'iptables' ? `; last rule matched ${res.matched})` : ')'));
-          if (sc.kind === 'chain' || sc.kind === 'iptables') {
+            (sc.kind.startsWith('chain') || sc.kind === 'iptables' ? `; last rule matched ${res.matched}` : '') +
+            (st.redirected ? `; redirected by XDP ${res.redirected})` : ')'));
+          if (st.redirected && res.redirected < res.forwarded * 0.99) throw new Error(`${sc.id}: XDP redirected ${res.redirected} packets, ${res.forwarded} forwarded`);
+          if (sc.kind.startsWith('chain') || sc.kind === 'iptables') {
             // the measured flow must have been classified by the last rule: every packet of it
             // R forwarded (R's own few packets, IPv6 ND/MLD, count as forwarded too)
             if (res.matched < res.forwarded * 0.99) throw new Error(`${sc.id}: last rule matched ${res.matched} packets, ${res.forwarded} forwarded`);
@@ -291,12 +340,13 @@ export default {
           test: sc.id, rounds, 'forwarded/s': Math.round(med(sc.id)), 'min..max': `${fmt(Math.min(...xs))}..${fmt(Math.max(...xs))}`,
           'arrived at S/s': Math.round(median(results[sc.id].map((x) => x.arrivedPps))),
           'vs plain': med(sc.id) / med(PLAIN), 'vs plain paired': paired(sc.id, PLAIN), 'vs empty XDP paired': paired(sc.id, XDP),
-          'vs iptables paired': sc.kind === 'chain' ? paired(sc.id, ipt(sc.n).id) : undefined,
+          'vs iptables paired': sc.kind.startsWith('chain') ? paired(sc.id, ipt(sc.n).id) : undefined,
           'NAPI ns/pkt': median(results[sc.id].map((x) => x.nsPerPacket)),
           'ns/pkt min..max': `${Math.min(...results[sc.id].map((x) => x.nsPerPacket)).toFixed(0)}..${Math.max(...results[sc.id].map((x) => x.nsPerPacket)).toFixed(0)}`,
           'pkt/s per CPU': Math.round(cap(sc.id)),
           'CPU: vs plain paired': capPaired(sc.id, PLAIN), 'CPU: vs empty XDP paired': capPaired(sc.id, XDP),
-          'CPU: vs iptables paired': sc.kind === 'chain' ? capPaired(sc.id, ipt(sc.n).id) : undefined,
+          'CPU: vs iptables paired': sc.kind.startsWith('chain') ? capPaired(sc.id, ipt(sc.n).id) : undefined,
+          'CPU: vs plain XDP fwd paired': capPaired(sc.id, XREF),
         };
         rows.push(row);
       }
@@ -311,7 +361,14 @@ export default {
         summary[`cpu_chain${n}VsEmptyXdpPaired`] = capPaired(chain(n).id, XDP);
         summary[`cpu_chain${n}VsIptablesPaired`] = capPaired(chain(n).id, ipt(n).id);
         summary[`cpu_iptables${n}VsPlainPaired`] = capPaired(ipt(n).id, PLAIN);
+        summary[`chainx${n}VsPlainPaired`] = paired(chainx(n).id, PLAIN);
+        summary[`chainx${n}VsIptablesPaired`] = paired(chainx(n).id, ipt(n).id);
+        summary[`cpu_chainx${n}VsPlainPaired`] = capPaired(chainx(n).id, PLAIN);
+        summary[`cpu_chainx${n}VsXdpFwdPaired`] = capPaired(chainx(n).id, XREF);
+        summary[`cpu_chainx${n}VsIptablesPaired`] = capPaired(chainx(n).id, ipt(n).id);
       }
+      summary.cpu_xdpFwdVsPlainPaired = capPaired(XREF, PLAIN);
+      summary.cpu_xdpFwdR1VsXdpFwdPaired = capPaired('plain XDP forwarding + ip rule, R1', XREF);
       const RULES = 'ip rule + table only, nothing marks';
       summary.cpu_policyRoutesOnlyVsPlainPaired = capPaired(RULES, PLAIN);
       summary.cpu_plainR1VsPlainPaired = capPaired('plain forwarding, R1 (had fib rules)', PLAIN);
@@ -319,7 +376,7 @@ export default {
       summary.cpu_iptables1VsPolicyRoutesOnlyPaired = capPaired(ipt(1).id, RULES);
       summary.plainPps = Math.round(med(PLAIN));
       summary.plainNsPerPacket = median(results[PLAIN].map((x) => x.nsPerPacket));
-      summary.goal = 'chain1000VsPlain >= 0.9; chain1000VsIptables >= 1.5';
+      summary.goal = 'chain1000VsPlain >= 0.9; chain1000VsIptables >= 1.5 (with forward: xdp, chainx1000VsPlain / chainx1000VsIptables)';
     } finally {
       unpin();
       for (const c of closers.reverse()) {

@@ -15,7 +15,8 @@
  * so the walk stops as soon as no later shape can beat the match in hand. Cost: one
  * hash lookup per shape visited, independent of the number of rules.
  *
- * Verdict: always XDP_PASS (the chainer only marks). A matched packet gets the mark of
+ * Verdict: XDP_PASS (the chainer marks), or with chain_forward XDP_REDIRECT for the
+ * marked packets it routes itself (bpfkit_chain_fwd.h). A matched packet gets the mark of
  * its action (a service, or upstream) in the bpfkit metadata (bpfkit_meta.h) with
  * BPFKIT_META_F_MARK; tc_chain_mark (below, a TC ingress program) copies it into
  * skb->mark, which `ip rule fwmark` routes on.
@@ -143,9 +144,23 @@ struct {
 	__type(value, struct bpfkit_counter);
 } chain_rule_stats SEC(".maps");
 
+/* The configuration as user space gave it (JSON), for a process adopting a pinned
+ * chainer: two halves, one per config copy, so the half of the copy in force always
+ * describes it. Never read here; max_entries set at load. */
+struct chain_state_chunk {
+	__u8 b[4096];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct chain_state_chunk);
+} chain_state SEC(".maps");
+
+/* classification slots (CNT_SLOTS), then forwarding outcomes (bpfkit_chain_fwd.h) */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, CNT_SLOTS);
+	__uint(max_entries, CNT_SLOTS + 14);
 	__type(key, __u32);
 	__type(value, struct bpfkit_counter);
 } chain_counters SEC(".maps");
@@ -154,6 +169,9 @@ static __always_inline void count(__u32 slot, __u64 bytes)
 {
 	bpfkit_count(bpf_map_lookup_elem(&chain_counters, &slot), bytes);
 }
+
+#include "bpfkit_chain_fwd.h"
+_Static_assert(FWD_SLOTS == 14, "chain_counters holds the forwarding outcomes");
 
 /* The packet's fields, unmasked. */
 struct chain_pkt {
@@ -375,6 +393,8 @@ static __always_inline int chain_frame(struct xdp_md *ctx)
 		count(CNT_UNCLASSIFIED, bytes); /* cannot happen: user space writes valid actions */
 		return XDP_PASS;
 	}
+	if (chain_forward && chain_fwd(ctx, mark, CNT_SLOTS, bytes) == XDP_REDIRECT)
+		return XDP_REDIRECT;
 	/* invalidates packet pointers: after classification */
 	m = bpfkit_xdp_meta_ensure(ctx);
 	if (!m) {

@@ -27,7 +27,6 @@
  */
 import { BpfkitError, invalidArgument } from '../../core/errors.js';
 import { u32 } from '../../core/codecs.js';
-import type { BpfMap } from '../../core/map.js';
 import { ifIndex } from '../../core/interfaces.js';
 import { bpfObjectPath } from '../../core/paths.js';
 import { checkInterface, netnsPath } from '../../core/netns.js';
@@ -39,30 +38,27 @@ import { DoubleBuffer } from '../../core/swap.js';
 import { XdpPipeline } from '../pipeline.js';
 import {
   CNT_META_FAILED, CNT_PACKETS, CNT_UNCLASSIFIED, CNT_UPSTREAM, checkKeys, checkLimits, checkPaths, checkRules, compile, configCodec, configValue,
-  counterCodec, key4Codec, key6Codec, ruleCodec, type Compiled, type ConfigValue, type KeyValue, type Path, type Rule,
+  counterCodec, key4Codec, key6Codec, ruleCodec, type Compiled, type Path, type Rule,
 } from './config.js';
 import { applyRoutes, checkForeignRules, policies, removeRoutes, staleRules } from './routes.js';
-import type { ChainAttachOptions, ChainCounter, ChainLimits, ChainLoadOptions, ChainPath, ChainRule, ChainService, ChainStats, ChainStatus, ChainUpdate } from './types.js';
+import { checkForward, forwardStats, writeEgress } from './forward.js';
+import { isPinned, openPinned, pinAll, removePins, stateCodec, stateEntries, writeState, type Parts, type PinnedState } from './pins.js';
+import type {
+  ChainAdoptOptions, ChainAttachOptions, ChainCounter, ChainLimits, ChainLoadOptions, ChainPath, ChainRule, ChainService, ChainStats, ChainStatus, ChainUpdate,
+} from './types.js';
 
-const ATTACH_KEYS = new Set(['services', 'upstream', 'rules', 'rulePriority', 'limits', 'netns', 'mode', 'stage']);
+const ATTACH_KEYS = new Set(['services', 'upstream', 'rules', 'rulePriority', 'limits', 'netns', 'mode', 'stage', 'forward', 'egress', 'pin']);
 const LOAD_KEYS = new Set(['services', 'upstream', 'rules', 'limits', 'netns']);
 const UPDATE_KEYS = new Set(['rules', 'services']);
 
-type Counters = BpfMap<number, ChainCounter[], number, ChainCounter[] | ChainCounter>;
-interface Parts {
-  obj: BpfObject;
-  prog: XdpProgram;
-  /** SEC("tc") tc_chain_mark: copies the metadata mark into skb->mark. */
-  tc: TcProgram;
-  slot: BpfMap<number, number>;
-  copies: [BpfMap<number, ConfigValue>, BpfMap<number, ConfigValue>];
-  swap: DoubleBuffer<BpfMap<number, ConfigValue>>;
-  /** rules of IPv6-prefix shapes (56-byte keys) */
-  rules6: BpfMap<KeyValue, { rank: number; rule: number; action: number }>;
-  /** rules of every other shape (32-byte keys) */
-  rules4: BpfMap<KeyValue, { rank: number; rule: number; action: number }>;
-  ruleStats: Counters;
-  counters: Counters;
+/** How the chainer runs, beyond its rules: fixed for its life, stored with its pins. */
+interface Setup {
+  forward: 'stack' | 'xdp';
+  /** forward 'xdp': the interfaces XDP may redirect to */
+  egress: number[];
+  /** the interfaces it is attached to (the pipeline's for a stage) */
+  ifindexes: number[];
+  pin: string | undefined;
 }
 
 /** Everything the chainer applied: what update() starts from. */
@@ -96,19 +92,29 @@ export class ServiceChainer {
   #stage: { pipeline: XdpPipeline; name: string } | undefined;
   #routed = false;
   #closing: Promise<void> | undefined;
+  #setup: Setup;
   /** Capacities in force (fixed at load). */
   readonly limits: Readonly<Required<ChainLimits>>;
   /** Path of the namespace the chainer works in (undefined: the process's own). */
   readonly netns: string | undefined;
   /** First `ip rule` priority of its policy routes. */
   readonly rulePriority: number;
+  /** True if this instance took over a chainer another process (or handle) pinned. */
+  readonly adopted: boolean;
 
-  private constructor(p: Parts, state: State, limits: Required<ChainLimits>, ns: string | undefined, rulePriority: number) {
+  private constructor(p: Parts, state: State, limits: Required<ChainLimits>, ns: string | undefined, rulePriority: number, setup: Setup, adopted = false) {
     this.#p = p;
     this.#state = state;
     this.limits = limits;
     this.netns = ns;
     this.rulePriority = rulePriority;
+    this.#setup = setup;
+    this.adopted = adopted;
+  }
+
+  /** The pin directory, if pinned. */
+  get pin(): string | undefined {
+    return this.#setup.pin;
   }
 
   /**
@@ -120,7 +126,36 @@ export class ServiceChainer {
     const ns = netnsPath(opts.netns);
     const limits = checkLimits(opts.limits);
     const state = resolve(opts, limits, ns, 1000);
-    return ServiceChainer.#create(state, limits, ns, 1000);
+    return ServiceChainer.#create(state, limits, ns, 1000, { forward: 'stack', egress: [], ifindexes: [], pin: undefined });
+  }
+
+  /**
+   * Takes over the chainer pinned in `dir` by another process (or an earlier handle): its
+   * programs keep running, with their rules, counters, links and policy routes, while this
+   * process opens them - no packet goes unmarked. The configuration comes from the pins.
+   */
+  static async adopt(dir: string, opts: ChainAdoptOptions = {}): Promise<ServiceChainer> {
+    checkKeys(opts, new Set(['netns']), '');
+    checkPin(dir);
+    if (!isPinned(dir)) throw new BpfkitError('ERR_NOT_FOUND', `pin: no chainer pinned in ${dir}`, { field: 'pin' });
+    const ns = netnsPath(opts.netns);
+    const a = openPinned(dir, ns);
+    try {
+      const s = a.state;
+      const limits = checkLimits({ maxRules: s.maxRules });
+      const state = resolve(s, limits, ns, s.rulePriority, a.parts.swap.activeIndex);
+      const c = new ServiceChainer(a.parts, state, limits, ns, s.rulePriority, { forward: s.forward, egress: s.egress, ifindexes: s.ifindexes, pin: dir }, true);
+      c.#links = a.links;
+      c.#tcLinks = a.tcLinks;
+      c.#routed = true;
+      // idempotent: puts back a policy route someone removed, changes nothing otherwise
+      await applyRoutes(state.policies, ns);
+      return c;
+    } catch (e) {
+      for (const x of [...a.links, ...a.tcLinks]) x.close();
+      closeParts(a.parts);
+      throw e;
+    }
   }
 
   /**
@@ -148,6 +183,10 @@ export class ServiceChainer {
       if (opts.stage !== undefined) invalidArgument('stage', 'only for a pipeline stage: attach to an XdpPipeline');
     }
     if (opts.mode !== undefined && !['native', 'generic', 'auto'].includes(opts.mode)) invalidArgument('mode', `must be 'native', 'generic' or 'auto', got '${String(opts.mode)}'`);
+    if (opts.pin !== undefined) {
+      if (pipeline) invalidArgument('pin', "a pipeline stage lives with the pipeline's process: no 'pin'");
+      checkPin(opts.pin);
+    }
     const base = opts.rulePriority ?? 1000;
     if (!Number.isInteger(base) || base < 1 || base > 32700) invalidArgument('rulePriority', `must be an integer 1..32700 (before the main table's rule), got ${String(base)}`);
     const ns = pipeline ? pipeline.netns : netnsPath(opts.netns);
@@ -157,10 +196,13 @@ export class ServiceChainer {
       if (ifindexes.indexOf(x) !== k) invalidArgument(`interface[${k}]`, `interface ${String(list[k])} is listed twice`);
     });
     const limits = checkLimits(opts.limits);
+    const egress = checkForward(opts.forward, opts.egress, ns);
     const state = resolve(opts, limits, ns, base);
+    const setup: Setup = { forward: opts.forward ?? 'stack', egress, ifindexes, pin: opts.pin };
+    if (opts.pin !== undefined && isPinned(opts.pin)) return ServiceChainer.#adoptAndApply(opts.pin, ns, setup, state, limits, base);
     await checkForeignRules(state.paths, ns);
 
-    const c = await ServiceChainer.#create(state, limits, ns, base, pipeline);
+    const c = await ServiceChainer.#create(state, limits, ns, base, setup, pipeline);
     try {
       await applyRoutes(state.policies, ns);
       c.#routed = true;
@@ -173,14 +215,46 @@ export class ServiceChainer {
       } else {
         for (const i of ifindexes) c.#links.push(c.program.attach(i, { mode: opts.mode ?? 'native', ...(ns ? { netns: ns } : {}) }));
       }
+      if (opts.pin !== undefined) pinAll(opts.pin, c.#parts(), c.#links, c.#tcLinks);
     } catch (e) {
-      await c.close().catch(() => undefined);
+      // undone in full even with a pin (what pinAll pinned it unpinned itself on failure)
+      c.#closing = c.#teardown(false);
+      await c.#closing.catch(() => undefined);
       throw e;
     }
     return c;
   }
 
-  static async #create(state: State, limits: Required<ChainLimits>, ns: string | undefined, base: number, pipeline?: XdpPipeline): Promise<ServiceChainer> {
+  /**
+   * attach() onto a pinned chainer: adopts it, checks that what cannot change does not
+   * (interfaces, upstream, rulePriority, forwarding, limits) and applies the rules and
+   * services given by an atomic update when they differ.
+   */
+  static async #adoptAndApply(dir: string, ns: string | undefined, setup: Setup, next: State, limits: Required<ChainLimits>, base: number): Promise<ServiceChainer> {
+    const c = await ServiceChainer.adopt(dir, ns ? { netns: ns } : {});
+    try {
+      const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+      const had = c.#setup;
+      const fixed: [string, unknown, unknown][] = [
+        ['interface', [...had.ifindexes].sort(), [...setup.ifindexes].sort()],
+        ['upstream', c.#state.upstream, next.upstream],
+        ['rulePriority', c.rulePriority, base],
+        ['forward', had.forward, setup.forward],
+        ['egress', [...had.egress].sort(), [...setup.egress].sort()],
+        ['limits', c.limits.maxRules, limits.maxRules],
+      ];
+      for (const [field, was, now] of fixed) {
+        if (!same(was, now)) invalidArgument(field, `differs from the chainer pinned in ${dir} (${JSON.stringify(was)}); detach it to change this`);
+      }
+      if (!same(c.#state.rules, next.rules) || !same(c.#state.services, next.services)) await c.update({ rules: next.rules, services: next.services });
+    } catch (e) {
+      c.#release();
+      throw e;
+    }
+    return c;
+  }
+
+  static async #create(state: State, limits: Required<ChainLimits>, ns: string | undefined, base: number, setup: Setup, pipeline?: XdpPipeline): Promise<ServiceChainer> {
     const st = pipeline?.stageOptions();
     const obj = await BpfObject.load(bpfObjectPath('chain'), {
       name: 'chain',
@@ -188,9 +262,10 @@ export class ServiceChainer {
         chain_rules6: { maxEntries: 2 * limits.maxRules },
         chain_rules4: { maxEntries: 2 * limits.maxRules },
         chain_rule_stats: { maxEntries: 2 * limits.maxRules },
+        chain_state: { maxEntries: stateEntries(limits.maxRules, setup.pin !== undefined) },
         ...st?.maps,
       },
-      ...(st ? { globals: st.globals } : {}),
+      globals: { chain_forward: setup.forward === 'xdp' ? 1 : 0, ...st?.globals },
     });
     const opened: { close(): void }[] = [];
     const keep = <T extends { close(): void }>(x: T): T => (opened.push(x), x);
@@ -210,10 +285,15 @@ export class ServiceChainer {
         rules4: keep(obj.map('chain_rules4', { key: key4Codec, value: ruleCodec })),
         ruleStats: keep(obj.perCpuMap('chain_rule_stats', { key: u32, value: counterCodec })),
         counters: keep(obj.perCpuMap('chain_counters', { key: u32, value: counterCodec })),
+        egress: keep(obj.map('chain_egress', { key: u32, value: u32 })),
+        state: keep(obj.map('chain_state', stateCodec)),
       };
+      writeEgress(p.egress, setup.egress);
       await writeGeneration(p, 0, state.compiled);
+      const c = new ServiceChainer(p, state, limits, ns, base, setup);
+      if (setup.pin !== undefined) await writeState(p.state, 0, c.#pinnedState(state));
       p.copies[0].set(0, configValue(state.compiled, 0, state.paths, limits.maxRules));
-      return new ServiceChainer(p, state, limits, ns, base);
+      return c;
     } catch (e) {
       for (const o of opened) o.close();
       obj.close();
@@ -270,7 +350,15 @@ export class ServiceChainer {
       routes: this.#routed ? this.#state.policies.length : 0,
       rules: this.#state.rules.length,
       shapes: this.#state.compiled.shapes.length,
+      forward: this.#setup.forward,
+      pin: this.#setup.pin,
     };
+  }
+
+  /** What chain_state stores for `s` (adoption rebuilds the chainer from it). */
+  #pinnedState(s: State): PinnedState {
+    const { forward, egress, ifindexes } = this.#setup;
+    return { v: 1, services: s.services, upstream: s.upstream, rules: s.rules, rulePriority: this.rulePriority, maxRules: this.limits.maxRules, forward, egress, ifindexes };
   }
 
   /**
@@ -302,6 +390,7 @@ export class ServiceChainer {
         routesApplied = true;
       }
       await writeGeneration(p, gen, next.compiled);
+      if (this.#setup.pin !== undefined) await writeState(p.state, gen, this.#pinnedState(next));
       p.swap.idle.set(0, configValue(next.compiled, gen, next.paths, this.limits.maxRules));
       await p.swap.flip(); // after the grace period: no packet still uses the old generation
     } catch (e) {
@@ -333,6 +422,7 @@ export class ServiceChainer {
       unclassified: slot(CNT_UNCLASSIFIED),
       metadataFailed: slot(CNT_META_FAILED),
       packets: slot(CNT_PACKETS),
+      ...(this.#setup.forward === 'xdp' ? { forward: forwardStats(slot) } : {}),
     };
   }
 
@@ -343,22 +433,40 @@ export class ServiceChainer {
 
   /**
    * Detaches, removes the policy routes and releases the program and maps, as one unit.
-   * Idempotent: later calls return the first call's promise.
+   * Pinned: only releases this process's handles - the chainer keeps running with its
+   * rules and routes (adopt it again, or detach() to remove it). Idempotent: later calls
+   * return the first call's promise.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#teardown();
+    this.#closing ??= this.#setup.pin !== undefined ? Promise.resolve(this.#release()) : this.#teardown(false);
     return this.#closing;
   }
   /** Same as close(). */
   remove(): Promise<void> {
     return this.close();
   }
+
+  /** Removes the chainer even when pinned: detaches, removes the routes and the pins. */
+  detach(): Promise<void> {
+    this.#closing ??= this.#teardown(true);
+    return this.#closing;
+  }
+
+  /** Closes this process's handles only (pinned links keep the programs attached). */
+  #release(): void {
+    for (const l of [...this.#links.splice(0), ...this.#tcLinks.splice(0)]) l.close();
+    this.#routed = false;
+    const p = this.#p;
+    this.#p = undefined;
+    if (p) closeParts(p);
+  }
   /** Same as `close()`: for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 
-  async #teardown(): Promise<void> {
+  /** Detaches everything, removes the routes (and the pins if `unpin`), releases the handles. */
+  async #teardown(unpin: boolean): Promise<void> {
     let err: unknown;
     const attempt = (f: () => void) => {
       try {
@@ -368,21 +476,20 @@ export class ServiceChainer {
       }
     };
     // XDP first (no new marks), then the copiers, then the routes that steered them
-    for (const l of this.#links.splice(0)) attempt(() => l.close());
+    const pinned = this.#setup.pin !== undefined;
+    for (const l of this.#links.splice(0)) attempt(() => (pinned && l.detach(), l.close()));
     const st = this.#stage;
     this.#stage = undefined;
     if (st && !st.pipeline.closed) await st.pipeline.remove(st.name).catch((e: unknown) => (err ??= e));
-    for (const l of this.#tcLinks.splice(0)) attempt(() => l.close());
+    for (const l of this.#tcLinks.splice(0)) attempt(() => (pinned && l.detach(), l.close()));
     if (this.#routed) {
       await removeRoutes(this.#state.policies, this.netns).catch((e: unknown) => (err ??= e));
       this.#routed = false;
     }
+    if (pinned && unpin) attempt(() => removePins(this.#setup.pin!));
     const p = this.#p;
     this.#p = undefined;
-    if (p) {
-      for (const m of [p.slot, ...p.copies, p.rules6, p.rules4, p.ruleStats, p.counters, p.prog, p.tc]) m.close();
-      p.obj.close();
-    }
+    if (p) closeParts(p);
     if (err) throw err;
   }
 
@@ -390,6 +497,15 @@ export class ServiceChainer {
     if (!this.#p) throw new BpfkitError('ERR_CLOSED', 'ServiceChainer is closed');
     return this.#p;
   }
+}
+
+function closeParts(p: Parts): void {
+  for (const m of [p.slot, ...p.copies, p.rules6, p.rules4, p.ruleStats, p.counters, p.egress, p.state, p.prog, p.tc]) m.close();
+  p.obj?.close();
+}
+
+function checkPin(dir: unknown): void {
+  if (typeof dir !== 'string' || !dir.startsWith('/')) invalidArgument('pin', 'must be an absolute directory path on a BPF filesystem');
 }
 
 /** Validates and compiles a whole configuration (pure but for interface lookups). */

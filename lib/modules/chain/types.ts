@@ -89,6 +89,29 @@ export interface ChainAttachOptions extends ChainConfig {
   mode?: 'native' | 'generic' | 'auto';
   /** As a pipeline stage: its name (default 'chain') and place (default last). */
   stage?: { name?: string } & StagePosition;
+  /**
+   * 'stack' (default): XDP marks, the stack routes on the mark. 'xdp': XDP also routes the
+   * packets it marks - bpf_fib_lookup with the mark (the same ip rules and tables), MAC
+   * rewrite, TTL/hop limit - 1, redirect to one of `egress` - and hands everything else
+   * (no neighbour yet, local, fragmentation needed ...) to the stack, marked. Linux >= 6.10.
+   */
+  forward?: 'stack' | 'xdp';
+  /** With forward 'xdp': the interfaces XDP may redirect to (each must take XDP frames:
+   * a veth whose peer runs an XDP program or GRO, a NIC with ndo_xdp_xmit). Others: stack. */
+  egress?: readonly (string | number)[];
+  /**
+   * A directory on a BPF filesystem: the programs, maps and links are pinned there, so the
+   * chainer (and its policy routes) outlives this process; close() then only releases the
+   * handles and detach() removes everything. If the directory already holds a chainer, it
+   * is adopted (see ServiceChainer.adopt) and the configuration given here applied to it.
+   */
+  pin?: string;
+}
+
+/** ServiceChainer.adopt's options. */
+export interface ChainAdoptOptions {
+  /** Namespace of the chainer's interfaces (rule `iface` names are resolved there). */
+  netns?: NetnsRef;
 }
 
 /** Options of {@link ServiceChainer.load}: the configuration, without attaching. */
@@ -135,6 +158,38 @@ export interface ChainStats {
   metadataFailed: ChainCounter;
   /** Every packet the stage saw. */
   packets: ChainCounter;
+  /** With forward 'xdp': the marked packets XDP routed itself, and why the others went to the stack. */
+  forward?: ChainForwardStats;
+}
+
+export interface ChainForwardStats {
+  /** Routed in XDP: MACs rewritten, TTL/hop limit - 1, redirected. */
+  redirected: ChainCounter;
+  /** Handed to the stack (marked), by reason: bpf_fib_lookup's answer, or ours. */
+  fallback: {
+    /** The next hop's neighbour entry is not (yet) valid: the stack resolves it. */
+    noNeighbour: ChainCounter;
+    /** Not forwarded: local delivery, broadcast, multicast ... */
+    notForwarded: ChainCounter;
+    /** Forwarding is off on the ingress interface (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding). */
+    forwardingDisabled: ChainCounter;
+    /** Larger than the egress MTU. */
+    fragNeeded: ChainCounter;
+    blackhole: ChainCounter;
+    unreachable: ChainCounter;
+    prohibit: ChainCounter;
+    /** The route needs a lightweight tunnel encapsulation. */
+    unsupportedLwt: ChainCounter;
+    noSourceAddress: ChainCounter;
+    /** TTL / hop limit 1 or 0: the stack answers with ICMP time exceeded. */
+    ttlExpiring: ChainCounter;
+    /** The FIB's egress interface is not one of `egress`. */
+    notEgress: ChainCounter;
+    /** Not plain Ethernet with IPv4/IPv6 (e.g. VLAN-tagged). */
+    unsupported: ChainCounter;
+    /** bpf_fib_lookup failed (e.g. a kernel without BPF_FIB_LOOKUP_MARK). */
+    error: ChainCounter;
+  };
 }
 
 /** Where the chainer stands (see {@link ServiceChainer.status}). */
@@ -149,4 +204,8 @@ export interface ChainStatus {
   rules: number;
   /** Distinct rule shapes (sets of fields matched) the XDP program searches, one hash lookup each. */
   shapes: number;
+  /** Who routes the marked packets. */
+  forward: 'stack' | 'xdp';
+  /** The pin directory, when pinned. */
+  pin: string | undefined;
 }
