@@ -26,6 +26,7 @@ import { PacketTracer } from '../modules/tracer/tracer.js';
 /** What toJsonLines reads: an event emitter (AclFirewall, PacketTracer, RingBuffer, your own) or an async iterable. */
 export type JsonLinesSource<T = unknown> = EventEmitter | AsyncIterable<T>;
 
+/** Options of {@link toJsonLines}. */
 export interface JsonLinesOptions<T = unknown> {
   /**
    * The emitter's event to export. Default: AclFirewall 'event' (deny and log),
@@ -46,6 +47,7 @@ export interface JsonLinesOptions<T = unknown> {
   map?: (event: T) => unknown;
 }
 
+/** Accounting of a {@link JsonLinesStream}: emitted = written + lost + queued. */
 export interface JsonLinesStats {
   /** Events the stream took from its source. */
   emitted: number;
@@ -59,6 +61,7 @@ export interface JsonLinesStats {
   upstreamLost: number;
 }
 
+/** The argument of a {@link JsonLinesStream}'s 'lost' event. */
 export interface JsonLinesLoss {
   /** Events dropped since the last 'lost' event. */
   count: number;
@@ -174,11 +177,13 @@ export class JsonLinesStream extends Readable {
     }
   }
 
+  /** Readable's pull: the consumer wants more lines. @internal */
   override _read(): void {
     this.#wanting = true;
     this.#drain();
   }
 
+  /** Readable's teardown: detaches from the source and drops the queue. @internal */
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.#ended = true;
     this.#queue = [];

@@ -162,6 +162,7 @@ export interface ChainStats {
   forward?: ChainForwardStats;
 }
 
+/** With `forward: 'xdp'`: what the XDP forwarder did with marked packets (see {@link ChainStats.forward}). */
 export interface ChainForwardStats {
   /** Routed in XDP: MACs rewritten, TTL/hop limit - 1, redirected. */
   redirected: ChainCounter;
@@ -175,11 +176,15 @@ export interface ChainForwardStats {
     forwardingDisabled: ChainCounter;
     /** Larger than the egress MTU. */
     fragNeeded: ChainCounter;
+    /** The route is a blackhole route: the stack drops the packet silently. */
     blackhole: ChainCounter;
+    /** The route is unreachable: the stack answers with ICMP unreachable. */
     unreachable: ChainCounter;
+    /** The route is prohibit: the stack answers with ICMP administratively prohibited. */
     prohibit: ChainCounter;
     /** The route needs a lightweight tunnel encapsulation. */
     unsupportedLwt: ChainCounter;
+    /** No source address to use on the egress interface (IPv6): the stack decides. */
     noSourceAddress: ChainCounter;
     /** TTL / hop limit 1 or 0: the stack answers with ICMP time exceeded. */
     ttlExpiring: ChainCounter;

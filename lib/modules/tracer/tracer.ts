@@ -54,7 +54,12 @@ export interface PacketTracerStats {
    * With a pcap-filter expression: how often the kernel ran it, and how often a packet's
    * verdict was remembered from its earlier point instead.
    */
-  pcap?: { runs: number; remembered: number };
+  pcap?: {
+    /** Packets the kernel ran the expression on. */
+    runs: number;
+    /** Points that reused a packet's verdict from an earlier point instead of running it again. */
+    remembered: number;
+  };
 }
 
 /** The events of a {@link PacketTracer}, as EventEmitter listener argument lists. */
