@@ -5,7 +5,7 @@
  */
 import { BpfkitError, invalidArgument } from './errors.js';
 import { checkCodec, type Codec } from './codecs.js';
-import { native, openPinnedAs, type NativeMapHandle, type NativeMapInfo } from './native.js';
+import { native, openPinnedAs, type NativeMapHandle, type NativeMapInfo, type NativeMapSlot } from './native.js';
 import { checkObjectId } from './validate.js';
 
 export type UpdateFlag = 'any' | 'noexist' | 'exist';
@@ -86,6 +86,7 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
   readonly key: Codec<K, KIn>;
   readonly value: Codec<V, VIn>;
   #h: NativeMapHandle | undefined;
+  readonly #slot: NativeMapSlot;
   readonly #kbuf: Buffer;
   readonly #vbuf: Buffer;
   #mapping: Buffer | undefined;
@@ -132,7 +133,8 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     this.value = codecs.value;
     this.#h = handle;
     // the handle's own key and value slots: get/set/delete/has then pass no arguments
-    const scratch = handle.scratch(codecs.key.size, codecs.value.size);
+    this.#slot = handle.scratch(codecs.key.size, codecs.value.size);
+    const scratch = this.#slot.bytes;
     const voff = Math.ceil(Math.max(codecs.key.size, 1) / 8) * 8;
     this.#kbuf = scratch.subarray(0, Math.max(codecs.key.size, 1));
     this.#vbuf = scratch.subarray(voff, voff + Math.max(codecs.value.size, 1));
@@ -196,6 +198,9 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
   get closed(): boolean {
     return this.#h === undefined;
   }
+  #live(): void {
+    if (this.#h === undefined) throw new BpfkitError('ERR_CLOSED', `map '${this.name}' is closed`);
+  }
 
   #key(k: KIn, buf = this.#kbuf): Buffer {
     this.key.encode(k, buf, 0);
@@ -204,32 +209,32 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
 
   /** The value stored under `key`, or undefined. */
   get(key: KIn): V | undefined {
-    const h = this.handle;
+    this.#live();
     this.key.encode(key, this.#kbuf, 0);
-    return h.lookupScratch() ? this.value.decode(this.#vbuf, 0) : undefined;
+    return this.#slot.lookup() ? this.value.decode(this.#vbuf, 0) : undefined;
   }
 
   has(key: KIn): boolean {
-    const h = this.handle;
+    this.#live();
     this.key.encode(key, this.#kbuf, 0);
-    return h.lookupScratch();
+    return this.#slot.lookup();
   }
 
   /** Stores `value` under `key`. `flag`: 'any' (default), 'noexist' (create only), 'exist' (update only). */
   set(key: KIn, value: VIn, flag: UpdateFlag = 'any'): this {
-    const h = this.handle;
-    const f = updateFlag(flag);
+    this.#live();
+    const f = flag === 'any' ? 0 : updateFlag(flag);
     this.key.encode(key, this.#kbuf, 0);
     this.value.encode(value, this.#vbuf, 0);
-    h.updateScratch(f);
+    this.#slot.update(f);
     return this;
   }
 
   /** Deletes `key`; false when it was absent. Array maps cannot delete (kernel: EINVAL). */
   delete(key: KIn): boolean {
-    const h = this.handle;
+    this.#live();
     this.key.encode(key, this.#kbuf, 0);
-    return h.deleteScratch();
+    return this.#slot.delete();
   }
 
   /** Looks up and removes in one step (queues, stacks, hash maps on recent kernels). */
