@@ -33,6 +33,13 @@ export interface RingBufferOptions {
   lostMap?: string | false;
   /** How often the loss counter is polled while a 'lost' listener is attached, ms (default 1000). */
   lostCheckMs?: number;
+  /**
+   * While reading, also drain the ring every `drainMs` ms, not only when the kernel wakes
+   * the reader (default: off). For producers that skip wake-ups (bpfkit_rb_submit_every()
+   * in bpfkit_ringbuf.h): records submitted after their last forced wake-up wait at most
+   * this long.
+   */
+  drainMs?: number;
 }
 
 export interface RingBufferStats {
@@ -95,7 +102,9 @@ interface IterState {
 // Loss-check timers hold the ring weakly; this clears a timer whose ring was collected.
 const timerReaper = new FinalizationRegistry<NodeJS.Timeout>((t) => clearInterval(t));
 
-function checkOpts(opts: RingBufferOptions): Required<Omit<RingBufferOptions, 'lostMap'>> {
+type CheckedOptions = Required<Omit<RingBufferOptions, 'lostMap' | 'drainMs'>> & { drainMs: number | undefined };
+
+function checkOpts(opts: RingBufferOptions): CheckedOptions {
   if (typeof opts !== 'object' || opts === null) invalidArgument('opts', 'must be an object');
   const int = (field: keyof RingBufferOptions, def: number, min: number, max: number): number => {
     return checkInteger(opts[field] ?? def, field, min, max);
@@ -104,6 +113,7 @@ function checkOpts(opts: RingBufferOptions): Required<Omit<RingBufferOptions, 'l
     batchSize: int('batchSize', 1024, 1, MAX_BATCH),
     maxBatchesPerTurn: int('maxBatchesPerTurn', 16, 1, 1 << 20),
     lostCheckMs: int('lostCheckMs', 1000, 1, 2 ** 31 - 1),
+    drainMs: opts.drainMs === undefined ? undefined : checkInteger(opts.drainMs, 'drainMs', 1, 2 ** 31 - 1),
   };
 }
 
@@ -122,7 +132,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
 
   #h: NativeRingBufferHandle | undefined;
   #lost: BpfMap<number, bigint[], number, bigint | bigint[]> | undefined;
-  readonly #opts: Required<Omit<RingBufferOptions, 'lostMap'>>;
+  readonly #opts: CheckedOptions;
   #buf: Buffer;
   readonly #offs: Uint32Array;
   #batch: E[] = [];
@@ -133,6 +143,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   #iter: IterState | undefined;
   #immediate: NodeJS.Immediate | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #drainTimer: NodeJS.Timeout | undefined;
   #lostSeen = 0;
   #lastLostCheck = 0;
   #records = 0;
@@ -314,6 +325,8 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     this.#h = undefined;
     h.close();
     this.#polling = false;
+    if (this.#drainTimer) clearInterval(this.#drainTimer);
+    this.#drainTimer = undefined;
     if (lostTotal !== null) this.#lostSeen = lostTotal;
     this.#lost?.close();
     this.#stopTimer();
@@ -409,6 +422,17 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       if (want) h.start();
       else h.stop();
       this.#polling = want;
+    }
+    if (want && this.#opts.drainMs !== undefined && !this.#drainTimer) {
+      // strong while reading, like the poll handle; cleared as soon as reading stops
+      this.#drainTimer = setInterval(() => {
+        if (!this.#polling) return;
+        this.#turnBatches = 0;
+        this.#drain();
+      }, this.#opts.drainMs).unref();
+    } else if (!want && this.#drainTimer) {
+      clearInterval(this.#drainTimer);
+      this.#drainTimer = undefined;
     }
     if (this.#lost && this.listenerCount('lost') > 0) this.#startTimer();
     else this.#stopTimer();
