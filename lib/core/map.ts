@@ -4,7 +4,7 @@
  * map is opened, so a wrong codec fails at once rather than corrupting entries.
  */
 import { BpfkitError, invalidArgument } from './errors.js';
-import { checkCodec, type Codec } from './codecs.js';
+import { checkCodec, i16, i32, i64, i8, u16, u32, u64, u8, type Codec } from './codecs.js';
 import { native, openPinnedAs, type NativeMapHandle, type NativeMapInfo, type NativeMapSlot } from './native.js';
 import { checkObjectId } from './validate.js';
 
@@ -357,8 +357,15 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     const vs = this.value.size;
     const kd = this.key;
     const vd = this.value;
+    // integer columns read as typed arrays: the same values as the codecs' decode, without
+    // a call and a DataView per entry (about a third of the decode time)
+    const kt = typedColumn(kd, keys, count);
+    const vt = typedColumn(vd, values, count);
     const out = new Array<[K, V]>(count);
-    for (let i = 0; i < count; i++) out[i] = [kd.decode(keys, i * ks), vd.decode(values, i * vs)];
+    if (kt && vt) for (let i = 0; i < count; i++) out[i] = [kt[i] as K, vt[i] as V];
+    else if (kt) for (let i = 0; i < count; i++) out[i] = [kt[i] as K, vd.decode(values, i * vs)];
+    else if (vt) for (let i = 0; i < count; i++) out[i] = [kd.decode(keys, i * ks), vt[i] as V];
+    else for (let i = 0; i < count; i++) out[i] = [kd.decode(keys, i * ks), vd.decode(values, i * vs)];
     return out;
   }
 
@@ -494,6 +501,20 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+type IntArray = Uint8Array | Uint16Array | Uint32Array | Int8Array | Int16Array | Int32Array | BigUint64Array | BigInt64Array;
+// the host-order integer codecs and the typed arrays that read the same values
+const TYPED = new Map<unknown, new (b: ArrayBufferLike, off: number, n: number) => IntArray>([
+  [u8, Uint8Array], [u16, Uint16Array], [u32, Uint32Array], [u64, BigUint64Array],
+  [i8, Int8Array], [i16, Int16Array], [i32, Int32Array], [i64, BigInt64Array],
+]);
+
+/** `count` items of an integer codec in `col` as a typed array, or undefined (other codecs, unaligned). */
+function typedColumn(codec: Codec<unknown, unknown>, col: Buffer, count: number): IntArray | undefined {
+  const Ctor = TYPED.get(codec);
+  if (!Ctor || col.byteOffset % codec.size !== 0) return undefined;
+  return new Ctor(col.buffer, col.byteOffset, count);
 }
 
 function updateFlag(flag: UpdateFlag): number {
