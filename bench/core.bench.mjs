@@ -2,9 +2,16 @@
 // sizes, same run), and testRun ns/packet of the counter program vs an empty XDP_PASS.
 // JS times include encoding and decoding (entry forms) but not building the inputs;
 // the column ops take ready typed arrays, so they show the addon's own overhead.
-// "js/c time" is median over median; "js/c per round" the spread of the per-round ratios.
-import { execFileSync } from 'node:child_process';
+// Each JS op is timed next to its C floor (a C process serving one op at a time), round
+// after round. "js/c time" is median over median; "js/c per round" the spread of the
+// per-round ratios and "median of rounds" their median.
+// A full GC runs before each timed op (outside the timing), so that an op is not charged
+// for collecting the garbage of the op before it (dump() leaves 100k entries behind).
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { BpfObject, u32, u64, struct } from '../dist/index.js';
 import { buildC, median, root } from './lib.mjs';
 
@@ -15,17 +22,9 @@ export default {
   description: 'BpfMap ops/s vs libbpf C floor; testRun ns/packet counter vs empty program',
   async run({ quick, log }) {
     const n = quick ? 20_000 : 100_000;
-    const rounds = quick ? 1 : 5;
+    const rounds = quick ? 1 : 7;
     const floorBin = buildC('map_floor');
     const rows = [];
-    // op -> the C floor it is measured against: a column op makes the same syscalls over
-    // the same bytes as the C batch op; dump and for..of against the C get-next-key walk
-    const floorOf = {
-      set: 'set', get: 'get', delete: 'delete', setBatch: 'setBatch', dump: 'getBatch', deleteBatch: 'deleteBatch',
-      writeColumns: 'setBatch', readColumns: 'getBatch', 'readColumns into': 'getBatch', deleteColumns: 'deleteBatch', 'for..of': 'iterate',
-    };
-    const js = Object.fromEntries(Object.keys(floorOf).map((k) => [k, []]));
-    const c = Object.fromEntries(Object.values(floorOf).map((k) => [k, []]));
     const obj = await BpfObject.load(join(root, 'build/test-bpf/maps.bpf.o'), { maps: { big_hash: { maxEntries: n } } });
     const m = obj.map('big_hash', { key: u32, value: u64 });
     const entries = Array.from({ length: n }, (_, i) => [i, BigInt(i) * 7n]);
@@ -37,38 +36,68 @@ export default {
     // process CPU time (all threads, user + system), as the C floor measures its own: on a
     // shared machine wall time mostly measures the neighbours. Async batch ops are counted
     // on the libuv thread that makes the syscall; the JS thread waits without cost.
-    const time = async (fn) => { const t = process.cpuUsage(); await fn(); const d = process.cpuUsage(t); return (d.user + d.system) / 1e6; };
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc');
+    // after the GC, a pause lets V8's background sweeping finish before the clock starts
+    // (process CPU time counts every thread)
+    const time = async (fn) => {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+      const t = process.cpuUsage();
+      await fn();
+      const d = process.cpuUsage(t);
+      return (d.user + d.system) / 1e6;
+    };
     const check = (what, got) => { if (got !== n) throw new Error(`${what}: ${got} of ${n} entries`); };
-    for (let r = 0; r < rounds; r++) {
-      // alternate JS and C so drift on a noisy machine hits both
-      js.set.push(await time(() => { for (let i = 0; i < n; i++) m.set(i, entries[i][1]); }));
-      js.get.push(await time(() => { let s = 0n; for (let i = 0; i < n; i++) s += m.get(i); return s; }));
-      js.delete.push(await time(() => { for (let i = 0; i < n; i++) m.delete(i); }));
-      js.setBatch.push(await time(() => m.setBatch(entries)));
-      let got = 0;
-      js.dump.push(await time(async () => { got = (await m.dump()).length; }));
-      check('dump', got);
-      js['for..of'].push(await time(() => { got = 0; for (const _ of m) got++; }));
-      check('for..of', got);
-      js.deleteBatch.push(await time(() => m.deleteBatch(keyList)));
-      js.writeColumns.push(await time(() => m.writeColumns(keyCol, valCol, n)));
-      js.readColumns.push(await time(async () => { got = (await m.readColumns()).count; }));
-      check('readColumns', got);
+    // The C floor serves one op at a time on its own map of the same shape: each JS op is
+    // followed at once by its C floor, so both see the same moment of a noisy machine.
+    const floor = spawn(floorBin, [String(n), 'serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const replies = createInterface({ input: floor.stdout })[Symbol.asyncIterator]();
+    const cOp = async (op) => {
+      floor.stdin.write(`${op}\n`);
+      const r = await replies.next();
+      if (r.done) throw new Error(`C floor exited during '${op}'`);
+      return Number(r.value);
+    };
+    let got = 0;
+    // [op, the C floor it is measured against, the JS op]: a column op makes the same
+    // syscalls over the same bytes as the C batch op; dump and for..of against the C
+    // get-next-key walk. The order keeps both maps in step (full, empty, full, ...).
+    const ops = [
+      ['set', 'set', () => { for (let i = 0; i < n; i++) m.set(i, entries[i][1]); }],
+      ['get', 'get', () => { let s = 0n; for (let i = 0; i < n; i++) s += m.get(i); return s; }],
+      ['delete', 'delete', () => { for (let i = 0; i < n; i++) m.delete(i); }],
+      ['setBatch', 'setBatch', () => m.setBatch(entries)],
+      ['dump', 'getBatch', async () => { got = (await m.dump()).length; check('dump', got); }],
+      ['for..of', 'iterate', () => { got = 0; for (const _ of m) got++; check('for..of', got); }],
+      ['deleteBatch', 'deleteBatch', () => m.deleteBatch(keyList)],
+      ['writeColumns', 'setBatch', () => m.writeColumns(keyCol, valCol, n)],
+      ['readColumns', 'getBatch', async () => { got = (await m.readColumns()).count; check('readColumns', got); }],
       // into Buffers the caller keeps, as a poller would (the C floor reuses its arrays too)
-      js['readColumns into'].push(await time(async () => { got = (await m.readColumns({ keys: keyBuf, values: valBuf })).count; }));
-      check('readColumns into', got);
-      js.deleteColumns.push(await time(() => m.deleteColumns(keyCol, n)));
-      const f = JSON.parse(execFileSync(floorBin, [String(n)], { encoding: 'utf8' }));
-      for (const k of Object.keys(c)) c[k].push(f[k]);
+      ['readColumns into', 'getBatch', async () => { got = (await m.readColumns({ keys: keyBuf, values: valBuf })).count; check('readColumns into', got); }],
+      ['deleteColumns', 'deleteBatch', () => m.deleteColumns(keyCol, n)],
+    ];
+    const js = Object.fromEntries(ops.map(([op]) => [op, []]));
+    const c = Object.fromEntries(ops.map(([op]) => [op, []]));
+    try {
+      for (let r = 0; r < rounds; r++) {
+        for (const [op, cop, fn] of ops) {
+          js[op].push(await time(fn));
+          c[op].push(await cOp(cop));
+        }
+      }
+    } finally {
+      floor.stdin.end();
     }
+    const floorOf = Object.fromEntries(ops.map(([op, cop]) => [op, cop]));
     const fixed = (x) => x.toFixed(2);
     for (const [op, floor] of Object.entries(floorOf)) {
       const tj = median(js[op]);
-      const tc = median(c[floor]);
-      const per = js[op].map((t, i) => t / c[floor][i]);
+      const tc = median(c[op]);
+      const per = js[op].map((t, i) => t / c[op][i]);
       rows.push({
         op, entries: n, 'js ops/s': Math.round(n / tj), 'c ops/s': Math.round(n / tc), 'js/c time': tj / tc,
-        'js/c per round': `${fixed(Math.min(...per))}-${fixed(Math.max(...per))}`, 'c floor': floor,
+        'js/c per round': `${fixed(Math.min(...per))}-${fixed(Math.max(...per))}`, 'median of rounds': median(per), 'c floor': floor,
       });
     }
     const speed = js['for..of'].map((t, i) => t / js.dump[i]);

@@ -1,17 +1,21 @@
-// RingBuffer: 64-byte records delivered to a JS callback vs the C consumer floor, same
-// producer, same run.
+// RingBuffer: consumer capacity of the JS consumers against the C consumer floor
+// (bench/c/ringbuf_floor.c, libbpf ring_buffer), measured the same way for both, in the
+// same run, alternating rounds. Records are 64 bytes (test/bpf/ringbuf_test.bpf.c,
+// struct rec64); "full struct" consumers read every field of every record (the C floor
+// copies the record into a struct and reads all fields; JS decodes the whole struct:
+// two u64 as BigInts, two u32, a 40-byte Buffer).
 //
-// Producer (both sides): bench/c/ringbuf_floor.c runs the XDP program xdp_one_record
-// (test/bpf/ringbuf_test.bpf.c: reserve + submit one 64-byte record per run) with
-// BPF_PROG_TEST_RUN, repeat = CHUNK, in a loop on its own thread for SECONDS: flat out
-// ("flood"), or paced to a target rate. The C floor consumes on its main thread with
-// libbpf's ring_buffer__poll (default wake-ups) and reads two fields per record. The JS
-// side runs the same producer in a child process on the pinned program and consumes with
-// RingBuffer in this process.
-//
-// events/s = records delivered / time until the ring is drained. lost = reservations
-// that found the ring full (the BPF-side counter events_lost); delivered + lost must
-// equal produced, and records must arrive in order, or the run fails.
+// 1. drain: the ring is filled while no consumer runs (xdp_one_record, BPF_PROG_TEST_RUN
+//    repeat = DRAIN records), then the consumer drains it; events/s = records / the
+//    consumer's CPU time. No producer, no wake-ups: what the consumer can take. A first
+//    round warms both sides up and is not counted.
+// 2. stream: a producer thread runs xdp_one_record_every (BPF_RB_NO_WAKEUP, a forced
+//    wake-up every 64 records: bpfkit_rb_submit_every) flat out, then paced at 60% of the
+//    C floor's drain capacity. Consumer events/s = records delivered / time until drained;
+//    producer events/s = records produced / the producer's time; loss from the BPF-side
+//    counter. delivered + lost must equal produced, in order, or the run fails. The JS
+//    consumer drains on a timer too ({ drainMs: 10 }) for the records after the last
+//    forced wake-up.
 import { execFileSync, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,14 +23,13 @@ import { BpfObject, bytes, struct, u32, u64 } from '../dist/index.js';
 import { buildC, median, root } from './lib.mjs';
 
 const OBJ = join(root, 'build/test-bpf/ringbuf_test.bpf.o');
-const PROG = 'xdp_one_record';
+const RING = 16 << 20; // holds ~233k records of 72 bytes
+const DRAIN = 200_000;
 const CHUNK = 100_000;
 const PACED_CHUNK = 10_000;
-const MiB = 1 << 20;
 
-// The whole record, as a user would describe it (two u64 become BigInts, 40 bytes are copied).
 const fullCodec = struct('rec64', { seq: u64, ktime: u64, len: u32, ifindex: u32, fill: bytes(40) });
-// The two fields the C floor reads; '_' fields are skipped on decode.
+// Two fields ('_' fields are skipped on decode), for comparison.
 const twoFields = struct('rec64', [
   { name: 'seq', codec: u64 },
   { name: '_ktime', codec: bytes(8) },
@@ -35,15 +38,75 @@ const twoFields = struct('rec64', [
 ]);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const rate = (r) => r.delivered / r.seconds;
-const sizeName = (ring) => (ring >= MiB ? `${ring / MiB} MiB` : `${ring / 1024} KiB`);
+const fixed = (x) => x.toFixed(2);
+const spread = (xs) => `${Math.round(Math.min(...xs)).toLocaleString('en-US')}-${Math.round(Math.max(...xs)).toLocaleString('en-US')}`;
 
-function cRun(bin, ring, seconds, target = 0) {
-  const args = ['consume', OBJ, PROG, String(ring), String(seconds), String(target ? PACED_CHUNK : CHUNK), String(target)];
+/**
+ * A consumer of decoded records that reads what the codec decoded and checks the order;
+ * `st.done` resolves when `target` records have arrived (no polling loop burns CPU).
+ */
+function checker(full, target = Infinity) {
+  const st = { n: 0, sum: 0, last: -1n, outOfOrder: 0 };
+  st.done = new Promise((resolve) => (st.resolve = resolve));
+  st.one = full
+    ? (r) => {
+      st.sum += r.len + r.ifindex + Number(r.ktime & 1n) + r.fill[0] + r.fill[39];
+      if (r.seq <= st.last) st.outOfOrder++;
+      st.last = r.seq;
+      if (++st.n === target) st.resolve();
+    }
+    : (r) => {
+      st.sum += r.len;
+      if (r.seq <= st.last) st.outOfOrder++;
+      st.last = r.seq;
+      if (++st.n === target) st.resolve();
+    };
+  return st;
+}
+
+/** Starts consuming `rb` in `mode`; returns a promise that ends with the iterator (if any). */
+function consume(rb, mode, st) {
+  if (mode === 'data') rb.on('data', st.one);
+  else if (mode === 'batch') rb.on('batch', (arr) => { for (let i = 0; i < arr.length; i++) st.one(arr[i]); });
+  else return (async () => { for await (const arr of rb.batches({ closeOnReturn: false })) for (let i = 0; i < arr.length; i++) st.one(arr[i]); })();
+  return Promise.resolve();
+}
+
+function cDrain(bin) {
+  const f = JSON.parse(execFileSync(bin, ['drain', OBJ, 'xdp_one_record', String(RING), String(DRAIN)], { encoding: 'utf8' }).trim());
+  if (f.consumed !== DRAIN || f.lost || f.outOfOrder) throw new Error(`C drain: ${JSON.stringify(f)}`);
+  return DRAIN / f.cpuSeconds;
+}
+
+async function jsDrain(v) {
+  const obj = await BpfObject.load(OBJ, { maps: { events: { maxEntries: RING } } });
+  const prog = obj.xdpProgram('xdp_one_record');
+  const rb = obj.ringBuffer('events', v.codec);
+  try {
+    for (let done = 0; done < DRAIN; done += CHUNK) await prog.testRun(Buffer.alloc(64), { repeat: Math.min(CHUNK, DRAIN - done) });
+    if (rb.stats().lost) throw new Error('JS drain: the ring did not hold the records');
+    const st = checker(v.codec === fullCodec, DRAIN);
+    const t = process.cpuUsage();
+    const iter = consume(rb, v.mode, st);
+    await Promise.race([st.done, sleep(30_000)]);
+    const d = process.cpuUsage(t);
+    rb.close();
+    await iter;
+    if (st.n !== DRAIN || st.outOfOrder) throw new Error(`JS drain (${v.label}): ${st.n} of ${DRAIN} records, ${st.outOfOrder} out of order`);
+    return DRAIN / ((d.user + d.system) / 1e6);
+  } finally {
+    rb.close();
+    prog.close();
+    obj.close();
+  }
+}
+
+function cStream(bin, seconds, target) {
+  const args = ['consume', OBJ, 'xdp_one_record_every', String(RING), String(seconds), String(target ? PACED_CHUNK : CHUNK), String(target)];
   const f = JSON.parse(execFileSync(bin, args, { encoding: 'utf8' }).trim().split('\n').pop());
-  if (f.outOfOrder) throw new Error(`C floor: ${f.outOfOrder} records out of order`);
-  if (f.consumed + f.lost !== f.produced) throw new Error(`C floor: delivered ${f.consumed} + lost ${f.lost} != produced ${f.produced}`);
-  return { produced: f.produced, delivered: f.consumed, lost: f.lost, seconds: f.seconds };
+  if (f.outOfOrder) throw new Error(`C stream: ${f.outOfOrder} records out of order`);
+  if (f.consumed + f.lost !== f.produced) throw new Error(`C stream: delivered ${f.consumed} + lost ${f.lost} != produced ${f.produced}`);
+  return { produced: f.produced, delivered: f.consumed, lost: f.lost, seconds: f.seconds, producerSeconds: f.producerSeconds ?? f.seconds };
 }
 
 function produce(bin, pin, seconds, target) {
@@ -57,44 +120,26 @@ function produce(bin, pin, seconds, target) {
   });
 }
 
-/**
- * One JS run. mode: 'data' (listener per record), 'batch' (listener per batch),
- * 'iterator' (for await per record), 'batches' (for await per batch).
- */
-async function jsRun(bin, ring, seconds, { mode, codec, target = 0 }) {
-  const obj = await BpfObject.load(OBJ, { maps: { events: { maxEntries: ring } } });
-  const prog = obj.xdpProgram(PROG);
+async function jsStream(bin, seconds, target, v) {
+  const obj = await BpfObject.load(OBJ, { maps: { events: { maxEntries: RING } } });
+  const prog = obj.xdpProgram('xdp_one_record_every');
   const pin = `/sys/fs/bpf/bpfkit-bench-ringbuf-${process.pid}`;
   rmSync(pin, { force: true });
   prog.pin(pin);
-  const rb = obj.ringBuffer('events', codec);
+  const rb = obj.ringBuffer('events', v.codec, { drainMs: 10 });
   try {
-    let n = 0;
-    let sum = 0;
-    let last = -1n;
-    let outOfOrder = 0;
-    const onRecord = (r) => {
-      n++;
-      sum += r.len;
-      if (r.seq <= last) outOfOrder++;
-      last = r.seq;
-    };
-    let consumer;
-    if (mode === 'data') rb.on('data', onRecord);
-    else if (mode === 'batch') rb.on('batch', (arr) => { for (let i = 0; i < arr.length; i++) onRecord(arr[i]); });
-    else if (mode === 'iterator') consumer = (async () => { for await (const r of rb.iterate({ closeOnReturn: false })) onRecord(r); })();
-    else consumer = (async () => { for await (const arr of rb.batches({ closeOnReturn: false })) for (let i = 0; i < arr.length; i++) onRecord(arr[i]); })();
+    const st = checker(v.codec === fullCodec);
+    const iter = consume(rb, v.mode, st);
     const t0 = performance.now();
     const p = await produce(bin, pin, seconds, target);
     for (let i = 0; i < 5000 && rb.stats().pendingBytes > 0; i++) await sleep(1);
     const elapsed = (performance.now() - t0) / 1000;
     const s = rb.stats();
     rb.close();
-    await consumer;
-    if (outOfOrder) throw new Error(`JS: ${outOfOrder} records out of order`);
-    if (n + s.lost !== p.produced) throw new Error(`JS: delivered ${n} + lost ${s.lost} != produced ${p.produced}`);
-    if (sum !== n * 64) throw new Error('JS: decoded lengths are wrong');
-    return { produced: p.produced, delivered: n, lost: s.lost, seconds: elapsed, batches: s.batches };
+    await iter;
+    if (st.outOfOrder) throw new Error(`JS stream: ${st.outOfOrder} records out of order`);
+    if (st.n + s.lost !== p.produced) throw new Error(`JS stream: delivered ${st.n} + lost ${s.lost} != produced ${p.produced}`);
+    return { produced: p.produced, delivered: st.n, lost: s.lost, seconds: elapsed, producerSeconds: p.seconds };
   } finally {
     rb.close();
     rmSync(pin, { force: true });
@@ -103,82 +148,83 @@ async function jsRun(bin, ring, seconds, { mode, codec, target = 0 }) {
   }
 }
 
-/** The median round by rate, whole (rate and loss of the same run). */
-function pick(runs) {
-  const med = median(runs.map(rate));
-  return runs.find((x) => rate(x) === med);
-}
-
 export default {
   name: 'ringbuf',
-  description: 'RingBuffer: 64-byte records/s to a JS callback vs the libbpf C consumer floor (same producer, same run)',
+  description: 'RingBuffer consumer capacity (drain of a pre-filled ring; producer waking every 64 records) vs the libbpf C consumer, same run',
   async run({ quick, log }) {
+    const rounds = quick ? 1 : 5;
     const seconds = quick ? 2 : 4;
-    const rounds = quick ? 1 : 3;
     const bin = buildC('ringbuf_floor', ['-lpthread']);
     const rows = [];
-    const summary = {};
-    const js = [
-      { id: 'data', label: "JS rb.on('data'), 2-field codec", mode: 'data', codec: twoFields },
-      { id: 'data_full', label: "JS rb.on('data'), full struct codec", mode: 'data', codec: fullCodec },
-      ...(quick ? [] : [
-        { id: 'batch', label: "JS rb.on('batch'), 2-field codec", mode: 'batch', codec: twoFields },
-        { id: 'iterator', label: 'JS for await (records), 2-field codec', mode: 'iterator', codec: twoFields },
-        { id: 'batches', label: 'JS for await rb.batches(), 2-field codec', mode: 'batches', codec: twoFields },
-      ]),
+    const summary = { rounds, drainRecords: DRAIN, ring: RING };
+    const variants = [
+      { id: 'data_full', label: "JS rb.on('data'), full struct", mode: 'data', codec: fullCodec },
+      { id: 'batch_full', label: "JS rb.on('batch'), full struct", mode: 'batch', codec: fullCodec },
+      { id: 'batches_full', label: 'JS for await rb.batches(), full struct', mode: 'batches', codec: fullCodec },
+      { id: 'data_two', label: "JS rb.on('data'), 2-field codec", mode: 'data', codec: twoFields },
     ];
-    const row = (ring, load, label, r, c) => ({
-      ring: sizeName(ring), producer: load, consumer: label, 'events/s': Math.round(rate(r)), 'vs C': c ? rate(r) / rate(c) : 1,
-      produced: r.produced, lost: r.lost, 'lost %': (100 * r.lost) / r.produced,
-    });
 
-    for (const ring of [16 * MiB, 256 * 1024]) {
-      const name = sizeName(ring);
-      const variants = ring === 16 * MiB ? js : js.slice(0, 1);
-      const res = { c: [] };
-      for (const v of variants) res[v.id] = [];
-      // flood: the producer flat out. Alternate C and JS rounds so machine noise hits both.
-      for (let r = 0; r < rounds; r++) {
-        res.c.push(cRun(bin, ring, seconds));
-        log(`${name} flood round ${r + 1}: C ${Math.round(rate(res.c.at(-1)))}/s, lost ${res.c.at(-1).lost}`);
-        for (const v of variants) {
-          res[v.id].push(await jsRun(bin, ring, seconds, v));
-          log(`${name} flood round ${r + 1}: ${v.label} ${Math.round(rate(res[v.id].at(-1)))}/s, lost ${res[v.id].at(-1).lost}`);
-        }
-      }
-      const c = pick(res.c);
-      rows.push(row(ring, 'flood', 'C libbpf ring_buffer__poll (floor)', c));
-      const key = name.replace(' ', '');
-      summary[`c_${key}_flood_events_per_s`] = Math.round(rate(c));
-      summary[`c_${key}_flood_lost`] = c.lost;
-      for (const v of variants) {
-        const j = pick(res[v.id]);
-        rows.push(row(ring, 'flood', v.label, j, c));
-        summary[`${v.id}_${key}_flood_vs_c`] = Number((rate(j) / rate(c)).toFixed(3));
-        summary[`${v.id}_${key}_flood_lost`] = j.lost;
-      }
-
-      // paced: the producer at 60% of the C floor's flood rate; the goal is zero loss at 16 MiB.
-      if (ring === 16 * MiB) {
-        const target = Math.round(0.6 * rate(c));
-        // 'vs C' of paced rows: against the C consumer on the same paced producer; the
-        // producer may fall short of the target (a consumer that keeps up makes the kernel
-        // wake it for every record, which slows the producer), so 'vs C flood' is shown too.
-        const pc = cRun(bin, ring, seconds, target);
-        log(`${name} paced at ${target}/s: C ${Math.round(rate(pc))}/s, lost ${pc.lost}`);
-        rows.push({ ...row(ring, `paced ${target}/s`, 'C libbpf ring_buffer__poll (floor)', pc), 'vs C flood': rate(pc) / rate(c) });
-        for (const v of js.slice(0, 2)) {
-          const j = await jsRun(bin, ring, seconds, { ...v, target });
-          log(`${name} paced at ${target}/s: ${v.label} ${Math.round(rate(j))}/s, lost ${j.lost}`);
-          rows.push({ ...row(ring, `paced ${target}/s`, v.label, j, pc), 'vs C flood': rate(j) / rate(c) });
-          summary[`${v.id}_${key}_paced60_vs_c`] = Number((rate(j) / rate(pc)).toFixed(3));
-          summary[`${v.id}_${key}_paced60_vs_c_flood`] = Number((rate(j) / rate(c)).toFixed(3));
-          summary[`${v.id}_${key}_paced60_lost`] = j.lost;
-          summary[`${v.id}_${key}_paced60_events_per_s`] = Math.round(rate(j));
-        }
-        summary[`c_${key}_paced60_lost`] = pc.lost;
-      }
+    // 1. drain
+    const c = [];
+    const js = Object.fromEntries(variants.map((v) => [v.id, []]));
+    // round 0 warms up (JIT, heap growth: the first 200k records cost JS 2-4x the later
+    // ones) and is not counted, on either side
+    for (let r = -1; r < rounds; r++) {
+      const cr = cDrain(bin);
+      const jr = [];
+      for (const v of variants) jr.push(await jsDrain(v));
+      if (r < 0) continue;
+      c.push(cr);
+      variants.forEach((v, i) => js[v.id].push(jr[i]));
+      log(`drain round ${r + 1}: C ${Math.round(c.at(-1))}/s, ${variants.map((v) => `${v.id} ${Math.round(js[v.id].at(-1))}/s`).join(', ')}`);
     }
+    const cCap = median(c);
+    rows.push({ test: 'drain', consumer: 'C libbpf ring_buffer__consume, full struct (floor)', 'consumer events/s': Math.round(cCap), 'events/s spread': spread(c), 'vs C': 1 });
+    summary.c_drain_events_per_s = Math.round(cCap);
+    for (const v of variants) {
+      const per = js[v.id].map((x, i) => x / c[i]);
+      rows.push({
+        test: 'drain', consumer: v.label, 'consumer events/s': Math.round(median(js[v.id])), 'events/s spread': spread(js[v.id]),
+        'vs C': median(js[v.id]) / cCap, 'vs C per round': `${fixed(Math.min(...per))}-${fixed(Math.max(...per))}`,
+      });
+      summary[`${v.id}_drain_vs_c`] = Number((median(js[v.id]) / cCap).toFixed(3));
+    }
+    summary.goal_data_full_drain_vs_c = 0.9;
+
+    // 2. stream: flood, then paced at 60% of the C drain capacity
+    const full = variants[0];
+    const streamRow = (load, label, x) => ({
+      test: `stream, ${load}`, consumer: label, 'consumer events/s': Math.round(x.delivered / x.seconds),
+      'producer events/s': Math.round(x.produced / x.producerSeconds), produced: x.produced, lost: x.lost, 'lost %': (100 * x.lost) / x.produced,
+    });
+    const pick = (runs) => {
+      const med = median(runs.map((x) => x.delivered / x.seconds));
+      return runs.find((x) => x.delivered / x.seconds === med);
+    };
+    const flood = { c: [], js: [] };
+    for (let r = 0; r < Math.min(rounds, 3); r++) {
+      flood.c.push(cStream(bin, seconds, 0));
+      flood.js.push(await jsStream(bin, seconds, 0, full));
+      log(`stream flood round ${r + 1}: C ${Math.round(flood.c.at(-1).delivered / flood.c.at(-1).seconds)}/s lost ${flood.c.at(-1).lost}, JS ${Math.round(flood.js.at(-1).delivered / flood.js.at(-1).seconds)}/s lost ${flood.js.at(-1).lost}`);
+    }
+    const fc = pick(flood.c);
+    const fj = pick(flood.js);
+    rows.push(streamRow('flood', 'C libbpf ring_buffer__poll, full struct (floor)', fc));
+    rows.push(streamRow('flood', full.label, fj));
+    summary.c_stream_flood_lost = fc.lost;
+    summary.data_full_stream_flood_lost = fj.lost;
+    summary.stream_flood_producer_events_per_s = Math.round(fc.produced / fc.producerSeconds);
+
+    const target = Math.round(0.6 * cCap);
+    const pc = cStream(bin, seconds, target);
+    const pj = await jsStream(bin, seconds, target, full);
+    log(`stream paced at ${target}/s: C lost ${pc.lost}, JS lost ${pj.lost}`);
+    rows.push(streamRow(`paced ${target}/s`, 'C libbpf ring_buffer__poll, full struct (floor)', pc));
+    rows.push(streamRow(`paced ${target}/s`, full.label, pj));
+    summary.paced_target_events_per_s = target;
+    summary.paced_producer_events_per_s = Math.round(pj.produced / pj.producerSeconds);
+    summary.data_full_paced60_lost = pj.lost;
+    summary.c_paced60_lost = pc.lost;
     return { rows, summary };
   },
 };

@@ -5,10 +5,16 @@
  * `seconds`, each run reserving and submitting one 64-byte record; with `rate` > 0 it
  * sleeps between chunks to average `rate` records/s.
  *
+ * The consumer copies each whole record into a struct and reads every field (the C form
+ * of decoding the full struct), with libbpf's ring_buffer.
+ *
+ *   ringbuf_floor drain <object.bpf.o> <prog> <ring bytes> <count>
+ *     loads the object, runs the program <count> times with no consumer (the ring must
+ *     hold them), then drains the ring with ring_buffer__consume and times that alone:
+ *     the consumer's capacity, whatever the wake-ups. Prints one JSON line.
  *   ringbuf_floor consume <object.bpf.o> <prog> <ring bytes> <seconds> <chunk> [rate]
  *     loads the object, produces on a thread, and consumes on the main thread with
- *     libbpf's ring_buffer (epoll + ring_buffer__poll, default wake-ups), reading two
- *     fields of each record like a minimal handler. Prints one JSON line.
+ *     ring_buffer__poll (the program decides the wake-ups). Prints one JSON line.
  *   ringbuf_floor produce <pinned program> <seconds> <chunk> [rate]
  *     only the producer, on a program pinned by the JS benchmark (which consumes).
  */
@@ -38,6 +44,7 @@ static int prog_fd;
 static double seconds, rate;
 static unsigned chunk;
 static uint64_t runs;
+static double producer_seconds;
 
 static double now(void)
 {
@@ -48,16 +55,24 @@ static double now(void)
 
 static int on_record(void *ctx, void *data, size_t len)
 {
-	const struct rec64 *r = data;
+	struct rec64 r;
 
-	if (len >= sizeof(*r)) {
-		if (consumed && r->seq <= last_seq)
+	if (len >= sizeof(r)) {
+		memcpy(&r, data, sizeof(r));
+		if (consumed && r.seq <= last_seq)
 			out_of_order++;
-		last_seq = r->seq;
-		checksum += r->len;
+		last_seq = r.seq;
+		checksum += r.len + r.ifindex + (r.ktime & 1) + r.fill[0] + r.fill[sizeof(r.fill) - 1];
 	}
 	consumed++;
 	return 0;
+}
+
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void *produce(void *arg)
@@ -78,6 +93,7 @@ static void *produce(void *arg)
 				usleep((useconds_t)(ahead * 1e6));
 		}
 	}
+	producer_seconds = now() - start;
 	atomic_store(&producer_done, 1);
 	return NULL;
 }
@@ -116,13 +132,15 @@ int main(int argc, char **argv)
 		rate = argc > 5 ? atof(argv[5]) : 0;
 		return produce_only(argv[2]);
 	}
-	if (argc < 7 || strcmp(argv[1], "consume")) {
+	int drain = argc >= 6 && !strcmp(argv[1], "drain");
+	if (!drain && (argc < 7 || strcmp(argv[1], "consume"))) {
 		fprintf(stderr, "usage: %s consume <object> <prog> <ring bytes> <seconds> <chunk> [rate]\n"
-				"       %s produce <pinned program> <seconds> <chunk> [rate]\n", argv[0], argv[0]);
+				"       %s drain <object> <prog> <ring bytes> <count>\n"
+				"       %s produce <pinned program> <seconds> <chunk> [rate]\n", argv[0], argv[0], argv[0]);
 		return 2;
 	}
 	argv++;
-	rate = argc > 7 ? atof(argv[6]) : 0;
+	rate = !drain && argc > 7 ? atof(argv[6]) : 0;
 	struct bpf_object *obj = bpf_object__open_file(argv[1], NULL);
 	if (!obj) {
 		fprintf(stderr, "open %s: %s\n", argv[1], strerror(errno));
@@ -144,14 +162,39 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	prog_fd = bpf_program__fd(prog);
-	seconds = atof(argv[4]);
-	chunk = strtoul(argv[5], NULL, 0);
-
 	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(events), on_record, NULL, NULL);
 	if (!rb) {
 		fprintf(stderr, "ring_buffer__new: %s\n", strerror(errno));
 		return 1;
 	}
+	if (drain) {
+		/* fill with no consumer, then time the drain alone */
+		uint64_t count = strtoull(argv[4], NULL, 0);
+		unsigned char pkt[64] = { 0 };
+		while (runs < count) {
+			unsigned n = count - runs < 100000 ? count - runs : 100000;
+			LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = pkt, .data_size_in = sizeof(pkt), .repeat = n);
+			if (bpf_prog_test_run_opts(prog_fd, &t)) {
+				fprintf(stderr, "test run: %s\n", strerror(errno));
+				return 1;
+			}
+			runs += n;
+		}
+		double c0 = cpu_now(), w0 = now();
+		while (ring_buffer__consume(rb) > 0)
+			;
+		double cpu = cpu_now() - c0, wall = now() - w0;
+		uint64_t lost_n = sum_percpu_u64(bpf_map__fd(lost));
+		printf("{\"produced\":%llu,\"consumed\":%llu,\"lost\":%llu,\"cpuSeconds\":%.6f,\"seconds\":%.6f,"
+		       "\"outOfOrder\":%llu,\"checksum\":%llu}\n",
+		       (unsigned long long)runs, (unsigned long long)consumed, (unsigned long long)lost_n, cpu, wall,
+		       (unsigned long long)out_of_order, (unsigned long long)checksum);
+		ring_buffer__free(rb);
+		bpf_object__close(obj);
+		return 0;
+	}
+	seconds = atof(argv[4]);
+	chunk = strtoul(argv[5], NULL, 0);
 	pthread_t th;
 	double t0 = now();
 	pthread_create(&th, NULL, produce, NULL);
@@ -167,8 +210,9 @@ int main(int argc, char **argv)
 		;
 	double elapsed = now() - t0;
 	uint64_t lost_n = sum_percpu_u64(bpf_map__fd(lost));
-	printf("{\"produced\":%llu,\"consumed\":%llu,\"lost\":%llu,\"seconds\":%.6f,\"outOfOrder\":%llu,\"checksum\":%llu}\n",
-	       (unsigned long long)runs, (unsigned long long)consumed, (unsigned long long)lost_n, elapsed,
+	printf("{\"produced\":%llu,\"consumed\":%llu,\"lost\":%llu,\"seconds\":%.6f,\"producerSeconds\":%.6f,"
+	       "\"outOfOrder\":%llu,\"checksum\":%llu}\n",
+	       (unsigned long long)runs, (unsigned long long)consumed, (unsigned long long)lost_n, elapsed, producer_seconds,
 	       (unsigned long long)out_of_order, (unsigned long long)checksum);
 	ring_buffer__free(rb);
 	bpf_object__close(obj);

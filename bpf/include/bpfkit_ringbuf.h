@@ -17,6 +17,9 @@
  *
  * From JS: obj.ringBuffer('events', eventCodec) finds 'events_lost' by name.
  *
+ * Hot producers can skip most wake-ups: see BPFKIT_RINGBUF_WAKE and
+ * bpfkit_rb_submit_every() below.
+ *
  * Programs that declare their ring buffer themselves can pass any per-CPU array with
  * one __u64 slot to bpfkit_rb_reserve_counted(&ring, &counter, size), and name the
  * counter in JS with { lostMap: 'my_counter' }.
@@ -83,5 +86,49 @@ static __always_inline long bpfkit_rb_output_counted(void *ring, void *lost_map,
  * can be passed to bpf_ringbuf_submit() directly. */
 #define bpfkit_rb_submit(rec) bpf_ringbuf_submit((rec), 0)
 #define bpfkit_rb_discard(rec) bpf_ringbuf_discard((rec), 0)
+
+/* Wake-up every N records.
+ *
+ * With the default policy a consumer that keeps up is woken (irq_work, then a context
+ * switch) for nearly every record, and the producer pays for it. A hot producer can
+ * instead submit with BPF_RB_NO_WAKEUP and force a wake-up every `every` records it
+ * submits on a CPU, counted in a per-CPU array next to the ring:
+ *
+ *   BPFKIT_RINGBUF(events, 1 << 24);
+ *   BPFKIT_RINGBUF_WAKE(events);               // counter 'events_wake'
+ *   ...
+ *   bpfkit_rb_submit_every(events, e, 256);    // instead of bpfkit_rb_submit(e)
+ *
+ * Records submitted after the last forced wake-up wait in the ring until the next one:
+ * when the producer goes quiet, up to every - 1 records per CPU are not signalled. The
+ * reader must also drain on a timer: in JS, open the ring with { drainMs } (e.g. 100),
+ * which bounds how long such a tail waits. `every` of 1 wakes on every record. */
+#define BPFKIT_RINGBUF_WAKE(name)                            \
+	struct {                                             \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);     \
+		__uint(max_entries, 1);                      \
+		__type(key, __u32);                          \
+		__type(value, __u64);                        \
+	} name##_wake SEC(".maps")
+
+/* bpf_ringbuf_submit() that forces a wake-up on every `every`-th record of this CPU
+ * (counted in `wake_map`, a per-CPU array with one __u64) and wakes no one otherwise.
+ * Without the counter slot it falls back to the default policy. */
+static __always_inline void bpfkit_rb_submit_every_counted(void *rec, void *wake_map, __u64 every)
+{
+	__u32 zero = 0;
+	__u64 *n = bpf_map_lookup_elem(wake_map, &zero);
+
+	if (!n) {
+		bpf_ringbuf_submit(rec, 0);
+	} else if (++*n >= every) {
+		*n = 0; /* per-CPU slot: no other CPU writes it */
+		bpf_ringbuf_submit(rec, BPF_RB_FORCE_WAKEUP);
+	} else {
+		bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+	}
+}
+
+#define bpfkit_rb_submit_every(name, rec, every) bpfkit_rb_submit_every_counted((rec), &name##_wake, (every))
 
 #endif

@@ -4,8 +4,8 @@
  * map is opened, so a wrong codec fails at once rather than corrupting entries.
  */
 import { BpfkitError, invalidArgument } from './errors.js';
-import { checkCodec, type Codec } from './codecs.js';
-import { native, openPinnedAs, type NativeMapHandle, type NativeMapInfo } from './native.js';
+import { checkCodec, i16, i32, i64, i8, u16, u32, u64, u8, type Codec } from './codecs.js';
+import { native, openPinnedAs, type NativeMapHandle, type NativeMapInfo, type NativeMapSlot } from './native.js';
 import { checkObjectId } from './validate.js';
 
 /** How {@link BpfMap.set} treats an existing key: 'any' (create or update), 'noexist' (create only), 'exist' (update only). */
@@ -102,6 +102,7 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
   /** Codec of the values (for per-CPU maps: of the array of per-CPU values). */
   readonly value: Codec<V, VIn>;
   #h: NativeMapHandle | undefined;
+  readonly #slot: NativeMapSlot;
   readonly #kbuf: Buffer;
   readonly #vbuf: Buffer;
   #mapping: Buffer | undefined;
@@ -148,7 +149,8 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     this.value = codecs.value;
     this.#h = handle;
     // the handle's own key and value slots: get/set/delete/has then pass no arguments
-    const scratch = handle.scratch(codecs.key.size, codecs.value.size);
+    this.#slot = handle.scratch(codecs.key.size, codecs.value.size);
+    const scratch = this.#slot.bytes;
     const voff = Math.ceil(Math.max(codecs.key.size, 1) / 8) * 8;
     this.#kbuf = scratch.subarray(0, Math.max(codecs.key.size, 1));
     this.#vbuf = scratch.subarray(voff, voff + Math.max(codecs.value.size, 1));
@@ -213,6 +215,9 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
   get closed(): boolean {
     return this.#h === undefined;
   }
+  #live(): void {
+    if (this.#h === undefined) throw new BpfkitError('ERR_CLOSED', `map '${this.name}' is closed`);
+  }
 
   #key(k: KIn, buf = this.#kbuf): Buffer {
     this.key.encode(k, buf, 0);
@@ -221,33 +226,33 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
 
   /** The value stored under `key`, or undefined. */
   get(key: KIn): V | undefined {
-    const h = this.handle;
+    this.#live();
     this.key.encode(key, this.#kbuf, 0);
-    return h.lookupScratch() ? this.value.decode(this.#vbuf, 0) : undefined;
+    return this.#slot.lookup() ? this.value.decode(this.#vbuf, 0) : undefined;
   }
 
   /** Whether `key` is present. */
   has(key: KIn): boolean {
-    const h = this.handle;
+    this.#live();
     this.key.encode(key, this.#kbuf, 0);
-    return h.lookupScratch();
+    return this.#slot.lookup();
   }
 
   /** Stores `value` under `key`. `flag`: 'any' (default), 'noexist' (create only), 'exist' (update only). */
   set(key: KIn, value: VIn, flag: UpdateFlag = 'any'): this {
-    const h = this.handle;
-    const f = updateFlag(flag);
+    this.#live();
+    const f = flag === 'any' ? 0 : updateFlag(flag);
     this.key.encode(key, this.#kbuf, 0);
     this.value.encode(value, this.#vbuf, 0);
-    h.updateScratch(f);
+    this.#slot.update(f);
     return this;
   }
 
   /** Deletes `key`; false when it was absent. Array maps cannot delete (kernel: EINVAL). */
   delete(key: KIn): boolean {
-    const h = this.handle;
+    this.#live();
     this.key.encode(key, this.#kbuf, 0);
-    return h.deleteScratch();
+    return this.#slot.delete();
   }
 
   /** Looks up and removes in one step (queues, stacks, hash maps on recent kernels). */
@@ -372,8 +377,15 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
     const vs = this.value.size;
     const kd = this.key;
     const vd = this.value;
+    // integer columns read as typed arrays: the same values as the codecs' decode, without
+    // a call and a DataView per entry (about a third of the decode time)
+    const kt = typedColumn(kd, keys, count);
+    const vt = typedColumn(vd, values, count);
     const out = new Array<[K, V]>(count);
-    for (let i = 0; i < count; i++) out[i] = [kd.decode(keys, i * ks), vd.decode(values, i * vs)];
+    if (kt && vt) for (let i = 0; i < count; i++) out[i] = [kt[i] as K, vt[i] as V];
+    else if (kt) for (let i = 0; i < count; i++) out[i] = [kt[i] as K, vd.decode(values, i * vs)];
+    else if (vt) for (let i = 0; i < count; i++) out[i] = [kd.decode(keys, i * ks), vt[i] as V];
+    else for (let i = 0; i < count; i++) out[i] = [kd.decode(keys, i * ks), vd.decode(values, i * vs)];
     return out;
   }
 
@@ -510,6 +522,20 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+type IntArray = Uint8Array | Uint16Array | Uint32Array | Int8Array | Int16Array | Int32Array | BigUint64Array | BigInt64Array;
+// the host-order integer codecs and the typed arrays that read the same values
+const TYPED = new Map<unknown, new (b: ArrayBufferLike, off: number, n: number) => IntArray>([
+  [u8, Uint8Array], [u16, Uint16Array], [u32, Uint32Array], [u64, BigUint64Array],
+  [i8, Int8Array], [i16, Int16Array], [i32, Int32Array], [i64, BigInt64Array],
+]);
+
+/** `count` items of an integer codec in `col` as a typed array, or undefined (other codecs, unaligned). */
+function typedColumn(codec: Codec<unknown, unknown>, col: Buffer, count: number): IntArray | undefined {
+  const Ctor = TYPED.get(codec);
+  if (!Ctor || col.byteOffset % codec.size !== 0) return undefined;
+  return new Ctor(col.buffer, col.byteOffset, count);
 }
 
 function updateFlag(flag: UpdateFlag): number {

@@ -19,16 +19,22 @@ export interface NativeMapInfo {
   id: number; name: string; type: string; typeId: number; keySize: number; valueSize: number;
   maxEntries: number; flags: number; btfId: number;
 }
+/**
+ * A map handle's own key slot (`bytes` at 0) and value slot (at max(keyBytes, 1) rounded
+ * up to 8), with lookup / update / delete working on them: no arguments to unwrap.
+ */
+export interface NativeMapSlot {
+  bytes: Buffer;
+  lookup(): boolean;
+  update(flags: number): void;
+  delete(): boolean;
+}
 export interface NativeMapHandle extends NativeFdHandle {
   lookup(key: Uint8Array, out: Uint8Array): boolean;
   update(key: Uint8Array, value: Uint8Array, flags: number): void;
   delete(key: Uint8Array): boolean;
-  /** This handle's own key slot (at 0) and value slot (at max(keyBytes, 1) rounded up to 8); the same Buffer on every call. */
-  scratch(keyBytes: number, valueBytes: number): Buffer;
-  /** lookup / update / delete on the scratch() slots: no arguments to unwrap on the hot path. */
-  lookupScratch(): boolean;
-  updateScratch(flags: number): void;
-  deleteScratch(): boolean;
+  /** This handle's single-entry hot path (the same object on every call). */
+  scratch(keyBytes: number, valueBytes: number): NativeMapSlot;
   lookupAndDelete(key: Uint8Array | null, out: Uint8Array): boolean;
   nextKey(key: Uint8Array | null, out: Uint8Array): boolean;
   lookupBatch(keys: Uint8Array, values: Uint8Array, maxCount: number, chunk?: number): Promise<number>;

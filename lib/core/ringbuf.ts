@@ -34,6 +34,13 @@ export interface RingBufferOptions {
   lostMap?: string | false;
   /** How often the loss counter is polled while a 'lost' listener is attached, ms (default 1000). */
   lostCheckMs?: number;
+  /**
+   * While reading, also drain the ring every `drainMs` ms, not only when the kernel wakes
+   * the reader (default: off). For producers that skip wake-ups (bpfkit_rb_submit_every()
+   * in bpfkit_ringbuf.h): records submitted after their last forced wake-up wait at most
+   * this long.
+   */
+  drainMs?: number;
 }
 
 /** Counters of a ring buffer reader (see {@link RingBuffer.stats}). */
@@ -104,7 +111,9 @@ interface IterState {
 // Loss-check timers hold the ring weakly; this clears a timer whose ring was collected.
 const timerReaper = new FinalizationRegistry<NodeJS.Timeout>((t) => clearInterval(t));
 
-function checkOpts(opts: RingBufferOptions): Required<Omit<RingBufferOptions, 'lostMap'>> {
+type CheckedOptions = Required<Omit<RingBufferOptions, 'lostMap' | 'drainMs'>> & { drainMs: number | undefined };
+
+function checkOpts(opts: RingBufferOptions): CheckedOptions {
   if (typeof opts !== 'object' || opts === null) invalidArgument('opts', 'must be an object');
   const int = (field: keyof RingBufferOptions, def: number, min: number, max: number): number => {
     return checkInteger(opts[field] ?? def, field, min, max);
@@ -113,6 +122,7 @@ function checkOpts(opts: RingBufferOptions): Required<Omit<RingBufferOptions, 'l
     batchSize: int('batchSize', 1024, 1, MAX_BATCH),
     maxBatchesPerTurn: int('maxBatchesPerTurn', 16, 1, 1 << 20),
     lostCheckMs: int('lostCheckMs', 1000, 1, 2 ** 31 - 1),
+    drainMs: opts.drainMs === undefined ? undefined : checkInteger(opts.drainMs, 'drainMs', 1, 2 ** 31 - 1),
   };
 }
 
@@ -133,7 +143,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
 
   #h: NativeRingBufferHandle | undefined;
   #lost: BpfMap<number, bigint[], number, bigint | bigint[]> | undefined;
-  readonly #opts: Required<Omit<RingBufferOptions, 'lostMap'>>;
+  readonly #opts: CheckedOptions;
   #buf: Buffer;
   readonly #offs: Uint32Array;
   #batch: E[] = [];
@@ -144,6 +154,9 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   #iter: IterState | undefined;
   #immediate: NodeJS.Immediate | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #drainTimer: NodeJS.Timeout | undefined;
+  /** rawListeners('data'), refetched after any 'data' listener is added or removed. */
+  #dataListeners: ((...args: unknown[]) => unknown)[] | undefined;
   #lostSeen = 0;
   #lastLostCheck = 0;
   #records = 0;
@@ -188,9 +201,11 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     this.#buf = Buffer.allocUnsafe(Math.min(Math.max(stride * this.#opts.batchSize, 4096), Math.max(this.size, 4096)));
     this.#offs = new Uint32Array(2 * this.#opts.batchSize);
     this.on('newListener', (event: string | symbol) => {
+      if (event === 'data') this.#dataListeners = undefined;
       if (DATA_EVENTS.has(event) || event === 'lost') queueMicrotask(() => this.#update());
     });
     this.on('removeListener', (event: string | symbol) => {
+      if (event === 'data') this.#dataListeners = undefined;
       if (DATA_EVENTS.has(event) || event === 'lost') this.#update();
     });
   }
@@ -328,6 +343,8 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     this.#h = undefined;
     h.close();
     this.#polling = false;
+    if (this.#drainTimer) clearInterval(this.#drainTimer);
+    this.#drainTimer = undefined;
     if (lostTotal !== null) this.#lostSeen = lostTotal;
     this.#lost?.close();
     this.#stopTimer();
@@ -425,6 +442,17 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       else h.stop();
       this.#polling = want;
     }
+    if (want && this.#opts.drainMs !== undefined && !this.#drainTimer) {
+      // strong while reading, like the poll handle; cleared as soon as reading stops
+      this.#drainTimer = setInterval(() => {
+        if (!this.#polling) return;
+        this.#turnBatches = 0;
+        this.#drain();
+      }, this.#opts.drainMs).unref();
+    } else if (!want && this.#drainTimer) {
+      clearInterval(this.#drainTimer);
+      this.#drainTimer = undefined;
+    }
     if (this.#lost && this.listenerCount('lost') > 0) this.#startTimer();
     else this.#stopTimer();
   }
@@ -484,7 +512,11 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     const batch = this.#batch;
     while (this.#idx < batch.length) {
       if (this.#paused || !this.#h || this.#batch !== batch) return false;
-      this.emit('data', batch[this.#idx++]!);
+      // one listener (the usual case): call it as emit() would, without emit()'s
+      // argument handling and listener-array copy per record
+      const fns = (this.#dataListeners ??= this.rawListeners('data') as ((...args: unknown[]) => unknown)[]);
+      if (fns.length === 1) fns[0]!.call(this, batch[this.#idx++]!);
+      else this.emit('data', batch[this.#idx++]!);
     }
     return true;
   }

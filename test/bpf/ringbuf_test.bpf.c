@@ -6,6 +6,7 @@
  * xdp_short_record: one 8-byte record per run (shorter than the 64-byte codec).
  * xdp_discard: reserves and discards (nothing must be delivered).
  * xdp_other_ring: one record per run into the second ring, 'other'.
+ * xdp_one_record_every: as xdp_one_record, waking the reader every `wake_every` records.
  *
  * `produced` counts every record a program tried to produce, so tests can check
  * delivered + lost == produced. The counters are plain (not atomic) globals: the
@@ -22,8 +23,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 BPFKIT_RINGBUF(events, 256 * 1024);
 BPFKIT_RINGBUF(other, 16 * 1024);
+BPFKIT_RINGBUF_WAKE(events);
 
 const volatile __u16 udp_port = 0; /* host order; 0 matches nothing */
+const volatile __u32 wake_every = 64;
 
 __u64 produced = 0;
 __u64 seq = 0;
@@ -106,6 +109,24 @@ int xdp_one_record(struct xdp_md *ctx)
 	r->ifindex = ctx->ingress_ifindex;
 	__builtin_memset(r->fill, 0xab, sizeof(r->fill));
 	bpfkit_rb_submit(r);
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int xdp_one_record_every(struct xdp_md *ctx)
+{
+	struct rec64 *r;
+
+	produced++;
+	r = bpfkit_rb_reserve(events, sizeof(*r));
+	if (!r)
+		return XDP_PASS;
+	r->seq = seq++;
+	r->ktime = bpf_ktime_get_ns();
+	r->len = ctx->data_end - ctx->data;
+	r->ifindex = ctx->ingress_ifindex;
+	__builtin_memset(r->fill, 0xab, sizeof(r->fill));
+	bpfkit_rb_submit_every(events, r, wake_every);
 	return XDP_PASS;
 }
 

@@ -169,4 +169,23 @@ describe('BpfMap (real kernel maps)', () => {
     m.close();
     expect(() => m.get(1)).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
   });
+
+  it('the single-entry fast path is cut off the fd at close, even when kept', () => {
+    const m = obj.map('hash_u32', { key: u32, value: u64 });
+    // the handle's own slot, as BpfMap uses it: key bytes at 0, value bytes at 8
+    const slot = m.handle.scratch(4, 8);
+    expect(m.handle.scratch(4, 8)).toBe(slot);
+    slot.bytes.writeUInt32LE(77, 0);
+    slot.bytes.writeBigUInt64LE(5n, 8);
+    slot.update(0);
+    expect(m.get(77)).toBe(5n);
+    expect(slot.lookup()).toBe(true);
+    expect(() => slot.update(1)).toThrow(expect.objectContaining({ code: 'ERR_EXISTS', syscall: 'bpf(BPF_MAP_UPDATE_ELEM)' }));
+    expect(slot.delete()).toBe(true);
+    expect(slot.delete()).toBe(false);
+    expect(slot.lookup()).toBe(false);
+    m.close();
+    expect(() => slot.lookup()).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+    expect(() => slot.update(0)).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+  });
 });

@@ -456,7 +456,14 @@ afterAll(() => {
 });
 
 /** Runs an ESM script next to the bundled core; resolves with exit code, stdout, and whether it had to be killed. */
-async function runChild(body: string, opts: { args?: string[]; killAfterMs: number }): Promise<{ code: number | null; out: string; killed: boolean }> {
+/**
+ * Runs `body` in a child process; kills it `killAfterMs` after the start, or (afterReady)
+ * after it printed 'ready', so a slow start on a loaded machine is not taken for an exit.
+ */
+async function runChild(
+  body: string,
+  opts: { args?: string[]; killAfterMs: number; afterReady?: boolean },
+): Promise<{ code: number | null; out: string; killed: boolean }> {
   const dir = await childModule();
   const file = join(dir, `child-${Math.random().toString(16).slice(2)}.mjs`);
   writeFileSync(
@@ -466,13 +473,22 @@ async function runChild(body: string, opts: { args?: string[]; killAfterMs: numb
   );
   const child = spawn(process.execPath, [...(opts.args ?? []), file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
   let killed = false;
-  const timer = setTimeout(() => {
+  const kill = () => {
     killed = true;
     child.kill('SIGKILL');
-  }, opts.killAfterMs);
+  };
+  let waiting = opts.afterReady === true;
+  let timer = setTimeout(kill, waiting ? 60_000 : opts.killAfterMs);
+  child.stdout.on('data', (d) => {
+    out += d;
+    if (waiting && out.includes('ready')) {
+      waiting = false;
+      clearTimeout(timer);
+      timer = setTimeout(kill, opts.killAfterMs);
+    }
+  });
+  child.stderr.on('data', (d) => (out += d));
   const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   clearTimeout(timer);
   rmSync(file, { force: true });
@@ -486,7 +502,7 @@ describe('RingBuffer: process lifetime (child processes)', () => {
       rb.on('data', () => {});
       ${unref ? 'rb.unref();' : ''}
       console.log('ready');`;
-    const held = await runChild(body(false), { killAfterMs: 1500 });
+    const held = await runChild(body(false), { killAfterMs: 1000, afterReady: true });
     expect(held.out).toContain('ready');
     expect(held.killed).toBe(true);
     const free = await runChild(body(true), { killAfterMs: 10_000 });
