@@ -37,7 +37,7 @@
 import { BpfkitError } from '../../core/errors.js';
 import { aclCompile, type NativeAclFamily } from '../../core/native-acl.js';
 import {
-  LEAF_MAX, MAX_BLOB_BYTES, MAX_CUT_BITS, MAX_TREES, V4_DIMS, V4_WIDTHS, V6_DIMS, V6_WIDTHS, writeBlobHeader,
+  LEAF_MAX, MAX_BLOB_BYTES, MAX_CUT_BITS, MAX_TREES, TREE_WORDS, V4_DIMS, V4_WIDTHS, V6_DIMS, V6_WIDTHS, writeBlobHeader,
 } from './layout.js';
 
 /** Records of one address family, in priority order. */
@@ -65,6 +65,8 @@ export interface CompileOptions {
   maxBits?: number;
   /** Split rules into trees by which address fields are specific. Default true. */
   partition?: boolean;
+  /** Tree words per record, the memory bound (at most and by default TREE_WORDS). */
+  treeWords?: number;
 }
 
 export interface TreeStats {
@@ -98,13 +100,16 @@ function partition(fam: FamilyEntries, family: 4 | 6, on: boolean): Int32Array[]
     return [all];
   }
   const D = fam.dims;
-  const dstW = family === 4 ? 1 : 4;
+  // IPv4: a prefix of at least 16 bits (word 0 at most 0xffff wide); IPv6: at least 64
+  // bits (word 1 exact), since the prefixes of a network's rules often share their /32
+  const srcW = family === 4 ? 0 : 1;
+  const dstW = family === 4 ? 1 : 5;
   const limit = family === 4 ? 0xffff : 0;
   const { lo, hi } = fam;
   const bucket = new Uint8Array(n);
   const sizes = [0, 0, 0, 0];
   for (let i = 0; i < n; i++) {
-    const b = (hi[i * D]! - lo[i * D]! <= limit ? 2 : 0) | (hi[i * D + dstW]! - lo[i * D + dstW]! <= limit ? 1 : 0);
+    const b = (hi[i * D + srcW]! - lo[i * D + srcW]! <= limit ? 2 : 0) | (hi[i * D + dstW]! - lo[i * D + dstW]! <= limit ? 1 : 0);
     bucket[i] = b;
     sizes[b]!++;
   }
@@ -133,18 +138,20 @@ export async function compileBlob(v4: FamilyEntries, v6: FamilyEntries, opts: Co
   });
   const res = await aclCompile(fam(v4, 4), fam(v6, 6), {
     binth: opts.binth ?? 8, spfac: opts.spfac ?? 4, maxBits: opts.maxBits ?? 8, maxCutBits: MAX_CUT_BITS, maxWords: Math.floor((maxBytes || MAX_BLOB_BYTES) / 4),
+    treeWords: opts.treeWords ?? TREE_WORDS,
   });
   if (res.tooBig) {
     const limit = maxBytes || MAX_BLOB_BYTES;
-    throw new BpfkitError('ERR_MAP_FULL', `rules: the compiled rule set needs more than ${limit} bytes (compilation stopped there)`, {
-      field: 'rules', details: { capacity: limit, records: v4.count + v6.count },
+    const records = v4.count + v6.count;
+    throw new BpfkitError('ERR_MAP_FULL', `rules: the compiled rule set needs more than ${limit} bytes (${records} records: rules x sources x destinations; compilation stopped there)`, {
+      field: 'rules', details: { capacity: limit, records },
     });
   }
   if (res.error) {
     const { family, depth, rules } = res.error;
     throw new BpfkitError(
       'ERR_UNSUPPORTED',
-      `rule set too complex: ${rules} IPv${family} rules overlap in a region the classifier cannot split (limit ${LEAF_MAX} at depth ${depth})`,
+      `rule set too complex: ${rules} IPv${family} records are left over after ${MAX_TREES} trees (more than ${LEAF_MAX} rules overlap where no cut within the memory bound separates them, at depth ${depth})`,
       { field: 'rules', details: { family, depth, rules } },
     );
   }
