@@ -139,3 +139,25 @@ export function adversarialRules(kind, n, seed) {
   }
   return out;
 }
+
+/**
+ * `n` IPv4 headers `{ src, dst, proto, srcPort, dstPort }` (addresses as unsigned
+ * numbers) for benchmarks: each a point inside a random IPv4 rule of `rules`.
+ */
+export function pointsV4(rules, n, seed) {
+  const r = rng(seed);
+  const v4rules = rules.filter((x) => ![x.src, x.dst].some((a) => typeof a === 'string' && a.includes(':')));
+  const inside = (c) => {
+    if (c === undefined) return int(r, 0, 0xffffffff);
+    const [a, l] = c.split('/');
+    const len = l === undefined ? 32 : Number(l);
+    const net = a.split('.').reduce((x, y) => x * 256 + Number(y), 0);
+    return len === 32 ? net : net + int(r, 0, 2 ** (32 - len) - 1);
+  };
+  const port = (p) => (typeof p === 'number' ? p : Array.isArray(p) ? int(r, p[0], p[1]) : int(r, 0, 65535));
+  return Array.from({ length: n }, () => {
+    const x = v4rules[int(r, 0, v4rules.length - 1)];
+    const proto = x.proto === 'tcp' ? 6 : x.proto === 'udp' ? 17 : r() < 0.5 ? 6 : 17;
+    return { src: inside(x.src), dst: inside(x.dst), proto, srcPort: port(x.srcPort), dstPort: port(x.dstPort) };
+  });
+}

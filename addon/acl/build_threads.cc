@@ -54,6 +54,8 @@ void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t ns
         try {
           tb.out_ = &sg.words;
           tb.limitBase = limit;
+          tb.treeEnd = treeEnd;
+          tb.bounded = bounded;
           tb.leafCache_.clear();
           const uint32_t lo = static_cast<uint32_t>(pool_[segAt + nseg + j]), len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
           tb.pool_.assign(pool_.begin() + lo, pool_.begin() + lo + len);
@@ -124,6 +126,7 @@ void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t ns
     const uint32_t c0 = static_cast<uint32_t>(pool_[segAt + j]);
     const uint32_t c1 = j + 1 < nseg ? static_cast<uint32_t>(pool_[segAt + j + 1]) : nc;
     std::fill(out.begin() + at + 1 + c0, out.begin() + at + 1 + c1, sg.child + shift);
+    if (limitBase + out.size() > treeEnd) throw TreeOver{};
   }
   for (const Worker& w : workers) {
     nodes += w.nodes;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace bpfkit::acl {
@@ -48,10 +49,23 @@ void Job::Run() {
         const uint64_t share = spill ? left : (left - left / 4) * g.size() / recordsLeft;
         // not even room for a leaf: the bound is the promise, so the set is refused
         if (share < 1 + std::min<size_t>(g.size(), ACL_LEAF_MAX)) throw TooComplex{f.family, 0, static_cast<uint32_t>(g.size())};
-        size_t before = words.size();
-        TreeBuilder tb(f, recOff, words, opts);
-        tb.split = true;
-        uint32_t root = tb.Build(g, share);
+        const size_t before = words.size();
+        // built freely first (the trees of sets that fit need no bound); bounded if that
+        // outgrows the share
+        auto tbp = std::make_unique<TreeBuilder>(f, recOff, words, opts);
+        uint32_t root;
+        try {
+          tbp->split = true;
+          tbp->bounded = false;
+          tbp->treeEnd = before + share;
+          root = tbp->Build(g, TreeBuilder::kFree);
+        } catch (const TreeOver&) {
+          words.resize(before);
+          tbp = std::make_unique<TreeBuilder>(f, recOff, words, opts);
+          tbp->split = true;
+          root = tbp->Build(g, share);
+        }
+        TreeBuilder& tb = *tbp;
         const size_t used = words.size() - before;
         left -= std::min<uint64_t>(left, used);
         if (!spill) recordsLeft -= g.size();

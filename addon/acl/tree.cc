@@ -101,6 +101,7 @@ uint32_t TreeBuilder::Node(uint32_t off, uint32_t n, Region& reg, uint32_t depth
     rulesLeft += len;
   }
   auto share = [&](uint32_t len) {
+    if (!bounded) return budget;
     uint64_t extra = rulesLeft ? (left - minLeft) * len / rulesLeft : 0;
     return LeafWords(len) + extra;
   };
@@ -120,9 +121,11 @@ uint32_t TreeBuilder::Node(uint32_t off, uint32_t n, Region& reg, uint32_t depth
       const size_t before = out.size();
       uint32_t child = Node(static_cast<uint32_t>(pool_[segAt + nseg + j]), len, reg, depth + 1, b);
       std::fill(out.begin() + at + 1 + c0, out.begin() + at + 1 + c1, child);
-      left -= out.size() - before;
-      minLeft -= LeafWords(len);
-      rulesLeft -= len;
+      if (bounded) {
+        left -= out.size() - before;
+        minLeft -= LeafWords(len);
+        rulesLeft -= len;
+      }
     }
   }
   reg.base[d] = base;

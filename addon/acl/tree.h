@@ -12,9 +12,10 @@
 //
 // Memory is bounded whatever the rules' shape: a tree is built within a budget of words
 // (job.cc gives each family ACL_TREE_WORDS per record plus ACL_TREE_BASE_WORDS, shared by
-// its trees). A node takes a cut only if its children can at least be leaves within its
-// budget (narrower cuts first), and shares the rest among its children by their rules, so
-// replication stops where the budget ends. A leaf keeps its first ACL_LEAF_MAX rules; the
+// its trees). A tree is first built freely, stopping as soon as it outgrows its budget
+// (TreeOver); only then is it built again `bounded`: a node takes a cut only if its
+// children can at least be leaves within its budget (narrower cuts first), and shares the
+// rest among its children by their rules, so replication stops where the budget ends. A leaf keeps its first ACL_LEAF_MAX rules; the
 // rules after them are "spilled": the job builds a further tree over them (the program
 // walks every tree and keeps the best priority, so a rule's copies in several trees are
 // harmless).
@@ -71,6 +72,9 @@ struct TooComplex {
 // set whose trees replicate rules without bound must not take the process's memory.
 struct TooBig {};
 
+// A tree built freely outgrew its budget (TreeBuilder::treeEnd): build it bounded.
+struct TreeOver {};
+
 class TreeBuilder {
  public:
   TreeBuilder(const Family& fam, const std::vector<uint32_t>& recOff, std::vector<uint32_t>& out, const Options& o)
@@ -88,6 +92,11 @@ class TreeBuilder {
   // build the root's subtrees on several threads (when the root has at least kSplitMin rules)
   bool split = false;
   static constexpr uint32_t kSplitMin = 2048;
+  // bounded: every node keeps within its budget; otherwise the budget is not looked at
+  // but the words may not reach treeEnd (in the same coordinates as limitBase + words)
+  bool bounded = true;
+  size_t treeEnd = SIZE_MAX;
+  static constexpr uint64_t kFree = uint64_t{1} << 60;  // the budget of a tree built freely
 
   // Builds the tree of `list` (record indices in priority order) into at most `budget`
   // words (at least 1 + ACL_LEAF_MAX); returns the root's word offset. Throws TooBig.
@@ -120,6 +129,7 @@ class TreeBuilder {
   uint32_t Reserve(size_t n) {
     std::vector<uint32_t>& out = *out_;
     size_t at = out.size();
+    if (limitBase + at + n > treeEnd) throw TreeOver{};
     if (limitBase + at + n > o_.maxWords) throw TooBig{};
     out.resize(at + n, 0);
     return static_cast<uint32_t>(at);

@@ -81,7 +81,7 @@ describe('bad input: typed error naming rule and field; kernel state unchanged',
       rules: () => Array.from({ length: 8 }, (_, r) => ({
         id: `big${r}`, action: 'deny', proto: 'udp', dstPort: 1000 + r, src: Array.from({ length: 4096 }, (_, i) => `198.18.${i >> 8}.${i & 255}`),
       })),
-      code: 'ERR_MAP_FULL', field: 'rules', msg: /compiled rule set needs more than 2097152 bytes \(32768 records: rules x sources x destinations\).*attach with a larger maxRules/,
+      code: 'ERR_MAP_FULL', field: 'rules', msg: /compiled rule set needs more than 2097152 bytes \(32768 records: rules x sources x destinations;.*attach with a larger maxRules/,
     },
   ];
   for (const c of cases) {

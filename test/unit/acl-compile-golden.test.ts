@@ -4,7 +4,8 @@
 // (addon/acl/build_threads.cc), so this also holds the words independent of the threads.
 // A change to the tree builder that is meant to change the trees updates these hashes,
 // and says so in its commit. Regenerated when the trees got their memory bound per
-// record (budgeted cuts, spill trees, IPv6 partition on /64, header format 2).
+// record (header format 2, IPv6 partition on /64; ipc1_10k's trees outgrow their share
+// of the bound and are built bounded).
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { compileBlob } from '../../lib/modules/acl/classifier.js';
@@ -13,14 +14,14 @@ import { expandRules, normalizeRules } from '../../lib/modules/acl/rules.js';
 import { readClassBench } from '../modules/acl.helpers.js';
 
 const GOLDEN: Record<string, { words: number; sha256: string }> = {
-  acl1_1k: { words: 26995, sha256: 'd84f66d82e4f81e51ab78d6318983f7e4340847afdf015822b6a015f8f5ee6f4' },
-  fw1_1k: { words: 21099, sha256: '87168074372260b16f01715f261b8abe9bddb74527b9613b527530eb7371d4d0' },
-  ipc1_1k: { words: 27017, sha256: 'a4b21674eaaa1710a596c3c526e727c4e735abed9168a8ccf8b611641decdd88' },
-  acl1_10k: { words: 258711, sha256: 'b960d5a0f008c9b1e72379da26bcdab65b7d4fdcdfe53ec3e9fd01da5e137f50' },
-  fw1_10k: { words: 237864, sha256: '829fdfc5281d3b958d94e8a98a2cb30f125315cb8103238d37bc757d87e7a3b9' },
-  ipc1_10k: { words: 288004, sha256: '7021594662ba32b5c0bc7b4a2fb3e8e077f78ad1463d7a02b88edc79e0f9dcc1' },
+  acl1_1k: { words: 30536, sha256: 'e307e8940834fe6c12ccf77da0049c8bb59436a1cd7038002b1c8c5f50552538' },
+  fw1_1k: { words: 21196, sha256: '1aa0c6f3105909cac498ff0a03b12c86beef81686acb0be64d03d604f25eaeaa' },
+  ipc1_1k: { words: 32613, sha256: '5787e3fbc32eaa2387789b82db969614ef5d424877a9b8700090262638cc88ed' },
+  acl1_10k: { words: 327179, sha256: '7a629ba50007e302b3a111d5ee1272ec559da51df3d2cfa1e56055422b47415a' },
+  fw1_10k: { words: 242571, sha256: '02672bdb83edd642eaa89f566f69db052bea0664b61c75f0e9b1180a8e6d5c77' },
+  ipc1_10k: { words: 292961, sha256: '827ecfc1311e4c939b29684cc07126a993d444bce8c2b7b756d4415de3e2b4b5' },
   acl1_100k: { words: 1941401, sha256: 'f575a3194604b036fd11d5034888ca2d1146f9cf5efe1b9a67361ad9b06c300f' },
-  fw1_100k: { words: 2294476, sha256: '49cad7b12f5f468a9a28cea3f854feb6f907f111244f59de146ac4ac9206400e' },
+  fw1_100k: { words: 2303927, sha256: 'c78eb7b69786ffa1bbc4b147b5f1bc22b503aabc5b451211ad0df4b9023b5254' },
 };
 
 describe('AclFirewall rule-set compiler output', () => {
