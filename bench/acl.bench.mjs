@@ -150,8 +150,9 @@ function spreadOf(xs) {
  * adversarial families at 10k and 100k rules, in a firewall built for that many rules.
  * Per set: validate + compile time and bytes per rule (setRules' compileInfo), a whole
  * replace (setRules into a firewall holding another set of the same shape), and the tree
- * walk in testRun (verdict cache off) against the same firewall holding only the set's
- * first rule, frame by frame in turn, the process pinned to one CPU.
+ * walk in testRun (verdict cache off) against a firewall holding only the set's first
+ * rule and the empty program, frame by frame in turn, pinned to one CPU (headers: points
+ * inside the set's IPv4 rules).
  */
 export async function shapesSection({ quick, log, rows, summary, ifaces, netns, empty }) {
   const sizes = quick ? [10_000] : [10_000, 100_000];
@@ -163,7 +164,6 @@ export async function shapesSection({ quick, log, rows, summary, ifaces, netns, 
   for (const n of sizes) {
     const fw = await AclFirewall.attach(ifaces[0], { netns, maxRules: n, events: false, verdictCache: false });
     const one = await AclFirewall.attach(ifaces[1], { netns, maxRules: 16, events: false, verdictCache: false });
-    const unpin = pinProcess();
     try {
       for (const kind of kinds) {
         const sets = [1, 2].map((seed) => make(kind, n, seed));
@@ -181,6 +181,7 @@ export async function shapesSection({ quick, log, rows, summary, ifaces, netns, 
         await one.setRules(set.slice(0, 1));
         const frames = pointsV4(set, headersPer, 7).map((h) => frame4(h.src, h.dst, h.proto, h.srcPort, h.dstPort));
         const t = { empty: [], one: [], acl: [] };
+        const unpin = pinProcess(); // the walk only: the compile uses the thread pool
         for (let round = 0; round < 3; round++) {
           let e = 0;
           let o = 0;
@@ -194,6 +195,7 @@ export async function shapesSection({ quick, log, rows, summary, ifaces, netns, 
           t.one.push(o / frames.length);
           t.acl.push(x / frames.length);
         }
+        unpin();
         const c = spreadOf(compile);
         const rp = spreadOf(replace);
         const walk = median(t.acl) / median(t.one);
@@ -210,7 +212,6 @@ export async function shapesSection({ quick, log, rows, summary, ifaces, netns, 
         log(`shape ${kind} ${n}: ${(info.bytes / n).toFixed(0)} B/rule, ${info.trees.length} trees, compile ${c.median.toFixed(0)} ms (${c.min.toFixed(0)}-${c.max.toFixed(0)}), replace ${rp.median.toFixed(0)} ms, walk ${median(t.acl).toFixed(1)} ns vs 1 rule ${median(t.one).toFixed(1)} (${walk.toFixed(2)}x)`);
       }
     } finally {
-      unpin();
       one.close();
       fw.close();
     }
