@@ -156,11 +156,14 @@ function spreadOf(xs) {
  */
 export async function shapesSection({ quick, log, rows, summary, ifaces, netns, empty }) {
   const sizes = quick ? [10_000] : [10_000, 100_000];
-  const kinds = quick ? ['random', 'wide'] : ['random', 'wide', 'crossing', 'nested'];
+  // ClassBench (acl1 and fw1 in turn) is the same-run reference for the times
+  const kinds = quick ? ['classbench', 'random', 'wide'] : ['classbench', 'random', 'wide', 'crossing', 'nested'];
   const reps = quick ? 3 : 5;
   const headersPer = quick ? 16 : 48;
   const repeat = quick ? 20_000 : 50_000;
-  const make = (kind, n, seed) => (kind === 'random' ? randomRules(n, seed) : adversarialRules(kind, n, seed));
+  const cb = (set) => parseClassBench(readCB(set)).slice(0, set.endsWith('100k') ? 100_000 : 10_000);
+  const make = (kind, n, seed) =>
+    kind === 'classbench' ? cb(`${seed === 1 ? 'acl1' : 'fw1'}_${n === 10_000 ? '10k' : '100k'}`) : kind === 'random' ? randomRules(n, seed) : adversarialRules(kind, n, seed);
   for (const n of sizes) {
     const fw = await AclFirewall.attach(ifaces[0], { netns, maxRules: n, events: false, verdictCache: false });
     const one = await AclFirewall.attach(ifaces[1], { netns, maxRules: 16, events: false, verdictCache: false });

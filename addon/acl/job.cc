@@ -12,6 +12,31 @@
 
 namespace bpfkit::acl {
 
+// One tree over all of a family's records, if it builds freely within
+// Options::oneTreeWords per record and without spilling: a packet then walks one tree
+// instead of one per partition. Otherwise nothing is left of the attempt.
+bool Job::OneTree(const Family& f, const std::vector<uint32_t>& recOff) {
+  std::vector<int32_t> all(f.count);
+  for (uint32_t i = 0; i < f.count; i++) all[i] = static_cast<int32_t>(i);  // record order is priority order
+  const size_t before = words.size();
+  TreeBuilder tb(f, recOff, words, opts);
+  tb.split = true;
+  tb.bounded = false;
+  // (the attempt stops short of the blob's limit too: the partitions may fit where it does not)
+  tb.treeEnd = std::min<uint64_t>(before + uint64_t{opts.oneTreeWords} * f.count + opts.treeBaseWords / 4, opts.maxWords);
+  try {
+    const uint32_t root = tb.Build(all, TreeBuilder::kFree);
+    if (tb.spilled.empty()) {
+      trees.push_back({f.family, f.count, tb.nodes, tb.leaves, tb.maxDepth, tb.maxLeaf, static_cast<uint32_t>(words.size() - before), root,
+                       f.prio[0]});
+      return true;
+    }
+  } catch (const TreeOver&) {
+  }
+  words.resize(before);
+  return false;
+}
+
 void Job::Run() {
   // records, plus room for trees as big as they usually get: growing a vector of
   // megabytes means copying it
@@ -37,6 +62,7 @@ void Job::Run() {
           words[at + ACL_REC_HDR + 1 + 2 * d] = f.hi[size_t{i} * f.dims + d];
         }
       }
+      if (f.groups.size() > 1 && OneTree(f, recOff)) continue;
       std::vector<std::vector<int32_t>> groups(f.groups.begin(), f.groups.begin() + std::min<size_t>(f.groups.size(), ACL_MAX_TREES));
       // A tree's budget: its share, by records, of what the family's trees have left, of
       // which a quarter is kept for the trees of spilled records.

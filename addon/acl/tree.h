@@ -54,6 +54,7 @@ struct Options {
   size_t maxWords = kMaxWords;  // stop when the blob would grow beyond this
   uint32_t treeWords = ACL_TREE_WORDS;          // a family's tree budget per record
   uint32_t treeBaseWords = ACL_TREE_BASE_WORDS;  // and in all
+  uint32_t oneTreeWords = 16;                    // a family in one tree if it fits this per record (job.cc)
 };
 
 // The region a node covers: per dimension, the base value and the free (uncut) bits.

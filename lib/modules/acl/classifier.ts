@@ -24,9 +24,15 @@
  * 4. shares identical children (same rules, same position inside the child).
  *
  * When one tree gets too big (rule sets with many wildcards in the fields it cuts,
- * like firewall sets), rules are split into up to MAX_TREES groups by which address
- * fields are specific, each with its own tree; the packet walks all of them and keeps
- * the best priority (trees whose best rule cannot beat the current match are skipped).
+ * like firewall sets), rules are split into up to 4 groups by which address fields are
+ * specific, each with its own tree; the packet walks all of them and keeps the best
+ * priority (trees whose best rule cannot beat the current match are skipped).
+ *
+ * Memory is bounded per record whatever the shape: a family's trees take at most
+ * TREE_WORDS words per record plus TREE_BASE_WORDS. A tree that outgrows its share is
+ * built again with per-node budgets, and the rules its full leaves cannot hold go to
+ * further trees (up to MAX_TREES per family); beyond that the set is refused as too
+ * complex (addon/acl/tree.h, docs/acl.md "Capacity").
  *
  * This file groups the records and fills the header (layout.ts writeBlobHeader); the
  * trees are built by the native addon (addon/acl/tree.cc): a 10,000-rule set visits tens
