@@ -122,6 +122,8 @@ Napi::Value AclCompile(const Napi::CallbackInfo& info) {
   opts.maxBits = std::clamp(o.Get("maxBits").As<Napi::Number>().Int32Value(), 1, opts.maxCutBits);
   opts.binth = std::clamp(o.Get("binth").As<Napi::Number>().Int32Value(), 1, ACL_LEAF_MAX);
   opts.spfac = std::max(o.Get("spfac").As<Napi::Number>().Int32Value(), 0);
+  Napi::Value tw = o.Get("treeWords");
+  if (tw.IsNumber()) opts.treeWords = static_cast<uint32_t>(std::clamp(tw.As<Napi::Number>().Int32Value(), 1, ACL_TREE_WORDS));
   Napi::Value mw = o.Get("maxWords");
   if (mw.IsNumber() && mw.As<Napi::Number>().DoubleValue() >= 1)
     opts.maxWords = std::min(acl::kMaxWords, static_cast<size_t>(mw.As<Napi::Number>().DoubleValue()));

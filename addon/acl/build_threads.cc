@@ -32,13 +32,14 @@ struct Seg {
 // those of building the segments one after the other here: the first segment's that
 // fails, "too big" first when the words before its error already outgrow the limit.
 void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t nseg, int d, uint64_t base, uint64_t mask,
-                           const Region& reg, uint32_t depth) {
+                           const Region& reg, uint32_t depth, const std::vector<uint64_t>& budgets) {
   std::vector<Seg> segs(nseg);
   std::atomic<uint32_t> next{0};
   std::atomic<uint32_t> firstFailed{nseg};  // segments after it cannot change the outcome
   const size_t limit = limitBase + out_->size();
   struct Worker {
     uint32_t nodes = 0, leaves = 0, maxDepth = 0, maxLeaf = 0;
+    std::vector<int32_t> spilled;
     std::exception_ptr error;  // could not even start (out of memory)
   };
   // the workers only read this builder's pool (nothing writes it until they are joined)
@@ -53,11 +54,13 @@ void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t ns
         try {
           tb.out_ = &sg.words;
           tb.limitBase = limit;
+          tb.treeEnd = treeEnd;
+          tb.bounded = bounded;
           tb.leafCache_.clear();
           const uint32_t lo = static_cast<uint32_t>(pool_[segAt + nseg + j]), len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
           tb.pool_.assign(pool_.begin() + lo, pool_.begin() + lo + len);
           r.base[d] = base + uint64_t{static_cast<uint32_t>(pool_[segAt + j])} * (mask + 1);
-          sg.child = tb.Node(0, len, r, depth + 1);
+          sg.child = tb.Node(0, len, r, depth + 1, budgets[j]);
         } catch (...) {
           sg.error = std::current_exception();
           try {
@@ -76,6 +79,7 @@ void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t ns
       w.leaves = tb.leaves;
       w.maxDepth = tb.maxDepth;
       w.maxLeaf = tb.maxLeaf;
+      w.spilled = std::move(tb.spilled);
     } catch (...) {
       w.error = std::current_exception();
     }
@@ -122,12 +126,14 @@ void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t ns
     const uint32_t c0 = static_cast<uint32_t>(pool_[segAt + j]);
     const uint32_t c1 = j + 1 < nseg ? static_cast<uint32_t>(pool_[segAt + j + 1]) : nc;
     std::fill(out.begin() + at + 1 + c0, out.begin() + at + 1 + c1, sg.child + shift);
+    if (limitBase + out.size() > treeEnd) throw TreeOver{};
   }
   for (const Worker& w : workers) {
     nodes += w.nodes;
     leaves += w.leaves;
     maxDepth = std::max(maxDepth, w.maxDepth);
     maxLeaf = std::max(maxLeaf, w.maxLeaf);
+    spilled.insert(spilled.end(), w.spilled.begin(), w.spilled.end());
   }
 }
 

@@ -28,6 +28,9 @@ struct Job {
   TooComplex error{};
 
   void Run();
+
+ private:
+  bool OneTree(const Family& f, const std::vector<uint32_t>& recOff);
 };
 
 }  // namespace bpfkit::acl

@@ -8,8 +8,12 @@
 
 namespace bpfkit::acl {
 
-uint32_t TreeBuilder::Leaf(uint32_t off, uint32_t n, uint32_t depth) {
-  if (n > ACL_LEAF_MAX) throw TooComplex{fam_.family, depth, n};
+uint32_t TreeBuilder::Leaf(uint32_t off, uint32_t n) {
+  if (n > ACL_LEAF_MAX) {
+    // the rules after the first ACL_LEAF_MAX go to a further tree (job.cc)
+    spilled.insert(spilled.end(), pool_.begin() + off + ACL_LEAF_MAX, pool_.begin() + off + n);
+    n = ACL_LEAF_MAX;
+  }
   std::vector<uint32_t>& out = *out_;
   // identical leaves are shared: FNV-1a over the record indices, checked word by word
   uint32_t h = 0x811c9dc5u ^ n;
@@ -42,7 +46,10 @@ int TreeBuilder::TowardsFirst(int32_t r, const Region& reg) const {
   return -1;
 }
 
-uint32_t TreeBuilder::Node(uint32_t off, uint32_t n, Region& reg, uint32_t depth) {
+// The least words a node's subtree takes: a leaf of its first ACL_LEAF_MAX rules.
+static uint64_t LeafWords(uint32_t n) { return 1 + std::min<uint32_t>(n, ACL_LEAF_MAX); }
+
+uint32_t TreeBuilder::Node(uint32_t off, uint32_t n, Region& reg, uint32_t depth, uint64_t budget) {
   for (uint32_t i = 0; i < n; i++) {
     if (Covers(pool_[off + i], reg)) {
       n = i + 1;  // later rules can never be the first match here
@@ -50,10 +57,10 @@ uint32_t TreeBuilder::Node(uint32_t off, uint32_t n, Region& reg, uint32_t depth
     }
   }
   maxDepth = std::max(maxDepth, depth);
-  if (n <= static_cast<uint32_t>(o_.binth) || depth >= ACL_MAX_DEPTH - 1) return Leaf(off, n, depth);
+  if (n <= static_cast<uint32_t>(o_.binth) || depth >= ACL_MAX_DEPTH - 1) return Leaf(off, n);
   int d = -1;
   unsigned bits = 0;
-  if (ChooseCut(off, n, reg)) {
+  if (ChooseCut(off, n, reg, budget)) {
     d = cutD_;
     bits = cutBits_;
   }
@@ -61,19 +68,84 @@ uint32_t TreeBuilder::Node(uint32_t off, uint32_t n, Region& reg, uint32_t depth
     // Nested rules overlapping at one point: no cut separates them. Keep them in one
     // leaf if it is short enough; else narrow the region towards the first rule until
     // it covers the region (and the rules after it drop out).
-    if (n <= ACL_LEAF_MAX) return Leaf(off, n, depth);
+    if (n <= ACL_LEAF_MAX) return Leaf(off, n);
     d = TowardsFirst(pool_[off], reg);
-    if (d < 0) return Leaf(off, n, depth);
+    if (d < 0) return Leaf(off, n);
     bits = std::min<unsigned>(reg.free[d], 8);
   }
+  // the widest cut up to `bits` whose children can at least be leaves within the budget;
+  // none: a leaf (whose rules beyond ACL_LEAF_MAX go to the next tree)
+  const size_t saved = pool_.size();
+  const uint32_t segAt = static_cast<uint32_t>(saved);
+  for (;; bits--) {
+    if (bits == 0) return Leaf(off, n);
+    if (Segment(off, n, d, bits, reg) <= budget) break;
+    pool_.resize(saved);
+  }
+  const uint32_t nseg = static_cast<uint32_t>(cuts_.size());
+  const unsigned free = reg.free[d];
+  const unsigned shift = free - bits;
+  const uint64_t base = reg.base[d];
+  const uint32_t nc = 1u << bits;
+  const uint64_t mask = Pow2(shift) - 1;
+  const uint32_t at = Reserve(1 + nc);
+  std::vector<uint32_t>& out = *out_;  // the vector (children grow it: index it afresh)
+  out[at] = static_cast<uint32_t>(d) | (shift << 8) | (bits << 16);
+  nodes++;
+  // The children's budgets: each its leaf's words, and what is left of the node's budget
+  // shared by their rules; a child's unused words go to the children after it.
+  uint64_t left = budget - (1 + nc), minLeft = 0, rulesLeft = 0;
+  for (uint32_t j = 0; j < nseg; j++) {
+    const uint32_t len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
+    minLeft += LeafWords(len);
+    rulesLeft += len;
+  }
+  auto share = [&](uint32_t len) {
+    if (!bounded) return budget;
+    uint64_t extra = rulesLeft ? (left - minLeft) * len / rulesLeft : 0;
+    return LeafWords(len) + extra;
+  };
+  // children: the region is narrowed in place and restored (depth-first build)
+  reg.free[d] = static_cast<uint8_t>(shift);
+  if (split && depth == 0 && n >= kSplitMin && nseg >= 2) {
+    std::vector<uint64_t> budgets(nseg);
+    for (uint32_t j = 0; j < nseg; j++) budgets[j] = share(static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]));
+    Segments(at, nc, segAt, nseg, d, base, mask, reg, depth, budgets);
+  } else {
+    for (uint32_t j = 0; j < nseg; j++) {
+      uint32_t c0 = static_cast<uint32_t>(pool_[segAt + j]);
+      uint32_t c1 = j + 1 < nseg ? static_cast<uint32_t>(pool_[segAt + j + 1]) : nc;
+      const uint32_t len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
+      const uint64_t b = share(len);
+      reg.base[d] = base + uint64_t{c0} * (mask + 1);
+      const size_t before = out.size();
+      uint32_t child = Node(static_cast<uint32_t>(pool_[segAt + nseg + j]), len, reg, depth + 1, b);
+      std::fill(out.begin() + at + 1 + c0, out.begin() + at + 1 + c1, child);
+      if (bounded) {
+        left -= out.size() - before;
+        minLeft -= LeafWords(len);
+        rulesLeft -= len;
+      }
+    }
+  }
+  reg.base[d] = base;
+  reg.free[d] = static_cast<uint8_t>(free);
+  pool_.resize(saved);
+  return at;
+}
+
+// Splits the node's rules by a cut of `bits` bits of dimension d: the segments (runs of
+// children no rule starts or ends inside, so every rule present covers each of them whole
+// and they share one subtree) go on the pool: their first children, list offsets and list
+// lengths (cuts_.size() each), then the lists. Returns the least words the node takes
+// with that cut (itself and a leaf per segment).
+uint64_t TreeBuilder::Segment(uint32_t off, uint32_t n, int d, unsigned bits, const Region& reg) {
   const unsigned free = reg.free[d];
   const unsigned shift = free - bits;
   const uint64_t base = reg.base[d];
   const uint64_t top = base + Pow2(free) - 1;
   const uint32_t nc = 1u << bits;
   const uint64_t mask = Pow2(shift) - 1;
-  // Segments: runs of children no rule starts or ends inside, so every rule present
-  // covers each of them whole and they share one subtree.
   if (spanA_.size() < n) {
     spanA_.resize(n);
     spanB_.resize(n);
@@ -138,6 +210,8 @@ uint32_t TreeBuilder::Node(uint32_t off, uint32_t n, Region& reg, uint32_t depth
     for (uint32_t j = f; j <= l; j++) count_[j]++;
     total += l - f + 1;
   }
+  uint64_t need = 1 + uint64_t{nc};
+  for (uint32_t j = 0; j < nseg; j++) need += LeafWords(count_[j]);
   const size_t listsAt = pool_.size();
   pool_.resize(listsAt + total);
   for (uint32_t j = 0, at = static_cast<uint32_t>(listsAt); j < nseg; j++) {
@@ -149,35 +223,15 @@ uint32_t TreeBuilder::Node(uint32_t off, uint32_t n, Region& reg, uint32_t depth
     int32_t r = pool_[off + i];
     for (uint32_t j = spanA_[i]; j <= spanB_[i]; j++) pool_[pool_[segAt + nseg + j] + pool_[segAt + 2 * nseg + j]++] = r;
   }
-  const uint32_t at = Reserve(1 + nc);
-  std::vector<uint32_t>& out = *out_;  // the vector (children grow it: index it afresh)
-  out[at] = static_cast<uint32_t>(d) | (shift << 8) | (bits << 16);
-  nodes++;
-  // children: the region is narrowed in place and restored (depth-first build)
-  reg.free[d] = static_cast<uint8_t>(shift);
-  if (split && depth == 0 && n >= kSplitMin && nseg >= 2) {
-    Segments(at, nc, segAt, nseg, d, base, mask, reg, depth);
-  } else {
-    for (uint32_t j = 0; j < nseg; j++) {
-      uint32_t c0 = static_cast<uint32_t>(pool_[segAt + j]);
-      uint32_t c1 = j + 1 < nseg ? static_cast<uint32_t>(pool_[segAt + j + 1]) : nc;
-      reg.base[d] = base + uint64_t{c0} * (mask + 1);
-      uint32_t child = Node(static_cast<uint32_t>(pool_[segAt + nseg + j]), static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]), reg,
-                            depth + 1);
-      std::fill(out.begin() + at + 1 + c0, out.begin() + at + 1 + c1, child);
-    }
-  }
-  reg.base[d] = base;
-  reg.free[d] = static_cast<uint8_t>(free);
-  pool_.resize(saved);
-  return at;
+  return need;
 }
 
 // Best (dimension, bits) into cutD_/cutBits_/cutMax_: the cut that leaves the smallest
 // largest child, with the memory it costs (distinct children, estimated from the rule
-// boundaries) within spfac x the node's rules. False when no cut separates the rules.
-bool TreeBuilder::ChooseCut(uint32_t off, uint32_t n, const Region& reg) {
-  const uint64_t budget = uint64_t(o_.spfac) * n + 256;
+// boundaries) within spfac x the node's rules and the node's budget. False when no cut
+// separates the rules.
+bool TreeBuilder::ChooseCut(uint32_t off, uint32_t n, const Region& reg, uint64_t nodeBudget) {
+  const uint64_t budget = std::min(uint64_t(o_.spfac) * n + 256, nodeBudget);
   int bestD = -1;
   unsigned bestBits = 0;
   uint32_t bestMax = 0;

@@ -9,6 +9,16 @@
 // own with leaves shared only inside it; they are appended in order and relocated
 // afterwards, so the words depend on the rules only, not on the threads or on which took
 // which segment (build_threads.cc).
+//
+// Memory is bounded whatever the rules' shape: a tree is built within a budget of words
+// (job.cc gives each family ACL_TREE_WORDS per record plus ACL_TREE_BASE_WORDS, shared by
+// its trees). A tree is first built freely, stopping as soon as it outgrows its budget
+// (TreeOver); only then is it built again `bounded`: a node takes a cut only if its
+// children can at least be leaves within its budget (narrower cuts first), and shares the
+// rest among its children by their rules, so replication stops where the budget ends. A leaf keeps its first ACL_LEAF_MAX rules; the
+// rules after them are "spilled": the job builds a further tree over them (the program
+// walks every tree and keeps the best priority, so a rule's copies in several trees are
+// harmless).
 #ifndef BPFKIT_ACL_TREE_H
 #define BPFKIT_ACL_TREE_H
 
@@ -42,6 +52,9 @@ struct Options {
   int maxBits = 8;
   int maxCutBits = ACL_MAX_CUT_BITS;
   size_t maxWords = kMaxWords;  // stop when the blob would grow beyond this
+  uint32_t treeWords = ACL_TREE_WORDS;          // a family's tree budget per record
+  uint32_t treeBaseWords = ACL_TREE_BASE_WORDS;  // and in all
+  uint32_t oneTreeWords = 16;                    // a family in one tree if it fits this per record (job.cc)
 };
 
 // The region a node covers: per dimension, the base value and the free (uncut) bits.
@@ -50,6 +63,7 @@ struct Region {
   std::vector<uint8_t> free;
 };
 
+// More rules than ACL_LEAF_MAX left over after the last tree a family may have.
 struct TooComplex {
   int family;
   uint32_t depth, rules;
@@ -58,6 +72,9 @@ struct TooComplex {
 // The blob outgrew Options::maxWords: the rule-set map could not hold it anyway, and a
 // set whose trees replicate rules without bound must not take the process's memory.
 struct TooBig {};
+
+// A tree built freely outgrew its budget (TreeBuilder::treeEnd): build it bounded.
+struct TreeOver {};
 
 class TreeBuilder {
  public:
@@ -68,21 +85,28 @@ class TreeBuilder {
   }
 
   uint32_t nodes = 0, leaves = 0, maxDepth = 0, maxLeaf = 0;
+  // records left out of full leaves (unsorted, may repeat): the next tree's
+  std::vector<int32_t> spilled;
   // words written before this builder's out_ begins, for the maxWords check (a segment
   // of a split root, built into words of its own)
   size_t limitBase = 0;
   // build the root's subtrees on several threads (when the root has at least kSplitMin rules)
   bool split = false;
   static constexpr uint32_t kSplitMin = 2048;
+  // bounded: every node keeps within its budget; otherwise the budget is not looked at
+  // but the words may not reach treeEnd (in the same coordinates as limitBase + words)
+  bool bounded = true;
+  size_t treeEnd = SIZE_MAX;
+  static constexpr uint64_t kFree = uint64_t{1} << 60;  // the budget of a tree built freely
 
-  // Builds the tree of `list` (record indices in priority order) into the words; returns
-  // the root's word offset. Throws TooComplex or TooBig.
-  uint32_t Build(const std::vector<int32_t>& list) {
+  // Builds the tree of `list` (record indices in priority order) into at most `budget`
+  // words (at least 1 + ACL_LEAF_MAX); returns the root's word offset. Throws TooBig.
+  uint32_t Build(const std::vector<int32_t>& list, uint64_t budget) {
     Region reg;
     reg.base.assign(D_, 0);
     reg.free.assign(fam_.widths.begin(), fam_.widths.end());
     pool_.assign(list.begin(), list.end());
-    return Node(0, static_cast<uint32_t>(list.size()), reg, 0);
+    return Node(0, static_cast<uint32_t>(list.size()), reg, 0, budget);
   }
 
  private:
@@ -106,6 +130,7 @@ class TreeBuilder {
   uint32_t Reserve(size_t n) {
     std::vector<uint32_t>& out = *out_;
     size_t at = out.size();
+    if (limitBase + at + n > treeEnd) throw TreeOver{};
     if (limitBase + at + n > o_.maxWords) throw TooBig{};
     out.resize(at + n, 0);
     return static_cast<uint32_t>(at);
@@ -123,14 +148,15 @@ class TreeBuilder {
   }
 
   // tree.cc
-  uint32_t Leaf(uint32_t off, uint32_t n, uint32_t depth);
+  uint32_t Leaf(uint32_t off, uint32_t n);
   int TowardsFirst(int32_t r, const Region& reg) const;
-  uint32_t Node(uint32_t off, uint32_t n, Region& reg, uint32_t depth);
-  bool ChooseCut(uint32_t off, uint32_t n, const Region& reg);
+  uint32_t Node(uint32_t off, uint32_t n, Region& reg, uint32_t depth, uint64_t budget);
+  uint64_t Segment(uint32_t off, uint32_t n, int d, unsigned bits, const Region& reg);
+  bool ChooseCut(uint32_t off, uint32_t n, const Region& reg, uint64_t budget);
   void EvalCut(uint32_t m, uint32_t full, unsigned free, unsigned bits);
   // build_threads.cc
   void Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t nseg, int d, uint64_t base, uint64_t mask, const Region& reg,
-                uint32_t depth);
+                uint32_t depth, const std::vector<uint64_t>& budgets);
 };
 
 }  // namespace bpfkit::acl

@@ -23,10 +23,20 @@
 #include <linux/types.h>
 
 #define ACL_BLOB_MAGIC 0x41434c31u /* 'ACL1' */
-#define ACL_BLOB_VERSION 1 /* ACL_H_VERSION: user space refuses to adopt other versions */
+#define ACL_BLOB_VERSION 2 /* ACL_H_VERSION: user space refuses to adopt other versions */
 #define ACL_HDR_WORDS 64
 /* The largest rule set a program variant addresses (bpf/acl_xl.bpf.c). */
-#define ACL_MAX_BLOB_BYTES (64u << 20)
+#define ACL_MAX_BLOB_BYTES (256u << 20)
+/* The memory bound per record (one rule x source x destination combination of a family):
+ * a family's trees get at most ACL_TREE_WORDS words per record plus ACL_TREE_BASE_WORDS,
+ * whatever the rules' shape; what a tree cannot separate within its share goes to
+ * further trees (at most ACL_MAX_TREES per family). A variant holds ACL_RULE_BYTES per
+ * rule of its capacity (lib/modules/acl/options.ts): a rule without address lists makes
+ * at most one IPv4 and one IPv6 record, (ACL_REC_HDR + 2 x dims + ACL_TREE_WORDS) words
+ * each, 440 bytes together, and the rest is for its JSON source. */
+#define ACL_TREE_WORDS 32
+#define ACL_TREE_BASE_WORDS 2048
+#define ACL_RULE_BYTES 1000
 
 /* Header word offsets (lib/modules/acl/layout.ts writeBlobHeader writes them all). */
 #define ACL_H_MAGIC 0
@@ -37,21 +47,21 @@
 #define ACL_H_INTERVAL_MS 5 /* event interval per flow */
 #define ACL_H_V4_TREES 6    /* number of IPv4 trees */
 #define ACL_H_V6_TREES 7
-#define ACL_H_V4_ROOTS 8 /* ACL_MAX_TREES x (root, best prio) */
-#define ACL_H_V6_ROOTS 16
 #define ACL_H_SRC_OFF 24    /* word offset of the JSON source */
 #define ACL_H_SRC_LEN 25    /* its length in bytes */
 #define ACL_H_RULES 26      /* user rules */
 #define ACL_H_RECORDS 27    /* records (rule x address combinations) */
 #define ACL_H_CREATED_LO 28 /* Date.now() of the compile, low and high 32 bits */
 #define ACL_H_CREATED_HI 29
+#define ACL_H_V4_ROOTS 32 /* ACL_MAX_TREES x (root, best prio) */
+#define ACL_H_V6_ROOTS 48
 
 #define ACL_FLAG_DEFAULT_DENY 1u
 #define ACL_FLAG_EVENTS_DEFAULT 2u
 #define ACL_FLAG_NO_EVENTS 4u /* report nothing (counters only) */
 #define ACL_FLAG_NO_CACHE 8u  /* classify every packet by the trees (no verdict cache) */
 
-#define ACL_MAX_TREES 4
+#define ACL_MAX_TREES 8 /* per family: the partitions, then trees of what they spilled */
 #define ACL_LEAF 0x80000000u
 #define ACL_LEAF_MAX 32  /* longest leaf the program scans */
 #define ACL_MAX_DEPTH 24 /* deepest tree the program walks */

@@ -89,7 +89,7 @@ export interface NativeAclFamily {
   /** Record indices of each tree, in priority order. */
   groups: Int32Array[];
 }
-export interface NativeAclCompileOptions { binth: number; spfac: number; maxBits: number; maxCutBits: number; maxWords: number }
+export interface NativeAclCompileOptions { binth: number; spfac: number; maxBits: number; maxCutBits: number; maxWords: number; treeWords?: number }
 /** The blob words (header left zero: lib/modules/acl/layout.ts writeBlobHeader fills it) or why compiling stopped. */
 export interface NativeAclCompileResult {
   words?: Uint32Array;

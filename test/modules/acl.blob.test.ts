@@ -17,7 +17,7 @@ import { H_SRC_LEN, H_SRC_OFF, H_USED } from '../../lib/modules/acl/layout.js';
 import { frame, v4 } from './acl.helpers.js';
 
 const PIN = `/sys/fs/bpf/bpfkit-test-acl-blob-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
-const BLOB_BYTES = 1 << 20; // the acl_s variant (maxRules <= 2048)
+const BLOB_BYTES = 2 << 20; // the acl_s variant (maxRules <= 2048)
 const BPF_F_MMAPABLE = 1 << 10;
 
 let lab: Lab;

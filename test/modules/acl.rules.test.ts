@@ -74,13 +74,14 @@ describe('bad input: typed error naming rule and field; kernel state unchanged',
       code: 'ERR_MAP_FULL', ruleId: 'n16', field: 'rules', msg: /capacity is 16/,
     },
     {
-      // 4 rules x 4,096 sources: 16,384 records, more than the 1 MiB rule-set map holds;
-      // the compiler stops at the map's size instead of building all of it
+      // 8 rules x 4,096 sources: 32,768 records, more than the 2 MiB rule-set map holds
+      // (maxRules promises room for 16 rules of one source and destination each); the
+      // compiler stops at the map's size instead of building all of it
       name: 'a compiled set larger than the rule-set map',
-      rules: () => Array.from({ length: 4 }, (_, r) => ({
+      rules: () => Array.from({ length: 8 }, (_, r) => ({
         id: `big${r}`, action: 'deny', proto: 'udp', dstPort: 1000 + r, src: Array.from({ length: 4096 }, (_, i) => `198.18.${i >> 8}.${i & 255}`),
       })),
-      code: 'ERR_MAP_FULL', field: 'rules', msg: /compiled rule set needs more than 1048576 bytes.*attach with a larger maxRules/,
+      code: 'ERR_MAP_FULL', field: 'rules', msg: /compiled rule set needs more than 2097152 bytes \(32768 records: rules x sources x destinations;.*attach with a larger maxRules/,
     },
   ];
   for (const c of cases) {

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import * as layout from '../../lib/modules/acl/layout.js';
 import {
   BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_NO_EVENTS, H_CREATED_HI, H_CREATED_LO, H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC,
-  H_RECORDS, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_V4_ROOTS, H_V4_TREES, H_V6_ROOTS, H_V6_TREES, H_VERSION, HDR_WORDS,
+  H_RECORDS, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_V4_ROOTS, H_V4_TREES, H_V6_ROOTS, H_V6_TREES, H_VERSION, HDR_WORDS, MAX_TREES,
   writeBlobHeader,
 } from '../../lib/modules/acl/layout.js';
 
@@ -125,7 +125,7 @@ describe('writeBlobHeader', () => {
 
   it('refuses a short header and too many trees', () => {
     expect(() => writeBlobHeader(new Uint32Array(HDR_WORDS - 1), {})).toThrow(RangeError);
-    const five = Array.from({ length: 5 }, (_, i) => ({ root: i, prio: i }));
-    expect(() => writeBlobHeader(new Uint32Array(HDR_WORDS), { v4Trees: five })).toThrow(/at most 4/);
+    const over = Array.from({ length: MAX_TREES + 1 }, (_, i) => ({ root: i, prio: i }));
+    expect(() => writeBlobHeader(new Uint32Array(HDR_WORDS), { v4Trees: over })).toThrow(new RegExp(`at most ${MAX_TREES}`));
   });
 });

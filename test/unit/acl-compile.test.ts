@@ -4,12 +4,11 @@
 // ClassBench's own first-match answers. Verdicts through the real XDP program are in
 // test/modules/acl.verdicts.test.ts.
 import { describe, expect, it } from 'vitest';
-import { BpfkitError } from '../../lib/core/errors.js';
 import { compileBlob, type FamilyEntries } from '../../lib/modules/acl/classifier.js';
 import { parseClassBench, parseClassBenchTrace } from '../../lib/modules/acl/classbench.js';
 import {
   BLOB_MAGIC, HDR_WORDS, H_MAGIC, H_RECORDS, H_USED, H_V4_ROOTS, H_V4_TREES, H_V6_TREES, LEAF, LEAF_MAX, MAX_DEPTH,
-  MAX_BLOB_BYTES, REC_HDR, recordWords, V4_DIMS, V6_DIMS,
+  REC_HDR, recordWords, TREE_BASE_WORDS, TREE_WORDS, V4_DIMS, V6_DIMS,
 } from '../../lib/modules/acl/layout.js';
 import { expandRules, normalizeRules, type NormalizedRule } from '../../lib/modules/acl/rules.js';
 import type { AclRule } from '../../lib/modules/acl/rules.js';
@@ -99,27 +98,7 @@ describe('AclFirewall rule-set compiler', () => {
     expect(matched).toBeGreaterThan(trace.length / 2);
   });
 
-  it('fails with ERR_UNSUPPORTED when more than LEAF_MAX rules overlap where no cut separates them', async () => {
-    // every rule contains 2001:db8:1::1; the first is exact, the others nested /90../127
-    // prefixes: no dimension separates them, and narrowing the region towards the first
-    // (8 bits per level, 128 of source first) cannot reach it within MAX_DEPTH levels
-    const rules: AclRule[] = [{ id: 'exact', action: 'deny', src: '2001:db8::1', dst: '2001:db8:1::1' }];
-    for (let p = 90; p < 128; p++) rules.push({ id: `p${p}`, action: 'allow', dst: `2001:db8:1::/${p}` });
-    const { v4, v6 } = entries(rules);
-    let err: unknown;
-    try {
-      await compileBlob(v4, v6);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(BpfkitError);
-    const e = err as BpfkitError;
-    expect(e.code).toBe('ERR_UNSUPPORTED');
-    expect(e.field).toBe('rules');
-    expect(e.message).toMatch(/^rule set too complex: \d+ IPv6 rules overlap in a region the classifier cannot split/);
-    expect(e.details).toMatchObject({ family: 6 });
-    expect((e.details as { rules: number }).rules).toBeGreaterThan(LEAF_MAX);
-  });
+  // more than LEAF_MAX rules where no cut separates them: test/unit/acl-shapes.test.ts
 
   it('stops with ERR_MAP_FULL as soon as the blob would outgrow the limit', async () => {
     const { v4, v6 } = entries(parseClassBench(readClassBench('generated/acl1_1k')));
@@ -143,12 +122,16 @@ describe('AclFirewall rule-set compiler', () => {
     await expect(compileBlob(v4, v6, {}, full - 4096)).rejects.toMatchObject({ code: 'ERR_MAP_FULL', field: 'rules' });
   });
 
-  it('a set whose trees replicate without bound ends in ERR_MAP_FULL at the largest blob, not in an abort', async () => {
-    // fw1 without its partition into trees: wildcard fields are copied into every child
+  it('a set whose trees would replicate without bound is refused as too complex, within the memory bound', async () => {
+    // fw1 without its partition into trees: wildcard fields would be copied into every
+    // child (this ran to the largest blob before the bound); now the tree stops at its
+    // share of the bound and what it spills does not fit MAX_TREES trees either
     const { v4, v6 } = entries(parseClassBench(readClassBench('generated/fw1_10k')));
-    await expect(compileBlob(v4, v6, { partition: false })).rejects.toMatchObject({
-      code: 'ERR_MAP_FULL', field: 'rules', details: { capacity: MAX_BLOB_BYTES },
-    });
+    await expect(compileBlob(v4, v6, { partition: false })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', field: 'rules', details: { family: 4 } });
+    // with its partition it fits well within the bound
+    const { trees } = await compileBlob(v4, v6);
+    const words = trees.filter((t) => t.family === 4).reduce((a, t) => a + t.words, 0);
+    expect(words).toBeLessThanOrEqual((TREE_WORDS * v4.count + TREE_BASE_WORDS) / 2);
   });
 
   it('rejects record arrays that do not match their counts (a TypeError, never a bad read)', async () => {

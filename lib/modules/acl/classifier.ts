@@ -24,9 +24,15 @@
  * 4. shares identical children (same rules, same position inside the child).
  *
  * When one tree gets too big (rule sets with many wildcards in the fields it cuts,
- * like firewall sets), rules are split into up to MAX_TREES groups by which address
- * fields are specific, each with its own tree; the packet walks all of them and keeps
- * the best priority (trees whose best rule cannot beat the current match are skipped).
+ * like firewall sets), rules are split into up to 4 groups by which address fields are
+ * specific, each with its own tree; the packet walks all of them and keeps the best
+ * priority (trees whose best rule cannot beat the current match are skipped).
+ *
+ * Memory is bounded per record whatever the shape: a family's trees take at most
+ * TREE_WORDS words per record plus TREE_BASE_WORDS. A tree that outgrows its share is
+ * built again with per-node budgets, and the rules its full leaves cannot hold go to
+ * further trees (up to MAX_TREES per family); beyond that the set is refused as too
+ * complex (addon/acl/tree.h, docs/acl.md "Capacity").
  *
  * This file groups the records and fills the header (layout.ts writeBlobHeader); the
  * trees are built by the native addon (addon/acl/tree.cc): a 10,000-rule set visits tens
@@ -37,7 +43,7 @@
 import { BpfkitError } from '../../core/errors.js';
 import { aclCompile, type NativeAclFamily } from '../../core/native-acl.js';
 import {
-  LEAF_MAX, MAX_BLOB_BYTES, MAX_CUT_BITS, MAX_TREES, V4_DIMS, V4_WIDTHS, V6_DIMS, V6_WIDTHS, writeBlobHeader,
+  LEAF_MAX, MAX_BLOB_BYTES, MAX_CUT_BITS, MAX_TREES, TREE_WORDS, V4_DIMS, V4_WIDTHS, V6_DIMS, V6_WIDTHS, writeBlobHeader,
 } from './layout.js';
 
 /** Records of one address family, in priority order. */
@@ -65,6 +71,8 @@ export interface CompileOptions {
   maxBits?: number;
   /** Split rules into trees by which address fields are specific. Default true. */
   partition?: boolean;
+  /** Tree words per record, the memory bound (at most and by default TREE_WORDS). */
+  treeWords?: number;
 }
 
 export interface TreeStats {
@@ -98,13 +106,16 @@ function partition(fam: FamilyEntries, family: 4 | 6, on: boolean): Int32Array[]
     return [all];
   }
   const D = fam.dims;
-  const dstW = family === 4 ? 1 : 4;
+  // IPv4: a prefix of at least 16 bits (word 0 at most 0xffff wide); IPv6: at least 64
+  // bits (word 1 exact), since the prefixes of a network's rules often share their /32
+  const srcW = family === 4 ? 0 : 1;
+  const dstW = family === 4 ? 1 : 5;
   const limit = family === 4 ? 0xffff : 0;
   const { lo, hi } = fam;
   const bucket = new Uint8Array(n);
   const sizes = [0, 0, 0, 0];
   for (let i = 0; i < n; i++) {
-    const b = (hi[i * D]! - lo[i * D]! <= limit ? 2 : 0) | (hi[i * D + dstW]! - lo[i * D + dstW]! <= limit ? 1 : 0);
+    const b = (hi[i * D + srcW]! - lo[i * D + srcW]! <= limit ? 2 : 0) | (hi[i * D + dstW]! - lo[i * D + dstW]! <= limit ? 1 : 0);
     bucket[i] = b;
     sizes[b]!++;
   }
@@ -133,18 +144,20 @@ export async function compileBlob(v4: FamilyEntries, v6: FamilyEntries, opts: Co
   });
   const res = await aclCompile(fam(v4, 4), fam(v6, 6), {
     binth: opts.binth ?? 8, spfac: opts.spfac ?? 4, maxBits: opts.maxBits ?? 8, maxCutBits: MAX_CUT_BITS, maxWords: Math.floor((maxBytes || MAX_BLOB_BYTES) / 4),
+    treeWords: opts.treeWords ?? TREE_WORDS,
   });
   if (res.tooBig) {
     const limit = maxBytes || MAX_BLOB_BYTES;
-    throw new BpfkitError('ERR_MAP_FULL', `rules: the compiled rule set needs more than ${limit} bytes (compilation stopped there)`, {
-      field: 'rules', details: { capacity: limit, records: v4.count + v6.count },
+    const records = v4.count + v6.count;
+    throw new BpfkitError('ERR_MAP_FULL', `rules: the compiled rule set needs more than ${limit} bytes (${records} records: rules x sources x destinations; compilation stopped there)`, {
+      field: 'rules', details: { capacity: limit, records },
     });
   }
   if (res.error) {
     const { family, depth, rules } = res.error;
     throw new BpfkitError(
       'ERR_UNSUPPORTED',
-      `rule set too complex: ${rules} IPv${family} rules overlap in a region the classifier cannot split (limit ${LEAF_MAX} at depth ${depth})`,
+      `rule set too complex: ${rules} IPv${family} records are left over after ${MAX_TREES} trees (more than ${LEAF_MAX} rules overlap where no cut within the memory bound separates them, at depth ${depth})`,
       { field: 'rules', details: { family, depth, rules } },
     );
   }

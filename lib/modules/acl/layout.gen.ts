@@ -5,10 +5,22 @@
 /** 'ACL1' */
 export const BLOB_MAGIC = 0x41434c31;
 /** ACL_H_VERSION: user space refuses to adopt other versions */
-export const BLOB_VERSION = 1;
+export const BLOB_VERSION = 2;
 export const HDR_WORDS = 64;
 /** The largest rule set a program variant addresses (bpf/acl_xl.bpf.c). */
-export const MAX_BLOB_BYTES = 67108864; // (64u << 20)
+export const MAX_BLOB_BYTES = 268435456; // (256u << 20)
+/**
+ * The memory bound per record (one rule x source x destination combination of a family):
+ * a family's trees get at most ACL_TREE_WORDS words per record plus ACL_TREE_BASE_WORDS,
+ * whatever the rules' shape; what a tree cannot separate within its share goes to
+ * further trees (at most ACL_MAX_TREES per family). A variant holds ACL_RULE_BYTES per
+ * rule of its capacity (lib/modules/acl/options.ts): a rule without address lists makes
+ * at most one IPv4 and one IPv6 record, (ACL_REC_HDR + 2 x dims + ACL_TREE_WORDS) words
+ * each, 440 bytes together, and the rest is for its JSON source.
+ */
+export const TREE_WORDS = 32;
+export const TREE_BASE_WORDS = 2048;
+export const RULE_BYTES = 1000;
 /** Header word offsets (lib/modules/acl/layout.ts writeBlobHeader writes them all). */
 export const H_MAGIC = 0;
 export const H_VERSION = 1;
@@ -23,9 +35,6 @@ export const H_INTERVAL_MS = 5;
 /** number of IPv4 trees */
 export const H_V4_TREES = 6;
 export const H_V6_TREES = 7;
-/** ACL_MAX_TREES x (root, best prio) */
-export const H_V4_ROOTS = 8;
-export const H_V6_ROOTS = 16;
 /** word offset of the JSON source */
 export const H_SRC_OFF = 24;
 /** its length in bytes */
@@ -37,13 +46,17 @@ export const H_RECORDS = 27;
 /** Date.now() of the compile, low and high 32 bits */
 export const H_CREATED_LO = 28;
 export const H_CREATED_HI = 29;
+/** ACL_MAX_TREES x (root, best prio) */
+export const H_V4_ROOTS = 32;
+export const H_V6_ROOTS = 48;
 export const FLAG_DEFAULT_DENY = 1;
 export const FLAG_EVENTS_DEFAULT = 2;
 /** report nothing (counters only) */
 export const FLAG_NO_EVENTS = 4;
 /** classify every packet by the trees (no verdict cache) */
 export const FLAG_NO_CACHE = 8;
-export const MAX_TREES = 4;
+/** per family: the partitions, then trees of what they spilled */
+export const MAX_TREES = 8;
 export const LEAF = 0x80000000;
 /** longest leaf the program scans */
 export const LEAF_MAX = 32;

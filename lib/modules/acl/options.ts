@@ -20,10 +20,12 @@ export interface AclFirewallOptions {
   /** Rules installed before the program is attached (no unprotected moment). */
   rules?: readonly AclRule[];
   /**
-   * Capacity in rules (default 10,000; at most 200,000). Picks the rule-set size the
-   * program is built for (two of them are allocated in the kernel and mapped into this
-   * process; a swap writes the part of one the new set uses): up to 2,048 rules 1 MiB,
-   * 16,384 8 MiB, 65,536 32 MiB, above 64 MiB.
+   * Capacity in rules (default 10,000; at most 200,000): any set of that many rules,
+   * whatever their shape, fits (each with at most one source and one destination; a
+   * rule's JSON source up to ~560 bytes). Picks the rule-set size the program is built
+   * for (two of them are allocated in the kernel and mapped into this process; a swap
+   * writes the part of one the new set uses): up to 2,048 rules 2 MiB, 16,384 16 MiB,
+   * 65,536 64 MiB, above 256 MiB.
    */
   maxRules?: number;
   /** XDP mode: 'native' (default), 'generic' or 'auto'. */
@@ -138,11 +140,13 @@ export interface Variant {
   maxRules: number;
 }
 export const VARIANTS: readonly Variant[] = [
-  { name: 'acl_s', bytes: 1 << 20, maxRules: 2048 },
-  { name: 'acl', bytes: 8 << 20, maxRules: 16384 },
-  { name: 'acl_l', bytes: 32 << 20, maxRules: 65536 },
+  { name: 'acl_s', bytes: 2 << 20, maxRules: 2048 },
+  { name: 'acl', bytes: 16 << 20, maxRules: 16384 },
+  { name: 'acl_l', bytes: 64 << 20, maxRules: 65536 },
   { name: 'acl_xl', bytes: MAX_BLOB_BYTES, maxRules: 200000 }, // bpf/acl_xl.bpf.c
 ];
+// Each variant holds RULE_BYTES per rule of its capacity, beside the header and each
+// family's TREE_BASE_WORDS (bpf/include/acl_blob.h; test/unit/acl-shapes.test.ts checks it).
 export const ACL_MAX_RULES = VARIANTS[VARIANTS.length - 1]!.maxRules;
 
 /** Settings stored in the rule set's header (they change atomically with the rules). */
