@@ -21,11 +21,12 @@
 #error "define ACL_BLOB_BYTES (a power of two) before including acl/prog.h"
 #endif
 
-/* maps.h: maps and shared records; parse.h: packet -> key; classify.h: tree walk and
- * verdict cache; report.h: rate-limited events */
+/* maps.h: maps and shared records; parse.h: packet -> key; classify.h: tree walk;
+ * vcache.h: the verdict cache in front of it; report.h: rate-limited events */
 #include "maps.h"
 #include "parse.h"
 #include "classify.h"
+#include "vcache.h"
 #include "report.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
