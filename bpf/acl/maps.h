@@ -88,27 +88,33 @@ struct {
 
 BPFKIT_RINGBUF(acl_events, 1 << 20);
 
-/* The cache's view of a key: its first ACL_VKEY_WORDS words as 64-bit pairs, built from
- * 32-bit loads. The parser stored the words one by one, and a 64-bit load that spans two
- * separate 32-bit stores cannot be forwarded from the store buffer (an x86 stall of ~5 ns,
- * on the critical path of the slot's address). */
+/* The cache's view of a key: the dimensions of the packet's family packed into 48 bytes
+ * (vcache.h: acl_vkey_of), built from 32-bit loads. The parser stored the words one by
+ * one, and a 64-bit load that spans two separate 32-bit stores cannot be forwarded from
+ * the store buffer (an x86 stall of ~5 ns, on the critical path of the set's address). */
+#define ACL_VC_KEY64 6
 struct acl_vkey {
-	__u64 p[ACL_VKEY_WORDS / 2];
+	__u64 p[ACL_VC_KEY64];
 };
 
 /* Per-CPU verdict cache (vcache.h): the last classification of up to ACL_VC_SETS x
  * ACL_VC_WAYS flows (a flow's set by hash of the whole key), each valid only for the rule
- * set whose generation it names. A hit skips the tree walk; the counters, the event rate
- * limit and the action still run for every packet. Sized so that the flows of a busy link
- * (thousands) stay: a walk that misses the CPU caches costs far more than the 1 MiB per
- * CPU. */
+ * set whose generation it names. A hit skips the tree walk and the read of the record in
+ * the rule set (its meta and tag are in the entry: one cache line per flow); the counters,
+ * the event rate limit and the action still run for every packet. Sized so that the flows
+ * of a busy link (thousands) stay: a walk that misses the CPU caches costs far more than
+ * the 1 MiB per CPU. */
 #define ACL_VC_SETS 4096 /* a power of two */
 #define ACL_VC_WAYS 4
 struct acl_ventry {
-	__u32 gen; /* rule-set generation the verdict was computed with; 0: empty */
-	__u32 rec; /* the best record's word offset in that rule set, 0: no rule matched */
+	__u32 gen;  /* rule-set generation the verdict was computed with; 0: empty */
+	__u32 rec;  /* the best record's word offset in that rule set, 0: no rule matched */
+	__u32 meta; /* that record's meta (slot | action << 24) and tag, when rec != 0 */
+	__u32 tag;
 	struct acl_vkey key;
 };
+
+_Static_assert(sizeof(struct acl_ventry) == 64, "a verdict is one cache line");
 
 struct acl_vset {
 	struct acl_ventry w[ACL_VC_WAYS];
