@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* AclFirewall XDP program (bpf/acl/prog.h): the tree walk, and the per-CPU verdict
- * cache in front of it. */
+/* AclFirewall XDP program (bpf/acl/prog.h): the tree walk (the per-CPU verdict cache in
+ * front of it is vcache.h). */
 #ifndef ACL_CLASSIFY_H
 #define ACL_CLASSIFY_H
 
@@ -98,46 +98,29 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 	return best;
 }
 
-static __always_inline void acl_vkey_of(struct acl_vkey *v, const struct acl_pkt *pkt)
-{
-	const volatile __u32 *k = pkt->key;
+/* The walk for each family as a global function: the verifier checks a global function once,
+ * by itself, and the program's paths see only its result. Inlined, the walk of up to
+ * ACL_MAX_TREES trees was checked again on every path that reaches it (cache miss, each
+ * family), which took the program past the verifier's budget of 1M instructions. */
+struct acl_blob_mem {
+	__u8 b[ACL_BLOB_BYTES];
+};
+struct acl_key_mem {
+	__u32 w[ACL_KEY_WORDS];
+};
 
-#pragma unroll
-	for (int i = 0; i < ACL_VKEY_WORDS / 2; i++)
-		v->p[i] = ((__u64)k[2 * i + 1] << 32) | k[2 * i];
+__noinline __u32 acl_classify_v4(const struct acl_blob_mem *blob, const struct acl_key_mem *key)
+{
+	if (!blob || !key)
+		return 0;
+	return acl_classify(blob->b, key->w, ACL_V4_DIMS, ACL_H_V4_TREES, ACL_H_V4_ROOTS);
 }
 
-/* The best record for the packet's key (0: none): from this CPU's verdict cache when it
- * holds the key for the rule set in force, otherwise from the trees (and remembered). */
-static __always_inline __u32 acl_lookup(const __u8 *blob, struct acl_pkt *pkt, int fam, __u32 flags)
+__noinline __u32 acl_classify_v6(const struct acl_blob_mem *blob, const struct acl_key_mem *key)
 {
-	__u32 gen = acl_w(blob, ACL_H_GEN), zero = 0, rec;
-	struct acl_ventry *e = NULL;
-	struct acl_vkey v;
-
-	if (!(flags & ACL_FLAG_NO_CACHE)) {
-		struct acl_vcache *vc = bpf_map_lookup_elem(&acl_verdicts, &zero);
-
-		if (vc) {
-			acl_vkey_of(&v, pkt);
-			e = &vc->e[acl_slot64(v.p, ACL_VKEY_WORDS / 2, ACL_VCACHE_ENTRIES)];
-			if (e->gen == gen && acl_eq64(e->key.p, v.p, ACL_VKEY_WORDS / 2)) {
-				acl_count(ACL_STAT_CACHED, 0);
-				return e->rec;
-			}
-		}
-	}
-	acl_count(ACL_STAT_WALKS, 0);
-	if (fam == 4)
-		rec = acl_classify(blob, pkt->key, ACL_V4_DIMS, ACL_H_V4_TREES, ACL_H_V4_ROOTS);
-	else
-		rec = acl_classify(blob, pkt->key, ACL_V6_DIMS, ACL_H_V6_TREES, ACL_H_V6_ROOTS);
-	if (e) {
-		e->key = v;
-		e->rec = rec;
-		e->gen = gen;
-	}
-	return rec;
+	if (!blob || !key)
+		return 0;
+	return acl_classify(blob->b, key->w, ACL_V6_DIMS, ACL_H_V6_TREES, ACL_H_V6_ROOTS);
 }
 
 #endif

@@ -57,14 +57,17 @@ struct {
 	__type(value, struct acl_flow_state);
 } acl_flows SEC(".maps");
 
-/* Per-CPU memory of the flows this CPU last reported or suppressed, ACL_FLOW_MEM entries
- * direct-mapped by a hash of the flow key (the same slot on every CPU): packets of a flood
- * of up to about that many flows are suppressed here without a lookup in (or an atomic
- * on) the shared flow table, and without reading the clock more than once per tick.
- * `count` grows while the entry holds `key`; it moves into the flow's `seen` when the
- * entry takes another flow, and whoever reports the flow adds the counts every CPU's entry
- * in that slot holds for it, so no suppressed packet is left out of the next event.
- * Private to this program: user space never reads it. */
+/* Per-CPU memory of the flows this CPU last reported or suppressed: ACL_FM_SETS sets of
+ * ACL_FM_WAYS entries, a flow's set chosen by a hash of its key (the same set on every
+ * CPU), so packets of a flood of thousands of flows are suppressed here without a lookup
+ * in (or an atomic on) the shared flow table, and without reading the clock more than once
+ * per tick. `count` grows while the entry holds `key`; it moves into the flow's `seen` when
+ * the entry takes another flow, and whoever reports the flow adds the counts every CPU's
+ * set holds for it, so no suppressed packet is left out of the next event. Private to this
+ * program: user space never reads it. A per-CPU array of sets, not one value: a per-CPU
+ * value is at most 32 KiB. */
+#define ACL_FM_SETS 4096 /* a power of two */
+#define ACL_FM_WAYS 4
 struct acl_cpu_flow {
 	struct acl_flow_key key; /* family 0 (never a packet's): empty */
 	__u64 last_ns;           /* the flow's last event, as known on this CPU */
@@ -72,46 +75,56 @@ struct acl_cpu_flow {
 	__u64 tick;              /* jiffies when last_ns was last found within the interval */
 };
 
-struct acl_flow_mem {
-	struct acl_cpu_flow e[ACL_FLOW_MEM];
+struct acl_flow_set {
+	struct acl_cpu_flow w[ACL_FM_WAYS];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, ACL_FM_SETS);
 	__type(key, __u32);
-	__type(value, struct acl_flow_mem);
+	__type(value, struct acl_flow_set);
 } acl_flow_cache SEC(".maps");
 
 BPFKIT_RINGBUF(acl_events, 1 << 20);
 
-/* The cache's view of a key: its first ACL_VKEY_WORDS words as 64-bit pairs, built from
- * 32-bit loads. The parser stored the words one by one, and a 64-bit load that spans two
- * separate 32-bit stores cannot be forwarded from the store buffer (an x86 stall of ~5 ns,
- * on the critical path of the slot's address). */
+/* The cache's view of a key: the dimensions of the packet's family packed into 48 bytes
+ * (vcache.h: acl_vkey_of), built from 32-bit loads. The parser stored the words one by
+ * one, and a 64-bit load that spans two separate 32-bit stores cannot be forwarded from
+ * the store buffer (an x86 stall of ~5 ns, on the critical path of the set's address). */
+#define ACL_VC_KEY64 6
 struct acl_vkey {
-	__u64 p[ACL_VKEY_WORDS / 2];
+	__u64 p[ACL_VC_KEY64];
 };
 
-/* Per-CPU verdict cache: the last classification of each of ACL_VCACHE_ENTRIES
- * direct-mapped flows (by hash of the whole key), valid only for the rule set whose
- * generation it names. A hit skips the tree walk; the counters, the event rate limit and
- * the action still run for every packet. */
+/* Per-CPU verdict cache (vcache.h): the last classification of up to ACL_VC_SETS x
+ * ACL_VC_WAYS flows (a flow's set by hash of the whole key), each valid only for the rule
+ * set whose generation it names. A hit skips the tree walk and the read of the record in
+ * the rule set (its meta and tag are in the entry: one cache line per flow); the counters,
+ * the event rate limit and the action still run for every packet. Sized so that the flows
+ * of a busy link (thousands) stay: a walk that misses the CPU caches costs far more than
+ * the 1 MiB per CPU. */
+#define ACL_VC_SETS 4096 /* a power of two */
+#define ACL_VC_WAYS 4
 struct acl_ventry {
-	__u32 gen; /* rule-set generation the verdict was computed with; 0: empty */
-	__u32 rec; /* the best record's word offset in that rule set, 0: no rule matched */
+	__u32 gen;  /* rule-set generation the verdict was computed with; 0: empty */
+	__u32 rec;  /* the best record's word offset in that rule set, 0: no rule matched */
+	__u32 meta; /* that record's meta (slot | action << 24) and tag, when rec != 0 */
+	__u32 tag;
 	struct acl_vkey key;
 };
 
-struct acl_vcache {
-	struct acl_ventry e[ACL_VCACHE_ENTRIES];
+_Static_assert(sizeof(struct acl_ventry) == 64, "a verdict is one cache line");
+
+struct acl_vset {
+	struct acl_ventry w[ACL_VC_WAYS];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, ACL_VC_SETS);
 	__type(key, __u32);
-	__type(value, struct acl_vcache);
+	__type(value, struct acl_vset);
 } acl_verdicts SEC(".maps");
 
 struct acl_pkt {

@@ -21,11 +21,12 @@
 #error "define ACL_BLOB_BYTES (a power of two) before including acl/prog.h"
 #endif
 
-/* maps.h: maps and shared records; parse.h: packet -> key; classify.h: tree walk and
- * verdict cache; report.h: rate-limited events */
+/* maps.h: maps and shared records; parse.h: packet -> key; classify.h: tree walk;
+ * vcache.h: the verdict cache in front of it; report.h: rate-limited events */
 #include "maps.h"
 #include "parse.h"
 #include "classify.h"
+#include "vcache.h"
 #include "report.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -34,8 +35,9 @@ static __always_inline int acl_frame(struct xdp_md *ctx)
 {
 	struct acl_pkt pkt;
 	__u32 len = ctx->data_end - ctx->data;
+	struct acl_verdict vd;
 	const __u8 *blob;
-	__u32 rec, flags, meta, action, slot;
+	__u32 flags, action, slot;
 	int fam;
 
 	__builtin_memset(&pkt, 0, sizeof(pkt));
@@ -54,9 +56,8 @@ static __always_inline int acl_frame(struct xdp_md *ctx)
 		acl_count(ACL_STAT_MALFORMED, len);
 		return (flags & ACL_FLAG_DEFAULT_DENY) ? XDP_DROP : XDP_PASS;
 	}
-	pkt.key[ACL_VKEY_FAMILY] = fam;
-	rec = acl_lookup(blob, &pkt, fam, flags);
-	if (!rec) {
+	acl_lookup(blob, &pkt, fam, flags, &vd);
+	if (!vd.rec) {
 		if (!(flags & ACL_FLAG_DEFAULT_DENY)) {
 			acl_count(ACL_STAT_DEFAULT_ALLOW, len);
 			return XDP_PASS;
@@ -66,12 +67,11 @@ static __always_inline int acl_frame(struct xdp_md *ctx)
 			acl_report(ctx, &pkt, blob, ACL_SLOT_DEFAULT, 0, ACL_ACT_DENY, len);
 		return XDP_DROP;
 	}
-	meta = acl_w(blob, rec + 1);
-	slot = meta & ACL_SLOT_MASK;
-	action = meta >> 24;
+	slot = vd.meta & ACL_SLOT_MASK;
+	action = vd.meta >> 24;
 	bpfkit_count(bpf_map_lookup_elem(&acl_rule_stats, &slot), len);
 	if (action != ACL_ACT_ALLOW && !(flags & ACL_FLAG_NO_EVENTS))
-		acl_report(ctx, &pkt, blob, slot, acl_w(blob, rec + 2), action, len);
+		acl_report(ctx, &pkt, blob, slot, vd.tag, action, len);
 	return action == ACL_ACT_DENY ? XDP_DROP : XDP_PASS;
 }
 

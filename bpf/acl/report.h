@@ -21,24 +21,23 @@ static __always_inline void acl_cache_take(struct acl_cpu_flow *fc, const struct
 
 /* Packets of `fk` suppressed in the CPUs' flow memories (read after the flow's `seen`:
  * a count that moves into `seen` meanwhile is then missed once and reported next
- * time, never counted twice). */
+ * time, never counted twice). `at`: the flow's set. */
 static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk, __u32 at)
 {
 	__u64 sum = 0;
-	__u32 zero = 0;
 
 	for (__u32 cpu = 0; cpu < ACL_MAX_CPUS; cpu++) {
-		struct acl_flow_mem *m;
-		struct acl_cpu_flow *c;
+		struct acl_flow_set *m;
 
 		if (cpu >= acl_nr_cpus)
 			break;
-		m = bpf_map_lookup_percpu_elem(&acl_flow_cache, &zero, cpu);
+		m = bpf_map_lookup_percpu_elem(&acl_flow_cache, &at, cpu);
 		if (!m)
 			continue;
-		c = &m->e[at & (ACL_FLOW_MEM - 1)];
-		if (acl_key_eq(&c->key, fk))
-			sum += c->count;
+#pragma unroll
+		for (int w = 0; w < ACL_FM_WAYS; w++)
+			if (acl_key_eq(&m->w[w].key, fk))
+				sum += m->w[w].count;
 	}
 	return sum;
 }
@@ -50,20 +49,23 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	struct acl_flow_key *fk = &pkt->fk;
 	__u64 interval_ns = (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000;
 	struct acl_flow_state *st;
-	struct acl_flow_mem *mem;
-	struct acl_cpu_flow *fc;
+	struct acl_flow_set *set;
+	struct acl_cpu_flow *fc = NULL;
 	struct acl_event *e;
 	__u64 now, suppressed = 0;
-	__u32 zero = 0, at;
+	__u32 at;
 
-	mem = bpf_map_lookup_elem(&acl_flow_cache, &zero);
-	if (!mem)
-		return;
 	*(__u64 *)&fk->slot = slot | (__u64)tag << 32; /* one store: see acl_key_tail */
-	at = acl_slot64((const __u64 *)fk, sizeof(*fk) / 8, ACL_FLOW_MEM);
-	fc = &mem->e[at];
-	if (acl_key_eq(&fc->key, fk)) {
-		/* The flood's fast path: the flow this CPU's memory holds in its slot. The rate limit
+	at = acl_slot64((const __u64 *)fk, sizeof(*fk) / 8, ACL_FM_SETS);
+	set = bpf_map_lookup_elem(&acl_flow_cache, &at);
+	if (!set)
+		return;
+#pragma unroll
+	for (int w = 0; w < ACL_FM_WAYS; w++)
+		if (!fc && acl_key_eq(&set->w[w].key, fk))
+			fc = &set->w[w];
+	if (fc) {
+		/* The flood's fast path: a flow this CPU's memory holds. The rate limit
 		 * needs only tick precision, and the coarse clock moves only with the tick: while
 		 * jiffies has not moved since the flow was last found within its interval, it
 		 * still is (an update of the coarse clock that lands just after jiffies moved
@@ -81,6 +83,13 @@ suppress:
 			return;
 		}
 	} else {
+		/* the memory takes this flow in an empty way, else in a random one */
+#pragma unroll
+		for (int w = ACL_FM_WAYS - 1; w >= 0; w--)
+			if (set->w[w].key.family == 0)
+				fc = &set->w[w];
+		if (!fc)
+			fc = &set->w[bpf_get_prandom_u32() & (ACL_FM_WAYS - 1)];
 		now = bpf_ktime_get_coarse_ns();
 		/* the memory moves to another flow: hand the old flow its suppressed packets */
 		if (fc->count) {

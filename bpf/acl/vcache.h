@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* AclFirewall XDP program (bpf/acl/prog.h): the per-CPU verdict cache in front of the
+ * tree walk (classify.h), set-associative (maps.h: acl_verdicts).
+ *
+ * Live, a walk of a large rule set for a packet of a flow not seen lately costs several
+ * hundred ns (the nodes and records it reads are not in the CPU's caches), ten times the
+ * cost of everything else the program does; so the cache holds thousands of flows per CPU,
+ * and a set of ACL_VC_WAYS keeps flows whose hashes collide from evicting each other. */
+#ifndef ACL_VCACHE_H
+#define ACL_VCACHE_H
+
+#include "maps.h"
+#include "hash.h"
+#include "classify.h"
+
+/* The packet's key packed for the cache: IPv4 in 3 of the 6 words (the rest zero), IPv6 in
+ * all 6; the last word of each holds proto (9 bits), l4 (bit 16), the family (bits 24-31,
+ * so the families never meet) and the ingress ifindex (high half). */
+static __always_inline void acl_vkey_of(struct acl_vkey *v, const struct acl_pkt *pkt, int fam)
+{
+	const volatile __u32 *k = pkt->key;
+
+	if (fam == 4) {
+		v->p[0] = ((__u64)k[1] << 32) | k[0];
+		v->p[1] = ((__u64)k[3] << 32) | k[2];
+		v->p[2] = ((__u64)k[5] << 32) | k[4] | k[6] << 16 | 4 << 24;
+		v->p[3] = v->p[4] = v->p[5] = 0;
+		return;
+	}
+#pragma unroll
+	for (int i = 0; i < 5; i++)
+		v->p[i] = ((__u64)k[2 * i + 1] << 32) | k[2 * i];
+	v->p[5] = ((__u64)k[11] << 32) | k[10] | k[12] << 16 | 6 << 24;
+}
+
+struct acl_verdict {
+	__u32 rec;  /* the best record's word offset, 0: none */
+	__u32 meta; /* its meta and tag (when rec != 0) */
+	__u32 tag;
+};
+
+/* The best record for the packet's key (rec 0: none), with its meta and tag: from this
+ * CPU's verdict cache when it holds the key for the rule set in force, otherwise from the
+ * trees (and remembered, in the set's first way that holds no verdict of this rule set,
+ * else in a random way). */
+static __always_inline void acl_lookup(const __u8 *blob, struct acl_pkt *pkt, int fam, __u32 flags, struct acl_verdict *out)
+{
+	__u32 gen = acl_w(blob, ACL_H_GEN), rec, at;
+	struct acl_ventry *e = NULL;
+	struct acl_vset *vs;
+	struct acl_vkey v;
+
+	if (!(flags & ACL_FLAG_NO_CACHE)) {
+		acl_vkey_of(&v, pkt, fam);
+		at = acl_slot64(v.p, ACL_VC_KEY64, ACL_VC_SETS);
+		vs = bpf_map_lookup_elem(&acl_verdicts, &at);
+		if (vs) {
+#pragma unroll
+			for (int w = 0; w < ACL_VC_WAYS; w++) {
+				if (vs->w[w].gen == gen && acl_eq64(vs->w[w].key.p, v.p, ACL_VC_KEY64)) {
+					acl_count(ACL_STAT_CACHED, 0);
+					out->rec = vs->w[w].rec;
+					out->meta = vs->w[w].meta;
+					out->tag = vs->w[w].tag;
+					return;
+				}
+			}
+#pragma unroll
+			for (int w = ACL_VC_WAYS - 1; w >= 0; w--)
+				if (vs->w[w].gen != gen)
+					e = &vs->w[w];
+			if (!e)
+				e = &vs->w[bpf_get_prandom_u32() & (ACL_VC_WAYS - 1)];
+		}
+	}
+	acl_count(ACL_STAT_WALKS, 0);
+	if (fam == 4)
+		rec = acl_classify_v4((const struct acl_blob_mem *)blob, (const struct acl_key_mem *)pkt->key);
+	else
+		rec = acl_classify_v6((const struct acl_blob_mem *)blob, (const struct acl_key_mem *)pkt->key);
+	out->rec = rec;
+	out->meta = rec ? acl_w(blob, rec + 1) : 0;
+	out->tag = rec ? acl_w(blob, rec + 2) : 0;
+	if (e) {
+		e->key = v;
+		e->rec = rec;
+		e->meta = out->meta;
+		e->tag = out->tag;
+		e->gen = gen;
+	}
+}
+
+#endif
