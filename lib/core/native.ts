@@ -270,15 +270,13 @@ function addonError(root: string, what: string, cause: unknown): BpfkitError {
   const glibc = header?.glibcVersionRuntime;
   const libc = glibc ? `glibc ${glibc}` : 'a libc other than glibc';
   const target = `${process.platform}-${process.arch}, ${libc}, node ${process.version}`;
-  const install = glibc
-    ? `apt-get install -y ${APT_BUILD_PACKAGES}`
-    : `apk add ${APK_BUILD_PACKAGES} (or your distribution's equivalents)`;
+  const install = glibc ? `apt-get install -y ${APT_BUILD_PACKAGES}` : `apk add ${APK_BUILD_PACKAGES} (or your distribution's equivalents)`;
   const build = `cd '${root}' && npx --yes cmake-js@7.4.0 build --out build`;
   const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
   return new BpfkitError(
     'ERR_NOT_FOUND',
     `bpfkit ${what} this machine (${target}); prebuilt: ${PREBUILT_FOR}. ` +
-      `Build it from source: install ${install}, then run: ${build}   (${reason})`,
+      `Build it from source: ${install}; then: ${build}   (${reason})`,
     { cause, details: { platform: process.platform, arch: process.arch, libc: glibc ? 'glibc' : 'other', glibc, install, build } },
   );
 }
