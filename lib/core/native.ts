@@ -242,19 +242,54 @@ function nativeError(errno: number, syscall: string, message: string, extra: Rec
 /** The loaded addon (loaded once, on first use). */
 export function native(): NativeAddon {
   if (addon) return addon;
-  const require = createRequire(import.meta.url);
-  const load = require('node-gyp-build') as (dir: string) => NativeAddon;
-  try {
-    addon = load(packageRoot());
-  } catch (e) {
-    throw new BpfkitError(
-      'ERR_NOT_FOUND',
-      `bpfkit's native addon is not built for this platform (${process.platform}-${process.arch}, node ${process.version}): run 'npm run build'`,
-      { cause: e },
-    );
-  }
+  addon = loadAddon();
   addon.setErrorFactory(nativeError);
   return addon;
+}
+
+/** What the published package carries prebuilt (scripts/prebuild.sh; docs/install.md). */
+const PREBUILT_FOR = 'linux-x64 with glibc >= 2.34';
+/** Debian/Ubuntu packages a source build needs, and the Alpine ones. */
+const APT_BUILD_PACKAGES = 'clang llvm cmake make g++ pkg-config libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev libpcap-dev';
+const APK_BUILD_PACKAGES = 'clang llvm cmake make g++ pkgconf linux-headers libbpf-dev elfutils-dev zlib-dev libnl3-dev libpcap-dev';
+
+/**
+ * node-gyp-build's choice: a local build (build/Release, a source checkout or a source
+ * build) first, else prebuilds/<platform>-<arch>/bpfkit.napi.glibc.node. Needs no install
+ * script. Where nothing fits, or the file found cannot be loaded here, the error says
+ * what to install and the one command that builds the addon from source.
+ */
+function loadAddon(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const ngb = require('node-gyp-build') as { resolve(dir: string): string };
+  const root = packageRoot();
+  let file: string;
+  try {
+    file = ngb.resolve(root);
+  } catch (e) {
+    throw addonError(root, 'has no prebuilt addon for', e);
+  }
+  try {
+    return require(file) as NativeAddon;
+  } catch (e) {
+    throw addonError(root, `cannot load its addon ${file} on`, e);
+  }
+}
+
+function addonError(root: string, what: string, cause: unknown): BpfkitError {
+  const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
+  const glibc = header?.glibcVersionRuntime;
+  const libc = glibc ? `glibc ${glibc}` : 'a libc other than glibc';
+  const target = `${process.platform}-${process.arch}, ${libc}, node ${process.version}`;
+  const install = glibc ? `apt-get install -y ${APT_BUILD_PACKAGES}` : `apk add ${APK_BUILD_PACKAGES} (or your distribution's equivalents)`;
+  const build = `cd '${root}' && npx --yes cmake-js@7.4.0 build --out build`;
+  const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+  return new BpfkitError(
+    'ERR_NOT_FOUND',
+    `bpfkit ${what} this machine (${target}); prebuilt: ${PREBUILT_FOR}. ` +
+      `Build it from source: ${install}; then: ${build}   (${reason})`,
+    { cause, details: { platform: process.platform, arch: process.arch, libc: glibc ? 'glibc' : 'other', glibc, install, build } },
+  );
 }
 
 /** Opens a pinned object and checks it is of the kind the caller expects. */
