@@ -330,6 +330,7 @@ static __always_inline int decap_udp(struct xdp_md *ctx, const struct decap_conf
 	__u32 plen = ulen - sizeof(*udp); /* UDP payload */
 	__u32 hlen, vni, inner_off, inner_len, slot;
 	struct bpfkit_xdp_meta meta = {};
+	int taken = 0;
 
 	if (proto == DECAP_VXLAN) {
 		if (plen < VXLAN_HLEN || th + VXLAN_HLEN > (__u8 *)end)
@@ -372,19 +373,16 @@ static __always_inline int decap_udp(struct xdp_md *ctx, const struct decap_conf
 			return pass(ctx, PASS_TRUNCATED);
 	}
 	if (cfg->flags & DECAP_F_METADATA) {
-		if (meta_take(ctx, &meta)) {
-			meta.flags &= ~META_TUNNEL_FLAGS;
-		} else {
-			meta.magic = BPFKIT_META_MAGIC;
-			meta.mark = 0;
-			meta.flags = 0;
-		}
+		taken = meta_take(ctx, &meta);
+		if (!taken)
+			meta.magic = BPFKIT_META_MAGIC; /* mark and flags 0 */
 	}
 	if (bpf_xdp_adjust_head(ctx, (int)inner_off)) {
-		if (meta.magic && !put_meta(ctx, &meta)) /* give back what meta_take took */
+		if (taken && !put_meta(ctx, &meta)) /* give back what meta_take took, unchanged */
 			count(CNT_META_FAILED, 0);
 		return pass(ctx, PASS_TRUNCATED);
 	}
+	meta.flags &= ~META_TUNNEL_FLAGS;
 
 	if (cfg->flags & DECAP_F_REWRITE_MAC) {
 		struct ethhdr *eth = (void *)(long)ctx->data;
