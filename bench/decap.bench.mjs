@@ -263,6 +263,8 @@ export default {
           'NAPI consumed/s': Math.round(median(xs)),
           'min..max': `${fmt(Math.min(...xs))}..${fmt(Math.max(...xs))}`,
           'delivered/s': Math.round(median(iso[s.id].map((x) => x.deliveredPps))),
+          // the rate measures B only when the generator offered more than B consumed
+          'offered/s': Math.round(median(iso[s.id].map((x) => x.offeredPps))),
           'vs (c) paired': median(pr),
           'paired min..max': `${Math.min(...pr).toFixed(2)}..${Math.max(...pr).toFixed(2)}`,
           'NAPI CPU ns/packet': Math.round(median(iso[s.id].map((x) => x.napiNs))),
