@@ -199,7 +199,7 @@ export default {
             const delivered = Number(drain.lines().at(-1));
             if (!Number.isFinite(delivered)) throw new Error(`udp_drain printed no count: ${drain.lines().join(' | ')} ${drain.stderr()}`);
             const reached = delivered + c1.rcvbufErrors - c0.rcvbufErrors;
-            Object.assign(res, { secs, delivered, reached, offeredPps: count / secs, deliveredPps: delivered / secs, reachedPps: reached / secs, napiPps: (n1 - n0) / secs, napiNs: (cpu1 - cpu0) / Math.max(1, n1 - n0) });
+            Object.assign(res, { secs, delivered, reached, offeredPps: (rx ? isoCount : count) / secs, deliveredPps: delivered / secs, reachedPps: reached / secs, napiPps: (n1 - n0) / secs, napiNs: (cpu1 - cpu0) / Math.max(1, n1 - n0) });
           } finally {
             await teardown(res);
           }
