@@ -15,6 +15,11 @@
 //    drain read; "reached socket" adds the datagrams the socket dropped because the drain
 //    was descheduled (RcvbufErrors), i.e. what the stack itself carried.
 //    Goal: (b) within 5% of (c).
+// 1b. The same scenarios with the receiver isolated (isolateReceiver below): threaded NAPI
+//    on B's veth pinned to RX_CPU, this process (the live-frames generator) and the drain
+//    on GEN_CPU. The rate is what B's NAPI consumed (`ethtool -S` rx_queue_0_xdp_packets,
+//    every frame NAPI took, with or without a program) per second of generation, so a
+//    slower receiver shows as itself instead of being diluted by the sender's cost.
 // 2. BPF_PROG_TEST_RUN ns/packet, Decapsulator (every feature on) vs an empty XDP_PASS
 //    program, driven from a tight C loop (bench/c/testrun_loop.c). Repeat mode re-runs the
 //    program on the same buffer without resetting it, so after one decapsulation the rest
@@ -28,7 +33,8 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { BpfObject, Decapsulator } from '../dist/index.js';
 import { Lab } from '../dist/lab.js';
-import { buildC, median, root } from './lib.mjs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { buildC, median, pinProcess, root } from './lib.mjs';
 
 const B_MAC = '02:00:00:00:00:02';
 const VX_MAC = '02:00:00:00:0a:0a';
@@ -74,6 +80,49 @@ async function udpCounters(host) {
 
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 
+const GEN_CPU = 0;
+const RX_CPU = 1;
+
+/** PIDs of NAPI kthreads whose comm starts with `napi/<ifname>-`. */
+function napiThreads(ifname) {
+  const prefix = `napi/${ifname}-`.slice(0, 15);
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, 'utf8').startsWith(prefix);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The isolated-receiver topology on `host`'s `ifname` (the receiving end of a veth):
+ * threaded NAPI on it, its kthread(s) pinned to RX_CPU, every thread of this process (the
+ * live-frames generator runs on the calling thread) pinned to GEN_CPU. Other namespaces may
+ * have NAPI threads of the same name: only the ones that appear when threading is switched
+ * on are taken. Returns `rxPackets()` (rx_queue_0_xdp_packets: frames B's NAPI consumed,
+ * program or not), `pinned` and `restore()` (unpins this process; threaded NAPI ends with
+ * the namespace).
+ */
+async function isolateReceiver(host, ifname) {
+  const before = new Set(napiThreads(ifname));
+  await host.exec(['sh', '-c', `echo 1 > /sys/class/net/${ifname}/threaded`]);
+  const threads = napiThreads(ifname).filter((p) => !before.has(p));
+  if (!threads.length) throw new Error(`no NAPI thread appeared for ${ifname}`);
+  for (const pid of threads) execFileSync('taskset', ['-p', '-c', String(RX_CPU), pid], { stdio: 'ignore' });
+  const unpin = pinProcess(GEN_CPU);
+  const rxPackets = async () => {
+    const out = (await host.exec(['ethtool', '-S', ifname])).stdout;
+    const m = /rx_queue_0_xdp_packets:\s*(\d+)/.exec(out);
+    if (!m) throw new Error(`ethtool -S ${ifname}: no rx_queue_0_xdp_packets`);
+    return Number(m[1]);
+  };
+  // CPU time the NAPI thread(s) ran (ns): per packet, steadier than a rate on a shared
+  // machine, since time the thread waited for its CPU does not count
+  const cpuNs = () => threads.reduce((t, p) => t + Number(readFileSync(`/proc/${p}/schedstat`, 'utf8').split(' ')[0]), 0);
+  return { rxPackets, cpuNs, pinned: threads.length, restore: unpin };
+}
+
 export default {
   name: 'decap',
   description: 'Decapsulator: UDP datagrams/s via kernel vxlan vs XDP decap vs unencapsulated ceiling; testRun ns/packet vs empty XDP program',
@@ -104,6 +153,7 @@ export default {
       // ---- 1. live path ----
       const count = quick ? 200_000 : 300_000;
       const rounds = quick ? 1 : 9;
+      const isoCount = quick ? 1_000_000 : 3_000_000;
       const attachDecap = (opts) => async () => {
         const d = await Decapsulator.attach('eth0', { netns: b.netns, ...opts });
         return async (res) => { res.stats = d.stats(); d.close(); };
@@ -123,27 +173,33 @@ export default {
           return async () => { l.close(); p.close(); o.close(); };
         } },
       ];
+      const measure = async (topo, rx) => {
       const results = Object.fromEntries(scenarios.map((s) => [s.id, []]));
       for (let r = 0; r < rounds; r++) {
         for (const s of r % 2 ? [...scenarios].reverse() : scenarios) {
           const teardown = await s.setup();
           const res = {};
           try {
-            const drain = b.spawn([drainBin, '198.19.0.2', String(INNER_PORT)]);
+            const drain = b.spawn(rx ? ['taskset', '-c', String(GEN_CPU), drainBin, '198.19.0.2', String(INNER_PORT)] : [drainBin, '198.19.0.2', String(INNER_PORT)]);
             await drain.waitForLine('READY', 10_000);
             const c0 = await udpCounters(b);
+            const n0 = rx ? await rx.rxPackets() : 0;
+            const cpu0 = rx ? rx.cpuNs() : 0;
             const gen = gens[s.frame].xdpProgram('xdp_stamp_tx');
             const t0 = process.hrtime.bigint();
-            await gen.generate(f[s.frame], { iface: 'eth0', netns: a.netns, count, batchSize: 64 });
+            // isolated: long enough for B's NAPI thread to run steadily (the generator outruns it)
+            await gen.generate(f[s.frame], { iface: 'eth0', netns: a.netns, count: rx ? isoCount : count, batchSize: 64 });
             const secs = Number(process.hrtime.bigint() - t0) / 1e9;
             gen.close();
             await sleep(300);
+            const n1 = rx ? await rx.rxPackets() : 0;
+            const cpu1 = rx ? rx.cpuNs() : 0;
             await drain.kill('SIGTERM', 2_000);
             const c1 = await udpCounters(b);
             const delivered = Number(drain.lines().at(-1));
             if (!Number.isFinite(delivered)) throw new Error(`udp_drain printed no count: ${drain.lines().join(' | ')} ${drain.stderr()}`);
             const reached = delivered + c1.rcvbufErrors - c0.rcvbufErrors;
-            Object.assign(res, { secs, delivered, reached, offeredPps: count / secs, deliveredPps: delivered / secs, reachedPps: reached / secs });
+            Object.assign(res, { secs, delivered, reached, offeredPps: (rx ? isoCount : count) / secs, deliveredPps: delivered / secs, reachedPps: reached / secs, napiPps: (n1 - n0) / secs, napiNs: (cpu1 - cpu0) / Math.max(1, n1 - n0) });
           } finally {
             await teardown(res);
           }
@@ -152,9 +208,20 @@ export default {
             res.passed = Number(res.stats.passedTotal.packets);
           }
           results[s.id].push(res);
-          log(`round ${r + 1} ${s.id}: delivered ${fmt(res.deliveredPps)}/s, reached socket ${fmt(res.reachedPps)}/s, offered ${fmt(res.offeredPps)}/s` +
+          log(`${topo} round ${r + 1} ${s.id}: ` + (rx ? `B's NAPI consumed ${fmt(res.napiPps)}/s at ${res.napiNs.toFixed(0)} ns CPU each, ` : '') + `delivered ${fmt(res.deliveredPps)}/s, reached socket ${fmt(res.reachedPps)}/s, offered ${fmt(res.offeredPps)}/s` +
             (res.decapsulated !== undefined ? ` (decapsulated ${res.decapsulated}, passed ${res.passed})` : ''));
         }
+      }
+      return results;
+      };
+      const results = await measure('shared', undefined);
+      const rx = await isolateReceiver(b, 'eth0');
+      let iso;
+      try {
+        log(`isolated receiver: ${rx.pinned} NAPI thread(s) on CPU ${RX_CPU}, generator and drain on CPU ${GEN_CPU}`);
+        iso = await measure('isolated', rx);
+      } finally {
+        rx.restore();
       }
       for (const g of Object.values(gens)) g.close();
       const med = (id, k) => median(results[id].map((x) => x[k]));
@@ -184,6 +251,37 @@ export default {
       summary.decapVsVxlanDevice = med(B, 'deliveredPps') / med('(a) kernel vxlan device on B', 'deliveredPps');
       summary.vxlanDeviceVsCeiling = med('(a) kernel vxlan device on B', 'deliveredPps') / med(C, 'deliveredPps');
       summary.goalDecapVsCeiling = '>= 0.95';
+      // isolated receiver: NAPI-consumed rate, per-round ratios (paired) with min..max
+      const isoPaired = (x, y) => iso[x].map((r, i) => r.napiPps / iso[y][i].napiPps);
+      // packets per CPU-second of B's NAPI thread, relative: y's ns per packet / x's
+      const isoCpuPaired = (x, y) => iso[x].map((r, i) => iso[y][i].napiNs / r.napiNs);
+      for (const s of scenarios) {
+        const xs = iso[s.id].map((x) => x.napiPps);
+        const pr = isoPaired(s.id, C);
+        rows.push({
+          test: `isolated receiver: ${s.id}`, frames: isoCount, rounds,
+          'NAPI consumed/s': Math.round(median(xs)),
+          'min..max': `${fmt(Math.min(...xs))}..${fmt(Math.max(...xs))}`,
+          'delivered/s': Math.round(median(iso[s.id].map((x) => x.deliveredPps))),
+          // the rate measures B only when the generator offered more than B consumed
+          'offered/s': Math.round(median(iso[s.id].map((x) => x.offeredPps))),
+          'vs (c) paired': median(pr),
+          'paired min..max': `${Math.min(...pr).toFixed(2)}..${Math.max(...pr).toFixed(2)}`,
+          'NAPI CPU ns/packet': Math.round(median(iso[s.id].map((x) => x.napiNs))),
+          'CPU: vs (c) paired': median(isoCpuPaired(s.id, C)),
+          'CPU: paired min..max': `${Math.min(...isoCpuPaired(s.id, C)).toFixed(2)}..${Math.max(...isoCpuPaired(s.id, C)).toFixed(2)}`,
+        });
+      }
+      summary.isolatedDecapVsCeilingPaired = median(isoPaired(B, C));
+      summary.isolatedDecapVsCeilingPairedMin = Math.min(...isoPaired(B, C));
+      summary.isolatedCpuDecapVsCeilingPaired = median(isoCpuPaired(B, C));
+      summary.isolatedCpuDecapVsCeilingPairedMin = Math.min(...isoCpuPaired(B, C));
+      summary.isolatedCpuDecapVsEmptyXdpPaired = median(isoCpuPaired(B, '(c+xdp) unencapsulated, empty XDP on B'));
+      summary.isolatedCpuDecapVsVxlanDevicePaired = median(isoCpuPaired(B, '(a) kernel vxlan device on B'));
+      summary.isolatedDecapMinVsCeilingPaired = median(isoPaired('(b-min) XDP decap, defaults', C));
+      summary.isolatedDecapVsEmptyXdpPaired = median(isoPaired(B, '(c+xdp) unencapsulated, empty XDP on B'));
+      summary.isolatedDecapVsVxlanDevicePaired = median(isoPaired(B, '(a) kernel vxlan device on B'));
+      summary.decapVsCeilingPairedMin = Math.min(...results[B].map((r, i) => r.deliveredPps / results[C][i].deliveredPps));
 
       log(`live path done after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       // ---- 2. testRun ns/packet ----

@@ -30,6 +30,7 @@ export const PROTO_INDEX: Record<TunnelProtocol, number> = { vxlan: 0, geneve: 1
 export const configCodec = struct('decap_config', {
   flags: u32,
   gen: u32,
+  version: u32,
   ports: array(array(be16, MAX_PORTS), 2),
   nports: array(u8, 2),
   mac: bytes(6),
@@ -40,7 +41,8 @@ export const configCodec = struct('decap_config', {
   local6: bytes(16 * MAX_LOCAL, 4),
 });
 export type ConfigValue = Parameters<typeof configCodec.encode>[0];
-export const vniKey = struct('decap_vni_key', { vni: u32, proto: u32 });
+/** vni_slot key: proto << VNI_PROTO_SHIFT | vni. */
+export const VNI_PROTO_SHIFT = 24;
 export const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
 
 export const DEFAULT_LIMITS: Required<DecapLimits> = { allowedVnis: 4096, vniStats: 4096 };
@@ -174,7 +176,7 @@ export const DEFAULT_SETTINGS: DecapSettings = {
   interfaceMac: null,
 };
 
-export function configValue(s: DecapSettings, gen: number): ConfigValue {
+export function configValue(s: DecapSettings, gen: number, version: number): ConfigValue {
   const ports = [0, 0].map(() => new Array<number>(MAX_PORTS).fill(0));
   const nports = [0, 0];
   for (const proto of s.protocols) {
@@ -195,7 +197,7 @@ export function configValue(s: DecapSettings, gen: number): ConfigValue {
   if (s.metadata) flags |= F_METADATA;
   if (s.interfaceMac) flags |= F_CHECK_MAC;
   return {
-    flags, gen, ports, nports, mac: macBytes,
+    flags, gen, version, ports, nports, mac: macBytes,
     nlocal4: local4.length, nlocal6: local6.length, local4: pack(local4, 4), local6: pack(local6, 16),
   };
 }

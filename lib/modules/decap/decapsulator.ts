@@ -39,7 +39,7 @@ import {
   PROTO_INDEX,
   configCodec,
   type ConfigValue,
-  vniKey,
+  VNI_PROTO_SHIFT,
   counterCodec,
   OPTION_KEYS,
   LOAD_KEYS,
@@ -63,7 +63,9 @@ interface Parts {
   /** config[0] -> config_a | config_b; the copy's index is also the VNI allowlist generation. */
   swap: DoubleBuffer<BpfMap<number, ConfigValue>>;
   vniAllow: BpfMap<number, number>;
-  vniStats: BpfMap<{ vni: number; proto: number }, DecapCounter[], { vni: number; proto: number }, DecapCounter[] | DecapCounter>;
+  /** (proto << 24 | vni) -> slot in vniCounters; slots are assigned by the program. */
+  vniSlot: BpfMap<number, number>;
+  vniCounters: BpfMap<number, DecapCounter[], number, DecapCounter[] | DecapCounter>;
   counters: BpfMap<number, DecapCounter[], number, DecapCounter[] | DecapCounter>;
 }
 
@@ -85,6 +87,8 @@ export class Decapsulator {
   readonly limits: Readonly<Required<DecapLimits>>;
   #iface: { iface: string | number; ns: string | undefined; macGiven: boolean } | undefined;
   #stage: { pipeline: XdpPipeline; name: string } | undefined;
+  /** decap_config.version of the copy in force: per-CPU VNI cache entries of older versions are stale. */
+  #version = 0;
 
   private constructor(p: Parts, settings: DecapSettings, limits: Required<DecapLimits>) {
     this.#p = p;
@@ -165,10 +169,11 @@ export class Decapsulator {
       name: 'decap',
       maps: {
         vni_allow: { maxEntries: 2 * limits.allowedVnis },
-        vni_stats: { maxEntries: limits.vniStats },
+        vni_slot: { maxEntries: limits.vniStats },
+        vni_counters: { maxEntries: limits.vniStats },
         ...st?.maps,
       },
-      ...(st ? { globals: st.globals } : {}),
+      globals: { ...st?.globals, vni_slots: limits.vniStats },
     });
     const opened: { close(): void }[] = [];
     const keep = <T extends { close(): void }>(x: T): T => (opened.push(x), x);
@@ -183,14 +188,15 @@ export class Decapsulator {
         // the object's static initialiser points config[0] at config_a (copy 0)
         swap: new DoubleBuffer(outer, inner, 0),
         vniAllow: keep(obj.map('vni_allow', { key: u32, value: u8 })),
-        vniStats: keep(obj.perCpuMap('vni_stats', { key: vniKey, value: counterCodec })),
+        vniSlot: keep(obj.map('vni_slot', { key: u32, value: u32 })),
+        vniCounters: keep(obj.perCpuMap('vni_counters', { key: u32, value: counterCodec })),
         counters: keep(obj.perCpuMap('counters', { key: u32, value: counterCodec })),
       };
       const d = new Decapsulator(parts, DEFAULT_SETTINGS, limits);
       // The object's static initialiser points config[0] at config_a (generation 0), which
       // is all zeros (no ports): write it before anything can see traffic.
       await d.#writeGeneration(parts, 0, settings);
-      parts.inner[0].set(0, configValue(settings, 0));
+      parts.inner[0].set(0, configValue(settings, 0, d.#version));
       d.#settings = settings;
       return d;
     } catch (e) {
@@ -243,7 +249,7 @@ export class Decapsulator {
     const gen = p.swap.idleIndex;
     try {
       await this.#writeGeneration(p, gen, next);
-      p.swap.idle.set(0, configValue(next, gen));
+      p.swap.idle.set(0, configValue(next, gen, (this.#version + 1) >>> 0));
       // Returns after the grace period, so no program still runs with the old config
       // when the old generation is deleted below.
       await p.swap.flip();
@@ -252,6 +258,7 @@ export class Decapsulator {
       throw e;
     }
     const old = p.swap.idleIndex;
+    this.#version = (this.#version + 1) >>> 0;
     this.#settings = next;
     if (this.#iface && opts.interfaceMac !== undefined) this.#iface.macGiven = true;
     // Best effort: leftovers of the old generation are also cleared before its next use.
@@ -284,8 +291,12 @@ export class Decapsulator {
     const passed = {} as Record<DecapPassReason, DecapCounter>;
     DECAP_PASS_REASONS.forEach((r, i) => (passed[r] = slots[CNT_PASS + i]!));
     const vnis: DecapVniStats[] = [];
-    for (const [k, v] of p.vniStats.entries()) {
-      vnis.push({ protocol: TUNNEL_PROTOCOLS[k.proto] ?? 'vxlan', vni: k.vni, ...sum(v) });
+    for (const [k, slot] of p.vniSlot.entries()) {
+      const c = sum(p.vniCounters.get(slot) ?? []);
+      // a slot is taken before the packet is decapsulated; one whose packet then failed
+      // (adjust_head) has counted nothing yet
+      if (c.packets === 0n) continue;
+      vnis.push({ protocol: TUNNEL_PROTOCOLS[k >>> VNI_PROTO_SHIFT] ?? 'vxlan', vni: k & 0xffffff, ...c });
     }
     vnis.sort((a, b) => PROTO_INDEX[a.protocol] - PROTO_INDEX[b.protocol] || a.vni - b.vni);
     return {
@@ -323,7 +334,7 @@ export class Decapsulator {
     const p = this.#p;
     this.#p = undefined;
     if (!p) return;
-    for (const m of [p.outer, ...p.inner, p.vniAllow, p.vniStats, p.counters, p.prog]) m.close();
+    for (const m of [p.outer, ...p.inner, p.vniAllow, p.vniSlot, p.vniCounters, p.counters, p.prog]) m.close();
     p.obj.close();
   }
 
