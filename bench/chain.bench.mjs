@@ -44,12 +44,14 @@
 // forward: 'xdp' the chainer replaces the stack's forwarding, so it is reported against plain
 // (stack) forwarding, the goal's ceiling, and against plain XDP forwarding, its own.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BpfObject, ServiceChainer, struct, u32, u64 } from '../dist/index.js';
 import { Lab } from '../dist/lab.js';
 import { median, pinProcess, root } from './lib.mjs';
+import { udpFrame128 } from './lib/frames.mjs';
+import { cpuNsByPid, napiThreads, threadNapi } from './lib/napi.mjs';
 
 const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -68,56 +70,6 @@ const ROUTER_CPU = 1;
 const srcOf = (i) => `198.18.${64 + (i >> 8)}.${i & 255}`;
 const FLOW_SRC = srcOf(999);
 const srcSet = (n) => [...Array.from({ length: n - 1 }, (_, i) => srcOf(i)), FLOW_SRC];
-
-/** 128-byte Ethernet/IPv4/UDP frame (valid IP checksum, UDP checksum 0). */
-function frame(srcMac, dstMac, src, dst) {
-  const b = Buffer.alloc(128);
-  Buffer.from(dstMac.split(':').map((x) => parseInt(x, 16))).copy(b, 0);
-  Buffer.from(srcMac.split(':').map((x) => parseInt(x, 16))).copy(b, 6);
-  b.writeUInt16BE(0x0800, 12);
-  b[14] = 0x45;
-  b.writeUInt16BE(128 - 14, 16);
-  b[22] = 64;
-  b[23] = 17;
-  Buffer.from(src.split('.').map(Number)).copy(b, 26);
-  Buffer.from(dst.split('.').map(Number)).copy(b, 30);
-  let sum = 0;
-  for (let i = 14; i < 34; i += 2) sum += b.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  b.writeUInt16BE(~sum & 0xffff, 24);
-  b.writeUInt16BE(40000, 34);
-  b.writeUInt16BE(9000, 36);
-  b.writeUInt16BE(128 - 34, 38);
-  return b;
-}
-
-/** PIDs of the NAPI kthreads of an interface (comm `napi/<ifname>-<id>`, cut to 15 chars). */
-function napiThreads(ifname) {
-  const prefix = `napi/${ifname}-`.slice(0, 15);
-  const pids = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim().startsWith(prefix)) pids.push(p);
-    } catch {
-      /* gone */
-    }
-  }
-  return pids;
-}
-
-/** CPU time (ns, /proc/PID/schedstat) the given threads have run, keyed by PID. */
-function cpuNs(pids) {
-  return Object.fromEntries(pids.map((p) => [p, Number(readFileSync(`/proc/${p}/schedstat`, 'utf8').split(' ')[0])]));
-}
-
-/** Threaded NAPI on `ifname` in `host`, its threads pinned to `cpu`; returns how many. */
-async function threadNapi(host, ifname, cpu) {
-  await host.exec(['sh', '-c', `echo 1 > /sys/class/net/${ifname}/threaded`]);
-  const pids = napiThreads(ifname);
-  for (const pid of pids) execFileSync('taskset', ['-p', '-c', String(cpu), pid], { stdio: 'ignore' });
-  return pids.length;
-}
 
 function iptablesRules(srcs) {
   const lines = ['*mangle', ':PREROUTING ACCEPT [0:0]'];
@@ -179,7 +131,7 @@ export default {
       }
       unpin = pinProcess(GEN_CPU);
 
-      const f = frame(G_MAC, R_IN_MAC, FLOW_SRC, DST_IP);
+      const f = udpFrame128(G_MAC, R_IN_MAC, FLOW_SRC, DST_IP);
       const genObj = await BpfObject.load(join(root, 'build/test-bpf/decap_gen.bpf.o'), { globals: { tmpl: f } });
       closers.push(() => genObj.close());
 
@@ -281,7 +233,7 @@ export default {
             const e0 = await linkStats(P.r, P.names.rOut);
             const i0 = await linkStats(P.r, P.names.rIn);
             const napiPids = napiThreads(P.names.rIn);
-            const c0 = cpuNs(napiPids);
+            const c0 = cpuNsByPid(napiPids);
             const gen = genObj.xdpProgram('xdp_stamp_tx');
             // the generator offers ~10x what R forwards: send chunks until the time budget
             const t0 = process.hrtime.bigint();
@@ -294,7 +246,7 @@ export default {
             }
             gen.close();
             await sleep(100);
-            const c1 = cpuNs(napiThreads(P.names.rIn));
+            const c1 = cpuNsByPid(napiThreads(P.names.rIn));
             // R's whole forwarding path (XDP, TC, stack, netfilter, fib, egress veth) runs in
             // its NAPI thread: its CPU time per packet does not depend on how much CPU the
             // thread got on a machine shared with other work (a re-created thread: NaN)

@@ -33,8 +33,9 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { BpfObject, Decapsulator } from '../dist/index.js';
 import { Lab } from '../dist/lab.js';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { buildC, median, pinProcess, root } from './lib.mjs';
+import { napiThreads } from './lib/napi.mjs';
 
 const B_MAC = '02:00:00:00:00:02';
 const VX_MAC = '02:00:00:00:0a:0a';
@@ -82,18 +83,6 @@ const fmt = (n) => Math.round(n).toLocaleString('en-US');
 
 const GEN_CPU = 0;
 const RX_CPU = 1;
-
-/** PIDs of NAPI kthreads whose comm starts with `napi/<ifname>-`. */
-function napiThreads(ifname) {
-  const prefix = `napi/${ifname}-`.slice(0, 15);
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/comm`, 'utf8').startsWith(prefix);
-    } catch {
-      return false;
-    }
-  });
-}
 
 /**
  * The isolated-receiver topology on `host`'s `ifname` (the receiving end of a veth):

@@ -14,26 +14,14 @@
 // (/proc/PID/schedstat), which also holds when the receiver is not saturated, and
 // what the generator offered.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { pinProcess } from '../lib.mjs';
+import { napiThreads } from './napi.mjs';
+
+export { napiThreads };
 
 export const GEN_CPU = 0;
 export const RX_CPU = 1;
-
-/** PIDs of the NAPI kthreads of an interface (comm `napi/<ifname>-<id>`, cut to 15 chars). */
-export function napiThreads(ifname) {
-  const prefix = `napi/${ifname}-`.slice(0, 15);
-  const pids = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim().startsWith(prefix)) pids.push(p);
-    } catch {
-      /* gone */
-    }
-  }
-  return pids;
-}
 
 const cpuNs = (pids) => pids.reduce((s, p) => {
   try {
