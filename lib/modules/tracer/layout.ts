@@ -157,6 +157,20 @@ class DecodeCache {
     return s;
   }
 
+  /** One packet's events share its sk_buff: its string is made once (direct-mapped by address). */
+  #skbLo = new Int32Array(1024);
+  #skbHi = new Int32Array(1024);
+  #skbStr: string[] = new Array<string>(1024).fill('');
+  skb(lo: number, hi: number): string {
+    const i = (lo >>> 8) & 1023; // sk_buffs are at least 256-byte aligned apart
+    if (this.#skbLo[i] === (lo | 0) && this.#skbHi[i] === (hi | 0) && this.#skbStr[i] !== '') return this.#skbStr[i]!;
+    const s = skbHex(lo, hi);
+    this.#skbLo[i] = lo;
+    this.#skbHi[i] = hi;
+    this.#skbStr[i] = s;
+    return s;
+  }
+
   proto(p: number): string | number {
     return (this.#proto[p] ??= ipProtocolName(p) ?? p);
   }
@@ -186,7 +200,7 @@ export function eventCodec(dropReason: (code: number) => string): Codec<TraceEve
       const e: TraceEvent = {
         point: POINT_BY_ID[id] ?? (`unknown(${id})` as TracePoint),
         time: b.readBigUInt64LE(off + O.ts),
-        skb: skbHex(b.readUInt32LE(off + O.skb), b.readUInt32LE(off + O.skb + 4)),
+        skb: cache.skb(b.readUInt32LE(off + O.skb), b.readUInt32LE(off + O.skb + 4)),
         cpu: b.readUInt32LE(off + O.cpu),
         netns: b.readUInt32LE(off + O.netns),
         ifindex: b.readUInt32LE(off + O.ifindex),
