@@ -21,7 +21,11 @@
 //                                       packet's headers and rejects it
 //   tracer, pcap filter, no match       filter { pcap: 'tcp and dst port 80' }: the expression
 //                                       runs (cBPF interpreter) at receive and queue
-//   tracer, every packet, Node          no filter: every event goes to the ring; Node consumes
+//   tracer, every packet, Node 'event'  no filter: every event goes to the ring; Node decodes
+//                                       each into a TraceEvent for an 'event' listener (the
+//                                       goal's measure)
+//   ... Node 'packet'                   the same with a 'packet' listener: timelines assembled
+//   ... Node, no listener (counted)     nobody listens: records are counted, not decoded
 //   tracer, every packet, C             the same programs and filter, the ring consumed by
 //                                       bench/c/tracer_drain.c (libbpf ring_buffer__poll)
 // Rate = frames R forwarded (its egress veth's tx packets + tx dropped) / generation time;
@@ -51,6 +55,9 @@ const DST_IP = '198.19.0.10';
 const GEN_CPU = 0;
 const ROUTER_CPU = 1;
 const RING = 1 << 24;
+const NODE = "tracer, every packet, Node 'event' listener";
+const NODE_PACKET = "tracer, every packet, Node 'packet' listener";
+const NODE_COUNT = 'tracer, every packet, Node, no listener (counted)';
 
 /** 128-byte Ethernet/IPv4/UDP frame (valid IP checksum, UDP checksum 0). */
 function frame(srcMac, dstMac, src, dst) {
@@ -150,15 +157,22 @@ export default {
       const linkStats = async (host, ifname) => (await host.ipJson(['-s', 'link', 'show', 'dev', ifname]))[0].stats64;
 
       const budget = quick ? 0.4 : 0.6;
-      const tracerScenario = (id, kind, filter) => ({ id, kind, setup: async () => {
+      // listen: 'event' (a TraceEvent object per event), 'packet' (timelines too), or none
+      // (count only: records are not decoded)
+      const tracerScenario = (id, kind, filter, listen) => ({ id, kind, setup: async () => {
         const t = await PacketTracer.start({ ...(filter ? { filter } : {}), ringBytes: RING, idleMs: 200 });
-        return { delivered: () => t.stats().events, lost: () => t.stats().lost ?? 0, done: () => t.stop() };
+        let got = 0;
+        if (listen === 'event') t.on('event', () => got++);
+        if (listen === 'packet') t.on('packet', (p) => (got += p.events.length));
+        return { delivered: () => t.stats().events, lost: () => t.stats().lost ?? 0, listened: () => got, done: () => t.stop() };
       } });
       const scenarios = [
         { id: 'tracer off', kind: 'off', setup: async () => ({ done: async () => {} }) },
         tracerScenario('tracer, host filter, no match', 'nomatch', { host: '198.18.99.99' }),
         tracerScenario('tracer, pcap filter, no match', 'nomatch-pcap', { pcap: 'tcp and dst port 80' }),
-        tracerScenario('tracer, every packet, Node consumer', 'all-node'),
+        tracerScenario(NODE, 'all-node', undefined, 'event'),
+        tracerScenario(NODE_PACKET, 'all-node-packet', undefined, 'packet'),
+        tracerScenario(NODE_COUNT, 'all-node-count'),
         { id: 'tracer, every packet, C consumer', kind: 'all-c', setup: async () => {
           const raw = await rawTracer(pin);
           const spawnedAt = process.hrtime.bigint();
@@ -227,6 +241,7 @@ export default {
                 } else if (Number(process.hrtime.bigint() - lastAt) > 200e6) break;
               }
               res.delivered = last;
+              if (st.listened && st.listened() > last) throw new Error(`listener saw ${st.listened()} events, stats() counted ${last}`);
               res.deliverSecs = Number(lastAt - t0) / 1e9;
               res.lost = st.lost() - lost0;
             } else if (st.result) {
@@ -263,7 +278,6 @@ export default {
           'lost/round': d ? Math.round(med(sc.id, 'lost')) : undefined,
         });
       }
-      const NODE = 'tracer, every packet, Node consumer';
       const C = 'tracer, every packet, C consumer';
       summary.hostNoMatchVsOffPaired = paired('tracer, host filter, no match', OFF);
       summary.pcapNoMatchVsOffPaired = paired('tracer, pcap filter, no match', OFF);
@@ -272,6 +286,8 @@ export default {
       summary.cpu_pcapNoMatchVsOffPaired = cpuPaired('tracer, pcap filter, no match', OFF);
       summary.cpu_everyPacketVsOffPaired = cpuPaired(NODE, OFF);
       summary.nodeVsCDeliveryPaired = median(results[NODE].map((v, i) => v.eventsPerSec / results[C][i].eventsPerSec));
+      summary.nodePacketVsCDeliveryPaired = median(results[NODE_PACKET].map((v, i) => v.eventsPerSec / results[C][i].eventsPerSec));
+      summary.nodeCountVsCDeliveryPaired = median(results[NODE_COUNT].map((v, i) => v.eventsPerSec / results[C][i].eventsPerSec));
       summary.nodeEventsPerSec = Math.round(med(NODE, 'eventsPerSec'));
       summary.cEventsPerSec = Math.round(med(C, 'eventsPerSec'));
       summary.goal = 'noMatchVsOff >= 0.95; nodeVsCDelivery >= 0.6';

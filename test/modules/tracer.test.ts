@@ -296,6 +296,37 @@ describe('losses', () => {
   });
 });
 
+describe('delivery', () => {
+  it('with no listener, events are counted without being decoded: the same count as a listener sees; a listener added later gets objects', async () => {
+    const filter = { host: B, proto: 'udp' as const, port: 5562 };
+    const counting = await PacketTracer.start({ filter, idleMs: 200 });
+    const seeing = await PacketTracer.start({ filter, idleMs: 200 });
+    const events: TraceEvent[] = [];
+    seeing.on('event', (e) => events.push(e));
+    const later: TraceEvent[] = [];
+    try {
+      await a.sendUdp(B, 5562, { count: 40 });
+      const drops = () => events.filter((e) => e.point === 'drop' && e.netns === ino.b).length;
+      for (let i = 0; i < 150 && (drops() < 40 || counting.stats().events < events.length); i++) await sleep(20);
+      expect(drops()).toBe(40);
+      expect(counting.stats().events).toBe(events.length);
+      expect(counting.stats().packets).toBe(0); // no 'packet' listener: no timelines assembled
+      counting.on('event', (e) => later.push(e));
+      await sleep(20);
+      await a.sendUdp(B, 5562, { count: 3 });
+      for (let i = 0; i < 150 && later.filter((e) => e.point === 'drop').length < 3; i++) await sleep(20);
+      expect(later.filter((e) => e.point === 'drop' && e.netns === ino.b && e.dropReason === 'NO_SOCKET').length).toBe(3);
+      const rx = later.filter((e) => e.point === 'receive');
+      expect(rx.length).toBeGreaterThanOrEqual(3);
+      expect(rx.every((e) => e.dst === B && e.dport === 5562 && /^0x[0-9a-f]{16}$/.test(e.skb))).toBe(true);
+    } finally {
+      await Promise.all([counting.stop(), seeing.stop()]);
+    }
+    expect(counting.stats().events).toBe(seeing.stats().events);
+    expect(counting.stats().lost).toBe(0);
+  });
+});
+
 describe('streams', () => {
   it('JSON lines and the async iterator give the same timelines, and end at stop()', async () => {
     const t = await PacketTracer.start({ filter: { host: B, port: 5558 }, points: ['receive', 'drop'], idleMs: 200 });

@@ -110,6 +110,8 @@ export interface TraceEvent {
 
 /** Size of struct tracer_event. */
 export const EVENT_SIZE = 160;
+/** Offset of the point id (u16) in struct tracer_event. */
+export const POINT_OFFSET = 48;
 const O = { ts: 0, skb: 8, netns: 16, ifindex: 20, mark: 24, len: 28, reason: 32, result: 36, aux: 40, cpu: 44, point: 48, family: 50, proto: 51, sport: 52, dport: 54, saddr: 56, daddr: 72, gw: 88, ifname: 104, inSaddr: 120, inDaddr: 136, inSport: 152, inDport: 154, inFamily: 156, inProto: 157, tunnel: 158 } as const;
 
 function ifname(b: Buffer, off: number): string {
@@ -119,8 +121,71 @@ function ifname(b: Buffer, off: number): string {
 const addr = (b: Buffer, off: number, family: number) => (family === 4 ? formatIPv4(b, off) : formatIPv6(b, off));
 const mac = (b: Buffer, off: number) => [...b.subarray(off, off + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
 
+/** Most entries of each decoding cache (names, addresses) before it starts over. */
+const CACHE_MAX = 4096;
+
+/**
+ * The strings a flood of events repeats, formatted once: interface names (by the name's
+ * bytes), IPv4 addresses (by value), protocol names. Each cache is bounded (cleared when
+ * full), so a scan of many addresses costs what it did without them.
+ */
+class DecodeCache {
+  #names = new Map<number, { w: number[]; name: string }>();
+  #v4 = new Map<number, string>();
+  #proto: (string | number)[] = [];
+
+  ifname(b: Buffer, off: number): string {
+    const w0 = b.readUInt32LE(off), w1 = b.readUInt32LE(off + 4), w2 = b.readUInt32LE(off + 8), w3 = b.readUInt32LE(off + 12);
+    const key = (w0 ^ Math.imul(w1, 31) ^ Math.imul(w2, 961) ^ Math.imul(w3, 29791)) >>> 0;
+    const hit = this.#names.get(key);
+    if (hit && hit.w[0] === w0 && hit.w[1] === w1 && hit.w[2] === w2 && hit.w[3] === w3) return hit.name;
+    const name = ifname(b, off);
+    if (this.#names.size >= CACHE_MAX) this.#names.clear();
+    this.#names.set(key, { w: [w0, w1, w2, w3], name });
+    return name;
+  }
+
+  addr(b: Buffer, off: number, family: number): string {
+    if (family !== 4) return formatIPv6(b, off);
+    const v = b.readUInt32LE(off);
+    let s = this.#v4.get(v);
+    if (s === undefined) {
+      s = formatIPv4(b, off);
+      if (this.#v4.size >= CACHE_MAX) this.#v4.clear();
+      this.#v4.set(v, s);
+    }
+    return s;
+  }
+
+  /** One packet's events share its sk_buff: its string is made once (direct-mapped by address). */
+  #skbLo = new Int32Array(1024);
+  #skbHi = new Int32Array(1024);
+  #skbStr: string[] = new Array<string>(1024).fill('');
+  skb(lo: number, hi: number): string {
+    const i = (lo >>> 8) & 1023; // sk_buffs are at least 256-byte aligned apart
+    if (this.#skbLo[i] === (lo | 0) && this.#skbHi[i] === (hi | 0) && this.#skbStr[i] !== '') return this.#skbStr[i]!;
+    const s = skbHex(lo, hi);
+    this.#skbLo[i] = lo;
+    this.#skbHi[i] = hi;
+    this.#skbStr[i] = s;
+    return s;
+  }
+
+  proto(p: number): string | number {
+    return (this.#proto[p] ??= ipProtocolName(p) ?? p);
+  }
+}
+
+/** The sk_buff address as '0x…' hex, from its two 32-bit halves (no BigInt). */
+function skbHex(lo: number, hi: number): string {
+  if (hi === 0) return lo === 0 ? '' : `0x${lo.toString(16)}`;
+  const l = lo.toString(16);
+  return `0x${hi.toString(16)}${'00000000'.slice(l.length)}${l}`;
+}
+
 /** A ring buffer codec that decodes records straight into TraceEvents. */
 export function eventCodec(dropReason: (code: number) => string): Codec<TraceEvent> {
+  const cache = new DecodeCache();
   return {
     name: 'tracer_event',
     size: EVENT_SIZE,
@@ -132,15 +197,14 @@ export function eventCodec(dropReason: (code: number) => string): Codec<TraceEve
     decode(b, off) {
       const id = b.readUInt16LE(off + O.point);
       const family = b[off + O.family]!;
-      const skb = b.readBigUInt64LE(off + O.skb);
       const e: TraceEvent = {
         point: POINT_BY_ID[id] ?? (`unknown(${id})` as TracePoint),
         time: b.readBigUInt64LE(off + O.ts),
-        skb: skb ? `0x${skb.toString(16)}` : '',
+        skb: cache.skb(b.readUInt32LE(off + O.skb), b.readUInt32LE(off + O.skb + 4)),
         cpu: b.readUInt32LE(off + O.cpu),
         netns: b.readUInt32LE(off + O.netns),
         ifindex: b.readUInt32LE(off + O.ifindex),
-        ifname: ifname(b, off + O.ifname),
+        ifname: cache.ifname(b, off + O.ifname),
         mark: b.readUInt32LE(off + O.mark),
         len: b.readUInt32LE(off + O.len),
       };
@@ -148,10 +212,10 @@ export function eventCodec(dropReason: (code: number) => string): Codec<TraceEve
         e.family = family;
         const p = b[off + O.proto]!;
         if (e.point !== 'neigh_update') {
-          e.proto = ipProtocolName(p) ?? p;
-          e.src = addr(b, off + O.saddr, family);
+          e.proto = cache.proto(p);
+          e.src = cache.addr(b, off + O.saddr, family);
         }
-        e.dst = addr(b, off + O.daddr, family);
+        e.dst = cache.addr(b, off + O.daddr, family);
         if (p === 6 || p === 17 || p === 132) {
           e.sport = b.readUInt16LE(off + O.sport);
           e.dport = b.readUInt16LE(off + O.dport);

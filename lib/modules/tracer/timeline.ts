@@ -47,23 +47,26 @@ export class TimelineAssembler {
 
   /** Adds an event; returns the timelines it finished (its own, or the oldest when full). */
   add(e: TraceEvent, nowMs: number): TracePacket[] {
-    if (!e.skb) return [];
+    if (!e.skb) return NONE;
     let t = this.#open.get(e.skb);
-    const done: TracePacket[] = [];
+    let done = NONE;
     if (!t) {
       if (this.#open.size >= MAX_OPEN_TIMELINES) {
         const [oldest, ot] = this.#open.entries().next().value as [string, Open];
         this.#open.delete(oldest);
-        done.push(finish(oldest, ot.events));
+        done = [finish(oldest, ot.events)];
       }
-      t = { events: [], lastSeen: nowMs };
+      t = { events: [e], lastSeen: nowMs };
       this.#open.set(e.skb, t);
+    } else {
+      t.events.push(e);
+      t.lastSeen = nowMs;
     }
-    t.events.push(e);
-    t.lastSeen = nowMs;
     if (e.point === 'drop' || e.point === 'consume') {
       this.#open.delete(e.skb);
-      done.push(finish(e.skb, t.events));
+      const p = finish(e.skb, t.events);
+      if (done === NONE) done = [p];
+      else done.push(p);
     }
     return done;
   }
@@ -87,20 +90,35 @@ export class TimelineAssembler {
   }
 }
 
+/** Shared empty result of add() (never mutated: add() makes a new array to return packets). */
+const NONE: TracePacket[] = [];
+
 function finish(skb: string, events: TraceEvent[]): TracePacket {
-  const sorted = [...events].sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  // events of one packet arrive in time order unless they came from several CPUs
+  let sorted = events;
+  for (let i = 1; i < events.length; i++) {
+    if (events[i]!.time < events[i - 1]!.time) {
+      sorted = [...events].sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+      break;
+    }
+  }
   const start = sorted[0]!.time;
   const last = sorted[sorted.length - 1]!;
   const verdict: TraceVerdict = last.point === 'drop' ? 'dropped' : last.point === 'consume' ? 'consumed' : last.point === 'transmit' ? 'transmitted' : 'unfinished';
   const namespaces: number[] = [];
-  for (const e of sorted) if (e.netns && !namespaces.includes(e.netns)) namespaces.push(e.netns);
+  const out = new Array<TimelineEvent>(sorted.length);
+  for (let i = 0; i < sorted.length; i++) {
+    const e = sorted[i]!;
+    if (e.netns && !namespaces.includes(e.netns)) namespaces.push(e.netns);
+    out[i] = Object.assign({}, e, { dtNs: Number(e.time - start) });
+  }
   const p: TracePacket = {
     skb,
     start,
     durationNs: Number(last.time - start),
     verdict,
     namespaces,
-    events: sorted.map((e) => ({ ...e, dtNs: Number(e.time - start) })),
+    events: out,
   };
   if (last.dropReason !== undefined) p.dropReason = last.dropReason;
   return p;

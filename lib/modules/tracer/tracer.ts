@@ -21,7 +21,8 @@ import type { BpfMap } from '../../core/map.js';
 import type { RingBuffer, RingBufferLoss } from '../../core/ringbuf.js';
 import { dropReasonNamer, kernelHasTracepoint, tracingSupport, type TracingLink } from '../../core/tracing.js';
 import { encodeFilter, type TraceFilter } from './filter.js';
-import { POINTS, TRACE_POINTS, eventCodec, type TraceEvent, type TracePoint } from './layout.js';
+import { POINTS, TRACE_POINTS, POINT_OFFSET, eventCodec, type TraceEvent, type TracePoint } from './layout.js';
+import type { Codec } from '../../core/codecs.js';
 import { TimelineAssembler, type TracePacket } from './timeline.js';
 
 /** Options of {@link PacketTracer.start}. */
@@ -87,7 +88,10 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
   readonly points: readonly TracePoint[];
   #obj: BpfObject;
   #links: TracerLink[];
-  #rb: RingBuffer<TraceEvent>;
+  #rb: RingBuffer<TraceEvent | number>;
+  /** Decode records into TraceEvents only while someone listens for 'event' or 'packet' (else count them). */
+  #decode = false;
+  #wantedIds: boolean[] = [];
   #timelines = new TimelineAssembler();
   #sweep: NodeJS.Timeout;
   #idleMs: number;
@@ -106,7 +110,20 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     this.warnings = m.warnings;
     this.#idleMs = m.idleMs;
     this.#wanted = new Set(m.points);
-    this.#rb = m.obj.ringBuffer('events', eventCodec(dropReasonNamer()), { batchSize: 1024 });
+    for (const p of POINTS) this.#wantedIds[p.id] = this.#wanted.has(p.name);
+    const full = eventCodec(dropReasonNamer());
+    // with no 'event' or 'packet' listener, a record is only counted: its point id is all that is read
+    const codec: Codec<TraceEvent | number> = { ...full, decode: (b, off) => (this.#decode ? full.decode(b, off) : b.readUInt16LE(off + POINT_OFFSET)) };
+    const listeners = () => {
+      queueMicrotask(() => (this.#decode = this.listenerCount('event') + this.listenerCount('packet') > 0));
+    };
+    (this as EventEmitter).on('newListener', (name: string | symbol) => {
+      if (name === 'event' || name === 'packet') this.#decode = true;
+    });
+    (this as EventEmitter).on('removeListener', (name: string | symbol) => {
+      if (name === 'event' || name === 'packet') listeners();
+    });
+    this.#rb = m.obj.ringBuffer('events', codec, { batchSize: 1024 });
     this.#rb.on('batch', (batch) => this.#onBatch(batch));
     this.#rb.on('error', (e) => this.#emitError(e));
     this.#rb.on('lost', (l) => this.emit('lost', l));
@@ -293,15 +310,26 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     }
   }
 
-  #onBatch(batch: TraceEvent[]): void {
+  #onBatch(batch: (TraceEvent | number)[]): void {
     const now = Date.now();
     const done: TracePacket[] = [];
+    const onEvent = this.listenerCount('event') > 0;
+    const onPacket = this.listenerCount('packet') > 0;
     for (const e of batch) {
+      if (typeof e === 'number') {
+        // nobody listens: counted only (queue events still only when asked for)
+        if (this.#wantedIds[e]) this.#events++;
+        continue;
+      }
       // queue events serve transmits; they are shown only when asked for
       if (!this.#wanted.has(e.point)) continue;
       this.#events++;
-      this.emit('event', e);
-      for (const p of this.#timelines.add(e, now)) done.push(p);
+      if (onEvent) this.emit('event', e);
+      // timelines are assembled while someone listens for them
+      if (onPacket || this.#timelines.openCount > 0) {
+        const finished = this.#timelines.add(e, now);
+        for (let i = 0; i < finished.length; i++) done.push(finished[i]!);
+      }
     }
     this.#deliver(done);
   }
