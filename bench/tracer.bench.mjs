@@ -35,12 +35,14 @@
 // (ring full, the events_lost counter): delivered + lost = produced.
 // Goals: forwarding with a non-matching filter >= 0.95 of tracer off; Node delivery >= 0.6
 // of the C consumer's.
-import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfObject, PacketTracer, struct, u32, u64 } from '../dist/index.js';
 import { Lab } from '../dist/lab.js';
 import { buildC, median, pinProcess, root } from './lib.mjs';
+import { udpFrame128 } from './lib/frames.mjs';
+import { cpuNsByPid, napiThreads, threadNapi } from './lib/napi.mjs';
 
 const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -59,50 +61,6 @@ const NODE = "tracer, every packet, Node 'event' listener";
 const NODE_PACKET = "tracer, every packet, Node 'packet' listener";
 const NODE_COUNT = 'tracer, every packet, Node, no listener (counted)';
 
-/** 128-byte Ethernet/IPv4/UDP frame (valid IP checksum, UDP checksum 0). */
-function frame(srcMac, dstMac, src, dst) {
-  const b = Buffer.alloc(128);
-  Buffer.from(dstMac.split(':').map((x) => parseInt(x, 16))).copy(b, 0);
-  Buffer.from(srcMac.split(':').map((x) => parseInt(x, 16))).copy(b, 6);
-  b.writeUInt16BE(0x0800, 12);
-  b[14] = 0x45;
-  b.writeUInt16BE(128 - 14, 16);
-  b[22] = 64;
-  b[23] = 17;
-  Buffer.from(src.split('.').map(Number)).copy(b, 26);
-  Buffer.from(dst.split('.').map(Number)).copy(b, 30);
-  let sum = 0;
-  for (let i = 14; i < 34; i += 2) sum += b.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  b.writeUInt16BE(~sum & 0xffff, 24);
-  b.writeUInt16BE(40000, 34);
-  b.writeUInt16BE(9000, 36);
-  b.writeUInt16BE(128 - 34, 38);
-  return b;
-}
-
-/** PIDs of the NAPI kthreads of an interface (comm `napi/<ifname>-<id>`, cut to 15 chars). */
-function napiThreads(ifname) {
-  const prefix = `napi/${ifname}-`.slice(0, 15);
-  const pids = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim().startsWith(prefix)) pids.push(p);
-    } catch {
-      /* gone */
-    }
-  }
-  return pids;
-}
-const cpuNs = (pids) => Object.fromEntries(pids.map((p) => [p, Number(readFileSync(`/proc/${p}/schedstat`, 'utf8').split(' ')[0])]));
-
-async function threadNapi(host, ifname, cpu) {
-  await host.exec(['sh', '-c', `echo 1 > /sys/class/net/${ifname}/threaded`]);
-  const pids = napiThreads(ifname);
-  for (const pid of pids) execFileSync('taskset', ['-p', '-c', String(cpu), pid], { stdio: 'ignore' });
-  return pids.length;
-}
 
 /** The tracer's programs and ring as PacketTracer loads them with no filter, the ring pinned for the C consumer. */
 async function rawTracer(pin) {
@@ -151,7 +109,7 @@ export default {
       const pinned = await pinNapi();
       log(`threaded NAPI: ${pinned.router} thread(s) for R's ingress on CPU ${ROUTER_CPU}, ${pinned.sink} for S on CPU ${GEN_CPU}; generator and consumers on CPU ${GEN_CPU}`);
       unpin = pinProcess(GEN_CPU);
-      const f = frame(G_MAC, R_IN_MAC, SRC_IP, DST_IP);
+      const f = udpFrame128(G_MAC, R_IN_MAC, SRC_IP, DST_IP);
       const genObj = await BpfObject.load(join(root, 'build/test-bpf/decap_gen.bpf.o'), { globals: { tmpl: f } });
       closers.push(() => genObj.close());
       const linkStats = async (host, ifname) => (await host.ipJson(['-s', 'link', 'show', 'dev', ifname]))[0].stats64;
@@ -210,7 +168,7 @@ export default {
             const e0 = await linkStats(r, names.rOut);
             const i0 = await linkStats(r, names.rIn);
             const napiPids = napiThreads(names.rIn);
-            const c0 = cpuNs(napiPids);
+            const c0 = cpuNsByPid(napiPids);
             const lost0 = st.lost?.() ?? 0;
             const gen = genObj.xdpProgram('xdp_stamp_tx');
             const t0 = process.hrtime.bigint();
@@ -220,7 +178,7 @@ export default {
               secs = Number(process.hrtime.bigint() - t0) / 1e9;
             }
             gen.close();
-            const c1 = cpuNs(napiThreads(names.rIn));
+            const c1 = cpuNsByPid(napiThreads(names.rIn));
             const e1 = await linkStats(r, names.rOut);
             const i1 = await linkStats(r, names.rIn);
             const forwarded = e1.tx.packets - e0.tx.packets + (e1.tx.dropped - e0.tx.dropped);
