@@ -9,7 +9,8 @@
 // Each round runs every case once, in a shuffled order, so load changes hit all alike.
 // Rows: median wall ms of a process with spread (min..max), the median of
 // (case - floor of the same round) as 'over floor', and the in-process ms of the import
-// alone (performance.now() around it), which excludes node's own start-up.
+// alone (performance.now() around it), which excludes node's own start-up, and the CPU
+// time of that import (process.cpuUsage(), all threads), which suffers least from a loaded machine.
 // Floors: `node -e ''` (start-up and exit), and an import/require of an empty module
 // (the module loader's first use). No speed is asserted: the goal (< 50 ms) is reported.
 import { spawnSync } from 'node:child_process';
@@ -21,10 +22,9 @@ import { median, root } from './lib.mjs';
 const GOAL_MS = 50;
 
 /** A script run from inside bench/, so the bare specifier resolves through the self-reference. */
-const esm = (spec) =>
-  `const t = performance.now(); await import(${JSON.stringify(spec)}); process.stdout.write(String(performance.now() - t));`;
-const cjs = (spec) =>
-  `const t = performance.now(); require(${JSON.stringify(spec)}); process.stdout.write(String(performance.now() - t));`;
+const report = 'const d = process.cpuUsage(c); process.stdout.write(JSON.stringify([performance.now() - t, (d.user + d.system) / 1000]));';
+const esm = (spec) => `const t = performance.now(); const c = process.cpuUsage(); await import(${JSON.stringify(spec)}); ${report}`;
+const cjs = (spec) => `const t = performance.now(); const c = process.cpuUsage(); require(${JSON.stringify(spec)}); ${report}`;
 
 function cases(empty) {
   return [
@@ -45,7 +45,8 @@ function once(c) {
   const r = spawnSync(process.execPath, c.args, { cwd: join(root, 'bench'), encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
   const wall = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${c.id} failed (${r.status}): ${r.stderr}`);
-  return { wall, inProcess: r.stdout ? Number(r.stdout) : undefined };
+  const [inProcess, cpu] = r.stdout ? JSON.parse(r.stdout) : [];
+  return { wall, inProcess, cpu };
 }
 
 function shuffle(xs) {
@@ -68,7 +69,7 @@ export default {
       writeFileSync(join(empty, 'empty.cjs'), '');
       const list = cases(empty);
       for (const c of list) once(c); // warm the page cache and check every case runs
-      const samples = new Map(list.map((c) => [c.id, { wall: [], over: [], overEmpty: [], inProcess: [] }]));
+      const samples = new Map(list.map((c) => [c.id, { wall: [], over: [], overEmpty: [], inProcess: [], cpu: [] }]));
       for (let r = 0; r < rounds; r++) {
         const round = new Map(shuffle(list).map((c) => [c.id, once(c)]));
         const floor = round.get('node -e ""').wall;
@@ -78,6 +79,7 @@ export default {
           s.wall.push(x.wall);
           s.over.push(x.wall - floor);
           if (x.inProcess !== undefined) s.inProcess.push(x.inProcess);
+          if (x.cpu !== undefined) s.cpu.push(x.cpu);
           const emptyId = c.args.includes('--input-type=module') ? 'import(empty module)' : 'require(empty module)';
           s.overEmpty.push(x.wall - round.get(emptyId).wall);
         }
@@ -93,6 +95,7 @@ export default {
           'over node -e': median(s.over),
           'over empty import': c.floor ? '' : median(s.overEmpty),
           'in-process ms': s.inProcess.length ? median(s.inProcess) : '',
+          'in-process cpu ms': s.cpu.length ? median(s.cpu) : '',
         };
       });
       const main = rows.filter((r) => list.find((c) => c.id === r.case).main);
@@ -100,7 +103,7 @@ export default {
         rows,
         summary: {
           goalMs: GOAL_MS,
-          ...Object.fromEntries(main.map((r) => [r.case, { wallMs: r['wall ms'], overFloorMs: r['over node -e'], inProcessMs: r['in-process ms'] }])),
+          ...Object.fromEntries(main.map((r) => [r.case, { wallMs: r['wall ms'], overFloorMs: r['over node -e'], inProcessMs: r['in-process ms'], inProcessCpuMs: r['in-process cpu ms'] }])),
         },
       };
     } finally {
