@@ -184,6 +184,24 @@ describe('compiled codecs', () => {
     expect(() => array(u16, 4).decode(Buffer.alloc(7), 0)).toThrow(RangeError);
   });
 
+  it('compile on first use; a reference to encode/decode taken before still works, out of bounds too', () => {
+    const c = struct('lazy', { a: u32, b: ipv4 });
+    const pair = array(u16, 2);
+    const encode = c.encode;
+    const decode = pair.decode;
+    expect([encode.name, decode.name]).toEqual(['encode', 'decode']);
+    const buf = Buffer.alloc(8, 0xee);
+    encode({ a: 7, b: '198.18.0.1' }, buf, 0);
+    expect(buf).toEqual(hex('07000000 c6120001'));
+    expect(c.encode.name).toBe('encode_lazy');
+    expect(encode({ a: 8, b: '198.18.0.2' }, buf, 0)).toBeUndefined();
+    expect(c.decode(buf, 0)).toEqual({ a: 8, b: '198.18.0.2' });
+    // the compiled array's fallback is the generic code, not the stub that compiled it
+    expect(decode(Buffer.alloc(4, 1), 0)).toEqual([0x101, 0x101]);
+    expect(pair.decode.name).toBe('decode_array');
+    expect(() => decode(Buffer.alloc(3), 0)).toThrow(/outside the bounds/); // the generic code's error, not a stack overflow
+  });
+
   it('decoded bytes are copies, short or long, also from a struct', () => {
     const c = struct('b', { s: bytes(3), l: bytes(100) });
     const buf = Buffer.alloc(103, 1);
@@ -216,12 +234,20 @@ describe('compiled codecs', () => {
       const script = `import * as C from ${JSON.stringify(join(dir, 'codecs.js'))};
         const fuzzCodecs = ${fuzzCodecs.toString()};
         const probe = C.struct('probe', { a: C.u8 });
-        console.log(JSON.stringify({ names: [C.u32.encode.name, probe.encode.name, C.array(C.u8, 2).decode.name], results: fuzzCodecs(C, ${0x5eed}, 300) }));`;
+        const pair = C.array(C.u8, 2);
+        // codecs compile on first use: use each once, then look at what is in place
+        C.u32.encode(1, Buffer.alloc(4), 0); probe.encode({ a: 1 }, Buffer.alloc(1), 0); pair.decode(Buffer.alloc(2), 0);
+        console.log(JSON.stringify({ names: [C.u32.encode.name, probe.encode.name, pair.decode.name], results: fuzzCodecs(C, ${0x5eed}, 300) }));`;
       const child = JSON.parse(execFileSync(process.execPath, ['--disallow-code-generation-from-strings', '--input-type=module', '-e', script], { encoding: 'utf8', maxBuffer: 1 << 28, timeout: 60_000 }));
 
       // the child really ran the generic code; this process the compiled code
       expect(child.names).toEqual(['encode', 'encode', 'decode']);
-      expect([C.u32.encode.name, C.struct('probe', { a: u8 }).encode.name, C.array(u8, 2).decode.name]).toEqual(['encode_u32', 'encode_probe', 'decode_array']);
+      const probe = C.struct('probe', { a: u8 });
+      const pair = C.array(u8, 2);
+      C.u32.encode(1, Buffer.alloc(4), 0);
+      probe.encode({ a: 1 }, Buffer.alloc(1), 0);
+      pair.decode(Buffer.alloc(2), 0);
+      expect([C.u32.encode.name, probe.encode.name, pair.decode.name]).toEqual(['encode_u32', 'encode_probe', 'decode_array']);
       const results = fuzzCodecs(C, 0x5eed, 300);
       expect(results.length).toBe(child.results.length);
       // enough of each kind of outcome that the comparison means something

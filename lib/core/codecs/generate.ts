@@ -7,7 +7,7 @@ import { ipv4Into } from './ip-text.js';
 import { copyOut, DECIMAL, hasOwn, room, show, view, withPath } from './shared.js';
 import type { Codec } from './types.js';
 
-// The integer codecs, struct() and array() are compiled once, when made, into small
+// The integer codecs, struct() and array() are compiled once, on first use, into small
 // functions with the byte offsets and limits as constants, the common members (integers,
 // bool, ipv4, bytes) read and written in place through one DataView, decoded objects built
 // by one object literal (one V8 shape) and other members called directly (each struct has
@@ -54,21 +54,51 @@ function compile<F>(name: string, params: string, body: string, env: Record<stri
 type EncodeFn = (v: any, buf: Buffer, off: number) => void;
 type DecodeFn = (buf: Buffer, off: number) => any;
 
-/** Registers a codec of lib/core/codecs (and its inline form); compiles it on its own where the form allows. */
+/**
+ * Compiles `codec` on its first encode or decode, not when it is made: the library makes
+ * dozens of codecs at import (every module's map layouts), and compiling them all cost a
+ * few ms of every cold import. Until then encode/decode are stubs that compile, put the
+ * compiled pair (or, where code generation is disabled, the generic pair) in their place
+ * and forward the call, so a reference to a stub kept elsewhere still ends in the compiled
+ * code. `make` gets the generic pair (the stubs must not be its fallback).
+ */
+export function compileLater<C extends Codec<any, any>>(codec: C, make: (generic: Pick<Codec<any, any>, 'encode' | 'decode'>) => Partial<Codec<any, any>>): C {
+  const generic = { encode: codec.encode, decode: codec.decode };
+  let ready = false;
+  const settle = (): void => {
+    if (ready) return;
+    ready = true;
+    const f = make(generic);
+    codec.encode = f.encode ?? generic.encode;
+    codec.decode = f.decode ?? generic.decode;
+  };
+  codec.encode = function encode(v: any, buf: Buffer, off: number): void {
+    settle();
+    codec.encode(v, buf, off);
+  };
+  codec.decode = function decode(buf: Buffer, off: number): any {
+    settle();
+    return codec.decode(buf, off);
+  };
+  return codec;
+}
+
+/** Registers a codec of lib/core/codecs (and its inline form); compiles it on its own (on first use) where the form allows. */
 export function builtin<C extends Codec<any, any>>(codec: C, inline?: Inline): C {
   WRITES_ALL.add(codec);
   if (!inline) return codec;
   INLINE.set(codec, inline);
   if (!inline.standalone) return codec;
-  const at = (k: number): string => (k ? `off + ${k}` : 'off');
-  const id = codec.name.replace(/\W/g, '_');
-  // u64/i64 write a number as two halves at off and off + 4: a non-integer offset (which
-  // DataView would truncate) goes to the generic code instead
-  const guard = codec.size === 8 ? 'Number.isInteger(off) && ' : '';
-  const encode = compile<EncodeFn>(`encode_${id}`, 'v, buf, off', `if (${guard}${inline.check('v', at)}) {\nconst d = view(buf);\n${inline.write('v', at)}\n} else generic(v, buf, off);`, { generic: codec.encode });
-  const decode = compile<DecodeFn>(`decode_${id}`, 'buf, off', `const d = view(buf);\nreturn ${inline.read(at)};`);
-  if (encode && decode) Object.assign(codec, { encode, decode });
-  return codec;
+  return compileLater(codec, (generic) => {
+    const at = (k: number): string => (k ? `off + ${k}` : 'off');
+    const id = codec.name.replace(/\W/g, '_');
+    // u64/i64 write a number as two halves at off and off + 4: a non-integer offset (which
+    // DataView would truncate) goes to the generic code instead
+    const guard = codec.size === 8 ? 'Number.isInteger(off) && ' : '';
+    const encode = compile<EncodeFn>(`encode_${id}`, 'v, buf, off', `if (${guard}${inline.check('v', at)}) {\nconst d = view(buf);\n${inline.write('v', at)}\n} else generic(v, buf, off);`, { generic: generic.encode });
+    const decode = compile<DecodeFn>(`decode_${id}`, 'buf, off', `const d = view(buf);\nreturn ${inline.read(at)};`);
+    return encode && decode ? { encode, decode } : {};
+  });
 }
 
 /**
@@ -76,7 +106,7 @@ export function builtin<C extends Codec<any, any>>(codec: C, inline?: Inline): C
  * generic code (which fails at the first element out of bounds, as it always has), so the
  * compiled loop runs over bytes known to be in the buffer.
  */
-export function compileArray(name: string, elem: Codec<unknown>, length: number, generic: Codec<any, any>): Partial<Codec<any, any>> {
+export function compileArray(name: string, elem: Codec<unknown>, length: number, generic: Pick<Codec<any, any>, 'encode' | 'decode'>): Partial<Codec<any, any>> {
   const es = elem.size;
   const inline = INLINE.get(elem);
   const at = (o: string) => (k: number): string => (k ? `${o} + ${k}` : o);

@@ -1,6 +1,6 @@
 /** Composite codecs: fixed-length arrays and C structs. */
 import { invalidArgument } from '../errors.js';
-import { builtin, compileArray, compileStruct, WRITES_ALL, type Member } from './generate.js';
+import { builtin, compileArray, compileLater, compileStruct, WRITES_ALL, type Member } from './generate.js';
 import { checkSize, isCodec, isPaddingField, room, roundUp, show, withPath } from './shared.js';
 import type { Codec, Infer, InferInput } from './types.js';
 
@@ -30,7 +30,7 @@ export function array<C extends Codec<any, any>>(codec: C, length: number): Code
     },
   };
   if (WRITES_ALL.has(codec)) WRITES_ALL.add(c);
-  return Object.assign(c, compileArray(name, codec, length, c));
+  return compileLater(c, (generic) => compileArray(name, codec, length, generic));
 }
 
 /** One field of a struct codec given as a list (for explicit offsets or names that are not identifiers). */
@@ -134,5 +134,5 @@ export function struct(
       return out;
     },
   };
-  return builtin(Object.assign(c, compileStruct(self, size, members, known)));
+  return builtin(compileLater(c, () => compileStruct(self, size, members, known)));
 }
