@@ -86,4 +86,12 @@ describe('lazy record views', () => {
     buf.writeBigUInt64LE(123n, 0);
     expect(v.seq).toBe(123n);
   });
+
+  it('field names that are keywords or "constructor" read like any other', () => {
+    const odd = struct('odd', { class: u32, constructor: u16, new: u8 });
+    const buf = randomBytes(odd.size);
+    const v = lazyFactory(odd)!(buf, new DataView(buf.buffer, buf.byteOffset, buf.byteLength), 0) as Record<string, unknown>;
+    const e = odd.decode(buf, 0) as Record<string, unknown>;
+    for (const k of ['class', 'constructor', 'new']) expect(v[k], k).toBe(e[k]);
+  });
 });
