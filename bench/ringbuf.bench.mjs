@@ -3,12 +3,14 @@
 // same run, alternating rounds. Records are 64 bytes (test/bpf/ringbuf_test.bpf.c,
 // struct rec64); "full struct" consumers read every field of every record (the C floor
 // copies the record into a struct and reads all fields; JS decodes the whole struct:
-// two u64 as BigInts, two u32, a 40-byte Buffer).
+// two u64 as BigInts, two u32, a 40-byte Buffer). The lazy variants ({ lazy: true }) get
+// views; 'every field read' reads each field once, '2 fields read' reads seq and len.
 //
 // 1. drain: the ring is filled while no consumer runs (xdp_one_record, BPF_PROG_TEST_RUN
 //    repeat = DRAIN records), then the consumer drains it; events/s = records / the
 //    consumer's CPU time. No producer, no wake-ups: what the consumer can take. A first
-//    round warms both sides up and is not counted.
+//    round warms both sides up and is not counted. Each JS consumer drains in a child
+//    process of its own, the median of 3 drains after 3 warm-up drains (see jsDrain).
 // 2. stream: a producer thread runs xdp_one_record_every (BPF_RB_NO_WAKEUP, a forced
 //    wake-up every 64 records: bpfkit_rb_submit_every) flat out, then paced at 60% of the
 //    C floor's drain capacity. Consumer events/s = records delivered / time until drained;
@@ -19,6 +21,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { BpfObject, bytes, struct, u32, u64 } from '../dist/index.js';
 import { buildC, median, root } from './lib.mjs';
 
@@ -27,6 +30,8 @@ const RING = 16 << 20; // holds ~233k records of 72 bytes
 const DRAIN = 200_000;
 const CHUNK = 100_000;
 const PACED_CHUNK = 10_000;
+const CHILD_WARMUP = 3;
+const CHILD_ROUNDS = 3;
 
 const fullCodec = struct('rec64', { seq: u64, ktime: u64, len: u32, ifindex: u32, fill: bytes(40) });
 // Two fields ('_' fields are skipped on decode), for comparison.
@@ -37,6 +42,17 @@ const twoFields = struct('rec64', [
   { name: '_rest', codec: bytes(44) },
 ]);
 
+/** The JS consumers: mode, codec, lazy views or plain objects, and what the handler reads ('two': seq and len; else every field). */
+const variants = [
+  { id: 'data_full', label: "JS rb.on('data'), full struct", mode: 'data', codec: fullCodec },
+  { id: 'batch_full', label: "JS rb.on('batch'), full struct", mode: 'batch', codec: fullCodec },
+  { id: 'batches_full', label: 'JS for await rb.batches(), full struct', mode: 'batches', codec: fullCodec },
+  { id: 'data_two', label: "JS rb.on('data'), 2-field codec", mode: 'data', codec: twoFields, read: 'two' },
+  { id: 'data_lazy_all', label: "JS rb.on('data'), full struct, lazy views, every field read", mode: 'data', codec: fullCodec, lazy: true },
+  { id: 'data_lazy_two', label: "JS rb.on('data'), full struct, lazy views, 2 fields read", mode: 'data', codec: fullCodec, lazy: true, read: 'two' },
+  { id: 'batch_lazy_all', label: "JS rb.on('batch'), full struct, lazy views, every field read", mode: 'batch', codec: fullCodec, lazy: true },
+];
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const fixed = (x) => x.toFixed(2);
 const spread = (xs) => `${Math.round(Math.min(...xs)).toLocaleString('en-US')}-${Math.round(Math.max(...xs)).toLocaleString('en-US')}`;
@@ -46,19 +62,23 @@ const spread = (xs) => `${Math.round(Math.min(...xs)).toLocaleString('en-US')}-$
  * `st.done` resolves when `target` records have arrived (no polling loop burns CPU).
  */
 function checker(full, target = Infinity) {
-  const st = { n: 0, sum: 0, last: -1n, outOfOrder: 0 };
+  const st = { n: 0, sum: 0, last: -1n, outOfOrder: 0, target };
   st.done = new Promise((resolve) => (st.resolve = resolve));
   st.one = full
     ? (r) => {
-      st.sum += r.len + r.ifindex + Number(r.ktime & 1n) + r.fill[0] + r.fill[39];
-      if (r.seq <= st.last) st.outOfOrder++;
-      st.last = r.seq;
+      // each field read once (a lazy view decodes a field again at every read)
+      const seq = r.seq;
+      const fill = r.fill;
+      st.sum += r.len + r.ifindex + Number(r.ktime & 1n) + fill[0] + fill[39];
+      if (seq <= st.last) st.outOfOrder++;
+      st.last = seq;
       if (++st.n === target) st.resolve();
     }
     : (r) => {
+      const seq = r.seq;
       st.sum += r.len;
-      if (r.seq <= st.last) st.outOfOrder++;
-      st.last = r.seq;
+      if (seq <= st.last) st.outOfOrder++;
+      st.last = seq;
       if (++st.n === target) st.resolve();
     };
   return st;
@@ -68,7 +88,14 @@ function checker(full, target = Infinity) {
 function consume(rb, mode, st) {
   if (mode === 'data') rb.on('data', st.one);
   else if (mode === 'batch') rb.on('batch', (arr) => { for (let i = 0; i < arr.length; i++) st.one(arr[i]); });
-  else return (async () => { for await (const arr of rb.batches({ closeOnReturn: false })) for (let i = 0; i < arr.length; i++) st.one(arr[i]); })();
+  else {
+    return (async () => {
+      for await (const arr of rb.batches({ closeOnReturn: false })) {
+        for (let i = 0; i < arr.length; i++) st.one(arr[i]);
+        if (st.n >= st.target) break;
+      }
+    })();
+  }
   return Promise.resolve();
 }
 
@@ -78,27 +105,56 @@ function cDrain(bin) {
   return DRAIN / f.cpuSeconds;
 }
 
-async function jsDrain(v) {
+/**
+ * The median of CHILD_ROUNDS drains in a child process of its own, after CHILD_WARMUP drains
+ * on the same ring (the JIT has settled, and sees one codec and one handler, as in an
+ * application; in one process the
+ * variants' codecs and handlers make the shared call sites polymorphic and slow all).
+ */
+function jsDrain(v) {
+  const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--drain-child', v.id], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop()).eventsPerSecond;
+}
+
+async function drainChild(id) {
+  const v = variants.find((x) => x.id === id);
+  if (!v) throw new Error(`no variant ${id}`);
   const obj = await BpfObject.load(OBJ, { maps: { events: { maxEntries: RING } } });
   const prog = obj.xdpProgram('xdp_one_record');
-  const rb = obj.ringBuffer('events', v.codec);
+  const rb = obj.ringBuffer('events', v.codec, { lazy: v.lazy === true });
   try {
-    for (let done = 0; done < DRAIN; done += CHUNK) await prog.testRun(Buffer.alloc(64), { repeat: Math.min(CHUNK, DRAIN - done) });
-    if (rb.stats().lost) throw new Error('JS drain: the ring did not hold the records');
-    const st = checker(v.codec === fullCodec, DRAIN);
-    const t = process.cpuUsage();
-    const iter = consume(rb, v.mode, st);
-    await Promise.race([st.done, sleep(30_000)]);
-    const d = process.cpuUsage(t);
-    rb.close();
-    await iter;
-    if (st.n !== DRAIN || st.outOfOrder) throw new Error(`JS drain (${v.label}): ${st.n} of ${DRAIN} records, ${st.outOfOrder} out of order`);
-    return DRAIN / ((d.user + d.system) / 1e6);
+    const rates = [];
+    for (let round = 0; round < CHILD_WARMUP + CHILD_ROUNDS; round++) {
+      rb.pause();
+      const lostBefore = rb.stats().lost;
+      for (let done = 0; done < DRAIN; done += CHUNK) await prog.testRun(Buffer.alloc(64), { repeat: Math.min(CHUNK, DRAIN - done) });
+      if (rb.stats().lost !== lostBefore) throw new Error('JS drain: the ring did not hold the records');
+      const st = checker(v.read !== 'two', DRAIN);
+      st.last = BigInt(round * DRAIN - 1);
+      const t = process.cpuUsage();
+      const iter = consume(rb, v.mode, st);
+      rb.resume();
+      await Promise.race([st.done, sleep(30_000)]);
+      const d = process.cpuUsage(t);
+      await iter;
+      rb.removeAllListeners('data');
+      rb.removeAllListeners('batch');
+      if (st.n !== DRAIN || st.outOfOrder) throw new Error(`JS drain (${v.label}): ${st.n} of ${DRAIN} records, ${st.outOfOrder} out of order`);
+      if (round >= CHILD_WARMUP) rates.push(DRAIN / ((d.user + d.system) / 1e6));
+    }
+    return median(rates);
   } finally {
     rb.close();
     prog.close();
     obj.close();
   }
+}
+
+if (process.argv[2] === '--drain-child') {
+  drainChild(process.argv[3]).then((r) => console.log(JSON.stringify({ eventsPerSecond: r })), (e) => {
+    console.error(e);
+    process.exit(1);
+  });
 }
 
 function cStream(bin, seconds, target) {
@@ -126,9 +182,9 @@ async function jsStream(bin, seconds, target, v) {
   const pin = `/sys/fs/bpf/bpfkit-bench-ringbuf-${process.pid}`;
   rmSync(pin, { force: true });
   prog.pin(pin);
-  const rb = obj.ringBuffer('events', v.codec, { drainMs: 10 });
+  const rb = obj.ringBuffer('events', v.codec, { drainMs: 10, lazy: v.lazy === true });
   try {
-    const st = checker(v.codec === fullCodec);
+    const st = checker(v.read !== 'two');
     const iter = consume(rb, v.mode, st);
     const t0 = performance.now();
     const p = await produce(bin, pin, seconds, target);
@@ -157,12 +213,6 @@ export default {
     const bin = buildC('ringbuf_floor', ['-lpthread']);
     const rows = [];
     const summary = { rounds, drainRecords: DRAIN, ring: RING };
-    const variants = [
-      { id: 'data_full', label: "JS rb.on('data'), full struct", mode: 'data', codec: fullCodec },
-      { id: 'batch_full', label: "JS rb.on('batch'), full struct", mode: 'batch', codec: fullCodec },
-      { id: 'batches_full', label: 'JS for await rb.batches(), full struct', mode: 'batches', codec: fullCodec },
-      { id: 'data_two', label: "JS rb.on('data'), 2-field codec", mode: 'data', codec: twoFields },
-    ];
 
     // 1. drain
     const c = [];
@@ -172,7 +222,7 @@ export default {
     for (let r = -1; r < rounds; r++) {
       const cr = cDrain(bin);
       const jr = [];
-      for (const v of variants) jr.push(await jsDrain(v));
+      for (const v of variants) jr.push(jsDrain(v));
       if (r < 0) continue;
       c.push(cr);
       variants.forEach((v, i) => js[v.id].push(jr[i]));

@@ -12,94 +12,13 @@
 import { EventEmitter } from 'node:events';
 import { BpfkitError, invalidArgument } from './errors.js';
 import { u32, u64, type Codec } from './codecs.js';
-import { checkInteger } from './validate.js';
+import { lazyFactory, type LazyFactory } from './codecs/lazy.js';
+import { checkOpts, checkRecordCodec, DATA_EVENTS, type CheckedOptions, type RingBufferEvents, type RingBufferOptions, type RingBufferSource, type RingBufferStats } from './ringbuf/options.js';
 import { BpfMap, perCpu } from './map.js';
 import { native, openPinnedAs, type NativeMapHandle, type NativeRingBufferHandle } from './native.js';
 
+export type { RingBufferEvents, RingBufferLoss, RingBufferOptions, RingBufferSource, RingBufferStats } from './ringbuf/options.js';
 
-/** Options of {@link BpfObject.ringBuffer} and {@link RingBuffer.openPinned}. */
-export interface RingBufferOptions {
-  /** Most records handed to JS per batch (default 1024). */
-  batchSize?: number;
-  /**
-   * Batches read per event-loop turn before yielding to other I/O (default 16). What is
-   * left stays in the ring and is read on the next turn.
-   */
-  maxBatchesPerTurn?: number;
-  /**
-   * The per-CPU loss counter (a percpu_array with one u64): a map name in the same object.
-   * Default: `<ring name>_lost` when the object has it (BPFKIT_RINGBUF declares it).
-   * `false`: the program does not count losses (stats().lost is then null).
-   */
-  lostMap?: string | false;
-  /** How often the loss counter is polled while a 'lost' listener is attached, ms (default 1000). */
-  lostCheckMs?: number;
-  /**
-   * While reading, also drain the ring every `drainMs` ms, not only when the kernel wakes
-   * the reader (default: off). For producers that skip wake-ups (bpfkit_rb_submit_every()
-   * in bpfkit_ringbuf.h): records submitted after their last forced wake-up wait at most
-   * this long.
-   */
-  drainMs?: number;
-}
-
-/** Counters of a ring buffer reader (see {@link RingBuffer.stats}). */
-export interface RingBufferStats {
-  /** Records read from the ring and decoded (delivered, or held in the current batch). */
-  records: number;
-  /** Payload bytes of those records. */
-  bytes: number;
-  /** Batches read. */
-  batches: number;
-  /** Records shorter than the codec: counted and skipped (an 'error' is emitted if anyone listens). */
-  malformed: number;
-  /** Records read from the ring but never delivered because close() came first. */
-  undelivered: number;
-  /**
-   * Failed reservations counted by the BPF side (sum over CPUs, since the map was created);
-   * null when the program has no loss counter.
-   */
-  lost: number | null;
-  /** Bytes in the kernel ring not yet read (record headers included). */
-  pendingBytes: number;
-  /** Ring size in bytes. */
-  size: number;
-}
-
-/** Payload of the 'lost' event. */
-export interface RingBufferLoss {
-  /** New losses since the last 'lost' event. */
-  count: number;
-  /** All losses counted so far. */
-  total: number;
-}
-
-/** The events of a {@link RingBuffer}, as EventEmitter listener argument lists. */
-export interface RingBufferEvents<E> {
-  /** One decoded record. */
-  data: [record: E];
-  /** A batch of decoded records, read together (an alternative to 'data'). */
-  batch: [records: E[]];
-  /** A reading error, or a record shorter than the codec (counted in `malformed`). */
-  error: [err: Error];
-  /** Records the BPF side could not reserve because the ring was full (polled while a listener is attached). */
-  lost: [loss: RingBufferLoss];
-  /** After close(). */
-  close: [];
-  /** EventEmitter's own events (bpfkit starts reading when a 'data'/'batch' listener arrives). */
-  newListener: [event: string | symbol, listener: (...args: any[]) => void];
-  /** EventEmitter's own event (reading stops when the last 'data'/'batch' listener goes). */
-  removeListener: [event: string | symbol, listener: (...args: any[]) => void];
-}
-
-const DATA_EVENTS = new Set<string | symbol>(['data', 'batch']);
-const MAX_BATCH = 1 << 16;
-
-/** Where RingBuffer finds its ring and loss counter (BpfObject implements this). */
-export interface RingBufferSource {
-  maps: { name: string; type: string }[];
-  nativeMap(name: string): NativeMapHandle;
-}
 
 interface IterState {
   waiting: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | undefined;
@@ -110,27 +29,6 @@ interface IterState {
 
 // Loss-check timers hold the ring weakly; this clears a timer whose ring was collected.
 const timerReaper = new FinalizationRegistry<NodeJS.Timeout>((t) => clearInterval(t));
-
-type CheckedOptions = Required<Omit<RingBufferOptions, 'lostMap' | 'drainMs'>> & { drainMs: number | undefined };
-
-function checkOpts(opts: RingBufferOptions): CheckedOptions {
-  if (typeof opts !== 'object' || opts === null) invalidArgument('opts', 'must be an object');
-  const int = (field: keyof RingBufferOptions, def: number, min: number, max: number): number => {
-    return checkInteger(opts[field] ?? def, field, min, max);
-  };
-  return {
-    batchSize: int('batchSize', 1024, 1, MAX_BATCH),
-    maxBatchesPerTurn: int('maxBatchesPerTurn', 16, 1, 1 << 20),
-    lostCheckMs: int('lostCheckMs', 1000, 1, 2 ** 31 - 1),
-    drainMs: opts.drainMs === undefined ? undefined : checkInteger(opts.drainMs, 'drainMs', 1, 2 ** 31 - 1),
-  };
-}
-
-function checkRecordCodec(codec: Codec<unknown, unknown>): void {
-  if (typeof codec !== 'object' || codec === null || typeof codec.decode !== 'function' || !Number.isInteger(codec.size) || codec.size < 0) {
-    invalidArgument('codec', 'must be a codec (e.g. struct(...), bytes(n))');
-  }
-}
 
 /** Records of a BPF_MAP_TYPE_RINGBUF map on Node's event loop, decoded with a codec: 'data' / 'batch' events or `for await`. The kernel ring is the backpressure: unread records wait there; records that found it full are counted (`stats().lost`, the 'lost' event). */
 export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements AsyncIterable<E> {
@@ -145,6 +43,10 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   #lost: BpfMap<number, bigint[], number, bigint | bigint[]> | undefined;
   readonly #opts: CheckedOptions;
   #buf: Buffer;
+  /** lazy: the views' factory, and where the next batch goes in #buf (never reused, see #slab()). */
+  readonly #lazy: LazyFactory<E> | undefined;
+  #view: DataView | undefined;
+  #pos = 0;
   readonly #offs: Uint32Array;
   #batch: E[] = [];
   #idx = 0;
@@ -199,6 +101,8 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     }
     const stride = Math.ceil(Math.max(codec.size, 8) / 8) * 8;
     this.#buf = Buffer.allocUnsafe(Math.min(Math.max(stride * this.#opts.batchSize, 4096), Math.max(this.size, 4096)));
+    this.#lazy = this.#opts.lazy ? lazyFactory(codec) : undefined;
+    if (this.#lazy) this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
     this.#offs = new Uint32Array(2 * this.#opts.batchSize);
     this.on('newListener', (event: string | symbol) => {
       if (event === 'data') this.#dataListeners = undefined;
@@ -526,11 +430,16 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     const h = this.#h!;
     const codec = this.codec;
     const need = codec.size;
+    const lazy = this.#lazy;
     for (;;) {
-      const n = h.consume(this.#buf, this.#offs, this.#opts.batchSize);
+      // lazy views read the batch memory after delivery: each batch goes after the last
+      // one in #buf, and a full #buf is replaced, never overwritten
+      const base = lazy ? this.#pos : 0;
+      const n = h.consume(base ? this.#buf.subarray(base) : this.#buf, this.#offs, this.#opts.batchSize);
       if (n < 0) {
-        // one record larger than the whole batch buffer: grow and read it again
-        this.#buf = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, Math.ceil(-n / 8) * 8 + 8));
+        // the next record does not fit: a fresh buffer, larger if it did not fit an empty one
+        const len = base ? this.#buf.length : Math.max(this.#buf.length * 2, Math.ceil(-n / 8) * 8 + 8);
+        this.#newBuffer(len);
         continue;
       }
       if (n === 0) return false;
@@ -551,7 +460,12 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
           }
           continue;
         }
-        out[k++] = codec.decode(buf, offs[2 * i]!);
+        out[k++] = lazy ? lazy(buf, this.#view!, base + offs[2 * i]!) : codec.decode(buf, offs[2 * i]!);
+      }
+      if (lazy) {
+        this.#pos = base + Math.ceil((offs[2 * n - 2]! + offs[2 * n - 1]!) / 8) * 8;
+        // less than a quarter left: the next batch starts a fresh buffer
+        if (this.#buf.length - this.#pos < this.#buf.length / 4) this.#newBuffer(this.#buf.length);
       }
       if (k !== n) out.length = k;
       this.#records += k;
@@ -562,6 +476,12 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       if (k > 0 && this.listenerCount('batch') > 0) this.emit('batch', out);
       return true;
     }
+  }
+
+  #newBuffer(len: number): void {
+    this.#buf = Buffer.allocUnsafe(len);
+    this.#pos = 0;
+    if (this.#lazy) this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
   }
 
   #readLost(): number {

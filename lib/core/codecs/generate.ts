@@ -35,13 +35,13 @@ export const INLINE = new WeakMap<object, Inline>();
 /** Codecs made here: their encode writes all `size` bytes, so a struct zeroes only the bytes around them. */
 export const WRITES_ALL = new WeakSet<object>();
 
-const ENV: Record<string, unknown> = { view, room, show, invalidArgument, withPath, hasOwn, copyOut, ipv4Into, DECIMAL, fill: Uint8Array.prototype.fill };
+export const ENV: Record<string, unknown> = { view, room, show, invalidArgument, withPath, hasOwn, copyOut, ipv4Into, DECIMAL, fill: Uint8Array.prototype.fill };
 const lit = (s: string): string => JSON.stringify(s);
 /** The condition of room(buf, off, size), inline. */
 const fits = (size: number): string => `Number.isInteger(off) && off >= 0 && off + ${size} <= buf.length`;
 
 /** `function <name>(<params>) { <body> }` with ENV and `env` in scope, or undefined where code generation is disabled. */
-function compile<F>(name: string, params: string, body: string, env: Record<string, unknown> = {}): F | undefined {
+export function compile<F>(name: string, params: string, body: string, env: Record<string, unknown> = {}): F | undefined {
   const all = { ...ENV, ...env };
   try {
     return new Function(...Object.keys(all), `'use strict';\nreturn function ${name}(${params}) {\n${body}\n};`)(...Object.values(all)) as F;
@@ -132,6 +132,12 @@ export function compileArray(name: string, elem: Codec<unknown>, length: number,
 }
 
 export interface Member { name: string; offset: number; codec: Codec<unknown>; pad: boolean }
+
+/** bytes(n) codecs: a lazy record view reads them as a view of the record's bytes (lazy.ts). */
+export const PLAIN_BYTES = new WeakSet<object>();
+
+/** The members of each struct() codec, for the lazy record views (lazy.ts). */
+export const STRUCT_MEMBERS = new WeakMap<object, readonly Member[]>();
 
 /**
  * Compiled struct encode/decode: the same checks in the same order as the generic code

@@ -1,6 +1,6 @@
 /** Integer, boolean, byte-string and C-string codecs. */
 import { invalidArgument } from '../errors.js';
-import { builtin } from './generate.js';
+import { builtin, PLAIN_BYTES } from './generate.js';
 import { checkInt, checkSize, copyOut, HOST_LE, plural, room, show, view } from './shared.js';
 import type { Codec } from './types.js';
 
@@ -119,7 +119,7 @@ export function bytes(n: number, align: 1 | 2 | 4 | 8 = 1): Codec<Buffer, Uint8A
   checkSize(n, 'bytes', 1);
   if (![1, 2, 4, 8].includes(align)) invalidArgument('bytes', `align must be 1, 2, 4 or 8, got ${show(align)}`);
   const name = `bytes[${n}]`;
-  return builtin<Codec<Buffer, Uint8Array>>({
+  const c = builtin<Codec<Buffer, Uint8Array>>({
     name, size: n, align, layout: { kind: 'bytes', size: n },
     encode(v, buf, off) {
       if (!(v instanceof Uint8Array) || v.length !== n) invalidArgument(name, `expected a Buffer or Uint8Array of ${n} bytes, got ${show(v)}`);
@@ -136,6 +136,8 @@ export function bytes(n: number, align: 1 | 2 | 4 | 8 = 1): Codec<Buffer, Uint8A
     write: (x, at) => `buf.set(${x}, ${at(0)});`,
     read: (at) => `copyOut(buf, ${at(0)}, ${n})`,
   });
+  PLAIN_BYTES.add(c);
+  return c;
 }
 
 /**

@@ -1,6 +1,6 @@
 /** Composite codecs: fixed-length arrays and C structs. */
 import { invalidArgument } from '../errors.js';
-import { builtin, compileArray, compileLater, compileStruct, WRITES_ALL, type Member } from './generate.js';
+import { builtin, compileArray, compileLater, compileStruct, STRUCT_MEMBERS, WRITES_ALL, type Member } from './generate.js';
 import { checkSize, isCodec, isPaddingField, room, roundUp, show, withPath } from './shared.js';
 import type { Codec, Infer, InferInput } from './types.js';
 
@@ -134,5 +134,6 @@ export function struct(
       return out;
     },
   };
+  STRUCT_MEMBERS.set(c, members);
   return builtin(compileLater(c, () => compileStruct(self, size, members, known)));
 }

@@ -1,0 +1,131 @@
+/**
+ * The public types of RingBuffer (options, counters, events) and the checks of its
+ * arguments (lib/core/ringbuf.ts is the reader itself).
+ */
+import { invalidArgument } from '../errors.js';
+import type { Codec } from '../codecs.js';
+import { checkInteger } from '../validate.js';
+import type { NativeMapHandle } from '../native.js';
+
+/** Options of {@link BpfObject.ringBuffer} and {@link RingBuffer.openPinned}. */
+export interface RingBufferOptions {
+  /** Most records handed to JS per batch (default 1024). */
+  batchSize?: number;
+  /**
+   * Batches read per event-loop turn before yielding to other I/O (default 16). What is
+   * left stays in the ring and is read on the next turn.
+   */
+  maxBatchesPerTurn?: number;
+  /**
+   * The per-CPU loss counter (a percpu_array with one u64): a map name in the same object.
+   * Default: `<ring name>_lost` when the object has it (BPFKIT_RINGBUF declares it).
+   * `false`: the program does not count losses (stats().lost is then null).
+   */
+  lostMap?: string | false;
+  /** How often the loss counter is polled while a 'lost' listener is attached, ms (default 1000). */
+  lostCheckMs?: number;
+  /**
+   * While reading, also drain the ring every `drainMs` ms, not only when the kernel wakes
+   * the reader (default: off). For producers that skip wake-ups (bpfkit_rb_submit_every()
+   * in bpfkit_ringbuf.h): records submitted after their last forced wake-up wait at most
+   * this long.
+   */
+  drainMs?: number;
+  /**
+   * Deliver struct records as lazy views (default false: plain objects, decoded whole).
+   * A view is one small object per record whose fields are getters decoding on read,
+   * with the same names and values as the plain object, except that a `bytes(n)` field
+   * is a Buffer over the record's bytes (no copy) and a nested struct is a view too.
+   * The fields are on the prototype, not own properties: `Object.keys`, spread and deep
+   * equality do not see them. Views stay valid for as long as they are kept: the batch
+   * memory they read is never reused (a kept view keeps its batch's memory alive).
+   * Codecs that are not struct() decode as plain values whatever this says.
+   */
+  lazy?: boolean;
+}
+
+/** Counters of a ring buffer reader (see {@link RingBuffer.stats}). */
+export interface RingBufferStats {
+  /** Records read from the ring and decoded (delivered, or held in the current batch). */
+  records: number;
+  /** Payload bytes of those records. */
+  bytes: number;
+  /** Batches read. */
+  batches: number;
+  /** Records shorter than the codec: counted and skipped (an 'error' is emitted if anyone listens). */
+  malformed: number;
+  /** Records read from the ring but never delivered because close() came first. */
+  undelivered: number;
+  /**
+   * Failed reservations counted by the BPF side (sum over CPUs, since the map was created);
+   * null when the program has no loss counter.
+   */
+  lost: number | null;
+  /** Bytes in the kernel ring not yet read (record headers included). */
+  pendingBytes: number;
+  /** Ring size in bytes. */
+  size: number;
+}
+
+/** Payload of the 'lost' event. */
+export interface RingBufferLoss {
+  /** New losses since the last 'lost' event. */
+  count: number;
+  /** All losses counted so far. */
+  total: number;
+}
+
+/** The events of a {@link RingBuffer}, as EventEmitter listener argument lists. */
+export interface RingBufferEvents<E> {
+  /** One decoded record. */
+  data: [record: E];
+  /** A batch of decoded records, read together (an alternative to 'data'). */
+  batch: [records: E[]];
+  /** A reading error, or a record shorter than the codec (counted in `malformed`). */
+  error: [err: Error];
+  /** Records the BPF side could not reserve because the ring was full (polled while a listener is attached). */
+  lost: [loss: RingBufferLoss];
+  /** After close(). */
+  close: [];
+  /** EventEmitter's own events (bpfkit starts reading when a 'data'/'batch' listener arrives). */
+  newListener: [event: string | symbol, listener: (...args: any[]) => void];
+  /** EventEmitter's own event (reading stops when the last 'data'/'batch' listener goes). */
+  removeListener: [event: string | symbol, listener: (...args: any[]) => void];
+}
+
+export const DATA_EVENTS = new Set<string | symbol>(['data', 'batch']);
+export const MAX_BATCH = 1 << 16;
+
+/** Where RingBuffer finds its ring and loss counter (BpfObject implements this). */
+export interface RingBufferSource {
+  maps: { name: string; type: string }[];
+  nativeMap(name: string): NativeMapHandle;
+}
+
+export type CheckedOptions = Required<Omit<RingBufferOptions, 'lostMap' | 'drainMs'>> & { drainMs: number | undefined };
+
+export function checkOpts(opts: RingBufferOptions): CheckedOptions {
+  if (typeof opts !== 'object' || opts === null) invalidArgument('opts', 'must be an object');
+  const int = (field: keyof RingBufferOptions, def: number, min: number, max: number): number => {
+    return checkInteger(opts[field] ?? def, field, min, max);
+  };
+  return {
+    batchSize: int('batchSize', 1024, 1, MAX_BATCH),
+    maxBatchesPerTurn: int('maxBatchesPerTurn', 16, 1, 1 << 20),
+    lostCheckMs: int('lostCheckMs', 1000, 1, 2 ** 31 - 1),
+    lazy: checkBool(opts.lazy, 'lazy'),
+    drainMs: opts.drainMs === undefined ? undefined : checkInteger(opts.drainMs, 'drainMs', 1, 2 ** 31 - 1),
+  };
+}
+
+function checkBool(v: unknown, field: string): boolean {
+  if (v !== undefined && typeof v !== 'boolean') invalidArgument(field, 'must be true or false');
+  return v === true;
+}
+
+export function checkRecordCodec(codec: Codec<unknown, unknown>): void {
+  if (typeof codec !== 'object' || codec === null || typeof codec.decode !== 'function' || !Number.isInteger(codec.size) || codec.size < 0) {
+    invalidArgument('codec', 'must be a codec (e.g. struct(...), bytes(n))');
+  }
+}
+
