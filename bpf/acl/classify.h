@@ -37,7 +37,7 @@ static __always_inline int acl_match(const __u32 *rec, const __u32 *key, const i
 
 /* Walks the family's trees; returns the word offset of the best matching record or 0. */
 static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, const int dims, const __u32 ntrees_at,
-					  const __u32 roots_at)
+					  const __u32 roots_at, const __u32 ovl_at)
 {
 	const __u32 *hdr = (const __u32 *)blob; /* header words: indices below ACL_HDR_WORDS, no mask */
 	__u32 best_prio = 0xffffffffu, best = 0;
@@ -95,6 +95,26 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 			}
 		}
 	}
+	/* the overlay: records added since the compile, in no order (ACL_H_*_OVL_AT, _N) */
+	__u32 on = hdr[ovl_at + 1], oat = hdr[ovl_at];
+
+	for (__u32 j = 0; j < ACL_OVL_MAX; j++) {
+		const __u32 *rec;
+		__u64 off = ((__u64)oat + j) << 2;
+		__u32 r;
+
+		asm volatile("" : "+r"(off));
+		if (j >= on || off > ACL_BLOB_BYTES - 4)
+			break;
+		r = *(const __u32 *)(blob + off);
+		rec = acl_rec(blob, r, dims);
+		if (!rec)
+			break;
+		if (rec[0] < best_prio && acl_match(rec, key, dims)) {
+			best_prio = rec[0];
+			best = r;
+		}
+	}
 	return best;
 }
 
@@ -129,9 +149,9 @@ static __always_inline __u32 acl_lookup(const __u8 *blob, struct acl_pkt *pkt, i
 	}
 	acl_count(ACL_STAT_WALKS, 0);
 	if (fam == 4)
-		rec = acl_classify(blob, pkt->key, ACL_V4_DIMS, ACL_H_V4_TREES, ACL_H_V4_ROOTS);
+		rec = acl_classify(blob, pkt->key, ACL_V4_DIMS, ACL_H_V4_TREES, ACL_H_V4_ROOTS, ACL_H_V4_OVL_AT);
 	else
-		rec = acl_classify(blob, pkt->key, ACL_V6_DIMS, ACL_H_V6_TREES, ACL_H_V6_ROOTS);
+		rec = acl_classify(blob, pkt->key, ACL_V6_DIMS, ACL_H_V6_TREES, ACL_H_V6_ROOTS, ACL_H_V6_OVL_AT);
 	if (e) {
 		e->key = v;
 		e->rec = rec;
