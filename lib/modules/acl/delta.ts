@@ -174,6 +174,11 @@ export class Overlay {
    * Returns false, changing nothing, when the overlay has no
    * room: the caller compiles the whole set.
    */
+  /** Finds the compiled records in `blob` (the compiled set, before any change) ahead of the first change. */
+  locate(blob: Uint32Array): void {
+    this.#recsOf(blob);
+  }
+
   change(removeId: string | undefined, add: { rule: NormalizedRule; slot: number; tag: number } | undefined, blob: Uint32Array): boolean {
     const recs = this.#recsOf(blob);
     if (!recs) return false;

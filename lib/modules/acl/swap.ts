@@ -80,6 +80,7 @@ export class RuleSets {
   #lastInfo: AclCompileInfo | undefined;
   #overlay: Overlay | undefined; // the changes since the set in force was compiled (delta.ts)
   #compiles = 0; // compiled sets committed (an overlay's id)
+  #busy = false; // a commit or change is under way
   #blobBase: [{ id: number; applied: number }, { id: number; applied: number }] = [{ id: -1, applied: 0 }, { id: -1, applied: 0 }];
 
   constructor(o: { maxRules: number; variant: Variant; compile: CompileOptions; resolveIface: (v: string | number) => number }) {
@@ -247,6 +248,15 @@ export class RuleSets {
 
   /** Writes the prepared blob into the idle map and makes it the one in force. */
   async commit(h: Handles, p: Prepared): Promise<void> {
+    this.#busy = true;
+    try {
+      await this.#commit(h, p);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #commit(h: Handles, p: Prepared): Promise<void> {
     // slots new to this set: nothing counts in them any more (the previous swap's
     // flip waited for running programs), so zero them before the new set uses them
     if (p.fresh.length) {
@@ -301,6 +311,7 @@ export class RuleSets {
     this.#overlay = mem && p.srcOff > p.words.length
       ? new Overlay({ id: base, at: p.words.length, srcEndBytes: p.used, capBytes: this.#blobBytes, header: p.header, base: p.norm, slots: p.slots, tags: p.tags, records: p.info.records })
       : undefined;
+    if (this.#overlay) setImmediate(() => this.#warm(h));
     this.#free = free;
     this.#slotById = p.byId;
     this.#norm = p.norm;
@@ -319,6 +330,15 @@ export class RuleSets {
    * mapped): the caller then takes the full path, which also reports any error.
    */
   async change(h: Handles, op: OneChange): Promise<AclCompileInfo | undefined> {
+    this.#busy = true;
+    try {
+      return await this.#change(h, op);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #change(h: Handles, op: OneChange): Promise<AclCompileInfo | undefined> {
     const t0 = performance.now();
     const ov = this.#overlay;
     const swap = this.#swap;
@@ -361,14 +381,8 @@ export class RuleSets {
     }
     // the idle blob: a copy of the one in force the first time after a compile, then the
     // patches it lacks, the overlay JSON, and the header last
-    let st = this.#blobBase[idle];
-    if (st.id !== ov.id) {
-      const n = this.#blobUsed[active];
-      act.copy(mem, 0, 0, n);
-      if (this.#blobUsed[idle] > n) mem.fill(0, n, this.#blobUsed[idle]);
-      this.#blobUsed[idle] = n;
-      st = { id: ov.id, applied: this.#blobBase[active].applied };
-    }
+    if (this.#blobBase[idle].id !== ov.id) this.#copyActive(mem, act, idle, active, ov);
+    const st = this.#blobBase[idle];
     const w = new Uint32Array(mem.buffer, mem.byteOffset, mem.length >>> 2);
     for (let k = st.applied; k < ov.patches.length; k++) w.set(ov.patches[k]!.words, ov.patches[k]!.off);
     mem.write(fin.json, ov.deltaOff, fin.jsonBytes, 'utf8');
@@ -416,6 +430,38 @@ export class RuleSets {
       compileMs: performance.now() - t0, overlay: ov.used,
     };
     return this.#lastInfo;
+  }
+
+  /**
+   * Readies the idle blob for a one-rule change after a compile, off the change's path:
+   * copies the blob in force into it and finds the compiled records. Skipped while a
+   * change is under way (the change does it then).
+   */
+  #warm(h: Handles): void {
+    const ov = this.#overlay;
+    const swap = this.#swap;
+    if (this.#busy || !ov || !swap || this.#swap === undefined) return;
+    try {
+      const idle = swap.idleIndex;
+      const active = swap.activeIndex;
+      if (this.#blobBase[active]!.id !== ov.id || this.#blobBase[idle]!.id === ov.id) return;
+      const mem = this.#mapping(h, idle);
+      const act = this.#mapping(h, active);
+      if (!mem || !act) return;
+      this.#copyActive(mem, act, idle, active, ov);
+      ov.locate(new Uint32Array(act.buffer, act.byteOffset, act.length >>> 2));
+    } catch {
+      /* best effort: the next change does it */
+    }
+  }
+
+  /** The blob in force copied into the idle one (the first change after a compile). */
+  #copyActive(mem: Buffer, act: Buffer, idle: 0 | 1, active: 0 | 1, ov: Overlay): void {
+    const n = this.#blobUsed[active];
+    act.copy(mem, 0, 0, n);
+    if (this.#blobUsed[idle] > n) mem.fill(0, n, this.#blobUsed[idle]);
+    this.#blobUsed[idle] = n;
+    this.#blobBase[idle] = { id: ov.id, applied: this.#blobBase[active].applied };
   }
 
   static #append(a: Uint32Array, v: number): Uint32Array {
