@@ -195,4 +195,46 @@ describe('AclFirewall one-rule changes through the overlay (10k ClassBench set, 
       fw.close();
     }
   }, 120_000);
+
+  it('a pinned firewall changed through the overlay is adopted with the set in force (rules, generation, counters)', async () => {
+    const pin = `/sys/fs/bpf/bpfkit-test-acl-incr-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
+    const ip = (s: string) => s.split('.').reduce((a, x) => a * 256 + Number(x), 0);
+    const h = (src: string, dport: number): RefHeader => ({ src: ip(src), dst: ip('198.18.9.9'), sport: 1000, dport, proto: 17 });
+    const fw1 = await AclFirewall.attach(ifname, {
+      netns: host.netns, pin, maxRules: 64, defaultAction: 'allow', events: false,
+      rules: [
+        { id: 'a', action: 'deny', src: '198.18.5.0/24', proto: 'udp', dstPort: 53 },
+        { id: 'b', action: 'deny', src: '198.18.6.0/24', proto: 'udp' },
+        { id: 'c', action: 'allow', src: ['198.18.7.0/24', '2001:db8::/32'] },
+      ],
+    });
+    let fw2: AclFirewall | undefined;
+    try {
+      await fw1.removeRule('b');
+      await fw1.updateRule({ id: 'a', action: 'deny', src: '198.18.5.0/24', proto: 'udp', dstPort: 54 });
+      const info = await fw1.addRule({ id: 'd', action: 'deny', src: '198.18.8.0/24' });
+      expect(info.overlay).toBe(2);
+      expect((await fw1.testRun(headerFrame(h('198.18.8.1', 1)))).action).toBe('drop');
+      const rules = fw1.rules();
+      const gen = fw1.generation;
+      fw1.close();
+      fw2 = await AclFirewall.attach(ifname, { netns: host.netns, pin });
+      expect(fw2.adopted).toBe(true);
+      expect(fw2.rules()).toEqual(rules);
+      expect(fw2.generation).toBe(gen);
+      expect(fw2.ruleStats('d')?.packets).toBe(1);
+      expect(fw2.ruleStats('b')).toBeUndefined();
+      const verdicts = async () => Promise.all([h('198.18.5.1', 53), h('198.18.5.1', 54), h('198.18.6.1', 1), h('198.18.8.1', 1)].map(async (x) => (await fw2!.testRun(headerFrame(x))).action));
+      expect(await verdicts()).toEqual(['pass', 'drop', 'pass', 'drop']);
+      // the adopted process's first change compiles the set
+      expect((await fw2.removeRule('d')) && fw2.compileInfo?.overlay).toBe(0);
+      expect(await verdicts()).toEqual(['pass', 'drop', 'pass', 'pass']);
+    } finally {
+      if (fw2) fw2.detach();
+      else {
+        fw1.close();
+        (await AclFirewall.attach(ifname, { netns: host.netns, pin })).detach();
+      }
+    }
+  }, 60_000);
 });
