@@ -149,6 +149,68 @@ function spreadOf(xs) {
 }
 
 /**
+ * 5. One-rule changes on a 10k set (acl1_10k less its last 100 rules, in a firewall for 10,000):
+ * addRule (at the end), updateRule and removeRule by id, which go through the rule set's
+ * overlay (docs/acl.md, incremental changes), each followed by the same-run reference: a
+ * setRules of the whole set with that one change (a compile; it also empties the overlay,
+ * so every one-rule change is the first after a compile), then add/remove pairs in a row.
+ * Median ms with min and max.
+ */
+export async function oneRuleSection({ quick, rows, summary, iface, netns }) {
+  const all = parseClassBench(readCB('acl1_10k'), { idPrefix: 'a-' }).slice(0, 10_000);
+  const base = all.slice(0, all.length - 100); // (acl1_10k has fewer than 10,000 rules)
+  const extra = all.slice(all.length - 100);
+  const reps = quick ? 10 : 30;
+  const fw = await AclFirewall.attach(iface, { netns, maxRules: 10_000, events: false, rules: base });
+  try {
+    const t = { add: [], update: [], remove: [], full: [] };
+    const time = async (key, fn) => {
+      const t0 = performance.now();
+      await fn();
+      t[key].push(performance.now() - t0);
+    };
+    let rules = [...base];
+    // (then a pause: a compile readies the idle blob for the next one-rule change once the event loop is idle)
+    const full = async () => {
+      await time('full', () => fw.setRules(rules));
+      await sleep(50);
+    };
+    for (let i = 0; i < reps; i++) {
+      const r = { ...extra[i % extra.length], id: `x${i}` };
+      await time('add', () => fw.addRule(r));
+      rules = [...rules, r];
+      await full();
+      const at = (i * 997) % base.length;
+      const u = { ...rules[at], action: rules[at].action === 'deny' ? 'allow' : 'deny' };
+      await time('update', () => fw.updateRule(u));
+      rules = rules.map((x, k) => (k === at ? u : x));
+      await full();
+      await time('remove', () => fw.removeRule(r.id));
+      rules = rules.filter((x) => x.id !== r.id);
+      await full();
+    }
+    // changes in a row (no compile between them: the overlay holds them all)
+    t.row = [];
+    for (let i = 0; i < reps; i++) {
+      const r = { ...extra[(i + 50) % extra.length], id: `y${i}` };
+      await time('row', () => fw.addRule(r));
+      await time('row', () => fw.removeRule(r.id));
+    }
+    const f = spreadOf(t.full);
+    for (const key of ['add', 'update', 'remove', 'row']) {
+      const o = spreadOf(t[key]);
+      rows.push({ test: key === 'row' ? 'one-rule add/remove in a row (overlay)' : `one-rule ${key} after a compile (overlay)`, rules: base.length, ms: o.median, min: o.min, max: o.max, vsFullReplace: o.median / f.median });
+      summary[`oneRule_${key}_ms`] = o.median;
+    }
+    rows.push({ test: '  same-run reference: setRules with that one change', rules: base.length, ms: f.median, min: f.min, max: f.max });
+    summary.oneRule_fullReplace_ms = f.median;
+    summary.goalOneRuleMs = '< 5';
+  } finally {
+    fw.close();
+  }
+}
+
+/**
  * 4. Rule sets of any shape (bench/acl-shapes.mjs): random wide-range/wildcard sets and
  * adversarial families at 10k and 100k rules, in a firewall built for that many rules.
  * Per set: validate + compile time and bytes per rule (setRules' compileInfo), a whole
@@ -498,6 +560,7 @@ export default {
       summary.goalReplace10kMs = '< 50';
       fw10.close();
       await shapesSection({ quick, log, rows, summary, ifaces: [iface, link2.b.ifname], netns: b.netns, empty });
+      await oneRuleSection({ quick, rows, summary, iface, netns: b.netns });
       empty.close();
       basic.close();
     } finally {

@@ -37,7 +37,7 @@ static __always_inline int acl_match(const __u32 *rec, const __u32 *key, const i
 
 /* Walks the family's trees; returns the word offset of the best matching record or 0. */
 static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, const int dims, const __u32 ntrees_at,
-					  const __u32 roots_at)
+					  const __u32 roots_at, const __u32 ovl_at)
 {
 	const __u32 *hdr = (const __u32 *)blob; /* header words: indices below ACL_HDR_WORDS, no mask */
 	__u32 best_prio = 0xffffffffu, best = 0;
@@ -95,6 +95,26 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 			}
 		}
 	}
+	/* the overlay: records added since the compile, in no order (ACL_H_*_OVL_AT, _N) */
+	__u32 on = hdr[ovl_at + 1], oat = hdr[ovl_at];
+
+	for (__u32 j = 0; j < ACL_OVL_MAX; j++) {
+		const __u32 *rec;
+		__u64 off = ((__u64)oat + j) << 2;
+		__u32 r;
+
+		asm volatile("" : "+r"(off));
+		if (j >= on || off > ACL_BLOB_BYTES - 4)
+			break;
+		r = *(const __u32 *)(blob + off);
+		rec = acl_rec(blob, r, dims);
+		if (!rec)
+			break;
+		if (rec[0] < best_prio && acl_match(rec, key, dims)) {
+			best_prio = rec[0];
+			best = r;
+		}
+	}
 	return best;
 }
 
@@ -113,14 +133,14 @@ __noinline __u32 acl_classify_v4(const struct acl_blob_mem *blob, const struct a
 {
 	if (!blob || !key)
 		return 0;
-	return acl_classify(blob->b, key->w, ACL_V4_DIMS, ACL_H_V4_TREES, ACL_H_V4_ROOTS);
+	return acl_classify(blob->b, key->w, ACL_V4_DIMS, ACL_H_V4_TREES, ACL_H_V4_ROOTS, ACL_H_V4_OVL_AT);
 }
 
 __noinline __u32 acl_classify_v6(const struct acl_blob_mem *blob, const struct acl_key_mem *key)
 {
 	if (!blob || !key)
 		return 0;
-	return acl_classify(blob->b, key->w, ACL_V6_DIMS, ACL_H_V6_TREES, ACL_H_V6_ROOTS);
+	return acl_classify(blob->b, key->w, ACL_V6_DIMS, ACL_H_V6_TREES, ACL_H_V6_ROOTS, ACL_H_V6_OVL_AT);
 }
 
 #endif

@@ -47,6 +47,16 @@
 #define ACL_H_INTERVAL_MS 5 /* event interval per flow */
 #define ACL_H_V4_TREES 6    /* number of IPv4 trees */
 #define ACL_H_V6_TREES 7
+/* The overlay (incremental changes, lib/modules/acl/delta.ts): records added since the
+ * compile, checked one by one after the trees. *_OVL_AT: word offset of a list of record
+ * word offsets, *_OVL_N: its length (at most ACL_OVL_MAX). A removed rule's records are
+ * made unmatchable in place (dimension 0: lo > hi). */
+#define ACL_H_V4_OVL_AT 8
+#define ACL_H_V4_OVL_N 9
+#define ACL_H_V6_OVL_AT 10
+#define ACL_H_V6_OVL_N 11
+#define ACL_H_DELTA_OFF 12 /* byte offset of the overlay's JSON source (0: none) */
+#define ACL_H_DELTA_LEN 13 /* its length in bytes */
 #define ACL_H_SRC_OFF 24    /* word offset of the JSON source */
 #define ACL_H_SRC_LEN 25    /* its length in bytes */
 #define ACL_H_RULES 26      /* user rules */
@@ -67,6 +77,7 @@
 #define ACL_MAX_DEPTH 24 /* deepest tree the program walks */
 #define ACL_MAX_CUT_BITS 16 /* widest cut (bits of one field consumed by one node) */
 #define ACL_REC_HDR 3
+#define ACL_OVL_MAX 64 /* overlay records per family */
 
 #define ACL_ACT_ALLOW 0
 #define ACL_ACT_DENY 1

@@ -208,9 +208,17 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     });
   }
 
-  /** Adds a rule (at the end, or before/after the rule with the given id). Atomic. */
+  /**
+   * Adds a rule (at the end, or before/after the rule with the given id). Atomic. At the
+   * end it goes into the rule set's overlay without compiling (docs/acl.md, incremental
+   * changes) while the overlay has room.
+   */
   addRule(rule: AclRule, where: { before?: string; after?: string } = {}): Promise<AclCompileInfo> {
     return this.#serial(async () => {
+      if (where?.before === undefined && where?.after === undefined) {
+        const info = await this.#rs.change(this.#live(), { kind: 'add', rule });
+        if (info) return info;
+      }
       const list = this.#rs.ownRules();
       let at = list.length;
       if (where.before !== undefined || where.after !== undefined) {
@@ -229,6 +237,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   /** Removes the rule with this id. Resolves false if there was none. Atomic. */
   removeRule(id: string): Promise<boolean> {
     return this.#serial(async () => {
+      if (typeof id === 'string' && (await this.#rs.change(this.#live(), { kind: 'remove', id }))) return true;
       const list = this.#rs.ownRules();
       const i = list.findIndex((r) => r.id === id);
       if (i < 0) return false;
@@ -242,6 +251,8 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   /** Replaces the rule with the same id, in place (its counters continue). Atomic. */
   updateRule(rule: AclRule): Promise<AclCompileInfo> {
     return this.#serial(async () => {
+      const info = await this.#rs.change(this.#live(), { kind: 'update', rule });
+      if (info) return info;
       const list = this.#rs.ownRules();
       const id = (rule as { id?: unknown })?.id;
       const i = list.findIndex((r) => r.id === id);

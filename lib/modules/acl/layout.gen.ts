@@ -35,6 +35,20 @@ export const H_INTERVAL_MS = 5;
 /** number of IPv4 trees */
 export const H_V4_TREES = 6;
 export const H_V6_TREES = 7;
+/**
+ * The overlay (incremental changes, lib/modules/acl/delta.ts): records added since the
+ * compile, checked one by one after the trees. *_OVL_AT: word offset of a list of record
+ * word offsets, *_OVL_N: its length (at most ACL_OVL_MAX). A removed rule's records are
+ * made unmatchable in place (dimension 0: lo > hi).
+ */
+export const H_V4_OVL_AT = 8;
+export const H_V4_OVL_N = 9;
+export const H_V6_OVL_AT = 10;
+export const H_V6_OVL_N = 11;
+/** byte offset of the overlay's JSON source (0: none) */
+export const H_DELTA_OFF = 12;
+/** its length in bytes */
+export const H_DELTA_LEN = 13;
 /** word offset of the JSON source */
 export const H_SRC_OFF = 24;
 /** its length in bytes */
@@ -65,6 +79,8 @@ export const MAX_DEPTH = 24;
 /** widest cut (bits of one field consumed by one node) */
 export const MAX_CUT_BITS = 16;
 export const REC_HDR = 3;
+/** overlay records per family */
+export const OVL_MAX = 64;
 export const ACT_ALLOW = 0;
 export const ACT_DENY = 1;
 export const ACT_LOG = 2;

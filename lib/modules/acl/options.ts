@@ -130,8 +130,10 @@ export interface AclCompileInfo {
   capacityBytes: number;
   /** Shape of each decision tree. */
   trees: TreeStats[];
-  /** Time spent compiling the set, in ms. */
+  /** Time spent compiling the set, in ms (a one-rule change through the overlay: the time of the change). */
   compileMs: number;
+  /** Records in the overlay (one-rule changes since the set was compiled, docs/acl.md); 0 after a compile. */
+  overlay?: number;
 }
 
 export interface Variant {

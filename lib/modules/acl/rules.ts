@@ -465,6 +465,18 @@ function ofFamily(l: Net | readonly Net[] | null, fam: number, one: (Net | null)
  * Expands normalized rules into the records of each family. `slots[i]` / `tags[i]` are
  * rule i's counter slot and tag. Priority is the rule's position.
  */
+/** Records each rule makes in each family (what expandRules() lays out, in that order). */
+export function recordCounts(rules: readonly NormalizedRule[]): { v4: Uint32Array; v6: Uint32Array } {
+  const v4 = new Uint32Array(rules.length);
+  const v6 = new Uint32Array(rules.length);
+  for (let ri = 0; ri < rules.length; ri++) {
+    const r = rules[ri]!;
+    if (r.proto !== 58) v4[ri] = countOf(r.src, 4) * countOf(r.dst, 4);
+    if (r.proto !== 1) v6[ri] = countOf(r.src, 6) * countOf(r.dst, 6);
+  }
+  return { v4, v6 };
+}
+
 export function expandRules(rules: NormalizedRule[], slots: ArrayLike<number>, tags: ArrayLike<number>): { v4: FamilyEntries; v6: FamilyEntries } {
   let n4 = 0;
   let n6 = 0;

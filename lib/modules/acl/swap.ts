@@ -16,12 +16,16 @@
 import { BpfkitError } from '../../core/errors.js';
 import { compileBlob, type CompileOptions } from './classifier.js';
 import type { BlobMap, Handles } from './install.js';
+import { applyDeltaSource, Overlay, OVERLAY_WORDS, type DeltaSource } from './delta.js';
 import {
-  BLOB_MAGIC, BLOB_VERSION, H_MAGIC, H_SRC_LEN, H_SRC_OFF, H_VERSION, HDR_WORDS, writeBlobHeader,
+  BLOB_MAGIC, BLOB_VERSION, H_DELTA_LEN, H_DELTA_OFF, H_MAGIC, H_SRC_LEN, H_SRC_OFF, H_VERSION, HDR_WORDS, writeBlobHeader,
 } from './layout.js';
 import { DEFAULT_SETTINGS, type AclCompileInfo, type Settings, type Variant } from './options.js';
 import { SlotOwners } from './owners.js';
 import { expandRules, normalizeRules, type AclRule, type NormalizedRule } from './rules.js';
+
+/** One rule changed by id (RuleSets.change). */
+export type OneChange = { kind: 'add'; rule: unknown } | { kind: 'update'; rule: unknown } | { kind: 'remove'; id: string };
 import { DoubleBuffer } from '../../core/swap.js';
 
 const SOURCE_VERSION = 1;
@@ -46,7 +50,8 @@ export interface Prepared {
   used: number; // bytes of the blob in use
   words: Uint32Array; // the compiled blob (its header as compiled)
   header: Uint32Array; // the first HDR_WORDS words, header fields filled in
-  json: string; // the rule set's source (JSON), at word words.length: fill encodes it in place
+  srcOff: number; // word offset of the source (words.length, plus the overlay region when it fits)
+  json: string; // the rule set's source (JSON), at word srcOff: fill encodes it in place
   jsonBytes: number; // its length in UTF-8
   byId: Map<string, number>; // id -> index in norm
   info: AclCompileInfo;
@@ -73,6 +78,10 @@ export class RuleSets {
   #free: number[] = [];
   readonly #owners: SlotOwners; // (generation, slot) -> rule id, for events
   #lastInfo: AclCompileInfo | undefined;
+  #overlay: Overlay | undefined; // the changes since the set in force was compiled (delta.ts)
+  #compiles = 0; // compiled sets committed (an overlay's id)
+  #busy = false; // a commit or change is under way
+  #blobBase: [{ id: number; applied: number }, { id: number; applied: number }] = [{ id: -1, applied: 0 }, { id: -1, applied: 0 }];
 
   constructor(o: { maxRules: number; variant: Variant; compile: CompileOptions; resolveIface: (v: string | number) => number }) {
     this.maxRules = o.maxRules;
@@ -142,6 +151,11 @@ export class RuleSets {
     const off = w(H_SRC_OFF) * 4;
     const src = JSON.parse(blob.toString('utf8', off, off + w(H_SRC_LEN))) as Source;
     if (src.v !== SOURCE_VERSION) throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: rule-set source version ${src.v} is not supported`, { field: 'pin' });
+    if (w(H_DELTA_OFF) !== 0) {
+      // rules changed one at a time since the compile (delta.ts): the set in force is the source plus those changes
+      const d = JSON.parse(blob.toString('utf8', w(H_DELTA_OFF), w(H_DELTA_OFF) + w(H_DELTA_LEN))) as DeltaSource;
+      Object.assign(src, applyDeltaSource(src.rules, src.slots, src.tags, d), { gen: d.gen });
+    }
     this.#settings = {
       defaultAction: src.defaultAction, eventIntervalMs: src.eventIntervalMs, defaultDenyEvents: src.defaultDenyEvents, events: src.events ?? true,
       verdictCache: src.verdictCache ?? true,
@@ -206,7 +220,8 @@ export class RuleSets {
       });
     });
     const words = compiled.words;
-    const srcOff = words.length;
+    // the overlay region (one-rule changes, delta.ts), when the blob has room for it
+    const srcOff = (words.length + OVERLAY_WORDS) * 4 + jsonBytes <= this.#blobBytes ? words.length + OVERLAY_WORDS : words.length;
     const used = srcOff * 4 + jsonBytes;
     if (used > this.#blobBytes) {
       throw new BpfkitError(
@@ -223,16 +238,25 @@ export class RuleSets {
       createdMs: Date.now(),
     });
     return {
-      norm, settings, slots, tags, fresh, gen, used, words, header, json, jsonBytes, byId,
+      norm, settings, slots, tags, fresh, gen, used, words, header, srcOff, json, jsonBytes, byId,
       info: {
         rules: norm.length, records: v4.count + v6.count, bytes: used, capacityBytes: this.#blobBytes,
-        trees: compiled.trees, compileMs: performance.now() - t0,
+        trees: compiled.trees, compileMs: performance.now() - t0, overlay: 0,
       },
     };
   }
 
   /** Writes the prepared blob into the idle map and makes it the one in force. */
   async commit(h: Handles, p: Prepared): Promise<void> {
+    this.#busy = true;
+    try {
+      await this.#commit(h, p);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #commit(h: Handles, p: Prepared): Promise<void> {
     // slots new to this set: nothing counts in them any more (the previous swap's
     // flip waited for running programs), so zero them before the new set uses them
     if (p.fresh.length) {
@@ -246,6 +270,8 @@ export class RuleSets {
     const swap = (this.#swap ??= new DoubleBuffer(h.outer, [h.blobs[0]!, h.blobs[1]!], 0));
     const idle = swap.idleIndex;
     const mem = this.#mapping(h, idle);
+    const base = ++this.#compiles;
+    this.#blobBase[idle] = { id: mem ? base : -1, applied: 0 };
     if (mem) {
       RuleSets.#fill(mem, p, this.#blobUsed[idle]);
       this.#blobUsed[idle] = p.used;
@@ -278,9 +304,14 @@ export class RuleSets {
       await flipped;
     } catch (e) {
       this.#owners.abort();
+      this.#overlay = undefined;
       throw e;
     }
     this.#owners.flipped(p.gen, h.rb.stats().pendingBytes);
+    this.#overlay = mem && p.srcOff > p.words.length
+      ? new Overlay({ id: base, at: p.words.length, srcEndBytes: p.used, capBytes: this.#blobBytes, header: p.header, base: p.norm, slots: p.slots, tags: p.tags, records: p.info.records })
+      : undefined;
+    if (this.#overlay) setImmediate(() => this.#warm(h));
     this.#free = free;
     this.#slotById = p.byId;
     this.#norm = p.norm;
@@ -289,6 +320,155 @@ export class RuleSets {
     this.#settings = p.settings;
     this.#gen = p.gen;
     this.#lastInfo = p.info;
+  }
+
+  /**
+   * Changes one rule through the overlay (delta.ts): no compile, the idle blob gets the
+   * words the change writes and the flip makes it the one in force, as commit() does.
+   * Resolves undefined, having changed nothing, when the change needs a compile (no
+   * overlay or it is full, a bad rule, a new id that exists, an unknown id, blobs not
+   * mapped): the caller then takes the full path, which also reports any error.
+   */
+  async change(h: Handles, op: OneChange): Promise<AclCompileInfo | undefined> {
+    this.#busy = true;
+    try {
+      return await this.#change(h, op);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #change(h: Handles, op: OneChange): Promise<AclCompileInfo | undefined> {
+    const t0 = performance.now();
+    const ov = this.#overlay;
+    const swap = this.#swap;
+    if (!ov || !swap) return undefined;
+    const idle = swap.idleIndex;
+    const active = swap.activeIndex;
+    const mem = this.#mapping(h, idle);
+    const act = this.#mapping(h, active);
+    if (!mem || !act) return undefined;
+    let nr: NormalizedRule | undefined;
+    if (op.kind !== 'remove') {
+      try {
+        nr = normalizeRules([op.rule], { capacity: this.maxRules, resolveIface: this.#resolveIface })[0];
+      } catch {
+        return undefined;
+      }
+      if (!nr) return undefined;
+    }
+    const id = nr ? nr.id : (op as { id: string }).id;
+    const i = this.#slotById.get(id);
+    if (op.kind === 'add' ? i !== undefined || this.#norm.length >= this.maxRules || this.#free.length === 0 : i === undefined) return undefined;
+    const gen = this.#gen + 1;
+    const slot = op.kind === 'add' ? this.#free[this.#free.length - 1]! : this.#slots[i!]!;
+    const tag = op.kind === 'add' ? gen : this.#tags[i!]!;
+    const rules = this.#norm.length + (op.kind === 'add' ? 1 : op.kind === 'remove' ? -1 : 0);
+    if (!ov.change(op.kind === 'add' ? undefined : id, nr ? { rule: nr, slot, tag } : undefined, new Uint32Array(act.buffer, act.byteOffset, act.length >>> 2))) {
+      this.#overlay = undefined; // full: the next compile folds it in
+      return undefined;
+    }
+    const fin = ov.finish(gen, rules);
+    if (!fin) {
+      this.#overlay = undefined;
+      return undefined;
+    }
+    if (op.kind === 'add') {
+      // a slot new to the set: nothing counts in it any more (see commit)
+      const key = Buffer.alloc(4);
+      key.writeUInt32LE(slot);
+      await h.ruleStats.writeColumns(key, Buffer.alloc(h.ruleStats.value.size), 1);
+    }
+    // the idle blob: a copy of the one in force the first time after a compile, then the
+    // patches it lacks, the overlay JSON, and the header last
+    if (this.#blobBase[idle].id !== ov.id) this.#copyActive(mem, act, idle, active, ov);
+    const st = this.#blobBase[idle];
+    const w = new Uint32Array(mem.buffer, mem.byteOffset, mem.length >>> 2);
+    for (let k = st.applied; k < ov.patches.length; k++) w.set(ov.patches[k]!.words, ov.patches[k]!.off);
+    mem.write(fin.json, ov.deltaOff, fin.jsonBytes, 'utf8');
+    w.set(fin.header, 0);
+    this.#blobUsed[idle] = Math.max(this.#blobUsed[idle], fin.usedBytes);
+    this.#blobBase[idle] = { id: ov.id, applied: ov.patches.length };
+    if (op.kind === 'add') this.#owners.own(slot, gen, id);
+    try {
+      await swap.flip();
+    } catch (e) {
+      this.#owners.abort();
+      this.#overlay = undefined;
+      this.#blobBase[idle] = { id: -1, applied: 0 };
+      throw e;
+    }
+    this.#owners.flipped(gen, h.rb.stats().pendingBytes);
+    // the set in force, after the flip (the old set is gone from every CPU)
+    if (op.kind === 'add') {
+      this.#free.pop();
+      this.#norm = [...this.#norm, nr!];
+      this.#slots = RuleSets.#append(this.#slots, slot);
+      this.#tags = RuleSets.#append(this.#tags, tag);
+      this.#slotById.set(id, this.#norm.length - 1);
+    } else if (op.kind === 'update') {
+      this.#norm = this.#norm.slice();
+      this.#norm[i!] = nr!;
+    } else {
+      this.#free.push(slot);
+      this.#norm = this.#norm.filter((_, k) => k !== i);
+      const drop = <T extends Uint32Array>(a: T) => {
+        const b = new Uint32Array(a.length - 1);
+        b.set(a.subarray(0, i), 0);
+        b.set(a.subarray(i! + 1), i);
+        return b;
+      };
+      this.#slots = drop(this.#slots);
+      this.#tags = drop(this.#tags);
+      this.#slotById.delete(id);
+      for (let k = i!; k < this.#norm.length; k++) this.#slotById.set(this.#norm[k]!.id, k);
+    }
+    this.#gen = gen;
+    const last = this.#lastInfo;
+    this.#lastInfo = {
+      rules: this.#norm.length, records: ov.records, bytes: fin.usedBytes, capacityBytes: this.#blobBytes, trees: last?.trees ?? [],
+      compileMs: performance.now() - t0, overlay: ov.used,
+    };
+    return this.#lastInfo;
+  }
+
+  /**
+   * Readies the idle blob for a one-rule change after a compile, off the change's path:
+   * copies the blob in force into it and finds the compiled records. Skipped while a
+   * change is under way (the change does it then).
+   */
+  #warm(h: Handles): void {
+    const ov = this.#overlay;
+    const swap = this.#swap;
+    if (this.#busy || !ov || !swap || this.#swap === undefined) return;
+    try {
+      const idle = swap.idleIndex;
+      const active = swap.activeIndex;
+      if (this.#blobBase[active]!.id !== ov.id || this.#blobBase[idle]!.id === ov.id) return;
+      const mem = this.#mapping(h, idle);
+      const act = this.#mapping(h, active);
+      if (!mem || !act) return;
+      this.#copyActive(mem, act, idle, active, ov);
+      ov.locate(new Uint32Array(act.buffer, act.byteOffset, act.length >>> 2));
+    } catch {
+      /* best effort: the next change does it */
+    }
+  }
+
+  /** The blob in force copied into the idle one (the first change after a compile). */
+  #copyActive(mem: Buffer, act: Buffer, idle: 0 | 1, active: 0 | 1, ov: Overlay): void {
+    const n = this.#blobUsed[active];
+    act.copy(mem, 0, 0, n);
+    if (this.#blobUsed[idle] > n) mem.fill(0, n, this.#blobUsed[idle]);
+    this.#blobUsed[idle] = n;
+    this.#blobBase[idle] = { id: ov.id, applied: this.#blobBase[active].applied };
+  }
+
+  static #append(a: Uint32Array, v: number): Uint32Array {
+    const b = new Uint32Array(a.length + 1);
+    b.set(a);
+    b[a.length] = v;
+    return b;
   }
 
   /**
@@ -311,10 +491,11 @@ export class RuleSets {
 
   /** Writes a prepared set into a blob's bytes, zeroing what `prevUsed` covered beyond its end. */
   static #fill(dst: Buffer, p: Prepared, prevUsed: number): void {
-    const w = new Uint32Array(dst.buffer, dst.byteOffset, p.words.length);
+    const w = new Uint32Array(dst.buffer, dst.byteOffset, p.srcOff);
     w.set(p.words);
     w.set(p.header);
-    dst.write(p.json, p.words.length * 4, p.jsonBytes, 'utf8');
+    w.fill(0, p.words.length, p.srcOff); // the overlay region: empty
+    dst.write(p.json, p.srcOff * 4, p.jsonBytes, 'utf8');
     if (prevUsed > p.used) dst.fill(0, p.used, prevUsed);
   }
 }
