@@ -10,18 +10,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev
+APT_PACKAGES=(clang clang-format llvm libbpf-dev libelf-dev zlib1g-dev libnl-3-dev libnl-route-3-dev
   pkg-config cmake make g++ iproute2 bpftool tcpdump python3-scapy iptables nftables
   xdp-tools util-linux kmod ethtool libpcap-dev)
 
 missing=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_pc() { pkg-config --exists "$1" 2>/dev/null; }
-for c in clang cmake make g++ pkg-config ip bpftool tcpdump iptables nft xdp-filter setpriv ethtool; do
+for c in clang clang-format cmake make g++ pkg-config ip bpftool tcpdump iptables nft xdp-filter setpriv ethtool; do
   have_cmd "$c" || missing+=("$c")
 done
 if have_cmd pkg-config; then
-  for p in libbpf libelf zlib libnl-3.0 libnl-route-3.0; do have_pc "$p" || missing+=("$p"); done
+  for p in libbpf libelf zlib libnl-3.0 libnl-route-3.0 libpcap; do have_pc "$p" || missing+=("$p"); done
 fi
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import scapy' 2>/dev/null || missing+=("python3-scapy")
 
