@@ -12,9 +12,18 @@ export default tseslint.config(
     files: ['**/*.ts', '**/*.mjs', '**/*.js'],
     languageOptions: {
       globals: {
-        process: 'readonly', console: 'readonly', Buffer: 'readonly', performance: 'readonly', queueMicrotask: 'readonly',
-        setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly',
-        __dirname: 'readonly', URL: 'readonly',
+        process: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        performance: 'readonly',
+        queueMicrotask: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        setImmediate: 'readonly',
+        __dirname: 'readonly',
+        URL: 'readonly',
       },
     },
     rules: {
@@ -23,15 +32,23 @@ export default tseslint.config(
       // `_name` marks a value left unused on purpose (rest destructuring, callbacks)
       // iterator objects whose methods need the owner under a name of their own
       '@typescript-eslint/no-this-alias': ['error', { allowedNames: ['self'] }],
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
     },
   },
   {
     files: ['lib/modules/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [{ group: ['**/core/native', '**/core/native.js'], message: 'modules use lib/core\'s typed API, never the addon binding (lib/core/native.ts)' }],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/core/native', '**/core/native.js'], message: "modules use lib/core's typed API, never the addon binding (lib/core/native.ts)" },
+          ],
+        },
+      ],
     },
   },
 );

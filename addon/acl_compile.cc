@@ -65,8 +65,8 @@ Napi::Value Result(Napi::Env env, Job& job) {
   }
   // the words move into the ArrayBuffer (no copy of megabytes); freed with it
   auto* owned = new std::vector<uint32_t>(std::move(job.words));
-  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, owned->data(), owned->size() * 4,
-                                                [](Napi::Env, void*, std::vector<uint32_t>* v) { delete v; }, owned);
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+      env, owned->data(), owned->size() * 4, [](Napi::Env, void*, std::vector<uint32_t>* v) { delete v; }, owned);
   res.Set("words", Napi::Uint32Array::New(env, owned->size(), ab, 0));
   Napi::Array trees = Napi::Array::New(env, job.trees.size());
   for (size_t i = 0; i < job.trees.size(); i++) {
@@ -107,8 +107,9 @@ Napi::Value AclCompile(const Napi::CallbackInfo& info) {
   ReadFamily(info[1].As<Napi::Object>(), job->fam[1]);
   for (const Family& f : job->fam) {
     size_t cells = size_t{f.count} * f.dims;
-    bool ok = f.dims > 0 && f.dims <= ACL_KEY_WORDS && f.widths.size() == static_cast<size_t>(f.dims) && f.lo.size() >= cells &&
-              f.hi.size() >= cells && f.prio.size() >= f.count && f.meta.size() >= f.count && f.tag.size() >= f.count;
+    bool ok = f.dims > 0 && f.dims <= ACL_KEY_WORDS && f.widths.size() == static_cast<size_t>(f.dims) &&
+              f.lo.size() >= cells && f.hi.size() >= cells && f.prio.size() >= f.count && f.meta.size() >= f.count &&
+              f.tag.size() >= f.count;
     for (uint8_t w : f.widths) ok = ok && w <= 32;
     for (const auto& g : f.groups) {
       ok = ok && !g.empty();
@@ -123,7 +124,8 @@ Napi::Value AclCompile(const Napi::CallbackInfo& info) {
   opts.binth = std::clamp(o.Get("binth").As<Napi::Number>().Int32Value(), 1, ACL_LEAF_MAX);
   opts.spfac = std::max(o.Get("spfac").As<Napi::Number>().Int32Value(), 0);
   Napi::Value tw = o.Get("treeWords");
-  if (tw.IsNumber()) opts.treeWords = static_cast<uint32_t>(std::clamp(tw.As<Napi::Number>().Int32Value(), 1, ACL_TREE_WORDS));
+  if (tw.IsNumber())
+    opts.treeWords = static_cast<uint32_t>(std::clamp(tw.As<Napi::Number>().Int32Value(), 1, ACL_TREE_WORDS));
   Napi::Value mw = o.Get("maxWords");
   if (mw.IsNumber() && mw.As<Napi::Number>().DoubleValue() >= 1)
     opts.maxWords = std::min(acl::kMaxWords, static_cast<size_t>(mw.As<Napi::Number>().DoubleValue()));
@@ -139,7 +141,9 @@ Napi::Value AclCompile(const Napi::CallbackInfo& info) {
       [job](Napi::Env e) { return Result(e, *job); });
 }
 
-void Init(Napi::Env env, Napi::Object exports) { exports.Set("aclCompile", Napi::Function::New<AclCompile>(env, "aclCompile")); }
+void Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("aclCompile", Napi::Function::New<AclCompile>(env, "aclCompile"));
+}
 
 BPFKIT_REGISTER(Init);
 

@@ -16,11 +16,10 @@ namespace {
 class NativeLink : public FdWrap<NativeLink> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
-    Napi::Function ctor = DefineClass(env, "NativeLink",
-                                      {InstanceMethod<&NativeLink::Update>("update"),
-                                       InstanceMethod<&NativeLink::Detach>("detach"),
-                                       InstanceMethod<&NativeLink::Info>("info"), FdWrap::FdAccessor(),
-                                       FdWrap::PinMethod(), FdWrap::CloseMethod()});
+    Napi::Function ctor = DefineClass(
+        env, "NativeLink",
+        {InstanceMethod<&NativeLink::Update>("update"), InstanceMethod<&NativeLink::Detach>("detach"),
+         InstanceMethod<&NativeLink::Info>("info"), FdWrap::FdAccessor(), FdWrap::PinMethod(), FdWrap::CloseMethod()});
     GetData(env)->ctors["NativeLink"] = Napi::Persistent(ctor);
     exports.Set("NativeLink", ctor);
   }
@@ -40,14 +39,16 @@ class NativeLink : public FdWrap<NativeLink> {
     if (bpf_link_update(fd, prog, &opts) < 0) {
       int e = errno;
       ThrowErrno(env, e, "bpf(BPF_LINK_UPDATE)",
-                 e == EPERM && info[1].IsNumber() ? "link no longer runs the expected program" : "cannot replace the link's program",
+                 e == EPERM && info[1].IsNumber() ? "link no longer runs the expected program"
+                                                  : "cannot replace the link's program",
                  e == EPERM && info[1].IsNumber() ? "ERR_BUSY" : "");
     }
     return env.Undefined();
   }
   // detach(): detaches even when pinned; the fd stays valid but defunct.
   Napi::Value Detach(const Napi::CallbackInfo& info) {
-    if (bpf_link_detach(LiveFd(info.Env())) < 0) ThrowErrno(info.Env(), errno, "bpf(BPF_LINK_DETACH)", "cannot detach link");
+    if (bpf_link_detach(LiveFd(info.Env())) < 0)
+      ThrowErrno(info.Env(), errno, "bpf(BPF_LINK_DETACH)", "cannot detach link");
     return info.Env().Undefined();
   }
   Napi::Value Info(const Napi::CallbackInfo& info) {

@@ -29,20 +29,14 @@ class NativeMap : public FdWrap<NativeMap> {
   static void Init(Napi::Env env, Napi::Object exports) {
     Napi::Function ctor = DefineClass(
         env, "NativeMap",
-        {InstanceMethod<&NativeMap::Lookup>("lookup"),
-         InstanceMethod<&NativeMap::Update>("update"),
-         InstanceMethod<&NativeMap::Delete>("delete"),
-         InstanceMethod<&NativeMap::Scratch>("scratch"),
-         InstanceMethod<&NativeMap::LookupAndDelete>("lookupAndDelete"),
-         InstanceMethod<&NativeMap::NextKey>("nextKey"),
-         InstanceMethod<&NativeMap::LookupBatch>("lookupBatch"),
-         InstanceMethod<&NativeMap::UpdateBatch>("updateBatch"),
-         InstanceMethod<&NativeMap::DeleteBatch>("deleteBatch"),
-         InstanceMethod<&NativeMap::Freeze>("freeze"),
-         InstanceMethod<&NativeMap::Info>("info"),
-         InstanceMethod<&NativeMap::BtfTypes>("btfTypes"),
-         InstanceMethod<&NativeMap::Mmap>("mmap"),
-         FdWrap::FdAccessor(), FdWrap::PinMethod(), InstanceMethod<&NativeMap::CloseMap>("close")});
+        {InstanceMethod<&NativeMap::Lookup>("lookup"), InstanceMethod<&NativeMap::Update>("update"),
+         InstanceMethod<&NativeMap::Delete>("delete"), InstanceMethod<&NativeMap::Scratch>("scratch"),
+         InstanceMethod<&NativeMap::LookupAndDelete>("lookupAndDelete"), InstanceMethod<&NativeMap::NextKey>("nextKey"),
+         InstanceMethod<&NativeMap::LookupBatch>("lookupBatch"), InstanceMethod<&NativeMap::UpdateBatch>("updateBatch"),
+         InstanceMethod<&NativeMap::DeleteBatch>("deleteBatch"), InstanceMethod<&NativeMap::Freeze>("freeze"),
+         InstanceMethod<&NativeMap::Info>("info"), InstanceMethod<&NativeMap::BtfTypes>("btfTypes"),
+         InstanceMethod<&NativeMap::Mmap>("mmap"), FdWrap::FdAccessor(), FdWrap::PinMethod(),
+         InstanceMethod<&NativeMap::CloseMap>("close")});
     GetData(env)->ctors["NativeMap"] = Napi::Persistent(ctor);
     exports.Set("NativeMap", ctor);
   }
@@ -344,7 +338,8 @@ class NativeMap : public FdWrap<NativeMap> {
   Napi::Value DeleteBatch(const Napi::CallbackInfo& info) { return BatchWrite(info, true); }
 
   Napi::Value Freeze(const Napi::CallbackInfo& info) {
-    if (bpf_map_freeze(LiveFd(info.Env())) < 0) ThrowErrno(info.Env(), errno, "bpf(BPF_MAP_FREEZE)", "map freeze failed");
+    if (bpf_map_freeze(LiveFd(info.Env())) < 0)
+      ThrowErrno(info.Env(), errno, "bpf(BPF_MAP_FREEZE)", "map freeze failed");
     return info.Env().Undefined();
   }
 
@@ -380,12 +375,12 @@ class NativeMap : public FdWrap<NativeMap> {
     void* p = mmap(nullptr, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
       int e = errno;
-      if (e == EPERM)
-        ThrowErrno(env, e, "mmap", what + " cannot be mapped writable: it is frozen (BPF_MAP_FREEZE)");
+      if (e == EPERM) ThrowErrno(env, e, "mmap", what + " cannot be mapped writable: it is frozen (BPF_MAP_FREEZE)");
       if (e == EACCES)
         ThrowErrno(env, e, "mmap",
-                   what + " cannot be mapped writable: it is read-only (BPF_F_RDONLY_PROG, or this fd was opened "
-                          "read-only)");
+                   what +
+                       " cannot be mapped writable: it is read-only (BPF_F_RDONLY_PROG, or this fd was opened "
+                       "read-only)");
       if (e == 524 /* ENOTSUPP */ || e == EOPNOTSUPP)
         ThrowErrno(env, e, "mmap", what + " cannot be memory-mapped (its values hold kernel-managed fields)",
                    "ERR_UNSUPPORTED");

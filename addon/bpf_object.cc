@@ -22,19 +22,17 @@ namespace {
 class NativeObject : public Napi::ObjectWrap<NativeObject> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
-    Napi::Function ctor = DefineClass(env, "NativeObject",
-                                      {InstanceMethod<&NativeObject::Programs>("programs"),
-                                       InstanceMethod<&NativeObject::Maps>("maps"),
-                                       InstanceMethod<&NativeObject::Globals>("globals"),
-                                       InstanceMethod<&NativeObject::SetMapMaxEntries>("setMapMaxEntries"),
-                                       InstanceMethod<&NativeObject::SetMapPinPath>("setMapPinPath"),
-                                       InstanceMethod<&NativeObject::ReuseMapFd>("reuseMapFd"),
-                                       InstanceMethod<&NativeObject::SetAutoload>("setAutoload"),
-                                       InstanceMethod<&NativeObject::SetGlobal>("setGlobal"),
-                                       InstanceMethod<&NativeObject::Load>("load"),
-                                       InstanceMethod<&NativeObject::Program>("program"),
-                                       InstanceMethod<&NativeObject::Map>("map"),
-                                       InstanceMethod<&NativeObject::Close>("close")});
+    Napi::Function ctor =
+        DefineClass(env, "NativeObject",
+                    {InstanceMethod<&NativeObject::Programs>("programs"), InstanceMethod<&NativeObject::Maps>("maps"),
+                     InstanceMethod<&NativeObject::Globals>("globals"),
+                     InstanceMethod<&NativeObject::SetMapMaxEntries>("setMapMaxEntries"),
+                     InstanceMethod<&NativeObject::SetMapPinPath>("setMapPinPath"),
+                     InstanceMethod<&NativeObject::ReuseMapFd>("reuseMapFd"),
+                     InstanceMethod<&NativeObject::SetAutoload>("setAutoload"),
+                     InstanceMethod<&NativeObject::SetGlobal>("setGlobal"), InstanceMethod<&NativeObject::Load>("load"),
+                     InstanceMethod<&NativeObject::Program>("program"), InstanceMethod<&NativeObject::Map>("map"),
+                     InstanceMethod<&NativeObject::Close>("close")});
     exports.Set("NativeObject", ctor);
   }
 
@@ -199,8 +197,9 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     for (auto& g : ListGlobals(env)) {
       if (g.name != name) continue;
       if (val.ByteLength() != g.size)
-        ThrowInvalid(env, "globals." + name,
-                     "variable is " + std::to_string(g.size) + " bytes, value given is " + std::to_string(val.ByteLength()));
+        ThrowInvalid(
+            env, "globals." + name,
+            "variable is " + std::to_string(g.size) + " bytes, value given is " + std::to_string(val.ByteLength()));
       size_t sz = 0;
       void* data = g.map ? const_cast<void*>(bpf_map__initial_value(g.map, &sz)) : nullptr;
       if (!data || g.offset + g.size > sz)
@@ -283,7 +282,8 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     Napi::Env env = info.Env();
     struct bpf_program* p = FindProgram(env, info[0]);
     int fd = bpf_program__fd(p);
-    if (fd < 0) ThrowErrno(env, ENOENT, "", std::string("program '") + bpf_program__name(p) + "' is not loaded", "ERR_NOT_FOUND");
+    if (fd < 0)
+      ThrowErrno(env, ENOENT, "", std::string("program '") + bpf_program__name(p) + "' is not loaded", "ERR_NOT_FOUND");
     int dup = DupFd(fd);
     if (dup < 0) ThrowErrno(env, -dup, "fcntl(F_DUPFD_CLOEXEC)", "cannot duplicate program fd");
     return NewWrapped(env, "NativeProgram", dup);
@@ -292,14 +292,18 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     Napi::Env env = info.Env();
     struct bpf_map* m = FindMap(env, info[0]);
     int fd = bpf_map__fd(m);
-    if (fd < 0) ThrowErrno(env, ENOENT, "", "map '" + std::string(bpf_map__name(m)) + "' is not created (load first)", "ERR_NOT_FOUND");
+    if (fd < 0)
+      ThrowErrno(env, ENOENT, "", "map '" + std::string(bpf_map__name(m)) + "' is not created (load first)",
+                 "ERR_NOT_FOUND");
     int dup = DupFd(fd);
     if (dup < 0) ThrowErrno(env, -dup, "fcntl(F_DUPFD_CLOEXEC)", "cannot duplicate map fd");
     return NewWrapped(env, "NativeMap", dup);
   }
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (busy_) closePending_ = true;
-    else Destroy();
+    if (busy_)
+      closePending_ = true;
+    else
+      Destroy();
     return info.Env().Undefined();
   }
 
@@ -323,17 +327,24 @@ Napi::Value OpenPinned(const Napi::CallbackInfo& info) {
   if (fp) {
     char line[256];
     while (fgets(line, sizeof line, fp)) {
-      if (!strncmp(line, "map_type:", 9)) kind = "map";
-      else if (!strncmp(line, "prog_type:", 10)) kind = "program";
-      else if (!strncmp(line, "link_type:", 10)) kind = "link";
+      if (!strncmp(line, "map_type:", 9))
+        kind = "map";
+      else if (!strncmp(line, "prog_type:", 10))
+        kind = "program";
+      else if (!strncmp(line, "link_type:", 10))
+        kind = "link";
       if (!kind.empty()) break;
     }
     fclose(fp);
   }
-  const char* cls = kind == "map" ? "NativeMap" : kind == "program" ? "NativeProgram" : kind == "link" ? "NativeLink" : nullptr;
+  const char* cls = kind == "map"       ? "NativeMap"
+                    : kind == "program" ? "NativeProgram"
+                    : kind == "link"    ? "NativeLink"
+                                        : nullptr;
   if (!cls) {
     close(fd);
-    ThrowErrno(env, EINVAL, "bpf(BPF_OBJ_GET)", "pinned object '" + path + "' is of an unknown kind", "ERR_UNSUPPORTED");
+    ThrowErrno(env, EINVAL, "bpf(BPF_OBJ_GET)", "pinned object '" + path + "' is of an unknown kind",
+               "ERR_UNSUPPORTED");
   }
   Napi::Object o = Napi::Object::New(env);
   o.Set("kind", kind);

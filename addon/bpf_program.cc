@@ -19,11 +19,16 @@ namespace {
 
 const char* XdpModeName(int attachMode) {
   switch (attachMode) {
-    case XDP_ATTACHED_DRV: return "native";
-    case XDP_ATTACHED_SKB: return "generic";
-    case XDP_ATTACHED_HW: return "offload";
-    case XDP_ATTACHED_MULTI: return "multi";
-    default: return "none";
+    case XDP_ATTACHED_DRV:
+      return "native";
+    case XDP_ATTACHED_SKB:
+      return "generic";
+    case XDP_ATTACHED_HW:
+      return "offload";
+    case XDP_ATTACHED_MULTI:
+      return "multi";
+    default:
+      return "none";
   }
 }
 
@@ -47,11 +52,11 @@ bool QueryXdp(int ifindex, XdpState* st, Failure* f) {
 class NativeProgram : public FdWrap<NativeProgram> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
-    Napi::Function ctor = DefineClass(env, "NativeProgram",
-                                      {InstanceMethod<&NativeProgram::Info>("info"),
-                                       InstanceMethod<&NativeProgram::AttachXdp>("attachXdp"),
-                                       InstanceMethod<&NativeProgram::TestRun>("testRun"), FdWrap::FdAccessor(),
-                                       FdWrap::PinMethod(), FdWrap::CloseMethod()});
+    Napi::Function ctor = DefineClass(
+        env, "NativeProgram",
+        {InstanceMethod<&NativeProgram::Info>("info"), InstanceMethod<&NativeProgram::AttachXdp>("attachXdp"),
+         InstanceMethod<&NativeProgram::TestRun>("testRun"), FdWrap::FdAccessor(), FdWrap::PinMethod(),
+         FdWrap::CloseMethod()});
     GetData(env)->ctors["NativeProgram"] = Napi::Persistent(ctor);
     exports.Set("NativeProgram", ctor);
   }
@@ -96,10 +101,11 @@ class NativeProgram : public FdWrap<NativeProgram> {
       if (e == EBUSY || e == EEXIST)
         ThrowErrno(env, e, "bpf(BPF_LINK_CREATE)", "an XDP program is already attached to " + where, "ERR_BUSY");
       if (e == EOPNOTSUPP || e == EINVAL)
-        ThrowErrno(env, e, "bpf(BPF_LINK_CREATE)",
-                   "cannot attach XDP in the requested mode to " + where +
-                       (flags & XDP_FLAGS_DRV_MODE ? " (the driver may not support native XDP; try mode 'generic')" : ""),
-                   "ERR_UNSUPPORTED");
+        ThrowErrno(
+            env, e, "bpf(BPF_LINK_CREATE)",
+            "cannot attach XDP in the requested mode to " + where +
+                (flags & XDP_FLAGS_DRV_MODE ? " (the driver may not support native XDP; try mode 'generic')" : ""),
+            "ERR_UNSUPPORTED");
       ThrowErrno(env, e, "bpf(BPF_LINK_CREATE)", "cannot attach XDP program to " + where);
     }
     XdpState st;
@@ -112,8 +118,8 @@ class NativeProgram : public FdWrap<NativeProgram> {
     return o;
   }
 
-  // testRun({ data, repeat, dataOutSize, ctx, ctxOut, flags, batchSize, netns }) -> Promise<{retval, data, durationNs, ctx?}>
-  // ctxOut: true returns the context as the program left it (same size as ctx).
+  // testRun({ data, repeat, dataOutSize, ctx, ctxOut, flags, batchSize, netns }) -> Promise<{retval, data, durationNs,
+  // ctx?}> ctxOut: true returns the context as the program left it (same size as ctx).
   Napi::Value TestRun(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int fd = LiveFd(env);
@@ -176,7 +182,8 @@ class NativeProgram : public FdWrap<NativeProgram> {
           Napi::Object r = Napi::Object::New(env);
           r.Set("retval", b->retval);
           r.Set("durationNs", b->duration);
-          if (b->wantOut) r.Set("data", Napi::Buffer<uint8_t>::Copy(env, b->out.data(), std::min<size_t>(b->outSize, b->out.size())));
+          if (b->wantOut)
+            r.Set("data", Napi::Buffer<uint8_t>::Copy(env, b->out.data(), std::min<size_t>(b->outSize, b->out.size())));
           if (!b->ctxOut.empty()) r.Set("ctx", Napi::Buffer<uint8_t>::Copy(env, b->ctxOut.data(), b->ctxOut.size()));
           return r;
         },

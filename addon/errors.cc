@@ -113,8 +113,8 @@ Napi::Error Failure::ToJs(Napi::Env env) const {
     for (auto& kv : details) det.Set(kv.first, kv.second);
     extra.Set("details", det);
   }
-  Napi::Value v = d->factory.Call({Napi::Number::New(env, err), Napi::String::New(env, syscall),
-                                   Napi::String::New(env, message), extra});
+  Napi::Value v = d->factory.Call(
+      {Napi::Number::New(env, err), Napi::String::New(env, syscall), Napi::String::New(env, message), extra});
   return Napi::Error(env, scope.Escape(v));
 }
 

@@ -17,9 +17,9 @@ struct Failure {
   int err = 0;
   std::string syscall;
   std::string message;
-  std::string code;     // optional BpfkitError code, e.g. "ERR_VERIFIER"
-  std::string log;      // verifier log
-  std::string program;  // program the log belongs to
+  std::string code;                                     // optional BpfkitError code, e.g. "ERR_VERIFIER"
+  std::string log;                                      // verifier log
+  std::string program;                                  // program the log belongs to
   std::vector<std::pair<std::string, double>> details;  // e.g. {"count", partial count}
 
   void Set(int errnum, const std::string& sc, const std::string& msg, const std::string& c = "") {

@@ -72,7 +72,8 @@ Json& Json::Num(double v) {
 
 void SetNlError(Failure* f, int nlerr, const std::string& what) {
   int e = nlerr < 0 ? -nlerr : nlerr;
-  f->Set(e == NLE_NOMEM ? ENOMEM : EINVAL, "", what + ": " + nl_geterror(e), e == NLE_NOMEM ? "" : "ERR_INVALID_ARGUMENT");
+  f->Set(e == NLE_NOMEM ? ENOMEM : EINVAL, "", what + ": " + nl_geterror(e),
+         e == NLE_NOMEM ? "" : "ERR_INVALID_ARGUMENT");
 }
 
 std::string AddrText(int family, const void* bin) {
@@ -90,17 +91,35 @@ nl_addr* AddrFromText(int family, const std::string& text, int prefixLen) {
 }
 
 Keys::Keys(Napi::Env env)
-    : kind(Napi::String::New(env, "kind")), cmd(Napi::String::New(env, "cmd")), spec(Napi::String::New(env, "spec")),
-      family(Napi::String::New(env, "family")), priority(Napi::String::New(env, "priority")),
-      table(Napi::String::New(env, "table")), action(Napi::String::New(env, "action")),
-      fwmark(Napi::String::New(env, "fwmark")), fwmask(Napi::String::New(env, "fwmask")), iif(Napi::String::New(env, "iif")),
-      oif(Napi::String::New(env, "oif")), src(Napi::String::New(env, "src")), srcLen(Napi::String::New(env, "srcLen")),
-      dst(Napi::String::New(env, "dst")), dstLen(Napi::String::New(env, "dstLen")), tos(Napi::String::New(env, "tos")),
-      ipProto(Napi::String::New(env, "ipProto")), protocol(Napi::String::New(env, "protocol")),
-      sport(Napi::String::New(env, "sport")), dport(Napi::String::New(env, "dport")), flags(Napi::String::New(env, "flags")),
-      metric(Napi::String::New(env, "metric")), type(Napi::String::New(env, "type")), scope(Napi::String::New(env, "scope")),
-      prefsrc(Napi::String::New(env, "prefsrc")), nexthops(Napi::String::New(env, "nexthops")), via(Napi::String::New(env, "via")),
-      dev(Napi::String::New(env, "dev")), weight(Napi::String::New(env, "weight")) {}
+    : kind(Napi::String::New(env, "kind")),
+      cmd(Napi::String::New(env, "cmd")),
+      spec(Napi::String::New(env, "spec")),
+      family(Napi::String::New(env, "family")),
+      priority(Napi::String::New(env, "priority")),
+      table(Napi::String::New(env, "table")),
+      action(Napi::String::New(env, "action")),
+      fwmark(Napi::String::New(env, "fwmark")),
+      fwmask(Napi::String::New(env, "fwmask")),
+      iif(Napi::String::New(env, "iif")),
+      oif(Napi::String::New(env, "oif")),
+      src(Napi::String::New(env, "src")),
+      srcLen(Napi::String::New(env, "srcLen")),
+      dst(Napi::String::New(env, "dst")),
+      dstLen(Napi::String::New(env, "dstLen")),
+      tos(Napi::String::New(env, "tos")),
+      ipProto(Napi::String::New(env, "ipProto")),
+      protocol(Napi::String::New(env, "protocol")),
+      sport(Napi::String::New(env, "sport")),
+      dport(Napi::String::New(env, "dport")),
+      flags(Napi::String::New(env, "flags")),
+      metric(Napi::String::New(env, "metric")),
+      type(Napi::String::New(env, "type")),
+      scope(Napi::String::New(env, "scope")),
+      prefsrc(Napi::String::New(env, "prefsrc")),
+      nexthops(Napi::String::New(env, "nexthops")),
+      via(Napi::String::New(env, "via")),
+      dev(Napi::String::New(env, "dev")),
+      weight(Napi::String::New(env, "weight")) {}
 
 void Reader::Bad(const Napi::String& k, const char* what) const {
   ThrowInvalid(env_, field_ + (field_.empty() ? "" : ".") + k.Utf8Value(), what);

@@ -23,8 +23,8 @@ namespace nl {
 
 // Kernel answer for one request of a batch.
 struct OpResult {
-  int err = 0;          // positive errno, 0 on success
-  std::string message;  // extended ack text, if the kernel gave one
+  int err = 0;             // positive errno, 0 on success
+  std::string message;     // extended ack text, if the kernel gave one
   bool uncertain = false;  // the transport failed after sending: it may have been applied
 };
 
@@ -129,8 +129,10 @@ class Reader {
 
 // Implemented in netlink_rule.cc / netlink_route.cc. `cmd` is "add", "replace" or
 // "delete"; `field` names the op in validation errors.
-std::unique_ptr<Op> ParseRuleOp(Napi::Env env, const Keys& k, const Napi::Object& spec, const std::string& cmd, const std::string& field);
-std::unique_ptr<Op> ParseRouteOp(Napi::Env env, const Keys& k, const Napi::Object& spec, const std::string& cmd, const std::string& field);
+std::unique_ptr<Op> ParseRuleOp(Napi::Env env, const Keys& k, const Napi::Object& spec, const std::string& cmd,
+                                const std::string& field);
+std::unique_ptr<Op> ParseRouteOp(Napi::Env env, const Keys& k, const Napi::Object& spec, const std::string& cmd,
+                                 const std::string& field);
 
 // Text form of a binary address (inet_ntop).
 std::string AddrText(int family, const void* bin);
@@ -141,14 +143,35 @@ nl_addr* AddrFromText(int family, const std::string& text, int prefixLen);
 // much faster than one N-API call per property would.
 class Json {
  public:
-  Json& Raw(const char* s) { out_ += s; return *this; }
+  Json& Raw(const char* s) {
+    out_ += s;
+    return *this;
+  }
   Json& Key(const char* k);  // emits a separating comma when needed
   Json& Str(const std::string& s);
   Json& Num(double v);
-  Json& BeginObj() { Sep(); out_ += '{'; first_ = true; return *this; }
-  Json& EndObj() { out_ += '}'; first_ = false; return *this; }
-  Json& BeginArr() { Sep(); out_ += '['; first_ = true; return *this; }
-  Json& EndArr() { out_ += ']'; first_ = false; return *this; }
+  Json& BeginObj() {
+    Sep();
+    out_ += '{';
+    first_ = true;
+    return *this;
+  }
+  Json& EndObj() {
+    out_ += '}';
+    first_ = false;
+    return *this;
+  }
+  Json& BeginArr() {
+    Sep();
+    out_ += '[';
+    first_ = true;
+    return *this;
+  }
+  Json& EndArr() {
+    out_ += ']';
+    first_ = false;
+    return *this;
+  }
   std::string& str() { return out_; }
 
  private:

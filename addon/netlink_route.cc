@@ -22,11 +22,11 @@ namespace nl {
 namespace {
 
 struct Hop {
-  std::string via;    // gateway, "" for none
-  std::string dev;    // interface name ("" when given by index or absent)
+  std::string via;  // gateway, "" for none
+  std::string dev;  // interface name ("" when given by index or absent)
   int ifindex = 0;
-  int weight = 1;     // 1..256 (the kernel stores weight-1)
-  uint32_t flags = 0; // RTNH_F_* (onlink)
+  int weight = 1;      // 1..256 (the kernel stores weight-1)
+  uint32_t flags = 0;  // RTNH_F_* (onlink)
 };
 
 struct RouteFields {
@@ -307,8 +307,10 @@ std::unique_ptr<Op> ParseRouteOp(Napi::Env env, const Keys& k, const Napi::Objec
       Hop h;
       ho.Str(k.via, &h.via);
       Napi::Value dev = ho.Get(k.dev);
-      if (dev.IsString()) h.dev = dev.As<Napi::String>().Utf8Value();
-      else if (dev.IsNumber()) h.ifindex = dev.As<Napi::Number>().Int32Value();
+      if (dev.IsString())
+        h.dev = dev.As<Napi::String>().Utf8Value();
+      else if (dev.IsNumber())
+        h.ifindex = dev.As<Napi::Number>().Int32Value();
       if (ho.U32(k.weight, &u)) h.weight = static_cast<int>(u);
       if (h.weight < 1 || h.weight > 256) ho.Bad(k.weight, "expected 1 to 256");
       ho.U32(k.flags, &h.flags);

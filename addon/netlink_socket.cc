@@ -62,7 +62,8 @@ bool Socket::Open(const std::string& netns, Failure* f) {
   // Lets the kernel filter route dumps by table (and reject malformed dump requests).
   SetOpt(fd_, SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1);
   SetOpt(fd_, SOL_SOCKET, SO_SNDBUF, kSndBuf);
-  if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &kRcvBuf, sizeof kRcvBuf) < 0) SetOpt(fd_, SOL_SOCKET, SO_RCVBUF, kRcvBuf);
+  if (setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &kRcvBuf, sizeof kRcvBuf) < 0)
+    SetOpt(fd_, SOL_SOCKET, SO_RCVBUF, kRcvBuf);
   sockaddr_nl local;
   memset(&local, 0, sizeof local);
   local.nl_family = AF_NETLINK;
@@ -199,18 +200,21 @@ bool Socket::Batch(Wire& wire, std::vector<OpResult>* results, Failure* f) {
     }
     bool gotLast = false;
     while (!gotLast) {
-      bool ok = RecvOnce("batch", [&](nlmsghdr* h) {
-        if (h->nlmsg_type != NLMSG_ERROR) return true;
-        uint32_t idx = h->nlmsg_seq - first;  // modular: seq may wrap
-        if (idx >= count) return true;
-        const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
-        if (e->error != 0) {
-          (*results)[start + idx].err = -e->error;
-          (*results)[start + idx].message = ExtAckMessage(h);
-        }
-        if (h->nlmsg_seq == last) gotLast = true;
-        return true;
-      }, f);
+      bool ok = RecvOnce(
+          "batch",
+          [&](nlmsghdr* h) {
+            if (h->nlmsg_type != NLMSG_ERROR) return true;
+            uint32_t idx = h->nlmsg_seq - first;  // modular: seq may wrap
+            if (idx >= count) return true;
+            const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+            if (e->error != 0) {
+              (*results)[start + idx].err = -e->error;
+              (*results)[start + idx].message = ExtAckMessage(h);
+            }
+            if (h->nlmsg_seq == last) gotLast = true;
+            return true;
+          },
+          f);
       if (!ok) {
         failRest(start, true);
         return false;
@@ -231,41 +235,46 @@ bool Socket::Dump(nl_msg* req, const char* what, const std::function<bool(nlmsgh
     if (!SendRaw(h, h->nlmsg_len, what, f)) return false;
     bool done = false, intr = false, failed = false;
     while (!done) {
-      bool ok = RecvOnce(what, [&](nlmsghdr* m) {
-        if (m->nlmsg_seq != h->nlmsg_seq) return true;  // a late answer to something else
-        if (m->nlmsg_flags & NLM_F_DUMP_INTR) intr = true;
-        if (m->nlmsg_type == NLMSG_DONE) {
-          done = true;
-          if (m->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
-            int err = *static_cast<int*>(NLMSG_DATA(m));
-            if (err < 0 && !failed) {
-              failed = true;
-              f->Set(-err, std::string("netlink(") + what + ")", std::string(what) + " dump failed" + Where(netns_));
+      bool ok = RecvOnce(
+          what,
+          [&](nlmsghdr* m) {
+            if (m->nlmsg_seq != h->nlmsg_seq) return true;  // a late answer to something else
+            if (m->nlmsg_flags & NLM_F_DUMP_INTR) intr = true;
+            if (m->nlmsg_type == NLMSG_DONE) {
+              done = true;
+              if (m->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
+                int err = *static_cast<int*>(NLMSG_DATA(m));
+                if (err < 0 && !failed) {
+                  failed = true;
+                  f->Set(-err, std::string("netlink(") + what + ")",
+                         std::string(what) + " dump failed" + Where(netns_));
+                }
+              }
+              return false;
             }
-          }
-          return false;
-        }
-        if (m->nlmsg_type == NLMSG_ERROR) {
-          done = true;
-          const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(m));
-          if (e->error != 0 && !failed) {
-            failed = true;
-            std::string ext = ExtAckMessage(m);
-            f->Set(-e->error, std::string("netlink(") + what + ")",
-                   std::string(what) + " dump failed" + Where(netns_) + (ext.empty() ? "" : ": " + ext));
-          }
-          return false;
-        }
-        if (!failed && !each(m, f)) failed = true;
-        return true;
-      }, f);
+            if (m->nlmsg_type == NLMSG_ERROR) {
+              done = true;
+              const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(m));
+              if (e->error != 0 && !failed) {
+                failed = true;
+                std::string ext = ExtAckMessage(m);
+                f->Set(-e->error, std::string("netlink(") + what + ")",
+                       std::string(what) + " dump failed" + Where(netns_) + (ext.empty() ? "" : ": " + ext));
+              }
+              return false;
+            }
+            if (!failed && !each(m, f)) failed = true;
+            return true;
+          },
+          f);
       if (!ok) return false;
     }
     if (failed) return false;
     if (!intr) return true;
   }
   f->Set(EAGAIN, std::string("netlink(") + what + ")",
-         std::string(what) + " dump was interrupted by concurrent changes " + std::to_string(kDumpAttempts) + " times in a row",
+         std::string(what) + " dump was interrupted by concurrent changes " + std::to_string(kDumpAttempts) +
+             " times in a row",
          "ERR_BUSY");
   return false;
 }
@@ -278,20 +287,23 @@ bool Socket::Request(nl_msg* req, const char* what, const std::function<void(nlm
   if (!SendRaw(h, h->nlmsg_len, what, f)) return false;
   bool done = false, failed = false;
   while (!done) {
-    bool ok = RecvOnce(what, [&](nlmsghdr* m) {
-      if (m->nlmsg_seq != h->nlmsg_seq) return true;
-      done = true;
-      if (m->nlmsg_type == NLMSG_ERROR) {
-        const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(m));
-        if (e->error != 0) {
-          failed = true;
-          f->Set(-e->error, std::string("netlink(") + what + ")", ExtAckMessage(m));
-        }
-        return false;
-      }
-      each(m);
-      return false;
-    }, f);
+    bool ok = RecvOnce(
+        what,
+        [&](nlmsghdr* m) {
+          if (m->nlmsg_seq != h->nlmsg_seq) return true;
+          done = true;
+          if (m->nlmsg_type == NLMSG_ERROR) {
+            const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(m));
+            if (e->error != 0) {
+              failed = true;
+              f->Set(-e->error, std::string("netlink(") + what + ")", ExtAckMessage(m));
+            }
+            return false;
+          }
+          each(m);
+          return false;
+        },
+        f);
     if (!ok) return false;
   }
   return !failed;
@@ -307,10 +319,13 @@ int Socket::IfIndex(const std::string& name, Failure* f) {
     return 0;
   }
   int idx = 0;
-  bool ok = Request(msg, "RTM_GETLINK", [&](nlmsghdr* m) {
-    if (m->nlmsg_type == RTM_NEWLINK && m->nlmsg_len >= NLMSG_LENGTH(sizeof(ifinfomsg)))
-      idx = static_cast<ifinfomsg*>(NLMSG_DATA(m))->ifi_index;
-  }, f);
+  bool ok = Request(
+      msg, "RTM_GETLINK",
+      [&](nlmsghdr* m) {
+        if (m->nlmsg_type == RTM_NEWLINK && m->nlmsg_len >= NLMSG_LENGTH(sizeof(ifinfomsg)))
+          idx = static_cast<ifinfomsg*>(NLMSG_DATA(m))->ifi_index;
+      },
+      f);
   nlmsg_free(msg);
   if (!ok || idx <= 0) {
     int e = ok ? ENODEV : f->err;
@@ -338,7 +353,9 @@ bool Socket::LinkNames(std::unordered_map<int, std::string>* out, Failure* f) {
         if (m->nlmsg_type != RTM_NEWLINK || m->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return true;
         int idx = static_cast<ifinfomsg*>(NLMSG_DATA(m))->ifi_index;
         nlattr* a = nlmsg_find_attr(m, sizeof(ifinfomsg), IFLA_IFNAME);
-        if (a) (*out)[idx] = std::string(static_cast<const char*>(nla_data(a)), strnlen(static_cast<const char*>(nla_data(a)), nla_len(a)));
+        if (a)
+          (*out)[idx] = std::string(static_cast<const char*>(nla_data(a)),
+                                    strnlen(static_cast<const char*>(nla_data(a)), nla_len(a)));
         return true;
       },
       [&] { out->clear(); }, f);

@@ -31,7 +31,9 @@ Napi::Value PcapCompile(const Napi::CallbackInfo& info) {
   int linktype = info[1].As<Napi::Number>().Int32Value();
   int snaplen = info[2].As<Napi::Number>().Int32Value();
   pcap_t* p = pcap_open_dead(linktype, snaplen);
-  if (!p) ThrowErrno(env, ENOMEM, "pcap_open_dead", "libpcap cannot open a dead handle for link type " + std::to_string(linktype));
+  if (!p)
+    ThrowErrno(env, ENOMEM, "pcap_open_dead",
+               "libpcap cannot open a dead handle for link type " + std::to_string(linktype));
   struct bpf_program prog;
   if (pcap_compile(p, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
     std::string msg = pcap_geterr(p);
@@ -39,12 +41,15 @@ Napi::Value PcapCompile(const Napi::CallbackInfo& info) {
     return Napi::String::New(env, msg);
   }
   static_assert(sizeof(struct bpf_insn) == 8, "struct bpf_insn is 8 bytes");
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(prog.bf_insns), static_cast<size_t>(prog.bf_len) * 8);
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(prog.bf_insns),
+                                                          static_cast<size_t>(prog.bf_len) * 8);
   pcap_freecode(&prog);
   pcap_close(p);
   return out;
 #else
-  ThrowErrno(env, EOPNOTSUPP, "pcap_compile", "pcap-filter expressions need libpcap: this addon was built without it (install libpcap-dev and rebuild)", "ERR_UNSUPPORTED");
+  ThrowErrno(env, EOPNOTSUPP, "pcap_compile",
+             "pcap-filter expressions need libpcap: this addon was built without it (install libpcap-dev and rebuild)",
+             "ERR_UNSUPPORTED");
 #endif
 }
 

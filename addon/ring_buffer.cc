@@ -44,17 +44,13 @@ struct PollBox {
 class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
  public:
   static void Init(Napi::Env env, Napi::Object exports) {
-    Napi::Function ctor =
-        DefineClass(env, "NativeRingBuffer",
-                    {InstanceMethod<&NativeRingBuffer::Consume>("consume"),
-                     InstanceMethod<&NativeRingBuffer::Start>("start"),
-                     InstanceMethod<&NativeRingBuffer::Stop>("stop"),
-                     InstanceMethod<&NativeRingBuffer::SetRef>("ref"),
-                     InstanceMethod<&NativeRingBuffer::SetUnref>("unref"),
-                     InstanceMethod<&NativeRingBuffer::Close>("close"),
-                     InstanceAccessor<&NativeRingBuffer::GetSize>("size"),
-                     InstanceAccessor<&NativeRingBuffer::GetPending>("pending"),
-                     InstanceAccessor<&NativeRingBuffer::GetFd>("fd")});
+    Napi::Function ctor = DefineClass(
+        env, "NativeRingBuffer",
+        {InstanceMethod<&NativeRingBuffer::Consume>("consume"), InstanceMethod<&NativeRingBuffer::Start>("start"),
+         InstanceMethod<&NativeRingBuffer::Stop>("stop"), InstanceMethod<&NativeRingBuffer::SetRef>("ref"),
+         InstanceMethod<&NativeRingBuffer::SetUnref>("unref"), InstanceMethod<&NativeRingBuffer::Close>("close"),
+         InstanceAccessor<&NativeRingBuffer::GetSize>("size"),
+         InstanceAccessor<&NativeRingBuffer::GetPending>("pending"), InstanceAccessor<&NativeRingBuffer::GetFd>("fd")});
     exports.Set("NativeRingBuffer", ctor);
   }
 
@@ -71,7 +67,8 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
     struct bpf_map_info mi;
     memset(&mi, 0, sizeof mi);
     uint32_t len = sizeof mi;
-    if (bpf_obj_get_info_by_fd(src, &mi, &len) < 0) ThrowErrno(env, errno, "bpf(BPF_OBJ_GET_INFO_BY_FD)", "cannot read map info");
+    if (bpf_obj_get_info_by_fd(src, &mi, &len) < 0)
+      ThrowErrno(env, errno, "bpf(BPF_OBJ_GET_INFO_BY_FD)", "cannot read map info");
     if (mi.type != BPF_MAP_TYPE_RINGBUF)
       ThrowInvalid(env, "map", std::string("map '") + mi.name + "' is not a ring buffer (BPF_MAP_TYPE_RINGBUF)");
     size_ = mi.max_entries;

@@ -25,9 +25,9 @@ namespace bpfkit {
 namespace {
 
 // enum bpf_attach_type / bpf_link_type values and attach flags added in Linux 6.6.
-constexpr uint32_t kTcxIngress = 46;  // BPF_TCX_INGRESS
-constexpr uint32_t kTcxEgress = 47;   // BPF_TCX_EGRESS
-constexpr uint32_t kLinkTypeTcx = 11;  // BPF_LINK_TYPE_TCX
+constexpr uint32_t kTcxIngress = 46;    // BPF_TCX_INGRESS
+constexpr uint32_t kTcxEgress = 47;     // BPF_TCX_EGRESS
+constexpr uint32_t kLinkTypeTcx = 11;   // BPF_LINK_TYPE_TCX
 constexpr uint32_t kFBefore = 1u << 3;  // BPF_F_BEFORE
 constexpr uint32_t kFAfter = 1u << 4;   // BPF_F_AFTER
 constexpr uint32_t kFId = 1u << 5;      // BPF_F_ID
@@ -131,13 +131,11 @@ Napi::Value TcxAttach(const Napi::CallbackInfo& info) {
     std::string where = Where(ifindex, dir, netns);
     const char* sc = "bpf(BPF_LINK_CREATE)";
     if (e == EEXIST) ThrowErrno(env, e, sc, "this program is already attached at the tcx " + where, "ERR_EXISTS");
-    if (e == ESTALE)
-      ThrowErrno(env, e, sc, "the tcx " + where + " changed since the expected revision", "ERR_BUSY");
+    if (e == ESTALE) ThrowErrno(env, e, sc, "the tcx " + where + " changed since the expected revision", "ERR_BUSY");
     if (e == ERANGE)
       ThrowErrno(env, e, sc,
-                 a.flags & (kFBefore | kFAfter)
-                     ? "the before/after anchor is not attached at the tcx " + where
-                     : "too many programs at the tcx " + where,
+                 a.flags & (kFBefore | kFAfter) ? "the before/after anchor is not attached at the tcx " + where
+                                                : "too many programs at the tcx " + where,
                  a.flags & (kFBefore | kFAfter) ? "ERR_NOT_FOUND" : "ERR_BUSY");
     if (e == ENOENT) ThrowErrno(env, e, sc, "the before/after anchor does not exist", "ERR_NOT_FOUND");
     ThrowErrno(env, e, sc, "cannot attach the program at the tcx " + where);
@@ -170,7 +168,8 @@ Napi::Value TcxQuery(const Napi::CallbackInfo& info) {
     q.count = static_cast<uint32_t>(progs.size());
     if (BpfSys(BPF_PROG_QUERY, &q) == 0) break;
     int e = errno;
-    if (e != ENOSPC || attempt == 3) ThrowErrno(env, e, "bpf(BPF_PROG_QUERY)", "cannot list the tcx " + Where(ifindex, dir, netns));
+    if (e != ENOSPC || attempt == 3)
+      ThrowErrno(env, e, "bpf(BPF_PROG_QUERY)", "cannot list the tcx " + Where(ifindex, dir, netns));
   }
   Napi::Object o = Napi::Object::New(env);
   Napi::Array arr = Napi::Array::New(env, q.count);
@@ -194,7 +193,8 @@ Napi::Value TcLinkInfo(const Napi::CallbackInfo& info) {
   struct bpf_link_info li;
   memset(&li, 0, sizeof li);
   uint32_t len = sizeof li;
-  if (bpf_obj_get_info_by_fd(fd, &li, &len) < 0) ThrowErrno(env, errno, "bpf(BPF_OBJ_GET_INFO_BY_FD)", "cannot read link info");
+  if (bpf_obj_get_info_by_fd(fd, &li, &len) < 0)
+    ThrowErrno(env, errno, "bpf(BPF_OBJ_GET_INFO_BY_FD)", "cannot read link info");
   Napi::Object o = Napi::Object::New(env);
   o.Set("id", li.id);
   o.Set("progId", li.prog_id);
@@ -230,21 +230,27 @@ Napi::Value ClsactAttach(const Napi::CallbackInfo& info) {
   bool created = false;
   if (!replace) {
     int r = bpf_tc_hook_create(&hook);
-    if (r < 0 && r != -EEXIST) ThrowErrno(env, -r, "netlink(RTM_NEWQDISC)", "cannot add a clsact qdisc on the " + where);
+    if (r < 0 && r != -EEXIST)
+      ThrowErrno(env, -r, "netlink(RTM_NEWQDISC)", "cannot add a clsact qdisc on the " + where);
     created = r == 0;
   }
-  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog, .flags = replace ? static_cast<uint32_t>(BPF_TC_F_REPLACE) : 0u, .handle = handle,
-              .priority = priority);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog, .flags = replace ? static_cast<uint32_t>(BPF_TC_F_REPLACE) : 0u,
+              .handle = handle, .priority = priority);
   int r = bpf_tc_attach(&hook, &opts);
   if (r < 0) {
     if (created) {
-      LIBBPF_OPTS(bpf_tc_hook, both, .ifindex = ifindex, .attach_point = static_cast<enum bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+      LIBBPF_OPTS(bpf_tc_hook, both, .ifindex = ifindex,
+                  .attach_point = static_cast<enum bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
       bpf_tc_hook_destroy(&both);
     }
     const char* sc = "netlink(RTM_NEWTFILTER)";
     if (r == -EEXIST)
-      ThrowErrno(env, -r, sc, "a filter with handle " + std::to_string(handle) + " and priority " + std::to_string(priority) + " already exists on the clsact " + where, "ERR_EXISTS");
-    if (replace && r == -ENOENT) ThrowErrno(env, -r, sc, "the clsact filter to replace is gone from the " + where, "ERR_NOT_FOUND");
+      ThrowErrno(env, -r, sc,
+                 "a filter with handle " + std::to_string(handle) + " and priority " + std::to_string(priority) +
+                     " already exists on the clsact " + where,
+                 "ERR_EXISTS");
+    if (replace && r == -ENOENT)
+      ThrowErrno(env, -r, sc, "the clsact filter to replace is gone from the " + where, "ERR_NOT_FOUND");
     ThrowErrno(env, -r, sc, "cannot attach a clsact filter on the " + where);
   }
   Napi::Object o = Napi::Object::New(env);
@@ -267,7 +273,9 @@ Napi::Value ClsactQuery(const Napi::CallbackInfo& info) {
               .priority = info[3].As<Napi::Number>().Uint32Value());
   int r = bpf_tc_query(&hook, &opts);
   if (r == -ENOENT || r == -EINVAL) return Napi::Number::New(env, 0);  // EINVAL: no clsact qdisc at all
-  if (r < 0) ThrowErrno(env, -r, "netlink(RTM_GETTFILTER)", "cannot query the clsact filter on the " + Where(ifindex, dir, netns));
+  if (r < 0)
+    ThrowErrno(env, -r, "netlink(RTM_GETTFILTER)",
+               "cannot query the clsact filter on the " + Where(ifindex, dir, netns));
   return Napi::Number::New(env, opts.prog_id);
 }
 
@@ -291,7 +299,9 @@ Napi::Value ClsactDetach(const Napi::CallbackInfo& info) {
               .priority = info[3].As<Napi::Number>().Uint32Value());
   int r = bpf_tc_detach(&hook, &opts);
   if (r == -ENOENT || r == -EINVAL) return Napi::Boolean::New(env, false);
-  if (r < 0) ThrowErrno(env, -r, "netlink(RTM_DELTFILTER)", "cannot detach the clsact filter on the " + Where(ifindex, dir, netns));
+  if (r < 0)
+    ThrowErrno(env, -r, "netlink(RTM_DELTFILTER)",
+               "cannot detach the clsact filter on the " + Where(ifindex, dir, netns));
   return Napi::Boolean::New(env, true);
 }
 

@@ -62,7 +62,9 @@ int LinkPerfEvent(Napi::Env env, int prog, int pfd, uint64_t cookie, const std::
   close(pfd);
   if (link < 0) {
     if (e == EINVAL || e == EOPNOTSUPP)
-      ThrowErrno(env, e, "bpf(BPF_LINK_CREATE)", what + ": the kernel cannot link a program to a perf event (BPF_PERF_EVENT links need Linux 5.15)", "ERR_UNSUPPORTED");
+      ThrowErrno(env, e, "bpf(BPF_LINK_CREATE)",
+                 what + ": the kernel cannot link a program to a perf event (BPF_PERF_EVENT links need Linux 5.15)",
+                 "ERR_UNSUPPORTED");
     ThrowErrno(env, e, "bpf(BPF_LINK_CREATE)", "cannot attach to " + what);
   }
   return link;
@@ -79,12 +81,15 @@ uint64_t TracepointId(Napi::Env env, const std::string& target) {
   }
   if (root.empty())
     ThrowErrno(env, ENOENT, "",
-               "tracepoint '" + target + "': tracefs is not mounted (mount -t tracefs tracefs /sys/kernel/tracing), "
-               "which a tracepoint program needs for the event id; tp_btf and raw_tp programs need no tracefs",
+               "tracepoint '" + target +
+                   "': tracefs is not mounted (mount -t tracefs tracefs /sys/kernel/tracing), "
+                   "which a tracepoint program needs for the event id; tp_btf and raw_tp programs need no tracefs",
                "ERR_UNSUPPORTED");
   std::string id;
   if (!ReadText(root + "/events/" + target + "/id", &id) || id.empty())
-    ThrowErrno(env, ENOENT, "", "tracepoint '" + target + "' does not exist on this kernel (no " + root + "/events/" + target + ")", "ERR_NOT_FOUND");
+    ThrowErrno(env, ENOENT, "",
+               "tracepoint '" + target + "' does not exist on this kernel (no " + root + "/events/" + target + ")",
+               "ERR_NOT_FOUND");
   return strtoull(id.c_str(), nullptr, 10);
 }
 
@@ -108,17 +113,20 @@ Napi::Value TracingAttach(const Napi::CallbackInfo& info) {
       int e = errno;
       bool trampoline = kind != "tp_btf";
       if (trampoline && (e == EPERM || e == ENOTSUP || e == EOPNOTSUPP || e == EINVAL || e == 524))
-        ThrowErrno(env, e, "bpf(BPF_RAW_TRACEPOINT_OPEN)",
-                   kind + " '" + target + "': the kernel refuses BPF trampolines here (" + strerror(e) +
-                       "; needs CONFIG_FUNCTION_TRACER, ftrace enabled and no lockdown): use tp_btf or raw_tp tracepoints",
-                   "ERR_UNSUPPORTED");
+        ThrowErrno(
+            env, e, "bpf(BPF_RAW_TRACEPOINT_OPEN)",
+            kind + " '" + target + "': the kernel refuses BPF trampolines here (" + strerror(e) +
+                "; needs CONFIG_FUNCTION_TRACER, ftrace enabled and no lockdown): use tp_btf or raw_tp tracepoints",
+            "ERR_UNSUPPORTED");
       ThrowErrno(env, e, "bpf(BPF_RAW_TRACEPOINT_OPEN)", "cannot attach " + kind + " program to '" + target + "'");
     }
   } else if (kind == "raw_tp") {
     link = bpf_raw_tracepoint_open(target.c_str(), prog);
     if (link < 0) {
       int e = errno;
-      if (e == ENOENT) ThrowErrno(env, e, "bpf(BPF_RAW_TRACEPOINT_OPEN)", "raw tracepoint '" + target + "' does not exist on this kernel", "ERR_NOT_FOUND");
+      if (e == ENOENT)
+        ThrowErrno(env, e, "bpf(BPF_RAW_TRACEPOINT_OPEN)",
+                   "raw tracepoint '" + target + "' does not exist on this kernel", "ERR_NOT_FOUND");
       ThrowErrno(env, e, "bpf(BPF_RAW_TRACEPOINT_OPEN)", "cannot attach raw_tp program to '" + target + "'");
     }
   } else if (kind == "tracepoint") {
@@ -155,7 +163,8 @@ Napi::Value TracingAttach(const Napi::CallbackInfo& info) {
     if (pfd < 0) {
       int e = errno;
       if (e == ENOENT || e == EINVAL)
-        ThrowErrno(env, e, "perf_event_open", kind + ": no kernel function '" + func + "' to probe (or it is not probeable)", "ERR_NOT_FOUND");
+        ThrowErrno(env, e, "perf_event_open",
+                   kind + ": no kernel function '" + func + "' to probe (or it is not probeable)", "ERR_NOT_FOUND");
       ThrowErrno(env, e, "perf_event_open", "cannot open a " + kind + " on '" + target + "'");
     }
     link = LinkPerfEvent(env, prog, pfd, cookie, kind + " '" + target + "'");
@@ -171,7 +180,9 @@ struct btf* VmlinuxBtf(Napi::Env env) {
   static struct btf* btf = nullptr;
   if (btf) return btf;
   struct btf* b = btf__load_vmlinux_btf();
-  if (!b) ThrowErrno(env, errno, "", "cannot read the kernel's BTF (/sys/kernel/btf/vmlinux; CONFIG_DEBUG_INFO_BTF)", "ERR_UNSUPPORTED");
+  if (!b)
+    ThrowErrno(env, errno, "", "cannot read the kernel's BTF (/sys/kernel/btf/vmlinux; CONFIG_DEBUG_INFO_BTF)",
+               "ERR_UNSUPPORTED");
   btf = b;
   return btf;
 }
@@ -241,7 +252,8 @@ Napi::Value FentryProbe(const Napi::CallbackInfo& info) {
       {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
       {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
   };
-  LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY, .attach_btf_id = static_cast<uint32_t>(id));
+  LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
+              .attach_btf_id = static_cast<uint32_t>(id));
   int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "bpfkit_probe", "GPL", insns, 2, &opts);
   if (fd >= 0) {
     close(fd);

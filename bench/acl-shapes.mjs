@@ -81,8 +81,11 @@ export function narrowRules(n, seed) {
   for (let i = 0; i < n; i++) {
     const lo = int(r, 0, 65000);
     out.push({
-      id: `n${i}`, action: r() < 0.5 ? 'deny' : 'allow', src: v4(int(r, 0, 0xffffffff), 30),
-      proto: r() < 0.5 ? 'tcp' : 'udp', dstPort: [lo, lo + int(r, 0, 500)],
+      id: `n${i}`,
+      action: r() < 0.5 ? 'deny' : 'allow',
+      src: v4(int(r, 0, 0xffffffff), 30),
+      proto: r() < 0.5 ? 'tcp' : 'udp',
+      dstPort: [lo, lo + int(r, 0, 500)],
     });
   }
   return out;

@@ -43,7 +43,8 @@ import { oneRuleSection, shapesSection } from './acl/changes.mjs';
 import { isolatedPart } from './acl/isolated.mjs';
 export default {
   name: 'acl',
-  description: 'AclFirewall: testRun ns/packet at 1..100k ClassBench rules vs empty XDP; veth drop rate vs XDP_DROP floor, xdp-filter, iptables raw, nftables; 10k-rule replace time',
+  description:
+    'AclFirewall: testRun ns/packet at 1..100k ClassBench rules vs empty XDP; veth drop rate vs XDP_DROP floor, xdp-filter, iptables raw, nftables; 10k-rule replace time',
   async run({ quick, log }) {
     const rows = [];
     const summary = {};
@@ -118,13 +119,23 @@ export default {
             }
             tr[`${family}:${n}`] = Object.fromEntries(modes.map(({ key }) => [key, m[key].acl / m[key].one]));
             rows.push({
-              test: `testRun ${family} ${rules.length} rules`, rules: rules.length, 'blob MB': info.bytes / 1e6, 'ns/pkt empty': m.walk.empty,
-              'ns/pkt 1 rule (walk)': m.walk.one, 'ns/pkt acl (walk)': m.walk.acl, 'vs 1 rule (walk)': m.walk.acl / m.walk.one,
-              'ns/pkt 1 rule (cached)': m.cached.one, 'ns/pkt acl (cached)': m.cached.acl, 'vs 1 rule (cached)': m.cached.acl / m.cached.one,
-              'ns/pkt acl (cached+events)': m.events.acl, 'vs 1 rule (cached+events)': m.events.acl / m.events.one,
+              test: `testRun ${family} ${rules.length} rules`,
+              rules: rules.length,
+              'blob MB': info.bytes / 1e6,
+              'ns/pkt empty': m.walk.empty,
+              'ns/pkt 1 rule (walk)': m.walk.one,
+              'ns/pkt acl (walk)': m.walk.acl,
+              'vs 1 rule (walk)': m.walk.acl / m.walk.one,
+              'ns/pkt 1 rule (cached)': m.cached.one,
+              'ns/pkt acl (cached)': m.cached.acl,
+              'vs 1 rule (cached)': m.cached.acl / m.cached.one,
+              'ns/pkt acl (cached+events)': m.events.acl,
+              'vs 1 rule (cached+events)': m.events.acl / m.events.one,
             });
             const f = (x) => x.toFixed(1);
-            log(`testRun ${set}: walk ${f(m.walk.acl)} ns vs 1 rule ${f(m.walk.one)}; cached ${f(m.cached.acl)} vs ${f(m.cached.one)}; cached+events ${f(m.events.acl)} vs ${f(m.events.one)}; empty ${f(m.walk.empty)} ns, compile ${info.compileMs.toFixed(0)} ms`);
+            log(
+              `testRun ${set}: walk ${f(m.walk.acl)} ns vs 1 rule ${f(m.walk.one)}; cached ${f(m.cached.acl)} vs ${f(m.cached.one)}; cached+events ${f(m.events.acl)} vs ${f(m.events.one)}; empty ${f(m.walk.empty)} ns, compile ${info.compileMs.toFixed(0)} ms`,
+            );
           }
         }
       } finally {
@@ -164,18 +175,34 @@ export default {
         const m = /XDP_DROP\s+(\d+) pkts/.exec(out);
         return m ? Number(m[1]) : 0;
       };
-      const floorScenario = (flows) => ({ id: `XDP_DROP floor (count + drop)${flows ? `, ${flows}` : ''}`, rules: 0, flows, gen: flows ? flowGens.get(flows).prog : gen, setup: async () => {
-        const o = await BpfObject.openBuiltin('counter', { globals: { verdict: 1 } }).load();
-        const p = o.xdpProgram('xdp_count');
-        const l = p.attach(iface, { netns: b.netns });
-        const m = o.perCpuMap('counters', { key: u32, value: counterCodec });
-        const read = () => Number((m.get(0) ?? []).reduce((s, x) => s + x.packets, 0n));
-        return { read, done: async () => { l.close(); p.close(); m.close(); o.close(); } };
-      } });
+      const floorScenario = (flows) => ({
+        id: `XDP_DROP floor (count + drop)${flows ? `, ${flows}` : ''}`,
+        rules: 0,
+        flows,
+        gen: flows ? flowGens.get(flows).prog : gen,
+        setup: async () => {
+          const o = await BpfObject.openBuiltin('counter', { globals: { verdict: 1 } }).load();
+          const p = o.xdpProgram('xdp_count');
+          const l = p.attach(iface, { netns: b.netns });
+          const m = o.perCpuMap('counters', { key: u32, value: counterCodec });
+          const read = () => Number((m.get(0) ?? []).reduce((s, x) => s + x.packets, 0n));
+          return {
+            read,
+            done: async () => {
+              l.close();
+              p.close();
+              m.close();
+              o.close();
+            },
+          };
+        },
+      });
       // the firewall with the n-rule set, flood rule last (or first), verdict cache on/off
       const aclScenario = (n, { first = false, cache = true, flows, events = true } = {}) => ({
         id: `AclFirewall ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules, flood rule ${first ? 'first' : 'last'}`}${flows ? `, ${flows}` : ''}${cache ? '' : ', cache off'}${events ? '' : ', events off'}`,
-        rules: ruleSets[n].length, flows, gen: flows ? flowGens.get(flows).prog : gen,
+        rules: ruleSets[n].length,
+        flows,
+        gen: flows ? flowGens.get(flows).prog : gen,
         setup: async () => {
           const rules = first ? [ruleSets[n].at(-1), ...ruleSets[n].slice(0, -1)] : ruleSets[n];
           const f = await AclFirewall.attach(iface, { netns: b.netns, maxRules: Math.max(n, 2048), rules, verdictCache: cache, events });
@@ -195,40 +222,78 @@ export default {
         aclScenario(10000, { flows: manyFlows }),
         aclScenario(10000, { flows: manyFlows, cache: false }),
         aclScenario(10000, { flows: manyFlows, events: false }),
-        ...[1, 10000].map((n) => ({ id: `xdp-filter ${n === 1 ? '1 port' : `1 port + ${n - 1} addresses`}`, rules: n, setup: async () => {
-          nsenter(['xdp-filter', 'load', iface, '-m', 'native']);
-          nsenter(['xdp-filter', 'port', String(FLOOD.dport), '-p', 'udp']);
-          if (n > 1) {
-            // addresses it can express: exact source IPs (10.x, never the flood's), written
-            // into its pinned map in one bpftool batch (what `xdp-filter ip A -m src` writes:
-            // the mode bit 1 on every CPU), not 9,999 CLI runs
-            nsenter(['xdp-filter', 'ip', '10.255.255.255', '-m', 'src']);
-            const cmds = Array.from({ length: n - 2 }, (_, i) => `map update pinned /sys/fs/bpf/xdp-filter/filter_ipv4 key 10 ${(i >> 16) & 255} ${(i >> 8) & 255} ${i & 255} value 1 0 0 0 0 0 0 0`);
-            writeFileSync(join(tmp, 'xf.batch'), `${cmds.join('\n')}\n`);
-            execFileSync('bpftool', ['batch', 'file', join(tmp, 'xf.batch')], { stdio: 'ignore' });
-          }
-          return { read: xdpfilterCount, done: async () => { nsenter(['xdp-filter', 'unload', iface]); } };
-        } })),
-        ...[1, 10000].map((n) => ({ id: `iptables raw PREROUTING ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules`}`, rules: ruleSets[n].length, setup: async () => {
-          writeFileSync(join(tmp, 'ipt.rules'), iptablesRules(ruleSets[n]));
-          await b.exec(['iptables-restore', join(tmp, 'ipt.rules')]);
-          const read = () => {
-            const out = execFileSync('ip', ['netns', 'exec', b.netns, 'iptables', '-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'], { encoding: 'utf8', maxBuffer: 1 << 28 });
-            const line = out.split('\n').filter((l) => l.includes('198.18.0.0/24')).at(-1);
-            return Number(line.trim().split(/\s+/)[0]);
-          };
-          return { read, done: async () => { await b.exec(['iptables', '-t', 'raw', '-F', 'PREROUTING']); } };
-        } })),
-        ...[1, 10000].map((n) => ({ id: `nftables prerouting ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules`}`, rules: ruleSets[n].length, setup: async () => {
-          writeFileSync(join(tmp, 'nft.rules'), nftRules(ruleSets[n]));
-          await b.exec(['nft', '-f', join(tmp, 'nft.rules')]);
-          const read = () => {
-            const j = JSON.parse(execFileSync('ip', ['netns', 'exec', b.netns, 'nft', '-j', 'list', 'chain', 'ip', 'bkbench', 'pre'], { encoding: 'utf8', maxBuffer: 1 << 28 }));
-            for (const e of j.nftables) for (const x of e.rule?.expr ?? []) if (x.counter) return x.counter.packets;
-            return 0;
-          };
-          return { read, done: async () => { await b.exec(['nft', 'delete', 'table', 'ip', 'bkbench']); } };
-        } })),
+        ...[1, 10000].map((n) => ({
+          id: `xdp-filter ${n === 1 ? '1 port' : `1 port + ${n - 1} addresses`}`,
+          rules: n,
+          setup: async () => {
+            nsenter(['xdp-filter', 'load', iface, '-m', 'native']);
+            nsenter(['xdp-filter', 'port', String(FLOOD.dport), '-p', 'udp']);
+            if (n > 1) {
+              // addresses it can express: exact source IPs (10.x, never the flood's), written
+              // into its pinned map in one bpftool batch (what `xdp-filter ip A -m src` writes:
+              // the mode bit 1 on every CPU), not 9,999 CLI runs
+              nsenter(['xdp-filter', 'ip', '10.255.255.255', '-m', 'src']);
+              const cmds = Array.from(
+                { length: n - 2 },
+                (_, i) => `map update pinned /sys/fs/bpf/xdp-filter/filter_ipv4 key 10 ${(i >> 16) & 255} ${(i >> 8) & 255} ${i & 255} value 1 0 0 0 0 0 0 0`,
+              );
+              writeFileSync(join(tmp, 'xf.batch'), `${cmds.join('\n')}\n`);
+              execFileSync('bpftool', ['batch', 'file', join(tmp, 'xf.batch')], { stdio: 'ignore' });
+            }
+            return {
+              read: xdpfilterCount,
+              done: async () => {
+                nsenter(['xdp-filter', 'unload', iface]);
+              },
+            };
+          },
+        })),
+        ...[1, 10000].map((n) => ({
+          id: `iptables raw PREROUTING ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules`}`,
+          rules: ruleSets[n].length,
+          setup: async () => {
+            writeFileSync(join(tmp, 'ipt.rules'), iptablesRules(ruleSets[n]));
+            await b.exec(['iptables-restore', join(tmp, 'ipt.rules')]);
+            const read = () => {
+              const out = execFileSync('ip', ['netns', 'exec', b.netns, 'iptables', '-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'], {
+                encoding: 'utf8',
+                maxBuffer: 1 << 28,
+              });
+              const line = out
+                .split('\n')
+                .filter((l) => l.includes('198.18.0.0/24'))
+                .at(-1);
+              return Number(line.trim().split(/\s+/)[0]);
+            };
+            return {
+              read,
+              done: async () => {
+                await b.exec(['iptables', '-t', 'raw', '-F', 'PREROUTING']);
+              },
+            };
+          },
+        })),
+        ...[1, 10000].map((n) => ({
+          id: `nftables prerouting ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules`}`,
+          rules: ruleSets[n].length,
+          setup: async () => {
+            writeFileSync(join(tmp, 'nft.rules'), nftRules(ruleSets[n]));
+            await b.exec(['nft', '-f', join(tmp, 'nft.rules')]);
+            const read = () => {
+              const j = JSON.parse(
+                execFileSync('ip', ['netns', 'exec', b.netns, 'nft', '-j', 'list', 'chain', 'ip', 'bkbench', 'pre'], { encoding: 'utf8', maxBuffer: 1 << 28 }),
+              );
+              for (const e of j.nftables) for (const x of e.rule?.expr ?? []) if (x.counter) return x.counter.packets;
+              return 0;
+            };
+            return {
+              read,
+              done: async () => {
+                await b.exec(['nft', 'delete', 'table', 'ip', 'bkbench']);
+              },
+            };
+          },
+        })),
       ];
       const results = Object.fromEntries(scenarios.map((s) => [s.id, []]));
       for (let r = 0; r < rounds; r++) {
@@ -252,7 +317,9 @@ export default {
             await sleep(100);
             const dropped = st.read() - before;
             results[s.id].push({ secs, sent, dropped, pps: dropped / secs, offered: sent / secs });
-            log(`round ${r + 1} ${s.id}: ${Math.round(dropped / secs).toLocaleString('en-US')} dropped/s (${dropped} of ${sent} offered at ${Math.round(sent / secs).toLocaleString('en-US')}/s)`);
+            log(
+              `round ${r + 1} ${s.id}: ${Math.round(dropped / secs).toLocaleString('en-US')} dropped/s (${dropped} of ${sent} offered at ${Math.round(sent / secs).toLocaleString('en-US')}/s)`,
+            );
           } finally {
             await st.done();
           }
@@ -263,28 +330,44 @@ export default {
       const floorOf = (flows) => (flows ? pick(floorScenario(flows).id) : floor);
       for (const s of scenarios) {
         rows.push({
-          test: `drop ${s.id}`, rules: s.rules || undefined, 'dropped pkt/s': Math.round(pick(s.id)),
-          'dropped/offered': median(results[s.id].map((x) => x.dropped / x.sent)), 'vs floor': pick(s.id) / floorOf(s.flows),
+          test: `drop ${s.id}`,
+          rules: s.rules || undefined,
+          'dropped pkt/s': Math.round(pick(s.id)),
+          'dropped/offered': median(results[s.id].map((x) => x.dropped / x.sent)),
+          'vs floor': pick(s.id) / floorOf(s.flows),
         });
       }
       const xf = pick('xdp-filter 1 port');
       for (const n of big) {
-        for (const [key, opts] of [['last', {}], ['first', { first: true }], ['last_cache_off', { cache: false }]]) {
+        for (const [key, opts] of [
+          ['last', {}],
+          ['first', { first: true }],
+          ['last_cache_off', { cache: false }],
+        ]) {
           const id = aclScenario(n, opts).id;
           summary[`drop_${n}_${key}_vs_floor`] = pick(id) / floor;
           summary[`drop_${n}_${key}_vs_xdpfilter`] = pick(id) / xf;
         }
       }
-      for (const [key, opts] of [['', {}], ['_events_off', { events: false }]]) {
+      for (const [key, opts] of [
+        ['', {}],
+        ['_events_off', { events: false }],
+      ]) {
         summary[`drop_10000_last_${FEW_FLOWS}flows${key}_vs_floor`] = pick(aclScenario(10000, { flows: fewFlows, ...opts }).id) / floorOf(fewFlows);
       }
-      for (const [key, opts] of [['', {}], ['_cache_off', { cache: false }], ['_events_off', { events: false }]]) {
+      for (const [key, opts] of [
+        ['', {}],
+        ['_cache_off', { cache: false }],
+        ['_events_off', { events: false }],
+      ]) {
         summary[`drop_10000_last_${MAX_FLOWS}flows${key}_vs_floor`] = pick(aclScenario(10000, { flows: manyFlows, ...opts }).id) / floorOf(manyFlows);
       }
       summary.drop_1rule_vs_floor = pick('AclFirewall 1 rule') / floor;
       summary.xdpfilter_vs_floor = xf / floor;
-      summary.drop_10k_vs_iptables_10k = pick(`AclFirewall ${ruleSets[10000].length} rules, flood rule last`) / pick(`iptables raw PREROUTING ${ruleSets[10000].length} rules`);
-      summary.drop_10k_vs_nftables_10k = pick(`AclFirewall ${ruleSets[10000].length} rules, flood rule last`) / pick(`nftables prerouting ${ruleSets[10000].length} rules`);
+      summary.drop_10k_vs_iptables_10k =
+        pick(`AclFirewall ${ruleSets[10000].length} rules, flood rule last`) / pick(`iptables raw PREROUTING ${ruleSets[10000].length} rules`);
+      summary.drop_10k_vs_nftables_10k =
+        pick(`AclFirewall ${ruleSets[10000].length} rules, flood rule last`) / pick(`nftables prerouting ${ruleSets[10000].length} rules`);
       summary.goalDrop = '>= xdp-filter and >= 0.8 of floor at 10k/100k; >= 100x iptables at 10k';
       gen.close();
       for (const { obj, prog } of flowGens.values()) {

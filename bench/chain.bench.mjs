@@ -127,7 +127,9 @@ export default {
       const { r, names } = p1;
       for (const p of [p0, p1]) {
         const pinned = await p.pinNapi();
-        log(`router ${p.i}: threaded NAPI, ${pinned.router} thread(s) for R's ingress on CPU ${ROUTER_CPU}, ${pinned.sink} for S on CPU ${GEN_CPU}; generator on CPU ${GEN_CPU}`);
+        log(
+          `router ${p.i}: threaded NAPI, ${pinned.router} thread(s) for R's ingress on CPU ${ROUTER_CPU}, ${pinned.sink} for S on CPU ${GEN_CPU}; generator on CPU ${GEN_CPU}`,
+        );
       }
       unpin = pinProcess(GEN_CPU);
 
@@ -136,45 +138,72 @@ export default {
       closers.push(() => genObj.close());
 
       const sizes = [1, 100, 1000];
-      const ipt = (n) => ({ id: `iptables MARK + ip rule, ${n} rule${n > 1 ? 's' : ''}`, kind: 'iptables', n, path: p1, setup: async () => {
-        writeFileSync(join(tmp, `ipt${n}`), iptablesRules(srcSet(n)));
-        await r.exec(['iptables-nft-restore', join(tmp, `ipt${n}`)]);
-        await r.batch([`route add default via ${SINK_IP} table ${TABLE}`, `rule add fwmark ${MARK} table ${TABLE} priority 1000`]);
-        const read = () => {
-          const out = execFileSync('ip', ['netns', 'exec', r.netns, 'iptables-nft', '-t', 'mangle', '-L', 'PREROUTING', '-v', '-x', '-n'], { encoding: 'utf8', maxBuffer: 1 << 26 });
-          const line = out.split('\n').filter((x) => x.includes(FLOW_SRC)).at(-1);
-          return Number(line.trim().split(/\s+/)[0]);
-        };
-        return { read, done: async () => {
-          await r.batch([`rule del fwmark ${MARK} table ${TABLE} priority 1000`, `route del default table ${TABLE}`]);
-          await r.exec(['nft', 'delete', 'table', 'ip', 'mangle']);
-        } };
-      } });
-      const chain = (n) => ({ id: `ServiceChainer, ${n} rule${n > 1 ? 's' : ''}`, kind: 'chain', n, path: p1, setup: async () => {
-        const c = await ServiceChainer.attach(names.rIn, {
-          netns: r.netns,
-          services: [{ name: 'svc', mark: MARK, table: TABLE, nexthops: [{ via: SINK_IP }] }],
-          upstream: { mark: 0x20, table: TABLE + 10, nexthops: [{ via: SINK_IP }] },
-          rules: srcSet(n).map((x) => ({ src: `${x}/32`, action: 'svc' })),
-          rulePriority: 1000,
-        });
-        const read = () => Number(c.stats().rules.at(-1).packets);
-        return { read, done: async () => c.close() };
-      } });
-      const chainx = (n) => ({ id: `ServiceChainer + XDP forward, ${n} rule${n > 1 ? 's' : ''}`, kind: 'chainx', n, path: p1, setup: async () => {
-        const c = await ServiceChainer.attach(names.rIn, {
-          netns: r.netns,
-          services: [{ name: 'svc', mark: MARK, table: TABLE, nexthops: [{ via: SINK_IP }] }],
-          upstream: { mark: 0x20, table: TABLE + 10, nexthops: [{ via: SINK_IP }] },
-          rules: srcSet(n).map((x) => ({ src: `${x}/32`, action: 'svc' })),
-          rulePriority: 1000,
-          forward: 'xdp',
-          egress: [names.rOut],
-        });
-        const read = () => Number(c.stats().rules.at(-1).packets);
-        const redirected = () => Number(c.stats().forward.redirected.packets);
-        return { read, redirected, done: async () => c.close() };
-      } });
+      const ipt = (n) => ({
+        id: `iptables MARK + ip rule, ${n} rule${n > 1 ? 's' : ''}`,
+        kind: 'iptables',
+        n,
+        path: p1,
+        setup: async () => {
+          writeFileSync(join(tmp, `ipt${n}`), iptablesRules(srcSet(n)));
+          await r.exec(['iptables-nft-restore', join(tmp, `ipt${n}`)]);
+          await r.batch([`route add default via ${SINK_IP} table ${TABLE}`, `rule add fwmark ${MARK} table ${TABLE} priority 1000`]);
+          const read = () => {
+            const out = execFileSync('ip', ['netns', 'exec', r.netns, 'iptables-nft', '-t', 'mangle', '-L', 'PREROUTING', '-v', '-x', '-n'], {
+              encoding: 'utf8',
+              maxBuffer: 1 << 26,
+            });
+            const line = out
+              .split('\n')
+              .filter((x) => x.includes(FLOW_SRC))
+              .at(-1);
+            return Number(line.trim().split(/\s+/)[0]);
+          };
+          return {
+            read,
+            done: async () => {
+              await r.batch([`rule del fwmark ${MARK} table ${TABLE} priority 1000`, `route del default table ${TABLE}`]);
+              await r.exec(['nft', 'delete', 'table', 'ip', 'mangle']);
+            },
+          };
+        },
+      });
+      const chain = (n) => ({
+        id: `ServiceChainer, ${n} rule${n > 1 ? 's' : ''}`,
+        kind: 'chain',
+        n,
+        path: p1,
+        setup: async () => {
+          const c = await ServiceChainer.attach(names.rIn, {
+            netns: r.netns,
+            services: [{ name: 'svc', mark: MARK, table: TABLE, nexthops: [{ via: SINK_IP }] }],
+            upstream: { mark: 0x20, table: TABLE + 10, nexthops: [{ via: SINK_IP }] },
+            rules: srcSet(n).map((x) => ({ src: `${x}/32`, action: 'svc' })),
+            rulePriority: 1000,
+          });
+          const read = () => Number(c.stats().rules.at(-1).packets);
+          return { read, done: async () => c.close() };
+        },
+      });
+      const chainx = (n) => ({
+        id: `ServiceChainer + XDP forward, ${n} rule${n > 1 ? 's' : ''}`,
+        kind: 'chainx',
+        n,
+        path: p1,
+        setup: async () => {
+          const c = await ServiceChainer.attach(names.rIn, {
+            netns: r.netns,
+            services: [{ name: 'svc', mark: MARK, table: TABLE, nexthops: [{ via: SINK_IP }] }],
+            upstream: { mark: 0x20, table: TABLE + 10, nexthops: [{ via: SINK_IP }] },
+            rules: srcSet(n).map((x) => ({ src: `${x}/32`, action: 'svc' })),
+            rulePriority: 1000,
+            forward: 'xdp',
+            egress: [names.rOut],
+          });
+          const read = () => Number(c.stats().rules.at(-1).packets);
+          const redirected = () => Number(c.stats().forward.redirected.packets);
+          return { read, redirected, done: async () => c.close() };
+        },
+      });
       // plain XDP forwarding: the chainer's forwarding code alone (mark 0, every frame)
       const xdpRef = (P, withRule) => async () => {
         const o = await BpfObject.load(join(root, 'build/test-bpf/chain_fwd_ref.bpf.o'));
@@ -186,27 +215,50 @@ export default {
         if (withRule) await P.r.batch([`route add default via ${SINK_IP} table ${TABLE}`, `rule add fwmark ${MARK} table ${TABLE} priority 1000`]);
         const l = p.attach(P.names.rIn, { netns: P.r.netns });
         const redirected = () => Number((stats.get(0) ?? []).reduce((a, x) => a + x.packets, 0n));
-        return { redirected, done: async () => {
-          l.close(); p.close(); egress.close(); stats.close(); o.close();
-          if (withRule) await P.r.batch([`rule del fwmark ${MARK} table ${TABLE} priority 1000`, `route del default table ${TABLE}`]);
-        } };
+        return {
+          redirected,
+          done: async () => {
+            l.close();
+            p.close();
+            egress.close();
+            stats.close();
+            o.close();
+            if (withRule) await P.r.batch([`rule del fwmark ${MARK} table ${TABLE} priority 1000`, `route del default table ${TABLE}`]);
+          },
+        };
       };
       const XREF = 'plain XDP forwarding (reference)';
       const scenarios = [
         { id: 'plain forwarding (ceiling)', kind: 'plain', path: p0, setup: async () => ({ done: async () => {} }) },
-        { id: 'empty XDP_PASS on R ingress', kind: 'xdp', path: p0, setup: async () => {
-          const o = await BpfObject.openBuiltin('xdp_basic').load();
-          const p = o.xdpProgram('xdp_pass');
-          const l = p.attach(p0.names.rIn, { netns: p0.r.netns });
-          return { done: async () => { l.close(); p.close(); o.close(); } };
-        } },
+        {
+          id: 'empty XDP_PASS on R ingress',
+          kind: 'xdp',
+          path: p0,
+          setup: async () => {
+            const o = await BpfObject.openBuiltin('xdp_basic').load();
+            const p = o.xdpProgram('xdp_pass');
+            const l = p.attach(p0.names.rIn, { netns: p0.r.netns });
+            return {
+              done: async () => {
+                l.close();
+                p.close();
+                o.close();
+              },
+            };
+          },
+        },
         // diagnostic: no rules on router 1, where rules have been (from round 1 on)
         { id: 'plain forwarding, R1 (had fib rules)', kind: 'plain1', path: p1, setup: async () => ({ done: async () => {} }) },
         // diagnostic: the policy routes alone (nothing marks): what custom fib rules cost
-        { id: 'ip rule + table only, nothing marks', kind: 'rules', path: p1, setup: async () => {
-          await r.batch([`route add default via ${SINK_IP} table ${TABLE}`, `rule add fwmark ${MARK} table ${TABLE} priority 1000`]);
-          return { done: async () => r.batch([`rule del fwmark ${MARK} table ${TABLE} priority 1000`, `route del default table ${TABLE}`]) };
-        } },
+        {
+          id: 'ip rule + table only, nothing marks',
+          kind: 'rules',
+          path: p1,
+          setup: async () => {
+            await r.batch([`route add default via ${SINK_IP} table ${TABLE}`, `rule add fwmark ${MARK} table ${TABLE} priority 1000`]);
+            return { done: async () => r.batch([`rule del fwmark ${MARK} table ${TABLE} priority 1000`, `route del default table ${TABLE}`]) };
+          },
+        },
         ...sizes.map(ipt),
         ...sizes.map(chain),
         { id: XREF, kind: 'xref', path: p0, setup: xdpRef(p0, false) },
@@ -260,18 +312,30 @@ export default {
             // S's queue was full (S shares CPU 0 with the generator); either way R did the work
             const forwarded = e1.tx.packets - e0.tx.packets + (e1.tx.dropped - e0.tx.dropped);
             Object.assign(res, {
-              secs, sent, forwarded, pps: forwarded / secs, arrived: got, arrivedPps: got / secs, offeredPps: sent / secs, matched, redirected,
-              routerRx: i1.rx.packets - i0.rx.packets, routerTxDropped: e1.tx.dropped - e0.tx.dropped,
+              secs,
+              sent,
+              forwarded,
+              pps: forwarded / secs,
+              arrived: got,
+              arrivedPps: got / secs,
+              offeredPps: sent / secs,
+              matched,
+              redirected,
+              routerRx: i1.rx.packets - i0.rx.packets,
+              routerTxDropped: e1.tx.dropped - e0.tx.dropped,
               nsPerPacket: napiNs / (i1.rx.packets - i0.rx.packets),
             });
           } finally {
             await st.done();
           }
           results[sc.id].push(res);
-          log(`round ${round + 1} ${sc.id}: ${fmt(res.pps)}/s forwarded (${res.forwarded} in ${res.secs.toFixed(2)} s; R's NAPI thread ${res.nsPerPacket.toFixed(0)} ns/packet; R rx ${res.routerRx}; arrived at S ${res.arrived}, dropped at R's egress ${res.routerTxDropped}; offered ${fmt(res.offeredPps)}/s` +
-            (sc.kind.startsWith('chain') || sc.kind === 'iptables' ? `; last rule matched ${res.matched}` : '') +
-            (st.redirected ? `; redirected by XDP ${res.redirected})` : ')'));
-          if (st.redirected && res.redirected < res.forwarded * 0.99) throw new Error(`${sc.id}: XDP redirected ${res.redirected} packets, ${res.forwarded} forwarded`);
+          log(
+            `round ${round + 1} ${sc.id}: ${fmt(res.pps)}/s forwarded (${res.forwarded} in ${res.secs.toFixed(2)} s; R's NAPI thread ${res.nsPerPacket.toFixed(0)} ns/packet; R rx ${res.routerRx}; arrived at S ${res.arrived}, dropped at R's egress ${res.routerTxDropped}; offered ${fmt(res.offeredPps)}/s` +
+              (sc.kind.startsWith('chain') || sc.kind === 'iptables' ? `; last rule matched ${res.matched}` : '') +
+              (st.redirected ? `; redirected by XDP ${res.redirected})` : ')'),
+          );
+          if (st.redirected && res.redirected < res.forwarded * 0.99)
+            throw new Error(`${sc.id}: XDP redirected ${res.redirected} packets, ${res.forwarded} forwarded`);
           if (sc.kind.startsWith('chain') || sc.kind === 'iptables') {
             // the measured flow must have been classified by the last rule: every packet of it
             // R forwarded (R's own few packets, IPv6 ND/MLD, count as forwarded too)
@@ -289,14 +353,20 @@ export default {
       for (const sc of scenarios) {
         const xs = results[sc.id].map((x) => x.pps);
         const row = {
-          test: sc.id, rounds, 'forwarded/s': Math.round(med(sc.id)), 'min..max': `${fmt(Math.min(...xs))}..${fmt(Math.max(...xs))}`,
+          test: sc.id,
+          rounds,
+          'forwarded/s': Math.round(med(sc.id)),
+          'min..max': `${fmt(Math.min(...xs))}..${fmt(Math.max(...xs))}`,
           'arrived at S/s': Math.round(median(results[sc.id].map((x) => x.arrivedPps))),
-          'vs plain': med(sc.id) / med(PLAIN), 'vs plain paired': paired(sc.id, PLAIN), 'vs empty XDP paired': paired(sc.id, XDP),
+          'vs plain': med(sc.id) / med(PLAIN),
+          'vs plain paired': paired(sc.id, PLAIN),
+          'vs empty XDP paired': paired(sc.id, XDP),
           'vs iptables paired': sc.kind.startsWith('chain') ? paired(sc.id, ipt(sc.n).id) : undefined,
           'NAPI ns/pkt': median(results[sc.id].map((x) => x.nsPerPacket)),
           'ns/pkt min..max': `${Math.min(...results[sc.id].map((x) => x.nsPerPacket)).toFixed(0)}..${Math.max(...results[sc.id].map((x) => x.nsPerPacket)).toFixed(0)}`,
           'pkt/s per CPU': Math.round(cap(sc.id)),
-          'CPU: vs plain paired': capPaired(sc.id, PLAIN), 'CPU: vs empty XDP paired': capPaired(sc.id, XDP),
+          'CPU: vs plain paired': capPaired(sc.id, PLAIN),
+          'CPU: vs empty XDP paired': capPaired(sc.id, XDP),
           'CPU: vs iptables paired': sc.kind.startsWith('chain') ? capPaired(sc.id, ipt(sc.n).id) : undefined,
           'CPU: vs plain XDP fwd paired': capPaired(sc.id, XREF),
         };

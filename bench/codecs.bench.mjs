@@ -27,7 +27,7 @@ const rec64two = struct('rec64', [
 
 // A fixed pseudo-random sequence, so every run sees the same values.
 let seed = 0x2545f491;
-const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
 const rndInt = (n) => Math.floor(rnd() * n);
 const addr = () => `198.${18 + rndInt(2)}.${rndInt(256)}.${rndInt(256)}`;
 const big64 = () => (BigInt(rndInt(2 ** 32)) << 32n) | BigInt(rndInt(2 ** 32));
@@ -56,46 +56,72 @@ const copy40 = (b, o) => {
 
 const CASES = [
   {
-    id: 'u32', codec: u32, value: () => rndInt(2 ** 32),
+    id: 'u32',
+    codec: u32,
+    value: () => rndInt(2 ** 32),
     floor: (dv) => ({ encode: (v, b, o) => dv.setUint32(o, v, true), decode: (b, o) => dv.getUint32(o, true) }),
   },
   {
-    id: 'u64', codec: u64, value: big64,
+    id: 'u64',
+    codec: u64,
+    value: big64,
     floor: (dv) => ({ encode: (v, b, o) => dv.setBigUint64(o, v, true), decode: (b, o) => dv.getBigUint64(o, true) }),
   },
   {
-    id: 'ipv4', codec: ipv4, value: addr,
+    id: 'ipv4',
+    codec: ipv4,
+    value: addr,
     floor: () => ({ encode: parseAddr, decode: fmtAddr }),
   },
   {
-    id: 'flow_key (5 fields, 16 B)', codec: flowKey,
+    id: 'flow_key (5 fields, 16 B)',
+    codec: flowKey,
     value: () => ({ src: addr(), dst: addr(), sport: rndInt(65536), dport: rndInt(65536), proto: 6 + 11 * rndInt(2) }),
     floor: (dv) => ({
       encode: (v, b, o) => {
-        parseAddr(v.src, b, o); parseAddr(v.dst, b, o + 4);
-        dv.setUint16(o + 8, v.sport, false); dv.setUint16(o + 10, v.dport, false);
-        b[o + 12] = v.proto; b[o + 13] = 0; b[o + 14] = 0; b[o + 15] = 0;
-      },
-      decode: (b, o) => ({ src: fmtAddr(b, o), dst: fmtAddr(b, o + 4), sport: dv.getUint16(o + 8, false), dport: dv.getUint16(o + 10, false), proto: b[o + 12] }),
-    }),
-  },
-  {
-    id: 'rec64 (5 fields, 64 B)', codec: rec64,
-    value: () => ({ seq: big64(), ktime: big64(), len: 64, ifindex: rndInt(100), fill: Buffer.alloc(40, rndInt(256)) }),
-    floor: (dv) => ({
-      encode: (v, b, o) => {
-        dv.setBigUint64(o, v.seq, true); dv.setBigUint64(o + 8, v.ktime, true);
-        dv.setUint32(o + 16, v.len, true); dv.setUint32(o + 20, v.ifindex, true);
-        b.set(v.fill, o + 24);
+        parseAddr(v.src, b, o);
+        parseAddr(v.dst, b, o + 4);
+        dv.setUint16(o + 8, v.sport, false);
+        dv.setUint16(o + 10, v.dport, false);
+        b[o + 12] = v.proto;
+        b[o + 13] = 0;
+        b[o + 14] = 0;
+        b[o + 15] = 0;
       },
       decode: (b, o) => ({
-        seq: dv.getBigUint64(o, true), ktime: dv.getBigUint64(o + 8, true), len: dv.getUint32(o + 16, true),
-        ifindex: dv.getUint32(o + 20, true), fill: copy40(b, o + 24),
+        src: fmtAddr(b, o),
+        dst: fmtAddr(b, o + 4),
+        sport: dv.getUint16(o + 8, false),
+        dport: dv.getUint16(o + 10, false),
+        proto: b[o + 12],
       }),
     }),
   },
   {
-    id: 'rec64 2 fields (seq, len)', codec: rec64two, decodeOnly: true,
+    id: 'rec64 (5 fields, 64 B)',
+    codec: rec64,
+    value: () => ({ seq: big64(), ktime: big64(), len: 64, ifindex: rndInt(100), fill: Buffer.alloc(40, rndInt(256)) }),
+    floor: (dv) => ({
+      encode: (v, b, o) => {
+        dv.setBigUint64(o, v.seq, true);
+        dv.setBigUint64(o + 8, v.ktime, true);
+        dv.setUint32(o + 16, v.len, true);
+        dv.setUint32(o + 20, v.ifindex, true);
+        b.set(v.fill, o + 24);
+      },
+      decode: (b, o) => ({
+        seq: dv.getBigUint64(o, true),
+        ktime: dv.getBigUint64(o + 8, true),
+        len: dv.getUint32(o + 16, true),
+        ifindex: dv.getUint32(o + 20, true),
+        fill: copy40(b, o + 24),
+      }),
+    }),
+  },
+  {
+    id: 'rec64 2 fields (seq, len)',
+    codec: rec64two,
+    decodeOnly: true,
     value: () => ({ seq: big64(), len: 64 }),
     floor: (dv) => ({ decode: (b, o) => ({ seq: dv.getBigUint64(o, true), len: dv.getUint32(o + 16, true) }) }),
   },
@@ -104,12 +130,28 @@ const CASES = [
 // One compiled loop per (case, side, op): separate feedback, no shared call sites.
 const makeLoop = (op) =>
   op === 'encode'
-    ? new Function('fn', 'vals', 'buf', 'size', 'n', 'iters', `
+    ? new Function(
+        'fn',
+        'vals',
+        'buf',
+        'size',
+        'n',
+        'iters',
+        `
         for (let it = 0; it < iters; it++) for (let i = 0; i < n; i++) fn(vals[i], buf, i * size);
-        return buf[0];`)
-    : new Function('fn', 'out', 'buf', 'size', 'n', 'iters', `
+        return buf[0];`,
+      )
+    : new Function(
+        'fn',
+        'out',
+        'buf',
+        'size',
+        'n',
+        'iters',
+        `
         for (let it = 0; it < iters; it++) for (let i = 0; i < n; i++) out[i] = fn(buf, i * size);
-        return out.length;`);
+        return out.length;`,
+      );
 
 function timer(op, fn, arg, buf, size) {
   const loop = makeLoop(op);
@@ -144,9 +186,10 @@ export default {
 
       const ops = c.decodeOnly ? ['decode'] : ['encode', 'decode'];
       for (const op of ops) {
-        const sides = op === 'encode'
-          ? { codec: timer(op, c.codec.encode, fullVals, dst, size), floor: timer(op, floorEnc.encode, fullVals, floorDst, size) }
-          : { codec: timer(op, c.codec.decode, out, src, size), floor: timer(op, floorDec.decode, out, src, size) };
+        const sides =
+          op === 'encode'
+            ? { codec: timer(op, c.codec.encode, fullVals, dst, size), floor: timer(op, floorEnc.encode, fullVals, floorDst, size) }
+            : { codec: timer(op, c.codec.decode, out, src, size), floor: timer(op, floorDec.decode, out, src, size) };
         // warm up and size the loops so one timing lasts about targetMs
         const iters = {};
         for (const [side, t] of Object.entries(sides)) {

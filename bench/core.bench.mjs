@@ -48,7 +48,9 @@ export default {
       const d = process.cpuUsage(t);
       return (d.user + d.system) / 1e6;
     };
-    const check = (what, got) => { if (got !== n) throw new Error(`${what}: ${got} of ${n} entries`); };
+    const check = (what, got) => {
+      if (got !== n) throw new Error(`${what}: ${got} of ${n} entries`);
+    };
     // The C floor serves one op at a time on its own map of the same shape: each JS op is
     // followed at once by its C floor, so both see the same moment of a noisy machine.
     const floor = spawn(floorBin, [String(n), 'serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -64,17 +66,66 @@ export default {
     // syscalls over the same bytes as the C batch op; dump and for..of against the C
     // get-next-key walk. The order keeps both maps in step (full, empty, full, ...).
     const ops = [
-      ['set', 'set', () => { for (let i = 0; i < n; i++) m.set(i, entries[i][1]); }],
-      ['get', 'get', () => { let s = 0n; for (let i = 0; i < n; i++) s += m.get(i); return s; }],
-      ['delete', 'delete', () => { for (let i = 0; i < n; i++) m.delete(i); }],
+      [
+        'set',
+        'set',
+        () => {
+          for (let i = 0; i < n; i++) m.set(i, entries[i][1]);
+        },
+      ],
+      [
+        'get',
+        'get',
+        () => {
+          let s = 0n;
+          for (let i = 0; i < n; i++) s += m.get(i);
+          return s;
+        },
+      ],
+      [
+        'delete',
+        'delete',
+        () => {
+          for (let i = 0; i < n; i++) m.delete(i);
+        },
+      ],
       ['setBatch', 'setBatch', () => m.setBatch(entries)],
-      ['dump', 'getBatch', async () => { got = (await m.dump()).length; check('dump', got); }],
-      ['for..of', 'iterate', () => { got = 0; for (const _ of m) got++; check('for..of', got); }],
+      [
+        'dump',
+        'getBatch',
+        async () => {
+          got = (await m.dump()).length;
+          check('dump', got);
+        },
+      ],
+      [
+        'for..of',
+        'iterate',
+        () => {
+          got = 0;
+          for (const _ of m) got++;
+          check('for..of', got);
+        },
+      ],
       ['deleteBatch', 'deleteBatch', () => m.deleteBatch(keyList)],
       ['writeColumns', 'setBatch', () => m.writeColumns(keyCol, valCol, n)],
-      ['readColumns', 'getBatch', async () => { got = (await m.readColumns()).count; check('readColumns', got); }],
+      [
+        'readColumns',
+        'getBatch',
+        async () => {
+          got = (await m.readColumns()).count;
+          check('readColumns', got);
+        },
+      ],
       // into Buffers the caller keeps, as a poller would (the C floor reuses its arrays too)
-      ['readColumns into', 'getBatch', async () => { got = (await m.readColumns({ keys: keyBuf, values: valBuf })).count; check('readColumns into', got); }],
+      [
+        'readColumns into',
+        'getBatch',
+        async () => {
+          got = (await m.readColumns({ keys: keyBuf, values: valBuf })).count;
+          check('readColumns into', got);
+        },
+      ],
       ['deleteColumns', 'deleteBatch', () => m.deleteColumns(keyCol, n)],
     ];
     const js = Object.fromEntries(ops.map(([op]) => [op, []]));
@@ -96,13 +147,24 @@ export default {
       const tc = median(c[op]);
       const per = js[op].map((t, i) => t / c[op][i]);
       rows.push({
-        op, entries: n, 'js ops/s': Math.round(n / tj), 'c ops/s': Math.round(n / tc), 'js/c time': tj / tc,
-        'js/c per round': `${fixed(Math.min(...per))}-${fixed(Math.max(...per))}`, 'median of rounds': median(per), 'c floor': floor,
+        op,
+        entries: n,
+        'js ops/s': Math.round(n / tj),
+        'c ops/s': Math.round(n / tc),
+        'js/c time': tj / tc,
+        'js/c per round': `${fixed(Math.min(...per))}-${fixed(Math.max(...per))}`,
+        'median of rounds': median(per),
+        'c floor': floor,
       });
     }
     const speed = js['for..of'].map((t, i) => t / js.dump[i]);
     const dumpSpeedup = median(js['for..of']) / median(js.dump);
-    rows.push({ op: 'dump vs for..of (speedup)', entries: n, 'js/c time': dumpSpeedup, 'js/c per round': `${fixed(Math.min(...speed))}-${fixed(Math.max(...speed))}` });
+    rows.push({
+      op: 'dump vs for..of (speedup)',
+      entries: n,
+      'js/c time': dumpSpeedup,
+      'js/c per round': `${fixed(Math.min(...speed))}-${fixed(Math.max(...speed))}`,
+    });
     m.close();
     obj.close();
 
@@ -119,7 +181,8 @@ export default {
       ns.pass.push((await pass.testRun(frame, { repeat })).durationNs);
       ns.count.push((await count.testRun(frame, { repeat })).durationNs);
     }
-    const np = median(ns.pass), nc = median(ns.count);
+    const np = median(ns.pass),
+      nc = median(ns.count);
     rows.push({ op: 'testRun xdp_pass (floor)', entries: repeat, 'ns/packet': np });
     rows.push({ op: 'testRun xdp_count', entries: repeat, 'ns/packet': nc, 'vs floor': nc / np });
     log(`counter map sanity: ${(cnt.perCpuMap('counters', { key: u32, value: counter }).get(0) ?? []).reduce((s, x) => s + x.packets, 0n)} packets counted`);
@@ -128,9 +191,14 @@ export default {
     return {
       rows,
       summary: {
-        worstSingleRatio: ratio(['set', 'get', 'delete']), goalSingle: 1.25,
-        worstBatchRatio: ratio(['setBatch', 'dump', 'deleteBatch']), worstColumnRatio: ratio(['writeColumns', 'readColumns', 'deleteColumns']), goalBatch: 1.15,
-        dumpSpeedup, goalDumpSpeedup: 10, rounds,
+        worstSingleRatio: ratio(['set', 'get', 'delete']),
+        goalSingle: 1.25,
+        worstBatchRatio: ratio(['setBatch', 'dump', 'deleteBatch']),
+        worstColumnRatio: ratio(['writeColumns', 'readColumns', 'deleteColumns']),
+        goalBatch: 1.15,
+        dumpSpeedup,
+        goalDumpSpeedup: 10,
+        rounds,
       },
     };
   },

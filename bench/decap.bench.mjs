@@ -128,7 +128,12 @@ export default {
       const b = await lab.host('b');
       // GRO on: a veth without XDP only takes XDP_TX'd frames when it runs NAPI, and every
       // scenario must see the same receive path
-      const link = await lab.link(a, b, { aAddrs: ['198.18.20.1/24', '2001:db8:20::1/64'], bAddrs: ['198.18.20.2/24', '2001:db8:20::2/64'], bMac: B_MAC, gro: true });
+      const link = await lab.link(a, b, {
+        aAddrs: ['198.18.20.1/24', '2001:db8:20::1/64'],
+        bAddrs: ['198.18.20.2/24', '2001:db8:20::2/64'],
+        bMac: B_MAC,
+        gro: true,
+      });
       await b.batch(['addr add 198.19.0.2/32 dev lo']);
       // GRO set while the veth was down does not start its NAPI on this kernel: toggle it
       // now that the link is up, or B drops every XDP_TX'd frame until some XDP program
@@ -137,7 +142,8 @@ export default {
       await b.setGro('eth0', true);
       const f = frames(link.a.mac);
       const gens = {};
-      for (const k of ['vxlan', 'plain']) gens[k] = await BpfObject.load(join(root, 'build/test-bpf/decap_gen.bpf.o'), { globals: { tmpl: f[k].subarray(0, 128) } });
+      for (const k of ['vxlan', 'plain'])
+        gens[k] = await BpfObject.load(join(root, 'build/test-bpf/decap_gen.bpf.o'), { globals: { tmpl: f[k].subarray(0, 128) } });
 
       // ---- 1. live path ----
       const count = quick ? 200_000 : 300_000;
@@ -145,63 +151,97 @@ export default {
       const isoCount = quick ? 1_000_000 : 3_000_000;
       const attachDecap = (opts) => async () => {
         const d = await Decapsulator.attach('eth0', { netns: b.netns, ...opts });
-        return async (res) => { res.stats = d.stats(); d.close(); };
+        return async (res) => {
+          res.stats = d.stats();
+          d.close();
+        };
       };
       const scenarios = [
-        { id: '(a) kernel vxlan device on B', frame: 'vxlan', setup: async () => {
-          await b.batch([`link add vx0 address ${VX_MAC} type vxlan id 100 local 198.18.20.2 dstport 4789 dev eth0`, 'link set vx0 addrgenmode none', 'link set vx0 up']);
-          return async () => b.batch(['link del vx0']);
-        } },
+        {
+          id: '(a) kernel vxlan device on B',
+          frame: 'vxlan',
+          setup: async () => {
+            await b.batch([
+              `link add vx0 address ${VX_MAC} type vxlan id 100 local 198.18.20.2 dstport 4789 dev eth0`,
+              'link set vx0 addrgenmode none',
+              'link set vx0 up',
+            ]);
+            return async () => b.batch(['link del vx0']);
+          },
+        },
         { id: '(b) XDP decap, all features', frame: 'vxlan', setup: attachDecap(fullOpts) },
         { id: '(b-min) XDP decap, defaults', frame: 'vxlan', setup: attachDecap({}) },
         { id: '(c) unencapsulated (ceiling)', frame: 'plain', setup: async () => async () => {} },
-        { id: '(c+xdp) unencapsulated, empty XDP on B', frame: 'plain', setup: async () => {
-          const o = await BpfObject.openBuiltin('xdp_basic').load();
-          const p = o.xdpProgram('xdp_pass');
-          const l = p.attach('eth0', { netns: b.netns });
-          return async () => { l.close(); p.close(); o.close(); };
-        } },
+        {
+          id: '(c+xdp) unencapsulated, empty XDP on B',
+          frame: 'plain',
+          setup: async () => {
+            const o = await BpfObject.openBuiltin('xdp_basic').load();
+            const p = o.xdpProgram('xdp_pass');
+            const l = p.attach('eth0', { netns: b.netns });
+            return async () => {
+              l.close();
+              p.close();
+              o.close();
+            };
+          },
+        },
       ];
       const measure = async (topo, rx) => {
-      const results = Object.fromEntries(scenarios.map((s) => [s.id, []]));
-      for (let r = 0; r < rounds; r++) {
-        for (const s of r % 2 ? [...scenarios].reverse() : scenarios) {
-          const teardown = await s.setup();
-          const res = {};
-          try {
-            const drain = b.spawn(rx ? ['taskset', '-c', String(GEN_CPU), drainBin, '198.19.0.2', String(INNER_PORT)] : [drainBin, '198.19.0.2', String(INNER_PORT)]);
-            await drain.waitForLine('READY', 10_000);
-            const c0 = await udpCounters(b);
-            const n0 = rx ? await rx.rxPackets() : 0;
-            const cpu0 = rx ? rx.cpuNs() : 0;
-            const gen = gens[s.frame].xdpProgram('xdp_stamp_tx');
-            const t0 = process.hrtime.bigint();
-            // isolated: long enough for B's NAPI thread to run steadily (the generator outruns it)
-            await gen.generate(f[s.frame], { iface: 'eth0', netns: a.netns, count: rx ? isoCount : count, batchSize: 64 });
-            const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-            gen.close();
-            await sleep(300);
-            const n1 = rx ? await rx.rxPackets() : 0;
-            const cpu1 = rx ? rx.cpuNs() : 0;
-            await drain.kill('SIGTERM', 2_000);
-            const c1 = await udpCounters(b);
-            const delivered = Number(drain.lines().at(-1));
-            if (!Number.isFinite(delivered)) throw new Error(`udp_drain printed no count: ${drain.lines().join(' | ')} ${drain.stderr()}`);
-            const reached = delivered + c1.rcvbufErrors - c0.rcvbufErrors;
-            Object.assign(res, { secs, delivered, reached, offeredPps: (rx ? isoCount : count) / secs, deliveredPps: delivered / secs, reachedPps: reached / secs, napiPps: (n1 - n0) / secs, napiNs: (cpu1 - cpu0) / Math.max(1, n1 - n0) });
-          } finally {
-            await teardown(res);
+        const results = Object.fromEntries(scenarios.map((s) => [s.id, []]));
+        for (let r = 0; r < rounds; r++) {
+          for (const s of r % 2 ? [...scenarios].reverse() : scenarios) {
+            const teardown = await s.setup();
+            const res = {};
+            try {
+              const drain = b.spawn(
+                rx ? ['taskset', '-c', String(GEN_CPU), drainBin, '198.19.0.2', String(INNER_PORT)] : [drainBin, '198.19.0.2', String(INNER_PORT)],
+              );
+              await drain.waitForLine('READY', 10_000);
+              const c0 = await udpCounters(b);
+              const n0 = rx ? await rx.rxPackets() : 0;
+              const cpu0 = rx ? rx.cpuNs() : 0;
+              const gen = gens[s.frame].xdpProgram('xdp_stamp_tx');
+              const t0 = process.hrtime.bigint();
+              // isolated: long enough for B's NAPI thread to run steadily (the generator outruns it)
+              await gen.generate(f[s.frame], { iface: 'eth0', netns: a.netns, count: rx ? isoCount : count, batchSize: 64 });
+              const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+              gen.close();
+              await sleep(300);
+              const n1 = rx ? await rx.rxPackets() : 0;
+              const cpu1 = rx ? rx.cpuNs() : 0;
+              await drain.kill('SIGTERM', 2_000);
+              const c1 = await udpCounters(b);
+              const delivered = Number(drain.lines().at(-1));
+              if (!Number.isFinite(delivered)) throw new Error(`udp_drain printed no count: ${drain.lines().join(' | ')} ${drain.stderr()}`);
+              const reached = delivered + c1.rcvbufErrors - c0.rcvbufErrors;
+              Object.assign(res, {
+                secs,
+                delivered,
+                reached,
+                offeredPps: (rx ? isoCount : count) / secs,
+                deliveredPps: delivered / secs,
+                reachedPps: reached / secs,
+                napiPps: (n1 - n0) / secs,
+                napiNs: (cpu1 - cpu0) / Math.max(1, n1 - n0),
+              });
+            } finally {
+              await teardown(res);
+            }
+            if (res.stats) {
+              res.decapsulated = Number(res.stats.decapsulated.packets);
+              res.passed = Number(res.stats.passedTotal.packets);
+            }
+            results[s.id].push(res);
+            log(
+              `${topo} round ${r + 1} ${s.id}: ` +
+                (rx ? `B's NAPI consumed ${fmt(res.napiPps)}/s at ${res.napiNs.toFixed(0)} ns CPU each, ` : '') +
+                `delivered ${fmt(res.deliveredPps)}/s, reached socket ${fmt(res.reachedPps)}/s, offered ${fmt(res.offeredPps)}/s` +
+                (res.decapsulated !== undefined ? ` (decapsulated ${res.decapsulated}, passed ${res.passed})` : ''),
+            );
           }
-          if (res.stats) {
-            res.decapsulated = Number(res.stats.decapsulated.packets);
-            res.passed = Number(res.stats.passedTotal.packets);
-          }
-          results[s.id].push(res);
-          log(`${topo} round ${r + 1} ${s.id}: ` + (rx ? `B's NAPI consumed ${fmt(res.napiPps)}/s at ${res.napiNs.toFixed(0)} ns CPU each, ` : '') + `delivered ${fmt(res.deliveredPps)}/s, reached socket ${fmt(res.reachedPps)}/s, offered ${fmt(res.offeredPps)}/s` +
-            (res.decapsulated !== undefined ? ` (decapsulated ${res.decapsulated}, passed ${res.passed})` : ''));
         }
-      }
-      return results;
+        return results;
       };
       const results = await measure('shared', undefined);
       const rx = await isolateReceiver(b, 'eth0');
@@ -218,7 +258,9 @@ export default {
       for (const s of scenarios) {
         const xs = results[s.id].map((x) => x.deliveredPps);
         rows.push({
-          test: s.id, frames: count, rounds,
+          test: s.id,
+          frames: count,
+          rounds,
           'delivered/s': Math.round(med(s.id, 'deliveredPps')),
           'min..max': `${fmt(Math.min(...xs))}..${fmt(Math.max(...xs))}`,
           'reached socket/s': Math.round(med(s.id, 'reachedPps')),
@@ -248,7 +290,9 @@ export default {
         const xs = iso[s.id].map((x) => x.napiPps);
         const pr = isoPaired(s.id, C);
         rows.push({
-          test: `isolated receiver: ${s.id}`, frames: isoCount, rounds,
+          test: `isolated receiver: ${s.id}`,
+          frames: isoCount,
+          rounds,
           'NAPI consumed/s': Math.round(median(xs)),
           'min..max': `${fmt(Math.min(...xs))}..${fmt(Math.max(...xs))}`,
           'delivered/s': Math.round(median(iso[s.id].map((x) => x.deliveredPps))),
@@ -299,7 +343,9 @@ export default {
       const after = decap.stats();
       const expected = cases.reduce((n, c) => n + 3 * c.calls * c.decaps, 0);
       const got = Number(after.decapsulated.packets - before.decapsulated.packets);
-      log(`testRun check: ${got} decapsulations counted, ${expected} expected; ${after.passedTotal.packets - before.passedTotal.packets} passed (VNI not allowed)`);
+      log(
+        `testRun check: ${got} decapsulations counted, ${expected} expected; ${after.passedTotal.packets - before.passedTotal.packets} passed (VNI not allowed)`,
+      );
       if (got !== expected) throw new Error(`testRun: ${got} decapsulations counted, expected ${expected}`);
       cases.forEach((c, i) => {
         const e = median(per[i].e);

@@ -103,7 +103,12 @@ export default {
         rows,
         summary: {
           goalMs: GOAL_MS,
-          ...Object.fromEntries(main.map((r) => [r.case, { wallMs: r['wall ms'], overFloorMs: r['over node -e'], inProcessMs: r['in-process ms'], inProcessCpuMs: r['in-process cpu ms'] }])),
+          ...Object.fromEntries(
+            main.map((r) => [
+              r.case,
+              { wallMs: r['wall ms'], overFloorMs: r['over node -e'], inProcessMs: r['in-process ms'], inProcessCpuMs: r['in-process cpu ms'] },
+            ]),
+          ),
         },
       };
     } finally {

@@ -14,7 +14,11 @@ import { join } from 'node:path';
 import { median, root } from './lib.mjs';
 
 const npm = (args, cwd) => {
-  const r = spawnSync('npm', args, { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' } });
+  const r = spawnSync('npm', args, {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' },
+  });
   if (r.status !== 0) throw new Error(`npm ${args.join(' ')} failed (${r.status}) in ${cwd}: ${r.stderr.slice(-2000)}`);
   return r.stdout;
 };
@@ -64,7 +68,16 @@ export default {
       const first = install(tarball, base, 'warm'); // also checks every dependency is in the cache
       const samples = { bpfkit: [], empty: [], over: [] };
       for (let r = 0; r < rounds; r++) {
-        const pair = r % 2 ? [['empty', emptyTarball], ['bpfkit', tarball]] : [['bpfkit', tarball], ['empty', emptyTarball]];
+        const pair =
+          r % 2
+            ? [
+                ['empty', emptyTarball],
+                ['bpfkit', tarball],
+              ]
+            : [
+                ['bpfkit', tarball],
+                ['empty', emptyTarball],
+              ];
         const got = {};
         for (const [id, t] of pair) got[id] = install(t, base, `${id}-${r}`).ms;
         samples.bpfkit.push(got.bpfkit);
@@ -73,17 +86,55 @@ export default {
       }
       const spread = (xs) => `${Math.min(...xs).toFixed(0)}..${Math.max(...xs).toFixed(0)}`;
       const rows = [
-        { case: 'tarball (npm pack)', 'KiB packed': p.size / 1024, 'KiB unpacked': p.unpackedSize / 1024, files: p.entryCount, 'install ms': '', spread: '', 'over empty ms': '' },
-        ...Object.entries(byTop).sort((a, b) => b[1].bytes - a[1].bytes).map(([top, v]) => ({ case: `  ${top}`, 'KiB packed': '', 'KiB unpacked': v.bytes / 1024, files: v.files, 'install ms': '', spread: '', 'over empty ms': '' })),
-        { case: 'npm install bpfkit tarball', 'KiB packed': '', 'KiB unpacked': first.kb, files: '', 'install ms': median(samples.bpfkit), spread: spread(samples.bpfkit), 'over empty ms': median(samples.over) },
-        { case: 'npm install empty tarball (floor)', 'KiB packed': '', 'KiB unpacked': '', files: '', 'install ms': median(samples.empty), spread: spread(samples.empty), 'over empty ms': 0 },
+        {
+          case: 'tarball (npm pack)',
+          'KiB packed': p.size / 1024,
+          'KiB unpacked': p.unpackedSize / 1024,
+          files: p.entryCount,
+          'install ms': '',
+          spread: '',
+          'over empty ms': '',
+        },
+        ...Object.entries(byTop)
+          .sort((a, b) => b[1].bytes - a[1].bytes)
+          .map(([top, v]) => ({
+            case: `  ${top}`,
+            'KiB packed': '',
+            'KiB unpacked': v.bytes / 1024,
+            files: v.files,
+            'install ms': '',
+            spread: '',
+            'over empty ms': '',
+          })),
+        {
+          case: 'npm install bpfkit tarball',
+          'KiB packed': '',
+          'KiB unpacked': first.kb,
+          files: '',
+          'install ms': median(samples.bpfkit),
+          spread: spread(samples.bpfkit),
+          'over empty ms': median(samples.over),
+        },
+        {
+          case: 'npm install empty tarball (floor)',
+          'KiB packed': '',
+          'KiB unpacked': '',
+          files: '',
+          'install ms': median(samples.empty),
+          spread: spread(samples.empty),
+          'over empty ms': 0,
+        },
       ];
       log(`${rounds} install rounds, alternating; node_modules after install: ${first.kb} KiB (du -sk)`);
       return {
         rows,
         summary: {
-          packedBytes: p.size, unpackedBytes: p.unpackedSize, files: p.entryCount,
-          installMs: median(samples.bpfkit), installOverEmptyMs: median(samples.over), nodeModulesKiB: first.kb,
+          packedBytes: p.size,
+          unpackedBytes: p.unpackedSize,
+          files: p.entryCount,
+          installMs: median(samples.bpfkit),
+          installOverEmptyMs: median(samples.over),
+          nodeModulesKiB: first.kb,
         },
       };
     } finally {

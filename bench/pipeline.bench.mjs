@@ -18,8 +18,13 @@ import { Lab } from '../dist/lab.js';
 import { median, pinProcess, root } from './lib.mjs';
 
 const stageObj = join(root, 'build', 'test-bpf', 'pipeline_stage.bpf.o');
-const frame = Buffer.concat([Buffer.from('020000000002020000000001', 'hex'), Buffer.from('0800', 'hex'),
-  Buffer.from('4500002e000100004011f9b1c6120001c6120002', 'hex'), Buffer.from('9c400009001a0000', 'hex'), Buffer.alloc(18)]);
+const frame = Buffer.concat([
+  Buffer.from('020000000002020000000001', 'hex'),
+  Buffer.from('0800', 'hex'),
+  Buffer.from('4500002e000100004011f9b1c6120001c6120002', 'hex'),
+  Buffer.from('9c400009001a0000', 'hex'),
+  Buffer.alloc(18),
+]);
 
 export default {
   name: 'pipeline',

@@ -66,28 +66,31 @@ function checker(full, target = Infinity) {
   st.done = new Promise((resolve) => (st.resolve = resolve));
   st.one = full
     ? (r) => {
-      // each field read once (a lazy view decodes a field again at every read)
-      const seq = r.seq;
-      const fill = r.fill;
-      st.sum += r.len + r.ifindex + Number(r.ktime & 1n) + fill[0] + fill[39];
-      if (seq <= st.last) st.outOfOrder++;
-      st.last = seq;
-      if (++st.n === target) st.resolve();
-    }
+        // each field read once (a lazy view decodes a field again at every read)
+        const seq = r.seq;
+        const fill = r.fill;
+        st.sum += r.len + r.ifindex + Number(r.ktime & 1n) + fill[0] + fill[39];
+        if (seq <= st.last) st.outOfOrder++;
+        st.last = seq;
+        if (++st.n === target) st.resolve();
+      }
     : (r) => {
-      const seq = r.seq;
-      st.sum += r.len;
-      if (seq <= st.last) st.outOfOrder++;
-      st.last = seq;
-      if (++st.n === target) st.resolve();
-    };
+        const seq = r.seq;
+        st.sum += r.len;
+        if (seq <= st.last) st.outOfOrder++;
+        st.last = seq;
+        if (++st.n === target) st.resolve();
+      };
   return st;
 }
 
 /** Starts consuming `rb` in `mode`; returns a promise that ends with the iterator (if any). */
 function consume(rb, mode, st) {
   if (mode === 'data') rb.on('data', st.one);
-  else if (mode === 'batch') rb.on('batch', (arr) => { for (let i = 0; i < arr.length; i++) st.one(arr[i]); });
+  else if (mode === 'batch')
+    rb.on('batch', (arr) => {
+      for (let i = 0; i < arr.length; i++) st.one(arr[i]);
+    });
   else {
     return (async () => {
       for await (const arr of rb.batches({ closeOnReturn: false })) {
@@ -151,10 +154,13 @@ async function drainChild(id) {
 }
 
 if (process.argv[2] === '--drain-child') {
-  drainChild(process.argv[3]).then((r) => console.log(JSON.stringify({ eventsPerSecond: r })), (e) => {
-    console.error(e);
-    process.exit(1);
-  });
+  drainChild(process.argv[3]).then(
+    (r) => console.log(JSON.stringify({ eventsPerSecond: r })),
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
 }
 
 function cStream(bin, seconds, target) {
@@ -229,13 +235,23 @@ export default {
       log(`drain round ${r + 1}: C ${Math.round(c.at(-1))}/s, ${variants.map((v) => `${v.id} ${Math.round(js[v.id].at(-1))}/s`).join(', ')}`);
     }
     const cCap = median(c);
-    rows.push({ test: 'drain', consumer: 'C libbpf ring_buffer__consume, full struct (floor)', 'consumer events/s': Math.round(cCap), 'events/s spread': spread(c), 'vs C': 1 });
+    rows.push({
+      test: 'drain',
+      consumer: 'C libbpf ring_buffer__consume, full struct (floor)',
+      'consumer events/s': Math.round(cCap),
+      'events/s spread': spread(c),
+      'vs C': 1,
+    });
     summary.c_drain_events_per_s = Math.round(cCap);
     for (const v of variants) {
       const per = js[v.id].map((x, i) => x / c[i]);
       rows.push({
-        test: 'drain', consumer: v.label, 'consumer events/s': Math.round(median(js[v.id])), 'events/s spread': spread(js[v.id]),
-        'vs C': median(js[v.id]) / cCap, 'vs C per round': `${fixed(Math.min(...per))}-${fixed(Math.max(...per))}`,
+        test: 'drain',
+        consumer: v.label,
+        'consumer events/s': Math.round(median(js[v.id])),
+        'events/s spread': spread(js[v.id]),
+        'vs C': median(js[v.id]) / cCap,
+        'vs C per round': `${fixed(Math.min(...per))}-${fixed(Math.max(...per))}`,
       });
       summary[`${v.id}_drain_vs_c`] = Number((median(js[v.id]) / cCap).toFixed(3));
     }
@@ -244,8 +260,13 @@ export default {
     // 2. stream: flood, then paced at 60% of the C drain capacity
     const full = variants[0];
     const streamRow = (load, label, x) => ({
-      test: `stream, ${load}`, consumer: label, 'consumer events/s': Math.round(x.delivered / x.seconds),
-      'producer events/s': Math.round(x.produced / x.producerSeconds), produced: x.produced, lost: x.lost, 'lost %': (100 * x.lost) / x.produced,
+      test: `stream, ${load}`,
+      consumer: label,
+      'consumer events/s': Math.round(x.delivered / x.seconds),
+      'producer events/s': Math.round(x.produced / x.producerSeconds),
+      produced: x.produced,
+      lost: x.lost,
+      'lost %': (100 * x.lost) / x.produced,
     });
     const pick = (runs) => {
       const med = median(runs.map((x) => x.delivered / x.seconds));
@@ -255,7 +276,9 @@ export default {
     for (let r = 0; r < Math.min(rounds, 3); r++) {
       flood.c.push(cStream(bin, seconds, 0));
       flood.js.push(await jsStream(bin, seconds, 0, full));
-      log(`stream flood round ${r + 1}: C ${Math.round(flood.c.at(-1).delivered / flood.c.at(-1).seconds)}/s lost ${flood.c.at(-1).lost}, JS ${Math.round(flood.js.at(-1).delivered / flood.js.at(-1).seconds)}/s lost ${flood.js.at(-1).lost}`);
+      log(
+        `stream flood round ${r + 1}: C ${Math.round(flood.c.at(-1).delivered / flood.c.at(-1).seconds)}/s lost ${flood.c.at(-1).lost}, JS ${Math.round(flood.js.at(-1).delivered / flood.js.at(-1).seconds)}/s lost ${flood.js.at(-1).lost}`,
+      );
     }
     const fc = pick(flood.c);
     const fj = pick(flood.js);

@@ -9,7 +9,9 @@ import { parseArgs } from 'node:util';
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' } } });
 const only = values.only ? values.only.split(',') : null;
-const files = readdirSync(here).filter((f) => f.endsWith('.bench.mjs')).sort();
+const files = readdirSync(here)
+  .filter((f) => f.endsWith('.bench.mjs'))
+  .sort();
 mkdirSync(join(here, 'results'), { recursive: true });
 
 function table(rows) {

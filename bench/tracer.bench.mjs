@@ -61,7 +61,6 @@ const NODE = "tracer, every packet, Node 'event' listener";
 const NODE_PACKET = "tracer, every packet, Node 'packet' listener";
 const NODE_COUNT = 'tracer, every packet, Node, no listener (counted)';
 
-
 /** The tracer's programs and ring as PacketTracer loads them with no filter, the ring pinned for the C consumer. */
 async function rawTracer(pin) {
   const obj = await BpfObject.openBuiltin('tracer', { globals: { filter: Buffer.alloc(64) }, maps: { events: { maxEntries: RING, pinPath: pin } } }).load();
@@ -73,12 +72,21 @@ async function rawTracer(pin) {
   }
   const lostMap = obj.perCpuMap('events_lost', { key: u32, value: u64 });
   const lost = () => Number((lostMap.get(0) ?? []).reduce((a, b) => a + b, 0n));
-  return { lost, close: () => { for (const l of links) l.close(); lostMap.close(); obj.close(); rmSync(pin, { force: true }); } };
+  return {
+    lost,
+    close: () => {
+      for (const l of links) l.close();
+      lostMap.close();
+      obj.close();
+      rmSync(pin, { force: true });
+    },
+  };
 }
 
 export default {
   name: 'tracer',
-  description: 'PacketTracer: forwarded pkt/s with the tracer off / on with a non-matching host or pcap filter / on for every packet; events/s delivered to Node vs a C consumer',
+  description:
+    'PacketTracer: forwarded pkt/s with the tracer off / on with a non-matching host or pcap filter / on for every packet; events/s delivered to Node vs a C consumer',
   async run({ quick, log }) {
     const rows = [];
     const summary = {};
@@ -107,7 +115,9 @@ export default {
       const arrived = () => Number((sinkMap.get(0) ?? []).reduce((a, x) => a + x.packets, 0n));
       const pinNapi = async () => ({ router: await threadNapi(r, names.rIn, ROUTER_CPU), sink: await threadNapi(s, names.sIn, GEN_CPU) });
       const pinned = await pinNapi();
-      log(`threaded NAPI: ${pinned.router} thread(s) for R's ingress on CPU ${ROUTER_CPU}, ${pinned.sink} for S on CPU ${GEN_CPU}; generator and consumers on CPU ${GEN_CPU}`);
+      log(
+        `threaded NAPI: ${pinned.router} thread(s) for R's ingress on CPU ${ROUTER_CPU}, ${pinned.sink} for S on CPU ${GEN_CPU}; generator and consumers on CPU ${GEN_CPU}`,
+      );
       unpin = pinProcess(GEN_CPU);
       const f = udpFrame128(G_MAC, R_IN_MAC, SRC_IP, DST_IP);
       const genObj = await BpfObject.load(join(root, 'build/test-bpf/decap_gen.bpf.o'), { globals: { tmpl: f } });
@@ -117,13 +127,17 @@ export default {
       const budget = quick ? 0.4 : 0.6;
       // listen: 'event' (a TraceEvent object per event), 'packet' (timelines too), or none
       // (count only: records are not decoded)
-      const tracerScenario = (id, kind, filter, listen) => ({ id, kind, setup: async () => {
-        const t = await PacketTracer.start({ ...(filter ? { filter } : {}), ringBytes: RING, idleMs: 200 });
-        let got = 0;
-        if (listen === 'event') t.on('event', () => got++);
-        if (listen === 'packet') t.on('packet', (p) => (got += p.events.length));
-        return { delivered: () => t.stats().events, lost: () => t.stats().lost ?? 0, listened: () => got, done: () => t.stop() };
-      } });
+      const tracerScenario = (id, kind, filter, listen) => ({
+        id,
+        kind,
+        setup: async () => {
+          const t = await PacketTracer.start({ ...(filter ? { filter } : {}), ringBytes: RING, idleMs: 200 });
+          let got = 0;
+          if (listen === 'event') t.on('event', () => got++);
+          if (listen === 'packet') t.on('packet', (p) => (got += p.events.length));
+          return { delivered: () => t.stats().events, lost: () => t.stats().lost ?? 0, listened: () => got, done: () => t.stop() };
+        },
+      });
       const scenarios = [
         { id: 'tracer off', kind: 'off', setup: async () => ({ done: async () => {} }) },
         tracerScenario('tracer, host filter, no match', 'nomatch', { host: '198.18.99.99' }),
@@ -131,28 +145,32 @@ export default {
         tracerScenario(NODE, 'all-node', undefined, 'event'),
         tracerScenario(NODE_PACKET, 'all-node-packet', undefined, 'packet'),
         tracerScenario(NODE_COUNT, 'all-node-count'),
-        { id: 'tracer, every packet, C consumer', kind: 'all-c', setup: async () => {
-          const raw = await rawTracer(pin);
-          const spawnedAt = process.hrtime.bigint();
-          const child = spawn('taskset', ['-c', String(GEN_CPU), drainBin, pin, String(budget + 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
-          let out = '';
-          child.stdout.on('data', (d) => (out += d));
-          const exited = new Promise((res) => child.on('exit', res));
-          await sleep(100);
-          return {
-            lost: raw.lost,
-            spawnedAt,
-            result: async () => {
-              await exited;
-              return JSON.parse(out.trim().split('\n').pop());
-            },
-            done: async () => {
-              if (child.exitCode === null) child.kill('SIGKILL');
-              await exited;
-              raw.close();
-            },
-          };
-        } },
+        {
+          id: 'tracer, every packet, C consumer',
+          kind: 'all-c',
+          setup: async () => {
+            const raw = await rawTracer(pin);
+            const spawnedAt = process.hrtime.bigint();
+            const child = spawn('taskset', ['-c', String(GEN_CPU), drainBin, pin, String(budget + 1)], { stdio: ['ignore', 'pipe', 'inherit'] });
+            let out = '';
+            child.stdout.on('data', (d) => (out += d));
+            const exited = new Promise((res) => child.on('exit', res));
+            await sleep(100);
+            return {
+              lost: raw.lost,
+              spawnedAt,
+              result: async () => {
+                await exited;
+                return JSON.parse(out.trim().split('\n').pop());
+              },
+              done: async () => {
+                if (child.exitCode === null) child.kill('SIGKILL');
+                await exited;
+                raw.close();
+              },
+            };
+          },
+        },
       ];
       const rounds = quick ? 1 : 7;
       const chunk = 1_000_000;
@@ -183,7 +201,10 @@ export default {
             const i1 = await linkStats(r, names.rIn);
             const forwarded = e1.tx.packets - e0.tx.packets + (e1.tx.dropped - e0.tx.dropped);
             Object.assign(res, {
-              secs, forwarded, pps: forwarded / secs, arrived: arrived() - a0,
+              secs,
+              forwarded,
+              pps: forwarded / secs,
+              arrived: arrived() - a0,
               nsPerPacket: napiPids.reduce((a, q) => a + ((c1[q] ?? NaN) - c0[q]), 0) / (i1.rx.packets - i0.rx.packets),
             });
             if (st.delivered) {
@@ -214,8 +235,10 @@ export default {
             await st.done();
           }
           results[sc.id].push(res);
-          log(`round ${round + 1} ${sc.id}: ${fmt(res.pps)}/s forwarded (${res.forwarded} in ${res.secs.toFixed(2)} s; R's NAPI ${res.nsPerPacket.toFixed(0)} ns/packet)` +
-            (res.delivered !== undefined ? `; events delivered ${res.delivered} (${fmt(res.eventsPerSec)}/s), lost ${res.lost}` : ''));
+          log(
+            `round ${round + 1} ${sc.id}: ${fmt(res.pps)}/s forwarded (${res.forwarded} in ${res.secs.toFixed(2)} s; R's NAPI ${res.nsPerPacket.toFixed(0)} ns/packet)` +
+              (res.delivered !== undefined ? `; events delivered ${res.delivered} (${fmt(res.eventsPerSec)}/s), lost ${res.lost}` : ''),
+          );
         }
       }
       const OFF = scenarios[0].id;
@@ -229,10 +252,16 @@ export default {
       for (const sc of scenarios) {
         const d = results[sc.id][0].delivered !== undefined;
         rows.push({
-          test: sc.id, rounds, 'forwarded/s': Math.round(med(sc.id)), 'min..max': spread(sc.id, 'pps'),
-          'vs off paired': paired(sc.id, OFF), 'NAPI ns/pkt': med(sc.id, 'nsPerPacket'), 'ns/pkt min..max': spread(sc.id, 'nsPerPacket'),
+          test: sc.id,
+          rounds,
+          'forwarded/s': Math.round(med(sc.id)),
+          'min..max': spread(sc.id, 'pps'),
+          'vs off paired': paired(sc.id, OFF),
+          'NAPI ns/pkt': med(sc.id, 'nsPerPacket'),
+          'ns/pkt min..max': spread(sc.id, 'nsPerPacket'),
           'CPU: vs off paired': cpuPaired(sc.id, OFF),
-          'events/s': d ? Math.round(med(sc.id, 'eventsPerSec')) : undefined, 'events/s min..max': d ? spread(sc.id, 'eventsPerSec') : undefined,
+          'events/s': d ? Math.round(med(sc.id, 'eventsPerSec')) : undefined,
+          'events/s min..max': d ? spread(sc.id, 'eventsPerSec') : undefined,
           'lost/round': d ? Math.round(med(sc.id, 'lost')) : undefined,
         });
       }

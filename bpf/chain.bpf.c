@@ -36,7 +36,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define CHAIN_MAX_SHAPES 32
 #define CHAIN_MAX_SERVICES 32
-#define CHAIN_UPSTREAM 0xffu    /* action: upstream, not a service */
+#define CHAIN_UPSTREAM 0xffu /* action: upstream, not a service */
 #define CHAIN_NO_RANK 0xffffffffu
 
 /* chain_shape.fields */
@@ -59,15 +59,15 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* A shape: which fields its rules match, and how much of the addresses. */
 struct chain_shape {
-	__u32 fields;    /* CF_* */
+	__u32 fields; /* CF_* */
 	__u32 best_rank; /* lowest rank of its rules: the walk's early exit */
-	__u32 family;    /* 4 or 6 when CF_SRC/CF_DST, else 0 */
+	__u32 family; /* 4 or 6 when CF_SRC/CF_DST, else 0 */
 	__u32 src_mask[4]; /* network order; IPv4 in word 0 */
 	__u32 dst_mask[4];
 };
 
 struct chain_config {
-	__u32 gen;     /* 0 or 1: the rule hash generation this copy uses */
+	__u32 gen; /* 0 or 1: the rule hash generation this copy uses */
 	__u32 nshapes;
 	__u32 upstream_mark;
 	__u32 rule_base; /* first rule_stats slot of this generation */
@@ -81,7 +81,7 @@ struct chain_key {
 	__u32 ifindex;
 	__u32 vni;
 	__u8 smac[6];
-	__u16 vlan;      /* VLAN id of the outer tag, host order */
+	__u16 vlan; /* VLAN id of the outer tag, host order */
 	__u8 family;
 	__u8 proto;
 	__be16 dport;
@@ -107,8 +107,8 @@ struct chain_key4 {
 _Static_assert(sizeof(struct chain_key4) == 32, "chain_key4 is 32 bytes");
 
 struct chain_rule {
-	__u32 rank;   /* position in first-match order: lower wins */
-	__u32 rule;   /* the rule's index in the set (its counter) */
+	__u32 rank; /* position in first-match order: lower wins */
+	__u32 rule; /* the rule's index in the set (its counter) */
 	__u32 action; /* service index or CHAIN_UPSTREAM */
 };
 
@@ -258,7 +258,8 @@ static __always_inline void parse(struct xdp_md *ctx, struct chain_pkt *p)
 }
 
 /* One shape's lookup with the packet's fields masked to it (IPv6-prefix shapes). */
-static __always_inline struct chain_rule *lookup6(const struct chain_shape *s, const struct chain_pkt *p, __u32 gen_shape)
+static __always_inline struct chain_rule *lookup6(const struct chain_shape *s, const struct chain_pkt *p,
+                                                  __u32 gen_shape)
 {
 	struct chain_key k = {};
 	__u32 f = s->fields;
@@ -293,7 +294,8 @@ static __always_inline struct chain_rule *lookup6(const struct chain_shape *s, c
 }
 
 /* The same for every other shape (IPv4 prefixes or none). */
-static __always_inline struct chain_rule *lookup4(const struct chain_shape *s, const struct chain_pkt *p, __u32 gen_shape)
+static __always_inline struct chain_rule *lookup4(const struct chain_shape *s, const struct chain_pkt *p,
+                                                  __u32 gen_shape)
 {
 	struct chain_key4 k = {};
 	__u32 f = s->fields;
@@ -323,7 +325,8 @@ static __always_inline struct chain_rule *lookup4(const struct chain_shape *s, c
 /* Looks shape `s` up for the packet and keeps the hit in *best when it ranks better.
  * A global function: the verifier checks it once, not once per shape of the loop and
  * per combination of the fields before it. */
-__noinline int chain_shape_lookup(const struct chain_shape *s, const struct chain_pkt *p, __u32 gen_shape, struct chain_rule *best)
+__noinline int chain_shape_lookup(const struct chain_shape *s, const struct chain_pkt *p, __u32 gen_shape,
+                                  struct chain_rule *best)
 {
 	struct chain_rule *r;
 

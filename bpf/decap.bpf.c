@@ -35,12 +35,12 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define DECAP_MAX_PORTS 4     /* UDP ports per protocol */
-#define DECAP_MAX_LOCAL 8     /* strict mode: local addresses per family */
+#define DECAP_MAX_PORTS 4 /* UDP ports per protocol */
+#define DECAP_MAX_LOCAL 8 /* strict mode: local addresses per family */
 #define DECAP_NPROTO 2
 #define DECAP_VXLAN 0
 #define DECAP_GENEVE 1
-#define DECAP_GEN_SHIFT 24    /* vni_allow key: gen << 24 | vni */
+#define DECAP_GEN_SHIFT 24 /* vni_allow key: gen << 24 | vni */
 
 #define VXLAN_HLEN 8
 #define VXLAN_FLAG_I 0x08
@@ -49,7 +49,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define GENEVE_OPTLEN_MASK 0x3f
 #define GENEVE_FLAG_O 0x80
 #define GENEVE_FLAG_C 0x40
-#define ETH_P_TEB 0x6558      /* Transparent Ethernet Bridging */
+#define ETH_P_TEB 0x6558 /* Transparent Ethernet Bridging */
 
 /* decap_config.flags */
 #define DECAP_F_VNI_ALLOWLIST (1u << 0)
@@ -59,10 +59,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define DECAP_F_CHECK_MAC (1u << 4)
 
 /* counters[] slots */
-#define CNT_DECAP 0            /* + proto * 2 + outer_is_ipv6 */
-#define CNT_VNI_OVERFLOW 4     /* decapsulated, but no vni_counters slot left for the VNI */
-#define CNT_META_FAILED 5      /* decapsulated, but the metadata could not be written */
-#define CNT_PASS 8             /* + reason */
+#define CNT_DECAP 0 /* + proto * 2 + outer_is_ipv6 */
+#define CNT_VNI_OVERFLOW 4 /* decapsulated, but no vni_counters slot left for the VNI */
+#define CNT_META_FAILED 5 /* decapsulated, but the metadata could not be written */
+#define CNT_PASS 8 /* + reason */
 #define CNT_SLOTS 32
 
 enum decap_pass_reason {
@@ -94,16 +94,16 @@ _Static_assert(CNT_PASS + PASS_REASONS <= CNT_SLOTS, "counter slots");
  * addresses live in the value: a short linear scan is cheaper than a hash lookup. */
 struct decap_config {
 	__u32 flags;
-	__u32 gen;                                  /* 0 or 1 */
-	__u32 version;                              /* +1 per update: tags vni_cache entries */
+	__u32 gen; /* 0 or 1 */
+	__u32 version; /* +1 per update: tags vni_cache entries */
 	__be16 ports[DECAP_NPROTO][DECAP_MAX_PORTS]; /* network order; [0] VXLAN, [1] Geneve */
 	__u8 nports[DECAP_NPROTO];
-	__u8 mac[6];                                /* the receiving interface's MAC */
+	__u8 mac[6]; /* the receiving interface's MAC */
 	__u8 nlocal4;
 	__u8 nlocal6;
 	__u8 _pad[2];
-	__be32 local4[DECAP_MAX_LOCAL];             /* strict mode: local IPv4 tunnel addresses */
-	__be32 local6[DECAP_MAX_LOCAL][4];          /* ... and IPv6 ones */
+	__be32 local4[DECAP_MAX_LOCAL]; /* strict mode: local IPv4 tunnel addresses */
+	__be32 local6[DECAP_MAX_LOCAL][4]; /* ... and IPv6 ones */
 };
 
 struct decap_config_map {
@@ -141,10 +141,10 @@ struct {
  * valid only for the config version that filled it (user space bumps it on every
  * update), so an allowlist change is seen by the next packet. XDP runs a packet on one
  * CPU without preemption, so a CPU's entries are never written concurrently. */
-#define VNI_SLOT_NONE 0xffffffffu   /* no slot left: counted as overflow */
+#define VNI_SLOT_NONE 0xffffffffu /* no slot left: counted as overflow */
 #define VNI_SLOT_DENIED 0xfffffffeu /* not on the allowlist (in that version) */
 #define VNI_CACHE_SIZE 256
-#define VNI_TAG_VALID (1u << 31)    /* a zeroed entry never matches */
+#define VNI_TAG_VALID (1u << 31) /* a zeroed entry never matches */
 
 const volatile __u32 vni_slots = 4096; /* = max_entries of vni_slot / vni_counters */
 __u32 next_slot;
@@ -152,7 +152,7 @@ __u32 next_slot;
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
-	__type(key, __u32);   /* proto << 24 | vni */
+	__type(key, __u32); /* proto << 24 | vni */
 	__type(value, __u32); /* slot in vni_counters */
 } vni_slot SEC(".maps");
 
@@ -164,9 +164,9 @@ struct {
 } vni_counters SEC(".maps");
 
 struct decap_vni_cache_entry {
-	__u32 tag;     /* VNI_TAG_VALID | proto << 24 | vni */
+	__u32 tag; /* VNI_TAG_VALID | proto << 24 | vni */
 	__u32 version; /* decap_config.version it was filled under */
-	__u32 slot;    /* vni_counters slot, VNI_SLOT_NONE or VNI_SLOT_DENIED */
+	__u32 slot; /* vni_counters slot, VNI_SLOT_NONE or VNI_SLOT_DENIED */
 	__u32 _pad;
 };
 
@@ -235,7 +235,7 @@ static __always_inline __u32 vni_new_slot(__u32 key)
 
 /* The cache miss: allowlist, then the slot (allocated on first use); fills the entry. */
 static __noinline __u32 vni_resolve(const struct decap_config *cfg, __u32 vni, __u32 proto,
-				    struct decap_vni_cache_entry *e)
+                                    struct decap_vni_cache_entry *e)
 {
 	__u32 key = proto << 24 | vni, slot, *s;
 
@@ -323,7 +323,7 @@ static __always_inline int meta_take(struct xdp_md *ctx, struct bpfkit_xdp_meta 
  * `udp_off` is the UDP header's offset from the frame start; `ulen` the UDP length
  * (already checked against the IP payload and the frame). */
 static __always_inline int decap_udp(struct xdp_md *ctx, const struct decap_config *cfg, int proto, struct udphdr *udp,
-				     __u32 udp_off, __u32 ulen, __u32 ipv6)
+                                     __u32 udp_off, __u32 ulen, __u32 ipv6)
 {
 	void *end = (void *)(long)ctx->data_end;
 	__u8 *th = (__u8 *)(udp + 1);
@@ -395,7 +395,7 @@ static __always_inline int decap_udp(struct xdp_md *ctx, const struct decap_conf
 	if (cfg->flags & DECAP_F_METADATA) {
 		meta.vni = vni;
 		meta.flags |= BPFKIT_META_F_VNI | (proto == DECAP_VXLAN ? BPFKIT_META_F_VXLAN : BPFKIT_META_F_GENEVE) |
-			      (ipv6 ? BPFKIT_META_F_OUTER_IPV6 : 0);
+		              (ipv6 ? BPFKIT_META_F_OUTER_IPV6 : 0);
 		if (!put_meta(ctx, &meta))
 			count(CNT_META_FAILED, inner_len);
 	}

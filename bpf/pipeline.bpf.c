@@ -41,7 +41,8 @@ int xdp_pipeline(struct xdp_md *ctx)
 	struct bpfkit_pipeline_cursor *c = bpfkit_pipeline_cursor_get();
 
 	root_count(0);
-	if (t && c && t->count && t->count <= BPFKIT_PIPELINE_MAX_STAGES && (t->base == 0 || t->base == BPFKIT_PIPELINE_MAX_STAGES)) {
+	if (t && c && t->count && t->count <= BPFKIT_PIPELINE_MAX_STAGES &&
+	    (t->base == 0 || t->base == BPFKIT_PIPELINE_MAX_STAGES)) {
 		c->base = t->base;
 		c->next = t->base + 1;
 		c->end = t->base + t->count;

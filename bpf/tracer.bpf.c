@@ -30,7 +30,7 @@ const volatile struct tracer_filter filter = {};
 BPFKIT_RINGBUF(events, 1 << 22);
 
 #include "tracer/headers.h" /* reads the packet's headers; uses `filter` */
-#include "tracer/cbpf.h"    /* pcap-filter expressions: the classic BPF interpreter */
+#include "tracer/cbpf.h" /* pcap-filter expressions: the classic BPF interpreter */
 
 /* Per-CPU counters: events seen at the points, events that matched the filter, pcap-filter
  * expression runs and verdicts remembered instead of a run. */
@@ -147,7 +147,8 @@ struct emit_args {
 	__u16 point;
 };
 
-static __always_inline void emit(const struct emit_args *a, const struct hdr *p, const struct hdr *in, const void *gw, __u32 gw_len)
+static __always_inline void emit(const struct emit_args *a, const struct hdr *p, const struct hdr *in, const void *gw,
+                                 __u32 gw_len)
 {
 	struct tracer_event *e = bpfkit_rb_reserve(events, sizeof(*e));
 
@@ -198,7 +199,7 @@ static __always_inline void emit(const struct emit_args *a, const struct hdr *p,
  * a load the JIT guards, not a helper call (most of what a non-matching packet costs). */
 static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data, __u32 reason)
 {
-	struct emit_args a = { .skb = (__u64)skb, .point = point, .reason = reason };
+	struct emit_args a = {.skb = (__u64)skb, .point = point, .reason = reason};
 	struct hdr p = {}, in = {};
 	struct net_device *dev = skb->dev;
 
@@ -308,7 +309,7 @@ SEC("tp_btf/net_dev_xmit")
 int BPF_PROG(tr_transmit, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
 {
 	struct last_pkt *l = last_slot(L_TX);
-	struct emit_args a = { .skb = (__u64)skb, .point = P_TRANSMIT, .dev = dev, .len = len, .result = rc };
+	struct emit_args a = {.skb = (__u64)skb, .point = P_TRANSMIT, .dev = dev, .len = len, .result = rc};
 
 	count(S_SEEN);
 	if (!l || l->skb != a.skb)
@@ -324,10 +325,10 @@ int BPF_PROG(tr_transmit, struct sk_buff *skb, int rc, struct net_device *dev, u
 SEC("tp_btf/fib_table_lookup")
 int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_common *nhc, int err)
 {
-	struct emit_args a = { .point = P_FIB_LOOKUP, .reason = tb_id, .result = err };
+	struct emit_args a = {.point = P_FIB_LOOKUP, .reason = tb_id, .result = err};
 	struct last_pkt *l = last_slot(L_RX);
 	struct net_device *out = 0;
-	struct hdr p = { .family = 4 }, in = {};
+	struct hdr p = {.family = 4}, in = {};
 	__u32 saddr = flp->saddr, daddr = flp->daddr; /* typed arguments: direct reads */
 	const void *gw = 0;
 	__u32 gw_len = 0;
@@ -389,20 +390,26 @@ static __always_inline int eq16(const __u8 *x, const __u8 *y)
 static __always_inline int rt6_error(__u8 type)
 {
 	switch (type) {
-	case 6: return -22;   /* RTN_BLACKHOLE: -EINVAL */
-	case 7: return -113;  /* RTN_UNREACHABLE: -EHOSTUNREACH */
-	case 8: return -13;   /* RTN_PROHIBIT: -EACCES */
-	case 9: return -11;   /* RTN_THROW: -EAGAIN */
-	default: return 0;
+	case 6:
+		return -22; /* RTN_BLACKHOLE: -EINVAL */
+	case 7:
+		return -113; /* RTN_UNREACHABLE: -EHOSTUNREACH */
+	case 8:
+		return -13; /* RTN_PROHIBIT: -EACCES */
+	case 9:
+		return -11; /* RTN_THROW: -EAGAIN */
+	default:
+		return 0;
 	}
 }
 
 SEC("tp_btf/fib6_table_lookup")
-int BPF_PROG(tr_fib6, const struct net *net, const struct fib6_result *res, struct fib6_table *table, const struct flowi6 *flp)
+int BPF_PROG(tr_fib6, const struct net *net, const struct fib6_result *res, struct fib6_table *table,
+             const struct flowi6 *flp)
 {
-	struct emit_args a = { .point = P_FIB_LOOKUP };
+	struct emit_args a = {.point = P_FIB_LOOKUP};
 	struct last_pkt *l = last_slot(L_RX);
-	struct hdr p = { .family = 6 }, in = {};
+	struct hdr p = {.family = 6}, in = {};
 	struct fib6_nh *nh = 0;
 	struct net_device *out = 0;
 	const void *gw = 0;
@@ -423,7 +430,8 @@ int BPF_PROG(tr_fib6, const struct net *net, const struct fib6_result *res, stru
 	if (!a.ifindex || a.ifindex == 1)
 		a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_oif);
 	a.mark = BPF_CORE_READ(flp, __fl_common.flowic_mark);
-	if (l && l->skb && l->p.family == 6 && l->netns == a.netns && eq16(l->p.saddr, p.saddr) && eq16(l->p.daddr, p.daddr)) {
+	if (l && l->skb && l->p.family == 6 && l->netns == a.netns && eq16(l->p.saddr, p.saddr) &&
+	    eq16(l->p.daddr, p.daddr)) {
 		a.skb = l->skb;
 		p = l->p;
 		in = l->in;
@@ -451,7 +459,7 @@ int BPF_PROG(tr_fib6, const struct net *net, const struct fib6_result *res, stru
 SEC("tp_btf/neigh_update")
 int BPF_PROG(tr_neigh, struct neighbour *n, const __u8 *lladdr, __u8 new_state, __u32 flags, __u32 pid)
 {
-	struct emit_args a = { .point = P_NEIGH_UPDATE, .reason = new_state };
+	struct emit_args a = {.point = P_NEIGH_UPDATE, .reason = new_state};
 	struct hdr p = {};
 	int fam = BPF_CORE_READ(n, tbl, family);
 	const void *key = __builtin_preserve_access_index(&n->primary_key);
@@ -500,7 +508,7 @@ static __always_inline int xdp_match(struct net_device *dev, struct emit_args *a
 SEC("tp_btf/xdp_exception")
 int BPF_PROG(tr_xdp_exception, struct net_device *dev, void *prog, __u32 act)
 {
-	struct emit_args a = { .point = P_XDP_EXCEPTION, .reason = act };
+	struct emit_args a = {.point = P_XDP_EXCEPTION, .reason = act};
 	struct hdr p = {};
 
 	if (xdp_match(dev, &a))
@@ -510,7 +518,7 @@ int BPF_PROG(tr_xdp_exception, struct net_device *dev, void *prog, __u32 act)
 
 static __always_inline void on_redirect(struct net_device *dev, int err, int map_type, __u32 index)
 {
-	struct emit_args a = { .point = P_XDP_REDIRECT, .reason = (__u32)map_type, .result = err, .aux = index };
+	struct emit_args a = {.point = P_XDP_REDIRECT, .reason = (__u32)map_type, .result = err, .aux = index};
 	struct hdr p = {};
 
 	if (xdp_match(dev, &a))
@@ -518,14 +526,16 @@ static __always_inline void on_redirect(struct net_device *dev, int err, int map
 }
 
 SEC("tp_btf/xdp_redirect")
-int BPF_PROG(tr_xdp_redirect, struct net_device *dev, void *prog, void *tgt, int err, int map_type, __u32 map_id, __u32 index)
+int BPF_PROG(tr_xdp_redirect, struct net_device *dev, void *prog, void *tgt, int err, int map_type, __u32 map_id,
+             __u32 index)
 {
 	on_redirect(dev, err, map_type, index);
 	return 0;
 }
 
 SEC("tp_btf/xdp_redirect_err")
-int BPF_PROG(tr_xdp_redirect_err, struct net_device *dev, void *prog, void *tgt, int err, int map_type, __u32 map_id, __u32 index)
+int BPF_PROG(tr_xdp_redirect_err, struct net_device *dev, void *prog, void *tgt, int err, int map_type, __u32 map_id,
+             __u32 index)
 {
 	on_redirect(dev, err, map_type, index);
 	return 0;

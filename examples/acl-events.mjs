@@ -48,7 +48,9 @@ try {
   const ssh6 = await client.tcpConnect('2001:db8::2', 22, 500);
   const web = await client.tcpConnect('198.18.0.2', 80, 2000);
   const udp = await client.sendUdp('198.18.0.2', 5353, { count: 50 });
-  say(`client: ssh over IPv4 ${ssh ? 'connected' : 'blocked'}, over IPv6 ${ssh6 ? 'connected' : 'blocked'}; http ${web ? 'connected' : 'blocked'}; ${udp.sent} datagrams to udp/5353`);
+  say(
+    `client: ssh over IPv4 ${ssh ? 'connected' : 'blocked'}, over IPv6 ${ssh6 ? 'connected' : 'blocked'}; http ${web ? 'connected' : 'blocked'}; ${udp.sent} datagrams to udp/5353`,
+  );
   await Promise.all(listeners.map((l) => l.close()));
 
   // Events arrive asynchronously: wait (bounded) until every rule has reported.

@@ -44,16 +44,16 @@ try {
 
   const sinks = await Promise.all(TUNNELS.map((t) => b.udpSink(`${t.inner}.2`, PORT)));
   const sent = await Promise.all(TUNNELS.map((t) => a.sendUdp(`${t.inner}.2`, PORT, { count: COUNT })));
-  const received = await Promise.all(
-    sinks.map((s, i) => (ALLOWED.includes(TUNNELS[i].vni) ? s.waitFor(COUNT) : s.waitFor(1, 500))),
-  );
+  const received = await Promise.all(sinks.map((s, i) => (ALLOWED.includes(TUNNELS[i].vni) ? s.waitFor(COUNT) : s.waitFor(1, 500))));
   TUNNELS.forEach((t, i) => console.log(`VNI ${t.vni}: a sent ${sent[i].sent}, b's server on ${t.inner}.2 received ${received[i]}`));
   await Promise.all(sinks.map((s) => s.close()));
 
   const st = decap.stats();
   console.log('per-VNI counters (inner packets and bytes handed to the stack):');
   for (const v of st.vnis) console.log(`  VNI ${v.vni} ${v.protocol}: ${v.packets} packets, ${v.bytes} bytes`);
-  console.log(`decapsulated ${st.decapsulated.packets} packets (${st.protocols.vxlan.ipv4.packets} with an IPv4 outer header, ${st.protocols.vxlan.ipv6.packets} IPv6)`);
+  console.log(
+    `decapsulated ${st.decapsulated.packets} packets (${st.protocols.vxlan.ipv4.packets} with an IPv4 outer header, ${st.protocols.vxlan.ipv6.packets} IPv6)`,
+  );
   console.log(`passed unchanged, VNI not allowed: ${st.passed.vniNotAllowed.packets} packets`);
 
   for (const vni of ALLOWED) {

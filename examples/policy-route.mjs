@@ -54,7 +54,9 @@ try {
   const again = await PolicyRoute.apply(spec, opts); // idempotent
   console.log(`again:  ${JSON.stringify(again.changes)}`);
   for (const s of await PolicyRoute.list(opts)) {
-    console.log(`listed: IPv${s.family} rule priority ${s.rule?.priority} fwmark 0x${s.rule?.fwmark?.toString(16)} -> table ${s.table}, ${s.routes.length} route(s)`);
+    console.log(
+      `listed: IPv${s.family} rule priority ${s.rule?.priority} fwmark 0x${s.rule?.fwmark?.toString(16)} -> table ${s.table}, ${s.routes.length} route(s)`,
+    );
   }
   const removed = await pr.remove();
   pr = undefined;
@@ -62,10 +64,15 @@ try {
   const after = await show('removed');
 
   const ok =
-    before.v4mark === '198.18.1.2' && during.v4mark === '198.18.2.2' && during.v4 === '198.18.1.2' &&
-    during.v6mark === '2001:db8:2::2' && during.v6 === '2001:db8:1::2' &&
-    after.v4mark === '198.18.1.2' && after.v6mark === '2001:db8:1::2' &&
-    again.changes.rulesUnchanged === 2 && again.changes.routesUnchanged === 2;
+    before.v4mark === '198.18.1.2' &&
+    during.v4mark === '198.18.2.2' &&
+    during.v4 === '198.18.1.2' &&
+    during.v6mark === '2001:db8:2::2' &&
+    during.v6 === '2001:db8:1::2' &&
+    after.v4mark === '198.18.1.2' &&
+    after.v6mark === '2001:db8:1::2' &&
+    again.changes.rulesUnchanged === 2 &&
+    again.changes.routesUnchanged === 2;
   if (!ok) throw new Error('the routing decisions are not the expected ones');
   console.log('ok: marked traffic went via r2 while the policy route was in place');
 } finally {

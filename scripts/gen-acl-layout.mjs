@@ -43,7 +43,11 @@ export function generate(src) {
       const ts = name.slice('ACL_'.length);
       if (body.startsWith('{')) {
         if (!body.endsWith('}')) throw new Error(`${HEADER}:${i + 1}: ${name}: unterminated brace list`);
-        const items = body.slice(1, -1).split(',').map((e) => e.trim()).filter((e) => e !== '');
+        const items = body
+          .slice(1, -1)
+          .split(',')
+          .map((e) => e.trim())
+          .filter((e) => e !== '');
         const nums = items.map((e) => toNumber(evaluate(e, values, name, i), name, i));
         out.push(...doc, `export const ${ts}: readonly number[] = [${nums.join(', ')}];`);
       } else {

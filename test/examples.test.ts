@@ -74,7 +74,7 @@ function expectOk(run: Run): void {
 }
 
 d('examples/', () => {
-  it('xdp-counter: the example\'s own program counts every ping b answered, by family', async () => {
+  it("xdp-counter: the example's own program counts every ping b answered, by family", async () => {
     expect(existsSync(join(root, 'build', 'examples', 'xdp_counter.bpf.o')), 'build/examples/ is built by npm run build:native').toBe(true);
     const run = await runExample('xdp-counter.mjs');
     expectOk(run);
@@ -93,11 +93,21 @@ d('examples/', () => {
     expect(run.stdout).toContain('client: ssh over IPv4 blocked, over IPv6 blocked; http connected; 50 datagrams to udp/5353');
     const [mdns] = grab(run, /^rule no-mdns +deny +(\d+) packets/);
     expect(mdns).toBe(50);
-    const events = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = readFileSync(file, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const [written] = grab(run, /^(\d+) events written as JSON lines to /);
     expect(events.length).toBe(written);
     const byRule = (id: string) => events.filter((e) => e.ruleId === id);
-    expect(byRule('no-ssh').map((e) => [e.action, e.family, e.dstPort]).sort()).toEqual([['deny', 4, 22], ['deny', 6, 22]]);
+    expect(
+      byRule('no-ssh')
+        .map((e) => [e.action, e.family, e.dstPort])
+        .sort(),
+    ).toEqual([
+      ['deny', 4, 22],
+      ['deny', 6, 22],
+    ]);
     expect(byRule('web')[0]).toMatchObject({ action: 'log', proto: 6, dst: '198.18.0.2', dstPort: 80 });
     expect(byRule('no-mdns')[0]).toMatchObject({ action: 'deny', proto: 17, dstPort: 5353 });
     expect(typeof events[0]!.time).toBe('string'); // a Date becomes ISO text

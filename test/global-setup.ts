@@ -15,17 +15,7 @@
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  ensureBpffs,
-  findLeaks,
-  formatLeaks,
-  hasLeaks,
-  listRootXdp,
-  pidAlive,
-  removeLeaks,
-  type LabLeaks,
-  type XdpAttachment,
-} from '../lib/lab/index.js';
+import { ensureBpffs, findLeaks, formatLeaks, hasLeaks, listRootXdp, pidAlive, removeLeaks, type LabLeaks, type XdpAttachment } from '../lib/lab/index.js';
 
 const RUNS_DIR = '/run/bpfkit-test-runs';
 let xdpBaseline: XdpAttachment[] = [];
@@ -96,9 +86,7 @@ export async function teardown(): Promise<void> {
   const leaks = await findLeaks({ xdpBaseline });
   const { mine, unsure } = attributable(leaks, concurrent);
   if (hasLeaks(unsure)) {
-    console.warn(
-      `[bpfkit global-teardown] another test run is active, so these are left alone (they may be its):\n${formatLeaks(unsure)}`,
-    );
+    console.warn(`[bpfkit global-teardown] another test run is active, so these are left alone (they may be its):\n${formatLeaks(unsure)}`);
   }
   if (!hasLeaks(mine)) return;
   const failures = await removeLeaks(mine);

@@ -101,12 +101,7 @@ d('lab: two linked hosts', () => {
   });
 
   it('pings over IPv4 and IPv6 both ways', async () => {
-    const results = await Promise.all([
-      a.ping('198.18.0.2'),
-      b.ping('198.18.0.1'),
-      a.ping('fd00::2'),
-      b.ping('fd00::1', { count: 2, intervalMs: 50 }),
-    ]);
+    const results = await Promise.all([a.ping('198.18.0.2'), b.ping('198.18.0.1'), a.ping('fd00::2'), b.ping('fd00::1', { count: 2, intervalMs: 50 })]);
     expect(results.map((r) => [r.sent, r.received])).toEqual([
       [3, 3],
       [3, 3],

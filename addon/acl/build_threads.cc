@@ -57,7 +57,8 @@ void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t ns
           tb.treeEnd = treeEnd;
           tb.bounded = bounded;
           tb.leafCache_.clear();
-          const uint32_t lo = static_cast<uint32_t>(pool_[segAt + nseg + j]), len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
+          const uint32_t lo = static_cast<uint32_t>(pool_[segAt + nseg + j]),
+                         len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
           tb.pool_.assign(pool_.begin() + lo, pool_.begin() + lo + len);
           r.base[d] = base + uint64_t{static_cast<uint32_t>(pool_[segAt + j])} * (mask + 1);
           sg.child = tb.Node(0, len, r, depth + 1, budgets[j]);

@@ -23,12 +23,13 @@ bool Job::OneTree(const Family& f, const std::vector<uint32_t>& recOff) {
   tb.split = true;
   tb.bounded = false;
   // (the attempt stops short of the blob's limit too: the partitions may fit where it does not)
-  tb.treeEnd = std::min<uint64_t>(before + uint64_t{opts.oneTreeWords} * f.count + opts.treeBaseWords / 4, opts.maxWords);
+  tb.treeEnd =
+      std::min<uint64_t>(before + uint64_t{opts.oneTreeWords} * f.count + opts.treeBaseWords / 4, opts.maxWords);
   try {
     const uint32_t root = tb.Build(all, TreeBuilder::kFree);
     if (tb.spilled.empty()) {
-      trees.push_back({f.family, f.count, tb.nodes, tb.leaves, tb.maxDepth, tb.maxLeaf, static_cast<uint32_t>(words.size() - before), root,
-                       f.prio[0]});
+      trees.push_back({f.family, f.count, tb.nodes, tb.leaves, tb.maxDepth, tb.maxLeaf,
+                       static_cast<uint32_t>(words.size() - before), root, f.prio[0]});
       return true;
     }
   } catch (const TreeOver&) {
@@ -63,7 +64,8 @@ void Job::Run() {
         }
       }
       if (f.groups.size() > 1 && OneTree(f, recOff)) continue;
-      std::vector<std::vector<int32_t>> groups(f.groups.begin(), f.groups.begin() + std::min<size_t>(f.groups.size(), ACL_MAX_TREES));
+      std::vector<std::vector<int32_t>> groups(f.groups.begin(),
+                                               f.groups.begin() + std::min<size_t>(f.groups.size(), ACL_MAX_TREES));
       // A tree's budget: its share, by records, of what the family's trees have left, of
       // which a quarter is kept for the trees of spilled records.
       uint64_t left = uint64_t{opts.treeWords} * f.count + opts.treeBaseWords;
@@ -74,7 +76,8 @@ void Job::Run() {
         const bool spill = t >= f.groups.size();
         const uint64_t share = spill ? left : (left - left / 4) * g.size() / recordsLeft;
         // not even room for a leaf: the bound is the promise, so the set is refused
-        if (share < 1 + std::min<size_t>(g.size(), ACL_LEAF_MAX)) throw TooComplex{f.family, 0, static_cast<uint32_t>(g.size())};
+        if (share < 1 + std::min<size_t>(g.size(), ACL_LEAF_MAX))
+          throw TooComplex{f.family, 0, static_cast<uint32_t>(g.size())};
         const size_t before = words.size();
         // built freely first (the trees of sets that fit need no bound); bounded if that
         // outgrows the share

@@ -221,7 +221,8 @@ uint64_t TreeBuilder::Segment(uint32_t off, uint32_t n, int d, unsigned bits, co
   }
   for (uint32_t i = 0; i < n; i++) {
     int32_t r = pool_[off + i];
-    for (uint32_t j = spanA_[i]; j <= spanB_[i]; j++) pool_[pool_[segAt + nseg + j] + pool_[segAt + 2 * nseg + j]++] = r;
+    for (uint32_t j = spanA_[i]; j <= spanB_[i]; j++)
+      pool_[pool_[segAt + nseg + j] + pool_[segAt + 2 * nseg + j]++] = r;
   }
   return need;
 }
@@ -247,8 +248,10 @@ bool TreeBuilder::ChooseCut(uint32_t off, uint32_t n, const Region& reg, uint64_
     if (free == 0) continue;
     const uint64_t base = reg.base[d];
     const uint64_t top = base + Pow2(free) - 1;
-    const unsigned maxB = std::min<unsigned>(
-        free, n > 4096 ? o_.maxCutBits : n > 256 ? std::max(12, o_.maxBits) : n > 32 ? o_.maxBits : std::min(o_.maxBits, 6));
+    const unsigned maxB = std::min<unsigned>(free, n > 4096  ? o_.maxCutBits
+                                                   : n > 256 ? std::max(12, o_.maxBits)
+                                                   : n > 32  ? o_.maxBits
+                                                             : std::min(o_.maxBits, 6));
     const unsigned maxShift = free - maxB;
     // offsets inside the region of the rules that do not span it whole
     uint32_t m = 0;

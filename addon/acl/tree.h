@@ -15,10 +15,9 @@
 // its trees). A tree is first built freely, stopping as soon as it outgrows its budget
 // (TreeOver); only then is it built again `bounded`: a node takes a cut only if its
 // children can at least be leaves within its budget (narrower cuts first), and shares the
-// rest among its children by their rules, so replication stops where the budget ends. A leaf keeps its first ACL_LEAF_MAX rules; the
-// rules after them are "spilled": the job builds a further tree over them (the program
-// walks every tree and keeps the best priority, so a rule's copies in several trees are
-// harmless).
+// rest among its children by their rules, so replication stops where the budget ends. A leaf keeps its first
+// ACL_LEAF_MAX rules; the rules after them are "spilled": the job builds a further tree over them (the program walks
+// every tree and keeps the best priority, so a rule's copies in several trees are harmless).
 #ifndef BPFKIT_ACL_TREE_H
 #define BPFKIT_ACL_TREE_H
 
@@ -51,8 +50,8 @@ struct Options {
   int spfac = 4;
   int maxBits = 8;
   int maxCutBits = ACL_MAX_CUT_BITS;
-  size_t maxWords = kMaxWords;  // stop when the blob would grow beyond this
-  uint32_t treeWords = ACL_TREE_WORDS;          // a family's tree budget per record
+  size_t maxWords = kMaxWords;                   // stop when the blob would grow beyond this
+  uint32_t treeWords = ACL_TREE_WORDS;           // a family's tree budget per record
   uint32_t treeBaseWords = ACL_TREE_BASE_WORDS;  // and in all
   uint32_t oneTreeWords = 16;                    // a family in one tree if it fits this per record (job.cc)
 };
@@ -155,8 +154,8 @@ class TreeBuilder {
   bool ChooseCut(uint32_t off, uint32_t n, const Region& reg, uint64_t budget);
   void EvalCut(uint32_t m, uint32_t full, unsigned free, unsigned bits);
   // build_threads.cc
-  void Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t nseg, int d, uint64_t base, uint64_t mask, const Region& reg,
-                uint32_t depth, const std::vector<uint64_t>& budgets);
+  void Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t nseg, int d, uint64_t base, uint64_t mask,
+                const Region& reg, uint32_t depth, const std::vector<uint64_t>& budgets);
 };
 
 }  // namespace bpfkit::acl

@@ -56,7 +56,14 @@ export async function oneRuleSection({ quick, rows, summary, iface, netns }) {
     const f = spreadOf(t.full);
     for (const key of ['add', 'update', 'remove', 'row']) {
       const o = spreadOf(t[key]);
-      rows.push({ test: key === 'row' ? 'one-rule add/remove in a row (overlay)' : `one-rule ${key} after a compile (overlay)`, rules: base.length, ms: o.median, min: o.min, max: o.max, vsFullReplace: o.median / f.median });
+      rows.push({
+        test: key === 'row' ? 'one-rule add/remove in a row (overlay)' : `one-rule ${key} after a compile (overlay)`,
+        rules: base.length,
+        ms: o.median,
+        min: o.min,
+        max: o.max,
+        vsFullReplace: o.median / f.median,
+      });
       summary[`oneRule_${key}_ms`] = o.median;
     }
     rows.push({ test: '  same-run reference: setRules with that one change', rules: base.length, ms: f.median, min: f.min, max: f.max });
@@ -85,7 +92,11 @@ export async function shapesSection({ quick, log, rows, summary, ifaces, netns, 
   const repeat = quick ? 20_000 : 50_000;
   const cb = (set) => parseClassBench(readCB(set)).slice(0, set.endsWith('100k') ? 100_000 : 10_000);
   const make = (kind, n, seed) =>
-    kind === 'classbench' ? cb(`${seed === 1 ? 'acl1' : 'fw1'}_${n === 10_000 ? '10k' : '100k'}`) : kind === 'random' ? randomRules(n, seed) : adversarialRules(kind, n, seed);
+    kind === 'classbench'
+      ? cb(`${seed === 1 ? 'acl1' : 'fw1'}_${n === 10_000 ? '10k' : '100k'}`)
+      : kind === 'random'
+        ? randomRules(n, seed)
+        : adversarialRules(kind, n, seed);
   for (const n of sizes) {
     const fw = await AclFirewall.attach(ifaces[0], { netns, maxRules: n, events: false, verdictCache: false });
     const one = await AclFirewall.attach(ifaces[1], { netns, maxRules: 16, events: false, verdictCache: false });
@@ -125,16 +136,26 @@ export async function shapesSection({ quick, log, rows, summary, ifaces, netns, 
         const rp = spreadOf(replace);
         const walk = median(t.acl) / median(t.one);
         rows.push({
-          test: `shape ${kind} ${n} rules`, rules: n, 'bytes/rule': info.bytes / n, trees: info.trees.length,
-          'compile ms (median)': c.median, 'compile ms (min-max)': `${c.min.toFixed(0)}-${c.max.toFixed(0)}`,
-          'replace ms (median)': rp.median, 'replace ms (min-max)': `${rp.min.toFixed(0)}-${rp.max.toFixed(0)}`,
-          'ns/pkt empty': median(t.empty), 'ns/pkt 1 rule (walk)': median(t.one), 'ns/pkt set (walk)': median(t.acl), 'walk vs 1 rule': walk,
+          test: `shape ${kind} ${n} rules`,
+          rules: n,
+          'bytes/rule': info.bytes / n,
+          trees: info.trees.length,
+          'compile ms (median)': c.median,
+          'compile ms (min-max)': `${c.min.toFixed(0)}-${c.max.toFixed(0)}`,
+          'replace ms (median)': rp.median,
+          'replace ms (min-max)': `${rp.min.toFixed(0)}-${rp.max.toFixed(0)}`,
+          'ns/pkt empty': median(t.empty),
+          'ns/pkt 1 rule (walk)': median(t.one),
+          'ns/pkt set (walk)': median(t.acl),
+          'walk vs 1 rule': walk,
         });
         summary[`shape_${kind}_${n}_bytesPerRule`] = info.bytes / n;
         summary[`shape_${kind}_${n}_compileMs`] = c.median;
         summary[`shape_${kind}_${n}_replaceMs`] = rp.median;
         summary[`shape_${kind}_${n}_walk_vs_1rule`] = walk;
-        log(`shape ${kind} ${n}: ${(info.bytes / n).toFixed(0)} B/rule, ${info.trees.length} trees, compile ${c.median.toFixed(0)} ms (${c.min.toFixed(0)}-${c.max.toFixed(0)}), replace ${rp.median.toFixed(0)} ms, walk ${median(t.acl).toFixed(1)} ns vs 1 rule ${median(t.one).toFixed(1)} (${walk.toFixed(2)}x)`);
+        log(
+          `shape ${kind} ${n}: ${(info.bytes / n).toFixed(0)} B/rule, ${info.trees.length} trees, compile ${c.median.toFixed(0)} ms (${c.min.toFixed(0)}-${c.max.toFixed(0)}), replace ${rp.median.toFixed(0)} ms, walk ${median(t.acl).toFixed(1)} ns vs 1 rule ${median(t.one).toFixed(1)} (${walk.toFixed(2)}x)`,
+        );
       }
     } finally {
       one.close();

@@ -43,7 +43,15 @@ export function frame4(src, dst, proto, sport, dport, dstMac = '02:00:00:00:00:0
 
 export const ip = (s) => s.split('.').reduce((a, x) => a * 256 + Number(x), 0);
 export const FLOOD = { src: ip('198.18.0.1'), dst: ip('198.18.1.1'), proto: 17, sport: 4000, dport: 5000 };
-export const FLOOD_RULE = { id: 'flood', action: 'deny', src: '198.18.0.0/24', dst: '198.18.1.0/24', proto: 'udp', srcPort: [1024, 65535], dstPort: [5000, 5099] };
+export const FLOOD_RULE = {
+  id: 'flood',
+  action: 'deny',
+  src: '198.18.0.0/24',
+  dst: '198.18.1.0/24',
+  proto: 'udp',
+  srcPort: [1024, 65535],
+  dstPort: [5000, 5099],
+};
 // the many-flows flood: source ports FLOW_PORT_BASE .. FLOW_PORT_BASE + flows - 1
 export const FLOW_PORT_BASE = 1024;
 export const MAX_FLOWS = 4096;
@@ -60,14 +68,22 @@ export function matchesFlood(r) {
   };
   const inPorts = (p, lo, hi = lo) => p === undefined || (Array.isArray(p) ? p[0] <= hi && p[1] >= lo : p >= lo && p <= hi);
   const proto = r.proto === undefined ? null : typeof r.proto === 'number' ? r.proto : { tcp: 6, udp: 17, icmp: 1 }[r.proto];
-  return inCidr(r.src, FLOOD.src) && inCidr(r.dst, FLOOD.dst) && (proto === null || proto === FLOOD.proto) && inPorts(r.srcPort, Math.min(FLOOD.sport, FLOW_PORT_BASE), Math.max(FLOOD.sport, FLOW_PORT_BASE + MAX_FLOWS - 1)) && inPorts(r.dstPort, FLOOD.dport);
+  return (
+    inCidr(r.src, FLOOD.src) &&
+    inCidr(r.dst, FLOOD.dst) &&
+    (proto === null || proto === FLOOD.proto) &&
+    inPorts(r.srcPort, Math.min(FLOOD.sport, FLOW_PORT_BASE), Math.max(FLOOD.sport, FLOW_PORT_BASE + MAX_FLOWS - 1)) &&
+    inPorts(r.dstPort, FLOOD.dport)
+  );
 }
 
 /** ClassBench rules that never match the flood, with the flood's deny rule last (or first). */
 export function liveRules(n, first = false) {
   if (n === 1) return [FLOOD_RULE];
   const set = n <= 1000 ? 'acl1_1k' : n <= 10000 ? 'acl1_10k' : 'acl1_100k';
-  const rules = parseClassBench(readCB(set)).filter((r) => !matchesFlood(r)).slice(0, n - 1);
+  const rules = parseClassBench(readCB(set))
+    .filter((r) => !matchesFlood(r))
+    .slice(0, n - 1);
   return first ? [FLOOD_RULE, ...rules] : [...rules, FLOOD_RULE];
 }
 

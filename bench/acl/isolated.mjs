@@ -28,21 +28,23 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
     const sizes = quick ? [1, 10000] : [1, 10000, 100000];
     const ruleSets = Object.fromEntries(sizes.map((n) => [n, liveRules(n)]));
     // trace replay: the set's rules, all deny; TRACE_HEADERS TCP/UDP headers spread over its trace
-    const replays = sizes.filter((n) => n > 1).map((n) => {
-      const set = n === 10000 ? 'acl1_10k' : 'acl1_100k';
-      const trace = parseClassBenchTrace(readCB(`${set}_trace`)).filter((h) => h.proto === 6 || h.proto === 17);
-      const uniq = [...new Map(trace.map((h) => [`${h.src},${h.dst},${h.srcPort},${h.dstPort},${h.proto}`, h])).values()];
-      const picks = Array.from({ length: TRACE_HEADERS }, (_, i) => uniq[Math.floor((i * uniq.length) / TRACE_HEADERS)]);
-      const tbl = Buffer.alloc(16 * 8192);
-      picks.forEach((h, i) => {
-        tbl.writeUInt32BE(h.src >>> 0, 16 * i);
-        tbl.writeUInt32BE(h.dst >>> 0, 16 * i + 4);
-        tbl.writeUInt16BE(h.srcPort, 16 * i + 8);
-        tbl.writeUInt16BE(h.dstPort, 16 * i + 10);
-        tbl[16 * i + 12] = h.proto;
+    const replays = sizes
+      .filter((n) => n > 1)
+      .map((n) => {
+        const set = n === 10000 ? 'acl1_10k' : 'acl1_100k';
+        const trace = parseClassBenchTrace(readCB(`${set}_trace`)).filter((h) => h.proto === 6 || h.proto === 17);
+        const uniq = [...new Map(trace.map((h) => [`${h.src},${h.dst},${h.srcPort},${h.dstPort},${h.proto}`, h])).values()];
+        const picks = Array.from({ length: TRACE_HEADERS }, (_, i) => uniq[Math.floor((i * uniq.length) / TRACE_HEADERS)]);
+        const tbl = Buffer.alloc(16 * 8192);
+        picks.forEach((h, i) => {
+          tbl.writeUInt32BE(h.src >>> 0, 16 * i);
+          tbl.writeUInt32BE(h.dst >>> 0, 16 * i + 4);
+          tbl.writeUInt16BE(h.srcPort, 16 * i + 8);
+          tbl.writeUInt16BE(h.dstPort, 16 * i + 10);
+          tbl[16 * i + 12] = h.proto;
+        });
+        return { n, set, distinct: new Set(picks).size, rules: parseClassBench(readCB(set), { action: () => 'deny' }), tbl };
       });
-      return { n, set, distinct: new Set(picks).size, rules: parseClassBench(readCB(set), { action: () => 'deny' }), tbl };
-    });
     const genOf = new Map();
     for (const r of replays) {
       const o = await BpfObject.load(join(root, 'build/test-bpf/trace_gen.bpf.o'), { globals: { hdrs: r.tbl, nhdrs: TRACE_HEADERS } });
@@ -54,13 +56,29 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
       const l = o.xdpProgram(prog).attach(iface, { netns: b.netns });
       const m = mapName ? o.perCpuMap(mapName, { key: u32, value: counterCodec }) : null;
       const read = m ? () => Number((m.get(0) ?? []).reduce((s, x) => s + x.packets, 0n)) : undefined;
-      return { read, done: async () => { l.close(); m?.close(); o.close(); } };
+      return {
+        read,
+        done: async () => {
+          l.close();
+          m?.close();
+          o.close();
+        },
+      };
     };
-    const ref = (group, gen, frame) => ({ id: `parse+hash+counter${group ? `, ${group}` : ''}`, group, gen, frame, ref: true,
-      setup: () => attachProg(join(root, 'build/test-bpf/parse_ref.bpf.o'), 'xdp_parse_hash_count', 'ref_counters') });
+    const ref = (group, gen, frame) => ({
+      id: `parse+hash+counter${group ? `, ${group}` : ''}`,
+      group,
+      gen,
+      frame,
+      ref: true,
+      setup: () => attachProg(join(root, 'build/test-bpf/parse_ref.bpf.o'), 'xdp_parse_hash_count', 'ref_counters'),
+    });
     const acl = (n, opts = {}) => ({
       id: `AclFirewall ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules, flood rule last`}${opts.events === false ? ', events off' : ''}`,
-      group: '', gen: txGen, frame: flood, n,
+      group: '',
+      gen: txGen,
+      frame: flood,
+      n,
       setup: async () => {
         const f = await AclFirewall.attach(iface, { netns: b.netns, maxRules: Math.max(n, 2048), rules: ruleSets[n], ...opts });
         return { read: () => Number(f.ruleStats('flood').packets), done: async () => f.close() };
@@ -68,28 +86,48 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
     });
     const replay = (r, opts = {}) => ({
       id: `AclFirewall ${r.set} (${r.rules.length} rules, all deny), trace replay${opts.events === false ? ', events off' : ''}`,
-      group: r.set, gen: genOf.get(r.set), frame: flood, n: r.n,
+      group: r.set,
+      gen: genOf.get(r.set),
+      frame: flood,
+      n: r.n,
       setup: async () => {
         const f = await AclFirewall.attach(iface, { netns: b.netns, maxRules: Math.max(r.n, 2048), rules: r.rules, defaultAction: 'deny', ...opts });
         return { done: async () => f.close() };
       },
     });
     const scenarios = [
-      { id: 'XDP_DROP (trivial)', group: '', gen: txGen, frame: flood, setup: async () => {
-        const l = basic.xdpProgram('xdp_drop').attach(iface, { netns: b.netns });
-        return { done: async () => l.close() };
-      } },
+      {
+        id: 'XDP_DROP (trivial)',
+        group: '',
+        gen: txGen,
+        frame: flood,
+        setup: async () => {
+          const l = basic.xdpProgram('xdp_drop').attach(iface, { netns: b.netns });
+          return { done: async () => l.close() };
+        },
+      },
       ref('', txGen, flood),
-      { id: 'xdp-filter 1 port', group: '', gen: txGen, frame: flood, xf: true, setup: async () => {
-        iso.nsenter(['xdp-filter', 'load', iface, '-m', 'native']);
-        try {
-          iso.nsenter(['xdp-filter', 'port', String(FLOOD.dport), '-p', 'udp']);
-        } catch (e) {
-          iso.nsenter(['xdp-filter', 'unload', iface]);
-          throw e;
-        }
-        return { done: async () => { iso.nsenter(['xdp-filter', 'unload', iface]); } };
-      } },
+      {
+        id: 'xdp-filter 1 port',
+        group: '',
+        gen: txGen,
+        frame: flood,
+        xf: true,
+        setup: async () => {
+          iso.nsenter(['xdp-filter', 'load', iface, '-m', 'native']);
+          try {
+            iso.nsenter(['xdp-filter', 'port', String(FLOOD.dport), '-p', 'udp']);
+          } catch (e) {
+            iso.nsenter(['xdp-filter', 'unload', iface]);
+            throw e;
+          }
+          return {
+            done: async () => {
+              iso.nsenter(['xdp-filter', 'unload', iface]);
+            },
+          };
+        },
+      },
       ...sizes.map((n) => acl(n)),
       acl(sizes.at(-1), { events: false }),
       ...replays.flatMap((r) => [ref(r.set, genOf.get(r.set), flood), replay(r), replay(r, { events: false })]),
@@ -103,7 +141,9 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
         try {
           const m = await iso.measure({ gen: s.gen, frame: s.frame, seconds, read: st.read });
           res[s.id].push(m);
-          log(`isolated round ${round + 1} ${s.id}: ${m.nsPerPkt.toFixed(0)} ns/pkt (${(m.pps / 1e6).toFixed(2)} Mpps consumed of ${(m.offered / 1e6).toFixed(2)} offered), NAPI CPU ${m.napiNsPerPkt.toFixed(0)} ns/pkt${m.counted !== undefined ? `, counted/consumed ${(m.counted / m.consumed).toFixed(3)}` : ''}`);
+          log(
+            `isolated round ${round + 1} ${s.id}: ${m.nsPerPkt.toFixed(0)} ns/pkt (${(m.pps / 1e6).toFixed(2)} Mpps consumed of ${(m.offered / 1e6).toFixed(2)} offered), NAPI CPU ${m.napiNsPerPkt.toFixed(0)} ns/pkt${m.counted !== undefined ? `, counted/consumed ${(m.counted / m.consumed).toFixed(3)}` : ''}`,
+          );
         } finally {
           await st.done();
         }
@@ -116,10 +156,15 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
     for (const s of scenarios) {
       const r = refOf(s);
       rows.push({
-        test: `isolated ${s.id}`, rules: s.n, 'Mpps consumed': median(res[s.id].map((m) => m.pps)) / 1e6,
-        'ns/pkt': median(res[s.id].map((m) => m.nsPerPkt)), 'ns/pkt min..max': spread(s.id, 'nsPerPkt'),
-        'NAPI CPU ns/pkt': median(res[s.id].map((m) => m.napiNsPerPkt)), 'CPU min..max': spread(s.id, 'napiNsPerPkt'),
-        'vs ref (rate)': paired(s.id, r, 'nsPerPkt'), 'vs ref (CPU)': paired(s.id, r, 'napiNsPerPkt'),
+        test: `isolated ${s.id}`,
+        rules: s.n,
+        'Mpps consumed': median(res[s.id].map((m) => m.pps)) / 1e6,
+        'ns/pkt': median(res[s.id].map((m) => m.nsPerPkt)),
+        'ns/pkt min..max': spread(s.id, 'nsPerPkt'),
+        'NAPI CPU ns/pkt': median(res[s.id].map((m) => m.napiNsPerPkt)),
+        'CPU min..max': spread(s.id, 'napiNsPerPkt'),
+        'vs ref (rate)': paired(s.id, r, 'nsPerPkt'),
+        'vs ref (CPU)': paired(s.id, r, 'napiNsPerPkt'),
         'vs xdp-filter (rate)': s.group ? undefined : paired(s.id, xfId, 'nsPerPkt'),
       });
     }

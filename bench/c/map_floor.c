@@ -22,19 +22,22 @@ static double now(void) {
 
 static int fd;
 static uint32_t n, total;
-static uint32_t *keys;
-static uint64_t *vals;
+static uint32_t* keys;
+static uint64_t* vals;
 static uint64_t sink;
 
 // One op; returns its CPU seconds, or -1 when it went wrong.
-static double run(const char *op) {
+static double run(const char* op) {
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
   uint64_t v;
   double t = now();
   if (!strcmp(op, "set")) {
     for (uint32_t i = 0; i < n; i++) bpf_map_update_elem(fd, &keys[i], &vals[i], BPF_ANY);
   } else if (!strcmp(op, "get")) {
-    for (uint32_t i = 0; i < n; i++) { bpf_map_lookup_elem(fd, &keys[i], &v); sink += v; }
+    for (uint32_t i = 0; i < n; i++) {
+      bpf_map_lookup_elem(fd, &keys[i], &v);
+      sink += v;
+    }
   } else if (!strcmp(op, "delete")) {
     for (uint32_t i = 0; i < n; i++) bpf_map_delete_elem(fd, &keys[i]);
   } else if (!strcmp(op, "setBatch")) {
@@ -57,7 +60,10 @@ static double run(const char *op) {
     uint32_t cur, next, walked = 0;
     for (int more = !bpf_map_get_next_key(fd, NULL, &next); more && walked <= 2 * n;
          more = !bpf_map_get_next_key(fd, &cur, &next)) {
-      if (!bpf_map_lookup_elem(fd, &next, &v)) { sink += v; walked++; }
+      if (!bpf_map_lookup_elem(fd, &next, &v)) {
+        sink += v;
+        walked++;
+      }
       cur = next;
     }
     if (walked != n) return -1;
@@ -70,32 +76,45 @@ static double run(const char *op) {
   return now() - t;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   n = argc > 1 ? (uint32_t)atoi(argv[1]) : 100000;
   fd = bpf_map_create(BPF_MAP_TYPE_HASH, "floor", 4, 8, n, NULL);
-  if (fd < 0) { perror("bpf_map_create"); return 1; }
+  if (fd < 0) {
+    perror("bpf_map_create");
+    return 1;
+  }
   keys = malloc(n * 4);
   vals = malloc(n * 8);
-  for (uint32_t i = 0; i < n; i++) { keys[i] = i; vals[i] = (uint64_t)i * 7; }
+  for (uint32_t i = 0; i < n; i++) {
+    keys[i] = i;
+    vals[i] = (uint64_t)i * 7;
+  }
   if (argc > 2 && !strcmp(argv[2], "serve")) {
     char line[64];
     setvbuf(stdout, NULL, _IOLBF, 0);
     while (fgets(line, sizeof line, stdin)) {
       line[strcspn(line, "\n")] = 0;
       double s = run(line);
-      if (s < 0) { fprintf(stderr, "map_floor: op '%s' failed\n", line); return 1; }
+      if (s < 0) {
+        fprintf(stderr, "map_floor: op '%s' failed\n", line);
+        return 1;
+      }
       printf("%.9f\n", s);
     }
     return (int)(sink & 0);
   }
-  static const char *ops[] = {"set", "get", "delete", "setBatch", "getBatch", "iterate", "deleteBatch"};
+  static const char* ops[] = {"set", "get", "delete", "setBatch", "getBatch", "iterate", "deleteBatch"};
   double t[7];
   for (int i = 0; i < 7; i++) {
     t[i] = run(ops[i]);
-    if (t[i] < 0) { fprintf(stderr, "map_floor: op '%s' failed\n", ops[i]); return 1; }
+    if (t[i] < 0) {
+      fprintf(stderr, "map_floor: op '%s' failed\n", ops[i]);
+      return 1;
+    }
   }
-  printf("{\"n\":%u,\"set\":%.9f,\"get\":%.9f,\"delete\":%.9f,\"setBatch\":%.9f,\"getBatch\":%.9f,"
-         "\"iterate\":%.9f,\"deleteBatch\":%.9f,\"sink\":%llu}\n",
-         n, t[0], t[1], t[2], t[3], t[4], t[5], t[6], (unsigned long long)(sink & 1));
+  printf(
+      "{\"n\":%u,\"set\":%.9f,\"get\":%.9f,\"delete\":%.9f,\"setBatch\":%.9f,\"getBatch\":%.9f,"
+      "\"iterate\":%.9f,\"deleteBatch\":%.9f,\"sink\":%llu}\n",
+      n, t[0], t[1], t[2], t[3], t[4], t[5], t[6], (unsigned long long)(sink & 1));
   return 0;
 }

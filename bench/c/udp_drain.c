@@ -15,31 +15,49 @@
 #define DGRAM 2048
 
 static volatile sig_atomic_t stop;
-static void on_signal(int s) { (void)s; stop = 1; }
+static void on_signal(int s) {
+  (void)s;
+  stop = 1;
+}
 
-int main(int argc, char **argv) {
-  if (argc != 3) { fprintf(stderr, "usage: udp_drain <addr> <port>\n"); return 2; }
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: udp_drain <addr> <port>\n");
+    return 2;
+  }
   int v6 = strchr(argv[1], ':') != NULL;
   int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
-  if (fd < 0) { perror("socket"); return 1; }
+  if (fd < 0) {
+    perror("socket");
+    return 1;
+  }
   int rcvbuf = 32 << 20;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf));
   struct sockaddr_storage ss = {0};
   socklen_t sl;
   if (v6) {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    struct sockaddr_in6* a = (struct sockaddr_in6*)&ss;
     a->sin6_family = AF_INET6;
     a->sin6_port = htons(atoi(argv[2]));
-    if (inet_pton(AF_INET6, argv[1], &a->sin6_addr) != 1) { fprintf(stderr, "bad address\n"); return 2; }
+    if (inet_pton(AF_INET6, argv[1], &a->sin6_addr) != 1) {
+      fprintf(stderr, "bad address\n");
+      return 2;
+    }
     sl = sizeof(*a);
   } else {
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    struct sockaddr_in* a = (struct sockaddr_in*)&ss;
     a->sin_family = AF_INET;
     a->sin_port = htons(atoi(argv[2]));
-    if (inet_pton(AF_INET, argv[1], &a->sin_addr) != 1) { fprintf(stderr, "bad address\n"); return 2; }
+    if (inet_pton(AF_INET, argv[1], &a->sin_addr) != 1) {
+      fprintf(stderr, "bad address\n");
+      return 2;
+    }
     sl = sizeof(*a);
   }
-  if (bind(fd, (struct sockaddr *)&ss, sl) < 0) { perror("bind"); return 1; }
+  if (bind(fd, (struct sockaddr*)&ss, sl) < 0) {
+    perror("bind");
+    return 1;
+  }
   struct sigaction sa = {0};
   sa.sa_handler = on_signal;  // no SA_RESTART: recvmmsg returns EINTR
   sigaction(SIGTERM, &sa, NULL);

@@ -23,13 +23,14 @@ export { napiThreads };
 export const GEN_CPU = 0;
 export const RX_CPU = 1;
 
-const cpuNs = (pids) => pids.reduce((s, p) => {
-  try {
-    return s + Number(readFileSync(`/proc/${p}/schedstat`, 'utf8').split(' ')[0]);
-  } catch {
-    return s;
-  }
-}, 0);
+const cpuNs = (pids) =>
+  pids.reduce((s, p) => {
+    try {
+      return s + Number(readFileSync(`/proc/${p}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      return s;
+    }
+  }, 0);
 
 /**
  * A veth link from host `a` to host `b` whose `b` side is an isolated receiver: threaded
@@ -93,7 +94,12 @@ export async function isolatedReceiver(lab, a, b, { genCpu = GEN_CPU, rxCpu = RX
     const consumed = c1 - c0;
     const pps = consumed / secs;
     return {
-      secs, sent, consumed, pps, nsPerPkt: 1e9 / pps, offered: sent / secs,
+      secs,
+      sent,
+      consumed,
+      pps,
+      nsPerPkt: 1e9 / pps,
+      offered: sent / secs,
       napiNsPerPkt: consumed > 0 ? (s1 - s0) / consumed : NaN,
       counted: read ? Number(r1) - Number(r0) : undefined,
     };

@@ -37,7 +37,7 @@ static __always_inline int acl_match(const __u32 *rec, const __u32 *key, const i
 
 /* Walks the family's trees; returns the word offset of the best matching record or 0. */
 static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, const int dims, const __u32 ntrees_at,
-					  const __u32 roots_at, const __u32 ovl_at)
+                                          const __u32 roots_at, const __u32 ovl_at)
 {
 	const __u32 *hdr = (const __u32 *)blob; /* header words: indices below ACL_HDR_WORDS, no mask */
 	__u32 best_prio = 0xffffffffu, best = 0;

@@ -15,9 +15,9 @@
 static __always_inline __u32 acl_slot64(const __u64 *k, const int n, const __u32 slots)
 {
 	__u64 h = ACL_TERM(k, n, 0, 0x9e3779b97f4a7c15ull) ^ ACL_TERM(k, n, 1, 0xc2b2ae3d27d4eb4full) ^
-		  ACL_TERM(k, n, 2, 0x165667b19e3779f9ull) ^ ACL_TERM(k, n, 3, 0x27d4eb2f165667c5ull) ^
-		  ACL_TERM(k, n, 4, 0x85ebca77c2b2ae63ull) ^ ACL_TERM(k, n, 5, 0xff51afd7ed558ccdull) ^
-		  ACL_TERM(k, n, 6, 0xc4ceb9fe1a85ec53ull);
+	          ACL_TERM(k, n, 2, 0x165667b19e3779f9ull) ^ ACL_TERM(k, n, 3, 0x27d4eb2f165667c5ull) ^
+	          ACL_TERM(k, n, 4, 0x85ebca77c2b2ae63ull) ^ ACL_TERM(k, n, 5, 0xff51afd7ed558ccdull) ^
+	          ACL_TERM(k, n, 6, 0xc4ceb9fe1a85ec53ull);
 
 	return (__u32)(h >> 32) & (slots - 1);
 }
@@ -29,10 +29,11 @@ static __always_inline __u32 acl_slot64(const __u64 *k, const int n, const __u32
 static __always_inline int acl_eq64(const __u64 *x, const __u64 *y, const int n)
 {
 	return (ACL_DIFF(x, y, n, 0) | ACL_DIFF(x, y, n, 1) | ACL_DIFF(x, y, n, 2) | ACL_DIFF(x, y, n, 3) |
-		ACL_DIFF(x, y, n, 4) | ACL_DIFF(x, y, n, 5) | ACL_DIFF(x, y, n, 6)) == 0;
+	        ACL_DIFF(x, y, n, 4) | ACL_DIFF(x, y, n, 5) | ACL_DIFF(x, y, n, 6)) == 0;
 }
 
-_Static_assert(sizeof(struct acl_flow_key) % 8 == 0 && sizeof(struct acl_flow_key) <= 56, "acl_eq64/acl_slot64 see a flow key whole");
+_Static_assert(sizeof(struct acl_flow_key) % 8 == 0 && sizeof(struct acl_flow_key) <= 56,
+               "acl_eq64/acl_slot64 see a flow key whole");
 
 static __always_inline int acl_key_eq(const struct acl_flow_key *a, const struct acl_flow_key *b)
 {

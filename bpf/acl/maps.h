@@ -70,9 +70,9 @@ struct {
 #define ACL_FM_WAYS 4
 struct acl_cpu_flow {
 	struct acl_flow_key key; /* family 0 (never a packet's): empty */
-	__u64 last_ns;           /* the flow's last event, as known on this CPU */
-	__u64 count;             /* packets of `key` suppressed on this CPU while it held `key` */
-	__u64 tick;              /* jiffies when last_ns was last found within the interval */
+	__u64 last_ns; /* the flow's last event, as known on this CPU */
+	__u64 count; /* packets of `key` suppressed on this CPU while it held `key` */
+	__u64 tick; /* jiffies when last_ns was last found within the interval */
 };
 
 struct acl_flow_set {
@@ -107,8 +107,8 @@ struct acl_vkey {
 #define ACL_VC_SETS 4096 /* a power of two */
 #define ACL_VC_WAYS 4
 struct acl_ventry {
-	__u32 gen;  /* rule-set generation the verdict was computed with; 0: empty */
-	__u32 rec;  /* the best record's word offset in that rule set, 0: no rule matched */
+	__u32 gen; /* rule-set generation the verdict was computed with; 0: empty */
+	__u32 rec; /* the best record's word offset in that rule set, 0: no rule matched */
 	__u32 meta; /* that record's meta (slot | action << 24) and tag, when rec != 0 */
 	__u32 tag;
 	struct acl_vkey key;

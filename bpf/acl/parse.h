@@ -62,8 +62,8 @@ static __always_inline void acl_l4(struct bpfkit_cursor *c, struct acl_pkt *pkt,
  * smaller stores cannot be forwarded from the store buffer: a stall of several ns). */
 static __always_inline void acl_key_tail(struct xdp_md *ctx, struct acl_pkt *pkt, const int at)
 {
-	*(__u64 *)&pkt->fk.sport = pkt->fk.sport | (__u32)pkt->fk.dport << 16 | (__u64)pkt->fk.proto << 32 |
-				   (__u64)pkt->fk.family << 48;
+	*(__u64 *)&pkt->fk.sport =
+	        pkt->fk.sport | (__u32)pkt->fk.dport << 16 | (__u64)pkt->fk.proto << 32 | (__u64)pkt->fk.family << 48;
 	pkt->key[at] = pkt->fk.sport;
 	pkt->key[at + 1] = pkt->fk.dport;
 	pkt->key[at + 2] = pkt->fk.proto;
@@ -109,8 +109,10 @@ static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __
 		}
 #pragma unroll
 		for (int i = 0; i < 2; i++) { /* 64-bit stores: see acl_key_tail */
-			((__u64 *)pkt->fk.src)[i] = ip6->saddr.in6_u.u6_addr32[2 * i] | (__u64)ip6->saddr.in6_u.u6_addr32[2 * i + 1] << 32;
-			((__u64 *)pkt->fk.dst)[i] = ip6->daddr.in6_u.u6_addr32[2 * i] | (__u64)ip6->daddr.in6_u.u6_addr32[2 * i + 1] << 32;
+			((__u64 *)pkt->fk.src)[i] =
+			        ip6->saddr.in6_u.u6_addr32[2 * i] | (__u64)ip6->saddr.in6_u.u6_addr32[2 * i + 1] << 32;
+			((__u64 *)pkt->fk.dst)[i] =
+			        ip6->daddr.in6_u.u6_addr32[2 * i] | (__u64)ip6->daddr.in6_u.u6_addr32[2 * i + 1] << 32;
 		}
 		nh = bpfkit_skip_ipv6_ext(&c, nh, &info);
 		if (nh < 0) {

@@ -44,7 +44,7 @@ static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk, __
 
 /* Reports a decision, at most once per flow and rule per interval. */
 static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, const __u8 *blob, __u32 slot, __u32 tag,
-				       __u32 action, __u32 len)
+                                       __u32 action, __u32 len)
 {
 	struct acl_flow_key *fk = &pkt->fk;
 	__u64 interval_ns = (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000;
@@ -77,7 +77,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 		now = bpf_ktime_get_coarse_ns();
 		if (now - fc->last_ns < interval_ns) {
 			fc->tick = tick;
-suppress:
+		suppress:
 			fc->count++; /* per-CPU: no atomic, no shared cache line */
 			acl_count(ACL_STAT_SUPPRESSED, 0);
 			return;
@@ -122,7 +122,7 @@ suppress:
 		st->reported = total;
 		st->last_ns = now;
 	} else {
-		struct acl_flow_state init = { .last_ns = now, .seen = 1, .reported = 1 };
+		struct acl_flow_state init = {.last_ns = now, .seen = 1, .reported = 1};
 
 		bpf_map_update_elem(&acl_flows, fk, &init, BPF_NOEXIST);
 	}

@@ -34,7 +34,7 @@ static __always_inline void acl_vkey_of(struct acl_vkey *v, const struct acl_pkt
 }
 
 struct acl_verdict {
-	__u32 rec;  /* the best record's word offset, 0: none */
+	__u32 rec; /* the best record's word offset, 0: none */
 	__u32 meta; /* its meta and tag (when rec != 0) */
 	__u32 tag;
 };
@@ -43,7 +43,8 @@ struct acl_verdict {
  * CPU's verdict cache when it holds the key for the rule set in force, otherwise from the
  * trees (and remembered, in the set's first way that holds no verdict of this rule set,
  * else in a random way). */
-static __always_inline void acl_lookup(const __u8 *blob, struct acl_pkt *pkt, int fam, __u32 flags, struct acl_verdict *out)
+static __always_inline void acl_lookup(const __u8 *blob, struct acl_pkt *pkt, int fam, __u32 flags,
+                                       struct acl_verdict *out)
 {
 	__u32 gen = acl_w(blob, ACL_H_GEN), rec, at;
 	struct acl_ventry *e = NULL;

@@ -22,6 +22,9 @@
 
 #include <linux/types.h>
 
+/* scripts/gen-acl-layout.mjs reads one #define per line: not reformatted */
+/* clang-format off */
+
 #define ACL_BLOB_MAGIC 0x41434c31u /* 'ACL1' */
 #define ACL_BLOB_VERSION 2 /* ACL_H_VERSION: user space refuses to adopt other versions */
 #define ACL_HDR_WORDS 64
@@ -177,5 +180,7 @@ struct acl_flow_state {
 
 /* Flows each CPU's rate-limiter memory holds (direct-mapped; a power of two). */
 #define ACL_FLOW_MEM 256
+
+/* clang-format on */
 
 #endif

@@ -67,10 +67,10 @@ const volatile __u32 chain_forward = 0;
 
 /* Outcome slots in chain_counters, after the classification slots (CNT_SLOTS): the
  * bpf_fib_lookup() result codes 0..9 as they are (0, success, counts redirects), then: */
-#define FWD_RC_MAX 9                 /* BPF_FIB_LKUP_RET_NO_SRC_ADDR */
-#define FWD_TTL (FWD_RC_MAX + 1)     /* TTL / hop limit would expire: the stack answers */
+#define FWD_RC_MAX 9 /* BPF_FIB_LKUP_RET_NO_SRC_ADDR */
+#define FWD_TTL (FWD_RC_MAX + 1) /* TTL / hop limit would expire: the stack answers */
 #define FWD_NOT_EGRESS (FWD_RC_MAX + 2) /* FIB egress not in chain_egress */
-#define FWD_ERROR (FWD_RC_MAX + 3)   /* the helper failed (< 0), or an unknown code */
+#define FWD_ERROR (FWD_RC_MAX + 3) /* the helper failed (< 0), or an unknown code */
 #define FWD_UNSUPPORTED (FWD_RC_MAX + 4) /* not plain Ethernet + IPv4/IPv6 (VLAN, options...) */
 #define FWD_SLOTS (FWD_RC_MAX + 5)
 

@@ -24,11 +24,11 @@
 
 #define BPFKIT_META_MAGIC 0x424b4d31u /* "BKM1" */
 
-#define BPFKIT_META_F_VNI (1u << 0)        /* vni is set: the packet was decapsulated */
-#define BPFKIT_META_F_VXLAN (1u << 1)      /* ... from VXLAN */
-#define BPFKIT_META_F_GENEVE (1u << 2)     /* ... from Geneve */
+#define BPFKIT_META_F_VNI (1u << 0) /* vni is set: the packet was decapsulated */
+#define BPFKIT_META_F_VXLAN (1u << 1) /* ... from VXLAN */
+#define BPFKIT_META_F_GENEVE (1u << 2) /* ... from Geneve */
 #define BPFKIT_META_F_OUTER_IPV6 (1u << 3) /* ... and the outer header was IPv6 */
-#define BPFKIT_META_F_MARK (1u << 4)       /* mark is set: TC should copy it to skb->mark */
+#define BPFKIT_META_F_MARK (1u << 4) /* mark is set: TC should copy it to skb->mark */
 
 struct bpfkit_xdp_meta {
 	__u32 magic;

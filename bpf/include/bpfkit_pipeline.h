@@ -37,15 +37,15 @@
 
 /* One packet's walk: the next slot to call and the end of its half. */
 struct bpfkit_pipeline_cursor {
-	__u32 next;  /* slot of the next stage */
-	__u32 end;   /* one past the last slot of the chain this packet walks */
-	__u32 base;  /* first slot of that chain */
+	__u32 next; /* slot of the next stage */
+	__u32 end; /* one past the last slot of the chain this packet walks */
+	__u32 base; /* first slot of that chain */
 	__u32 scratch; /* zeroed by the root for each packet; the stages' own use */
 };
 
 /* The stage table, what the swap slot points at. */
 struct bpfkit_pipeline_table {
-	__u32 base;  /* 0 or BPFKIT_PIPELINE_MAX_STAGES */
+	__u32 base; /* 0 or BPFKIT_PIPELINE_MAX_STAGES */
 	__u32 count; /* stages in the chain */
 };
 
@@ -67,7 +67,7 @@ struct {
  * walk that ends at position p with XDP_PASS passed every stage up to p. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, BPFKIT_PIPELINE_MAX_STAGES * BPFKIT_PIPELINE_VERDICTS);
+	__uint(max_entries, BPFKIT_PIPELINE_MAX_STAGES *BPFKIT_PIPELINE_VERDICTS);
 	__type(key, __u32);
 	__type(value, __u64);
 } bpfkit_pipeline_stats SEC(".maps");
@@ -101,17 +101,29 @@ static __always_inline void bpfkit_pipeline_count_end(const struct bpfkit_pipeli
  * patches a direct jump instead of an indirect one, which retpolines make slow (15 ns a
  * stage with a variable key on our machines). The switch costs a few compares.
  */
-#define BPFKIT_PIPELINE_CASE(n) \
-	case n:                \
-		bpf_tail_call_static(ctx, &bpfkit_stages, n); \
+#define BPFKIT_PIPELINE_CASE(n)                                                                                        \
+	case n:                                                                                                        \
+		bpf_tail_call_static(ctx, &bpfkit_stages, n);                                                          \
 		break
 static __always_inline void bpfkit_pipeline_jump(struct xdp_md *ctx, __u32 slot)
 {
 	switch (slot) {
-	BPFKIT_PIPELINE_CASE(0); BPFKIT_PIPELINE_CASE(1); BPFKIT_PIPELINE_CASE(2); BPFKIT_PIPELINE_CASE(3);
-	BPFKIT_PIPELINE_CASE(4); BPFKIT_PIPELINE_CASE(5); BPFKIT_PIPELINE_CASE(6); BPFKIT_PIPELINE_CASE(7);
-	BPFKIT_PIPELINE_CASE(8); BPFKIT_PIPELINE_CASE(9); BPFKIT_PIPELINE_CASE(10); BPFKIT_PIPELINE_CASE(11);
-	BPFKIT_PIPELINE_CASE(12); BPFKIT_PIPELINE_CASE(13); BPFKIT_PIPELINE_CASE(14); BPFKIT_PIPELINE_CASE(15);
+		BPFKIT_PIPELINE_CASE(0);
+		BPFKIT_PIPELINE_CASE(1);
+		BPFKIT_PIPELINE_CASE(2);
+		BPFKIT_PIPELINE_CASE(3);
+		BPFKIT_PIPELINE_CASE(4);
+		BPFKIT_PIPELINE_CASE(5);
+		BPFKIT_PIPELINE_CASE(6);
+		BPFKIT_PIPELINE_CASE(7);
+		BPFKIT_PIPELINE_CASE(8);
+		BPFKIT_PIPELINE_CASE(9);
+		BPFKIT_PIPELINE_CASE(10);
+		BPFKIT_PIPELINE_CASE(11);
+		BPFKIT_PIPELINE_CASE(12);
+		BPFKIT_PIPELINE_CASE(13);
+		BPFKIT_PIPELINE_CASE(14);
+		BPFKIT_PIPELINE_CASE(15);
 	}
 }
 _Static_assert(BPFKIT_PIPELINE_SLOTS == 16, "bpfkit_pipeline_jump has a case per slot");

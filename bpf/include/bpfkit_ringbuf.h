@@ -33,16 +33,16 @@
  * the page size) and its loss counter `name##_lost` (per-CPU array, one __u64). The
  * kernel truncates map names to 15 characters: keep `name` at 10 or fewer so that
  * `name_lost` stays whole in `bpftool map` listings. */
-#define BPFKIT_RINGBUF(name, bytes)                          \
-	struct {                                             \
-		__uint(type, BPF_MAP_TYPE_RINGBUF);          \
-		__uint(max_entries, (bytes));                \
-	} name SEC(".maps");                                 \
-	struct {                                             \
-		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);     \
-		__uint(max_entries, 1);                      \
-		__type(key, __u32);                          \
-		__type(value, __u64);                        \
+#define BPFKIT_RINGBUF(name, bytes)                                                                                    \
+	struct {                                                                                                       \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);                                                                    \
+		__uint(max_entries, (bytes));                                                                          \
+	} name SEC(".maps");                                                                                           \
+	struct {                                                                                                       \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                                               \
+		__uint(max_entries, 1);                                                                                \
+		__type(key, __u32);                                                                                    \
+		__type(value, __u64);                                                                                  \
 	} name##_lost SEC(".maps")
 
 /* Adds one to the per-CPU loss counter `lost_map` (slot 0). */
@@ -67,8 +67,7 @@ static __always_inline void *bpfkit_rb_reserve_counted(void *ring, void *lost_ma
 }
 
 /* bpf_ringbuf_output() (copy `size` bytes from `data`) that counts failures. */
-static __always_inline long bpfkit_rb_output_counted(void *ring, void *lost_map, void *data, __u64 size,
-						     __u64 flags)
+static __always_inline long bpfkit_rb_output_counted(void *ring, void *lost_map, void *data, __u64 size, __u64 flags)
 {
 	long err = bpf_ringbuf_output(ring, data, size, flags);
 
@@ -103,12 +102,12 @@ static __always_inline long bpfkit_rb_output_counted(void *ring, void *lost_map,
  * when the producer goes quiet, up to every - 1 records per CPU are not signalled. The
  * reader must also drain on a timer: in JS, open the ring with { drainMs } (e.g. 100),
  * which bounds how long such a tail waits. `every` of 1 wakes on every record. */
-#define BPFKIT_RINGBUF_WAKE(name)                            \
-	struct {                                             \
-		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);     \
-		__uint(max_entries, 1);                      \
-		__type(key, __u32);                          \
-		__type(value, __u64);                        \
+#define BPFKIT_RINGBUF_WAKE(name)                                                                                      \
+	struct {                                                                                                       \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                                                               \
+		__uint(max_entries, 1);                                                                                \
+		__type(key, __u32);                                                                                    \
+		__type(value, __u64);                                                                                  \
 	} name##_wake SEC(".maps")
 
 /* bpf_ringbuf_submit() that forces a wake-up on every `every`-th record of this CPU

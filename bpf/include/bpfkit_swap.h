@@ -38,17 +38,16 @@
 #include <bpf/bpf_helpers.h>
 
 /* The swap slot, empty until user space points it at a copy (packets find no config). */
-#define BPFKIT_SWAP_SLOT(name, copy_type)                  \
-	struct {                                           \
-		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);  \
-		__uint(max_entries, 1);                    \
-		__type(key, __u32);                        \
-		__array(values, copy_type);                \
+#define BPFKIT_SWAP_SLOT(name, copy_type)                                                                              \
+	struct {                                                                                                       \
+		__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);                                                              \
+		__uint(max_entries, 1);                                                                                \
+		__type(key, __u32);                                                                                    \
+		__array(values, copy_type);                                                                            \
 	} name SEC(".maps")
 
 /* The swap slot, pointing at `first` from the moment the object is loaded. */
-#define BPFKIT_SWAP_SLOT_INIT(name, copy_type, first) \
-	BPFKIT_SWAP_SLOT(name, copy_type) = { .values = { [0] = &(first) } }
+#define BPFKIT_SWAP_SLOT_INIT(name, copy_type, first) BPFKIT_SWAP_SLOT(name, copy_type) = {.values = {[0] = &(first)}}
 
 /* The value of the copy in use, or NULL when the slot is empty. */
 static __always_inline void *bpfkit_swap_current(void *slot)

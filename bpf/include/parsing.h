@@ -70,17 +70,17 @@ struct bpfkit_ipv6_frag_hdr {
 
 /* What bpfkit_skip_ipv6_ext met on its way to the upper-layer header. */
 struct bpfkit_ipv6_ext_info {
-	__u8 count;        /* extension headers skipped */
-	__u8 fragment;     /* a fragment header was present */
+	__u8 count; /* extension headers skipped */
+	__u8 fragment; /* a fragment header was present */
 	__u16 frag_offset; /* first nonzero fragment offset seen, 8-byte units (host order) */
-	__u8 more_frags;   /* an M flag was set */
+	__u8 more_frags; /* an M flag was set */
 };
 
 static __always_inline struct bpfkit_cursor bpfkit_cursor_xdp(struct xdp_md *ctx)
 {
 	struct bpfkit_cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
+	        .pos = (void *)(long)ctx->data,
+	        .end = (void *)(long)ctx->data_end,
 	};
 	return c;
 }
@@ -88,8 +88,8 @@ static __always_inline struct bpfkit_cursor bpfkit_cursor_xdp(struct xdp_md *ctx
 static __always_inline struct bpfkit_cursor bpfkit_cursor_skb(struct __sk_buff *skb)
 {
 	struct bpfkit_cursor c = {
-		.pos = (void *)(long)skb->data,
-		.end = (void *)(long)skb->data_end,
+	        .pos = (void *)(long)skb->data,
+	        .end = (void *)(long)skb->data_end,
 	};
 	return c;
 }
@@ -205,8 +205,8 @@ static __always_inline int bpfkit_parse_ipv6(struct bpfkit_cursor *c, struct ipv
 
 static __always_inline int bpfkit_ipv6_is_ext(int nexthdr)
 {
-	return nexthdr == BPFKIT_IPV6_HOPOPTS || nexthdr == BPFKIT_IPV6_ROUTING ||
-	       nexthdr == BPFKIT_IPV6_FRAGMENT || nexthdr == BPFKIT_IPV6_DSTOPTS;
+	return nexthdr == BPFKIT_IPV6_HOPOPTS || nexthdr == BPFKIT_IPV6_ROUTING || nexthdr == BPFKIT_IPV6_FRAGMENT ||
+	       nexthdr == BPFKIT_IPV6_DSTOPTS;
 }
 
 /* Skips up to BPFKIT_MAX_IPV6_EXT hop-by-hop, routing, destination-options and fragment

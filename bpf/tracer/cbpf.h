@@ -40,15 +40,15 @@ const volatile struct cbpf_insn pcap_insns[PCAP_MAX_INSNS] = {};
 /* The machine: registers, scratch memory, and the packet view. Per CPU (not on the stack):
  * every access is a bounded map-value access. */
 struct cbpf_vm {
-	__u64 base;    /* address of view byte 0; pseudo view: of the network header - 14 */
-	__u32 caplen;  /* view bytes readable (linear data) */
+	__u64 base; /* address of view byte 0; pseudo view: of the network header - 14 */
+	__u32 caplen; /* view bytes readable (linear data) */
 	__u32 wirelen; /* view bytes in all (BPF_LEN) */
 	__u32 A;
 	__u32 X;
 	__u32 pc;
 	__u32 ret;
 	__u32 M[16];
-	__u8 pseudo;   /* bytes 0..13 come from eth[] */
+	__u8 pseudo; /* bytes 0..13 come from eth[] */
 	__u8 eth[14];
 	__u8 pad;
 };
@@ -102,9 +102,12 @@ static __always_inline long cbpf_reject(struct cbpf_vm *vm)
 static __always_inline __u32 cbpf_alu(__u16 op, __u32 a, __u32 v, int *bad)
 {
 	switch (op) {
-	case BPF_ADD: return a + v;
-	case BPF_SUB: return a - v;
-	case BPF_MUL: return a * v;
+	case BPF_ADD:
+		return a + v;
+	case BPF_SUB:
+		return a - v;
+	case BPF_MUL:
+		return a * v;
 	case BPF_DIV:
 		if (!v)
 			*bad = 1;
@@ -113,12 +116,18 @@ static __always_inline __u32 cbpf_alu(__u16 op, __u32 a, __u32 v, int *bad)
 		if (!v)
 			*bad = 1;
 		return v ? a % v : 0;
-	case BPF_OR: return a | v;
-	case BPF_AND: return a & v;
-	case BPF_XOR: return a ^ v;
-	case BPF_LSH: return v < 32 ? a << v : 0;
-	case BPF_RSH: return v < 32 ? a >> v : 0;
-	case BPF_NEG: return -a;
+	case BPF_OR:
+		return a | v;
+	case BPF_AND:
+		return a & v;
+	case BPF_XOR:
+		return a ^ v;
+	case BPF_LSH:
+		return v < 32 ? a << v : 0;
+	case BPF_RSH:
+		return v < 32 ? a >> v : 0;
+	case BPF_NEG:
+		return -a;
 	default:
 		*bad = 1;
 		return 0;
@@ -163,10 +172,17 @@ static long cbpf_step(__u64 i, void *ctx)
 				return cbpf_reject(vm);
 			v = (v & 0xf) << 2;
 			break;
-		case BPF_IMM: v = k; break;
-		case BPF_LEN: v = vm->wirelen; break;
-		case BPF_MEM: v = vm->M[k & 15]; break;
-		default: return cbpf_reject(vm);
+		case BPF_IMM:
+			v = k;
+			break;
+		case BPF_LEN:
+			v = vm->wirelen;
+			break;
+		case BPF_MEM:
+			v = vm->M[k & 15];
+			break;
+		default:
+			return cbpf_reject(vm);
 		}
 		if (BPF_CLASS(code) == BPF_LD)
 			vm->A = v;
@@ -174,8 +190,12 @@ static long cbpf_step(__u64 i, void *ctx)
 			vm->X = v;
 		return 0;
 	}
-	case BPF_ST: vm->M[k & 15] = vm->A; return 0;
-	case BPF_STX: vm->M[k & 15] = vm->X; return 0;
+	case BPF_ST:
+		vm->M[k & 15] = vm->A;
+		return 0;
+	case BPF_STX:
+		vm->M[k & 15] = vm->X;
+		return 0;
 	case BPF_ALU:
 		vm->A = cbpf_alu(BPF_OP(code), vm->A, BPF_SRC(code) == BPF_X ? vm->X : k, &bad);
 		return bad ? cbpf_reject(vm) : 0;
@@ -184,12 +204,23 @@ static long cbpf_step(__u64 i, void *ctx)
 		int t;
 
 		switch (BPF_OP(code)) {
-		case BPF_JA: vm->pc = pc + 1 + k; return 0;
-		case BPF_JEQ: t = vm->A == src; break;
-		case BPF_JGT: t = vm->A > src; break;
-		case BPF_JGE: t = vm->A >= src; break;
-		case BPF_JSET: t = (vm->A & src) != 0; break;
-		default: return cbpf_reject(vm);
+		case BPF_JA:
+			vm->pc = pc + 1 + k;
+			return 0;
+		case BPF_JEQ:
+			t = vm->A == src;
+			break;
+		case BPF_JGT:
+			t = vm->A > src;
+			break;
+		case BPF_JGE:
+			t = vm->A >= src;
+			break;
+		case BPF_JSET:
+			t = (vm->A & src) != 0;
+			break;
+		default:
+			return cbpf_reject(vm);
 		}
 		vm->pc = pc + 1 + (t ? jt : jf);
 		return 0;

@@ -110,7 +110,8 @@ static __always_inline int read_headers(struct sk_buff *skb, int at_data, struct
 		l3 = skb->head + nh;
 	if (!read_l3(l3, p, &l4))
 		return 0;
-	if ((filter.flags & F_TUNNELS) && l4 && p->proto == IPPROTO_UDP && (p->dport == VXLAN_PORT || p->dport == GENEVE_PORT))
+	if ((filter.flags & F_TUNNELS) && l4 && p->proto == IPPROTO_UDP &&
+	    (p->dport == VXLAN_PORT || p->dport == GENEVE_PORT))
 		read_inner(l4, p->dport, in);
 	return 1;
 }

@@ -40,9 +40,11 @@ function protoText(p: number | null): string {
 export function formatEvent(e: AclEvent, ifname: string): string {
   const port = (addr: string, p: number | null): string => (p === null ? addr : e.family === 6 ? `[${addr}]:${p}` : `${addr}:${p}`);
   const icmp = e.icmpType !== null ? ` type ${e.icmpType} code ${e.icmpCode}` : '';
-  return `${e.time.toISOString()} ${e.action.padEnd(4)} rule=${e.ruleId ?? '(default)'} ${protoText(e.proto)} ` +
+  return (
+    `${e.time.toISOString()} ${e.action.padEnd(4)} rule=${e.ruleId ?? '(default)'} ${protoText(e.proto)} ` +
     `${port(e.src, e.srcPort)} -> ${port(e.dst, e.dstPort)}${icmp} dev=${ifname} len=${e.length}` +
-    `${e.fragment ? ' fragment' : ''}${e.suppressed ? ` (+${e.suppressed} suppressed)` : ''}`;
+    `${e.fragment ? ' fragment' : ''}${e.suppressed ? ` (+${e.suppressed} suppressed)` : ''}`
+  );
 }
 
 export async function runFirewall(o: FirewallCliOptions): Promise<ExitCode> {
@@ -90,10 +92,20 @@ export async function runFirewall(o: FirewallCliOptions): Promise<ExitCode> {
   fw.on('error', (err) => process.stderr.write(`bpfkit firewall: ${describeError(err)}\n`));
 
   const where = `${o.iface}${o.netns ? ` (netns ${o.netns})` : ''}`;
-  note(fw.adopted ? 'adopted' : 'attached', `${fw.adopted ? 'adopted the firewall pinned at ' + pin + ' on' : 'attached to'} ${where}: ${fw.rules().length} rules, default ${fw.defaultAction}${pin ? `, pinned at ${pin}` : ''}`, {
-    iface: o.iface, netns: o.netns ?? null, ifindex: fw.ifindexes[0], rules: fw.rules().length, defaultAction: fw.defaultAction, generation: fw.generation, pin: pin ?? null,
-    program: fw.program.info.id,
-  });
+  note(
+    fw.adopted ? 'adopted' : 'attached',
+    `${fw.adopted ? 'adopted the firewall pinned at ' + pin + ' on' : 'attached to'} ${where}: ${fw.rules().length} rules, default ${fw.defaultAction}${pin ? `, pinned at ${pin}` : ''}`,
+    {
+      iface: o.iface,
+      netns: o.netns ?? null,
+      ifindex: fw.ifindexes[0],
+      rules: fw.rules().length,
+      defaultAction: fw.defaultAction,
+      generation: fw.generation,
+      pin: pin ?? null,
+      program: fw.program.info.id,
+    },
+  );
 
   // SIGHUP: reload, one at a time; a signal during a reload asks for one more after it
   let reloading: Promise<void> | undefined;
@@ -156,12 +168,15 @@ export function registerFirewall(program: Command, run: (fn: () => Promise<ExitC
     .option('--event-interval <ms>', 'at most one event per flow and rule per this many ms (0: every packet; default 1000)', integerOption(0, 3_600_000))
     .option('--max-rules <n>', 'rule capacity (default 10000; sizes the kernel maps)', integerOption(1, 200_000))
     .option('--json', 'print events and notices as JSON lines')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Events go to stdout, one line each (with --json, one JSON object with a "type": deny, log,
 attached, adopted, reloaded, reload-failed, lost, removed, kept). Errors go to stderr.
 Signals: SIGHUP reloads the rule file (a bad file keeps the rules in force);
 SIGINT/SIGTERM remove the firewall (exit 0), or keep it pinned with --keep.
 Exit codes: 0 stopped cleanly, 1 failure, 2 usage, 3 not permitted, 4 unsupported (e.g. no
-native XDP on this interface: try --mode generic), 5 bad rule file.`)
+native XDP on this interface: try --mode generic), 5 bad rule file.`,
+    )
     .action((opts: FirewallCliOptions) => run(() => runFirewall(opts)));
 }

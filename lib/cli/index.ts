@@ -20,9 +20,12 @@ export function buildProgram(exit: (code: ExitCode) => void): Command {
     .version(version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 not permitted (root or CAP_BPF + CAP_NET_ADMIN
-needed), 4 unsupported by this kernel or interface, 5 bad input file. See docs/cli.md.`);
+needed), 4 unsupported by this kernel or interface, 5 bad input file. See docs/cli.md.`,
+    );
   const run = async (fn: () => Promise<ExitCode>): Promise<void> => {
     let code: ExitCode;
     try {

@@ -32,7 +32,10 @@ export function namesOption(): (value: string, previous: string[] | undefined) =
 /** A comma-separated list whose items must be among `known`. */
 export function listOption(known: readonly string[]): (value: string) => string[] {
   return (value) => {
-    const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+    const items = value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (!items.length) throw new InvalidArgumentError(`expected a comma-separated list of ${known.join(', ')}`);
     for (const i of items) {
       if (!known.includes(i)) throw new InvalidArgumentError(`unknown '${i}' (known: ${known.join(', ')})`);

@@ -135,7 +135,7 @@ export async function scanNamespace(netns: string | null, warnings: string[]): P
 
 /** cls_bpf filters under clsact (or ingress) qdiscs, through bpftool. */
 async function clsactFilters(netns: string | null, names: Map<number, string>, warnings: string[]): Promise<RawAttachment[]> {
-  const cmd = netns ? [ipBin(), ['netns', 'exec', netns, 'bpftool', '-j', 'net']] as const : ['bpftool', ['-j', 'net']] as const;
+  const cmd = netns ? ([ipBin(), ['netns', 'exec', netns, 'bpftool', '-j', 'net']] as const) : (['bpftool', ['-j', 'net']] as const);
   let net: BpftoolNet[] | BpftoolNet;
   try {
     const r = await run(cmd[0], [...cmd[1]], { timeoutMs: CMD_TIMEOUT_MS });

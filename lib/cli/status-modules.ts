@@ -72,7 +72,10 @@ export class ProgramReader {
   readonly #aclDirs: Set<string>;
   readonly #pins: PinInfo[];
 
-  constructor(pins: PinInfo[], readonly warnings: string[]) {
+  constructor(
+    pins: PinInfo[],
+    readonly warnings: string[],
+  ) {
     this.#pins = pins;
     const byDir = new Map<string, Set<string>>();
     for (const p of pins) {
@@ -123,7 +126,11 @@ export class ProgramReader {
   /** Pinned paths of the program and of links that run it (on this interface). */
   pinsOf(programId: number, ifindex: number): string[] {
     return this.#pins
-      .filter((p) => (p.kind === 'program' && p.id === programId) || (p.kind === 'link' && p.programId === programId && (p.ifindex === undefined || p.ifindex === ifindex)))
+      .filter(
+        (p) =>
+          (p.kind === 'program' && p.id === programId) ||
+          (p.kind === 'link' && p.programId === programId && (p.ifindex === undefined || p.ifindex === ifindex)),
+      )
       .map((p) => p.path);
   }
 
@@ -133,9 +140,16 @@ export class ProgramReader {
     const ref = f?.ref ?? { id: a.programId, name: '?', type: '?', tag: '?' };
     const module = f ? this.moduleOf(f) : null;
     const out: Attachment = {
-      netns: a.netns, ifname: a.ifname, ifindex: a.ifindex, hook: a.hook, mode: a.mode,
+      netns: a.netns,
+      ifname: a.ifname,
+      ifindex: a.ifindex,
+      hook: a.hook,
+      mode: a.mode,
       ...(a.linkId !== undefined ? { linkId: a.linkId } : {}),
-      program: ref, owner: module ? 'bpfkit' : 'foreign', module, pins: this.pinsOf(a.programId, a.ifindex),
+      program: ref,
+      owner: module ? 'bpfkit' : 'foreign',
+      module,
+      pins: this.pinsOf(a.programId, a.ifindex),
     };
     if (f && module === 'pipeline') {
       const stages = this.#stages(f);
@@ -208,11 +222,21 @@ export class ProgramReader {
     };
     switch (module) {
       case 'pipeline':
-        return read('pipeline_root_stats', u64, [['packets', 0], ['empty', 1]]);
+        return read('pipeline_root_stats', u64, [
+          ['packets', 0],
+          ['empty', 1],
+        ]);
       case 'acl':
-        return read('acl_stats', counter, ACL_STATS.map((n, i) => [n, i]));
+        return read(
+          'acl_stats',
+          counter,
+          ACL_STATS.map((n, i) => [n, i]),
+        );
       case 'decap':
-        return read('counters', counter, [['decapsulated', CNT_DECAP], ['passed', CNT_PASS]]);
+        return read('counters', counter, [
+          ['decapsulated', CNT_DECAP],
+          ['passed', CNT_PASS],
+        ]);
     }
   }
 }

@@ -109,7 +109,12 @@ export function formatStatus(r: StatusReport): string[] {
       if (a.stages) {
         lines.push(`      stages: ${a.stages.length ? a.stages.map((s) => `${s.position}:${s.program.name}(${s.program.id})`).join(' -> ') : 'none'}`);
       }
-      if (a.counters) lines.push(`      counters: ${Object.entries(a.counters).map(([n, v]) => `${n} ${v}`).join(', ')}`);
+      if (a.counters)
+        lines.push(
+          `      counters: ${Object.entries(a.counters)
+            .map(([n, v]) => `${n} ${v}`)
+            .join(', ')}`,
+        );
       for (const p of a.pins) lines.push(`      pinned: ${p}`);
     }
   }

@@ -10,7 +10,15 @@ import { BpfkitError } from '../core/errors.js';
 import { parseCidr } from '../core/codecs.js';
 import { IP_PROTOCOLS, ipProtocolName, ipProtocolNumber } from '../core/protocols.js';
 import { NETNS_RUN_DIR } from '../lab/common.js';
-import { PacketTracer, TRACE_POINTS, type PacketTracerOptions, type TraceEvent, type TraceFilter, type TracePacket, type TracePoint } from '../modules/tracer/index.js';
+import {
+  PacketTracer,
+  TRACE_POINTS,
+  type PacketTracerOptions,
+  type TraceEvent,
+  type TraceFilter,
+  type TracePacket,
+  type TracePoint,
+} from '../modules/tracer/index.js';
 import { CliError, describeError, EXIT, type ExitCode } from './exit.js';
 import { integerOption, listOption, nameOption } from './options.js';
 
@@ -34,7 +42,10 @@ export interface TraceCliOptions {
 /** An address (`--host`, no prefix) or a CIDR (`--cidr`), repeatable: at most one IPv4 and one IPv6 in all. */
 function addressOption(cidr: boolean): (value: string, previous: string[] | undefined) => string[] {
   return (value, previous) => {
-    if (cidr !== value.includes('/')) throw new InvalidArgumentError(cidr ? `'${value}' is not a CIDR (use --host for one address)` : `'${value}' is an address, not a CIDR (use --cidr for a prefix)`);
+    if (cidr !== value.includes('/'))
+      throw new InvalidArgumentError(
+        cidr ? `'${value}' is not a CIDR (use --host for one address)` : `'${value}' is an address, not a CIDR (use --cidr for a prefix)`,
+      );
     try {
       parseCidr(value, cidr ? '--cidr' : '--host');
     } catch (e) {
@@ -48,7 +59,8 @@ function addressOption(cidr: boolean): (value: string, previous: string[] | unde
 function protoOption(value: string): number {
   const v = value.trim().toLowerCase();
   const n = /^\d+$/.test(v) ? Number(v) : ipProtocolNumber(v);
-  if (n === undefined || n > 255) throw new InvalidArgumentError(`unknown protocol '${value}' (names: ${Object.keys(IP_PROTOCOLS).join(', ')}; or a number 0..255)`);
+  if (n === undefined || n > 255)
+    throw new InvalidArgumentError(`unknown protocol '${value}' (names: ${Object.keys(IP_PROTOCOLS).join(', ')}; or a number 0..255)`);
   return n;
 }
 
@@ -67,8 +79,16 @@ function markOption(value: string): { value: number; mask: number } {
 
 /** The option a tracer field came from, for error messages. */
 const OPTION_OF: Record<string, string> = {
-  'filter.host': '--host/--cidr', 'filter.proto': '--proto', 'filter.port': '--port', 'filter.iface': '--iface',
-  'filter.netns': '--netns', 'filter.mark': '--mark', 'filter.mark.mask': '--mark', 'filter.tunnels': '--tunnels', 'filter.pcap': '--pcap', points: '--points',
+  'filter.host': '--host/--cidr',
+  'filter.proto': '--proto',
+  'filter.port': '--port',
+  'filter.iface': '--iface',
+  'filter.netns': '--netns',
+  'filter.mark': '--mark',
+  'filter.mark.mask': '--mark',
+  'filter.tunnels': '--tunnels',
+  'filter.pcap': '--pcap',
+  points: '--points',
 };
 
 /** A tracer error about one of its fields, reworded to name the option (the exit code stays the error's). */
@@ -129,9 +149,17 @@ function eventDetail(e: TraceEvent): string {
   if (e.dropReason !== undefined) parts.push(`reason=${e.dropReason}`);
   if (e.rc !== undefined && e.rc !== 0) parts.push(`rc=${e.rc}`);
   if (e.fib) parts.push(`table=${e.fib.table} ${e.fib.result}${e.fib.oif ? ` oif=${e.fib.oif}` : ''}${e.fib.gateway ? ` via ${e.fib.gateway}` : ''}`);
-  if (e.xdp) parts.push(Object.entries(e.xdp).map(([k, v]) => `${k}=${String(v)}`).join(' '));
+  if (e.xdp)
+    parts.push(
+      Object.entries(e.xdp)
+        .map(([k, v]) => `${k}=${String(v)}`)
+        .join(' '),
+    );
   if (e.neigh) parts.push(`${e.neigh.from} -> ${e.neigh.to}${e.neigh.lladdr ? ` ${e.neigh.lladdr}` : ''}`);
-  if (e.inner) parts.push(`inner ${e.inner.tunnel} ${e.inner.proto} ${endpoint(e.inner.src, e.inner.sport, e.inner.family)} -> ${endpoint(e.inner.dst, e.inner.dport, e.inner.family)}`);
+  if (e.inner)
+    parts.push(
+      `inner ${e.inner.tunnel} ${e.inner.proto} ${endpoint(e.inner.src, e.inner.sport, e.inner.family)} -> ${endpoint(e.inner.dst, e.inner.dport, e.inner.family)}`,
+    );
   if (e.mark) parts.push(`mark=0x${e.mark.toString(16)}`);
   if (e.len) parts.push(`len=${e.len}`);
   return parts.join(' ');
@@ -140,10 +168,14 @@ function eventDetail(e: TraceEvent): string {
 /** One timeline as text: a header line and one indented line per event. */
 export function formatPacket(p: TracePacket, ns: (ino: number) => string): string {
   const verdict = p.verdict === 'dropped' ? `dropped ${p.dropReason ?? '(no reason)'}` : p.verdict;
-  const lines = [`packet ${p.skb} ${verdict}  ${headerText(p)}  ${p.events.length} events in ${us(p.durationNs)}, netns ${p.namespaces.map(ns).join(' > ') || '-'}`];
+  const lines = [
+    `packet ${p.skb} ${verdict}  ${headerText(p)}  ${p.events.length} events in ${us(p.durationNs)}, netns ${p.namespaces.map(ns).join(' > ') || '-'}`,
+  ];
   const width = Math.max(...p.events.map((e) => ns(e.netns).length));
   for (const e of p.events) {
-    lines.push(`  ${`+${us(e.dtNs)}`.padStart(13)}  ${ns(e.netns).padEnd(width)}  ${(e.ifname || `if${e.ifindex}`).padEnd(15)} ${e.point.padEnd(13)} ${eventDetail(e)}`);
+    lines.push(
+      `  ${`+${us(e.dtNs)}`.padStart(13)}  ${ns(e.netns).padEnd(width)}  ${(e.ifname || `if${e.ifindex}`).padEnd(15)} ${e.point.padEnd(13)} ${eventDetail(e)}`,
+    );
   }
   return lines.join('\n');
 }
@@ -218,9 +250,16 @@ export async function runTrace(o: TraceCliOptions): Promise<ExitCode> {
   tracer.on('error', (err) => process.stderr.write(`bpfkit trace: ${describeError(err)}\n`));
   for (const w of tracer.warnings) process.stderr.write(`bpfkit trace: warning: ${w}\n`);
 
-  const what = filter ? Object.entries(filter).map(([k, v]) => `${k} ${typeof v === 'object' ? json(v) : String(v)}`).join(', ') : 'every packet';
+  const what = filter
+    ? Object.entries(filter)
+        .map(([k, v]) => `${k} ${typeof v === 'object' ? json(v) : String(v)}`)
+        .join(', ')
+    : 'every packet';
   note('started', `tracing ${what} at ${tracer.points.join(', ')}`, {
-    points: tracer.points, filter: filter ?? null, programs: tracer.programs.map((p) => p.id), warnings: tracer.warnings,
+    points: tracer.points,
+    filter: filter ?? null,
+    programs: tracer.programs.map((p) => p.id),
+    warnings: tracer.warnings,
   });
 
   const keepAlive = setInterval(() => {}, 1 << 30);
@@ -250,14 +289,20 @@ export function registerTrace(program: Command, run: (fn: () => Promise<ExitCode
     .option('--iface <name>', 'only events on this interface (looked up in --netns, else here)', nameOption())
     .option('--netns <name>', 'only events in this network namespace (a name under /run/netns)', nameOption())
     .option('--mark <n[/mask]>', 'skb->mark, optionally under a mask (decimal or 0x-hex)', markOption)
-    .option('--points <list>', `comma-separated points (default: all this kernel has): ${TRACE_POINTS.join(', ')}`, listOption(TRACE_POINTS) as (v: string) => TracePoint[])
+    .option(
+      '--points <list>',
+      `comma-separated points (default: all this kernel has): ${TRACE_POINTS.join(', ')}`,
+      listOption(TRACE_POINTS) as (v: string) => TracePoint[],
+    )
     .option('--tunnels', 'match --host/--proto/--port on the inner headers of VXLAN and Geneve packets too')
     .option('--pcap <expr>', "a pcap-filter expression, as tcpdump takes it (e.g. 'tcp and dst port 80'), run in the kernel")
     .argument('[expression...]', 'the pcap-filter expression may also follow the options, as with tcpdump and pwru')
     .option('--json', 'one JSON object per line')
     .option('--count <n>', 'stop after this many packets', integerOption(1, 1_000_000))
     .option('--seconds <n>', 'stop after this many seconds', integerOption(1, 86_400))
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 The pcap-filter expression (--pcap, or the words after the options: not both) is compiled with
 libpcap for Ethernet and matched in the kernel against each packet as tcpdump on an Ethernet
 interface would see it; it combines with the other filters by AND (see docs/tracing.md).
@@ -267,11 +312,13 @@ packet, event (no packet: XDP, neighbour updates), started, lost, stopped. Warni
 kernel cannot trace) and errors go to stderr.
 Stops after --count packets, --seconds, or on SIGINT/SIGTERM, unloading everything (exit 0).
 Exit codes: 0 stopped cleanly, 1 failure, 2 usage, 3 not permitted, 4 unsupported (no BTF, or
-a requested point's tracepoint missing).`)
+a requested point's tracepoint missing).`,
+    )
     .action((words: string[], opts: TraceCliOptions) =>
       run(async () => {
         if (words.length > 0) {
-          if (opts.pcap !== undefined) throw new CliError(EXIT.usage, `give the pcap-filter expression once: --pcap '${opts.pcap}' or after the options ('${words.join(' ')}'), not both`);
+          if (opts.pcap !== undefined)
+            throw new CliError(EXIT.usage, `give the pcap-filter expression once: --pcap '${opts.pcap}' or after the options ('${words.join(' ')}'), not both`);
           opts.pcap = words.join(' ');
         }
         return runTrace(opts);

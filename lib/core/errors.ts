@@ -33,8 +33,7 @@ export interface BpfkitErrorOptions {
   cause?: unknown;
 }
 
-const PERMISSION_HINT =
-  'bpfkit needs root, or CAP_BPF + CAP_NET_ADMIN (and CAP_PERFMON for tracing) on the process';
+const PERMISSION_HINT = 'bpfkit needs root, or CAP_BPF + CAP_NET_ADMIN (and CAP_PERFMON for tracing) on the process';
 
 /** The error bpfkit throws for everything: branch on `code`; `field` names the input at fault. */
 export class BpfkitError extends Error {
@@ -143,12 +142,41 @@ export function errnoError(
 }
 
 const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 7: 'E2BIG', 9: 'EBADF',
-  11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST',
-  19: 'ENODEV', 20: 'ENOTDIR', 22: 'EINVAL', 24: 'EMFILE', 28: 'ENOSPC', 34: 'ERANGE',
-  38: 'ENOSYS', 61: 'ENODATA', 71: 'EPROTO', 75: 'EOVERFLOW', 93: 'EPROTONOSUPPORT',
-  90: 'EMSGSIZE', 95: 'EOPNOTSUPP', 97: 'EAFNOSUPPORT', 98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL',
-  101: 'ENETUNREACH', 105: 'ENOBUFS', 110: 'ETIMEDOUT', 113: 'EHOSTUNREACH', 125: 'ECANCELED', 524: 'ENOTSUPP',
+  1: 'EPERM',
+  2: 'ENOENT',
+  3: 'ESRCH',
+  4: 'EINTR',
+  5: 'EIO',
+  7: 'E2BIG',
+  9: 'EBADF',
+  11: 'EAGAIN',
+  12: 'ENOMEM',
+  13: 'EACCES',
+  14: 'EFAULT',
+  16: 'EBUSY',
+  17: 'EEXIST',
+  19: 'ENODEV',
+  20: 'ENOTDIR',
+  22: 'EINVAL',
+  24: 'EMFILE',
+  28: 'ENOSPC',
+  34: 'ERANGE',
+  38: 'ENOSYS',
+  61: 'ENODATA',
+  71: 'EPROTO',
+  75: 'EOVERFLOW',
+  93: 'EPROTONOSUPPORT',
+  90: 'EMSGSIZE',
+  95: 'EOPNOTSUPP',
+  97: 'EAFNOSUPPORT',
+  98: 'EADDRINUSE',
+  99: 'EADDRNOTAVAIL',
+  101: 'ENETUNREACH',
+  105: 'ENOBUFS',
+  110: 'ETIMEDOUT',
+  113: 'EHOSTUNREACH',
+  125: 'ECANCELED',
+  524: 'ENOTSUPP',
 };
 
 export function errnoName(errno: number): string {

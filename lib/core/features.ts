@@ -87,8 +87,14 @@ export function requireMapTypes(maps: readonly { name: string; type: string; int
  * a kernel older than a helper cannot name it in its log ("invalid func unknown#195").
  */
 const LATE_HELPERS: Readonly<Record<number, string>> = {
-  118: 'bpf_jiffies64', 130: 'bpf_ringbuf_output', 131: 'bpf_ringbuf_reserve', 132: 'bpf_ringbuf_submit',
-  133: 'bpf_ringbuf_discard', 160: 'bpf_ktime_get_coarse_ns', 188: 'bpf_xdp_get_buff_len', 195: 'bpf_map_lookup_percpu_elem',
+  118: 'bpf_jiffies64',
+  130: 'bpf_ringbuf_output',
+  131: 'bpf_ringbuf_reserve',
+  132: 'bpf_ringbuf_submit',
+  133: 'bpf_ringbuf_discard',
+  160: 'bpf_ktime_get_coarse_ns',
+  188: 'bpf_xdp_get_buff_len',
+  195: 'bpf_map_lookup_percpu_elem',
 };
 
 /**

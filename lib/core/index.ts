@@ -5,17 +5,82 @@
  */
 export { BpfkitError, VerifierError, type BpfkitErrorCode } from './errors.js';
 export {
-  u8, u16, u32, u64, i8, i16, i32, i64, be16, be32, bool, bytes, cstring, mac, ipv4, ipv6, lpmKey, array, struct,
-  parseIPv4, parseIPv6, formatIPv4, formatIPv6, parseCidr,
-  type Codec, type Infer, type InferInput, type Layout, type LpmKey, type Cidr, type FieldSpec, type StructOptions,
+  u8,
+  u16,
+  u32,
+  u64,
+  i8,
+  i16,
+  i32,
+  i64,
+  be16,
+  be32,
+  bool,
+  bytes,
+  cstring,
+  mac,
+  ipv4,
+  ipv6,
+  lpmKey,
+  array,
+  struct,
+  parseIPv4,
+  parseIPv6,
+  formatIPv4,
+  formatIPv6,
+  parseCidr,
+  type Codec,
+  type Infer,
+  type InferInput,
+  type Layout,
+  type LpmKey,
+  type Cidr,
+  type FieldSpec,
+  type StructOptions,
 } from './codecs.js';
 export { BpfObject, type BpfObjectOptions, type GlobalValue, type ProgramSpec, type MapSpec, type GlobalSpec } from './object.js';
-export { BpfProgram, XdpProgram, XdpLink, xdpActionName, type XdpMode, type XdpAction, type XdpAttachOptions, type TestRunOptions, type TestRunResult, type ProgramInfo } from './program.js';
-export { DoubleBuffer, type SwapCopy } from './swap.js';
-export { TcProgram, TcLink, tcVerdictName, tcVerdictCode, tcxAvailable, type TcDirection, type TcKind, type TcVerdict, type TcAnchor, type TcAttachOptions, type TcTestRunOptions, type TcTestRunContext, type TcTestRunResult, type TcLinkInfo, type TcxHookState } from './tc.js';
 export {
-  TracingProgram, TracingLink, tracingSupport, kernelEnum, kernelHasTracepoint, dropReasonNamer, tracingSection,
-  type TracingKind, type TracingAttachOptions, type TracingLinkInfo, type TracingSupport,
+  BpfProgram,
+  XdpProgram,
+  XdpLink,
+  xdpActionName,
+  type XdpMode,
+  type XdpAction,
+  type XdpAttachOptions,
+  type TestRunOptions,
+  type TestRunResult,
+  type ProgramInfo,
+} from './program.js';
+export { DoubleBuffer, type SwapCopy } from './swap.js';
+export {
+  TcProgram,
+  TcLink,
+  tcVerdictName,
+  tcVerdictCode,
+  tcxAvailable,
+  type TcDirection,
+  type TcKind,
+  type TcVerdict,
+  type TcAnchor,
+  type TcAttachOptions,
+  type TcTestRunOptions,
+  type TcTestRunContext,
+  type TcTestRunResult,
+  type TcLinkInfo,
+  type TcxHookState,
+} from './tc.js';
+export {
+  TracingProgram,
+  TracingLink,
+  tracingSupport,
+  kernelEnum,
+  kernelHasTracepoint,
+  dropReasonNamer,
+  tracingSection,
+  type TracingKind,
+  type TracingAttachOptions,
+  type TracingLinkInfo,
+  type TracingSupport,
 } from './tracing.js';
 export { BpfMap, perCpu, possibleCpus, type MapCodecs, type MapColumns, type MapInfo, type UpdateFlag } from './map.js';
 export { RingBuffer, type RingBufferOptions, type RingBufferStats, type RingBufferLoss, type RingBufferEvents } from './ringbuf.js';

@@ -119,8 +119,13 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
       throw e;
     }
     this.info = {
-      id: raw.id, name: raw.name, type: raw.type, keySize: raw.keySize,
-      valueSize: raw.valueSize, maxEntries: raw.maxEntries, flags: raw.flags,
+      id: raw.id,
+      name: raw.name,
+      type: raw.type,
+      keySize: raw.keySize,
+      valueSize: raw.valueSize,
+      maxEntries: raw.maxEntries,
+      flags: raw.flags,
     };
     this.name = raw.name;
     try {
@@ -527,8 +532,14 @@ export class BpfMap<K, V, KIn = K, VIn = V> implements Iterable<[K, V]> {
 type IntArray = Uint8Array | Uint16Array | Uint32Array | Int8Array | Int16Array | Int32Array | BigUint64Array | BigInt64Array;
 // the host-order integer codecs and the typed arrays that read the same values
 const TYPED = new Map<unknown, new (b: ArrayBufferLike, off: number, n: number) => IntArray>([
-  [u8, Uint8Array], [u16, Uint16Array], [u32, Uint32Array], [u64, BigUint64Array],
-  [i8, Int8Array], [i16, Int16Array], [i32, Int32Array], [i64, BigInt64Array],
+  [u8, Uint8Array],
+  [u16, Uint16Array],
+  [u32, Uint32Array],
+  [u64, BigUint64Array],
+  [i8, Int8Array],
+  [i16, Int16Array],
+  [i32, Int32Array],
+  [i64, BigInt64Array],
 ]);
 
 /** `count` items of an integer codec in `col` as a typed array, or undefined (other codecs, unaligned). */

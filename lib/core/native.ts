@@ -16,8 +16,15 @@ export interface NativeFdHandle {
   close(): void;
 }
 export interface NativeMapInfo {
-  id: number; name: string; type: string; typeId: number; keySize: number; valueSize: number;
-  maxEntries: number; flags: number; btfId: number;
+  id: number;
+  name: string;
+  type: string;
+  typeId: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+  btfId: number;
 }
 /**
  * A map handle's own key slot (`bytes` at 0) and value slot (at max(keyBytes, 1) rounded
@@ -46,7 +53,13 @@ export interface NativeMapHandle extends NativeFdHandle {
   /** A new shared read-write mapping of a BPF_F_MMAPABLE array map's values (unmapped on GC). */
   mmap(): Buffer;
 }
-export interface NativeProgramInfo { id: number; name: string; type: string; tag: string; btfId: number }
+export interface NativeProgramInfo {
+  id: number;
+  name: string;
+  type: string;
+  tag: string;
+  btfId: number;
+}
 export interface NativeLinkHandle extends NativeFdHandle {
   update(progFd: number, oldProgFd?: number): void;
   detach(): void;
@@ -56,7 +69,14 @@ export interface NativeProgramHandle extends NativeFdHandle {
   info(): NativeProgramInfo;
   attachXdp(target: string | number, flags: number, netns?: string): { link: NativeLinkHandle; mode: string; ifindex: number };
   testRun(opts: {
-    data: Uint8Array; repeat?: number; dataOutSize?: number; ctx?: Uint8Array; ctxOut?: boolean; flags?: number; batchSize?: number; netns?: string;
+    data: Uint8Array;
+    repeat?: number;
+    dataOutSize?: number;
+    ctx?: Uint8Array;
+    ctxOut?: boolean;
+    flags?: number;
+    batchSize?: number;
+    netns?: string;
   }): Promise<{ retval: number; durationNs: number; data?: Buffer; ctx?: Buffer }>;
 }
 export interface NativeObjectHandle {
@@ -89,7 +109,14 @@ export interface NativeAclFamily {
   /** Record indices of each tree, in priority order. */
   groups: Int32Array[];
 }
-export interface NativeAclCompileOptions { binth: number; spfac: number; maxBits: number; maxCutBits: number; maxWords: number; treeWords?: number }
+export interface NativeAclCompileOptions {
+  binth: number;
+  spfac: number;
+  maxBits: number;
+  maxCutBits: number;
+  maxWords: number;
+  treeWords?: number;
+}
 /** The blob words (header left zero: lib/modules/acl/layout.ts writeBlobHeader fills it) or why compiling stopped. */
 export interface NativeAclCompileResult {
   words?: Uint32Array;
@@ -127,10 +154,30 @@ export interface NativeAddon {
   ifIndex(target: string | number, netns?: string): number;
   // addon/tc.cc: tcx links and clsact filters (lib/core/tc.ts)
   tcxProbe(): boolean;
-  tcxAttach(progFd: number, target: string | number, direction: string, flags: number, relative: number, expectedRevision: number, netns?: string): { link: NativeLinkHandle; ifindex: number };
-  tcxQuery(target: string | number, direction: string, netns?: string): { ifindex: number; revision: number; programs: { programId: number; linkId: number }[] };
+  tcxAttach(
+    progFd: number,
+    target: string | number,
+    direction: string,
+    flags: number,
+    relative: number,
+    expectedRevision: number,
+    netns?: string,
+  ): { link: NativeLinkHandle; ifindex: number };
+  tcxQuery(
+    target: string | number,
+    direction: string,
+    netns?: string,
+  ): { ifindex: number; revision: number; programs: { programId: number; linkId: number }[] };
   tcLinkInfo(linkFd: number): { id: number; type: string; progId: number; ifindex?: number; direction?: string };
-  clsactAttach(progFd: number, target: string | number, direction: string, handle: number, priority: number, replace: boolean, netns?: string): { ifindex: number; handle: number; priority: number; createdQdisc: boolean };
+  clsactAttach(
+    progFd: number,
+    target: string | number,
+    direction: string,
+    handle: number,
+    priority: number,
+    replace: boolean,
+    netns?: string,
+  ): { ifindex: number; handle: number; priority: number; createdQdisc: boolean };
   clsactQuery(ifindex: number, direction: string, handle: number, priority: number, netns?: string): number;
   clsactDetach(ifindex: number, direction: string, handle: number, priority: number, netns?: string): boolean;
   // addon/tracing.cc: tracing program attachment and the kernel's BTF enums (lib/core/tracing.ts)
@@ -195,9 +242,7 @@ export interface NativeRoute {
   nexthops: NativeNextHop[];
 }
 /** One request of an nlBatch. */
-export type NativeNlOp =
-  | { kind: 'rule'; cmd: 'add' | 'delete'; spec: NativeRule }
-  | { kind: 'route'; cmd: 'add' | 'replace' | 'delete'; spec: NativeRoute };
+export type NativeNlOp = { kind: 'rule'; cmd: 'add' | 'delete'; spec: NativeRule } | { kind: 'route'; cmd: 'add' | 'replace' | 'delete'; spec: NativeRoute };
 /** A request of an nlBatch the kernel refused (or that may have been applied: `uncertain`). */
 export interface NativeNlFailure {
   index: number;
@@ -286,14 +331,16 @@ function addonError(root: string, what: string, cause: unknown): BpfkitError {
   const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
   return new BpfkitError(
     'ERR_NOT_FOUND',
-    `bpfkit ${what} this machine (${target}); prebuilt: ${PREBUILT_FOR}. ` +
-      `Build it from source: ${install}; then: ${build}   (${reason})`,
+    `bpfkit ${what} this machine (${target}); prebuilt: ${PREBUILT_FOR}. ` + `Build it from source: ${install}; then: ${build}   (${reason})`,
     { cause, details: { platform: process.platform, arch: process.arch, libc: glibc ? 'glibc' : 'other', glibc, install, build } },
   );
 }
 
 /** Opens a pinned object and checks it is of the kind the caller expects. */
-export function openPinnedAs<K extends 'map' | 'program' | 'link'>(path: string, want: K): K extends 'map' ? NativeMapHandle : K extends 'program' ? NativeProgramHandle : NativeLinkHandle {
+export function openPinnedAs<K extends 'map' | 'program' | 'link'>(
+  path: string,
+  want: K,
+): K extends 'map' ? NativeMapHandle : K extends 'program' ? NativeProgramHandle : NativeLinkHandle {
   if (typeof path !== 'string' || !path.startsWith('/')) {
     throw new BpfkitError('ERR_INVALID_ARGUMENT', `path: must be an absolute path on a BPF filesystem, got ${String(path)}`, { field: 'path' });
   }

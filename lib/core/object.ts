@@ -45,7 +45,10 @@ export interface BpfObjectOptions {
    * map; `reuse` makes the object use an existing map (of another object, say) instead of
    * creating its own: type, key size and value size must match.
    */
-  maps?: Record<string, { maxEntries?: number; pinPath?: string; reuse?: { readonly fd: number; readonly info: { type: string; keySize: number; valueSize: number } } }>;
+  maps?: Record<
+    string,
+    { maxEntries?: number; pinPath?: string; reuse?: { readonly fd: number; readonly info: { type: string; keySize: number; valueSize: number } } }
+  >;
   /** Initial values of global variables (`const volatile` constants, .data, .bss). */
   globals?: Record<string, GlobalValue>;
   /** Per-program settings; `autoload: false` skips loading a program. */
@@ -60,7 +63,13 @@ export interface BpfObjectOptions {
  * @property autoload - Whether load() loads it.
  * @property loaded - Whether it is loaded.
  */
-export interface ProgramSpec { name: string; section: string; type: string; autoload: boolean; loaded: boolean }
+export interface ProgramSpec {
+  name: string;
+  section: string;
+  type: string;
+  autoload: boolean;
+  loaded: boolean;
+}
 /**
  * A map of an object (see {@link BpfObject.maps}).
  * @property name - The map's name (internal maps: `<object>.rodata`, `.data`, `.bss`).
@@ -72,7 +81,16 @@ export interface ProgramSpec { name: string; section: string; type: string; auto
  * @property pinPath - Where the map is (or will be) pinned, if anywhere.
  * @property pinned - Whether it is pinned.
  */
-export interface MapSpec { name: string; type: string; keySize: number; valueSize: number; maxEntries: number; internal: boolean; pinPath?: string; pinned: boolean }
+export interface MapSpec {
+  name: string;
+  type: string;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  internal: boolean;
+  pinPath?: string;
+  pinned: boolean;
+}
 /**
  * A global variable of an object (see {@link BpfObject.globals}).
  * @property name - The variable's name.
@@ -81,7 +99,13 @@ export interface MapSpec { name: string; type: string; keySize: number; valueSiz
  * @property size - Size in bytes.
  * @property readOnly - True for `.rodata`: settable before load only.
  */
-export interface GlobalSpec { name: string; section: string; offset: number; size: number; readOnly: boolean }
+export interface GlobalSpec {
+  name: string;
+  section: string;
+  offset: number;
+  size: number;
+  readOnly: boolean;
+}
 
 /**
  * A BPF ELF object: open (path or buffer) → configure → load (the verifier runs off the JS
@@ -161,7 +185,8 @@ export class BpfObject {
         actions.push(() => h.setMapMaxEntries(name, n));
       }
       if (m.pinPath !== undefined) {
-        if (typeof m.pinPath !== 'string' || !m.pinPath.startsWith('/')) invalidArgument(`maps.${name}.pinPath`, 'must be an absolute path on a BPF filesystem');
+        if (typeof m.pinPath !== 'string' || !m.pinPath.startsWith('/'))
+          invalidArgument(`maps.${name}.pinPath`, 'must be an absolute path on a BPF filesystem');
         const p = m.pinPath;
         actions.push(() => h.setMapPinPath(name, p));
       }
@@ -247,7 +272,10 @@ export class BpfObject {
     const h = this.#live().program(name);
     const type = h.info().type;
     if (type === 'sched_cls') return new TcProgram(h, name);
-    const section = this.#live().programs().find((p) => p.name === name)?.section ?? '';
+    const section =
+      this.#live()
+        .programs()
+        .find((p) => p.name === name)?.section ?? '';
     if (isTracingProgram(type, section)) return new TracingProgram(h, name, section);
     return wrapProgram(h, name);
   }
@@ -348,4 +376,3 @@ function encodeGlobal(name: string, v: GlobalValue, size: number): Uint8Array {
   for (let i = 0; i < size; i++) b[i] = Number((u >> BigInt(8 * i)) & 0xffn);
   return b;
 }
-

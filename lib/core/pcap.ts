@@ -20,7 +20,10 @@ export function compilePcapFilter(expr: unknown, field: string): Buffer {
   if (expr.includes('\0')) invalidArgument(field, 'contains a NUL character');
   const out = native().pcapCompile(expr, DLT_EN10MB, 262144);
   if (typeof out === 'string') {
-    throw new BpfkitError('ERR_INVALID_ARGUMENT', `${field}: libpcap cannot compile '${expr}': ${out}`, { field, details: { expression: expr, pcapError: out } });
+    throw new BpfkitError('ERR_INVALID_ARGUMENT', `${field}: libpcap cannot compile '${expr}': ${out}`, {
+      field,
+      details: { expression: expr, pcapError: out },
+    });
   }
   return out;
 }

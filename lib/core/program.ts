@@ -182,7 +182,10 @@ export class XdpProgram extends BpfProgram {
    * (restamp the bytes you change, or use a program that only returns XDP_TX).
    * Resolves with the frames `sent` and the wall time the run took (`durationNs`).
    */
-  async generate(packet: Uint8Array, opts: { iface: string | number; netns?: NetnsRef; count: number; batchSize?: number }): Promise<{ sent: number; durationNs: number }> {
+  async generate(
+    packet: Uint8Array,
+    opts: { iface: string | number; netns?: NetnsRef; count: number; batchSize?: number },
+  ): Promise<{ sent: number; durationNs: number }> {
     const count = checkRepeat(opts.count, 'count');
     checkInterface(opts.iface, 'iface');
     if (!(packet instanceof Uint8Array) || packet.length < 14) invalidArgument('packet', 'must be a Buffer of at least 14 bytes (an Ethernet frame)');
@@ -191,7 +194,10 @@ export class XdpProgram extends BpfProgram {
     const ns = netnsPath(opts.netns);
     const ifindex = native().ifIndex(opts.iface, ns);
     const run: Parameters<NativeProgramHandle['testRun']>[0] = {
-      data: packet, repeat: count, flags: BPF_F_TEST_XDP_LIVE_FRAMES, batchSize: batch,
+      data: packet,
+      repeat: count,
+      flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+      batchSize: batch,
       ctx: xdpCtx(ifindex, 0, packet.length),
     };
     if (ns) run.netns = ns;

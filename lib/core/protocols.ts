@@ -4,15 +4,23 @@
  * network service names in practice; any other is given by number.
  */
 export const IP_PROTOCOLS = {
-  icmp: 1, igmp: 2, tcp: 6, udp: 17, dccp: 33, gre: 47, esp: 50, ah: 51, icmpv6: 58, sctp: 132, udplite: 136,
+  icmp: 1,
+  igmp: 2,
+  tcp: 6,
+  udp: 17,
+  dccp: 33,
+  gre: 47,
+  esp: 50,
+  ah: 51,
+  icmpv6: 58,
+  sctp: 132,
+  udplite: 136,
 } as const;
 
 /** A protocol name from {@link IP_PROTOCOLS}. */
 export type IpProtocolName = keyof typeof IP_PROTOCOLS;
 
-const BY_NUMBER: Record<number, IpProtocolName> = Object.fromEntries(
-  Object.entries(IP_PROTOCOLS).map(([k, v]) => [v, k as IpProtocolName]),
-);
+const BY_NUMBER: Record<number, IpProtocolName> = Object.fromEntries(Object.entries(IP_PROTOCOLS).map(([k, v]) => [v, k as IpProtocolName]));
 
 /** The number of a protocol name; undefined for an unknown name (Object.prototype's names included). */
 export function ipProtocolNumber(name: string): number | undefined {

@@ -13,12 +13,20 @@ import { EventEmitter } from 'node:events';
 import { BpfkitError, invalidArgument } from './errors.js';
 import { u32, u64, type Codec } from './codecs.js';
 import { lazyFactory, type LazyFactory } from './codecs/lazy.js';
-import { checkOpts, checkRecordCodec, DATA_EVENTS, type CheckedOptions, type RingBufferEvents, type RingBufferOptions, type RingBufferSource, type RingBufferStats } from './ringbuf/options.js';
+import {
+  checkOpts,
+  checkRecordCodec,
+  DATA_EVENTS,
+  type CheckedOptions,
+  type RingBufferEvents,
+  type RingBufferOptions,
+  type RingBufferSource,
+  type RingBufferStats,
+} from './ringbuf/options.js';
 import { BpfMap, perCpu } from './map.js';
 import { native, openPinnedAs, type NativeMapHandle, type NativeRingBufferHandle } from './native.js';
 
 export type { RingBufferEvents, RingBufferLoss, RingBufferOptions, RingBufferSource, RingBufferStats } from './ringbuf/options.js';
-
 
 interface IterState {
   waiting: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | undefined;
@@ -274,7 +282,14 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
 
   #iterator<T>(opts: { closeOnReturn?: boolean }, whole: boolean): AsyncIterableIterator<T> {
     const done = (): Promise<IteratorResult<T>> => Promise.resolve({ value: undefined, done: true });
-    if (!this.#h) return { next: done, return: done, [Symbol.asyncIterator]() { return this; } };
+    if (!this.#h)
+      return {
+        next: done,
+        return: done,
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+      };
     if (this.#iter) throw new BpfkitError('ERR_BUSY', `ring buffer '${this.name}' already has an active iterator`);
     const it: IterState = { waiting: undefined, whole, closeOnReturn: opts.closeOnReturn ?? true };
     this.#iter = it;
@@ -454,9 +469,16 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
         if (len < need) {
           this.#malformed++;
           if (this.listenerCount('error') > 0) {
-            this.emit('error', new BpfkitError('ERR_CODEC_MISMATCH', `ring buffer '${this.name}': a ${len}-byte record is shorter than codec ${codec.name} (${need} bytes); skipped`, {
-              details: { recordSize: len, codecSize: need, codec: codec.name },
-            }));
+            this.emit(
+              'error',
+              new BpfkitError(
+                'ERR_CODEC_MISMATCH',
+                `ring buffer '${this.name}': a ${len}-byte record is shorter than codec ${codec.name} (${need} bytes); skipped`,
+                {
+                  details: { recordSize: len, codecSize: need, codec: codec.name },
+                },
+              ),
+            );
           }
           continue;
         }

@@ -85,7 +85,6 @@ function checkDirection(d: unknown, field = 'direction'): TcDirection {
   return d;
 }
 
-
 function anchorOf(a: TcAnchor, field: string): { flags: number; relative: number } {
   if (a === 'all') return { flags: 0, relative: 0 };
   if (a instanceof TcLink) {
@@ -173,7 +172,8 @@ export class TcProgram extends BpfProgram {
     checkInterface(iface);
     if (!opts || typeof opts !== 'object') invalidArgument('direction', "options with direction 'ingress' or 'egress' are required");
     const direction = checkDirection(opts.direction);
-    if (opts.kind !== undefined && opts.kind !== 'tcx' && opts.kind !== 'clsact') invalidArgument('kind', `must be 'tcx' or 'clsact', got ${JSON.stringify(opts.kind)}`);
+    if (opts.kind !== undefined && opts.kind !== 'tcx' && opts.kind !== 'clsact')
+      invalidArgument('kind', `must be 'tcx' or 'clsact', got ${JSON.stringify(opts.kind)}`);
     if (opts.before !== undefined && opts.after !== undefined) invalidArgument('before', 'give either before or after, not both');
     const anchorField = opts.before !== undefined ? 'before' : 'after';
     const anchorVal = opts.before ?? opts.after;
@@ -190,7 +190,11 @@ export class TcProgram extends BpfProgram {
     const ns = netnsPath(opts.netns);
     const kind = opts.kind ?? (tcxAvailable() ? 'tcx' : 'clsact');
     if (kind === 'clsact' && (anchor || opts.expectedRevision !== undefined) && opts.priority === undefined) {
-      throw new BpfkitError('ERR_UNSUPPORTED', `${anchor ? anchorField : 'expectedRevision'}: this kernel has no tcx hooks, and clsact filters are ordered by priority only: pass priority as well`, { field: anchor ? anchorField : 'expectedRevision' });
+      throw new BpfkitError(
+        'ERR_UNSUPPORTED',
+        `${anchor ? anchorField : 'expectedRevision'}: this kernel has no tcx hooks, and clsact filters are ordered by priority only: pass priority as well`,
+        { field: anchor ? anchorField : 'expectedRevision' },
+      );
     }
     if (kind === 'tcx') {
       const flags = anchor ? anchor.flags | (opts.before !== undefined ? BPF_F_BEFORE : BPF_F_AFTER) : 0;
@@ -337,7 +341,16 @@ export class TcLink {
   #program: string;
 
   /** @internal */
-  constructor(m: { kind: TcKind; ifindex: number; direction: TcDirection; netns: string | undefined; program: string; link?: NativeLinkHandle; handle?: number; priority?: number }) {
+  constructor(m: {
+    kind: TcKind;
+    ifindex: number;
+    direction: TcDirection;
+    netns: string | undefined;
+    program: string;
+    link?: NativeLinkHandle;
+    handle?: number;
+    priority?: number;
+  }) {
     this.kind = m.kind;
     this.ifindex = m.ifindex;
     this.direction = m.direction;
@@ -360,7 +373,14 @@ export class TcLink {
       h.close();
       throw new BpfkitError('ERR_INVALID_ARGUMENT', `'${path}' is a ${info.type} link, not a tcx link`, { field: 'path' });
     }
-    return new TcLink({ kind: 'tcx', ifindex: info.ifindex ?? 0, direction: info.direction as TcDirection, netns: netnsPath(opts.netns), program: `prog#${info.progId}`, link: h });
+    return new TcLink({
+      kind: 'tcx',
+      ifindex: info.ifindex ?? 0,
+      direction: info.direction as TcDirection,
+      netns: netnsPath(opts.netns),
+      program: `prog#${info.progId}`,
+      link: h,
+    });
   }
 
   /** The programs at an interface's tcx hook, in run order (BPF_PROG_QUERY). */
@@ -382,7 +402,13 @@ export class TcLink {
     if (this.#closed) throw new BpfkitError('ERR_CLOSED', 'TC link is closed');
     if (this.#link) {
       const i = native().tcLinkInfo(this.#link.fd);
-      return { kind: 'tcx', id: i.id, progId: i.progId, ifindex: i.ifindex ?? this.ifindex, direction: (i.direction as TcDirection | undefined) ?? this.direction };
+      return {
+        kind: 'tcx',
+        id: i.id,
+        progId: i.progId,
+        ifindex: i.ifindex ?? this.ifindex,
+        direction: (i.direction as TcDirection | undefined) ?? this.direction,
+      };
     }
     const t = this.#clsact!;
     const progId = native().clsactQuery(t.ifindex, t.direction, t.handle, t.priority, t.netns);
@@ -410,8 +436,13 @@ export class TcLink {
     } else {
       const t = this.#clsact!;
       const now = native().clsactQuery(t.ifindex, t.direction, t.handle, t.priority, t.netns);
-      if (now === 0) throw new BpfkitError('ERR_NOT_FOUND', `the clsact filter (handle ${t.handle}, priority ${t.priority}) is gone from the ${t.direction} of interface ${t.ifindex}`);
-      if (opts.expected && now !== opts.expected.info.id) throw new BpfkitError('ERR_BUSY', `the clsact filter runs program ${now}, not the expected ${opts.expected.info.id}`);
+      if (now === 0)
+        throw new BpfkitError(
+          'ERR_NOT_FOUND',
+          `the clsact filter (handle ${t.handle}, priority ${t.priority}) is gone from the ${t.direction} of interface ${t.ifindex}`,
+        );
+      if (opts.expected && now !== opts.expected.info.id)
+        throw new BpfkitError('ERR_BUSY', `the clsact filter runs program ${now}, not the expected ${opts.expected.info.id}`);
       native().clsactAttach(program.fd, t.ifindex, t.direction, t.handle, t.priority, true, t.netns);
     }
     this.#program = program.name;

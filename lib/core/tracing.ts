@@ -176,7 +176,8 @@ export class TracingProgram extends BpfProgram {
     }
     let cookie: bigint | undefined;
     if (opts.cookie !== undefined) {
-      if (this.kind !== 'tracepoint' && this.kind !== 'kprobe' && this.kind !== 'kretprobe') invalidArgument('cookie', `${this.kind} attachments carry no cookie (tracepoint and kprobe ones do)`);
+      if (this.kind !== 'tracepoint' && this.kind !== 'kprobe' && this.kind !== 'kretprobe')
+        invalidArgument('cookie', `${this.kind} attachments carry no cookie (tracepoint and kprobe ones do)`);
       const c = typeof opts.cookie === 'number' && Number.isSafeInteger(opts.cookie) ? BigInt(opts.cookie) : opts.cookie;
       if (typeof c !== 'bigint' || c < 0n || c >= 1n << 64n) invalidArgument('cookie', `must be an integer in 0..2^64-1, got ${String(opts.cookie)}`);
       cookie = c;
@@ -196,11 +197,15 @@ export function explainTracingLoadError(err: unknown, programs: readonly { name:
   const tramp = programs.filter((p) => p.autoload && /^(fentry|fexit|fmod_ret)/.test(tracingSection(p.section)?.kind ?? ''));
   if (tramp.length === 0) return err;
   const names = tramp.map((p) => `'${p.name}' (${p.section})`).join(', ');
-  return new BpfkitError('ERR_UNSUPPORTED', `program ${names}: the running kernel refuses BPF trampolines (fentry/fexit/fmod_ret load fails with EPERM as root: no ftrace, or lockdown); use tp_btf or raw_tp tracepoints, or set autoload: false for these programs`, {
-    errno: 1,
-    details: { feature: 'BPF trampolines (fentry/fexit)' },
-    cause: err,
-  });
+  return new BpfkitError(
+    'ERR_UNSUPPORTED',
+    `program ${names}: the running kernel refuses BPF trampolines (fentry/fexit/fmod_ret load fails with EPERM as root: no ftrace, or lockdown); use tp_btf or raw_tp tracepoints, or set autoload: false for these programs`,
+    {
+      errno: 1,
+      details: { feature: 'BPF trampolines (fentry/fexit)' },
+      cause: err,
+    },
+  );
 }
 
 /** Kernel view of a tracing link. */
@@ -273,7 +278,11 @@ export class TracingLink {
       this.handle.detach();
     } catch (e) {
       if (e instanceof BpfkitError && e.errno === 95) {
-        throw new BpfkitError('ERR_UNSUPPORTED', `the kernel cannot force-detach a ${this.handle.info().type} link (BPF_LINK_DETACH: EOPNOTSUPP): remove its pin and close it`, { errno: 95, syscall: 'bpf(BPF_LINK_DETACH)', cause: e });
+        throw new BpfkitError(
+          'ERR_UNSUPPORTED',
+          `the kernel cannot force-detach a ${this.handle.info().type} link (BPF_LINK_DETACH: EOPNOTSUPP): remove its pin and close it`,
+          { errno: 95, syscall: 'bpf(BPF_LINK_DETACH)', cause: e },
+        );
       }
       throw e;
     }

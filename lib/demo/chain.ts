@@ -29,7 +29,8 @@ const RATE = 100; // datagrams per second per source
  * forwarded), on U at its interface's ingress (what arrived).
  */
 async function witness(h: LabHost, hook: { forward: true } | { ingress: string }): Promise<void> {
-  const [family, chain] = 'forward' in hook ? ['inet', 'type filter hook forward priority 0;'] : ['netdev', `type filter hook ingress device "${hook.ingress}" priority 0;`];
+  const [family, chain] =
+    'forward' in hook ? ['inet', 'type filter hook forward priority 0;'] : ['netdev', `type filter hook ingress device "${hook.ingress}" priority 0;`];
   await h.exec(['nft', '-f', '-'], {
     input: `table ${family} demowit {
   counter s0 {}
@@ -48,7 +49,8 @@ async function counted(h: LabHost): Promise<[number, number]> {
   const out = await h.exec(['nft', '-j', 'list', 'counters']);
   const j = JSON.parse(out.stdout) as { nftables: { counter?: { table: string; name: string; packets: number } }[] };
   const n: [number, number] = [0, 0];
-  for (const e of j.nftables) if (e.counter?.table === 'demowit' && (e.counter.name === 's0' || e.counter.name === 's1')) n[e.counter.name === 's0' ? 0 : 1] = e.counter.packets;
+  for (const e of j.nftables)
+    if (e.counter?.table === 'demowit' && (e.counter.name === 's0' || e.counter.name === 's1')) n[e.counter.name === 's0' ? 0 : 1] = e.counter.packets;
   return n;
 }
 
@@ -84,7 +86,9 @@ export const chainSection: DemoSection = {
     });
     try {
       const st0 = chainer.status;
-      print(`R: ServiceChainer on ${cr.b.ifname} (from C) and ${sr.b.ifname} (back from S): XDP prog id ${chainer.program.info.id}, TC mark copier ${st0.marksSkb ? 'on' : 'off'}, ${st0.routes} policy routes, rules ${base.map((x) => `${x.id}->${x.action}`).join(', ')}`);
+      print(
+        `R: ServiceChainer on ${cr.b.ifname} (from C) and ${sr.b.ifname} (back from S): XDP prog id ${chainer.program.info.id}, TC mark copier ${st0.marksSkb ? 'on' : 'off'}, ${st0.routes} policy routes, rules ${base.map((x) => `${x.id}->${x.action}`).join(', ')}`,
+      );
       print(`C sends ${RATE} UDP datagrams/s from ${SRC[0]} and from ${SRC[1]} to ${DST}:${PORT} (on U); R's main table alone would go straight to U`);
       for (const src of SRC) await c.ping(DST, { count: 1, src, timeoutMs: 3000 });
       let lastS = await counted(s);
@@ -106,7 +110,9 @@ export const chainSection: DemoSection = {
       await sleep(200);
       const st = chainer.stats();
       const [sEnd, uEnd] = [await counted(s), await counted(u)];
-      print(`chainer marked ${st.services.map((x) => `${x.packets} packets for service ${x.name}`).join(', ')}, ${st.upstream.packets} for upstream; unclassified ${st.unclassified.packets}`);
+      print(
+        `chainer marked ${st.services.map((x) => `${x.packets} packets for service ${x.name}`).join(', ')}, ${st.upstream.packets} for upstream; unclassified ${st.unclassified.packets}`,
+      );
       SRC.forEach((src, i) => print(`${src}: the service host forwarded ${sEnd[i]} datagrams, U received ${uEnd[i]}`));
     } finally {
       await chainer.close();

@@ -47,8 +47,12 @@ export const decapSection: DemoSection = {
     await a.ping('2001:db8:30::2', { count: 1 });
 
     using decap = await Decapsulator.attach('eth0', { netns: b.netns, vnis: [100, 200] });
-    print(`B: no tunnel device; Decapsulator on eth0 (${decap.link?.mode} XDP, prog id ${decap.program.info.id}), VNI allowlist [100, 200], inner MAC rewritten to ${decap.settings.interfaceMac}`);
-    print(`A: kernel vxlan devices ${TUNNELS.map((t) => `${t.dev} (VNI ${t.vni}, outer ${t.outer[0].includes(':') ? 'IPv6' : 'IPv4'})`).join(', ')}; ${RATE} UDP datagrams/s through each`);
+    print(
+      `B: no tunnel device; Decapsulator on eth0 (${decap.link?.mode} XDP, prog id ${decap.program.info.id}), VNI allowlist [100, 200], inner MAC rewritten to ${decap.settings.interfaceMac}`,
+    );
+    print(
+      `A: kernel vxlan devices ${TUNNELS.map((t) => `${t.dev} (VNI ${t.vni}, outer ${t.outer[0].includes(':') ? 'IPv6' : 'IPv4'})`).join(', ')}; ${RATE} UDP datagrams/s through each`,
+    );
     const sinks = await Promise.all(TUNNELS.map((t) => b.udpSink(`${t.net}.2`, PORT)));
     const count = Math.max(1, seconds) * RATE;
     const senders = TUNNELS.map((t) => a.sendUdp(`${t.net}.2`, PORT, { count, intervalMs: 1000 / RATE }));
@@ -69,8 +73,10 @@ export const decapSection: DemoSection = {
       TUNNELS.forEach((t, i) => {
         print(`VNI ${t.vni}: A sent ${sent[i]!.sent}, B's server on ${t.net}.2 received ${sinks[i]!.received()}`);
       });
-      print(`decapsulated ${st.decapsulated.packets} packets (${st.protocols.vxlan.ipv4.packets} over IPv4, ${st.protocols.vxlan.ipv6.packets} over IPv6); ` +
-        `${st.passedTotal.packets} passed to the stack unchanged (VNI 300 before the update: nothing listens on UDP 4789 there)`);
+      print(
+        `decapsulated ${st.decapsulated.packets} packets (${st.protocols.vxlan.ipv4.packets} over IPv4, ${st.protocols.vxlan.ipv6.packets} over IPv6); ` +
+          `${st.passedTotal.packets} passed to the stack unchanged (VNI 300 before the update: nothing listens on UDP 4789 there)`,
+      );
       await Promise.all(sinks.map((k) => k.close()));
     }
   },

@@ -55,7 +55,9 @@ export const pipelineSection: DemoSection = {
     try {
       decap = await Decapsulator.attach(pipe, { vnis: [100] });
       fw = await AclFirewall.attach(pipe, { rules: [{ id: 'no-7001', action: 'deny', proto: 'udp', dstPort: DENIED }] });
-      print(`B:eth0 runs an XdpPipeline (root prog id ${pipe.program.info.id}, ${pipe.link?.mode} XDP), stages ${JSON.stringify(pipe.stages)}; ACL rule no-7001 denies inner udp/${DENIED}`);
+      print(
+        `B:eth0 runs an XdpPipeline (root prog id ${pipe.program.info.id}, ${pipe.link?.mode} XDP), stages ${JSON.stringify(pipe.stages)}; ACL rule no-7001 denies inner udp/${DENIED}`,
+      );
       print(`A: kernel vxlan device vx100 (VNI 100); ${RATE} datagrams/s to ${INNER}:${DENIED} and :${ALLOWED} through it`);
       for (const port of [DENIED, ALLOWED]) sinks.push(await b.udpSink(INNER, port));
       const denies = async () => (await fw!.stats()).rules.find((r) => r.id === 'no-7001')?.packets ?? 0;
@@ -66,19 +68,27 @@ export const pipelineSection: DemoSection = {
         await Promise.all([DENIED, ALLOWED].map((port) => a.sendUdp(INNER, port, { count: RATE, intervalMs: 1000 / RATE })));
         const st = pipe.stats();
         const deny = await denies();
-        print(`  t=${s}s  root +${st.packets - last.packets} | ${st.stages.map((x) => ended(x, last.stages[x.position]?.ended)).join(' | ')} | firewall denied ${deny} (+${deny - lastDeny}) | B received :${DENIED} ${sinks[0]!.received()}, :${ALLOWED} ${sinks[1]!.received()}`);
+        print(
+          `  t=${s}s  root +${st.packets - last.packets} | ${st.stages.map((x) => ended(x, last.stages[x.position]?.ended)).join(' | ')} | firewall denied ${deny} (+${deny - lastDeny}) | B received :${DENIED} ${sinks[0]!.received()}, :${ALLOWED} ${sinks[1]!.received()}`,
+        );
         last = st;
         lastDeny = deny;
         if (s === Math.ceil(seconds / 2)) {
           await pipe.reorder(['acl', 'decap']);
-          print(`  reorder: stages now ${JSON.stringify(pipe.stages)} (one atomic flip): the firewall sees only the outer VXLAN header, udp/${DENIED} gets through (stats count per position, so the next line mixes the two chains)`);
+          print(
+            `  reorder: stages now ${JSON.stringify(pipe.stages)} (one atomic flip): the firewall sees only the outer VXLAN header, udp/${DENIED} gets through (stats count per position, so the next line mixes the two chains)`,
+          );
         }
       }
       await sleep(200);
       const st = pipe.stats();
       const walks = st.stages.reduce((n, x) => n + Object.values(x.ended).reduce((m, v) => m + v, 0n), st.empty);
-      print(`root saw ${st.packets} packets; walks ended: ${walks} (${st.packets === walks ? 'each packet exactly once: no walk mixed the two chains' : 'MISMATCH'})`);
-      print(`firewall denied ${await denies()} packets in all; B received :${DENIED} ${sinks[0]!.received()} (only after the reorder), :${ALLOWED} ${sinks[1]!.received()}`);
+      print(
+        `root saw ${st.packets} packets; walks ended: ${walks} (${st.packets === walks ? 'each packet exactly once: no walk mixed the two chains' : 'MISMATCH'})`,
+      );
+      print(
+        `firewall denied ${await denies()} packets in all; B received :${DENIED} ${sinks[0]!.received()} (only after the reorder), :${ALLOWED} ${sinks[1]!.received()}`,
+      );
       await pipe.remove('acl');
       print(`remove('acl'): stages now ${JSON.stringify(pipe.stages)}; closing the modules and the pipeline`);
     } finally {

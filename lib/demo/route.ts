@@ -30,10 +30,7 @@ export const routeSection: DemoSection = {
     };
     print('src marks UDP to port 5001 with 0x10 (iptables mangle); 50 datagrams to each port:');
     await burst('main table only        ');
-    const pr = await PolicyRoute.apply(
-      { priority: 1000, fwmark: 0x10, table: 100, routes: [{ dst: '0.0.0.0/0', via: '198.18.2.2' }] },
-      { netns: src.netns },
-    );
+    const pr = await PolicyRoute.apply({ priority: 1000, fwmark: 0x10, table: 100, routes: [{ dst: '0.0.0.0/0', via: '198.18.2.2' }] }, { netns: src.netns });
     print(`applied: ${(await src.ip(['-4', 'rule', 'show', 'pref', '1000'])).trim()} ; table 100: ${(await src.ip(['route', 'show', 'table', '100'])).trim()}`);
     await burst('with the PolicyRoute   ');
     await pr.remove();

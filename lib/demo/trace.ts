@@ -54,7 +54,9 @@ export const traceSection: DemoSection = {
       await a.sendUdp(B, PORT, { count: 1, payload: 'forward me' });
       await waitFor(() => packets.some((p) => p.namespaces.includes(inB)));
       await r.exec(['iptables', '-A', 'FORWARD', '-p', 'udp', '--dport', String(PORT), '-j', 'DROP']);
-      print(`A sent one datagram to ${B}:${PORT} (B's socket received ${await sink.waitFor(1, 2000)}); then R got 'iptables -A FORWARD -p udp --dport ${PORT} -j DROP' and A sent another`);
+      print(
+        `A sent one datagram to ${B}:${PORT} (B's socket received ${await sink.waitFor(1, 2000)}); then R got 'iptables -A FORWARD -p udp --dport ${PORT} -j DROP' and A sent another`,
+      );
       await a.sendUdp(B, PORT, { count: 1, payload: 'drop me' });
       await waitFor(() => packets.some((p) => p.verdict === 'dropped'));
     } finally {
@@ -63,7 +65,12 @@ export const traceSection: DemoSection = {
     }
     packets.sort((x, y) => (x.start < y.start ? -1 : 1));
     packets.forEach((p, i) => {
-      const how = p.verdict === 'dropped' ? `dropped, reason ${p.dropReason}` : p.verdict === 'unfinished' ? 'unfinished (a datagram delivered to a socket is freed without a tracepoint)' : p.verdict;
+      const how =
+        p.verdict === 'dropped'
+          ? `dropped, reason ${p.dropReason}`
+          : p.verdict === 'unfinished'
+            ? 'unfinished (a datagram delivered to a socket is freed without a tracepoint)'
+            : p.verdict;
       print(`packet ${i + 1}: ${p.events.length} events through ${p.namespaces.map(host).join(' -> ')} in ${(p.durationNs / 1000).toFixed(1)} us; ${how}`);
       for (const e of p.events) if (names.has(e.netns)) print(describeEvent(e, host));
     });

@@ -218,7 +218,8 @@ export function toJsonLines<T = unknown>(source: JsonLinesSource<T>, opts: JsonL
   if (!Number.isInteger(hwm) || hwm < 1 || hwm > 1 << 30) invalidArgument('highWaterMark', `must be an integer in 1..2^30, got ${String(hwm)}`);
   if (opts.map !== undefined && typeof opts.map !== 'function') invalidArgument('map', 'must be a function');
   if (opts.event !== undefined && (typeof opts.event !== 'string' || opts.event === '')) invalidArgument('event', 'must be an event name');
-  if (opts.endOn !== undefined && (!Array.isArray(opts.endOn) || opts.endOn.some((e) => typeof e !== 'string'))) invalidArgument('endOn', 'must be a list of event names');
+  if (opts.endOn !== undefined && (!Array.isArray(opts.endOn) || opts.endOn.some((e) => typeof e !== 'string')))
+    invalidArgument('endOn', 'must be a list of event names');
   const map = opts.map as ((e: unknown) => unknown) | undefined;
   if (source instanceof EventEmitter) return fromEmitter(source, opts.event, opts.endOn, { maxQueue, highWaterMark: hwm, map });
   if (source !== null && typeof source === 'object' && typeof (source as AsyncIterable<T>)[Symbol.asyncIterator] === 'function') {
@@ -227,7 +228,12 @@ export function toJsonLines<T = unknown>(source: JsonLinesSource<T>, opts: JsonL
   return invalidArgument('source', 'must be an EventEmitter (AclFirewall, PacketTracer, RingBuffer, ...) or an async iterable');
 }
 
-function fromEmitter(src: EventEmitter, event: string | undefined, endOn: readonly string[] | undefined, o: ConstructorParameters<typeof JsonLinesStream>[0]): JsonLinesStream {
+function fromEmitter(
+  src: EventEmitter,
+  event: string | undefined,
+  endOn: readonly string[] | undefined,
+  o: ConstructorParameters<typeof JsonLinesStream>[0],
+): JsonLinesStream {
   const d = defaults(src);
   const name = event ?? d.event;
   const ends = endOn ?? d.endOn;

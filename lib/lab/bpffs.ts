@@ -27,10 +27,7 @@ export function isBpffsMounted(path = BPFFS_PATH): boolean {
 export async function ensureBpffs(path = BPFFS_PATH): Promise<void> {
   if (isBpffsMounted(path)) return;
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new BpfkitError(
-      'ERR_PERMISSION',
-      `the BPF filesystem is not mounted at ${path} and mounting it needs root: run 'sudo mount -t bpf bpf ${path}'`,
-    );
+    throw new BpfkitError('ERR_PERMISSION', `the BPF filesystem is not mounted at ${path} and mounting it needs root: run 'sudo mount -t bpf bpf ${path}'`);
   }
   try {
     await run('mount', ['-t', 'bpf', 'bpf', path], { timeoutMs: 10_000 });

@@ -40,11 +40,7 @@ export function validateAddr(field: string, addr: string): void {
 
 export function validateIfname(field: string, name: string): void {
   if (!IFNAME_RE.test(name)) {
-    throw new BpfkitError(
-      'ERR_INVALID_ARGUMENT',
-      `${field}: invalid interface name '${name}' (1-15 chars of [A-Za-z0-9_.-])`,
-      { field },
-    );
+    throw new BpfkitError('ERR_INVALID_ARGUMENT', `${field}: invalid interface name '${name}' (1-15 chars of [A-Za-z0-9_.-])`, { field });
   }
 }
 
@@ -53,11 +49,10 @@ export function wrapIpError(err: unknown, what: string): BpfkitError {
   if (err instanceof BpfkitError) {
     const stderr = String((err.details as { stderr?: unknown } | undefined)?.stderr ?? '');
     if (/Operation not permitted|Permission denied/.test(stderr)) {
-      return new BpfkitError(
-        'ERR_PERMISSION',
-        `${what}: permission denied; the lab needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN): ${stderr.trim()}`,
-        { cause: err, ...(err.details ? { details: err.details } : {}) },
-      );
+      return new BpfkitError('ERR_PERMISSION', `${what}: permission denied; the lab needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN): ${stderr.trim()}`, {
+        cause: err,
+        ...(err.details ? { details: err.details } : {}),
+      });
     }
     return err;
   }

@@ -29,10 +29,8 @@ import { ipBin, run, runSync } from './run.js';
 // Node 20.4+ defines Symbol.asyncDispose/Symbol.dispose (as Symbol.for('nodejs.…'));
 // fall back to the same registry symbols so `await using` works wherever Node polyfills it.
 const asyncDisposeSymbol: typeof Symbol.asyncDispose =
-  (Symbol as { asyncDispose?: typeof Symbol.asyncDispose }).asyncDispose ??
-  (Symbol.for('nodejs.asyncDispose') as typeof Symbol.asyncDispose);
-const disposeSymbol: typeof Symbol.dispose =
-  (Symbol as { dispose?: typeof Symbol.dispose }).dispose ?? (Symbol.for('nodejs.dispose') as typeof Symbol.dispose);
+  (Symbol as { asyncDispose?: typeof Symbol.asyncDispose }).asyncDispose ?? (Symbol.for('nodejs.asyncDispose') as typeof Symbol.asyncDispose);
+const disposeSymbol: typeof Symbol.dispose = (Symbol as { dispose?: typeof Symbol.dispose }).dispose ?? (Symbol.for('nodejs.dispose') as typeof Symbol.dispose);
 
 /** Options for {@link Lab.create}. */
 export interface LabOptions {

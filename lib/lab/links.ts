@@ -90,10 +90,16 @@ export async function linkHosts(lab: Lab, a: LabHost, b: LabHost, opts: LinkOpti
   const aAddrs = [...(opts.aAddrs ?? [])];
   const bAddrs = [...(opts.bAddrs ?? [])];
   try {
-    for (const [field, list] of [['aAddrs', aAddrs], ['bAddrs', bAddrs]] as const) {
+    for (const [field, list] of [
+      ['aAddrs', aAddrs],
+      ['bAddrs', bAddrs],
+    ] as const) {
       for (const ad of list) validateAddr(field, ad);
     }
-    for (const [field, mac] of [['aMac', opts.aMac], ['bMac', opts.bMac]] as const) {
+    for (const [field, mac] of [
+      ['aMac', opts.aMac],
+      ['bMac', opts.bMac],
+    ] as const) {
       if (mac !== undefined && !MAC_RE.test(mac)) {
         throw new BpfkitError('ERR_INVALID_ARGUMENT', `${field}: invalid MAC '${mac}'`, { field });
       }

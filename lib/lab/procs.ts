@@ -167,9 +167,10 @@ export class LabProcess {
     if (seen !== undefined) return Promise.resolve(seen);
     return this.#settle<string>(
       timeoutMs,
-      (hit) => this.onLine((l) => {
-        if (matches(match, l)) hit(l);
-      }),
+      (hit) =>
+        this.onLine((l) => {
+          if (matches(match, l)) hit(l);
+        }),
       () =>
         new BpfkitError('ERR_SYSTEM', `timed out after ${timeoutMs} ms waiting for output from ${this.#describe()}`, {
           details: { stderr: this.#stderr, lines: this.lines().slice(-20) },
@@ -190,7 +191,7 @@ export class LabProcess {
    * `'listening on'`, which it prints on stderr). Rejects on timeout or exit first.
    */
   waitForStderr(match: string | RegExp, timeoutMs = 10_000): Promise<string> {
-    const test = (): boolean => (typeof match === 'string' ? this.#stderr.includes(match) : (match.lastIndex = 0, match.test(this.#stderr)));
+    const test = (): boolean => (typeof match === 'string' ? this.#stderr.includes(match) : ((match.lastIndex = 0), match.test(this.#stderr)));
     if (test()) return Promise.resolve(this.#stderr);
     return this.#settle<string>(
       timeoutMs,

@@ -158,12 +158,7 @@ export function delay(ms: number): Promise<void> {
  * Poll `probe` until it returns a value other than `undefined`, at most `timeoutMs`.
  * Throws `BpfkitError('ERR_SYSTEM')` with `what` on timeout.
  */
-export async function pollUntil<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-  intervalMs = 10,
-): Promise<T> {
+export async function pollUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 10): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   // bounded: at most timeoutMs/intervalMs iterations plus one

@@ -101,12 +101,7 @@ function waitCount(proc: LabProcess, get: () => number, n: number, timeoutMs: nu
     void proc.exited.then((exit: LabProcessExit) =>
       setImmediate(() => {
         if (get() >= n) finish(() => resolve(get()));
-        else
-          finish(() =>
-            reject(
-              new BpfkitError('ERR_CLOSED', `${what} stopped (code ${exit.code}, signal ${exit.signal}): ${proc.stderr().trim()}`),
-            ),
-          );
+        else finish(() => reject(new BpfkitError('ERR_CLOSED', `${what} stopped (code ${exit.code}, signal ${exit.signal}): ${proc.stderr().trim()}`)));
       }),
     );
   });

@@ -42,12 +42,18 @@ const g = (name: string, help: string, labels: readonly string[] = []): MetricDe
 
 export const METRICS: Record<MetricKind, readonly MetricDef[]> = {
   acl: [
-    c('bpfkit_acl_packets_total', 'Packets judged by the ACL firewall, by verdict (allow, log, deny) and what decided it (rule, default, non_ip, no_rules). Malformed packets are counted apart.', ['verdict', 'reason']),
+    c(
+      'bpfkit_acl_packets_total',
+      'Packets judged by the ACL firewall, by verdict (allow, log, deny) and what decided it (rule, default, non_ip, no_rules). Malformed packets are counted apart.',
+      ['verdict', 'reason'],
+    ),
     c('bpfkit_acl_bytes_total', 'Bytes of the packets in bpfkit_acl_packets_total.', ['verdict', 'reason']),
     c('bpfkit_acl_rule_packets_total', 'Packets matched by each rule in force.', ['rule_id', 'action']),
     c('bpfkit_acl_rule_bytes_total', 'Bytes matched by each rule in force.', ['rule_id', 'action']),
     c('bpfkit_acl_malformed_packets_total', 'Packets with a broken IPv4/IPv6 header (the default action in force applied).'),
-    c('bpfkit_acl_no_l4_packets_total', 'Packets classified without their L4 header (also in bpfkit_acl_packets_total), by reason (unparsed, fragment).', ['reason']),
+    c('bpfkit_acl_no_l4_packets_total', 'Packets classified without their L4 header (also in bpfkit_acl_packets_total), by reason (unparsed, fragment).', [
+      'reason',
+    ]),
     c('bpfkit_acl_classified_packets_total', 'IP packets classified, by method (cache: per-CPU verdict cache; walk: rule trees).', ['method']),
     c('bpfkit_acl_events_emitted_total', 'Policy events written to the ring by the program.'),
     c('bpfkit_acl_events_suppressed_total', 'Packets not reported because their flow and rule had an event within the interval.'),

@@ -117,7 +117,8 @@ export class BpfkitMetrics {
       if (typeof v !== 'string') invalidArgument(`labels.${name}`, `must be a string, got ${typeof v}`);
       labels[name] = v;
     }
-    for (const k of Object.keys(given)) if (!BASE_LABELS[kind].includes(k)) invalidArgument(`labels.${k}`, `not a label of this module (labels: ${BASE_LABELS[kind].join(', ') || 'none'})`);
+    for (const k of Object.keys(given))
+      if (!BASE_LABELS[kind].includes(k)) invalidArgument(`labels.${k}`, `not a label of this module (labels: ${BASE_LABELS[kind].join(', ') || 'none'})`);
     this.#register(kind);
     this.#entries.set(module, { kind, module, labels });
     return this;
@@ -132,7 +133,10 @@ export class BpfkitMetrics {
       const name = def.name;
       if (def.type === 'counter') {
         new Counter({
-          name, help: def.help, labelNames, registers: [this.registry],
+          name,
+          help: def.help,
+          labelNames,
+          registers: [this.registry],
           async collect() {
             const snap = await snapshot();
             this.reset();
@@ -141,7 +145,10 @@ export class BpfkitMetrics {
         });
       } else {
         new Gauge({
-          name, help: def.help, labelNames, registers: [this.registry],
+          name,
+          help: def.help,
+          labelNames,
+          registers: [this.registry],
           async collect() {
             const snap = await snapshot();
             this.reset();

@@ -92,7 +92,8 @@ function checkChain(stages: readonly PipelineStage[]): PipelineStage[] {
   stages.forEach((s, i) => {
     const field = `stages[${i}]`;
     if (s === null || typeof s !== 'object') invalidArgument(field, 'must be { name, program }');
-    if (typeof s.name !== 'string' || !STAGE_NAME.test(s.name)) invalidArgument(`${field}.name`, `must be 1-64 of [A-Za-z0-9_.:-], got ${JSON.stringify(s.name)}`);
+    if (typeof s.name !== 'string' || !STAGE_NAME.test(s.name))
+      invalidArgument(`${field}.name`, `must be 1-64 of [A-Za-z0-9_.:-], got ${JSON.stringify(s.name)}`);
     if (seen.has(s.name)) invalidArgument(`${field}.name`, `'${s.name}' is already a stage of this pipeline`);
     seen.add(s.name);
     if (!(s.program instanceof XdpProgram)) invalidArgument(`${field}.program`, 'must be a loaded XdpProgram');
@@ -113,7 +114,8 @@ function position(chain: readonly PipelineStage[], where: StagePosition): number
   if (where.before !== undefined) return find(where.before, 'before');
   if (where.after !== undefined) return find(where.after, 'after') + 1;
   if (where.index !== undefined) {
-    if (!Number.isInteger(where.index) || where.index < 0 || where.index > chain.length) invalidArgument('index', `must be 0..${chain.length}, got ${where.index}`);
+    if (!Number.isInteger(where.index) || where.index < 0 || where.index > chain.length)
+      invalidArgument('index', `must be 0..${chain.length}, got ${where.index}`);
     return where.index;
   }
   return chain.length;
@@ -266,7 +268,11 @@ export class XdpPipeline {
     } catch (e) {
       for (let i = 0; i < PIPELINE_MAX_STAGES; i++) p.stages.delete(base + i);
       if (e instanceof BpfkitError && e.code === 'ERR_INVALID_ARGUMENT' && e.syscall) {
-        throw new BpfkitError('ERR_INVALID_ARGUMENT', `the kernel refused a stage program in the pipeline's program array (a stage must be an XDP program loaded like the root, e.g. with the same frags support): ${e.message}`, { cause: e, field: 'stages' });
+        throw new BpfkitError(
+          'ERR_INVALID_ARGUMENT',
+          `the kernel refused a stage program in the pipeline's program array (a stage must be an XDP program loaded like the root, e.g. with the same frags support): ${e.message}`,
+          { cause: e, field: 'stages' },
+        );
       }
       throw e;
     }

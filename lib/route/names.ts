@@ -20,9 +20,30 @@ export const TABLE_NAMES = { default: 253, main: 254, local: 255 } as const;
 
 /** @internal iproute2's rt_protos, plus bpfkit's. */
 export const PROTOCOL_NAMES = {
-  unspec: 0, redirect: 1, kernel: 2, boot: 3, static: 4, gated: 8, ra: 9, mrt: 10, zebra: 11, bird: 12,
-  dnrouted: 13, xorp: 14, ntk: 15, dhcp: 16, mrouted: 17, keepalived: 18, babel: 42, openr: 99, bgp: 186,
-  isis: 187, ospf: 188, rip: 189, eigrp: 192, bpfkit: BPFKIT_ROUTE_PROTOCOL,
+  unspec: 0,
+  redirect: 1,
+  kernel: 2,
+  boot: 3,
+  static: 4,
+  gated: 8,
+  ra: 9,
+  mrt: 10,
+  zebra: 11,
+  bird: 12,
+  dnrouted: 13,
+  xorp: 14,
+  ntk: 15,
+  dhcp: 16,
+  mrouted: 17,
+  keepalived: 18,
+  babel: 42,
+  openr: 99,
+  bgp: 186,
+  isis: 187,
+  ospf: 188,
+  rip: 189,
+  eigrp: 192,
+  bpfkit: BPFKIT_ROUTE_PROTOCOL,
 } as const;
 
 /** @internal IP protocols a rule selector may name: the shared table (lib/core/protocols.ts). */
@@ -48,7 +69,15 @@ export type RouteType = 'unicast' | 'local' | 'blackhole' | 'unreachable' | 'pro
 export const ROUTE_TYPES: Record<RouteType, number> = { unicast: 1, local: 2, blackhole: 6, unreachable: 7, prohibit: 8, throw: 9 };
 /** @internal RTN_* -> name, including the ones bpfkit only lists. */
 export const ROUTE_TYPE_NAMES: Record<number, string> = {
-  1: 'unicast', 2: 'local', 3: 'broadcast', 4: 'anycast', 5: 'multicast', 6: 'blackhole', 7: 'unreachable', 8: 'prohibit', 9: 'throw',
+  1: 'unicast',
+  2: 'local',
+  3: 'broadcast',
+  4: 'anycast',
+  5: 'multicast',
+  6: 'blackhole',
+  7: 'unreachable',
+  8: 'prohibit',
+  9: 'throw',
 };
 
 /** Route scopes; 'global' is the kernel's RT_SCOPE_UNIVERSE. IPv6 routes are always global. */

@@ -37,16 +37,12 @@ export function nl(): {
   const addon = native();
   const { nlBatch, nlRulesJson, nlRoutesJson } = addon;
   if (!nlBatch || !nlRulesJson || !nlRoutesJson) {
-    throw new BpfkitError(
-      'ERR_UNSUPPORTED',
-      "bpfkit's addon was built without libnl: install libnl-3-dev and libnl-route-3-dev and rebuild ('npm run build')",
-    );
+    throw new BpfkitError('ERR_UNSUPPORTED', "bpfkit's addon was built without libnl: install libnl-3-dev and libnl-route-3-dev and rebuild ('npm run build')");
   }
   return {
     nlBatch: (ops, netns) => nlBatch.call(addon, ops, netns),
     nlRules: async (family, netns) => JSON.parse(await nlRulesJson.call(addon, family, netns)) as NativeRule[],
-    nlRoutes: async (family, table, protocol, netns) =>
-      JSON.parse(await nlRoutesJson.call(addon, family, table, protocol, netns)) as NativeRoute[],
+    nlRoutes: async (family, table, protocol, netns) => JSON.parse(await nlRoutesJson.call(addon, family, table, protocol, netns)) as NativeRoute[],
   };
 }
 
@@ -77,7 +73,10 @@ export interface BatchOutcome {
 /** @internal send one batch; per-request kernel errors become BpfkitErrors. */
 export async function runBatch(netns: string | undefined, plan: PlannedOp[]): Promise<BatchOutcome> {
   if (plan.length === 0) return { failures: [], applied: [] };
-  const failed = await nl().nlBatch(plan.map((p) => p.op), netns);
+  const failed = await nl().nlBatch(
+    plan.map((p) => p.op),
+    netns,
+  );
   const byIndex = new Map(failed.map((f) => [f.index, f]));
   const out: BatchOutcome = { failures: [], applied: [] };
   plan.forEach((p, i) => {

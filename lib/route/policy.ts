@@ -94,7 +94,24 @@ interface Unit {
   routeFields: string[];
 }
 
-const POLICY_KEYS = new Set(['priority', 'table', 'action', 'family', 'routes', 'fwmark', 'fwmask', 'iif', 'oif', 'src', 'dst', 'tos', 'ipProto', 'sport', 'dport', 'invert']);
+const POLICY_KEYS = new Set([
+  'priority',
+  'table',
+  'action',
+  'family',
+  'routes',
+  'fwmark',
+  'fwmask',
+  'iif',
+  'oif',
+  'src',
+  'dst',
+  'tos',
+  'ipProto',
+  'sport',
+  'dport',
+  'invert',
+]);
 const RESERVED_TABLES = new Set([0, 253, 254, 255]);
 
 function noChanges(): PolicyRouteChanges {
@@ -121,7 +138,10 @@ function expand(specs: readonly PolicyRouteSpec[], many: boolean, protocol: numb
     if (!Array.isArray(routes)) invalidArgument(f('routes'), 'expected an array');
     if (routes.length && table === null) invalidArgument(f('routes'), `a '${actionName}' rule looks nothing up, so it has no routes`);
     if (routes.length && table !== null && RESERVED_TABLES.has(table)) {
-      invalidArgument(f('table'), `table ${table} is the kernel's ${table === 254 ? 'main' : table === 255 ? 'local' : 'default'} table; a PolicyRoute with routes needs a table of its own`);
+      invalidArgument(
+        f('table'),
+        `table ${table} is the kernel's ${table === 254 ? 'main' : table === 255 ? 'local' : 'default'} table; a PolicyRoute with routes needs a table of its own`,
+      );
     }
     let families: (4 | 6)[];
     const fromSel = selectorFamily(spec, field);
@@ -293,7 +313,10 @@ export class PolicyRoute {
     const proto = policyProtocol(opts);
     const [rules, routes4, routes6] = await Promise.all([nl().nlRules(0, ns), dumpRoutes(ns, 4, 0, proto), dumpRoutes(ns, 6, 0, proto)]);
     const mine = rules.filter((r) => r.protocol === proto);
-    const plan = planRuleDeletes(rules, mine.map((rule) => ({ rule })));
+    const plan = planRuleDeletes(
+      rules,
+      mine.map((rule) => ({ rule })),
+    );
     for (const r of [...routes4, ...routes6]) plan.push(routeOp('delete', routeDelete(r)));
     const res = await runBatch(ns, plan);
     const failures = res.failures.filter((x) => x.error.code !== 'ERR_NOT_FOUND');
@@ -440,9 +463,7 @@ async function removeUnits(units: Unit[], ns: string | undefined, proto: number,
   // rules first (stop steering), then the routes of tables no remaining bpfkit rule uses
   const plan = planRuleDeletes(rules, targets);
   changes.rulesDeleted = plan.length;
-  const stillUsed = new Set(
-    rules.filter((r) => r.protocol === proto && r.action === 1 && !removing.has(ruleKey(r))).map((r) => `${r.family}|${r.table}`),
-  );
+  const stillUsed = new Set(rules.filter((r) => r.protocol === proto && r.action === 1 && !removing.has(ruleKey(r))).map((r) => `${r.family}|${r.table}`));
   const doneTables = new Set<string>();
   for (const u of units) {
     if (u.table === null) continue;

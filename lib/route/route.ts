@@ -277,7 +277,11 @@ export class IpRoute {
       if (seen.has(k)) invalidArgument(field(i), `same destination, table, tos and metric as routes[${seen.get(k)}]`);
       seen.set(k, i);
     });
-    const current = await ensureTables(ns, early, wanted.map((r) => ({ family: r.family, table: r.table })));
+    const current = await ensureTables(
+      ns,
+      early,
+      wanted.map((r) => ({ family: r.family, table: r.table })),
+    );
     const byKey = new Map<string, NativeRoute>();
     for (const arr of current.values()) for (const r of arr) byKey.set(routeKey(r), r);
     const plan = wanted.map((r, i) => {
@@ -303,7 +307,11 @@ export class IpRoute {
       const r = normalizeRoute(s, field(i), { partial: true });
       return { r, field: field(i), anyHop, anyType: s.type === undefined, anyProto: s.protocol === undefined, anyScope: s.scope === undefined };
     });
-    const current = await ensureTables(ns, early, wanted.map((w) => ({ family: w.r.family, table: w.r.table })));
+    const current = await ensureTables(
+      ns,
+      early,
+      wanted.map((w) => ({ family: w.r.family, table: w.r.table })),
+    );
     const byKey = new Map<string, NativeRoute>();
     for (const arr of current.values()) for (const r of arr) byKey.set(routeKey(r), r);
     const plan = wanted.map((w) => {
@@ -326,4 +334,3 @@ export class IpRoute {
     await runAtomic(ns, plan);
   }
 }
-

@@ -14,9 +14,22 @@ import { normalizeRule, parseProtocol } from './validate.js';
 /** @internal identity of a normalised rule (every field the kernel keeps). */
 export function ruleKey(r: NativeRule): string {
   return [
-    r.family, r.priority, r.action, r.table ?? 0, (r.flags ?? 0) & FIB_RULE_INVERT, r.fwmark ?? '', r.fwmask ?? '',
-    r.iif ?? '', r.oif ?? '', r.src ? `${r.src}/${r.srcLen}` : '', r.dst ? `${r.dst}/${r.dstLen}` : '', r.tos ?? 0,
-    r.ipProto ?? 0, r.sport?.join('-') ?? '', r.dport?.join('-') ?? '', r.protocol ?? 0,
+    r.family,
+    r.priority,
+    r.action,
+    r.table ?? 0,
+    (r.flags ?? 0) & FIB_RULE_INVERT,
+    r.fwmark ?? '',
+    r.fwmask ?? '',
+    r.iif ?? '',
+    r.oif ?? '',
+    r.src ? `${r.src}/${r.srcLen}` : '',
+    r.dst ? `${r.dst}/${r.dstLen}` : '',
+    r.tos ?? 0,
+    r.ipProto ?? 0,
+    r.sport?.join('-') ?? '',
+    r.dport?.join('-') ?? '',
+    r.protocol ?? 0,
   ].join('|');
 }
 
@@ -99,11 +112,7 @@ export function ruleOp(cmd: 'add' | 'delete', rule: NativeRule, field?: string):
  * Throws (ERR_NOT_FOUND, or ERR_BUSY when the kernel would delete another rule) unless
  * `skip` is given, which then receives the problem and the target is left out.
  */
-export function planRuleDeletes(
-  current: NativeRule[],
-  targets: { rule: NativeRule; field?: string }[],
-  skip?: (err: BpfkitError) => void,
-): PlannedOp[] {
+export function planRuleDeletes(current: NativeRule[], targets: { rule: NativeRule; field?: string }[], skip?: (err: BpfkitError) => void): PlannedOp[] {
   // Simulate the kernel's list: each delete removes the first rule its fields match.
   // Requests always carry family and priority, so only that group's order matters.
   const groups = new Map<string, NativeRule[]>();

@@ -145,8 +145,22 @@ function gateway(v: unknown, field: string, family: 4 | 6): string {
 // ---- rules -------------------------------------------------------------------------
 
 const RULE_KEYS = new Set([
-  'family', 'priority', 'action', 'table', 'protocol', 'fwmark', 'fwmask', 'iif', 'oif', 'src', 'dst', 'tos', 'ipProto',
-  'sport', 'dport', 'invert',
+  'family',
+  'priority',
+  'action',
+  'table',
+  'protocol',
+  'fwmark',
+  'fwmask',
+  'iif',
+  'oif',
+  'src',
+  'dst',
+  'tos',
+  'ipProto',
+  'sport',
+  'dport',
+  'invert',
 ]);
 
 /** @internal check the selector fields of a rule-like spec into `out`. */
@@ -320,7 +334,8 @@ export function normalizeRoute(
   let scope: number;
   if (spec.scope !== undefined) {
     scope = typeof spec.scope === 'string' ? (lookupName(SCOPES, spec.scope) ?? -1) : spec.scope;
-    if (!Number.isInteger(scope) || scope < 0 || scope > 254) invalidArgument(f('scope'), `expected global, site, link, host or 0-254, got ${String(spec.scope)}`);
+    if (!Number.isInteger(scope) || scope < 0 || scope > 254)
+      invalidArgument(f('scope'), `expected global, site, link, host or 0-254, got ${String(spec.scope)}`);
     if (family === 6 && scope !== 0) invalidArgument(f('scope'), 'IPv6 routes have no scope (the kernel ignores it)');
   } else if (family === 6) scope = 0;
   else if (typeName === 'local') scope = SCOPES.host;

@@ -7,8 +7,8 @@
 #include <bpf/bpf_helpers.h>
 #include "bpfkit_pipeline.h"
 
-const volatile __u32 stage_id = 1;        /* 1..15 */
-const volatile __u32 verdict = XDP_PASS;  /* what this stage decides */
+const volatile __u32 stage_id = 1; /* 1..15 */
+const volatile __u32 verdict = XDP_PASS; /* what this stage decides */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -76,7 +76,7 @@ int count_receive_tracepoint(void *ctx)
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(drops_by_reason, struct sk_buff *skb, void *location, int reason)
 {
-	struct drop_key k = { .netns = skb_netns(skb), .reason = (__u32)reason };
+	struct drop_key k = {.netns = skb_netns(skb), .reason = (__u32)reason};
 	__u64 one = 1, *c = bpf_map_lookup_elem(&drops, &k);
 
 	if (c)

@@ -77,7 +77,10 @@ export class CliProcess {
           done(() => reject(new Error(`bpfkit exited before printing ${match}; stdout:\n${this.out.join('\n')}\nstderr:\n${this.err.join('\n')}`)));
         }
       };
-      const timer = setTimeout(() => done(() => reject(new Error(`timed out waiting for ${match}; stdout:\n${this.out.join('\n')}\nstderr:\n${this.err.join('\n')}`))), opts.timeoutMs ?? 15_000);
+      const timer = setTimeout(
+        () => done(() => reject(new Error(`timed out waiting for ${match}; stdout:\n${this.out.join('\n')}\nstderr:\n${this.err.join('\n')}`))),
+        opts.timeoutMs ?? 15_000,
+      );
       const done = (fn: () => void): void => {
         clearTimeout(timer);
         this.#waiters.delete(check);

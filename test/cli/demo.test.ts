@@ -41,7 +41,9 @@ describe('bpfkit demo sections', () => {
     expect(denied).toBeGreaterThan(0);
     expect(deltaDenied).toBe(denied);
     expect(got7001).toBe(0);
-    expect(lines).toContain('  reorder: stages now ["acl","decap"] (one atomic flip): the firewall sees only the outer VXLAN header, udp/7001 gets through (stats count per position, so the next line mixes the two chains)');
+    expect(lines).toContain(
+      '  reorder: stages now ["acl","decap"] (one atomic flip): the firewall sees only the outer VXLAN header, udp/7001 gets through (stats count per position, so the next line mixes the two chains)',
+    );
     const [root, walks] = grab(lines, /^root saw (\d+) packets; walks ended: (\d+) \(each packet exactly once/);
     expect(root).toBeGreaterThan(0);
     expect(walks).toBe(root);
@@ -53,7 +55,10 @@ describe('bpfkit demo sections', () => {
 
   it('chain: both clients go through the service host, after update() the second goes straight upstream', async () => {
     const lines = await demo('chain');
-    const [fw, s0, u0, s1, u1] = grab(lines, /^ {2}t=1s {2}chainer: fw (\d+), upstream \d+ pkts \| 198\.18\.10\.1: via S \+(\d+), at U \+(\d+) \| 198\.18\.10\.3: via S \+(\d+), at U \+(\d+)$/);
+    const [fw, s0, u0, s1, u1] = grab(
+      lines,
+      /^ {2}t=1s {2}chainer: fw (\d+), upstream \d+ pkts \| 198\.18\.10\.1: via S \+(\d+), at U \+(\d+) \| 198\.18\.10\.3: via S \+(\d+), at U \+(\d+)$/,
+    );
     expect(fw).toBeGreaterThan(0);
     for (const n of [s0, u0, s1, u1]) expect(n).toBeGreaterThan(0);
     expect(lines.some((l) => l.startsWith("  update(): rule 'direct' sends 198.18.10.3 straight upstream"))).toBe(true);
@@ -69,10 +74,22 @@ describe('bpfkit demo sections', () => {
 
   it('trace: a forwarded packet crosses a -> r -> b, the dropped one ends in r with NETFILTER_DROP', async () => {
     const lines = await demo('trace', 1);
-    expect(lines.some((l) => /^packet \d+: \d+ events through a -> r -> b in [\d.]+ us; /.test(l)), lines.join('\n')).toBe(true);
-    expect(lines.some((l) => /^packet \d+: \d+ events through a -> r in [\d.]+ us; dropped, reason NETFILTER_DROP$/.test(l)), lines.join('\n')).toBe(true);
-    expect(lines.some((l) => /^ +\+[\d.]+ us {2}r {3}eth0 {3}drop {7}reason NETFILTER_DROP$/.test(l)), lines.join('\n')).toBe(true);
-    expect(lines.some((l) => /^ +\+[\d.]+ us {2}r {3}eth1 {3}transmit {3}rc 0$/.test(l)), lines.join('\n')).toBe(true);
+    expect(
+      lines.some((l) => /^packet \d+: \d+ events through a -> r -> b in [\d.]+ us; /.test(l)),
+      lines.join('\n'),
+    ).toBe(true);
+    expect(
+      lines.some((l) => /^packet \d+: \d+ events through a -> r in [\d.]+ us; dropped, reason NETFILTER_DROP$/.test(l)),
+      lines.join('\n'),
+    ).toBe(true);
+    expect(
+      lines.some((l) => /^ +\+[\d.]+ us {2}r {3}eth0 {3}drop {7}reason NETFILTER_DROP$/.test(l)),
+      lines.join('\n'),
+    ).toBe(true);
+    expect(
+      lines.some((l) => /^ +\+[\d.]+ us {2}r {3}eth1 {3}transmit {3}rc 0$/.test(l)),
+      lines.join('\n'),
+    ).toBe(true);
   });
 });
 
@@ -124,7 +141,10 @@ describe('Ctrl-C', () => {
     const end = await exited;
     clearTimeout(guard);
     expect(during).toHaveLength(2); // a and b existed while it ran
-    expect([{ code: 0, signal: null }, { code: null, signal: 'SIGINT' }]).toContainEqual(end); // not SIGKILL by the guard
+    expect([
+      { code: 0, signal: null },
+      { code: null, signal: 'SIGINT' },
+    ]).toContainEqual(end); // not SIGKILL by the guard
     expect(out.some((l) => l.startsWith('  t=2s'))).toBe(false);
     expect(await namespacesOf(p.pid!)).toEqual([]);
   });

@@ -56,7 +56,20 @@ async function udpArrives(port: number): Promise<number> {
 }
 
 function firewall(rules: string, extra: string[] = []): CliProcess {
-  running = new CliProcess(['firewall', '--iface', link.b.ifname, '--netns', server.netns, '--rules', rules, '--max-rules', '64', '--event-interval', '0', ...extra]);
+  running = new CliProcess([
+    'firewall',
+    '--iface',
+    link.b.ifname,
+    '--netns',
+    server.netns,
+    '--rules',
+    rules,
+    '--max-rules',
+    '64',
+    '--event-interval',
+    '0',
+    ...extra,
+  ]);
   return running;
 }
 
@@ -103,12 +116,29 @@ describe('bpfkit firewall', () => {
     writeFileSync(rules, JSON.stringify({ rules: [{ id: 'log-7000', action: 'log', proto: 'udp', dstPort: 7000 }] }));
     const fw = firewall(rules, ['--json', '--default', 'deny']);
     await fw.waitFor(/"type":"attached"/);
-    expect(fw.records(['attached'])[0]).toMatchObject({ iface: link.b.ifname, netns: server.netns, ifindex: link.b.ifindex, rules: 1, defaultAction: 'deny', pin: null, program: xdpProgId() });
+    expect(fw.records(['attached'])[0]).toMatchObject({
+      iface: link.b.ifname,
+      netns: server.netns,
+      ifindex: link.b.ifindex,
+      rules: 1,
+      defaultAction: 'deny',
+      pin: null,
+      program: xdpProgId(),
+    });
     expect(await udpArrives(7000)).toBe(3); // logged and allowed
     expect(await udpArrives(7001)).toBe(0); // the default denies
     await fw.waitFor(/"type":"deny".*"dstPort":7001/);
     const log = fw.records(['log']);
-    expect(log[0]).toMatchObject({ ruleId: 'log-7000', action: 'log', protocol: 'udp', proto: 17, src: '198.18.3.1', dst: '198.18.3.2', dstPort: 7000, ifname: link.b.ifname });
+    expect(log[0]).toMatchObject({
+      ruleId: 'log-7000',
+      action: 'log',
+      protocol: 'udp',
+      proto: 17,
+      src: '198.18.3.1',
+      dst: '198.18.3.2',
+      dstPort: 7000,
+      ifname: link.b.ifname,
+    });
     expect(new Date(log[0]!.time as string).getTime()).toBeGreaterThan(0);
     // the default also denies what the lab's hosts send by themselves (IPv6 neighbour discovery)
     expect(fw.records(['deny']).find((d) => d.dstPort === 7001)).toMatchObject({ ruleId: null, action: 'deny', protocol: 'udp' });
@@ -131,7 +161,9 @@ describe('bpfkit firewall', () => {
 
     // `bpfkit status` sees it as bpfkit's, pinned
     const st = await cli(['status', '--json', '--netns', server.netns]);
-    const att = (JSON.parse(st.stdout) as { attachments: { ifname: string; module: string; pins: string[] }[] }).attachments.find((a) => a.ifname === link.b.ifname);
+    const att = (JSON.parse(st.stdout) as { attachments: { ifname: string; module: string; pins: string[] }[] }).attachments.find(
+      (a) => a.ifname === link.b.ifname,
+    );
     expect(att).toMatchObject({ module: 'acl', pins: expect.arrayContaining([`${PIN}/prog`]) });
 
     const adopted = await AclFirewall.attach(link.b.ifname, { netns: server.netns, pin: PIN });

@@ -88,7 +88,8 @@ describe('bpfkit status', () => {
     for (const host of [a, b]) {
       const links = inNs(host.netns, ['ip', '-j', 'link', 'show']) as { ifname: string; ifindex: number; xdp?: { prog?: { id: number; name: string } } }[];
       const seen = links.filter((l) => l.xdp?.prog).map((l) => ({ ifname: l.ifname, ifindex: l.ifindex, id: l.xdp!.prog!.id, name: l.xdp!.prog!.name }));
-      const ours = r.attachments!.filter((x) => x.netns === host.netns && x.hook === 'xdp')
+      const ours = r
+        .attachments!.filter((x) => x.netns === host.netns && x.hook === 'xdp')
         .map((x) => ({ ifname: x.ifname, ifindex: x.ifindex, id: x.program.id, name: x.program.name }));
       expect(seen.length).toBeGreaterThan(0);
       expect(ours).toEqual(seen);
@@ -108,14 +109,24 @@ describe('bpfkit status', () => {
     expect(acl.counters).toMatchObject({ defaultAllow: expect.any(Number), defaultDeny: 0 });
 
     const root = at(a, l2.a.ifname, 'xdp');
-    expect(root).toMatchObject({ owner: 'bpfkit', module: 'pipeline', program: { name: 'xdp_pipeline' }, counters: { packets: expect.any(Number), empty: expect.any(Number) } });
+    expect(root).toMatchObject({
+      owner: 'bpfkit',
+      module: 'pipeline',
+      program: { name: 'xdp_pipeline' },
+      counters: { packets: expect.any(Number), empty: expect.any(Number) },
+    });
     expect(root.stages).toEqual([
       { position: 0, program: expect.objectContaining({ id: stageProgId, name: 'xdp_stage' }), owner: 'foreign', module: null },
       { position: 1, program: expect.objectContaining({ id: decap!.program.info.id, name: 'xdp_decap' }), owner: 'bpfkit', module: 'decap' },
     ]);
 
     expect(at(b, l1.b.ifname, 'xdp')).toMatchObject({ owner: 'foreign', module: null, program: { id: foreign.info.progId, name: 'xdp_touch' }, pins: [] });
-    expect(at(b, l1.b.ifname, 'tc-ingress')).toMatchObject({ mode: 'tcx', owner: 'foreign', linkId: tcx.info.id, program: { id: tcx.info.progId, name: 'tc_mark' } });
+    expect(at(b, l1.b.ifname, 'tc-ingress')).toMatchObject({
+      mode: 'tcx',
+      owner: 'foreign',
+      linkId: tcx.info.id,
+      program: { id: tcx.info.progId, name: 'tc_mark' },
+    });
     expect(at(b, l1.b.ifname, 'tc-egress')).toMatchObject({ mode: 'clsact', owner: 'foreign', program: { id: clsact.info.progId, name: 'tc_mark_alt' } });
     // bpftool, in the namespace, sees the same clsact filter
     const net = inNs(b.netns, ['bpftool', '-j', 'net']) as { tc: { ifindex: number; kind: string; id: number }[] }[];

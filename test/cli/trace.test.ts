@@ -60,7 +60,15 @@ describe('bpfkit trace', () => {
     const p = dropped[0] as { dropReason: string; namespaceNames: string[]; namespaces: number[]; events: Record<string, unknown>[] };
     expect(p.dropReason).toBe('NETFILTER_DROP');
     const last = p.events[p.events.length - 1]!;
-    expect(last).toMatchObject({ point: 'drop', netns: statSync(server.netnsPath).ino, src: C, dst: S, proto: 'udp', dport: DROPPED, dropReason: 'NETFILTER_DROP' });
+    expect(last).toMatchObject({
+      point: 'drop',
+      netns: statSync(server.netnsPath).ino,
+      src: C,
+      dst: S,
+      proto: 'udp',
+      dport: DROPPED,
+      dropReason: 'NETFILTER_DROP',
+    });
     expect(p.namespaceNames[p.namespaceNames.length - 1]).toBe(server.netns);
     expect(typeof last.dtNs).toBe('number');
     // every line is JSON with a type; every packet is the filtered one
@@ -143,7 +151,10 @@ describe('bpfkit trace --seconds', () => {
   it('ends the run by itself, exit 0, with a stopped notice', async () => {
     const r = await cli(['trace', '--json', '--points', 'receive', '--port', '1', '--seconds', '1']);
     expect(r.code).toBe(0);
-    const types = r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { type: string; reason?: string }));
+    const types = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; reason?: string });
     expect(types[0]!.type).toBe('started');
     expect(types[types.length - 1]).toMatchObject({ type: 'stopped', reason: 'seconds' });
   });
@@ -176,6 +187,22 @@ describe('bpfkit trace usage', () => {
     const r = await cli(['trace', '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Usage: bpfkit trace');
-    for (const o of ['--host', '--cidr', '--port', '--proto', '--iface', '--netns', '--mark', '--points', '--tunnels', '--pcap', 'expression', '--json', '--count', '--seconds']) expect(r.stdout).toContain(o);
+    for (const o of [
+      '--host',
+      '--cidr',
+      '--port',
+      '--proto',
+      '--iface',
+      '--netns',
+      '--mark',
+      '--points',
+      '--tunnels',
+      '--pcap',
+      'expression',
+      '--json',
+      '--count',
+      '--seconds',
+    ])
+      expect(r.stdout).toContain(o);
   });
 });

@@ -27,7 +27,10 @@ describe('bpfkit --help', () => {
     ['firewall', ['--iface', '--rules', '--netns', '--default', '--mode', '--keep', '--pin', '--event-interval', '--max-rules', '--json']],
     ['demo', ['--seconds', '--only']],
   ])('%s --help exits 0 and names its options', async (cmd, options) => {
-    for (const args of [[cmd, '--help'], ['help', cmd]]) {
+    for (const args of [
+      [cmd, '--help'],
+      ['help', cmd],
+    ]) {
       const r = await cli(args);
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout).toContain(`Usage: bpfkit ${cmd}`);

@@ -16,7 +16,8 @@ describe('kernel features', () => {
     expect(xdpLinkSupported()).toBe(true);
     expect(() => requireXdpLink('attach')).not.toThrow();
     for (const t of ['hash', 'array', 'percpu_array', 'lpm_trie', 'ringbuf', 'array_of_maps']) expect(mapTypeSupported(t), t).toBe(true);
-    for (const h of ['bpf_map_lookup_percpu_elem', 'bpf_xdp_get_buff_len', 'bpf_ringbuf_reserve', 'bpf_ktime_get_coarse_ns']) expect(helperSupported(h), h).toBe(true);
+    for (const h of ['bpf_map_lookup_percpu_elem', 'bpf_xdp_get_buff_len', 'bpf_ringbuf_reserve', 'bpf_ktime_get_coarse_ns'])
+      expect(helperSupported(h), h).toBe(true);
   });
 
   it('answers no for names the kernel does not have', () => {
@@ -25,7 +26,9 @@ describe('kernel features', () => {
   });
 
   it('every map of every built-in object has a type the kernel knows', () => {
-    const names = readdirSync(join(packageRoot(), 'build/bpf')).filter((f) => f.endsWith('.bpf.o')).map((f) => f.slice(0, -6));
+    const names = readdirSync(join(packageRoot(), 'build/bpf'))
+      .filter((f) => f.endsWith('.bpf.o'))
+      .map((f) => f.slice(0, -6));
     expect(names.length).toBeGreaterThan(3);
     for (const name of names) {
       using obj = BpfObject.openBuiltin(name);
@@ -39,7 +42,10 @@ describe('kernel features', () => {
   it('a program calling a helper the kernel lacks fails with ERR_UNSUPPORTED naming it, the verifier error as cause', async () => {
     const obj = BpfObject.open(testObject('no_helper'));
     try {
-      const err = await obj.load().then(() => undefined, (e: unknown) => e);
+      const err = await obj.load().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(BpfkitError);
       const e = err as BpfkitError;
       expect(e.code).toBe('ERR_UNSUPPORTED');

@@ -26,7 +26,6 @@ async function xdpProgId(h: LabHost): Promise<number | undefined> {
   return l!.xdp?.prog?.id;
 }
 
-
 describe('lifetime of kernel objects', () => {
   it('a link dropped without close() is detached when garbage collected', async () => {
     const c = child(`

@@ -63,7 +63,13 @@ describe('BpfMap column API (real kernel maps)', () => {
     using m = obj.map('hash_u32', { key: u32, value: u64 });
     try {
       const n = 1030; // the map holds 1024
-      const err = await m.writeColumns(Uint32Array.from({ length: n }, (_, i) => i), new BigUint64Array(n), n).catch((e) => e);
+      const err = await m
+        .writeColumns(
+          Uint32Array.from({ length: n }, (_, i) => i),
+          new BigUint64Array(n),
+          n,
+        )
+        .catch((e) => e);
       expect(err).toBeInstanceOf(BpfkitError);
       expect(err.code).toBe('ERR_MAP_FULL');
       expect(err.details.count).toBe(1024);
@@ -87,8 +93,7 @@ describe('BpfMap column API (real kernel maps)', () => {
     try {
       const k = Uint32Array.of(2, 3, 4);
       const v = new BigUint64Array(3).fill(9n);
-      const bad = async (p: Promise<unknown>, field: string) =>
-        expect(p).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field });
+      const bad = async (p: Promise<unknown>, field: string) => expect(p).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field });
       await bad(m.writeColumns(k.subarray(0, 2), v, 3), 'keys');
       await bad(m.writeColumns(k, v.subarray(0, 2), 3), 'values');
       await bad(m.writeColumns(k, Buffer.alloc(23), 3), 'values'); // one byte short
@@ -108,7 +113,11 @@ describe('BpfMap column API (real kernel maps)', () => {
       expect(byKey(await m.dump())).toEqual([[1, 1n]]);
       // longer columns are fine: only `count` entries are used
       expect(await m.writeColumns(k, v, 2)).toBe(2);
-      expect(byKey(await m.dump())).toEqual([[1, 1n], [2, 9n], [3, 9n]]);
+      expect(byKey(await m.dump())).toEqual([
+        [1, 1n],
+        [2, 9n],
+        [3, 9n],
+      ]);
       expect(await m.writeColumns(k, v, 0)).toBe(0);
       expect(await m.deleteColumns(k, 0)).toBe(0);
     } finally {

@@ -116,7 +116,12 @@ describe('BpfMap (real kernel maps)', () => {
 
   it('invalid input is rejected before the kernel: no partial batch', async () => {
     using m = obj.map('hash_u32', { key: u32, value: u64 });
-    const err = await m.setBatch([[1, 1n], [2, -1n]]).catch((e) => e);
+    const err = await m
+      .setBatch([
+        [1, 1n],
+        [2, -1n],
+      ])
+      .catch((e) => e);
     expect(err.code).toBe('ERR_INVALID_ARGUMENT');
     expect(m.size).toBe(0);
   });

@@ -86,7 +86,12 @@ describe('BpfMap.mmap()', () => {
     expect(v.equals(buf.subarray(0, BLOB_BYTES))).toBe(true);
     expect(bpftoolValue(m.info.id, 0).equals(v)).toBe(true);
     buf.fill(0, 0, 4096);
-    expect(m.get(0)!.subarray(0, 4096).every((b) => b === 0)).toBe(true);
+    expect(
+      m
+        .get(0)!
+        .subarray(0, 4096)
+        .every((b) => b === 0),
+    ).toBe(true);
     expect(m.get(0)!.readUInt32LE(4096)).toBe(words[1024]);
   });
 
@@ -128,7 +133,6 @@ describe('BpfMap.mmap()', () => {
     buf.fill(0);
   });
 });
-
 
 function mapExists(id: number): boolean {
   try {

@@ -36,7 +36,9 @@ describe('BpfObject pinRoot and pins', () => {
 
   it('a bad pinRoot is refused before anything is opened', () => {
     for (const bad of ['relative/dir', '', 5 as never]) {
-      expect(() => BpfObject.open(testObject('pinned_map'), { pinRoot: bad })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', field: 'pinRoot' }));
+      expect(() => BpfObject.open(testObject('pinned_map'), { pinRoot: bad })).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', field: 'pinRoot' }),
+      );
     }
   });
 });

@@ -71,8 +71,8 @@ describe('RingBuffer: producers that wake the reader every N records', () => {
       if (r.seq !== last + 1n || r.len !== 64 || r.fill[39] !== 0xab) ordered = false;
       last = r.seq;
     });
-    for (let i = 0; i < 4; i++) await prog.testRun(frame, { repeat: N / 4 | 0 });
-    await prog.testRun(frame, { repeat: N - 4 * (N / 4 | 0) });
+    for (let i = 0; i < 4; i++) await prog.testRun(frame, { repeat: (N / 4) | 0 });
+    await prog.testRun(frame, { repeat: N - 4 * ((N / 4) | 0) });
     expect(produced(obj)).toBe(N);
     await until(() => n === N);
     expect(n).toBe(N);

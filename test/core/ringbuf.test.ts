@@ -8,19 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  BpfkitError,
-  BpfObject,
-  RingBuffer,
-  bytes,
-  formatIPv4,
-  struct,
-  u16,
-  u32,
-  u64,
-  u8,
-  type RingBufferLoss,
-} from '../../lib/index.js';
+import { BpfkitError, BpfObject, RingBuffer, bytes, formatIPv4, struct, u16, u32, u64, u8, type RingBufferLoss } from '../../lib/index.js';
 import { packageRoot } from '../../lib/core/native.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { testObject } from '../helpers/objects.js';

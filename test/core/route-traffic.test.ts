@@ -13,7 +13,12 @@ import { Lab, type LabHost, type UdpSink } from '../../lib/lab/index.js';
 const N = 40;
 
 function rootRules(): string {
-  return [['-4', 'rule', 'show'], ['-6', 'rule', 'show']].map((a) => execFileSync('ip', a, { encoding: 'utf8' })).join('\n--\n');
+  return [
+    ['-4', 'rule', 'show'],
+    ['-6', 'rule', 'show'],
+  ]
+    .map((a) => execFileSync('ip', a, { encoding: 'utf8' }))
+    .join('\n--\n');
 }
 
 let lab: Lab;
@@ -86,7 +91,15 @@ describe('PolicyRoute steers fwmark-marked traffic (real packets)', () => {
     expect(await burst(4)).toEqual({ 'nh1:5001': N, 'nh1:5002': N, 'nh2:5001': 0, 'nh2:5002': 0 });
 
     const pr = await PolicyRoute.apply(
-      { priority: 1000, fwmark: 0x10, table: 100, routes: [{ dst: '0.0.0.0/0', via: '198.18.2.2' }, { dst: '::/0', via: 'fd00:2::2' }] },
+      {
+        priority: 1000,
+        fwmark: 0x10,
+        table: 100,
+        routes: [
+          { dst: '0.0.0.0/0', via: '198.18.2.2' },
+          { dst: '::/0', via: 'fd00:2::2' },
+        ],
+      },
       ns,
     );
     expect(pr.changes).toMatchObject({ rulesAdded: 2, routesAdded: 2 });

@@ -6,20 +6,18 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  BPFKIT_ROUTE_PROTOCOL,
-  BpfkitError,
-  IpRoute,
-  IpRule,
-  PolicyRoute,
-  type IpRuleSpec,
-} from '../../lib/index.js';
+import { BPFKIT_ROUTE_PROTOCOL, BpfkitError, IpRoute, IpRule, PolicyRoute, type IpRuleSpec } from '../../lib/index.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
 
 const P = BPFKIT_ROUTE_PROTOCOL;
 
 function rootRules(): string {
-  return [['-4', 'rule', 'show'], ['-6', 'rule', 'show']].map((a) => execFileSync('ip', a, { encoding: 'utf8' })).join('\n--\n');
+  return [
+    ['-4', 'rule', 'show'],
+    ['-6', 'rule', 'show'],
+  ]
+    .map((a) => execFileSync('ip', a, { encoding: 'utf8' }))
+    .join('\n--\n');
 }
 function threadNamespaces(): Set<string> {
   const out = new Set<string>();
@@ -128,7 +126,10 @@ describe('IpRule', () => {
 
     // one alone, the rest as a batch
     await IpRule.delete(specs[6], ns);
-    await IpRule.delete(specs.filter((_, i) => i !== 6), ns);
+    await IpRule.delete(
+      specs.filter((_, i) => i !== 6),
+      ns,
+    );
     expect(await ipRules()).toBe(before);
   });
 
@@ -177,7 +178,18 @@ describe('IpRule', () => {
       [() => IpRule.add({ priority: 1 }, ns), 'ERR_INVALID_ARGUMENT', 'table'],
       [() => IpRule.add({ priority: 1, action: 'blackhole', table: 5 }, ns), 'ERR_INVALID_ARGUMENT', 'table'],
       [() => IpRule.add({ priority: 1, table: 100, bogus: 1 } as never, ns), 'ERR_INVALID_ARGUMENT', 'bogus'],
-      [() => IpRule.add([{ priority: 5, table: 5 }, { priority: 1, table: 100, ipProto: 'tcpx' as never }], ns), 'ERR_INVALID_ARGUMENT', 'rules[1].ipProto'],
+      [
+        () =>
+          IpRule.add(
+            [
+              { priority: 5, table: 5 },
+              { priority: 1, table: 100, ipProto: 'tcpx' as never },
+            ],
+            ns,
+          ),
+        'ERR_INVALID_ARGUMENT',
+        'rules[1].ipProto',
+      ],
       [() => IpRule.add({ priority: 1, iif: 'nosuch0', table: 100 }, ns), 'ERR_NO_SUCH_INTERFACE', ''],
       [() => IpRoute.add({ dst: '198.18.0.0/33', dev: 'eth0' }, ns), 'ERR_INVALID_ARGUMENT', 'dst'],
       [() => IpRoute.add({ dst: '198.18.9.1/24', dev: 'eth0' }, ns), 'ERR_INVALID_ARGUMENT', 'dst'],
@@ -185,12 +197,28 @@ describe('IpRule', () => {
       [() => IpRoute.add({ dst: '198.18.9.0/24', dev: 'nosuch0' }, ns), 'ERR_NO_SUCH_INTERFACE', ''],
       [() => IpRoute.add({ dst: '198.18.9.0/24' }, ns), 'ERR_INVALID_ARGUMENT', 'route'],
       [() => IpRoute.add({ dst: '198.18.9.0/24', via: '198.18.1.2', metric: 2 ** 32 }, ns), 'ERR_INVALID_ARGUMENT', 'metric'],
-      [() => IpRoute.add({ dst: '198.18.9.0/24', nexthops: [{ via: '198.18.1.2', weight: 0 }, { via: '198.18.2.2' }] }, ns), 'ERR_INVALID_ARGUMENT', 'nexthops[0].weight'],
+      [
+        () => IpRoute.add({ dst: '198.18.9.0/24', nexthops: [{ via: '198.18.1.2', weight: 0 }, { via: '198.18.2.2' }] }, ns),
+        'ERR_INVALID_ARGUMENT',
+        'nexthops[0].weight',
+      ],
       [() => IpRoute.add({ dst: '198.18.9.0/24', type: 'blackhole', via: '198.18.1.2' }, ns), 'ERR_INVALID_ARGUMENT', 'type'],
       [() => IpRoute.add({ dst: '198.18.9.0/24', via: '198.18.1.2', table: 0 }, ns), 'ERR_INVALID_ARGUMENT', 'table'],
-      [() => PolicyRoute.apply({ priority: 10, fwmark: 1, table: 100, routes: [{ dst: '0.0.0.0/0', via: '198.18.2.2', table: 5 } as never] }, ns), 'ERR_INVALID_ARGUMENT', 'routes[0].table'],
-      [() => PolicyRoute.apply({ priority: 10, fwmark: 1, table: 254, routes: [{ dst: '0.0.0.0/0', via: '198.18.2.2' }] }, ns), 'ERR_INVALID_ARGUMENT', 'table'],
-      [() => PolicyRoute.apply({ priority: 10, src: '198.18.0.0/16', table: 100, routes: [{ dst: '::/0', via: 'fd00:2::2' }] }, ns), 'ERR_INVALID_ARGUMENT', 'routes[0].dst'],
+      [
+        () => PolicyRoute.apply({ priority: 10, fwmark: 1, table: 100, routes: [{ dst: '0.0.0.0/0', via: '198.18.2.2', table: 5 } as never] }, ns),
+        'ERR_INVALID_ARGUMENT',
+        'routes[0].table',
+      ],
+      [
+        () => PolicyRoute.apply({ priority: 10, fwmark: 1, table: 254, routes: [{ dst: '0.0.0.0/0', via: '198.18.2.2' }] }, ns),
+        'ERR_INVALID_ARGUMENT',
+        'table',
+      ],
+      [
+        () => PolicyRoute.apply({ priority: 10, src: '198.18.0.0/16', table: 100, routes: [{ dst: '::/0', via: 'fd00:2::2' }] }, ns),
+        'ERR_INVALID_ARGUMENT',
+        'routes[0].dst',
+      ],
       [() => IpRule.list({ netns: 'no-such-namespace-xyz' }), 'ERR_NOT_FOUND', ''],
       [() => IpRule.list({ netns: '../etc' }), 'ERR_INVALID_ARGUMENT', 'netns'],
     ];
@@ -208,13 +236,25 @@ describe('IpRule', () => {
     const ns = { netns: a.netns };
     const before = await ipRules();
     // same priority: the first rule has every field of the second plus a fwmark
-    await IpRule.add([{ priority: 1200, fwmark: 0x20, table: 120 }, { priority: 1200, table: 120 }], ns);
+    await IpRule.add(
+      [
+        { priority: 1200, fwmark: 0x20, table: 120 },
+        { priority: 1200, table: 120 },
+      ],
+      ns,
+    );
     const both = await ipRules();
     const e = await rejects(IpRule.delete({ priority: 1200, table: 120 }, ns));
     expect(e.code).toBe('ERR_BUSY');
     expect(await ipRules()).toBe(both);
     // deleting them in kernel order works
-    await IpRule.delete([{ priority: 1200, fwmark: 0x20, table: 120 }, { priority: 1200, table: 120 }], ns);
+    await IpRule.delete(
+      [
+        { priority: 1200, fwmark: 0x20, table: 120 },
+        { priority: 1200, table: 120 },
+      ],
+      ns,
+    );
     expect(await ipRules()).toBe(before);
   });
 });
@@ -226,7 +266,14 @@ describe('IpRoute', () => {
       [
         { dst: '198.18.10.0/24', via: '198.18.1.2', table: 300 },
         { dst: '198.18.11.0/24', dev: 'eth1', table: 300, metric: 50, src: '198.18.2.1' },
-        { dst: '198.18.12.0/24', table: 300, nexthops: [{ via: '198.18.1.2', weight: 3 }, { via: '198.18.2.2', dev: 'eth1' }] },
+        {
+          dst: '198.18.12.0/24',
+          table: 300,
+          nexthops: [
+            { via: '198.18.1.2', weight: 3 },
+            { via: '198.18.2.2', dev: 'eth1' },
+          ],
+        },
         { dst: '198.18.13.0/24', type: 'blackhole', table: 300 },
         { dst: '198.18.14.0/24', type: 'unreachable', table: 300 },
         { dst: '198.18.15.0/24', type: 'prohibit', table: 300, tos: 0x10 },
@@ -234,14 +281,26 @@ describe('IpRoute', () => {
         { dst: '198.18.17.0/24', via: '198.18.99.1', dev: 'eth0', onlink: true, table: 300 },
         { dst: 'default', via: '198.18.2.2', table: 300, protocol: 'static' },
         { dst: '2001:db8:10::/48', via: 'fd00:1::2', table: 300 },
-        { dst: '2001:db8:11::/48', table: 300, nexthops: [{ via: 'fd00:1::2', dev: 'eth0' }, { via: 'fd00:2::2', dev: 'eth1', weight: 2 }] },
+        {
+          dst: '2001:db8:11::/48',
+          table: 300,
+          nexthops: [
+            { via: 'fd00:1::2', dev: 'eth0' },
+            { via: 'fd00:2::2', dev: 'eth1', weight: 2 },
+          ],
+        },
         { dst: '2001:db8:12::/48', type: 'blackhole', table: 300, metric: 7 },
         { dst: '::/0', dev: 'eth0', table: 300 },
       ],
       ns,
     );
     const v4 = await a.ip(['-4', 'route', 'show', 'table', '300']);
-    expect(v4.trim().split('\n').map((l) => l.trim())).toEqual([
+    expect(
+      v4
+        .trim()
+        .split('\n')
+        .map((l) => l.trim()),
+    ).toEqual([
       'default via 198.18.2.2 dev eth1 proto static',
       `198.18.10.0/24 via 198.18.1.2 dev eth0 proto ${P}`,
       `198.18.11.0/24 dev eth1 proto ${P} scope link src 198.18.2.1 metric 50`,
@@ -255,7 +314,12 @@ describe('IpRoute', () => {
       `198.18.17.0/24 via 198.18.99.1 dev eth0 proto ${P} onlink`,
     ]);
     const v6 = await a.ip(['-6', 'route', 'show', 'table', '300']);
-    expect(v6.trim().split('\n').map((l) => l.trim())).toEqual([
+    expect(
+      v6
+        .trim()
+        .split('\n')
+        .map((l) => l.trim()),
+    ).toEqual([
       `2001:db8:10::/48 via fd00:1::2 dev eth0 proto ${P} metric 1024 pref medium`,
       `2001:db8:11::/48 proto ${P} metric 1024 pref medium`,
       'nexthop via fd00:1::2 dev eth0 weight 1',
@@ -265,7 +329,13 @@ describe('IpRoute', () => {
     ]);
     const listed = await IpRoute.list({ ...ns, table: 300, family: 4 });
     expect(listed.find((r) => r.dst === '198.18.12.0/24')).toEqual({
-      family: 4, table: 300, dst: '198.18.12.0/24', type: 'unicast', protocol: P, scope: 'global', metric: 0,
+      family: 4,
+      table: 300,
+      dst: '198.18.12.0/24',
+      type: 'unicast',
+      protocol: P,
+      scope: 'global',
+      metric: 0,
       nexthops: [
         { via: '198.18.1.2', dev: 'eth0', ifindex: expect.any(Number), weight: 3, onlink: false },
         { via: '198.18.2.2', dev: 'eth1', ifindex: expect.any(Number), weight: 1, onlink: false },
@@ -382,10 +452,26 @@ describe('PolicyRoute', () => {
     const applied = await state();
 
     const again = await PolicyRoute.apply(spec, ns);
-    expect(again.changes).toEqual({ rulesAdded: 0, rulesDeleted: 0, rulesUnchanged: 2, routesAdded: 0, routesReplaced: 0, routesDeleted: 0, routesUnchanged: 3 });
+    expect(again.changes).toEqual({
+      rulesAdded: 0,
+      rulesDeleted: 0,
+      rulesUnchanged: 2,
+      routesAdded: 0,
+      routesReplaced: 0,
+      routesDeleted: 0,
+      routesUnchanged: 3,
+    });
     expect(await state()).toBe(applied);
 
-    expect(await pr.remove()).toEqual({ rulesAdded: 0, rulesDeleted: 2, rulesUnchanged: 0, routesAdded: 0, routesReplaced: 0, routesDeleted: 3, routesUnchanged: 0 });
+    expect(await pr.remove()).toEqual({
+      rulesAdded: 0,
+      rulesDeleted: 2,
+      rulesUnchanged: 0,
+      routesAdded: 0,
+      routesReplaced: 0,
+      routesDeleted: 3,
+      routesUnchanged: 0,
+    });
     expect(await state()).toBe(before);
     expect((await PolicyRoute.remove(spec, ns)).rulesDeleted).toBe(0);
     expect(await state()).toBe(before);
@@ -394,11 +480,30 @@ describe('PolicyRoute', () => {
   it('apply converges a changed spec: replaces, prunes and re-keys only bpfkit objects', async () => {
     const ns = { netns: a.netns };
     const before = await state();
-    await PolicyRoute.apply({ priority: 1010, fwmark: 0x30, table: 110, routes: [{ dst: '0.0.0.0/0', via: '198.18.1.2' }, { dst: '198.18.60.0/24', via: '198.18.1.2' }] }, ns);
+    await PolicyRoute.apply(
+      {
+        priority: 1010,
+        fwmark: 0x30,
+        table: 110,
+        routes: [
+          { dst: '0.0.0.0/0', via: '198.18.1.2' },
+          { dst: '198.18.60.0/24', via: '198.18.1.2' },
+        ],
+      },
+      ns,
+    );
     // someone else's route in the same table is left alone
     await a.ip(['route', 'add', '198.18.61.0/24', 'via', '198.18.1.2', 'table', '110', 'proto', 'static']);
     const changed = await PolicyRoute.apply({ priority: 1010, fwmark: 0x31, table: 110, routes: [{ dst: '0.0.0.0/0', via: '198.18.2.2' }] }, ns);
-    expect(changed.changes).toEqual({ rulesAdded: 1, rulesDeleted: 1, rulesUnchanged: 0, routesAdded: 0, routesReplaced: 1, routesDeleted: 1, routesUnchanged: 0 });
+    expect(changed.changes).toEqual({
+      rulesAdded: 1,
+      rulesDeleted: 1,
+      rulesUnchanged: 0,
+      routesAdded: 0,
+      routesReplaced: 1,
+      routesDeleted: 1,
+      routesUnchanged: 0,
+    });
     const rules = await a.ip(['-4', 'rule', 'show']);
     expect(rules).toContain(`1010:\tfrom all fwmark 0x31 lookup 110 proto ${P}`);
     expect(rules).not.toContain('fwmark 0x30');
@@ -420,7 +525,18 @@ describe('PolicyRoute', () => {
     const ns = { netns: a.netns };
     const before = await state();
     const e = await rejects(
-      PolicyRoute.apply({ priority: 1020, fwmark: 0x40, table: 120, routes: [{ dst: '0.0.0.0/0', via: '198.18.2.2' }, { dst: '198.18.70.0/24', via: '198.19.9.9' }] }, ns),
+      PolicyRoute.apply(
+        {
+          priority: 1020,
+          fwmark: 0x40,
+          table: 120,
+          routes: [
+            { dst: '0.0.0.0/0', via: '198.18.2.2' },
+            { dst: '198.18.70.0/24', via: '198.19.9.9' },
+          ],
+        },
+        ns,
+      ),
     );
     expect(e).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', errno: 101, field: 'routes[1]' });
     expect(await state()).toBe(before);

@@ -68,11 +68,16 @@ async function bpftoolTcxProgs(h: LabHost): Promise<number[]> {
 const tcxProgs = (dir: 'ingress' | 'egress') => TcLink.query('eth0', { direction: dir, netns: b.netns }).programs.map((p) => p.programId);
 /** cls_bpf filters as `tc filter show` lists them. */
 async function tcFilters(dir: 'ingress' | 'egress'): Promise<{ pref: number; handle: string; progId: number; name: string }[]> {
-  const out = JSON.parse((await b.exec(['tc', '-j', 'filter', 'show', 'dev', 'eth0', dir])).stdout || '[]') as { pref: number; options?: { handle: string; bpf_name: string; 'direct-action': boolean; prog: { id: number } } }[];
+  const out = JSON.parse((await b.exec(['tc', '-j', 'filter', 'show', 'dev', 'eth0', dir])).stdout || '[]') as {
+    pref: number;
+    options?: { handle: string; bpf_name: string; 'direct-action': boolean; prog: { id: number } };
+  }[];
   return out.filter((f) => f.options).map((f) => ({ pref: f.pref, handle: f.options!.handle, progId: f.options!.prog.id, name: f.options!.bpf_name }));
 }
 async function nftMarked(): Promise<number> {
-  const out = JSON.parse((await b.exec(['nft', '-j', 'list', 'chain', 'inet', 'tctest', 'pre'])).stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] };
+  const out = JSON.parse((await b.exec(['nft', '-j', 'list', 'chain', 'inet', 'tctest', 'pre'])).stdout) as {
+    nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[];
+  };
   const rule = out.nftables.find((x) => x.rule)!.rule!;
   return rule.expr.find((e) => e.counter)!.counter!.packets;
 }
@@ -80,7 +85,9 @@ async function nftMarked(): Promise<number> {
 describe('tcx links on a real veth', () => {
   it('the kernel has tcx; ingress and egress count real packets and ingress sets skb->mark', async () => {
     expect(tcxAvailable()).toBe(true);
-    await b.exec(['nft', '-f', '-'], { input: 'table inet tctest {\n chain pre {\n  type filter hook prerouting priority 0;\n  meta mark 0x42 counter\n }\n}\n' });
+    await b.exec(['nft', '-f', '-'], {
+      input: 'table inet tctest {\n chain pre {\n  type filter hook prerouting priority 0;\n  meta mark 0x42 counter\n }\n}\n',
+    });
     try {
       using obj = await BpfObject.load(OBJ, { globals: { mark: 0x42 } });
       using ing = obj.tcProgram('tc_mark');
@@ -130,7 +137,9 @@ describe('tcx links on a real veth', () => {
     expect(tcxProgs('ingress')).toEqual([pb.info.id, pa.info.id]);
     const rev = TcLink.query('eth0', { direction: 'ingress', netns: b.netns }).revision;
     // a stale revision is refused, nothing changes
-    expect(() => pc.attach('eth0', { direction: 'ingress', netns: b.netns, after: pb, expectedRevision: rev - 1 })).toThrow(expect.objectContaining({ code: 'ERR_BUSY' }));
+    expect(() => pc.attach('eth0', { direction: 'ingress', netns: b.netns, after: pb, expectedRevision: rev - 1 })).toThrow(
+      expect.objectContaining({ code: 'ERR_BUSY' }),
+    );
     using lc = pc.attach('eth0', { direction: 'ingress', netns: b.netns, after: pb, expectedRevision: rev });
     const ids = [pb.info.id, pc.info.id, pa.info.id];
     expect(tcxProgs('ingress')).toEqual(ids);
@@ -224,7 +233,9 @@ describe('clsact fallback (forced with kind)', () => {
       using link = p0.attach('eth0', { direction: 'ingress', netns: b.netns, kind: 'clsact', priority: 10 });
       expect(link.kind).toBe('clsact');
       expect(link.priority).toBe(10);
-      expect(await tcFilters('ingress')).toEqual([{ pref: 10, handle: `0x${link.filterHandle!.toString(16)}`, progId: p0.info.id, name: `tc_mark:[${p0.info.id}]` }]);
+      expect(await tcFilters('ingress')).toEqual([
+        { pref: 10, handle: `0x${link.filterHandle!.toString(16)}`, progId: p0.info.id, name: `tc_mark:[${p0.info.id}]` },
+      ]);
       expect(tcxProgs('ingress')).toEqual([]);
       expect(link.info).toMatchObject({ kind: 'clsact', progId: p0.info.id, priority: 10 });
       const net = JSON.parse((await b.exec(['bpftool', '-j', 'net', 'show', 'dev', 'eth0'])).stdout) as { tc: { kind: string; id: number }[] }[];
@@ -241,7 +252,9 @@ describe('clsact fallback (forced with kind)', () => {
       expect(counted).toBe(received);
       expect(sum(counters.get(1))).toBeGreaterThan(0);
       expect(() => link.replace(p0, { expected: p0 })).toThrow(expect.objectContaining({ code: 'ERR_BUSY' }));
-      expect(() => link.pin('/sys/fs/bpf/bpfkit-test-tc-clsact')).toThrow(expect.objectContaining({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/cannot be pinned/) }));
+      expect(() => link.pin('/sys/fs/bpf/bpfkit-test-tc-clsact')).toThrow(
+        expect.objectContaining({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/cannot be pinned/) }),
+      );
     }
     expect(await tcFilters('ingress')).toEqual([]);
     // the qdisc stays (see TcLink): an empty clsact
@@ -255,11 +268,16 @@ describe('clsact fallback (forced with kind)', () => {
     using order = obj.map('order', { key: u32, value: u64 });
     using la = pa.attach('eth0', { direction: 'ingress', netns: b.netns, kind: 'clsact', priority: 20 });
     using lb = pb.attach('eth0', { direction: 'ingress', netns: b.netns, kind: 'clsact', priority: 10 });
-    expect((await tcFilters('ingress')).map((f) => [f.pref, f.progId])).toEqual([[10, pb.info.id], [20, pa.info.id]]);
+    expect((await tcFilters('ingress')).map((f) => [f.pref, f.progId])).toEqual([
+      [10, pb.info.id],
+      [20, pa.info.id],
+    ]);
     expect((await a.ping('198.18.3.2', { count: 3, intervalMs: 20 })).received).toBe(3);
     const keys = [...order].map(([k]) => k).sort();
     expect(keys).toEqual([0x2, 0x21]);
-    expect(() => pa.attach('eth0', { direction: 'ingress', netns: b.netns, kind: 'clsact', priority: 10, handle: lb.filterHandle! })).toThrow(expect.objectContaining({ code: 'ERR_EXISTS' }));
+    expect(() => pa.attach('eth0', { direction: 'ingress', netns: b.netns, kind: 'clsact', priority: 10, handle: lb.filterHandle! })).toThrow(
+      expect.objectContaining({ code: 'ERR_EXISTS' }),
+    );
     la.close();
     lb.close();
     expect(await tcFilters('ingress')).toEqual([]);
@@ -273,18 +291,28 @@ describe('bad input: typed errors before any kernel change', () => {
     using other = obj.tcProgram('tc_mark_alt');
     const ns = b.netns;
     expect(() => prog.attach('nosuch0', { direction: 'ingress', netns: ns })).toThrow(expect.objectContaining({ code: 'ERR_NO_SUCH_INTERFACE', errno: 19 }));
-    expect(() => prog.attach('nosuch0', { direction: 'ingress', netns: ns, kind: 'clsact' })).toThrow(expect.objectContaining({ code: 'ERR_NO_SUCH_INTERFACE' }));
+    expect(() => prog.attach('nosuch0', { direction: 'ingress', netns: ns, kind: 'clsact' })).toThrow(
+      expect.objectContaining({ code: 'ERR_NO_SUCH_INTERFACE' }),
+    );
     expect(() => prog.attach('eth0', { direction: 'ingress', netns: 'bk-no-such-ns' })).toThrow(expect.objectContaining({ code: 'ERR_NOT_FOUND' }));
-    expect(() => prog.attach('eth0', { direction: 'sideways' as never, netns: ns })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', field: 'direction' }));
+    expect(() => prog.attach('eth0', { direction: 'sideways' as never, netns: ns })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', field: 'direction' }),
+    );
     expect(() => prog.attach('eth0', undefined as never)).toThrow(expect.objectContaining({ field: 'direction' }));
     expect(() => prog.attach('eth0', { direction: 'ingress', netns: ns, kind: 'tc' as never })).toThrow(expect.objectContaining({ field: 'kind' }));
-    expect(() => prog.attach('bad name!', { direction: 'ingress', netns: ns })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', field: 'interface' }));
+    expect(() => prog.attach('bad name!', { direction: 'ingress', netns: ns })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', field: 'interface' }),
+    );
     expect(() => prog.attach('eth0', { direction: 'ingress', netns: ns, before: 'all', after: 'all' })).toThrow(expect.objectContaining({ field: 'before' }));
     expect(() => prog.attach('eth0', { direction: 'ingress', netns: ns, before: 42 as never })).toThrow(expect.objectContaining({ field: 'before' }));
     expect(() => prog.attach('eth0', { direction: 'ingress', netns: ns, kind: 'clsact', after: other })).toThrow(expect.objectContaining({ field: 'after' }));
     expect(() => prog.attach('eth0', { direction: 'ingress', netns: ns, kind: 'tcx', priority: 5 })).toThrow(expect.objectContaining({ field: 'priority' }));
-    expect(() => prog.attach('eth0', { direction: 'ingress', netns: ns, kind: 'clsact', priority: 70000 })).toThrow(expect.objectContaining({ field: 'priority' }));
-    expect(() => prog.attach('eth0', { direction: 'ingress', netns: ns, after: { programId: -1 } })).toThrow(expect.objectContaining({ field: 'after.programId' }));
+    expect(() => prog.attach('eth0', { direction: 'ingress', netns: ns, kind: 'clsact', priority: 70000 })).toThrow(
+      expect.objectContaining({ field: 'priority' }),
+    );
+    expect(() => prog.attach('eth0', { direction: 'ingress', netns: ns, after: { programId: -1 } })).toThrow(
+      expect.objectContaining({ field: 'after.programId' }),
+    );
     {
       using cl = other.attach('eth0', { direction: 'egress', netns: ns, kind: 'clsact' });
       expect(() => prog.attach('eth0', { direction: 'egress', netns: ns, before: cl })).toThrow(expect.objectContaining({ field: 'before' }));
@@ -308,7 +336,8 @@ describe('bad input: typed errors before any kernel change', () => {
 });
 
 describe('lifetime', () => {
-  const childAttach = (kind: 'tcx' | 'clsact') => nodeChild(`
+  const childAttach = (kind: 'tcx' | 'clsact') =>
+    nodeChild(`
     const obj = await m.BpfObject.load('${OBJ}');
     (() => { obj.tcProgram('tc_empty').attach('eth0', { direction: 'egress', kind: '${kind}', netns: '${b.netns}' }); })();
     say('attached');

@@ -8,7 +8,18 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  BpfObject, BpfkitError, TracingLink, TracingProgram, dropReasonNamer, kernelEnum, kernelHasTracepoint, struct, tracingSection, tracingSupport, u32, u64,
+  BpfObject,
+  BpfkitError,
+  TracingLink,
+  TracingProgram,
+  dropReasonNamer,
+  kernelEnum,
+  kernelHasTracepoint,
+  struct,
+  tracingSection,
+  tracingSupport,
+  u32,
+  u64,
 } from '../../lib/index.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { nodeChild } from '../helpers/node-child.js';
@@ -41,7 +52,10 @@ afterAll(async () => {
 /** bpftool's view of a link id (undefined: no such link). */
 function bpftoolLink(id: number): { id: number; prog_id: number } | undefined {
   try {
-    return JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show', 'id', String(id)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as { id: number; prog_id: number };
+    return JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show', 'id', String(id)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as {
+      id: number;
+      prog_id: number;
+    };
   } catch {
     return undefined;
   }
@@ -209,7 +223,9 @@ describe('tp_btf and raw_tp programs on real packets', () => {
       const p = obj.tracingProgram('count_kfree');
       expect(() => p.attach({ target: 'bad/target/x' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', field: 'target' }));
       expect(() => p.attach({ cookie: 1 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', field: 'cookie' }));
-      expect(() => obj.tracingProgram('count_receive').attach({ target: 'consume_skb' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', field: 'target' }));
+      expect(() => obj.tracingProgram('count_receive').attach({ target: 'consume_skb' })).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', field: 'target' }),
+      );
       expect(() => p.attach({ target: 'no_such_tracepoint_here' })).toThrow(expect.objectContaining({ code: 'ERR_NOT_FOUND' }));
     } finally {
       obj.close();

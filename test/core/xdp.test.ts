@@ -177,7 +177,9 @@ describe('XdpProgram on a real veth', () => {
     using prog = obj.xdpProgram('xdp_count');
     expect(() => prog.attach('nosuch0', { netns: b.netns })).toThrow(expect.objectContaining({ code: 'ERR_NO_SUCH_INTERFACE', errno: 19 }));
     expect(() => prog.attach('eth0', { netns: 'bk-no-such-ns' })).toThrow(expect.objectContaining({ code: 'ERR_NOT_FOUND' }));
-    expect(() => prog.attach('eth0', { netns: b.netns, mode: 'fast' as never })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', field: 'mode' }));
+    expect(() => prog.attach('eth0', { netns: b.netns, mode: 'fast' as never })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', field: 'mode' }),
+    );
     expect(() => prog.attach('bad name!', { netns: b.netns })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }));
     using link = prog.attach('eth0', { netns: b.netns, mode: 'generic' });
     expect(link.mode).toBe('generic');
@@ -280,4 +282,3 @@ describe('BpfObject configuration and bad objects', () => {
     expect(out.message).toMatch(/CAP_BPF/);
   });
 });
-

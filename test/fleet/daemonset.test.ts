@@ -60,8 +60,13 @@ function typeCheck(docs: Obj[]): string[] {
     const file = join(dir, 'manifest.ts');
     writeFileSync(file, lines.join('\n'));
     const program = ts.createProgram([file], {
-      strict: true, noEmit: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext,
-      moduleResolution: ts.ModuleResolutionKind.Bundler, types: [], skipLibCheck: true,
+      strict: true,
+      noEmit: true,
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.ESNext,
+      moduleResolution: ts.ModuleResolutionKind.Bundler,
+      types: [],
+      skipLibCheck: true,
     });
     return ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
   } finally {
@@ -75,11 +80,48 @@ const HOST_PATH_TYPES = ['', 'DirectoryOrCreate', 'Directory', 'FileOrCreate', '
 const PROPAGATION = ['None', 'HostToContainer', 'Bidirectional'];
 /** Linux capabilities by their Kubernetes names (no CAP_ prefix). */
 const CAPABILITIES = new Set([
-  'AUDIT_CONTROL', 'AUDIT_READ', 'AUDIT_WRITE', 'BLOCK_SUSPEND', 'BPF', 'CHECKPOINT_RESTORE', 'CHOWN', 'DAC_OVERRIDE',
-  'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'IPC_LOCK', 'IPC_OWNER', 'KILL', 'LEASE', 'LINUX_IMMUTABLE', 'MAC_ADMIN',
-  'MAC_OVERRIDE', 'MKNOD', 'NET_ADMIN', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_RAW', 'PERFMON', 'SETFCAP', 'SETGID',
-  'SETPCAP', 'SETUID', 'SYSLOG', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_CHROOT', 'SYS_MODULE', 'SYS_NICE', 'SYS_PACCT',
-  'SYS_PTRACE', 'SYS_RAWIO', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'WAKE_ALARM', 'ALL',
+  'AUDIT_CONTROL',
+  'AUDIT_READ',
+  'AUDIT_WRITE',
+  'BLOCK_SUSPEND',
+  'BPF',
+  'CHECKPOINT_RESTORE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'DAC_READ_SEARCH',
+  'FOWNER',
+  'FSETID',
+  'IPC_LOCK',
+  'IPC_OWNER',
+  'KILL',
+  'LEASE',
+  'LINUX_IMMUTABLE',
+  'MAC_ADMIN',
+  'MAC_OVERRIDE',
+  'MKNOD',
+  'NET_ADMIN',
+  'NET_BIND_SERVICE',
+  'NET_BROADCAST',
+  'NET_RAW',
+  'PERFMON',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYSLOG',
+  'SYS_ADMIN',
+  'SYS_BOOT',
+  'SYS_CHROOT',
+  'SYS_MODULE',
+  'SYS_NICE',
+  'SYS_PACCT',
+  'SYS_PTRACE',
+  'SYS_RAWIO',
+  'SYS_RESOURCE',
+  'SYS_TIME',
+  'SYS_TTY_CONFIG',
+  'WAKE_ALARM',
+  'ALL',
 ]);
 
 /** The checks the API server makes beyond the types; returns what is wrong. */
@@ -110,19 +152,22 @@ function apiServerChecks(ds: Obj): string[] {
     for (const m of c.volumeMounts ?? []) {
       if (!volumes.has(m.name)) bad.push(`container ${c.name}: mount of unknown volume ${m.name}`);
       if (m.mountPropagation !== undefined && !PROPAGATION.includes(m.mountPropagation)) bad.push(`mount ${m.name}: mountPropagation ${m.mountPropagation}`);
-      if (m.mountPropagation === 'Bidirectional' && c.securityContext?.privileged !== true) bad.push(`mount ${m.name}: Bidirectional needs a privileged container`);
+      if (m.mountPropagation === 'Bidirectional' && c.securityContext?.privileged !== true)
+        bad.push(`mount ${m.name}: Bidirectional needs a privileged container`);
     }
     const env = new Set((c.env ?? []).map((e: Obj) => e.name));
     for (const a of [...(c.command ?? []), ...(c.args ?? [])]) {
       for (const [, name] of String(a).matchAll(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g)) if (!env.has(name)) bad.push(`$(${name}) is not in env`);
     }
     const caps = c.securityContext?.capabilities ?? {};
-    for (const cap of [...(caps.add ?? []), ...(caps.drop ?? [])]) if (!CAPABILITIES.has(cap)) bad.push(`capability ${cap} (Kubernetes names have no CAP_ prefix)`);
+    for (const cap of [...(caps.add ?? []), ...(caps.drop ?? [])])
+      if (!CAPABILITIES.has(cap)) bad.push(`capability ${cap} (Kubernetes names have no CAP_ prefix)`);
     for (const kind of ['requests', 'limits']) {
       for (const [k, v] of Object.entries(c.resources?.[kind] ?? {})) if (!QUANTITY.test(String(v))) bad.push(`resources.${kind}.${k}: ${String(v)}`);
     }
   }
-  if (pod.hostNetwork && pod.dnsPolicy !== 'ClusterFirstWithHostNet') bad.push('hostNetwork without dnsPolicy ClusterFirstWithHostNet resolves no cluster names');
+  if (pod.hostNetwork && pod.dnsPolicy !== 'ClusterFirstWithHostNet')
+    bad.push('hostNetwork without dnsPolicy ClusterFirstWithHostNet resolves no cluster names');
   return bad;
 }
 
@@ -151,7 +196,7 @@ describe('deploy/kubernetes/daemonset.yaml', () => {
     expect(c.join('\n')).toMatch(/not assignable/);
   }, 60_000);
 
-  it('passes the API server\'s own checks (and they catch what they should)', () => {
+  it("passes the API server's own checks (and they catch what they should)", () => {
     expect(apiServerChecks(ds)).toEqual([]);
     const broken = structuredClone(ds);
     broken.spec.selector.matchLabels.app = 'other';

@@ -26,14 +26,19 @@ export interface UdpFrame {
 export function udpFrame(f: UdpFrame): Buffer {
   const payload = typeof f.payload === 'string' ? Buffer.from(f.payload) : (f.payload ?? Buffer.alloc(18));
   const v6 = f.src.includes(':');
-  const eth = Buffer.concat([macBytes(f.dstMac ?? '02:00:00:00:00:02'), macBytes(f.srcMac ?? '02:00:00:00:00:01'), Buffer.from(v6 ? [0x86, 0xdd] : [0x08, 0x00])]);
+  const eth = Buffer.concat([
+    macBytes(f.dstMac ?? '02:00:00:00:00:02'),
+    macBytes(f.srcMac ?? '02:00:00:00:00:01'),
+    Buffer.from(v6 ? [0x86, 0xdd] : [0x08, 0x00]),
+  ]);
   const udp = Buffer.alloc(8);
   udp.writeUInt16BE(f.sport, 0);
   udp.writeUInt16BE(f.dport, 2);
   udp.writeUInt16BE(8 + payload.length, 4);
   const l4 = Buffer.concat([udp, payload]);
   if (v6) {
-    const s = parseIPv6(f.src)!, d = parseIPv6(f.dst)!;
+    const s = parseIPv6(f.src)!,
+      d = parseIPv6(f.dst)!;
     const ip = Buffer.alloc(40);
     ip.writeUInt32BE(0x60000000, 0);
     ip.writeUInt16BE(l4.length, 4);
@@ -45,7 +50,8 @@ export function udpFrame(f: UdpFrame): Buffer {
     l4.writeUInt16BE(csum(Buffer.concat([pseudo, l4])) || 0xffff, 6);
     return Buffer.concat([eth, ip, l4]);
   }
-  const s = parseIPv4(f.src)!, d = parseIPv4(f.dst)!;
+  const s = parseIPv4(f.src)!,
+    d = parseIPv4(f.dst)!;
   const ip = Buffer.alloc(20);
   ip[0] = 0x45;
   ip.writeUInt16BE(20 + l4.length, 2);

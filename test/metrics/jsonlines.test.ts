@@ -7,7 +7,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AclFirewall, BpfkitError, BpfObject, toJsonLines, struct, u32, u64, bytes, type AclEvent, type JsonLinesLoss, type JsonLinesStream } from '../../lib/index.js';
+import {
+  AclFirewall,
+  BpfkitError,
+  BpfObject,
+  toJsonLines,
+  struct,
+  u32,
+  u64,
+  bytes,
+  type AclEvent,
+  type JsonLinesLoss,
+  type JsonLinesStream,
+} from '../../lib/index.js';
 import { Lab } from '../../lib/lab/index.js';
 import { testObject } from '../helpers/objects.js';
 import { udpFrame } from '../helpers/packets.js';
@@ -131,7 +143,10 @@ describe('toJsonLines(RingBuffer): paused, not dropped', () => {
     expect(s0.emitted).toBeLessThanOrEqual(64);
     const { sink, lines } = slowSink();
     const done = pipeline(out, sink);
-    await until(() => out.stats().emitted + (rb.stats().lost ?? 0) === produced && out.stats().queued === 0 && out.readableLength === 0, 'every record read or lost');
+    await until(
+      () => out.stats().emitted + (rb.stats().lost ?? 0) === produced && out.stats().queued === 0 && out.readableLength === 0,
+      'every record read or lost',
+    );
     expect(rb.stats().pendingBytes).toBe(0);
     rb.close(); // ends the stream
     await done;

@@ -8,7 +8,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import {
-  AclFirewall, BpfkitError, BpfObject, Decapsulator, PacketTracer, RingBuffer, ServiceChainer, XdpPipeline, struct, u32, u64, bytes,
+  AclFirewall,
+  BpfkitError,
+  BpfObject,
+  Decapsulator,
+  PacketTracer,
+  RingBuffer,
+  ServiceChainer,
+  XdpPipeline,
+  struct,
+  u32,
+  u64,
+  bytes,
 } from '../../lib/index.js';
 import { BpfkitMetrics, BPFKIT_METRICS } from '../../lib/metrics/index.js';
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
@@ -50,10 +61,14 @@ beforeAll(async () => {
   link = await lab.link(client, server, { aAddrs: ['198.18.0.1/24'], bAddrs: ['198.18.0.2/24'] });
   pipe = await XdpPipeline.attach(link.b.ifname, { netns: server.netns });
   decap = await Decapsulator.attach(pipe, { interfaceMac: SERVER_MAC, rewriteMac: false, vnis: [100] });
-  fw = await AclFirewall.attach(pipe, { maxRules: 16, events: false, rules: [
-    { id: 'deny-6000', action: 'deny', proto: 'udp', dstPort: 6000 },
-    { id: 'allow-7000', action: 'allow', proto: 'udp', dstPort: 7000 },
-  ] });
+  fw = await AclFirewall.attach(pipe, {
+    maxRules: 16,
+    events: false,
+    rules: [
+      { id: 'deny-6000', action: 'deny', proto: 'udp', dstPort: 6000 },
+      { id: 'allow-7000', action: 'allow', proto: 'udp', dstPort: 7000 },
+    ],
+  });
   chain = await ServiceChainer.attach(pipe, {
     services: [{ name: 'fw', mark: 0x10, table: 110, nexthops: [{ via: '198.18.0.1' }] }],
     upstream: { mark: 0x20, table: 120, nexthops: [{ via: '198.18.0.1' }] },
@@ -106,7 +121,7 @@ function value(json: Json, name: string, labels: Record<string, string> = {}): n
 }
 
 describe('bpfkit/metrics: a scrape with real modules attached', () => {
-  it('values equal the modules\' own stats()', async () => {
+  it("values equal the modules' own stats()", async () => {
     const json = await registry.getMetricsAsJSON();
     const acl = await fw.stats();
     const deny = acl.rules.find((r) => r.id === 'deny-6000')!;

@@ -38,7 +38,11 @@ afterAll(async () => {
 /** Many specific rules: a blob of a few hundred KiB. */
 function bigSet(n: number, tag: string): AclRule[] {
   return Array.from({ length: n }, (_, i) => ({
-    id: `${tag}-${i}`, action: 'deny' as const, src: `198.19.${i >> 8}.${i & 255}/32`, proto: 'tcp' as const, dstPort: 1000 + (i % 5000),
+    id: `${tag}-${i}`,
+    action: 'deny' as const,
+    src: `198.19.${i >> 8}.${i & 255}/32`,
+    proto: 'tcp' as const,
+    dstPort: 1000 + (i % 5000),
   }));
 }
 const small = (port: number): AclRule[] => [{ id: `small-${port}`, action: 'deny', src: '198.18.0.0/24', proto: 'tcp', dstPort: port }];

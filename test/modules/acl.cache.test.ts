@@ -59,7 +59,10 @@ let nextPort = 20000;
 const port = () => nextPort++;
 
 beforeAll(async () => {
-  affinity = execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' }).trim().split(/:\s*/).pop();
+  affinity = execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' })
+    .trim()
+    .split(/:\s*/)
+    .pop();
   execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
   const t = await testRunHost('acl-cache');
   lab = t.lab;
@@ -111,7 +114,7 @@ describe('verdict cache', () => {
     expect(r!.action).toBe('drop');
   });
 
-  it('flows that share a cache set never get each other\'s verdict', async () => {
+  it("flows that share a cache set never get each other's verdict", async () => {
     // ACL_VC_WAYS + 1 flows in one set of the cache (computed as bpf/acl/vcache.h does):
     // cycling through them, at least one is missing from the set at every turn, so every
     // round walks at least once, and every packet still gets its own flow's verdict

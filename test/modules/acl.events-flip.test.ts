@@ -34,11 +34,17 @@ interface RuleSet {
 
 /** A deny rule for UDP to PORT from source ports [lo, hi], in both forms (no address selector: both families). */
 function rule(id: string, lo: number, hi: number): { id: string; ref: RefRule; acl: AclRule } {
-  return { id, ref: { ...FULL, spLo: lo, spHi: hi }, acl: { id, action: 'deny', proto: 'udp', dstPort: PORT, srcPort: lo === 0 && hi === 65535 ? undefined : [lo, hi] } };
+  return {
+    id,
+    ref: { ...FULL, spLo: lo, spHi: hi },
+    acl: { id, action: 'deny', proto: 'udp', dstPort: PORT, srcPort: lo === 0 && hi === 65535 ? undefined : [lo, hi] },
+  };
 }
 function set(name: string, rs: ReturnType<typeof rule>[]): RuleSet {
   return {
-    name, ids: rs.map((r) => r.id), ref: rs.map((r) => r.ref),
+    name,
+    ids: rs.map((r) => r.id),
+    ref: rs.map((r) => r.ref),
     rules: rs.map((r) => Object.fromEntries(Object.entries(r.acl).filter(([, v]) => v !== undefined)) as AclRule),
   };
 }
@@ -100,16 +106,21 @@ describe('events and counters around rule-set changes', () => {
     let flipping = true;
     let sent = 0;
     // one sender per family, alternating source ports
-    const live = Promise.all(['198.18.0.2', 'fd00::c612:2'].map(async (dst, f) => {
-      for (let i = 0; flipping && i < 10_000; i++) {
-        const r = await client.sendUdp(dst, PORT, { count: 1500, sport: SPORTS[i % 2]! + f });
-        sent += r.sent;
-      }
-    }));
+    const live = Promise.all(
+      ['198.18.0.2', 'fd00::c612:2'].map(async (dst, f) => {
+        for (let i = 0; flipping && i < 10_000; i++) {
+          const r = await client.sendUdp(dst, PORT, { count: 1500, sport: SPORTS[i % 2]! + f });
+          sent += r.sent;
+        }
+      }),
+    );
     live.catch(() => undefined); // awaited below
     // counters read after each flip: [id, generation the id became new, counter, events naming it read so far]
     const samples: { id: string; since: number; count: number; seen: number }[] = [];
-    const since = new Map<string, number>([['x', fw.generation], ['k', fw.generation]]);
+    const since = new Map<string, number>([
+      ['x', fw.generation],
+      ['k', fw.generation],
+    ]);
     const order = [K, Y, X];
     // start flipping once traffic arrives
     for (let i = 0; i < 200 && events.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
@@ -148,7 +159,7 @@ describe('events and counters around rule-set changes', () => {
     const wrong = new Map<string, number>();
     for (const e of events) {
       const s = sets.get(e.generation);
-      const want = s ? s.ids[refFirstMatch(s.ref, header(e))] ?? null : `(no set for generation ${e.generation})`;
+      const want = s ? (s.ids[refFirstMatch(s.ref, header(e))] ?? null) : `(no set for generation ${e.generation})`;
       if (e.ruleId !== want || e.action !== 'deny') {
         const key = `${s?.name ?? '?'}: ${want} named ${e.ruleId}`;
         wrong.set(key, (wrong.get(key) ?? 0) + 1);

@@ -27,7 +27,11 @@ const probe = (i: number, form: number): AclRule =>
 function decoys(n: number): AclRule[] {
   const r = rng(5);
   return Array.from({ length: n }, (_, i) => ({
-    id: `decoy-${i}`, action: 'deny' as const, src: `198.18.${4 + (r() % 8)}.${r() % 256}`, dst: `198.18.3.${r() % 256}`, proto: 'udp' as const,
+    id: `decoy-${i}`,
+    action: 'deny' as const,
+    src: `198.18.${4 + (r() % 8)}.${r() % 256}`,
+    dst: `198.18.3.${r() % 256}`,
+    proto: 'udp' as const,
   }));
 }
 
@@ -112,6 +116,8 @@ describe('one-rule changes under load', () => {
     expect(events.length).toBeGreaterThan(100);
     const bad = events.filter((e) => e.ruleId !== `probe-${e.dst.split('.')[3]}` || e.action !== 'log');
     expect(bad.slice(0, 5)).toEqual([]);
-    console.log(`acl incremental flood: ${CHANGES} changes (${overlaid} through the overlay, ${folds} compiled), ${runs} test runs, ${sent} live datagrams, ${events.length} events (${st.events.lost} lost)`);
+    console.log(
+      `acl incremental flood: ${CHANGES} changes (${overlaid} through the overlay, ${folds} compiled), ${runs} test runs, ${sent} live datagrams, ${events.length} events (${st.events.lost} lost)`,
+    );
   }, 300_000);
 });

@@ -8,9 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AclFirewall, type AclAction, type AclRule } from '../../lib/index.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
-import {
-  dst6, fmt6, headerFrame, readClassBench, refRules, refTrace, rng, spread, src6, testRunHost, type RefHeader, type RefRule,
-} from './acl.helpers.js';
+import { dst6, fmt6, headerFrame, readClassBench, refRules, refTrace, rng, spread, src6, testRunHost, type RefHeader, type RefRule } from './acl.helpers.js';
 
 let lab: Lab;
 let host: LabHost;
@@ -68,7 +66,17 @@ function firstMatch(model: Entry[], h: RefHeader): Entry | undefined {
 function ruleAround(h: RefHeader, wide: boolean): RefRule {
   const sLo = wide ? Math.floor(h.src / 256) * 256 : h.src;
   const ports = h.proto === 6 || h.proto === 17; // (ports need a protocol that has them)
-  return { sLo, sHi: wide ? sLo + 255 : h.src, dLo: h.dst, dHi: h.dst, spLo: 0, spHi: 65535, dpLo: ports ? h.dport : 0, dpHi: ports ? h.dport : 65535, proto: h.proto };
+  return {
+    sLo,
+    sHi: wide ? sLo + 255 : h.src,
+    dLo: h.dst,
+    dHi: h.dst,
+    spLo: 0,
+    spHi: 65535,
+    dpLo: ports ? h.dport : 0,
+    dpHi: ports ? h.dport : 65535,
+    proto: h.proto,
+  };
 }
 
 async function setup(family: 4 | 6, defaultAction: 'allow' | 'deny') {
@@ -80,7 +88,11 @@ async function setup(family: 4 | 6, defaultAction: 'allow' | 'deny') {
   }
   const model: Entry[] = refs.map((ref, i) => ({ id: `r${i}`, ref, action: ACTIONS[i % 3]! }));
   const fw = await AclFirewall.attach(ifname, {
-    netns: host.netns, maxRules: 10_000 + 200, defaultAction, defaultDenyEvents: false, events: false,
+    netns: host.netns,
+    maxRules: 10_000 + 200,
+    defaultAction,
+    defaultDenyEvents: false,
+    events: false,
     rules: model.map((e) => toAcl(e.ref, family, e.id, e.action)),
   });
   return { fw, model, trace };
@@ -152,7 +164,9 @@ async function randomChanges(family: 4 | 6, defaultAction: 'allow' | 'deny', see
     expect(counts.update).toBeGreaterThan(5);
     // every rule's counter: the packets the model says it matched (removed rules' counts left with them)
     const st = await fw.stats();
-    const diff = model.flatMap((e, i) => (st.rules[i]!.packets === (hits.get(e.id) ?? 0) ? [] : [`${e.id}: ${st.rules[i]!.packets} != ${hits.get(e.id) ?? 0}`]));
+    const diff = model.flatMap((e, i) =>
+      st.rules[i]!.packets === (hits.get(e.id) ?? 0) ? [] : [`${e.id}: ${st.rules[i]!.packets} != ${hits.get(e.id) ?? 0}`],
+    );
     expect(diff.slice(0, 10)).toEqual([]);
   } finally {
     fw.close();
@@ -188,7 +202,10 @@ describe('AclFirewall one-rule changes through the overlay (10k ClassBench set, 
       expect(fw.rules().map((x) => x.id)).toEqual(model.map((e) => e.id));
       await check(fw, 4, model, [...headers, ...spread(trace, 300)], 'deny', hits, 'after the fold');
       expect(await fw.removeRule('f3')).toBe(true);
-      model.splice(model.findIndex((e) => e.id === 'f3'), 1);
+      model.splice(
+        model.findIndex((e) => e.id === 'f3'),
+        1,
+      );
       expect(fw.compileInfo?.overlay).toBe(5);
       await check(fw, 4, model, headers, 'deny', hits, 'after a removal');
     } finally {
@@ -201,7 +218,11 @@ describe('AclFirewall one-rule changes through the overlay (10k ClassBench set, 
     const ip = (s: string) => s.split('.').reduce((a, x) => a * 256 + Number(x), 0);
     const h = (src: string, dport: number): RefHeader => ({ src: ip(src), dst: ip('198.18.9.9'), sport: 1000, dport, proto: 17 });
     const fw1 = await AclFirewall.attach(ifname, {
-      netns: host.netns, pin, maxRules: 64, defaultAction: 'allow', events: false,
+      netns: host.netns,
+      pin,
+      maxRules: 64,
+      defaultAction: 'allow',
+      events: false,
       rules: [
         { id: 'a', action: 'deny', src: '198.18.5.0/24', proto: 'udp', dstPort: 53 },
         { id: 'b', action: 'deny', src: '198.18.6.0/24', proto: 'udp' },
@@ -224,7 +245,10 @@ describe('AclFirewall one-rule changes through the overlay (10k ClassBench set, 
       expect(fw2.generation).toBe(gen);
       expect(fw2.ruleStats('d')?.packets).toBe(1);
       expect(fw2.ruleStats('b')).toBeUndefined();
-      const verdicts = async () => Promise.all([h('198.18.5.1', 53), h('198.18.5.1', 54), h('198.18.6.1', 1), h('198.18.8.1', 1)].map(async (x) => (await fw2!.testRun(headerFrame(x))).action));
+      const verdicts = async () =>
+        Promise.all(
+          [h('198.18.5.1', 53), h('198.18.5.1', 54), h('198.18.6.1', 1), h('198.18.8.1', 1)].map(async (x) => (await fw2!.testRun(headerFrame(x))).action),
+        );
       expect(await verdicts()).toEqual(['pass', 'drop', 'pass', 'drop']);
       // the adopted process's first change compiles the set
       expect((await fw2.removeRule('d')) && fw2.compileInfo?.overlay).toBe(0);

@@ -122,7 +122,15 @@ describe('AclFirewall in a lab', () => {
       await new Promise((r) => setTimeout(r, 200));
       expect(fw.ruleStats('seven')!.packets).toBe(10);
       const out2 = (await server.exec(['iptables', '-L', 'INPUT', '-v', '-x', '-n'])).stdout;
-      expect(Number(out2.split('\n').find((l) => l.includes('dpt:7777'))!.trim().split(/\s+/)[0])).toBe(30);
+      expect(
+        Number(
+          out2
+            .split('\n')
+            .find((l) => l.includes('dpt:7777'))!
+            .trim()
+            .split(/\s+/)[0],
+        ),
+      ).toBe(30);
     } finally {
       await server.exec(['iptables', '-F', 'INPUT']);
       await sink.close();

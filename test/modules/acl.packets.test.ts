@@ -27,7 +27,10 @@ const RULES: AclRule[] = [
 /** Frames built by scapy, as hex, one per line. */
 function scapy(code: string): Buffer[] {
   const out = execFileSync('/usr/bin/python3', ['-c', `from scapy.all import *\nfor f in (${code}):\n    print(bytes(f).hex())`], { encoding: 'utf8' });
-  return out.trim().split('\n').map((h) => Buffer.from(h, 'hex'));
+  return out
+    .trim()
+    .split('\n')
+    .map((h) => Buffer.from(h, 'hex'));
 }
 
 async function verdict(f: Buffer): Promise<string> {

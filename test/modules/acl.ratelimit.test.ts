@@ -23,7 +23,9 @@ beforeAll(async () => {
   const t = await testRunHost('acl-rl');
   lab = t.lab;
   fw = await AclFirewall.attach(t.ifname, {
-    netns: t.host.netns, maxRules: 16, eventIntervalMs: INTERVAL_MS,
+    netns: t.host.netns,
+    maxRules: 16,
+    eventIntervalMs: INTERVAL_MS,
     rules: [{ id: 'udp', action: 'deny', proto: 'udp' }],
   });
   fw.on('deny', (e) => events.push(e));
@@ -103,7 +105,10 @@ describe('rate limiter with more flows than a CPU remembers', () => {
     }
     expect(ports).toHaveLength(6); // 6 flows for a set of 4 ways
     const frames = ports.map((sport) => frame({ src: v4('198.18.7.1'), dst: v4('198.18.0.2'), proto: 17, sport, dport: 53 }));
-    const affinity = execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' }).trim().split(/:\s*/).pop()!;
+    const affinity = execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' })
+      .trim()
+      .split(/:\s*/)
+      .pop()!;
     execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
     try {
       events.length = 0;

@@ -139,7 +139,12 @@ describe('restart without a gap', () => {
   }, 120_000);
 
   it('close() of a pinned firewall leaves it running; attach() with the pin adopts it in the same process', async () => {
-    const fw1 = await AclFirewall.attach(link.b.ifname, { netns: server.netns, pin: PIN, maxRules: 64, rules: [{ id: 'd', action: 'deny', proto: 'udp', dstPort: 6001 }] });
+    const fw1 = await AclFirewall.attach(link.b.ifname, {
+      netns: server.netns,
+      pin: PIN,
+      maxRules: 64,
+      rules: [{ id: 'd', action: 'deny', proto: 'udp', dstPort: 6001 }],
+    });
     // pinned state is root's alone: the directory 0700, every pin 0600
     expect(statSync(PIN).mode & 0o777).toBe(0o700);
     for (const f of readdirSync(PIN)) expect(statSync(join(PIN, f)).mode & 0o777, f).toBe(0o600);
@@ -154,7 +159,10 @@ describe('restart without a gap', () => {
       // settings given at adoption are applied atomically on top of the adopted rules
       expect(fw2.defaultAction).toBe('deny');
       expect(fw2.generation).toBe(2);
-      await expect(AclFirewall.attach(link.b.ifname, { netns: server.netns, pin: PIN, maxRules: 100 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'maxRules' });
+      await expect(AclFirewall.attach(link.b.ifname, { netns: server.netns, pin: PIN, maxRules: 100 })).rejects.toMatchObject({
+        code: 'ERR_INVALID_ARGUMENT',
+        field: 'maxRules',
+      });
     } finally {
       fw2.detach();
       await sink.close();

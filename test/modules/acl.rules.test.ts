@@ -53,7 +53,13 @@ describe('bad input: typed error naming rule and field; kernel state unchanged',
     { name: 'bad CIDR in a list', rules: () => [{ id: 'x', action: 'deny', dst: ['198.18.0.0/16', 'fd00::/129'] }], ruleId: 'x', field: 'dst[1]' },
     { name: 'host bits set', rules: () => [{ id: 'x', action: 'deny', dst: '198.18.0.1/24' }], ruleId: 'x', field: 'dst', msg: /host bits/ },
     { name: 'empty address list', rules: () => [{ id: 'x', action: 'deny', src: [] }], ruleId: 'x', field: 'src' },
-    { name: 'port range reversed', rules: () => [{ id: 'x', action: 'deny', proto: 'tcp', dstPort: [90, 80] }], ruleId: 'x', field: 'dstPort', msg: /reversed/ },
+    {
+      name: 'port range reversed',
+      rules: () => [{ id: 'x', action: 'deny', proto: 'tcp', dstPort: [90, 80] }],
+      ruleId: 'x',
+      field: 'dstPort',
+      msg: /reversed/,
+    },
     { name: 'port > 65535', rules: () => [{ id: 'x', action: 'deny', proto: 'udp', srcPort: 65536 }], ruleId: 'x', field: 'srcPort', msg: /0\.\.65535/ },
     { name: 'port text > 65535', rules: () => [{ id: 'x', action: 'deny', proto: 'udp', dstPort: '1000-70000' }], ruleId: 'x', field: 'dstPort' },
     { name: 'unknown protocol', rules: () => [{ id: 'x', action: 'deny', proto: 'tcpp' }], ruleId: 'x', field: 'proto', msg: /unknown protocol/ },
@@ -71,17 +77,27 @@ describe('bad input: typed error naming rule and field; kernel state unchanged',
     {
       name: 'too many rules for the capacity',
       rules: () => Array.from({ length: 17 }, (_, i) => ({ id: `n${i}`, action: 'deny', dst: `198.18.1.${i}` })),
-      code: 'ERR_MAP_FULL', ruleId: 'n16', field: 'rules', msg: /capacity is 16/,
+      code: 'ERR_MAP_FULL',
+      ruleId: 'n16',
+      field: 'rules',
+      msg: /capacity is 16/,
     },
     {
       // 8 rules x 4,096 sources: 32,768 records, more than the 2 MiB rule-set map holds
       // (maxRules promises room for 16 rules of one source and destination each); the
       // compiler stops at the map's size instead of building all of it
       name: 'a compiled set larger than the rule-set map',
-      rules: () => Array.from({ length: 8 }, (_, r) => ({
-        id: `big${r}`, action: 'deny', proto: 'udp', dstPort: 1000 + r, src: Array.from({ length: 4096 }, (_, i) => `198.18.${i >> 8}.${i & 255}`),
-      })),
-      code: 'ERR_MAP_FULL', field: 'rules', msg: /compiled rule set needs more than 2097152 bytes \(32768 records: rules x sources x destinations;.*attach with a larger maxRules/,
+      rules: () =>
+        Array.from({ length: 8 }, (_, r) => ({
+          id: `big${r}`,
+          action: 'deny',
+          proto: 'udp',
+          dstPort: 1000 + r,
+          src: Array.from({ length: 4096 }, (_, i) => `198.18.${i >> 8}.${i & 255}`),
+        })),
+      code: 'ERR_MAP_FULL',
+      field: 'rules',
+      msg: /compiled rule set needs more than 2097152 bytes \(32768 records: rules x sources x destinations;.*attach with a larger maxRules/,
     },
   ];
   for (const c of cases) {
@@ -89,7 +105,10 @@ describe('bad input: typed error naming rule and field; kernel state unchanged',
       const gen = fw.generation;
       const blob = activeBlobId();
       const before = await fw.testRun(tcp(22));
-      const err = await fw.setRules(c.rules() as AclRule[]).then(() => null, (e: unknown) => e);
+      const err = await fw.setRules(c.rules() as AclRule[]).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(BpfkitError);
       const e = err as BpfkitError;
       expect(e.code).toBe(c.code ?? 'ERR_INVALID_RULE');
@@ -120,7 +139,11 @@ describe('bad input: typed error naming rule and field; kernel state unchanged',
     await expect(AclFirewall.attach('lo', { maxRules: 0 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'maxRules' });
     await expect(AclFirewall.attach('lo', { defaultAction: 'drop' as never })).rejects.toMatchObject({ field: 'defaultAction' });
     await expect(AclFirewall.attach('lo', { ringBytes: 5000 })).rejects.toMatchObject({ field: 'ringBytes' });
-    await expect(AclFirewall.attach('lo', { rules: [{ id: 'a', action: 'deny', src: 'nope' }] })).rejects.toMatchObject({ code: 'ERR_INVALID_RULE', ruleId: 'a', field: 'src' });
+    await expect(AclFirewall.attach('lo', { rules: [{ id: 'a', action: 'deny', src: 'nope' }] })).rejects.toMatchObject({
+      code: 'ERR_INVALID_RULE',
+      ruleId: 'a',
+      field: 'src',
+    });
     await expect(fw.configure({ eventIntervalMs: -1 })).rejects.toMatchObject({ field: 'eventIntervalMs' });
   });
 });
@@ -199,7 +222,10 @@ describe('rule set changes', () => {
     // canonical rules (as rules() returns them) are taken from the set in force without
     // validating them again; anything else, including a rule object changed after it was
     // installed, is validated in full
-    const mine = [{ id: 'keep', action: 'deny' as const, proto: 'tcp' as const, dstPort: 22 }, { id: 'tail', action: 'allow' as const }];
+    const mine = [
+      { id: 'keep', action: 'deny' as const, proto: 'tcp' as const, dstPort: 22 },
+      { id: 'tail', action: 'allow' as const },
+    ];
     await fw.setRules(mine);
     await fw.setRules(mine);
     expect(fw.rules()).toEqual(mine);

@@ -25,7 +25,12 @@ afterAll(async () => {
 
 async function checkSet(rules: AclRule[], headers: number, seed: number): Promise<{ matched: number }> {
   const fw = await AclFirewall.attach(ifname, {
-    netns: host.netns, maxRules: rules.length, defaultAction: 'allow', rules, events: false, verdictCache: false,
+    netns: host.netns,
+    maxRules: rules.length,
+    defaultAction: 'allow',
+    rules,
+    events: false,
+    verdictCache: false,
   });
   try {
     const hs = shapeHeaders(rules, headers, seed);

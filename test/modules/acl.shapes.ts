@@ -127,7 +127,14 @@ export function shapeHeaders(rules: readonly AclRule[], n: number, seed: number)
       const fam = [...families(rule.src)].filter((f) => families(rule.dst).has(f));
       const family = (fam.length === 1 ? fam[0] : r() < 0.5 ? 4 : 6) as 4 | 6;
       const proto = rule.proto === undefined || rule.proto === 'any' ? (r() < 0.5 ? 6 : 17) : typeof rule.proto === 'number' ? rule.proto : PROTO[rule.proto]!;
-      out.push({ family, src: pointIn(r, rule.src, family), dst: pointIn(r, rule.dst, family), proto, sport: portIn(r, rule.srcPort), dport: portIn(r, rule.dstPort) });
+      out.push({
+        family,
+        src: pointIn(r, rule.src, family),
+        dst: pointIn(r, rule.dst, family),
+        proto,
+        sport: portIn(r, rule.srcPort),
+        dport: portIn(r, rule.dstPort),
+      });
     } else {
       const family = r() < 0.7 ? 4 : 6;
       const p = r();
@@ -159,7 +166,10 @@ export function shapeFrame(h: ShapeHeader): Buffer {
   const n = h.family === 4 ? 4 : 16;
   const icmp = h.proto === 1 || h.proto === 58;
   return frame({
-    family: h.family, src: bytes(h.src, n), dst: bytes(h.dst, n), proto: h.proto,
+    family: h.family,
+    src: bytes(h.src, n),
+    dst: bytes(h.dst, n),
+    proto: h.proto,
     ...(icmp ? { type: h.sport, code: h.dport } : { sport: h.sport, dport: h.dport }),
   });
 }

@@ -108,6 +108,8 @@ describe('atomic swap under load', () => {
     expect(events.length).toBeGreaterThan(100);
     const bad = events.filter((e) => e.generation % 2 !== 1 || e.ruleId !== `probe-${e.dst.split('.')[3]}` || e.action !== 'log');
     expect(bad.slice(0, 5)).toEqual([]);
-    console.log(`acl swap: ${FLIPS} flips, ${flipMs.toFixed(2)} ms per flip, ${runs} test runs, ${sent} live datagrams, ${events.length} events (${st.events.lost} lost)`);
+    console.log(
+      `acl swap: ${FLIPS} flips, ${flipMs.toFixed(2)} ms per flip, ${runs} test runs, ${sent} live datagrams, ${events.length} events (${st.events.lost} lost)`,
+    );
   }, 300_000);
 });

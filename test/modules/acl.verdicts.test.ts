@@ -11,8 +11,20 @@ import { readFileSync } from 'node:fs';
 import { AclFirewall, type AclAction, type AclRule } from '../../lib/index.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
 import {
-  CLASSBENCH, dst6, fmt6, headerFrame, readClassBench, refFirstMatch, refRules, refTrace, rng, spread, src6, testRunHost,
-  type RefHeader, type RefRule,
+  CLASSBENCH,
+  dst6,
+  fmt6,
+  headerFrame,
+  readClassBench,
+  refFirstMatch,
+  refRules,
+  refTrace,
+  rng,
+  spread,
+  src6,
+  testRunHost,
+  type RefHeader,
+  type RefRule,
 } from './acl.helpers.js';
 
 let lab: Lab;
@@ -78,7 +90,12 @@ function randomHeaders(n: number, seed: number): RefHeader[] {
 }
 
 async function checkSet(opts: {
-  name: string; family: 4 | 6; headers: number; random: number; defaultAction: 'allow' | 'deny'; maxRules: number;
+  name: string;
+  family: 4 | 6;
+  headers: number;
+  random: number;
+  defaultAction: 'allow' | 'deny';
+  maxRules: number;
 }): Promise<{ checked: number; matched: number; rules: number }> {
   const text = readClassBench(`generated/${opts.name}`);
   let rules = refRules(text);
@@ -94,7 +111,11 @@ async function checkSet(opts: {
   }
   const acl = toAclRules(rules, opts.family, 'r');
   const fw = await AclFirewall.attach(ifname, {
-    netns: host.netns, maxRules: opts.maxRules, defaultAction: opts.defaultAction, rules: acl, defaultDenyEvents: false,
+    netns: host.netns,
+    maxRules: opts.maxRules,
+    defaultAction: opts.defaultAction,
+    rules: acl,
+    defaultDenyEvents: false,
   });
   try {
     const hits = new Map<number, number>();
@@ -117,7 +138,8 @@ async function checkSet(opts: {
       Array.from({ length: lanes }, async (_, lane) => {
         for (let i = lane; i < headers.length; i += lanes) {
           const r = await fw.testRun(headerFrame(headers[i]!, opts.family), { repeat: 2 });
-          if (r.action !== expected[i] && bad.length < 10) bad.push(`header ${i} ${JSON.stringify(headers[i])}: ${r.action}, expected ${expected[i]} (rule ${refFirstMatch(rules, headers[i]!)})`);
+          if (r.action !== expected[i] && bad.length < 10)
+            bad.push(`header ${i} ${JSON.stringify(headers[i])}: ${r.action}, expected ${expected[i]} (rule ${refFirstMatch(rules, headers[i]!)})`);
         }
       }),
     );

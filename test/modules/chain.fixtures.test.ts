@@ -126,7 +126,12 @@ describe('ServiceChainer classification (testRun)', () => {
   it('the cases reach every rule but the shadowed one, and the unclassified path', () => {
     const s = chain.stats();
     const hit = s.rules.filter((r) => r.packets > 0n).map((r) => r.id);
-    expect(hit.sort()).toEqual(rules.map((r) => r.id!).filter((id) => id !== 'host').sort());
+    expect(hit.sort()).toEqual(
+      rules
+        .map((r) => r.id!)
+        .filter((id) => id !== 'host')
+        .sort(),
+    );
     expect(s.unclassified.packets).toBeGreaterThan(0n);
     expect(chain.status).toMatchObject({ attached: 'none', marksSkb: false, routes: 0, rules: rules.length });
   });
@@ -181,7 +186,12 @@ describe('ServiceChainer after a Decapsulator in one pipeline: the VNI from the 
     pipe?.close();
   });
 
-  for (const [vni, src, want] of [[100, '198.18.9.1', 0], [200, '198.18.4.1', 1], [200, '198.18.9.1', undefined], [300, '198.18.4.1', 2]] as const) {
+  for (const [vni, src, want] of [
+    [100, '198.18.9.1', 0],
+    [200, '198.18.4.1', 1],
+    [200, '198.18.9.1', undefined],
+    [300, '198.18.4.1', 2],
+  ] as const) {
     it(`VNI ${vni}, inner source ${src} -> ${want === undefined ? 'unclassified' : rules[want]!.action}`, async () => {
       expect(pipe.stages).toEqual(['decap', 'chain']);
       const inner = frame({ src, dst: '198.18.9.9' });

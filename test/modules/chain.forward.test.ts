@@ -77,7 +77,8 @@ async function stackForwarded(): Promise<Record<Fam, number>> {
   return { v4: Number(values[names.indexOf('ForwDatagrams')]), v6: Number(v6![1]) };
 }
 
-const diff = (a: Record<number, number>, b: Record<number, number>) => Object.fromEntries(TTLS.map((t) => [t, (a[t] ?? 0) - (b[t] ?? 0)]).filter(([, n]) => n !== 0));
+const diff = (a: Record<number, number>, b: Record<number, number>) =>
+  Object.fromEntries(TTLS.map((t) => [t, (a[t] ?? 0) - (b[t] ?? 0)]).filter(([, n]) => n !== 0));
 const fwd = (st: ChainStats) => st.forward!;
 
 beforeAll(async () => {
@@ -86,7 +87,10 @@ beforeAll(async () => {
   r = await lab.host('r', { forwarding: true });
   s = await lab.host('s', { forwarding: true });
   u = await lab.host('u');
-  cr = await lab.link(c, r, { aAddrs: ['198.18.10.1/24', '198.18.10.3/24', '2001:db8:10::1/64', '2001:db8:10::3/64'], bAddrs: ['198.18.10.2/24', '2001:db8:10::2/64'] });
+  cr = await lab.link(c, r, {
+    aAddrs: ['198.18.10.1/24', '198.18.10.3/24', '2001:db8:10::1/64', '2001:db8:10::3/64'],
+    bAddrs: ['198.18.10.2/24', '2001:db8:10::2/64'],
+  });
   // the links R redirects into: their far ends need NAPI to take XDP frames (GRO gives it)
   rs = await lab.link(r, s, { aAddrs: ['198.18.11.2/24', '2001:db8:11::2/64'], bAddrs: ['198.18.11.1/24', '2001:db8:11::1/64'], gro: true });
   sr = await lab.link(s, r, { aAddrs: ['198.18.12.1/24', '2001:db8:12::1/64'], bAddrs: ['198.18.12.2/24', '2001:db8:12::2/64'] });
@@ -191,13 +195,16 @@ describe("ServiceChainer forward: 'xdp'", () => {
     }
   });
 
-  it("bad forward options are refused naming the field, before any kernel change", async () => {
+  it('bad forward options are refused naming the field, before any kernel change', async () => {
     const rules = async () => (await r.ip(['rule', 'show'])) + (await r.ip(['-6', 'rule', 'show']));
     const before = await rules();
     const { egress: _e, ...noEgress } = opts();
     await expect(ServiceChainer.attach(cr.b.ifname, noEgress)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'egress' });
     await expect(ServiceChainer.attach(cr.b.ifname, { ...opts(), forward: 'stack' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'egress' });
-    await expect(ServiceChainer.attach(cr.b.ifname, { ...opts(), forward: 'tc' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'forward' });
+    await expect(ServiceChainer.attach(cr.b.ifname, { ...opts(), forward: 'tc' as never })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      field: 'forward',
+    });
     await expect(ServiceChainer.attach(cr.b.ifname, { ...opts(), egress: [rs.a.ifname, rs.a.ifindex] })).rejects.toMatchObject({ field: 'egress[1]' });
     await expect(ServiceChainer.attach(cr.b.ifname, { ...opts(), egress: ['nosuch0'] })).rejects.toMatchObject({ code: 'ERR_NO_SUCH_INTERFACE' });
     expect(await rules()).toBe(before);

@@ -9,8 +9,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceChainer, XdpPipeline, type ChainAttachOptions } from '../../lib/index.js';
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
 
-interface RuleJson { priority: number; fwmark?: string; table?: string; protocol?: string }
-interface RouteJson { dst: string; gateway?: string; dev?: string; table?: string; protocol?: string; nexthops?: { gateway?: string; dev?: string }[] }
+interface RuleJson {
+  priority: number;
+  fwmark?: string;
+  table?: string;
+  protocol?: string;
+}
+interface RouteJson {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  table?: string;
+  protocol?: string;
+  nexthops?: { gateway?: string; dev?: string }[];
+}
 
 let lab: Lab;
 let host: LabHost;
@@ -33,7 +45,8 @@ async function witness(): Promise<{ rules: string[]; routes: string[] }> {
   const rules: string[] = [];
   for (const fam of ['-4', '-6']) {
     for (const r of await host.ipJson<RuleJson[]>([fam, 'rule', 'show'])) {
-      if (r.protocol !== undefined && r.protocol !== 'boot' && r.protocol !== 'kernel' && r.protocol !== 'unspec' && r.protocol !== '0') rules.push(`${fam} ${r.priority} fwmark ${r.fwmark} table ${r.table} proto ${r.protocol}`);
+      if (r.protocol !== undefined && r.protocol !== 'boot' && r.protocol !== 'kernel' && r.protocol !== 'unspec' && r.protocol !== '0')
+        rules.push(`${fam} ${r.priority} fwmark ${r.fwmark} table ${r.table} proto ${r.protocol}`);
     }
   }
   const routes: string[] = [];
@@ -77,13 +90,20 @@ describe('ServiceChainer policy routes', () => {
       expect(chain.status).toMatchObject({ attached: 'interface', marksSkb: true, routes: 3, rules: 3 });
       expect(await witness()).toEqual({
         rules: [
-          '-4 2000 fwmark 0x10 table 110 proto 165', '-4 2001 fwmark 0x11 table 111 proto 165', '-4 2002 fwmark 0x20 table 120 proto 165',
-          '-6 2000 fwmark 0x10 table 110 proto 165', '-6 2001 fwmark 0x11 table 111 proto 165', '-6 2002 fwmark 0x20 table 120 proto 165',
+          '-4 2000 fwmark 0x10 table 110 proto 165',
+          '-4 2001 fwmark 0x11 table 111 proto 165',
+          '-4 2002 fwmark 0x20 table 120 proto 165',
+          '-6 2000 fwmark 0x10 table 110 proto 165',
+          '-6 2001 fwmark 0x11 table 111 proto 165',
+          '-6 2002 fwmark 0x20 table 120 proto 165',
         ].sort(),
         routes: [
-          '-4 table 110 default via 198.18.1.1', '-6 table 110 default via 2001:db8:1::1',
-          `-4 table 111 default via ${svc.b.ifname}`, `-6 table 111 default via ${svc.b.ifname}`,
-          '-4 table 120 default via 198.18.0.1', '-6 table 120 default via 2001:db8::1',
+          '-4 table 110 default via 198.18.1.1',
+          '-6 table 110 default via 2001:db8:1::1',
+          `-4 table 111 default via ${svc.b.ifname}`,
+          `-6 table 111 default via ${svc.b.ifname}`,
+          '-4 table 120 default via 198.18.0.1',
+          '-6 table 120 default via 2001:db8::1',
         ].sort(),
       });
 

@@ -53,7 +53,8 @@ async function counted(h: LabHost): Promise<{ v4: number; v6: number }> {
   const out = await h.exec(['nft', '-j', 'list', 'counters']);
   const j = JSON.parse(out.stdout) as { nftables: { counter?: { table: string; name: string; packets: number } }[] };
   const n = { v4: 0, v6: 0 };
-  for (const e of j.nftables) if (e.counter?.table === 'chainwit' && (e.counter.name === 'v4' || e.counter.name === 'v6')) n[e.counter.name] = e.counter.packets;
+  for (const e of j.nftables)
+    if (e.counter?.table === 'chainwit' && (e.counter.name === 'v4' || e.counter.name === 'v6')) n[e.counter.name] = e.counter.packets;
   return n;
 }
 
@@ -63,7 +64,10 @@ beforeAll(async () => {
   r = await lab.host('r', { forwarding: true });
   s = await lab.host('s', { forwarding: true });
   u = await lab.host('u');
-  cr = await lab.link(c, r, { aAddrs: ['198.18.10.1/24', '198.18.10.3/24', '2001:db8:10::1/64', '2001:db8:10::3/64'], bAddrs: ['198.18.10.2/24', '2001:db8:10::2/64'] });
+  cr = await lab.link(c, r, {
+    aAddrs: ['198.18.10.1/24', '198.18.10.3/24', '2001:db8:10::1/64', '2001:db8:10::3/64'],
+    bAddrs: ['198.18.10.2/24', '2001:db8:10::2/64'],
+  });
   rs = await lab.link(r, s, { aAddrs: ['198.18.11.2/24', '2001:db8:11::2/64'], bAddrs: ['198.18.11.1/24', '2001:db8:11::1/64'] });
   sr = await lab.link(s, r, { aAddrs: ['198.18.12.1/24', '2001:db8:12::1/64'], bAddrs: ['198.18.12.2/24', '2001:db8:12::2/64'] });
   ru = await lab.link(r, u, { aAddrs: ['198.18.13.2/24', '2001:db8:13::2/64'], bAddrs: ['198.18.13.1/24', '2001:db8:13::1/64'] });
@@ -151,7 +155,10 @@ describe('ServiceChainer on a four-host path', () => {
     try {
       expect(chain.status).toMatchObject({ attached: 'interface', marksSkb: true, routes: 2, rules: 4 });
       expect(chain.links.map((l) => l.ifindex)).toEqual([cr.b.ifindex, sr.b.ifindex]);
-      expect(chain.tcLinks.map((l) => [l.ifindex, l.direction])).toEqual([[cr.b.ifindex, 'ingress'], [sr.b.ifindex, 'ingress']]);
+      expect(chain.tcLinks.map((l) => [l.ifindex, l.direction])).toEqual([
+        [cr.b.ifindex, 'ingress'],
+        [sr.b.ifindex, 'ingress'],
+      ]);
       progIds = [chain.tcProgram.info.id, chain.program.info.id];
       for (const l of chain.tcLinks) expect(l.info.progId).toBe(progIds[0]);
       // bpftool (7.1 here) does not list tcx hooks under `net`; its link list does

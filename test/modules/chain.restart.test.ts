@@ -215,7 +215,9 @@ describe('ServiceChainer pinned adoption', () => {
     expect(await ipState()).not.toEqual(before); // the routes stay with it
 
     const { pin: _p, netns: _n, ...rest } = opts();
-    await expect(ServiceChainer.attach([cr.b.ifname, sr.b.ifname], { ...opts(), upstream: { ...rest.upstream, table: 121 } })).rejects.toMatchObject({ field: 'upstream' });
+    await expect(ServiceChainer.attach([cr.b.ifname, sr.b.ifname], { ...opts(), upstream: { ...rest.upstream, table: 121 } })).rejects.toMatchObject({
+      field: 'upstream',
+    });
     await expect(ServiceChainer.attach([cr.b.ifname], opts())).rejects.toMatchObject({ field: 'interface' });
     await expect(ServiceChainer.adopt('relative/dir')).rejects.toMatchObject({ field: 'pin' });
     await expect(ServiceChainer.adopt(`${PIN}-none`)).rejects.toMatchObject({ code: 'ERR_NOT_FOUND', field: 'pin' });

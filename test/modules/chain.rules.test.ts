@@ -74,7 +74,12 @@ function randomRule(r: () => number, ifnames: string[]): ChainRule {
   if (t === 10 || t === 11) Object.assign(rule, { src: prefix4(V4(r), 24), proto: pick(['tcp', 'udp'] as const), dstPort: pick(PORTS) });
   if (t >= 12 && t <= 14) rule.src = prefix6(V6(r), pick([48, 64] as const));
   if (t === 15 || t === 16) Object.assign(rule, { dst: prefix6(V6(r), 64), proto: 'udp' });
-  if (t >= 17) Object.assign(rule, { proto: pick(['tcp', 'udp'] as const), dstPort: pick(PORTS), ...(r() < 0.5 ? { iface: pick(ifnames) } : { vlan: 1 + Math.floor(r() * 3) }) });
+  if (t >= 17)
+    Object.assign(rule, {
+      proto: pick(['tcp', 'udp'] as const),
+      dstPort: pick(PORTS),
+      ...(r() < 0.5 ? { iface: pick(ifnames) } : { vlan: 1 + Math.floor(r() * 3) }),
+    });
   return rule;
 }
 
@@ -110,7 +115,10 @@ describe('ServiceChainer vs the reference classifier', () => {
         const want = new Map<number, number>();
         let unclassified = 0;
         for (let i = 0; i < 1500; i++) {
-          const p = randomPacket(r, links.map((l) => l.b.ifindex));
+          const p = randomPacket(
+            r,
+            links.map((l) => l.b.ifindex),
+          );
           const w = reference(rules, p, (x) => byName.get(String(x)) ?? Number(x));
           const ifname = links.find((l) => l.b.ifindex === p.ifindex)!.b.ifname;
           const input = frame(p);
@@ -144,7 +152,11 @@ describe('ServiceChainer limits and bad input', () => {
   it('more than 32 shapes is refused, naming why', async () => {
     // 33 distinct shapes: src /0../32 (host bits are refused, so use the zero address)
     const shapes = Array.from({ length: 33 }, (_, i) => ({ src: `0.0.0.0/${i}`, action: 's0' }));
-    await expect(ServiceChainer.load({ ...base, rules: shapes })).rejects.toMatchObject({ code: 'ERR_INVALID_RULE', field: 'rules', message: expect.stringMatching(/33 rule shapes.*at most 32/) });
+    await expect(ServiceChainer.load({ ...base, rules: shapes })).rejects.toMatchObject({
+      code: 'ERR_INVALID_RULE',
+      field: 'rules',
+      message: expect.stringMatching(/33 rule shapes.*at most 32/),
+    });
     const ok = await ServiceChainer.load({ ...base, rules: shapes.slice(0, 32) });
     expect(ok.status.shapes).toBe(32);
     await ok.close();
@@ -184,7 +196,14 @@ describe('ServiceChainer limits and bad input', () => {
     try {
       const f = frame({ src: '198.18.0.9', dst: '198.18.9.9' });
       const before = metaOf((await chain.testRun(f)).packet, f.length);
-      await expect(chain.update({ rules: [{ src: '198.18.0.0/16', action: 's0' }, { vlan: 5000, action: 's0' }] })).rejects.toMatchObject({ field: 'rules[1].vlan' });
+      await expect(
+        chain.update({
+          rules: [
+            { src: '198.18.0.0/16', action: 's0' },
+            { vlan: 5000, action: 's0' },
+          ],
+        }),
+      ).rejects.toMatchObject({ field: 'rules[1].vlan' });
       await expect(chain.update({ services: services.slice(2) })).rejects.toMatchObject({ field: 'rules[0].action' });
       expect(chain.rules).toEqual([{ src: '198.18.0.0/24', action: 's1' }]);
       expect(metaOf((await chain.testRun(f)).packet, f.length)).toEqual(before);

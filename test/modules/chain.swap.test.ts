@@ -17,7 +17,8 @@ const services = [
 ];
 const upstream = { mark: 0x20, table: 120, nexthops: [{ via: '198.18.0.1' }] };
 // padding rules of other shapes and prefixes, so each swap rewrites hundreds of entries
-const pad = (n: number, third: number): ChainRule[] => Array.from({ length: n }, (_, i) => ({ src: `198.19.${third}.${i % 256}/32`, proto: 'tcp', dstPort: 1 + i, action: 'fw' }));
+const pad = (n: number, third: number): ChainRule[] =>
+  Array.from({ length: n }, (_, i) => ({ src: `198.19.${third}.${i % 256}/32`, proto: 'tcp', dstPort: 1 + i, action: 'fw' }));
 const setA: ChainRule[] = [{ src: '198.18.0.0/24', action: 'fw' }, ...pad(300, 1)];
 const setB: ChainRule[] = [{ dst: '198.18.0.2/32', proto: 'udp', action: 'ids' }, ...pad(300, 2)];
 

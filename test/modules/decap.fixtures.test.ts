@@ -61,8 +61,25 @@ afterAll(() => {
 describe('Decapsulator BPF_PROG_TEST_RUN fixtures (scapy-built)', () => {
   it('covers every pass-through reason and both protocols over both outer families', () => {
     const reasons = new Set(fx.cases.map((c) => c.expect));
-    for (const r of ['otherHost', 'notLocal', 'fragment', 'ipOptions', 'ipv6ExtHeaders', 'ipChecksum', 'malformed', 'truncated',
-      'vxlanFlags', 'geneveVersion', 'geneveOam', 'geneveCritical', 'geneveProtocol', 'innerTooShort', 'vniNotAllowed', 'decap', 'ignore']) {
+    for (const r of [
+      'otherHost',
+      'notLocal',
+      'fragment',
+      'ipOptions',
+      'ipv6ExtHeaders',
+      'ipChecksum',
+      'malformed',
+      'truncated',
+      'vxlanFlags',
+      'geneveVersion',
+      'geneveOam',
+      'geneveCritical',
+      'geneveProtocol',
+      'innerTooShort',
+      'vniNotAllowed',
+      'decap',
+      'ignore',
+    ]) {
       expect(reasons, r).toContain(r);
     }
     const kinds = new Set(fx.cases.filter((c) => c.expect === 'decap').map((c) => `${c.protocol}/${c.outerIpv6 ? 6 : 4}`));

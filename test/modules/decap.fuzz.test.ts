@@ -202,13 +202,14 @@ function mutate(r: () => number, src: Buffer): Buffer {
         for (const at of [42, 43, 62, 63]) if (at < f.length && pick(2)) f[at] = pick(256);
         break;
       case 6: // length fields of IPv4 (16), UDP (38/58) and IPv6 (18) headers, off by a little
-        for (const at of [16, 18, 38, 58]) if (at + 1 < f.length && pick(3) === 0) f.writeUInt16BE(Math.max(0, Math.min(0xffff, f.readUInt16BE(at) + pick(41) - 20)), at);
+        for (const at of [16, 18, 38, 58])
+          if (at + 1 < f.length && pick(3) === 0) f.writeUInt16BE(Math.max(0, Math.min(0xffff, f.readUInt16BE(at) + pick(41) - 20)), at);
         break;
-      default: // random tail after the first 42..80 bytes
-        {
-          const keep = Math.min(f.length, 42 + pick(40));
-          f = Buffer.concat([f.subarray(0, keep), Buffer.from(Array.from({ length: pick(80) }, () => pick(256)))]);
-        }
+      default: {
+        // random tail after the first 42..80 bytes
+        const keep = Math.min(f.length, 42 + pick(40));
+        f = Buffer.concat([f.subarray(0, keep), Buffer.from(Array.from({ length: pick(80) }, () => pick(256)))]);
+      }
     }
   }
   return f.length >= 14 ? f : Buffer.concat([f, Buffer.alloc(14 - f.length)]);
@@ -226,9 +227,12 @@ const CONFIGS: { name: string; opts: DecapLoadOptions; ref: RefConfig }[] = [
     name: 'strict+allowlist',
     opts: { interfaceMac: fx.interfaceMac, vnis: [0, 100, 101, 200], localAddresses: ['198.18.1.2', '2001:db8:1::2'], limits: { vniStats: 64 } },
     ref: {
-      ports: { vxlan: [4789], geneve: [6081] }, vnis: new Set([0, 100, 101, 200]),
+      ports: { vxlan: [4789], geneve: [6081] },
+      vnis: new Set([0, 100, 101, 200]),
       local: new Set([mapped(parseIPv4('198.18.1.2')!), parseIPv6('2001:db8:1::2')!.toString('hex')]),
-      mac: macBuf(fx.interfaceMac), rewrite: true, metadata: true,
+      mac: macBuf(fx.interfaceMac),
+      rewrite: true,
+      metadata: true,
     },
   },
   {
@@ -254,7 +258,7 @@ describe(`Decapsulator fuzz (seed ${SEED}, ${N} frames per config)`, () => {
   for (const cfg of CONFIGS) {
     it(`agrees with the reference classifier on every frame [${cfg.name}]`, async () => {
       const d = decaps.get(cfg.name)!;
-      const r = rng(SEED ^ cfg.name.length * 7919);
+      const r = rng(SEED ^ (cfg.name.length * 7919));
       const tally = new Map<string, number>();
       for (let i = 0; i < N; i++) {
         const base = seeds[Math.floor(r() * seeds.length)]!;
@@ -283,7 +287,10 @@ describe(`Decapsulator fuzz (seed ${SEED}, ${N} frames per config)`, () => {
         } else {
           expect(got.packet.toString('hex'), where).toBe(frame.toString('hex'));
           expect(decapDelta, where).toBe(0n);
-          expect(movedPassed.map(([k]) => k), where).toEqual(want.kind === 'pass' ? [want.reason] : []);
+          expect(
+            movedPassed.map(([k]) => k),
+            where,
+          ).toEqual(want.kind === 'pass' ? [want.reason] : []);
         }
       }
       console.log(`[${cfg.name}] verdicts: ${JSON.stringify(Object.fromEntries(tally))}`);

@@ -89,12 +89,7 @@ beforeAll(async () => {
     `neigh add 198.19.101.2 lladdr ${WORLD_MAC} dev vx6 nud permanent`,
   ]);
   // B: the inner addresses, and no tunnel device at all
-  await b.batch([
-    'addr add 198.19.100.2/32 dev lo',
-    'addr add 198.19.101.2/32 dev lo',
-    'addr add 198.19.102.2/32 dev lo',
-    'addr add fd00:102::2/128 dev lo',
-  ]);
+  await b.batch(['addr add 198.19.100.2/32 dev lo', 'addr add 198.19.101.2/32 dev lo', 'addr add 198.19.102.2/32 dev lo', 'addr add fd00:102::2/128 dev lo']);
   // resolve the outer neighbours before XDP goes on (ARP/ND are not tunnel traffic anyway)
   expect((await a.ping('198.18.10.2', { count: 1 })).received).toBe(1);
   expect((await a.ping('2001:db8:10::2', { count: 1 })).received).toBe(1);
@@ -135,8 +130,24 @@ describe('Decapsulator in a lab: A encapsulates, B decapsulates at XDP with no t
   }
 
   for (const v of [
-    { name: 'Geneve over IPv4 with options, inner IPv4', outerSrc: '198.18.10.1', outerDst: '198.18.10.2', innerSrc: '198.19.102.1', innerDst: '198.19.102.2', vni: 300, options: true },
-    { name: 'Geneve over IPv6 without options, inner IPv6', outerSrc: '2001:db8:10::1', outerDst: '2001:db8:10::2', innerSrc: 'fd00:102::1', innerDst: 'fd00:102::2', vni: 301, options: false },
+    {
+      name: 'Geneve over IPv4 with options, inner IPv4',
+      outerSrc: '198.18.10.1',
+      outerDst: '198.18.10.2',
+      innerSrc: '198.19.102.1',
+      innerDst: '198.19.102.2',
+      vni: 300,
+      options: true,
+    },
+    {
+      name: 'Geneve over IPv6 without options, inner IPv6',
+      outerSrc: '2001:db8:10::1',
+      outerDst: '2001:db8:10::2',
+      innerSrc: 'fd00:102::1',
+      innerDst: 'fd00:102::2',
+      vni: 301,
+      options: false,
+    },
   ]) {
     it(`${v.name} (crafted with scapy, injected on A:eth0): B's server gets every datagram`, async () => {
       const count = 200;
@@ -148,7 +159,12 @@ describe('Decapsulator in a lab: A encapsulates, B decapsulates at XDP with no t
         expect(r.stdout.trim()).toBe(String(count));
         expect(await sink.waitFor(count, 5_000)).toBe(count);
         const want = Array.from({ length: count }, (_, i) => `geneve${v.vni} ${i}${'.'.repeat(i % 37)}`);
-        expect(sink.payloads().map((p) => p.toString()).sort()).toEqual(want.sort());
+        expect(
+          sink
+            .payloads()
+            .map((p) => p.toString())
+            .sort(),
+        ).toEqual(want.sort());
       } finally {
         await sink.close();
       }
@@ -243,7 +259,9 @@ describe('Decapsulator in a lab: A encapsulates, B decapsulates at XDP with no t
       const after = decap.stats();
       const moved = (r: keyof DecapStats['passed']) => after.passed[r].packets - before.passed[r].packets;
       const dec = after.decapsulated.packets - before.decapsulated.packets;
-      console.log(`atomicity: ${updates} updates, ${sent} frames sent, ${dec} decapsulated, ${moved('notLocal')} notLocal, ${moved('vniNotAllowed')} vniNotAllowed`);
+      console.log(
+        `atomicity: ${updates} updates, ${sent} frames sent, ${dec} decapsulated, ${moved('notLocal')} notLocal, ${moved('vniNotAllowed')} vniNotAllowed`,
+      );
       expect(updates).toBeGreaterThan(10);
       expect(moved('vniNotAllowed')).toBe(0n);
       expect(after.passedTotal.packets - before.passedTotal.packets).toBe(moved('notLocal'));

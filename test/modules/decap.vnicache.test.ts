@@ -41,7 +41,11 @@ describe('Decapsulator fast path', () => {
         const before = d.stats();
         await d.testRun(frame(100));
         const after = d.stats();
-        return after.decapsulated.packets > before.decapsulated.packets ? 'decap' : after.passed.vniNotAllowed.packets > before.passed.vniNotAllowed.packets ? 'denied' : 'other';
+        return after.decapsulated.packets > before.decapsulated.packets
+          ? 'decap'
+          : after.passed.vniNotAllowed.packets > before.passed.vniNotAllowed.packets
+            ? 'denied'
+            : 'other';
       };
       expect(await verdicts()).toBe('decap'); // copy 0, cached as allowed
       await d.update({ vnis: [200] }); // copy 1
@@ -93,7 +97,10 @@ describe('Decapsulator fast path', () => {
       expect(m.readUInt32LE(4)).toBe(9);
       expect(m.readUInt32LE(8)).toBe(0);
       expect(m.readUInt32LE(12)).toBe(1 | 2); // VNI | VXLAN, outer IPv4
-      expect(d.stats().vnis.map((v) => [v.vni, v.packets])).toEqual([[7, 1n], [9, 1n]]);
+      expect(d.stats().vnis.map((v) => [v.vni, v.packets])).toEqual([
+        [7, 1n],
+        [9, 1n],
+      ]);
     } finally {
       d.close();
     }

@@ -174,7 +174,9 @@ describe('XdpPipeline under a live flood', () => {
     // exact accounting: every packet into the root ended once, in a stage or as 'empty'
     expect(walked + st.empty).toBe(st.packets);
     expect(st.packets).toBeGreaterThanOrEqual(BigInt(sent + runs));
-    console.log(`pipeline: ${changes} changes, ${sent} live datagrams, ${runs} test runs, ${st.packets} packets: ${[...seen].map(([t, n]) => `${t.toString(16)}:${n}`).join(' ')} empty:${st.empty}`);
+    console.log(
+      `pipeline: ${changes} changes, ${sent} live datagrams, ${runs} test runs, ${st.packets} packets: ${[...seen].map(([t, n]) => `${t.toString(16)}:${n}`).join(' ')} empty:${st.empty}`,
+    );
   });
 });
 
@@ -236,7 +238,10 @@ describe('Decapsulator as a pipeline stage', () => {
 
   it('decap -> ACL -> next stage: the ACL judges the inner packet the decapsulator uncovered', async () => {
     const vx = fx.cases.find((c) => c.name === 'vxlan4')!; // inner UDP 198.19.0.1:40000 -> 198.19.0.2:7777
-    const fw = await AclFirewall.attach(pipe, { rules: [{ id: 'no-7777', action: 'deny', proto: 'udp', dstPort: 7777, dst: '198.19.0.2' }], stage: { name: 'acl', after: 'decap' } });
+    const fw = await AclFirewall.attach(pipe, {
+      rules: [{ id: 'no-7777', action: 'deny', proto: 'udp', dstPort: 7777, dst: '198.19.0.2' }],
+      stage: { name: 'acl', after: 'decap' },
+    });
     try {
       expect(pipe.stages).toEqual(['decap', 'acl', 's7']);
       expect(fw.stage?.name).toBe('acl');

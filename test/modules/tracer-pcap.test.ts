@@ -117,7 +117,11 @@ describe('pcap-filter expressions, against tcpdump on the same packets', () => {
     const marks: TraceEvent[] = [];
     let dump: ReturnType<LabHost['spawn']> | undefined;
     try {
-      const mark = await PacketTracer.start({ filter: { pcap: 'udp and src port 4000 and dst portrange 1-2', iface: ab.b.ifname, netns: b.netnsPath }, points: ['receive'], idleMs: 200 });
+      const mark = await PacketTracer.start({
+        filter: { pcap: 'udp and src port 4000 and dst portrange 1-2', iface: ab.b.ifname, netns: b.netnsPath },
+        points: ['receive'],
+        idleMs: 200,
+      });
       mark.on('event', (e) => marks.push(e));
       tracers.push(mark);
       for (const [i, pcap] of EXPRESSIONS.entries()) {
@@ -163,7 +167,9 @@ describe('pcap-filter expressions, against tcpdump on the same packets', () => {
       const out = join(dir, `m${i}.pcap`);
       execFileSync('tcpdump', ['-r', cap, '-w', out, `(${expr}) or (udp and src port 4000 and dst portrange 1-2)`], { stdio: 'ignore' });
       const witness = between(readPcap(out).map(frameKey));
-      const kernel = seen[i]!.filter((e) => e.point === 'receive' && e.time > t0 && e.time < t1).map(eventKey).filter((k) => !isMark(k));
+      const kernel = seen[i]!.filter((e) => e.point === 'receive' && e.time > t0 && e.time < t1)
+        .map(eventKey)
+        .filter((k) => !isMark(k));
       expect({ expr, kernel: counts(kernel) }).toEqual({ expr, kernel: counts(witness) });
       expect(witness.length, expr).toBeGreaterThan(0);
       expect(witness.length, expr).toBeLessThan(all.length);
@@ -219,13 +225,19 @@ describe('the pseudo link header, remembered verdicts, bad expressions', () => {
     expect(s.pcap!.runs).toBeGreaterThanOrEqual(2 * 5);
   });
 
-  it('a bad expression is ERR_INVALID_ARGUMENT naming the expression and libpcap\'s message', async () => {
+  it("a bad expression is ERR_INVALID_ARGUMENT naming the expression and libpcap's message", async () => {
     const err = await PacketTracer.start({ filter: { pcap: 'tcp and dts port 80' } }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'filter.pcap' });
     expect((err as Error).message).toContain("'tcp and dts port 80'");
     expect((err as Error).message).toMatch(/syntax error/);
-    await expect(PacketTracer.start({ filter: { pcap: 'port 99999' } })).rejects.toMatchObject({ field: 'filter.pcap', message: expect.stringMatching(/'port 99999'.*illegal port number/) });
+    await expect(PacketTracer.start({ filter: { pcap: 'port 99999' } })).rejects.toMatchObject({
+      field: 'filter.pcap',
+      message: expect.stringMatching(/'port 99999'.*illegal port number/),
+    });
     await expect(PacketTracer.start({ filter: { pcap: '  ' } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'filter.pcap' });
-    await expect(PacketTracer.start({ filter: { pcap: 80 as unknown as string } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'filter.pcap' });
+    await expect(PacketTracer.start({ filter: { pcap: 80 as unknown as string } })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      field: 'filter.pcap',
+    });
   });
 });

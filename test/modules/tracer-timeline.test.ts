@@ -7,7 +7,16 @@ import type { TraceEvent, TracePoint } from '../../lib/index.js';
 import { MAX_OPEN_TIMELINES, TimelineAssembler } from '../../lib/modules/tracer/timeline.js';
 
 const ev = (skb: string, point: TracePoint, time: bigint, extra: Partial<TraceEvent> = {}): TraceEvent => ({
-  point, time, skb, cpu: 0, netns: 1, ifindex: 2, ifname: 'eth0', mark: 0, len: 60, ...extra,
+  point,
+  time,
+  skb,
+  cpu: 0,
+  netns: 1,
+  ifindex: 2,
+  ifname: 'eth0',
+  mark: 0,
+  len: 60,
+  ...extra,
 });
 
 describe('TimelineAssembler', () => {
@@ -18,7 +27,11 @@ describe('TimelineAssembler', () => {
     expect(t.add(ev('0x1', 'queue', 100n, { netns: 5 }), 0)).toEqual([]); // arrived late from another CPU
     const [p] = t.add(ev('0x1', 'drop', 300n, { netns: 7, dropReason: 'NO_SOCKET' }), 0);
     expect(p).toMatchObject({ skb: '0x1', start: 100n, durationNs: 200, verdict: 'dropped', dropReason: 'NO_SOCKET', namespaces: [5, 7] });
-    expect(p!.events.map((e) => [e.point, e.dtNs])).toEqual([['queue', 0], ['receive', 100], ['drop', 200]]);
+    expect(p!.events.map((e) => [e.point, e.dtNs])).toEqual([
+      ['queue', 0],
+      ['receive', 100],
+      ['drop', 200],
+    ]);
     expect(t.openCount).toBe(1);
     // the address is free again: a new packet at 0x1 starts a new timeline
     t.add(ev('0x1', 'receive', 400n), 0);

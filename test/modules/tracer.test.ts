@@ -46,7 +46,12 @@ afterAll(async () => {
 });
 
 /** Collects a tracer's packets until `done` holds for one of them (bounded), then stops it. */
-async function collect(t: PacketTracer, send: () => Promise<unknown>, done: (p: TracePacket) => boolean, enough: (events: TraceEvent[]) => boolean = () => false): Promise<{ packets: TracePacket[]; events: TraceEvent[] }> {
+async function collect(
+  t: PacketTracer,
+  send: () => Promise<unknown>,
+  done: (p: TracePacket) => boolean,
+  enough: (events: TraceEvent[]) => boolean = () => false,
+): Promise<{ packets: TracePacket[]; events: TraceEvent[] }> {
   const packets: TracePacket[] = [];
   const events: TraceEvent[] = [];
   t.on('packet', (p) => packets.push(p));
@@ -65,7 +70,11 @@ describe('drop reasons, named from the kernel', () => {
     await b.exec(['iptables', '-A', 'INPUT', '-p', 'udp', '--dport', '5555', '-j', 'DROP']);
     try {
       const t = await PacketTracer.start({ filter: { host: B, proto: 'udp', port: 5555 }, idleMs: 200 });
-      const { packets } = await collect(t, () => a.sendUdp(B, 5555, { count: 3 }), (p) => p.verdict === 'dropped');
+      const { packets } = await collect(
+        t,
+        () => a.sendUdp(B, 5555, { count: 3 }),
+        (p) => p.verdict === 'dropped',
+      );
       const dropped = packets.filter((p) => p.verdict === 'dropped');
       expect(dropped.length).toBeGreaterThanOrEqual(1);
       const p = dropped[0]!;
@@ -82,7 +91,11 @@ describe('drop reasons, named from the kernel', () => {
   it('a packet to a closed UDP port shows the no-socket reason', async () => {
     const t = await PacketTracer.start({ filter: { host: B, port: 5556 }, points: ['receive', 'drop'], idleMs: 200 });
     expect(t.points).toEqual(['receive', 'drop']);
-    const { packets } = await collect(t, () => a.sendUdp(B, 5556, { count: 2 }), (p) => p.dropReason === 'NO_SOCKET');
+    const { packets } = await collect(
+      t,
+      () => a.sendUdp(B, 5556, { count: 2 }),
+      (p) => p.dropReason === 'NO_SOCKET',
+    );
     const p = packets.find((x) => x.dropReason === 'NO_SOCKET');
     expect(p).toBeDefined();
     expect(p!.events.map((e) => e.point)).toEqual(['receive', 'receive', 'drop']); // received in r, then in b, dropped in b
@@ -96,12 +109,21 @@ describe('a forwarded packet', () => {
     const sink = await b.udpSink(B, 6000);
     try {
       const t = await PacketTracer.start({ filter: { host: B, proto: 'udp', port: 6000 }, idleMs: 200 });
-      expect(t.warnings.some((w) => /per-function tracing/.test(w))).toBe(!(await import('../../lib/index.js')).tracingSupport().kprobe || !(await import('../../lib/index.js')).tracingSupport().fentry);
-      const { packets } = await collect(t, () => a.sendUdp(B, 6000, { count: 1, payload: 'forward me' }), (p) => p.events.some((e) => e.netns === ino.b));
+      expect(t.warnings.some((w) => /per-function tracing/.test(w))).toBe(
+        !(await import('../../lib/index.js')).tracingSupport().kprobe || !(await import('../../lib/index.js')).tracingSupport().fentry,
+      );
+      const { packets } = await collect(
+        t,
+        () => a.sendUdp(B, 6000, { count: 1, payload: 'forward me' }),
+        (p) => p.events.some((e) => e.netns === ino.b),
+      );
       expect(await sink.waitFor(1)).toBe(1);
       const p = packets.find((x) => x.events.some((e) => e.netns === ino.b && e.point === 'receive'));
       expect(p).toBeDefined();
-      const path = p!.events.map((e) => `${e.netns === ino.a ? 'a' : e.netns === ino.r ? 'r' : e.netns === ino.b ? 'b' : '?'}:${e.point}${e.fib ? `(${e.fib.table},${e.fib.result})` : ''}`);
+      const path = p!.events.map(
+        (e) =>
+          `${e.netns === ino.a ? 'a' : e.netns === ino.r ? 'r' : e.netns === ino.b ? 'b' : '?'}:${e.point}${e.fib ? `(${e.fib.table},${e.fib.result})` : ''}`,
+      );
       const inR = path.filter((s) => s.startsWith('r:'));
       // r: received, looked up in the main table (found), queued and sent on the b side
       expect(inR[0]).toBe('r:receive');
@@ -130,7 +152,11 @@ describe('a forwarded IPv6 packet', () => {
   it('shows the IPv6 FIB lookup in r (fib6_table_lookup) between its receive and its transmit', async () => {
     expect((await a.ping('2001:db8:11::2', { count: 1 })).received).toBe(1);
     const t = await PacketTracer.start({ filter: { host: '2001:db8:11::2', port: 6001 }, idleMs: 200 });
-    const { packets } = await collect(t, () => a.sendUdp('2001:db8:11::2', 6001, { count: 1 }), (p) => p.dropReason === 'NO_SOCKET');
+    const { packets } = await collect(
+      t,
+      () => a.sendUdp('2001:db8:11::2', 6001, { count: 1 }),
+      (p) => p.dropReason === 'NO_SOCKET',
+    );
     const p = packets.find((x) => x.dropReason === 'NO_SOCKET');
     expect(p).toBeDefined();
     const inR = p!.events.filter((e) => e.netns === ino.r);
@@ -173,16 +199,28 @@ describe('filters', () => {
 
   it('IPv6: a CIDR filter matches, and the drop is named', async () => {
     const t = await PacketTracer.start({ filter: { host: '2001:db8:10::/64', proto: 'udp', port: 5560 }, points: ['receive', 'drop'], idleMs: 200 });
-    const { packets, events } = await collect(t, () => a.sendUdp('2001:db8:10::2', 5560, { count: 2 }), (p) => p.dropReason === 'NO_SOCKET');
+    const { packets, events } = await collect(
+      t,
+      () => a.sendUdp('2001:db8:10::2', 5560, { count: 2 }),
+      (p) => p.dropReason === 'NO_SOCKET',
+    );
     const p = packets.find((x) => x.dropReason === 'NO_SOCKET');
-    expect(p?.events.map((e) => [e.point, e.netns])).toEqual([['receive', ino.r], ['drop', ino.r]]);
+    expect(p?.events.map((e) => [e.point, e.netns])).toEqual([
+      ['receive', ino.r],
+      ['drop', ino.r],
+    ]);
     expect(p!.events[1]).toMatchObject({ family: 6, src: '2001:db8:10::1', dst: '2001:db8:10::2', proto: 'udp', dport: 5560 });
     expect(events.every((e) => e.family === 6 && (e.sport === 5560 || e.dport === 5560))).toBe(true);
   });
 
   it('interface and namespace filters keep to their interface and namespace', async () => {
     const t = await PacketTracer.start({ filter: { iface: rb.b.ifname, netns: b.netnsPath, proto: 'udp' }, points: ['receive', 'drop'], idleMs: 200 });
-    const { events } = await collect(t, () => a.sendUdp(B, 5557, { count: 3 }), () => false, (ev) => ev.length >= 6);
+    const { events } = await collect(
+      t,
+      () => a.sendUdp(B, 5557, { count: 3 }),
+      () => false,
+      (ev) => ev.length >= 6,
+    );
     expect(events.length).toBeGreaterThanOrEqual(6);
     expect(events.every((e) => e.netns === ino.b && e.ifindex === rb.b.ifindex)).toBe(true);
   });
@@ -199,7 +237,9 @@ describe('filters', () => {
       [{ colour: 'red' }, 'filter.colour'],
     ];
     for (const [filter, field] of bad) {
-      await expect(PacketTracer.start({ filter: filter as never }), JSON.stringify(filter)).rejects.toMatchObject({ field: expect.stringMatching(new RegExp(`^${field.replace('.', '\\.')}`)) });
+      await expect(PacketTracer.start({ filter: filter as never }), JSON.stringify(filter)).rejects.toMatchObject({
+        field: expect.stringMatching(new RegExp(`^${field.replace('.', '\\.')}`)),
+      });
     }
     await expect(PacketTracer.start({ points: ['teleport' as never] })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'points' });
     await expect(PacketTracer.start({ ringBytes: 5000 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', field: 'ringBytes' });
@@ -208,7 +248,10 @@ describe('filters', () => {
 
 describe('tunnels', () => {
   it('with tunnels: true, a VXLAN-encapsulated packet is matched by its inner headers before decapsulation too', async () => {
-    for (const [h, local, remote, addr] of [[a, '198.18.10.1', '198.18.10.2', '198.18.12.1/24'], [r, '198.18.10.2', '198.18.10.1', '198.18.12.2/24']] as const) {
+    for (const [h, local, remote, addr] of [
+      [a, '198.18.10.1', '198.18.10.2', '198.18.12.1/24'],
+      [r, '198.18.10.2', '198.18.10.1', '198.18.12.2/24'],
+    ] as const) {
       const dev = h === a ? ar.a.ifname : ar.b.ifname;
       await h.ip(['link', 'add', 'vx0', 'type', 'vxlan', 'id', '42', 'local', local, 'remote', remote, 'dstport', '4789', 'dev', dev]);
       await h.ip(['addr', 'add', addr, 'dev', 'vx0']);
@@ -218,14 +261,28 @@ describe('tunnels', () => {
       expect((await a.ping('198.18.12.2', { count: 1 })).received).toBe(1);
       const filter = { host: '198.18.12.2', proto: 'udp', port: 5563 } as const;
       const t = await PacketTracer.start({ filter: { ...filter, tunnels: true }, points: ['receive', 'drop'], idleMs: 200 });
-      const { packets } = await collect(t, () => a.sendUdp('198.18.12.2', 5563, { count: 1 }), (p) => p.dropReason === 'NO_SOCKET');
+      const { packets } = await collect(
+        t,
+        () => a.sendUdp('198.18.12.2', 5563, { count: 1 }),
+        (p) => p.dropReason === 'NO_SOCKET',
+      );
       const p = packets.find((x) => x.dropReason === 'NO_SOCKET')!;
       expect(p.events.map((e) => `${e.ifname}:${e.point}`)).toEqual([`${ar.b.ifname}:receive`, 'vx0:receive', 'vx0:drop']);
-      expect(p.events[0]).toMatchObject({ src: '198.18.10.1', dst: '198.18.10.2', proto: 'udp', dport: 4789, inner: { tunnel: 'vxlan', src: '198.18.12.1', dst: '198.18.12.2', proto: 'udp', dport: 5563 } });
+      expect(p.events[0]).toMatchObject({
+        src: '198.18.10.1',
+        dst: '198.18.10.2',
+        proto: 'udp',
+        dport: 4789,
+        inner: { tunnel: 'vxlan', src: '198.18.12.1', dst: '198.18.12.2', proto: 'udp', dport: 5563 },
+      });
       expect(p.events[2]).toMatchObject({ dst: '198.18.12.2', dport: 5563 });
       // without it, the encapsulated packet on the underlay is not followed
       const plain = await PacketTracer.start({ filter, points: ['receive', 'drop'], idleMs: 200 });
-      const got = await collect(plain, () => a.sendUdp('198.18.12.2', 5563, { count: 1 }), (x) => x.dropReason === 'NO_SOCKET');
+      const got = await collect(
+        plain,
+        () => a.sendUdp('198.18.12.2', 5563, { count: 1 }),
+        (x) => x.dropReason === 'NO_SOCKET',
+      );
       expect(got.events.map((e) => `${e.ifname}:${e.point}`)).toEqual(['vx0:receive', 'vx0:drop']);
     } finally {
       await a.ip(['link', 'del', 'vx0']);
@@ -239,13 +296,36 @@ describe('tunnels: Geneve', () => {
     // this kernel has no geneve module: the packet is crafted with scapy; nobody listens on 6081 in r
     const t = await PacketTracer.start({ filter: { host: '198.18.13.2', port: 5564, tunnels: true }, points: ['receive', 'drop'], idleMs: 200 });
     const cfg = {
-      iface: ar.a.ifname, srcMac: ar.a.mac, dstMac: ar.b.mac, outerSrc: A, outerDst: '198.18.10.2', vni: 7, count: 1,
-      innerSrc: '198.18.13.1', innerDst: '198.18.13.2', dport: 5564, innerDstMac: '02:00:00:00:aa:02', prefix: 'trace', options: true,
+      iface: ar.a.ifname,
+      srcMac: ar.a.mac,
+      dstMac: ar.b.mac,
+      outerSrc: A,
+      outerDst: '198.18.10.2',
+      vni: 7,
+      count: 1,
+      innerSrc: '198.18.13.1',
+      innerDst: '198.18.13.2',
+      dport: 5564,
+      innerDstMac: '02:00:00:00:aa:02',
+      prefix: 'trace',
+      options: true,
     };
     const script = join(packageRoot(), 'test/fixtures/decap/send_geneve.py');
-    const { events } = await collect(t, () => a.exec(['/usr/bin/python3', script, JSON.stringify(cfg)]), () => false, (ev) => ev.some((e) => e.point === 'drop'));
-    expect(events.map((e) => [e.point, e.netns])).toEqual([['receive', ino.r], ['drop', ino.r]]);
-    expect(events[1]).toMatchObject({ dropReason: 'NO_SOCKET', dport: 6081, inner: { tunnel: 'geneve', src: '198.18.13.1', dst: '198.18.13.2', proto: 'udp', sport: 40000, dport: 5564 } });
+    const { events } = await collect(
+      t,
+      () => a.exec(['/usr/bin/python3', script, JSON.stringify(cfg)]),
+      () => false,
+      (ev) => ev.some((e) => e.point === 'drop'),
+    );
+    expect(events.map((e) => [e.point, e.netns])).toEqual([
+      ['receive', ino.r],
+      ['drop', ino.r],
+    ]);
+    expect(events[1]).toMatchObject({
+      dropReason: 'NO_SOCKET',
+      dport: 6081,
+      inner: { tunnel: 'geneve', src: '198.18.13.1', dst: '198.18.13.2', proto: 'udp', sport: 40000, dport: 5564 },
+    });
   });
 });
 
@@ -253,9 +333,22 @@ describe('events without a packet', () => {
   it('neighbour updates: the ARP entry a resolves for its router, with states and the MAC', async () => {
     await a.ip(['neigh', 'flush', 'dev', ar.a.ifname]);
     const t = await PacketTracer.start({ filter: { host: '198.18.10.2', netns: a.netnsPath }, points: ['neigh_update'], idleMs: 200 });
-    const { events } = await collect(t, () => a.ping('198.18.10.2', { count: 1 }), () => false, (ev) => ev.some((e) => e.neigh?.to === 'REACHABLE'));
+    const { events } = await collect(
+      t,
+      () => a.ping('198.18.10.2', { count: 1 }),
+      () => false,
+      (ev) => ev.some((e) => e.neigh?.to === 'REACHABLE'),
+    );
     const reachable = events.find((e) => e.neigh?.to === 'REACHABLE');
-    expect(reachable).toMatchObject({ point: 'neigh_update', skb: '', netns: ino.a, ifindex: ar.a.ifindex, family: 4, dst: '198.18.10.2', neigh: { lladdr: ar.b.mac } });
+    expect(reachable).toMatchObject({
+      point: 'neigh_update',
+      skb: '',
+      netns: ino.a,
+      ifindex: ar.a.ifindex,
+      family: 4,
+      dst: '198.18.10.2',
+      neigh: { lladdr: ar.b.mac },
+    });
     expect(events.every((e) => e.dst === '198.18.10.2')).toBe(true);
   });
 
@@ -265,7 +358,12 @@ describe('events without a packet', () => {
       using link = obj.xdpProgram('xdp_abort').attach(rb.b.ifname, { netns: b.netns });
       void link;
       const t = await PacketTracer.start({ filter: { netns: b.netnsPath }, points: ['xdp_exception'], idleMs: 200 });
-      const { events } = await collect(t, () => a.sendUdp(B, 5562, { count: 3 }), () => false, (ev) => ev.length >= 3);
+      const { events } = await collect(
+        t,
+        () => a.sendUdp(B, 5562, { count: 3 }),
+        () => false,
+        (ev) => ev.length >= 3,
+      );
       expect(events.length).toBeGreaterThanOrEqual(3);
       expect(events[0]).toMatchObject({ point: 'xdp_exception', netns: ino.b, ifindex: rb.b.ifindex, ifname: rb.b.ifname, xdp: { action: 'aborted' } });
     } finally {

@@ -45,7 +45,8 @@ describe('npm pack', () => {
     // kept on purpose: addon/, bpf/, CMakeLists.txt (a source build where no prebuild fits;
     // the BPF sources also document the programs), the two scripts that build the prebuild
     // (LGPL: rebuild against modified libraries), docs/
-    const allowed = /^(package\.json|README\.md|CHANGELOG\.md|CMakeLists\.txt|dist\/[\w.-]+\.(js|cjs|d\.ts|d\.cts)|prebuilds\/[\w-]+\/bpfkit(\.[\w]+)*\.node|build\/bpf\/[\w-]+\.bpf\.o|LICENSES\/[\w.-]+|addon\/.+\.(cc|h)|bpf\/.+\.(c|h)|docs\/[\w-]+\.md|scripts\/(build-static-deps|prebuild)\.sh)$/;
+    const allowed =
+      /^(package\.json|README\.md|CHANGELOG\.md|CMakeLists\.txt|dist\/[\w.-]+\.(js|cjs|d\.ts|d\.cts)|prebuilds\/[\w-]+\/bpfkit(\.[\w]+)*\.node|build\/bpf\/[\w-]+\.bpf\.o|LICENSES\/[\w.-]+|addon\/.+\.(cc|h)|bpf\/.+\.(c|h)|docs\/[\w-]+\.md|scripts\/(build-static-deps|prebuild)\.sh)$/;
     for (const p of paths) expect(p, `unexpected file in the tarball: ${p}`).toMatch(allowed);
     expect(paths.filter((p) => /^(test|bench|lib|node_modules|\.cache)\/|\.map$|build\/(Release|test-bpf)/.test(p))).toEqual([]);
   });
@@ -88,7 +89,9 @@ describe('npm install <tarball> --ignore-scripts in a clean root', () => {
     expect(read('tools.txt').trim()).toBe('');
     const pkgs = read('packages.txt').trim().split('\n');
     expect(pkgs.length).toBeGreaterThan(50); // a real Debian, not an empty directory
-    expect(pkgs.filter((p) => /-dev$|^(clang|llvm|gcc|g\+\+|cpp)(-\d+)?$|^(cmake|pkg-?conf|make|binutils|libbpf|libnl|libelf|zlib1g|libpcap)/.test(p))).toEqual([]);
+    expect(pkgs.filter((p) => /-dev$|^(clang|llvm|gcc|g\+\+|cpp)(-\d+)?$|^(cmake|pkg-?conf|make|binutils|libbpf|libnl|libelf|zlib1g|libpcap)/.test(p))).toEqual(
+      [],
+    );
     expect(read('ldconfig.txt')).toMatch(/libc\.so\.6/);
     expect(read('ldconfig.txt')).not.toMatch(/libbpf|libnl|libelf|libz\.|libpcap/);
     expect(read('libs.txt').trim()).toBe('');

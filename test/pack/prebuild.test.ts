@@ -30,7 +30,10 @@ describe('prebuilds/<platform>-<arch>/bpfkit.napi.glibc.node', () => {
     const needed = [...(await sh('readelf', ['-d', file])).matchAll(/\(NEEDED\).*\[(.+)\]/g)].map((m) => m[1]);
     expect(needed.length).toBeGreaterThan(0);
     for (const n of needed) expect(n).toMatch(/^(libc\.so\.6|libm\.so\.6|libstdc\+\+\.so\.6|libgcc_s\.so\.1|ld-linux-x86-64\.so\.2)$/);
-    const ldd = (await sh('ldd', [file])).trim().split('\n').map((l) => l.trim());
+    const ldd = (await sh('ldd', [file]))
+      .trim()
+      .split('\n')
+      .map((l) => l.trim());
     const allowed = /^(linux-vdso\.so\.1|libc\.so\.6|libm\.so\.6|libstdc\+\+\.so\.6|libgcc_s\.so\.1|\/lib64\/ld-linux-x86-64\.so\.2)\b/;
     for (const l of ldd) {
       expect(l).not.toMatch(/not found/);

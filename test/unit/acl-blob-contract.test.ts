@@ -10,8 +10,28 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as layout from '../../lib/modules/acl/layout.js';
 import {
-  BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_NO_EVENTS, H_CREATED_HI, H_CREATED_LO, H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC,
-  H_RECORDS, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_V4_ROOTS, H_V4_TREES, H_V6_ROOTS, H_V6_TREES, H_VERSION, HDR_WORDS, MAX_TREES,
+  BLOB_MAGIC,
+  BLOB_VERSION,
+  FLAG_DEFAULT_DENY,
+  FLAG_NO_EVENTS,
+  H_CREATED_HI,
+  H_CREATED_LO,
+  H_FLAGS,
+  H_GEN,
+  H_INTERVAL_MS,
+  H_MAGIC,
+  H_RECORDS,
+  H_RULES,
+  H_SRC_LEN,
+  H_SRC_OFF,
+  H_USED,
+  H_V4_ROOTS,
+  H_V4_TREES,
+  H_V6_ROOTS,
+  H_V6_TREES,
+  H_VERSION,
+  HDR_WORDS,
+  MAX_TREES,
   writeBlobHeader,
 } from '../../lib/modules/acl/layout.js';
 
@@ -58,7 +78,8 @@ describe('ACL blob contract (bpf/include/acl_blob.h <-> lib/modules/acl/layout.t
     const { source, checked } = assertions();
     // a missing twin is an undeclared identifier, a different value a failed assertion
     const r = spawnSync('clang++', ['-x', 'c++', '-std=c++17', '-fsyntax-only', '-ferror-limit=0', `-I${ROOT}`, '-'], {
-      input: source, encoding: 'utf8',
+      input: source,
+      encoding: 'utf8',
     });
     const failures = r.stderr.split('\n').filter((l) => l.includes('error:'));
     expect(failures).toEqual([]);
@@ -73,7 +94,12 @@ describe('ACL blob contract (bpf/include/acl_blob.h <-> lib/modules/acl/layout.t
     // acl_stats of the object the firewall loads: max_entries = ACL_STAT_MAX, in its BTF as
     // the length of the array the member `max_entries` points to
     interface BtfType {
-      id: number; kind: string; name: string; type_id?: number; nr_elems?: number; members?: { name: string; type_id: number }[];
+      id: number;
+      kind: string;
+      name: string;
+      type_id?: number;
+      nr_elems?: number;
+      members?: { name: string; type_id: number }[];
     }
     const obj = join(ROOT, 'build/bpf/acl.bpf.o');
     const out = execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', obj, 'format', 'raw'], { encoding: 'utf8', maxBuffer: 1 << 26 });
@@ -88,8 +114,18 @@ describe('ACL blob contract (bpf/include/acl_blob.h <-> lib/modules/acl/layout.t
 describe('ACL_STATS', () => {
   it('keeps its public names (the keys of AclFirewall stats): renaming an enum member renames them', () => {
     expect(layout.ACL_STATS).toEqual([
-      'defaultAllow', 'defaultDeny', 'nonIp', 'unparsed', 'fragments', 'malformed', 'noRules', 'corrupt', 'events', 'suppressed',
-      'walks', 'cached',
+      'defaultAllow',
+      'defaultDeny',
+      'nonIp',
+      'unparsed',
+      'fragments',
+      'malformed',
+      'noRules',
+      'corrupt',
+      'events',
+      'suppressed',
+      'walks',
+      'cached',
     ]);
   });
 });
@@ -110,10 +146,19 @@ describe('writeBlobHeader', () => {
     const h = new Uint32Array(HDR_WORDS);
     const created = 0x123_4567_89ab;
     writeBlobHeader(h, {
-      usedWords: 1000, gen: 2 ** 32 + 5, eventIntervalMs: 250, rules: 4, records: 9, createdMs: created,
+      usedWords: 1000,
+      gen: 2 ** 32 + 5,
+      eventIntervalMs: 250,
+      rules: 4,
+      records: 9,
+      createdMs: created,
       flags: { defaultDeny: true, defaultDenyEvents: false, events: false, verdictCache: true },
       source: { offWords: 900, bytes: 333 },
-      v4Trees: [{ root: 100, prio: 0 }, { root: 200, prio: 5 }], v6Trees: [{ root: 300, prio: 1 }],
+      v4Trees: [
+        { root: 100, prio: 0 },
+        { root: 200, prio: 5 },
+      ],
+      v6Trees: [{ root: 300, prio: 1 }],
     });
     expect([h[H_USED], h[H_GEN], h[H_INTERVAL_MS], h[H_RULES], h[H_RECORDS]]).toEqual([1000, 5, 250, 4, 9]);
     expect(h[H_FLAGS]).toBe(FLAG_DEFAULT_DENY | FLAG_NO_EVENTS);

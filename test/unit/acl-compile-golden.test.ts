@@ -31,7 +31,9 @@ describe('AclFirewall rule-set compiler output', () => {
       const slots = Uint32Array.from(norm, (_, i) => i);
       const { v4, v6 } = expandRules(norm, slots, slots);
       const { words } = await compileBlob(v4, v6);
-      const sha256 = createHash('sha256').update(new Uint8Array(words.buffer, words.byteOffset, words.byteLength)).digest('hex');
+      const sha256 = createHash('sha256')
+        .update(new Uint8Array(words.buffer, words.byteOffset, words.byteLength))
+        .digest('hex');
       expect({ words: words.length, sha256 }).toEqual(want);
     }, 120_000);
   }

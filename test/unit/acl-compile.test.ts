@@ -7,8 +7,23 @@ import { describe, expect, it } from 'vitest';
 import { compileBlob, type FamilyEntries } from '../../lib/modules/acl/classifier.js';
 import { parseClassBench, parseClassBenchTrace } from '../../lib/modules/acl/classbench.js';
 import {
-  BLOB_MAGIC, HDR_WORDS, H_MAGIC, H_RECORDS, H_USED, H_V4_ROOTS, H_V4_TREES, H_V6_TREES, LEAF, LEAF_MAX, MAX_DEPTH,
-  REC_HDR, recordWords, TREE_BASE_WORDS, TREE_WORDS, V4_DIMS, V6_DIMS,
+  BLOB_MAGIC,
+  HDR_WORDS,
+  H_MAGIC,
+  H_RECORDS,
+  H_USED,
+  H_V4_ROOTS,
+  H_V4_TREES,
+  H_V6_TREES,
+  LEAF,
+  LEAF_MAX,
+  MAX_DEPTH,
+  REC_HDR,
+  recordWords,
+  TREE_BASE_WORDS,
+  TREE_WORDS,
+  V4_DIMS,
+  V6_DIMS,
 } from '../../lib/modules/acl/layout.js';
 import { expandRules, normalizeRules, type NormalizedRule } from '../../lib/modules/acl/rules.js';
 import type { AclRule } from '../../lib/modules/acl/rules.js';
@@ -79,24 +94,27 @@ describe('AclFirewall rule-set compiler', () => {
   });
 
   // the 10k sets' big trees are built by two threads (the root's children split between them)
-  it.each(['acl1_1k', 'fw1_1k', 'ipc1_1k', 'acl1_10k', 'fw1_10k', 'ipc1_10k'])('%s: walking the trees gives ClassBench\'s first match for every trace header', async (set) => {
-    const { v4, v6 } = entries(parseClassBench(readClassBench(`generated/${set}`)));
-    const { words } = await compileBlob(v4, v6);
-    const trace = parseClassBenchTrace(readClassBench(`generated/${set}_trace`));
-    const answers = readClassBench(`generated/${set}_trace.firstmatch`).trim().split('\n').map(Number);
-    expect(answers.length).toBe(trace.length);
-    let matched = 0;
-    const wrong: string[] = [];
-    trace.forEach((h, i) => {
-      const r = walk4(words, [h.src, h.dst, h.srcPort, h.dstPort, h.proto, 0, 1]);
-      // .firstmatch: 0-based rule index, -1 for none (records are one per rule here: no lists)
-      const got = r ? words[r]! : -1;
-      if (got !== answers[i] && wrong.length < 5) wrong.push(`header ${i}: rule ${got}, ClassBench says ${answers[i]}`);
-      if (r) matched++;
-    });
-    expect(wrong).toEqual([]);
-    expect(matched).toBeGreaterThan(trace.length / 2);
-  });
+  it.each(['acl1_1k', 'fw1_1k', 'ipc1_1k', 'acl1_10k', 'fw1_10k', 'ipc1_10k'])(
+    "%s: walking the trees gives ClassBench's first match for every trace header",
+    async (set) => {
+      const { v4, v6 } = entries(parseClassBench(readClassBench(`generated/${set}`)));
+      const { words } = await compileBlob(v4, v6);
+      const trace = parseClassBenchTrace(readClassBench(`generated/${set}_trace`));
+      const answers = readClassBench(`generated/${set}_trace.firstmatch`).trim().split('\n').map(Number);
+      expect(answers.length).toBe(trace.length);
+      let matched = 0;
+      const wrong: string[] = [];
+      trace.forEach((h, i) => {
+        const r = walk4(words, [h.src, h.dst, h.srcPort, h.dstPort, h.proto, 0, 1]);
+        // .firstmatch: 0-based rule index, -1 for none (records are one per rule here: no lists)
+        const got = r ? words[r]! : -1;
+        if (got !== answers[i] && wrong.length < 5) wrong.push(`header ${i}: rule ${got}, ClassBench says ${answers[i]}`);
+        if (r) matched++;
+      });
+      expect(wrong).toEqual([]);
+      expect(matched).toBeGreaterThan(trace.length / 2);
+    },
+  );
 
   // more than LEAF_MAX rules where no cut separates them: test/unit/acl-shapes.test.ts
 
@@ -104,7 +122,8 @@ describe('AclFirewall rule-set compiler', () => {
     const { v4, v6 } = entries(parseClassBench(readClassBench('generated/acl1_1k')));
     const full = (await compileBlob(v4, v6)).words.length * 4;
     const records = (HDR_WORDS + v4.count * recordWords(V4_DIMS) + v6.count * recordWords(V6_DIMS)) * 4;
-    for (const limit of [records - 4, records + 1024]) { // the records do not fit / the trees do not
+    for (const limit of [records - 4, records + 1024]) {
+      // the records do not fit / the trees do not
       expect(limit).toBeLessThan(full);
       await expect(compileBlob(v4, v6, {}, limit)).rejects.toMatchObject({ code: 'ERR_MAP_FULL', field: 'rules' });
     }

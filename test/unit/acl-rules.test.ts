@@ -44,7 +44,11 @@ describe('normalizeRule: canonical forms', () => {
 
   it('an interface name is resolved through the callback, and its failure names the field', () => {
     expect(normalizeRule({ id: 'n', action: 'deny', iface: 'eth0' }, 0, () => 7).ifindex).toBe(7);
-    const e = err(() => normalizeRule({ id: 'n', action: 'deny', iface: 'eth0' }, 0, () => { throw new Error('gone'); }));
+    const e = err(() =>
+      normalizeRule({ id: 'n', action: 'deny', iface: 'eth0' }, 0, () => {
+        throw new Error('gone');
+      }),
+    );
     expect(e).toMatchObject({ code: 'ERR_INVALID_RULE', field: 'iface', ruleId: 'n' });
     expect(err(() => normalizeRule({ id: 'n', action: 'deny', iface: 'eth0' }, 0)).field).toBe('iface');
   });
@@ -82,12 +86,38 @@ describe('normalizeRule: errors name the rule and the field', () => {
 
 describe('normalizeRules: the whole set', () => {
   it('duplicate ids and sets over capacity are refused; positions are recorded', () => {
-    expect(err(() => normalizeRules([{ id: 'a', action: 'deny' }, { id: 'a', action: 'allow' }], { capacity: 8 }))).toMatchObject({ ruleId: 'a', field: 'id' });
-    expect(err(() => normalizeRules(Array.from({ length: 3 }, (_, i) => ({ id: `r${i}`, action: 'deny' })), { capacity: 2 })).code).toBe('ERR_MAP_FULL');
+    expect(
+      err(() =>
+        normalizeRules(
+          [
+            { id: 'a', action: 'deny' },
+            { id: 'a', action: 'allow' },
+          ],
+          { capacity: 8 },
+        ),
+      ),
+    ).toMatchObject({ ruleId: 'a', field: 'id' });
+    expect(
+      err(() =>
+        normalizeRules(
+          Array.from({ length: 3 }, (_, i) => ({ id: `r${i}`, action: 'deny' })),
+          { capacity: 2 },
+        ),
+      ).code,
+    ).toBe('ERR_MAP_FULL');
     expect(err(() => normalizeRules('nope', { capacity: 2 })).field).toBe('rules');
     const ids = new Map<string, number>();
-    normalizeRules([{ id: 'a', action: 'deny' }, { id: 'b', action: 'allow' }], { capacity: 8, ids });
-    expect([...ids]).toEqual([['a', 0], ['b', 1]]);
+    normalizeRules(
+      [
+        { id: 'a', action: 'deny' },
+        { id: 'b', action: 'allow' },
+      ],
+      { capacity: 8, ids },
+    );
+    expect([...ids]).toEqual([
+      ['a', 0],
+      ['b', 1],
+    ]);
   });
 
   it('an unchanged rule of the previous set is reused; a changed one is validated again', () => {
@@ -113,7 +143,11 @@ describe('ClassBench parsing', () => {
       { id: 'r1', action: 'deny', proto: 17, srcPort: [1024, 65535] },
       { id: 'r2', action: 'allow', src: '198.18.0.0/15' },
     ]);
-    expect(parseClassBench(text, { idPrefix: 'x-', action: () => 'log' }).map((r) => [r.id, r.action])).toEqual([['x-0', 'log'], ['x-1', 'log'], ['x-2', 'log']]);
+    expect(parseClassBench(text, { idPrefix: 'x-', action: () => 'log' }).map((r) => [r.id, r.action])).toEqual([
+      ['x-0', 'log'],
+      ['x-1', 'log'],
+      ['x-2', 'log'],
+    ]);
     // what it produces is what the firewall accepts
     expect(normalizeRules(parseClassBench(text), { capacity: 8 }).map((n) => n.rule.proto)).toEqual(['tcp', 'udp', undefined]);
   });

@@ -8,8 +8,21 @@ import { describe, expect, it } from 'vitest';
 import { BpfkitError } from '../../lib/core/errors.js';
 import { compileBlob, type FamilyEntries } from '../../lib/modules/acl/classifier.js';
 import {
-  H_V4_ROOTS, H_V4_TREES, H_V6_ROOTS, H_V6_TREES, HDR_WORDS, LEAF, LEAF_MAX, MAX_DEPTH, MAX_TREES, REC_HDR, RULE_BYTES,
-  TREE_BASE_WORDS, TREE_WORDS, V4_DIMS, V6_DIMS,
+  H_V4_ROOTS,
+  H_V4_TREES,
+  H_V6_ROOTS,
+  H_V6_TREES,
+  HDR_WORDS,
+  LEAF,
+  LEAF_MAX,
+  MAX_DEPTH,
+  MAX_TREES,
+  REC_HDR,
+  RULE_BYTES,
+  TREE_BASE_WORDS,
+  TREE_WORDS,
+  V4_DIMS,
+  V6_DIMS,
 } from '../../lib/modules/acl/layout.js';
 import { VARIANTS } from '../../lib/modules/acl/options.js';
 import { expandRules, normalizeRules, type AclRule } from '../../lib/modules/acl/rules.js';
@@ -88,7 +101,8 @@ describe('AclFirewall rule-set compiler: sets of any shape', () => {
         const want = refFirstMatch(rules, h);
         const got = walk(c.words, shapeKey(h), h.family);
         if (want >= 0) matched++;
-        if (got !== want && wrong.length < 5) wrong.push(`${JSON.stringify(h, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))}: rule ${got}, reference ${want}`);
+        if (got !== want && wrong.length < 5)
+          wrong.push(`${JSON.stringify(h, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))}: rule ${got}, reference ${want}`);
       }
       expect(wrong).toEqual([]);
       expect(matched).toBeGreaterThan(headers.length / 2); // the rules' own points match (not all first)
@@ -119,8 +133,12 @@ describe('AclFirewall rule-set compiler: sets of any shape', () => {
     for (const h of shapeHeaders(ok, 500, 3)) expect(walk(c.words, shapeKey(h), h.family)).toBe(refFirstMatch(ok, h));
     // the same in both fields: 38 x 38 rules nested around one point
     const nested: AclRule[] = [exact];
-    for (let p = 90; p < 128; p++) for (let q = 90; q < 128; q++) nested.push({ id: `p${p}q${q}`, action: 'allow', src: `2001:db8::/${q}`, dst: `2001:db8:1::/${p}` });
-    const err = await compile(nested).then(() => null, (e: unknown) => e);
+    for (let p = 90; p < 128; p++)
+      for (let q = 90; q < 128; q++) nested.push({ id: `p${p}q${q}`, action: 'allow', src: `2001:db8::/${q}`, dst: `2001:db8:1::/${p}` });
+    const err = await compile(nested).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(BpfkitError);
     expect(err).toMatchObject({ code: 'ERR_UNSUPPORTED', field: 'rules', details: { family: 6 } });
     expect((err as Error).message).toMatch(/^rule set too complex: \d+ IPv6 records are left over after \d+ trees/);

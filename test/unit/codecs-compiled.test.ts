@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  array, bytes, i64, ipv4, struct, u16, u32, u64, u8, type Codec,
-} from '../../lib/core/codecs.js';
+import { array, bytes, i64, ipv4, struct, u16, u32, u64, u8, type Codec } from '../../lib/core/codecs.js';
 import { enc, hex, roundTrip, thrown } from '../helpers/codecs.js';
 
 /**
@@ -17,7 +15,7 @@ function fuzzCodecs(C: typeof import('../../lib/core/codecs.js'), seed: number, 
     s = (Math.imul(s, 1103515245) + 12345) >>> 0;
     return Math.floor((s / 2 ** 32) * n);
   };
-  const pick = <T,>(xs: readonly T[]): T => xs[rnd(xs.length)];
+  const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)];
   const ser = (x: any): any => {
     if (typeof x === 'bigint') return `${x}n`;
     if (x instanceof Uint8Array) return `hex:${Buffer.from(x).toString('hex')}`;
@@ -37,11 +35,22 @@ function fuzzCodecs(C: typeof import('../../lib/core/codecs.js'), seed: number, 
   // A codec from outside bpfkit (compiled structs call it and zero its bytes first); `lazy`
   // writes only its first byte.
   const user = (c: any, lazy = false): any => ({
-    name: `user(${c.name})`, size: c.size, align: c.align, layout: c.layout,
-    encode: lazy ? (v: any, b: Buffer, o: number) => { C.u8.encode(v & 0xff, b, o); } : (v: any, b: Buffer, o: number) => c.encode(v, b, o),
+    name: `user(${c.name})`,
+    size: c.size,
+    align: c.align,
+    layout: c.layout,
+    encode: lazy
+      ? (v: any, b: Buffer, o: number) => {
+          C.u8.encode(v & 0xff, b, o);
+        }
+      : (v: any, b: Buffer, o: number) => c.encode(v, b, o),
     decode: (b: Buffer, o: number) => c.decode(b, o),
   });
-  const inner = C.struct('inner', [{ name: 'x', codec: C.u16 }, { name: '_p', codec: C.u8 }, { name: 'y', codec: C.u32 }]);
+  const inner = C.struct('inner', [
+    { name: 'x', codec: C.u16 },
+    { name: '_p', codec: C.u8 },
+    { name: 'y', codec: C.u32 },
+  ]);
   const u32s = [0, 1, 0xdeadbeef, 2 ** 32 - 1, 2 ** 32, -1, 1.5, NaN, -0, '7', null, 7n];
   const kinds: [any, unknown[]][] = [
     [C.u8, [0, 255, 256, -1, 0x7f, 2.5, -0, Infinity, '1', true]],
@@ -63,10 +72,32 @@ function fuzzCodecs(C: typeof import('../../lib/core/codecs.js'), seed: number, 
     [C.bytes(70), [Buffer.alloc(70, 9), 'x']],
     [C.cstring(8), ['eth0', '', 'abcdefgh', 'a\0b', 5]],
     [C.array(C.u16, 3), [[1, 2, 3], [1, 2], [1, 2, 70000], [1, -0, 3], 'abc']],
-    [C.array(C.ipv4, 2), [['198.18.0.1', '198.18.0.2'], ['1.2.3.4', 'x'], [1, 2]]],
+    [
+      C.array(C.ipv4, 2),
+      [
+        ['198.18.0.1', '198.18.0.2'],
+        ['1.2.3.4', 'x'],
+        [1, 2],
+      ],
+    ],
     [C.array(C.u64, 9), [Array.from({ length: 9 }, (_, i) => BigInt(i) << 40n), Array.from({ length: 9 }, (_, i) => i * 2 ** 33), [...Array(8).fill(1n), -1n]]],
-    [C.array(C.bool, 2), [[true, false], [true, 1]]],
-    [C.array(inner, 2), [[{ x: 1, y: 2 }, { x: 3, y: 4, _p: 5 }], [{ x: 1, y: 2 }, { x: 1 }]]],
+    [
+      C.array(C.bool, 2),
+      [
+        [true, false],
+        [true, 1],
+      ],
+    ],
+    [
+      C.array(inner, 2),
+      [
+        [
+          { x: 1, y: 2 },
+          { x: 3, y: 4, _p: 5 },
+        ],
+        [{ x: 1, y: 2 }, { x: 1 }],
+      ],
+    ],
     [C.lpmKey(4), ['198.18.0.0/15', { prefixLen: 24, addr: '198.18.1.0' }, '198.18.0.1/24']],
     [inner, [{ x: 1, y: 2 }, { x: 1, y: 2, _p: 9 }, { x: 1 }, { x: 1, y: 2, z: 3 }, 'inner']],
     [user(C.u32), u32s],
@@ -110,10 +141,12 @@ function fuzzCodecs(C: typeof import('../../lib/core/codecs.js'), seed: number, 
       const buf = pick(bufs);
       buf.fill(rnd(2) ? 0xee : 0);
       const off = rnd(12) === 0 ? buf.length - st.size + 1 : rnd(9);
-      out.push(outcome(() => {
-        st.encode(value as never, buf, off);
-        return [buf.subarray(0, st.size + 16), st.decode(buf, off)];
-      }));
+      out.push(
+        outcome(() => {
+          st.encode(value as never, buf, off);
+          return [buf.subarray(0, st.size + 16), st.decode(buf, off)];
+        }),
+      );
     }
     const raw = Buffer.alloc(st.size + 8);
     for (let i = 0; i < raw.length; i++) raw[i] = rnd(256);
@@ -124,7 +157,12 @@ function fuzzCodecs(C: typeof import('../../lib/core/codecs.js'), seed: number, 
       const c = fields[i].codec;
       const b = Buffer.alloc(c.size + 4, 0xee);
       const off = pick([0, 1, 4, 5, b.length - c.size + 1]);
-      out.push(outcome(() => { c.encode(pick(samples[i]), b, off); return [b, c.decode(b, off)]; }));
+      out.push(
+        outcome(() => {
+          c.encode(pick(samples[i]), b, off);
+          return [b, c.decode(b, off)];
+        }),
+      );
       out.push(outcome(() => c.decode(raw, off)));
     }
   }
@@ -134,11 +172,21 @@ function fuzzCodecs(C: typeof import('../../lib/core/codecs.js'), seed: number, 
 describe('compiled codecs', () => {
   it('zero the bytes a user codec leaves alone, and padding, in a buffer of stale bytes', () => {
     const firstByte: Codec<number> = {
-      name: 'first', size: 4, align: 4, layout: u32.layout,
-      encode: (v, b, o) => { b[o] = v; },
+      name: 'first',
+      size: 4,
+      align: 4,
+      layout: u32.layout,
+      encode: (v, b, o) => {
+        b[o] = v;
+      },
       decode: (b, o) => b[o],
     };
-    const c = struct('z', [{ name: 'a', codec: u8 }, { name: 'f', codec: firstByte }, { name: '_r', codec: bytes(2) }, { name: 'b', codec: u16 }]);
+    const c = struct('z', [
+      { name: 'a', codec: u8 },
+      { name: 'f', codec: firstByte },
+      { name: '_r', codec: bytes(2) },
+      { name: 'b', codec: u16 },
+    ]);
     expect(c.size).toBe(12);
     const buf = Buffer.alloc(14, 0xff);
     c.encode({ a: 1, f: 2, b: 3 }, buf, 1);
@@ -148,7 +196,17 @@ describe('compiled codecs', () => {
   });
 
   it('u64/i64 write numbers exactly as the same bigints, and nothing when the buffer is too small', () => {
-    for (const [c, v] of [[u64, 2 ** 53 - 1], [u64, 2 ** 32], [u64, 2 ** 32 - 1], [u64, 0x123456789a], [i64, -1], [i64, -(2 ** 53) + 1], [i64, -(2 ** 32)], [i64, -(2 ** 32) - 1], [i64, 2 ** 31]] as const) {
+    for (const [c, v] of [
+      [u64, 2 ** 53 - 1],
+      [u64, 2 ** 32],
+      [u64, 2 ** 32 - 1],
+      [u64, 0x123456789a],
+      [i64, -1],
+      [i64, -(2 ** 53) + 1],
+      [i64, -(2 ** 32)],
+      [i64, -(2 ** 32) - 1],
+      [i64, 2 ** 31],
+    ] as const) {
       expect(enc(c, v)).toEqual(enc(c, BigInt(v)));
     }
     const buf = Buffer.alloc(7, 0xee);
@@ -161,13 +219,17 @@ describe('compiled codecs', () => {
     const wide = struct('wide', Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`f${i}`, u8])));
     const v = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`f${i}`, i]));
     expect(roundTrip(wide, v)).toEqual(v);
-    expect(thrown(() => wide.encode({ ...v, f30: 1 } as never, Buffer.alloc(30), 0)).message).toMatch(/^struct wide\.f30: unknown field \(fields are: f0, f1, .*, f29\)$/);
+    expect(thrown(() => wide.encode({ ...v, f30: 1 } as never, Buffer.alloc(30), 0)).message).toMatch(
+      /^struct wide\.f30: unknown field \(fields are: f0, f1, .*, f29\)$/,
+    );
     const odd = struct('class', { default: u8, new: u16, constructor: u32, valueOf: u8 });
     const w = { default: 1, new: 2, constructor: 3, valueOf: 4 };
     expect(roundTrip(odd, w)).toEqual(w);
     expect(Object.keys(odd.decode(Buffer.alloc(12), 0))).toEqual(['default', 'new', 'constructor', 'valueOf']);
     // absent, these resolve to Object.prototype's members, which are not valid values
-    expect(thrown(() => odd.encode({ default: 1, new: 2 } as never, Buffer.alloc(12), 0)).message).toBe('struct class.constructor (u32): expected an integer in 0..4294967295, got a function');
+    expect(thrown(() => odd.encode({ default: 1, new: 2 } as never, Buffer.alloc(12), 0)).message).toBe(
+      'struct class.constructor (u32): expected an integer in 0..4294967295, got a function',
+    );
   });
 
   it('ignore inherited enumerable properties when looking for unknown fields', () => {
@@ -223,7 +285,9 @@ describe('compiled codecs', () => {
     try {
       // lib/core/codecs.ts, the files of lib/core/codecs/, lib/core/errors.ts and validate.ts, same layout
       mkdirSync(join(dir, 'codecs'));
-      const parts = readdirSync(new URL('../../lib/core/codecs/', import.meta.url)).filter((f) => f.endsWith('.ts')).map((f) => `codecs/${f.slice(0, -3)}`);
+      const parts = readdirSync(new URL('../../lib/core/codecs/', import.meta.url))
+        .filter((f) => f.endsWith('.ts'))
+        .map((f) => `codecs/${f.slice(0, -3)}`);
       expect(parts.length).toBeGreaterThan(1);
       for (const f of ['codecs', 'errors', 'validate', ...parts]) {
         const src = readFileSync(new URL(`../../lib/core/${f}.ts`, import.meta.url), 'utf8');
@@ -238,7 +302,13 @@ describe('compiled codecs', () => {
         // codecs compile on first use: use each once, then look at what is in place
         C.u32.encode(1, Buffer.alloc(4), 0); probe.encode({ a: 1 }, Buffer.alloc(1), 0); pair.decode(Buffer.alloc(2), 0);
         console.log(JSON.stringify({ names: [C.u32.encode.name, probe.encode.name, pair.decode.name], results: fuzzCodecs(C, ${0x5eed}, 300) }));`;
-      const child = JSON.parse(execFileSync(process.execPath, ['--disallow-code-generation-from-strings', '--input-type=module', '-e', script], { encoding: 'utf8', maxBuffer: 1 << 28, timeout: 60_000 }));
+      const child = JSON.parse(
+        execFileSync(process.execPath, ['--disallow-code-generation-from-strings', '--input-type=module', '-e', script], {
+          encoding: 'utf8',
+          maxBuffer: 1 << 28,
+          timeout: 60_000,
+        }),
+      );
 
       // the child really ran the generic code; this process the compiled code
       expect(child.names).toEqual(['encode', 'encode', 'decode']);

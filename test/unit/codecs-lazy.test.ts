@@ -52,7 +52,10 @@ describe('lazy record views', () => {
     expect(lazyFactory(all)).toBe(lazyFactory(all));
   });
 
-  for (const [label, make] of [['compiled', () => lazyFactory(all)!], ['generic', () => genericFactory(STRUCT_MEMBERS.get(all)!)]] as const) {
+  for (const [label, make] of [
+    ['compiled', () => lazyFactory(all)!],
+    ['generic', () => genericFactory(STRUCT_MEMBERS.get(all)!)],
+  ] as const) {
     it(`${label}: every field of 200 random records equals the eager decode, at any offset`, () => {
       const f = make() as (b: Buffer, d: DataView, o: number) => Record<string, unknown>;
       for (let i = 0; i < 200; i++) {

@@ -1,6 +1,32 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import {
-  array, be16, be32, bool, bytes, cstring, formatIPv4, formatIPv6, i16, i32, i64, i8, ipv4, ipv6, lpmKey, mac, parseCidr, parseIPv4, parseIPv6, struct, u16, u32, u64, u8, type Codec, type Infer, type InferInput,
+  array,
+  be16,
+  be32,
+  bool,
+  bytes,
+  cstring,
+  formatIPv4,
+  formatIPv6,
+  i16,
+  i32,
+  i64,
+  i8,
+  ipv4,
+  ipv6,
+  lpmKey,
+  mac,
+  parseCidr,
+  parseIPv4,
+  parseIPv6,
+  struct,
+  u16,
+  u32,
+  u64,
+  u8,
+  type Codec,
+  type Infer,
+  type InferInput,
 } from '../../lib/core/codecs.js';
 import { enc, hex, roundTrip, thrown } from '../helpers/codecs.js';
 
@@ -63,7 +89,9 @@ describe('integer codecs', () => {
     expect(thrown(() => u64.encode(2n ** 64n, b, 0)).message).toBe('u64: expected an integer in 0..18446744073709551615, got 18446744073709551616');
     expect(thrown(() => u64.encode(-1n, b, 0)).message).toBe('u64: expected an integer in 0..18446744073709551615, got -1');
     expect(thrown(() => u64.encode(-1, b, 0)).message).toBe('u64: expected an integer in 0..18446744073709551615, got -1');
-    expect(thrown(() => i64.encode(2n ** 63n, b, 0)).message).toBe('i64: expected an integer in -9223372036854775808..9223372036854775807, got 9223372036854775808');
+    expect(thrown(() => i64.encode(2n ** 63n, b, 0)).message).toBe(
+      'i64: expected an integer in -9223372036854775808..9223372036854775807, got 9223372036854775808',
+    );
     expect(thrown(() => u64.encode(2 ** 53, b, 0)).message).toBe('u64: 9007199254740992 is not a safe integer; pass a bigint');
     expect(thrown(() => u64.encode(1.5, b, 0)).message).toBe('u64: expected a bigint or a safe integer, got 1.5');
     expect(thrown(() => u64.encode(NaN, b, 0)).message).toBe('u64: expected a bigint or a safe integer, got NaN');
@@ -110,8 +138,12 @@ describe('bytes, cstring, mac', () => {
   });
 
   it('bytes(n) rejects the wrong length or type', () => {
-    expect(thrown(() => bytes(6).encode(Buffer.alloc(5), Buffer.alloc(6), 0)).message).toBe('bytes[6]: expected a Buffer or Uint8Array of 6 bytes, got a Buffer of 5 bytes');
-    expect(thrown(() => bytes(2).encode([1, 2] as never, Buffer.alloc(6), 0)).message).toBe('bytes[2]: expected a Buffer or Uint8Array of 2 bytes, got an array of 2');
+    expect(thrown(() => bytes(6).encode(Buffer.alloc(5), Buffer.alloc(6), 0)).message).toBe(
+      'bytes[6]: expected a Buffer or Uint8Array of 6 bytes, got a Buffer of 5 bytes',
+    );
+    expect(thrown(() => bytes(2).encode([1, 2] as never, Buffer.alloc(6), 0)).message).toBe(
+      'bytes[2]: expected a Buffer or Uint8Array of 2 bytes, got an array of 2',
+    );
     expect(thrown(() => bytes(0)).message).toBe('bytes: size must be an integer >= 1, got 0');
     expect(thrown(() => bytes(4, 3 as never)).message).toBe('bytes: align must be 1, 2, 4 or 8, got 3');
   });
@@ -125,7 +157,9 @@ describe('bytes, cstring, mac', () => {
     expect(roundTrip(c, 'abcdefg')).toBe('abcdefg');
     expect(roundTrip(c, 'zé')).toBe('zé');
     expect(c.decode(Buffer.from('abcdefgh'), 0)).toBe('abcdefgh'); // unterminated: all n bytes
-    expect(thrown(() => c.encode('abcdefgh', Buffer.alloc(8), 0)).message).toBe('cstring[8]: "abcdefgh" is 8 bytes but at most 7 fit (plus the NUL terminator)');
+    expect(thrown(() => c.encode('abcdefgh', Buffer.alloc(8), 0)).message).toBe(
+      'cstring[8]: "abcdefgh" is 8 bytes but at most 7 fit (plus the NUL terminator)',
+    );
     expect(thrown(() => c.encode('a\0b', Buffer.alloc(8), 0)).message).toBe('cstring[8]: "a\\u0000b" contains a NUL character');
     expect(thrown(() => c.encode(5 as never, Buffer.alloc(8), 0)).message).toBe('cstring[8]: expected a string, got 5');
   });
@@ -156,10 +190,23 @@ describe('IPv4', () => {
     expect(formatIPv4(hex('0a000001'))).toBe('10.0.0.1');
   });
 
-  it.each(['1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1.2.3.04', '00.1.2.3', '1..2.3', '1.2.3.', '.1.2.3', ' 1.2.3.4', '1.2.3.4 ', '1.2.3.-4', '0x1.2.3.4', '', '1.2.3.1000'])(
-    'rejects %j',
-    (s) => expect(parseIPv4(s)).toBeNull(),
-  );
+  it.each([
+    '1.2.3',
+    '1.2.3.4.5',
+    '256.1.1.1',
+    '01.2.3.4',
+    '1.2.3.04',
+    '00.1.2.3',
+    '1..2.3',
+    '1.2.3.',
+    '.1.2.3',
+    ' 1.2.3.4',
+    '1.2.3.4 ',
+    '1.2.3.-4',
+    '0x1.2.3.4',
+    '',
+    '1.2.3.1000',
+  ])('rejects %j', (s) => expect(parseIPv4(s)).toBeNull());
 
   it('ipv4 codec', () => {
     expect([ipv4.name, ipv4.size, ipv4.align]).toEqual(['ipv4', 4, 4]);
@@ -209,9 +256,29 @@ describe('IPv6', () => {
   });
 
   it.each([
-    ':::', '1::2::3', 'g::1', '1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7:8::', '::1:2:3:4:5:6:7:8',
-    ':1::', '1::2:', ':1:2:3:4:5:6:7:8', '12345::', '1.2.3.4', '::1.2.3', '::256.0.0.1', '::01.2.3.4',
-    '1.2.3.4::', '::1.2.3.4:1', '1:2:3:4:5:6:7:1.2.3.4', 'fe80::1%eth0', '', ' ::1', '::1 ', '[::1]',
+    ':::',
+    '1::2::3',
+    'g::1',
+    '1:2:3:4:5:6:7',
+    '1:2:3:4:5:6:7:8:9',
+    '1:2:3:4:5:6:7:8::',
+    '::1:2:3:4:5:6:7:8',
+    ':1::',
+    '1::2:',
+    ':1:2:3:4:5:6:7:8',
+    '12345::',
+    '1.2.3.4',
+    '::1.2.3',
+    '::256.0.0.1',
+    '::01.2.3.4',
+    '1.2.3.4::',
+    '::1.2.3.4:1',
+    '1:2:3:4:5:6:7:1.2.3.4',
+    'fe80::1%eth0',
+    '',
+    ' ::1',
+    '::1 ',
+    '[::1]',
   ])('rejects %j', (s) => expect(parseIPv6(s)).toBeNull());
 
   it('ipv6 codec', () => {
@@ -300,7 +367,9 @@ describe('lpmKey', () => {
   it('rejects host bits, bad prefixes, wrong family and typos', () => {
     const c4 = lpmKey(4);
     const b = Buffer.alloc(20);
-    expect(thrown(() => c4.encode({ prefixLen: 24, addr: '198.18.0.1' }, b, 0)).message).toBe('lpmKey(4): 198.18.0.1/24 has host bits set (did you mean 198.18.0.0/24?)');
+    expect(thrown(() => c4.encode({ prefixLen: 24, addr: '198.18.0.1' }, b, 0)).message).toBe(
+      'lpmKey(4): 198.18.0.1/24 has host bits set (did you mean 198.18.0.0/24?)',
+    );
     expect(thrown(() => c4.encode('198.18.0.1/24', b, 0)).message).toBe('lpmKey(4): 198.18.0.1/24 has host bits set (did you mean 198.18.0.0/24?)');
     const e = thrown(() => c4.encode({ prefixLen: 33, addr: '10.0.0.0' }, b, 0));
     expect([e.field, e.message]).toEqual(['lpmKey(4).prefixLen', 'lpmKey(4).prefixLen: expected an integer in 0..32, got 33']);
@@ -309,7 +378,9 @@ describe('lpmKey', () => {
     expect(thrown(() => c4.encode('2001:db8::/32', b, 0)).message).toBe('lpmKey(4): "2001:db8::/32" is not an IPv4 prefix');
     expect(thrown(() => lpmKey(6).encode({ prefixLen: 8, addr: '10.0.0.0' }, b, 0)).message).toBe('lpmKey(6).addr: expected an IPv6 address, got "10.0.0.0"');
     expect(thrown(() => lpmKey(6).encode({ prefixLen: 129, addr: '::' }, b, 0)).message).toBe('lpmKey(6).prefixLen: expected an integer in 0..128, got 129');
-    expect(thrown(() => c4.encode({ prefixlen: 8, addr: '10.0.0.0' } as never, b, 0)).message).toBe('lpmKey(4): unknown field "prefixlen" (expected prefixLen and addr)');
+    expect(thrown(() => c4.encode({ prefixlen: 8, addr: '10.0.0.0' } as never, b, 0)).message).toBe(
+      'lpmKey(4): unknown field "prefixlen" (expected prefixLen and addr)',
+    );
     expect(thrown(() => c4.encode(null as never, b, 0)).message).toBe('lpmKey(4): expected { prefixLen, addr } or a CIDR string, got null');
     expect(thrown(() => lpmKey(5 as never)).message).toBe('lpmKey: family must be 4 or 6, got 5');
   });
@@ -339,7 +410,9 @@ describe('struct', () => {
     const c = struct('s', { a: u8, b: u32, c: u16 });
     expect([c.name, c.size, c.align]).toEqual(['struct s', 12, 4]);
     expect(c.layout).toEqual({
-      kind: 'struct', size: 12, name: 's',
+      kind: 'struct',
+      size: 12,
+      name: 's',
       members: [
         { name: 'a', offset: 0, layout: u8.layout },
         { name: 'b', offset: 4, layout: u32.layout },
@@ -383,27 +456,55 @@ describe('struct', () => {
     const outer = struct('outer', { tag: u8, in: inner, list: array(inner, 2), n: u64 });
     expect([inner.size, inner.align, outer.size, outer.align]).toEqual([4, 2, 24, 8]);
     expect(outer.layout.kind === 'struct' && outer.layout.members.map((m) => m.offset)).toEqual([0, 2, 6, 16]);
-    const v = { tag: 7, in: { x: 0x102, y: 3 }, list: [{ x: 4, y: 5 }, { x: 6, y: 7 }], n: 9n };
+    const v = {
+      tag: 7,
+      in: { x: 0x102, y: 3 },
+      list: [
+        { x: 4, y: 5 },
+        { x: 6, y: 7 },
+      ],
+      n: 9n,
+    };
     expect(enc(outer, v)).toEqual(hex('07 00 0201 03 00 0400 05 00 0600 07 00 0000 0900000000000000'));
     expect(roundTrip(outer, v)).toEqual(v);
   });
 
   it('explicit offsets and packed structs', () => {
-    const odd = struct('odd', [{ name: 'a', codec: u8 }, { name: 'b', codec: u32, offset: 1 }, { name: 'c', codec: u8 }]);
+    const odd = struct('odd', [
+      { name: 'a', codec: u8 },
+      { name: 'b', codec: u32, offset: 1 },
+      { name: 'c', codec: u8 },
+    ]);
     expect(odd.layout.kind === 'struct' && odd.layout.members.map((m) => m.offset)).toEqual([0, 1, 5]);
     expect(odd.size).toBe(8); // natural alignment 4 still rounds the size
     expect(enc(odd, { a: 1, b: 0x05040302, c: 6 })).toEqual(hex('01 02030405 06 0000'));
     const packed = struct('p', { a: u8, b: u32, c: u16 }, { packed: true });
     expect([packed.size, packed.align]).toEqual([7, 1]);
     expect(enc(packed, { a: 1, b: 2, c: 3 })).toEqual(hex('01 02000000 0300'));
-    const gap = struct('g', [{ name: 'a', codec: u8, offset: 4 }, { name: 'b', codec: u8 }]);
+    const gap = struct('g', [
+      { name: 'a', codec: u8, offset: 4 },
+      { name: 'b', codec: u8 },
+    ]);
     expect(enc(gap, { a: 1, b: 2 })).toEqual(hex('00000000 01 02'));
   });
 
   it('rejects overlapping offsets, duplicates and bad names when built', () => {
-    expect(thrown(() => struct('o', [{ name: 'a', codec: u32 }, { name: 'b', codec: u16, offset: 2 }])).message)
-      .toBe('struct o.b: bytes 2..3 overlap field a (bytes 0..3)');
-    expect(thrown(() => struct('o', [{ name: 'a', codec: u8 }, { name: 'a', codec: u8 }])).message).toBe('struct o.a: duplicate field');
+    expect(
+      thrown(() =>
+        struct('o', [
+          { name: 'a', codec: u32 },
+          { name: 'b', codec: u16, offset: 2 },
+        ]),
+      ).message,
+    ).toBe('struct o.b: bytes 2..3 overlap field a (bytes 0..3)');
+    expect(
+      thrown(() =>
+        struct('o', [
+          { name: 'a', codec: u8 },
+          { name: 'a', codec: u8 },
+        ]),
+      ).message,
+    ).toBe('struct o.a: duplicate field');
     expect(thrown(() => struct('o', [{ name: 'a', codec: u8, offset: -1 }])).message).toBe('struct o.a: offset must be an integer >= 0, got -1');
     expect(thrown(() => struct('o', { 'a-b': u8 })).message).toBe('struct o: field names must be C identifiers, got "a-b"');
     expect(thrown(() => struct('o', { a: 5 as never })).message).toBe('struct o.a: expected a codec, got 5');
@@ -447,7 +548,11 @@ describe('struct', () => {
     expectTypeOf<InferInput<typeof k>>().toEqualTypeOf<{ a: number; b: bigint | number }>();
     expectTypeOf(k).toMatchTypeOf<Codec<{ a: number; b: bigint }>>();
     // eslint-disable-next-line @typescript-eslint/no-unused-vars -- only its type is checked
-    const f = struct('f', [{ name: 'src', codec: ipv4 }, { name: '_pad', codec: bytes(2) }, { name: 'ports', codec: array(be16, 2) }]);
+    const f = struct('f', [
+      { name: 'src', codec: ipv4 },
+      { name: '_pad', codec: bytes(2) },
+      { name: 'ports', codec: array(be16, 2) },
+    ]);
     expectTypeOf<Infer<typeof f>>().toEqualTypeOf<{ src: string; ports: number[] }>();
     expectTypeOf<InferInput<typeof f>>().toEqualTypeOf<{ src: string; ports: number[]; _pad?: Uint8Array }>();
     expectTypeOf<Infer<ReturnType<typeof lpmKey>>>().toEqualTypeOf<{ prefixLen: number; addr: string }>();

@@ -7,9 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BpfkitError, VerifierError } from '../../lib/core/errors.js';
-import {
-  explainLoadError, helperSupported, kernelBtf, mapTypeSupported, requireMapTypes, requireXdpLink, xdpLinkSupported,
-} from '../../lib/core/features.js';
+import { explainLoadError, helperSupported, kernelBtf, mapTypeSupported, requireMapTypes, requireXdpLink, xdpLinkSupported } from '../../lib/core/features.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bpfkit-features-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,10 +23,22 @@ function fakeBtf(name: string, strings: string[], magic = 0xeb9f): string {
 
 // an "old kernel": BPF enums, but no ring buffer, no percpu lookup helper, no XDP links
 const OLD = fakeBtf('old', [
-  'BPF_MAP_TYPE_HASH', 'BPF_MAP_TYPE_ARRAY', 'BPF_MAP_TYPE_LPM_TRIE', 'BPF_FUNC_map_lookup_elem',
-  'BPF_FUNC_ringbuf_output_not', 'BPF_LINK_TYPE_UNSPEC', 'BPF_LINK_TYPE_XDP_NOT',
+  'BPF_MAP_TYPE_HASH',
+  'BPF_MAP_TYPE_ARRAY',
+  'BPF_MAP_TYPE_LPM_TRIE',
+  'BPF_FUNC_map_lookup_elem',
+  'BPF_FUNC_ringbuf_output_not',
+  'BPF_LINK_TYPE_UNSPEC',
+  'BPF_LINK_TYPE_XDP_NOT',
 ]);
-const NEW = fakeBtf('new', ['BPF_MAP_TYPE_HASH', 'BPF_MAP_TYPE_RINGBUF', 'BPF_FUNC_map_lookup_elem', 'BPF_FUNC_ringbuf_output', 'BPF_LINK_TYPE_UNSPEC', 'BPF_LINK_TYPE_XDP']);
+const NEW = fakeBtf('new', [
+  'BPF_MAP_TYPE_HASH',
+  'BPF_MAP_TYPE_RINGBUF',
+  'BPF_FUNC_map_lookup_elem',
+  'BPF_FUNC_ringbuf_output',
+  'BPF_LINK_TYPE_UNSPEC',
+  'BPF_LINK_TYPE_XDP',
+]);
 const NOT_BTF = fakeBtf('garbage', ['BPF_MAP_TYPE_HASH', 'BPF_LINK_TYPE_UNSPEC'], 0x1234);
 const NO_ENUMS = fakeBtf('no-enums', ['task_struct', 'BPF_LINK_TYPE_XDP']);
 const MISSING = join(dir, 'missing');
@@ -70,7 +80,11 @@ describe('feature probes', () => {
     expect(e.details).toEqual({ feature: 'XDP attachment through bpf_link (BPF_LINK_TYPE_XDP)' });
     expect(() => requireXdpLink('attach', NEW)).not.toThrow();
 
-    const maps = [{ name: '.rodata', type: 'ringbuf', internal: true }, { name: 'flows', type: 'hash' }, { name: 'events', type: 'ringbuf' }];
+    const maps = [
+      { name: '.rodata', type: 'ringbuf', internal: true },
+      { name: 'flows', type: 'hash' },
+      { name: 'events', type: 'ringbuf' },
+    ];
     const m = thrown(() => requireMapTypes(maps, OLD));
     expect(m.code).toBe('ERR_UNSUPPORTED');
     expect(m.message).toBe("map 'events': the running kernel lacks the map type ringbuf (BPF_MAP_TYPE_RINGBUF)");
@@ -78,7 +92,8 @@ describe('feature probes', () => {
   });
 
   it('turn a verifier refusal of a helper the kernel lacks into ERR_UNSUPPORTED, and nothing else', () => {
-    const log = '0: R1=ctx() R10=fp0\n; v = bpf_ringbuf_output(...)\n5: (85) call bpf_ringbuf_output#130\nunknown func bpf_ringbuf_output#130\nprocessed 6 insns';
+    const log =
+      '0: R1=ctx() R10=fp0\n; v = bpf_ringbuf_output(...)\n5: (85) call bpf_ringbuf_output#130\nunknown func bpf_ringbuf_output#130\nprocessed 6 insns';
     const refused = new VerifierError('cannot load program', { log, program: 'xdp_events', errno: 22, syscall: 'bpf' });
     const e = explainLoadError(refused, OLD) as BpfkitError;
     expect(e).toBeInstanceOf(BpfkitError);
@@ -91,7 +106,11 @@ describe('feature probes', () => {
     // an older kernel: the helper id is past its list, so it cannot name it
     const old = new VerifierError('cannot load program', { log: '5: (85) call unknown#195\ninvalid func unknown#195\n', program: 'xdp_acl' });
     const o = explainLoadError(old, MISSING) as BpfkitError;
-    expect([o.code, o.message, o.cause]).toEqual(['ERR_UNSUPPORTED', "program 'xdp_acl': the running kernel lacks the helper bpf_map_lookup_percpu_elem (#195)", old]);
+    expect([o.code, o.message, o.cause]).toEqual([
+      'ERR_UNSUPPORTED',
+      "program 'xdp_acl': the running kernel lacks the helper bpf_map_lookup_percpu_elem (#195)",
+      old,
+    ]);
     const unnamed = new VerifierError('cannot load program', { log: 'invalid func unknown#999\n' });
     expect((explainLoadError(unnamed, MISSING) as BpfkitError).message).toBe('BPF object: the running kernel lacks the BPF helper #999');
     const other = new VerifierError('cannot load program', { log: 'R1 invalid mem access', program: 'p' });

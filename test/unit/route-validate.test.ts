@@ -65,7 +65,13 @@ describe('name tables', () => {
 describe('rule specs', () => {
   it('normalises a valid rule with bpfkit protocol and inferred family', () => {
     expect(rule({ priority: 1000, fwmark: 0x10, table: 100 })).toEqual({
-      family: 4, priority: 1000, action: 1, table: 100, fwmark: 0x10, fwmask: 0xffffffff, protocol: 165,
+      family: 4,
+      priority: 1000,
+      action: 1,
+      table: 100,
+      fwmark: 0x10,
+      fwmask: 0xffffffff,
+      protocol: 165,
     });
     const r6 = rule({ priority: 7, src: '2001:db8::/32', ipProto: 'udp', dport: [53, 54], invert: true, table: 'main', protocol: 'static' });
     expect(r6).toEqual({ family: 6, priority: 7, action: 1, table: 254, src: '2001:db8::', srcLen: 32, ipProto: 17, dport: [53, 54], flags: 2, protocol: 4 });
@@ -137,7 +143,15 @@ describe('rule specs', () => {
 describe('route specs', () => {
   it('normalises defaults the way the kernel does', () => {
     expect(route({ dst: '198.18.10.0/24', via: '198.18.2.2', table: 100 })).toEqual({
-      family: 4, table: 100, dst: '198.18.10.0', dstLen: 24, tos: 0, metric: 0, type: 1, scope: 0, protocol: 165,
+      family: 4,
+      table: 100,
+      dst: '198.18.10.0',
+      dstLen: 24,
+      tos: 0,
+      metric: 0,
+      type: 1,
+      scope: 0,
+      protocol: 165,
       nexthops: [{ via: '198.18.2.2', weight: 1, flags: 0 }],
     });
     const v6 = route({ dst: 'default', via: 'fd00:2::2' });
@@ -146,8 +160,17 @@ describe('route specs', () => {
     expect(route({ dst: '198.18.3.1/32', type: 'local', dev: 'eth0' }).scope).toBe(254); // host
     expect(route({ dst: '198.18.4.0/24', type: 'blackhole' }).nexthops).toEqual([]);
     expect(route({ dst: '2001:db8::/32', dev: 'eth0', metric: 0 }).metric).toBe(1024); // IPv6: 0 means the default
-    const ecmp = route({ dst: '198.18.5.0/24', nexthops: [{ via: '198.18.1.2', weight: 3 }, { via: '198.18.2.2', dev: 2, onlink: true }] });
-    expect(ecmp.nexthops).toEqual([{ via: '198.18.1.2', weight: 3, flags: 0 }, { via: '198.18.2.2', dev: 2, weight: 1, flags: 4 }]);
+    const ecmp = route({
+      dst: '198.18.5.0/24',
+      nexthops: [
+        { via: '198.18.1.2', weight: 3 },
+        { via: '198.18.2.2', dev: 2, onlink: true },
+      ],
+    });
+    expect(ecmp.nexthops).toEqual([
+      { via: '198.18.1.2', weight: 3, flags: 0 },
+      { via: '198.18.2.2', dev: 2, weight: 1, flags: 4 },
+    ]);
   });
 
   it('refuses bad prefixes, gateways, next hops, metrics, scopes and types', () => {
@@ -226,7 +249,9 @@ describe('planned requests describe themselves', () => {
     expect(op.describe()).toBe('route 198.18.10.0/24 via 198.18.2.2 table 100 metric 7');
     expect(op.undo?.().describe()).toBe('route 198.18.10.0/24 via 198.18.2.2 table 100 metric 7');
     expect(describeRoute(route({ dst: 'default', family: 6, type: 'unreachable', table: 9 }))).toBe('unreachable default table 9 metric 1024 (IPv6)');
-    expect(describeRoute(route({ dst: '198.18.5.0/24', nexthops: [{ via: '198.18.1.2' }, { dev: 'eth1' }] }))).toBe('198.18.5.0/24 nexthops 198.18.1.2,eth1 table 254');
+    expect(describeRoute(route({ dst: '198.18.5.0/24', nexthops: [{ via: '198.18.1.2' }, { dev: 'eth1' }] }))).toBe(
+      '198.18.5.0/24 nexthops 198.18.1.2,eth1 table 254',
+    );
   });
 
   it('kernel errors name the request, the field and the errno', () => {
@@ -238,7 +263,10 @@ describe('planned requests describe themselves', () => {
     expect(d.message).toBe('cannot delete rule 1000: from all fwmark 0x10/0xffffffff lookup 100: it does not exist (netlink RTM_DELRULE: ENOENT 2)');
     expect([d.code, d.field, d.details]).toEqual(['ERR_NOT_FOUND', undefined, { index: 0, uncertain: true }]);
     const u = opError(routeOp('replace', rt), { index: 0, errno: 101, message: 'Nexthop has invalid gateway' });
-    expect([u.code, u.message]).toEqual(['ERR_INVALID_ARGUMENT', 'cannot replace route 198.18.10.0/24 via 198.18.2.2 table 100: Nexthop has invalid gateway (netlink RTM_NEWROUTE: ENETUNREACH 101)']);
+    expect([u.code, u.message]).toEqual([
+      'ERR_INVALID_ARGUMENT',
+      'cannot replace route 198.18.10.0/24 via 198.18.2.2 table 100: Nexthop has invalid gateway (netlink RTM_NEWROUTE: ENETUNREACH 101)',
+    ]);
   });
 
   it('exact rule deletes: missing is ERR_NOT_FOUND, shadowed is ERR_BUSY', () => {
@@ -263,7 +291,10 @@ describe('planned requests describe themselves', () => {
 describe('netns arguments', () => {
   it('names and paths resolve to paths; bad ones name the field', () => {
     expect([netnsPath(undefined), netnsPath(''), netnsPath('blue'), netnsPath('/proc/1/ns/net')]).toEqual([
-      undefined, undefined, '/run/netns/blue', '/proc/1/ns/net',
+      undefined,
+      undefined,
+      '/run/netns/blue',
+      '/proc/1/ns/net',
     ]);
     for (const bad of ['a/b', '..', '.', -1, 1.5, 2 ** 31, {} as unknown as string]) {
       expect(invalid(() => netnsPath(bad)).field).toBe('netns');

@@ -9,7 +9,10 @@ const MAC_RE = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(?:\1[0-9a-f]{2}){4}$/i;
 
 /** Ethernet address 'aa:bb:cc:dd:ee:ff' (encode also accepts upper case and '-' separators). */
 export const mac: Codec<string> = builtin<Codec<string>>({
-  name: 'mac', size: 6, align: 1, layout: { kind: 'bytes', size: 6 },
+  name: 'mac',
+  size: 6,
+  align: 1,
+  layout: { kind: 'bytes', size: 6 },
   encode(v, buf, off) {
     if (typeof v !== 'string' || !MAC_RE.test(v)) invalidArgument('mac', `expected a MAC address like aa:bb:cc:dd:ee:ff, got ${show(v)}`);
     room(buf, off, 6);
@@ -30,7 +33,10 @@ function addressCodec(family: 4 | 6): Codec<string> {
   const format = family === 4 ? formatIPv4 : formatIPv6;
   const example = family === 4 ? '198.18.0.1' : '2001:db8::1';
   return {
-    name, size, align: 4, layout: { kind: 'bytes', size },
+    name,
+    size,
+    align: 4,
+    layout: { kind: 'bytes', size },
     encode(v, buf, off) {
       room(buf, off, size);
       if (typeof v !== 'string' || !parseInto(v, buf, off)) invalidArgument(name, `expected an IPv${family} address like ${example}, got ${show(v)}`);
@@ -41,7 +47,8 @@ function addressCodec(family: 4 | 6): Codec<string> {
 
 /** IPv4 address as a dotted string; 4 bytes in network order, aligned like `__be32`. */
 export const ipv4 = builtin(addressCodec(4), {
-  view: false, standalone: false,
+  view: false,
+  standalone: false,
   check: (x, at) => `typeof ${x} === "string" && ipv4Into(${x}, buf, ${at(0)})`,
   write: () => '',
   read: (at) => [0, 1, 2, 3].map((k) => `DECIMAL[buf[${at(k)}]]`).join(' + "." + '),
@@ -71,7 +78,10 @@ export function lpmKey(family: 4 | 6): Codec<LpmKey, LpmKey | string> {
   const parse = family === 4 ? parseIPv4 : parseIPv6;
   const format = family === 4 ? formatIPv4 : formatIPv6;
   return builtin<Codec<LpmKey, LpmKey | string>>({
-    name, size, align: 4, layout: { kind: 'bytes', size },
+    name,
+    size,
+    align: 4,
+    layout: { kind: 'bytes', size },
     encode(v, buf, off) {
       let prefixLen: number;
       let addr: Buffer | null;

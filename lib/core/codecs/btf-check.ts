@@ -23,17 +23,27 @@ function btfName(t: BtfTypeInfo): string {
 
 function layoutName(l: Layout): string {
   switch (l.kind) {
-    case 'int': return `${l.signed ? 'i' : 'u'}${l.size * 8}`;
-    case 'bytes': return `bytes[${l.size}]`;
-    case 'array': return `${layoutName(l.elem)}[${l.length}]`;
-    case 'struct': return `struct ${l.name}`;
+    case 'int':
+      return `${l.signed ? 'i' : 'u'}${l.size * 8}`;
+    case 'bytes':
+      return `bytes[${l.size}]`;
+    case 'array':
+      return `${layoutName(l.elem)}[${l.length}]`;
+    case 'struct':
+      return `struct ${l.name}`;
   }
 }
 
 /** BTF padding/reserved members need not be covered by the codec. */
 const isBtfPadding = (name: string): boolean => name === '' || /^(_|pad|reserved)/i.test(name);
 
-interface FlatMember { name: string; offset: number; size: number; bitSize?: number; type: BtfTypeInfo | null }
+interface FlatMember {
+  name: string;
+  offset: number;
+  size: number;
+  bitSize?: number;
+  type: BtfTypeInfo | null;
+}
 
 /** Members of a struct/union with anonymous struct/union members flattened (as C does). */
 function flatMembers(t: BtfTypeInfo, base = 0, out: FlatMember[] = []): FlatMember[] {
@@ -55,7 +65,10 @@ function flatMembers(t: BtfTypeInfo, base = 0, out: FlatMember[] = []): FlatMemb
 
 /** BTF kinds each (non-bytes) layout kind can describe. */
 const MATCHING_KINDS: Record<Layout['kind'], readonly BtfTypeInfo['kind'][]> = {
-  bytes: [], int: ['int', 'enum'], array: ['array'], struct: ['struct', 'union'],
+  bytes: [],
+  int: ['int', 'enum'],
+  array: ['array'],
+  struct: ['struct', 'union'],
 };
 
 /** First difference between a codec layout and a BTF type, or null. `path` names the member. */

@@ -35,7 +35,18 @@ export const INLINE = new WeakMap<object, Inline>();
 /** Codecs made here: their encode writes all `size` bytes, so a struct zeroes only the bytes around them. */
 export const WRITES_ALL = new WeakSet<object>();
 
-export const ENV: Record<string, unknown> = { view, room, show, invalidArgument, withPath, hasOwn, copyOut, ipv4Into, DECIMAL, fill: Uint8Array.prototype.fill };
+export const ENV: Record<string, unknown> = {
+  view,
+  room,
+  show,
+  invalidArgument,
+  withPath,
+  hasOwn,
+  copyOut,
+  ipv4Into,
+  DECIMAL,
+  fill: Uint8Array.prototype.fill,
+};
 const lit = (s: string): string => JSON.stringify(s);
 /** The condition of room(buf, off, size), inline. */
 const fits = (size: number): string => `Number.isInteger(off) && off >= 0 && off + ${size} <= buf.length`;
@@ -95,7 +106,12 @@ export function builtin<C extends Codec<any, any>>(codec: C, inline?: Inline): C
     // u64/i64 write a number as two halves at off and off + 4: a non-integer offset (which
     // DataView would truncate) goes to the generic code instead
     const guard = codec.size === 8 ? 'Number.isInteger(off) && ' : '';
-    const encode = compile<EncodeFn>(`encode_${id}`, 'v, buf, off', `if (${guard}${inline.check('v', at)}) {\nconst d = view(buf);\n${inline.write('v', at)}\n} else generic(v, buf, off);`, { generic: generic.encode });
+    const encode = compile<EncodeFn>(
+      `encode_${id}`,
+      'v, buf, off',
+      `if (${guard}${inline.check('v', at)}) {\nconst d = view(buf);\n${inline.write('v', at)}\n} else generic(v, buf, off);`,
+      { generic: generic.encode },
+    );
     const decode = compile<DecodeFn>(`decode_${id}`, 'buf, off', `const d = view(buf);\nreturn ${inline.read(at)};`);
     return encode && decode ? { encode, decode } : {};
   });
@@ -106,32 +122,55 @@ export function builtin<C extends Codec<any, any>>(codec: C, inline?: Inline): C
  * generic code (which fails at the first element out of bounds, as it always has), so the
  * compiled loop runs over bytes known to be in the buffer.
  */
-export function compileArray(name: string, elem: Codec<unknown>, length: number, generic: Pick<Codec<any, any>, 'encode' | 'decode'>): Partial<Codec<any, any>> {
+export function compileArray(
+  name: string,
+  elem: Codec<unknown>,
+  length: number,
+  generic: Pick<Codec<any, any>, 'encode' | 'decode'>,
+): Partial<Codec<any, any>> {
   const es = elem.size;
   const inline = INLINE.get(elem);
-  const at = (o: string) => (k: number): string => (k ? `${o} + ${k}` : o);
+  const at =
+    (o: string) =>
+    (k: number): string =>
+      k ? `${o} + ${k}` : o;
   const slow = `try { elem.encode(x, buf, o); } catch (e) { throw withPath(e, ${lit(elem.name)}, ${lit(`${name}[`)} + i + "]"); }`;
-  const encode = compile<EncodeFn>('encode_array', 'v, buf, off', [
-    `if (!(${fits(es * length)})) return genericEncode(v, buf, off);`,
-    `if (!Array.isArray(v) || v.length !== ${length}) invalidArgument(${lit(name)}, ${lit(`expected an array of ${length}, got `)} + show(v));`,
-    inline?.view ? 'const d = view(buf);' : '',
-    `for (let i = 0, o = off; i < ${length}; i++, o += ${es}) {`,
-    '  const x = v[i];',
-    inline ? `  if (${inline.check('x', at('o'))}) { ${inline.write('x', at('o'))} } else { ${slow} }` : `  ${slow}`,
-    '}',
-  ].join('\n'), { elem, genericEncode: generic.encode });
+  const encode = compile<EncodeFn>(
+    'encode_array',
+    'v, buf, off',
+    [
+      `if (!(${fits(es * length)})) return genericEncode(v, buf, off);`,
+      `if (!Array.isArray(v) || v.length !== ${length}) invalidArgument(${lit(name)}, ${lit(`expected an array of ${length}, got `)} + show(v));`,
+      inline?.view ? 'const d = view(buf);' : '',
+      `for (let i = 0, o = off; i < ${length}; i++, o += ${es}) {`,
+      '  const x = v[i];',
+      inline ? `  if (${inline.check('x', at('o'))}) { ${inline.write('x', at('o'))} } else { ${slow} }` : `  ${slow}`,
+      '}',
+    ].join('\n'),
+    { elem, genericEncode: generic.encode },
+  );
   const read = (o: string): string => (inline ? inline.read(at(o)) : `elem.decode(buf, ${o})`);
-  const decode = compile<DecodeFn>('decode_array', 'buf, off', [
-    `if (!(${fits(es * length)})) return genericDecode(buf, off);`,
-    inline?.view ? 'const d = view(buf);' : '',
-    length <= 8
-      ? `return [${Array.from({ length }, (_, i) => read(i ? `off + ${i * es}` : 'off')).join(', ')}];`
-      : `const out = new Array(${length});\nfor (let i = 0, o = off; i < ${length}; i++, o += ${es}) out[i] = ${read('o')};\nreturn out;`,
-  ].join('\n'), { elem, genericDecode: generic.decode });
+  const decode = compile<DecodeFn>(
+    'decode_array',
+    'buf, off',
+    [
+      `if (!(${fits(es * length)})) return genericDecode(buf, off);`,
+      inline?.view ? 'const d = view(buf);' : '',
+      length <= 8
+        ? `return [${Array.from({ length }, (_, i) => read(i ? `off + ${i * es}` : 'off')).join(', ')}];`
+        : `const out = new Array(${length});\nfor (let i = 0, o = off; i < ${length}; i++, o += ${es}) out[i] = ${read('o')};\nreturn out;`,
+    ].join('\n'),
+    { elem, genericDecode: generic.decode },
+  );
   return encode && decode ? { encode, decode } : {};
 }
 
-export interface Member { name: string; offset: number; codec: Codec<unknown>; pad: boolean }
+export interface Member {
+  name: string;
+  offset: number;
+  codec: Codec<unknown>;
+  pad: boolean;
+}
 
 /** bytes(n) codecs: a lazy record view reads them as a view of the record's bytes (lazy.ts). */
 export const PLAIN_BYTES = new WeakSet<object>();
@@ -148,18 +187,24 @@ export const STRUCT_MEMBERS = new WeakMap<object, readonly Member[]>();
 export function compileStruct(self: string, size: number, members: Member[], known: Set<string>): Partial<Codec<any, any>> {
   const env: Record<string, unknown> = { known };
   const fieldList = members.map((m) => m.name).join(', ');
-  const at = (base: number) => (k: number): string => `off + ${base + k}`;
+  const at =
+    (base: number) =>
+    (k: number): string =>
+      `off + ${base + k}`;
   const inline = members.map((m) => INLINE.get(m.codec));
   members.forEach((m, i) => (env[`m${i}`] = m.codec));
 
   // for-in visits the own enumerable keys in Object.keys order, then inherited ones (skipped)
   const unknown = `if (hasOwn(v, k)) invalidArgument(${lit(`${self}.`)} + k, ${lit(`unknown field (fields are: ${fieldList})`)});`;
-  const keyCheck = members.length <= 24
-    ? `switch (k) { ${members.map((m) => `case ${lit(m.name)}:`).join(' ')} break; default: ${unknown} }`
-    : `if (!known.has(k)) { ${unknown} }`;
+  const keyCheck =
+    members.length <= 24
+      ? `switch (k) { ${members.map((m) => `case ${lit(m.name)}:`).join(' ')} break; default: ${unknown} }`
+      : `if (!known.has(k)) { ${unknown} }`;
 
   const written = new Uint8Array(size);
-  members.forEach((m) => { if (!m.pad && WRITES_ALL.has(m.codec)) written.fill(1, m.offset, m.offset + m.codec.size); });
+  members.forEach((m) => {
+    if (!m.pad && WRITES_ALL.has(m.codec)) written.fill(1, m.offset, m.offset + m.codec.size);
+  });
   const zero: string[] = [];
   for (let i = 0; i < size; i++) {
     if (written[i]) continue;
@@ -175,22 +220,34 @@ export function compileStruct(self: string, size: number, members: Member[], kno
     const put = inline[i] ? `if (${inline[i]!.check('x', at(m.offset))}) { ${inline[i]!.write('x', at(m.offset))} } else { ${slow} }` : slow;
     return `{ const x = v[${lit(m.name)}]; if (x === undefined) { ${m.pad ? '' : `invalidArgument(${lit(path)}, "missing");`} } else { ${put} } }`;
   };
-  const encode = compile<EncodeFn>(`encode_${self.slice(7)}`, 'v, buf, off', [
-    `if (typeof v !== "object" || v === null || Array.isArray(v)) invalidArgument(${lit(self)}, "expected an object, got " + show(v));`,
-    `for (const k in v) ${keyCheck}`,
-    `if (!(${fits(size)})) room(buf, off, ${size});`,
-    inline.some((x) => x?.view) ? 'const d = view(buf);' : '',
-    ...zero,
-    ...members.map(encodeMember),
-  ].join('\n'), env);
+  const encode = compile<EncodeFn>(
+    `encode_${self.slice(7)}`,
+    'v, buf, off',
+    [
+      `if (typeof v !== "object" || v === null || Array.isArray(v)) invalidArgument(${lit(self)}, "expected an object, got " + show(v));`,
+      `for (const k in v) ${keyCheck}`,
+      `if (!(${fits(size)})) room(buf, off, ${size});`,
+      inline.some((x) => x?.view) ? 'const d = view(buf);' : '',
+      ...zero,
+      ...members.map(encodeMember),
+    ].join('\n'),
+    env,
+  );
 
-  const decoded = members.map((m, i) => (m.pad ? '' : `${lit(m.name)}: ${inline[i] ? inline[i]!.read(at(m.offset)) : `m${i}.decode(buf, off + ${m.offset})`},`));
-  const decode = compile<DecodeFn>(`decode_${self.slice(7)}`, 'buf, off', [
-    `if (!(${fits(size)})) room(buf, off, ${size});`,
-    inline.some((x, i) => x?.view && !members[i].pad) ? 'const d = view(buf);' : '',
-    'return {',
-    ...decoded.filter(Boolean),
-    '};',
-  ].join('\n'), env);
+  const decoded = members.map((m, i) =>
+    m.pad ? '' : `${lit(m.name)}: ${inline[i] ? inline[i]!.read(at(m.offset)) : `m${i}.decode(buf, off + ${m.offset})`},`,
+  );
+  const decode = compile<DecodeFn>(
+    `decode_${self.slice(7)}`,
+    'buf, off',
+    [
+      `if (!(${fits(size)})) room(buf, off, ${size});`,
+      inline.some((x, i) => x?.view && !members[i].pad) ? 'const d = view(buf);' : '',
+      'return {',
+      ...decoded.filter(Boolean),
+      '};',
+    ].join('\n'),
+    env,
+  );
   return encode && decode ? { encode, decode } : {};
 }

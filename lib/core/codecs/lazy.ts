@@ -86,10 +86,17 @@ export function genericFactory(members: readonly Member[]): LazyFactory<unknown>
     const size = m.codec.size;
     const nested = lazyFactory(m.codec as Codec<unknown>);
     const get = PLAIN_BYTES.has(m.codec)
-      ? function (this: State) { const o = this[O] + m.offset; return this[B].subarray(o, o + size); }
+      ? function (this: State) {
+          const o = this[O] + m.offset;
+          return this[B].subarray(o, o + size);
+        }
       : nested
-        ? function (this: State) { return nested(this[B], this[D], this[O] + m.offset); }
-        : function (this: State) { return m.codec.decode(this[B], this[O] + m.offset); };
+        ? function (this: State) {
+            return nested(this[B], this[D], this[O] + m.offset);
+          }
+        : function (this: State) {
+            return m.codec.decode(this[B], this[O] + m.offset);
+          };
     Object.defineProperty(proto, m.name, { get, enumerable: false, configurable: false });
   }
   return (b, d, o) => {

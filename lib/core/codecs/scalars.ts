@@ -33,49 +33,66 @@ function intCodec(name: string, size: 1 | 2 | 4, signed: boolean, le = HOST_LE):
   const [get, set] = ACCESS[type];
   const access = `${signed ? 'Int' : 'Uint'}${bits}`;
   const order = size === 1 ? '' : `, ${le}`;
-  return builtin<Codec<number>>({
-    name, size, align: size, layout: { kind: 'int', size, signed },
-    encode(v, buf, off) { set(view(buf), off, checkInt(v, min, max, name), le); },
-    decode: (buf, off) => get(view(buf), off, le),
-  }, {
-    view: true, standalone: true,
-    check: (x) => `typeof ${x} === "number" && ${INT_OK[type](x)}`,
-    write: (x, at) => `d.set${access}(${at(0)}, ${x}${order});`,
-    read: (at) => `d.get${access}(${at(0)}${order})`,
-  });
+  return builtin<Codec<number>>(
+    {
+      name,
+      size,
+      align: size,
+      layout: { kind: 'int', size, signed },
+      encode(v, buf, off) {
+        set(view(buf), off, checkInt(v, min, max, name), le);
+      },
+      decode: (buf, off) => get(view(buf), off, le),
+    },
+    {
+      view: true,
+      standalone: true,
+      check: (x) => `typeof ${x} === "number" && ${INT_OK[type](x)}`,
+      write: (x, at) => `d.set${access}(${at(0)}, ${x}${order});`,
+      read: (at) => `d.get${access}(${at(0)}${order})`,
+    },
+  );
 }
 
 function int64Codec(name: string, signed: boolean): Codec<bigint, bigint | number> {
   const min = signed ? -(1n << 63n) : 0n;
   const max = signed ? (1n << 63n) - 1n : (1n << 64n) - 1n;
   const big = signed ? 'BigInt64' : 'BigUint64';
-  return builtin<Codec<bigint, bigint | number>>({
-    name, size: 8, align: 8, layout: { kind: 'int', size: 8, signed },
-    encode(v, buf, off) {
-      let b: bigint;
-      if (typeof v === 'bigint') b = v;
-      else if (typeof v === 'number' && Number.isSafeInteger(v)) b = BigInt(v);
-      else if (typeof v === 'number' && Number.isInteger(v)) invalidArgument(name, `${v} is not a safe integer; pass a bigint`);
-      else invalidArgument(name, `expected a bigint or a safe integer, got ${show(v)}`);
-      if (b < min || b > max) invalidArgument(name, `expected an integer in ${min}..${max}, got ${b}`);
-      if (signed) view(buf).setBigInt64(off, b, HOST_LE);
-      else view(buf).setBigUint64(off, b, HOST_LE);
+  return builtin<Codec<bigint, bigint | number>>(
+    {
+      name,
+      size: 8,
+      align: 8,
+      layout: { kind: 'int', size: 8, signed },
+      encode(v, buf, off) {
+        let b: bigint;
+        if (typeof v === 'bigint') b = v;
+        else if (typeof v === 'number' && Number.isSafeInteger(v)) b = BigInt(v);
+        else if (typeof v === 'number' && Number.isInteger(v)) invalidArgument(name, `${v} is not a safe integer; pass a bigint`);
+        else invalidArgument(name, `expected a bigint or a safe integer, got ${show(v)}`);
+        if (b < min || b > max) invalidArgument(name, `expected an integer in ${min}..${max}, got ${b}`);
+        if (signed) view(buf).setBigInt64(off, b, HOST_LE);
+        else view(buf).setBigUint64(off, b, HOST_LE);
+      },
+      decode: signed ? (buf, off) => view(buf).getBigInt64(off, HOST_LE) : (buf, off) => view(buf).getBigUint64(off, HOST_LE),
     },
-    decode: signed ? (buf, off) => view(buf).getBigInt64(off, HOST_LE) : (buf, off) => view(buf).getBigUint64(off, HOST_LE),
-  }, {
-    view: true, standalone: true,
-    check: (x) => `(typeof ${x} === "bigint" ? BigInt.${signed ? 'asIntN' : 'asUintN'}(64, ${x}) === ${x} : ` +
-      `typeof ${x} === "number" && Number.isSafeInteger(${x})${signed ? '' : ` && ${x} >= 0`})`,
-    // A number is written as two 32-bit halves (no BigInt made), the higher offset first so
-    // that a buffer too small throws before anything is written, as one 64-bit write does.
-    write: (x, at) => {
-      const [lo, hi] = HOST_LE ? [at(0), at(4)] : [at(4), at(0)];
-      const halves = [`d.setUint32(${lo}, low, ${HOST_LE});`, `d.set${signed ? 'Int' : 'Uint'}32(${hi}, (${x} - low) / 4294967296, ${HOST_LE});`];
-      if (HOST_LE) halves.reverse();
-      return `if (typeof ${x} === "bigint") d.set${big}(${at(0)}, ${x}, ${HOST_LE}); else { const low = ${x} >>> 0; ${halves.join(' ')} }`;
+    {
+      view: true,
+      standalone: true,
+      check: (x) =>
+        `(typeof ${x} === "bigint" ? BigInt.${signed ? 'asIntN' : 'asUintN'}(64, ${x}) === ${x} : ` +
+        `typeof ${x} === "number" && Number.isSafeInteger(${x})${signed ? '' : ` && ${x} >= 0`})`,
+      // A number is written as two 32-bit halves (no BigInt made), the higher offset first so
+      // that a buffer too small throws before anything is written, as one 64-bit write does.
+      write: (x, at) => {
+        const [lo, hi] = HOST_LE ? [at(0), at(4)] : [at(4), at(0)];
+        const halves = [`d.setUint32(${lo}, low, ${HOST_LE});`, `d.set${signed ? 'Int' : 'Uint'}32(${hi}, (${x} - low) / 4294967296, ${HOST_LE});`];
+        if (HOST_LE) halves.reverse();
+        return `if (typeof ${x} === "bigint") d.set${big}(${at(0)}, ${x}, ${HOST_LE}); else { const low = ${x} >>> 0; ${halves.join(' ')} }`;
+      },
+      read: (at) => `d.get${big}(${at(0)}, ${HOST_LE})`,
     },
-    read: (at) => `d.get${big}(${at(0)}, ${HOST_LE})`,
-  });
+  );
 }
 
 /** Unsigned 8-bit integer (`__u8`), decoded as a number. */
@@ -100,42 +117,56 @@ export const be16 = intCodec('be16', 2, false, false);
 export const be32 = intCodec('be32', 4, false, false);
 
 /** One byte: false is 0, true is 1; decodes any non-zero byte as true. */
-export const bool: Codec<boolean> = builtin<Codec<boolean>>({
-  name: 'bool', size: 1, align: 1, layout: { kind: 'int', size: 1, signed: false },
-  encode(v, buf, off) {
-    if (typeof v !== 'boolean') invalidArgument('bool', `expected true or false, got ${show(v)}`);
-    view(buf).setUint8(off, v ? 1 : 0);
+export const bool: Codec<boolean> = builtin<Codec<boolean>>(
+  {
+    name: 'bool',
+    size: 1,
+    align: 1,
+    layout: { kind: 'int', size: 1, signed: false },
+    encode(v, buf, off) {
+      if (typeof v !== 'boolean') invalidArgument('bool', `expected true or false, got ${show(v)}`);
+      view(buf).setUint8(off, v ? 1 : 0);
+    },
+    decode: (buf, off) => view(buf).getUint8(off) !== 0,
   },
-  decode: (buf, off) => view(buf).getUint8(off) !== 0,
-}, {
-  view: true, standalone: true,
-  check: (x) => `typeof ${x} === "boolean"`,
-  write: (x, at) => `d.setUint8(${at(0)}, ${x} ? 1 : 0);`,
-  read: (at) => `d.getUint8(${at(0)}) !== 0`,
-});
+  {
+    view: true,
+    standalone: true,
+    check: (x) => `typeof ${x} === "boolean"`,
+    write: (x, at) => `d.setUint8(${at(0)}, ${x} ? 1 : 0);`,
+    read: (at) => `d.getUint8(${at(0)}) !== 0`,
+  },
+);
 
 /** Opaque fixed-size bytes. `align` (default 1) lets it stand in for e.g. `__be32 addr[4]`. */
 export function bytes(n: number, align: 1 | 2 | 4 | 8 = 1): Codec<Buffer, Uint8Array> {
   checkSize(n, 'bytes', 1);
   if (![1, 2, 4, 8].includes(align)) invalidArgument('bytes', `align must be 1, 2, 4 or 8, got ${show(align)}`);
   const name = `bytes[${n}]`;
-  const c = builtin<Codec<Buffer, Uint8Array>>({
-    name, size: n, align, layout: { kind: 'bytes', size: n },
-    encode(v, buf, off) {
-      if (!(v instanceof Uint8Array) || v.length !== n) invalidArgument(name, `expected a Buffer or Uint8Array of ${n} bytes, got ${show(v)}`);
-      room(buf, off, n);
-      buf.set(v, off);
+  const c = builtin<Codec<Buffer, Uint8Array>>(
+    {
+      name,
+      size: n,
+      align,
+      layout: { kind: 'bytes', size: n },
+      encode(v, buf, off) {
+        if (!(v instanceof Uint8Array) || v.length !== n) invalidArgument(name, `expected a Buffer or Uint8Array of ${n} bytes, got ${show(v)}`);
+        room(buf, off, n);
+        buf.set(v, off);
+      },
+      decode(buf, off) {
+        room(buf, off, n);
+        return copyOut(buf, off, n);
+      },
     },
-    decode(buf, off) {
-      room(buf, off, n);
-      return copyOut(buf, off, n);
+    {
+      view: false,
+      standalone: false,
+      check: (x) => `${x} instanceof Uint8Array && ${x}.length === ${n}`,
+      write: (x, at) => `buf.set(${x}, ${at(0)});`,
+      read: (at) => `copyOut(buf, ${at(0)}, ${n})`,
     },
-  }, {
-    view: false, standalone: false,
-    check: (x) => `${x} instanceof Uint8Array && ${x}.length === ${n}`,
-    write: (x, at) => `buf.set(${x}, ${at(0)});`,
-    read: (at) => `copyOut(buf, ${at(0)}, ${n})`,
-  });
+  );
   PLAIN_BYTES.add(c);
   return c;
 }
@@ -149,7 +180,10 @@ export function cstring(n: number): Codec<string> {
   checkSize(n, 'cstring', 1);
   const name = `cstring[${n}]`;
   return builtin<Codec<string>>({
-    name, size: n, align: 1, layout: { kind: 'array', size: n, length: n, elem: { kind: 'int', size: 1, signed: false } },
+    name,
+    size: n,
+    align: 1,
+    layout: { kind: 'array', size: n, length: n, elem: { kind: 'int', size: 1, signed: false } },
     encode(v, buf, off) {
       if (typeof v !== 'string') invalidArgument(name, `expected a string, got ${show(v)}`);
       if (v.includes('\0')) invalidArgument(name, `${show(v)} contains a NUL character`);

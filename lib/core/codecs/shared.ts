@@ -45,8 +45,14 @@ export const isPaddingField = (name: string): boolean => name.startsWith('_');
 
 export function isCodec(c: unknown): c is Codec<unknown> {
   const o = c as Codec<unknown> | null;
-  return typeof o === 'object' && o !== null && typeof o.encode === 'function' &&
-    typeof o.decode === 'function' && Number.isInteger(o.size) && Number.isInteger(o.align);
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    typeof o.encode === 'function' &&
+    typeof o.decode === 'function' &&
+    Number.isInteger(o.size) &&
+    Number.isInteger(o.align)
+  );
 }
 
 /**
@@ -77,7 +83,6 @@ export const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwn
 export function checkInt(v: unknown, min: number, max: number, field: string): number {
   return checkInteger(v, field, min, max);
 }
-
 
 export function checkSize(n: unknown, what: string, min: number): asserts n is number {
   if (!Number.isInteger(n) || (n as number) < min) invalidArgument(what, `size must be an integer >= ${min}, got ${show(n)}`);

@@ -11,7 +11,9 @@ export function array<C extends Codec<any, any>>(codec: C, length: number): Code
   const name = `${codec.name}[${length}]`;
   const es = codec.size;
   const c: Codec<Infer<C>[], InferInput<C>[]> = {
-    name, size: es * length, align: codec.align,
+    name,
+    size: es * length,
+    align: codec.align,
     layout: { kind: 'array', size: es * length, length, elem: codec.layout },
     encode(v, buf, off) {
       if (!Array.isArray(v) || v.length !== length) invalidArgument(name, `expected an array of ${length}, got ${show(v)}`);
@@ -53,8 +55,7 @@ type Simplify<T> = { [K in keyof T]: T[K] } & {};
 type FieldsOf<A extends readonly FieldSpec[]> = { [E in A[number] as E['name']]: E['codec'] };
 type StructOut<F> = Simplify<{ [K in keyof F as K extends `_${string}` ? never : K]: Infer<F[K]> }>;
 type StructIn<F> = Simplify<
-  { [K in keyof F as K extends `_${string}` ? never : K]: InferInput<F[K]> } &
-  { [K in keyof F as K extends `_${string}` ? K : never]?: InferInput<F[K]> }
+  { [K in keyof F as K extends `_${string}` ? never : K]: InferInput<F[K]> } & { [K in keyof F as K extends `_${string}` ? K : never]?: InferInput<F[K]> }
 >;
 
 const C_IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -65,13 +66,13 @@ const C_IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * size rounded up to the largest align. Encode zeroes padding and rejects missing and unknown
  * fields; '_'-prefixed fields are optional on encode and omitted from decode.
  */
-export function struct<const A extends readonly FieldSpec[]>(name: string, fields: A, opts?: StructOptions): Codec<StructOut<FieldsOf<A>>, StructIn<FieldsOf<A>>>;
-export function struct<F extends Record<string, Codec<any, any>>>(name: string, fields: F, opts?: StructOptions): Codec<StructOut<F>, StructIn<F>>;
-export function struct(
+export function struct<const A extends readonly FieldSpec[]>(
   name: string,
-  fields: readonly FieldSpec[] | Record<string, Codec<any, any>>,
-  opts: StructOptions = {},
-): Codec<Record<string, unknown>> {
+  fields: A,
+  opts?: StructOptions,
+): Codec<StructOut<FieldsOf<A>>, StructIn<FieldsOf<A>>>;
+export function struct<F extends Record<string, Codec<any, any>>>(name: string, fields: F, opts?: StructOptions): Codec<StructOut<F>, StructIn<F>>;
+export function struct(name: string, fields: readonly FieldSpec[] | Record<string, Codec<any, any>>, opts: StructOptions = {}): Codec<Record<string, unknown>> {
   const cname = typeof name === 'string' && name.startsWith('struct ') ? name.slice(7) : name;
   if (typeof cname !== 'string' || !C_IDENT.test(cname)) invalidArgument('struct', `name must be a C identifier, got ${show(name)}`);
   const self = `struct ${cname}`;
@@ -96,7 +97,10 @@ export function struct(
     }
     const clash = members.find((m) => offset < m.offset + m.codec.size && m.offset < offset + f.codec.size);
     if (clash) {
-      invalidArgument(field, `bytes ${offset}..${offset + f.codec.size - 1} overlap field ${clash.name} (bytes ${clash.offset}..${clash.offset + clash.codec.size - 1})`);
+      invalidArgument(
+        field,
+        `bytes ${offset}..${offset + f.codec.size - 1} overlap field ${clash.name} (bytes ${clash.offset}..${clash.offset + clash.codec.size - 1})`,
+      );
     }
     members.push({ name: f.name, offset, codec: f.codec, pad: isPaddingField(f.name) });
     end = Math.max(end, offset + f.codec.size);
@@ -107,7 +111,9 @@ export function struct(
   const fieldList = members.map((m) => m.name).join(', ');
 
   const c: Codec<Record<string, unknown>> = {
-    name: self, size, align,
+    name: self,
+    size,
+    align,
     layout: { kind: 'struct', size, name: cname, members: members.map((m) => ({ name: m.name, offset: m.offset, layout: m.codec.layout })) },
     encode(v, buf, off) {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) invalidArgument(self, `expected an object, got ${show(v)}`);

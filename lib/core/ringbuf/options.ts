@@ -128,4 +128,3 @@ export function checkRecordCodec(codec: Codec<unknown, unknown>): void {
     invalidArgument('codec', 'must be a codec (e.g. struct(...), bytes(n))');
   }
 }
-

@@ -42,9 +42,7 @@
  */
 import { BpfkitError } from '../../core/errors.js';
 import { aclCompile, type NativeAclFamily } from '../../core/native-acl.js';
-import {
-  LEAF_MAX, MAX_BLOB_BYTES, MAX_CUT_BITS, MAX_TREES, TREE_WORDS, V4_DIMS, V4_WIDTHS, V6_DIMS, V6_WIDTHS, writeBlobHeader,
-} from './layout.js';
+import { LEAF_MAX, MAX_BLOB_BYTES, MAX_CUT_BITS, MAX_TREES, TREE_WORDS, V4_DIMS, V4_WIDTHS, V6_DIMS, V6_WIDTHS, writeBlobHeader } from './layout.js';
 
 /** Records of one address family, in priority order. */
 export interface FamilyEntries {
@@ -140,18 +138,30 @@ function partition(fam: FamilyEntries, family: 4 | 6, on: boolean): Int32Array[]
 export async function compileBlob(v4: FamilyEntries, v6: FamilyEntries, opts: CompileOptions = {}, maxBytes = 0): Promise<CompiledBlob> {
   const on = opts.partition ?? true;
   const fam = (f: FamilyEntries, family: 4 | 6): NativeAclFamily => ({
-    ...f, family, widths: Uint8Array.from(family === 4 ? V4_WIDTHS : V6_WIDTHS), groups: partition(f, family, on).slice(0, MAX_TREES),
+    ...f,
+    family,
+    widths: Uint8Array.from(family === 4 ? V4_WIDTHS : V6_WIDTHS),
+    groups: partition(f, family, on).slice(0, MAX_TREES),
   });
   const res = await aclCompile(fam(v4, 4), fam(v6, 6), {
-    binth: opts.binth ?? 8, spfac: opts.spfac ?? 4, maxBits: opts.maxBits ?? 8, maxCutBits: MAX_CUT_BITS, maxWords: Math.floor((maxBytes || MAX_BLOB_BYTES) / 4),
+    binth: opts.binth ?? 8,
+    spfac: opts.spfac ?? 4,
+    maxBits: opts.maxBits ?? 8,
+    maxCutBits: MAX_CUT_BITS,
+    maxWords: Math.floor((maxBytes || MAX_BLOB_BYTES) / 4),
     treeWords: opts.treeWords ?? TREE_WORDS,
   });
   if (res.tooBig) {
     const limit = maxBytes || MAX_BLOB_BYTES;
     const records = v4.count + v6.count;
-    throw new BpfkitError('ERR_MAP_FULL', `rules: the compiled rule set needs more than ${limit} bytes (${records} records: rules x sources x destinations; compilation stopped there)`, {
-      field: 'rules', details: { capacity: limit, records },
-    });
+    throw new BpfkitError(
+      'ERR_MAP_FULL',
+      `rules: the compiled rule set needs more than ${limit} bytes (${records} records: rules x sources x destinations; compilation stopped there)`,
+      {
+        field: 'rules',
+        details: { capacity: limit, records },
+      },
+    );
   }
   if (res.error) {
     const { family, depth, rules } = res.error;

@@ -21,8 +21,22 @@
  * (which folds the overlay in) and drops this one.
  */
 import {
-  H_CREATED_HI, H_CREATED_LO, H_DELTA_LEN, H_DELTA_OFF, H_GEN, H_RULES, H_USED, H_V4_OVL_AT, H_V4_OVL_N, H_V6_OVL_AT, H_V6_OVL_N,
-  HDR_WORDS, OVL_MAX, REC_HDR, V4_DIMS, V6_DIMS,
+  H_CREATED_HI,
+  H_CREATED_LO,
+  H_DELTA_LEN,
+  H_DELTA_OFF,
+  H_GEN,
+  H_RULES,
+  H_USED,
+  H_V4_OVL_AT,
+  H_V4_OVL_N,
+  H_V6_OVL_AT,
+  H_V6_OVL_N,
+  HDR_WORDS,
+  OVL_MAX,
+  REC_HDR,
+  V4_DIMS,
+  V6_DIMS,
 } from './layout.js';
 import { expandRules, recordCounts, type AclRule, type NormalizedRule } from './rules.js';
 
@@ -42,9 +56,7 @@ export interface DeltaSource {
 }
 
 /** The rules in force after a blob's overlay JSON (adoption). */
-export function applyDeltaSource(
-  rules: AclRule[], slots: number[], tags: number[], d: DeltaSource,
-): { rules: AclRule[]; slots: number[]; tags: number[] } {
+export function applyDeltaSource(rules: AclRule[], slots: number[], tags: number[], d: DeltaSource): { rules: AclRule[]; slots: number[]; tags: number[] } {
   const removed = new Set(d.removed);
   const set = new Map(d.set.map((e) => [e.rule.id, e]));
   const out = { rules: [] as AclRule[], slots: [] as number[], tags: [] as number[] };
@@ -98,8 +110,15 @@ export class Overlay {
   #records: number;
 
   constructor(o: {
-    id: number; at: number; srcEndBytes: number; capBytes: number; header: Uint32Array; base: readonly NormalizedRule[];
-    slots: Uint32Array; tags: Uint32Array; records: number;
+    id: number;
+    at: number;
+    srcEndBytes: number;
+    capBytes: number;
+    header: Uint32Array;
+    base: readonly NormalizedRule[];
+    slots: Uint32Array;
+    tags: Uint32Array;
+    records: number;
   }) {
     this.id = o.id;
     this.at = o.at;

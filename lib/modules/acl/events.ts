@@ -117,7 +117,6 @@ export interface AclEvent {
   generation: number;
 }
 
-
 /** Turns a raw record into an AclEvent; `resolve` maps (generation, slot) to a rule id. */
 export function toAclEvent(r: RawAclEvent, resolve: (gen: number, slot: number) => string | null, monoToWallMs: number): AclEvent {
   const l4 = (r.flags & 1) !== 0;

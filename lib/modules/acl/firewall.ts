@@ -27,8 +27,18 @@ import type { CompileOptions } from './classifier.js';
 import { AclEventStream, isEventName, type AclEvent } from './events.js';
 import { adoptLinks, closeHandles, install, isPinned, openPinned, removePins, type Handles } from './install.js';
 import {
-  ACL_MAX_RULES, DEFAULT_SETTINGS, VARIANTS, checkSettings, type AclCompileInfo, type AclCounter, type AclDefaultAction,
-  type AclFirewallEvents, type AclFirewallOptions, type AclStats, type Settings, type Variant,
+  ACL_MAX_RULES,
+  DEFAULT_SETTINGS,
+  VARIANTS,
+  checkSettings,
+  type AclCompileInfo,
+  type AclCounter,
+  type AclDefaultAction,
+  type AclFirewallEvents,
+  type AclFirewallOptions,
+  type AclStats,
+  type Settings,
+  type Variant,
 } from './options.js';
 import type { AclRule } from './rules.js';
 import { readStats, sum } from './stats.js';
@@ -36,8 +46,14 @@ import { RuleSets } from './swap.js';
 import { XdpPipeline } from '../pipeline.js';
 
 export {
-  ACL_MAX_RULES, type AclCompileInfo, type AclCounter, type AclDefaultAction, type AclFirewallEvents, type AclFirewallOptions,
-  type AclRuleStats, type AclStats,
+  ACL_MAX_RULES,
+  type AclCompileInfo,
+  type AclCounter,
+  type AclDefaultAction,
+  type AclFirewallEvents,
+  type AclFirewallOptions,
+  type AclRuleStats,
+  type AclStats,
 } from './options.js';
 
 export class AclFirewall extends EventEmitter<AclFirewallEvents> implements AsyncIterable<AclEvent> {
@@ -61,7 +77,12 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   #stage: { pipeline: XdpPipeline; name: string } | undefined;
 
   private constructor(init: {
-    ifindexes: number[]; pin: string | undefined; maxRules: number; adopted: boolean; variant: Variant; ns: string | undefined;
+    ifindexes: number[];
+    pin: string | undefined;
+    maxRules: number;
+    adopted: boolean;
+    variant: Variant;
+    ns: string | undefined;
     compile: CompileOptions;
   }) {
     super({ captureRejections: false });
@@ -119,7 +140,8 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     const flowTableSize = checkInteger(opts.flowTableSize ?? 65536, 'flowTableSize', 1, 1 << 24);
     const settings = checkSettings(opts, DEFAULT_SETTINGS);
     if (opts.rules !== undefined && !Array.isArray(opts.rules)) invalidArgument('rules', 'must be an array of rules');
-    if (opts.pin !== undefined && (typeof opts.pin !== 'string' || !opts.pin.startsWith('/'))) invalidArgument('pin', 'must be an absolute directory path on a BPF filesystem');
+    if (opts.pin !== undefined && (typeof opts.pin !== 'string' || !opts.pin.startsWith('/')))
+      invalidArgument('pin', 'must be an absolute directory path on a BPF filesystem');
     const ifindexes = list.map((i) => ifIndex(i, { netns: ns }));
     const names = new Map<number, string>();
     list.forEach((i, k) => typeof i === 'string' && names.set(ifindexes[k]!, i));
@@ -133,7 +155,13 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     // validate and compile the first rule set before the kernel sees anything
     const first = await fw.#rs.prepare(opts.rules ?? [], settings);
     const h = await install(variant, {
-      maxRules: cap, mode, ringBytes, flowTableSize, pin: opts.pin, ifindexes: pipeline ? [] : ifindexes, ns,
+      maxRules: cap,
+      mode,
+      ringBytes,
+      flowTableSize,
+      pin: opts.pin,
+      ifindexes: pipeline ? [] : ifindexes,
+      ns,
       first: (h) => fw.#rs.commit(h, first),
       ...(pipeline ? { stage: pipeline.stageOptions() } : {}),
     });
@@ -152,7 +180,12 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   }
 
   static async #adopt(
-    ifindexes: number[], names: Map<number, string>, ns: string | undefined, mode: XdpMode, opts: AclFirewallOptions, maxRules: number | undefined,
+    ifindexes: number[],
+    names: Map<number, string>,
+    ns: string | undefined,
+    mode: XdpMode,
+    opts: AclFirewallOptions,
+    maxRules: number | undefined,
   ): Promise<AclFirewall> {
     const dir = opts.pin!;
     const a = openPinned(dir, maxRules);
@@ -224,7 +257,10 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       if (where.before !== undefined || where.after !== undefined) {
         const ref = (where.before ?? where.after)!;
         const i = list.findIndex((r) => r.id === ref);
-        if (i < 0) throw new BpfkitError('ERR_NOT_FOUND', `${where.before !== undefined ? 'before' : 'after'}: no rule with id '${ref}'`, { field: where.before !== undefined ? 'before' : 'after' });
+        if (i < 0)
+          throw new BpfkitError('ERR_NOT_FOUND', `${where.before !== undefined ? 'before' : 'after'}: no rule with id '${ref}'`, {
+            field: where.before !== undefined ? 'before' : 'after',
+          });
         at = where.before !== undefined ? i : i + 1;
       }
       list.splice(at, 0, rule);
@@ -256,7 +292,8 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
       const list = this.#rs.ownRules();
       const id = (rule as { id?: unknown })?.id;
       const i = list.findIndex((r) => r.id === id);
-      if (i < 0) throw new BpfkitError('ERR_NOT_FOUND', `id: no rule with id '${String(id)}'`, { field: 'id', ...(typeof id === 'string' ? { ruleId: id } : {}) });
+      if (i < 0)
+        throw new BpfkitError('ERR_NOT_FOUND', `id: no rule with id '${String(id)}'`, { field: 'id', ...(typeof id === 'string' ? { ruleId: id } : {}) });
       list[i] = rule;
       const p = await this.#rs.prepare(list, this.#rs.settings);
       await this.#rs.commit(this.#live(), p);
@@ -265,7 +302,13 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   }
 
   /** Changes the default action / event settings (an atomic swap with the same rules). */
-  configure(settings: { defaultAction?: AclDefaultAction; eventIntervalMs?: number; defaultDenyEvents?: boolean; events?: boolean; verdictCache?: boolean }): Promise<void> {
+  configure(settings: {
+    defaultAction?: AclDefaultAction;
+    eventIntervalMs?: number;
+    defaultDenyEvents?: boolean;
+    events?: boolean;
+    verdictCache?: boolean;
+  }): Promise<void> {
     return this.#serial(async () => {
       const s = checkSettings(settings, this.#rs.settings);
       const p = await this.#rs.prepare(this.#rs.ownRules(), s);

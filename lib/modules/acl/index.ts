@@ -1,7 +1,14 @@
 /** AclFirewall: network ACLs at XDP with policy events (see docs/acl.md). */
 export {
-  AclFirewall, ACL_MAX_RULES, type AclFirewallOptions, type AclDefaultAction, type AclStats, type AclRuleStats,
-  type AclCounter, type AclCompileInfo, type AclFirewallEvents,
+  AclFirewall,
+  ACL_MAX_RULES,
+  type AclFirewallOptions,
+  type AclDefaultAction,
+  type AclStats,
+  type AclRuleStats,
+  type AclCounter,
+  type AclCompileInfo,
+  type AclFirewallEvents,
 } from './firewall.js';
 export { type AclRule, type AclAction, type AclProtocol, type AclPorts, PROTOCOL_NUMBERS } from './rules.js';
 export { type AclEvent } from './events.js';

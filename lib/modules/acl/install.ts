@@ -105,7 +105,10 @@ export async function install(variant: Variant, o: InstallOptions): Promise<Hand
       pinAt(PIN.ruleStats, h.ruleStats);
       pinAt(PIN.stats, h.stats);
       pinAt(PIN.flows, h.flows);
-      for (const [name, map] of [[PIN.events, 'acl_events'], [PIN.eventsLost, 'acl_events_lost']] as const) {
+      for (const [name, map] of [
+        [PIN.events, 'acl_events'],
+        [PIN.eventsLost, 'acl_events_lost'],
+      ] as const) {
         const nh = obj.nativeMap(map);
         try {
           pinAt(name, nh);
@@ -168,7 +171,8 @@ export function openPinned(dir: string, maxRules: number | undefined): Adopted {
     }
     const blobBytes = BpfMap.pinnedInfo(join(dir, PIN.a)).valueSize;
     const variant = VARIANTS.find((v) => v.bytes === blobBytes);
-    if (!variant) throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: ${dir}: rule-set maps of ${blobBytes} bytes are not from this version of bpfkit`, { field: 'pin' });
+    if (!variant)
+      throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: ${dir}: rule-set maps of ${blobBytes} bytes are not from this version of bpfkit`, { field: 'pin' });
     const blobCodec = { key: u32, value: bytes(blobBytes) };
     const h: Handles = {
       obj: undefined,
@@ -184,7 +188,9 @@ export function openPinned(dir: string, maxRules: number | undefined): Adopted {
     if (!(h.prog instanceof XdpProgram)) throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: ${join(dir, PIN.prog)} is not an XDP program`, { field: 'pin' });
     const cap = h.ruleStats.info.maxEntries / 2;
     if (maxRules !== undefined && maxRules !== cap) {
-      throw new BpfkitError('ERR_INVALID_ARGUMENT', `maxRules: the pinned firewall was built for ${cap} rules; pass ${cap} or leave maxRules out`, { field: 'maxRules' });
+      throw new BpfkitError('ERR_INVALID_ARGUMENT', `maxRules: the pinned firewall was built for ${cap} rules; pass ${cap} or leave maxRules out`, {
+        field: 'maxRules',
+      });
     }
     // which blob is in force
     const active = DoubleBuffer.current(h.outer, [h.blobs[0]!, h.blobs[1]!]);

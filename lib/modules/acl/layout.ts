@@ -19,9 +19,32 @@
  *            read back the rules it enforces
  */
 import {
-  ACL_STATS, BLOB_MAGIC, BLOB_VERSION, FLAG_DEFAULT_DENY, FLAG_EVENTS_DEFAULT, FLAG_NO_CACHE, FLAG_NO_EVENTS, H_CREATED_HI,
-  H_CREATED_LO, H_FLAGS, H_GEN, H_INTERVAL_MS, H_MAGIC, H_RECORDS, H_RULES, H_SRC_LEN, H_SRC_OFF, H_USED, H_V4_ROOTS,
-  H_V4_TREES, H_V6_ROOTS, H_V6_TREES, H_VERSION, HDR_WORDS, MAX_TREES, REC_HDR,
+  ACL_STATS,
+  BLOB_MAGIC,
+  BLOB_VERSION,
+  FLAG_DEFAULT_DENY,
+  FLAG_EVENTS_DEFAULT,
+  FLAG_NO_CACHE,
+  FLAG_NO_EVENTS,
+  H_CREATED_HI,
+  H_CREATED_LO,
+  H_FLAGS,
+  H_GEN,
+  H_INTERVAL_MS,
+  H_MAGIC,
+  H_RECORDS,
+  H_RULES,
+  H_SRC_LEN,
+  H_SRC_OFF,
+  H_USED,
+  H_V4_ROOTS,
+  H_V4_TREES,
+  H_V6_ROOTS,
+  H_V6_TREES,
+  H_VERSION,
+  HDR_WORDS,
+  MAX_TREES,
+  REC_HDR,
 } from './layout.gen.js';
 
 export * from './layout.gen.js';
@@ -74,7 +97,13 @@ export function writeBlobHeader(h: Uint32Array, f: BlobHeaderFields): void {
   set(H_GEN, f.gen);
   if (f.flags) {
     const { defaultDeny, defaultDenyEvents, events, verdictCache } = f.flags;
-    set(H_FLAGS, (defaultDeny ? FLAG_DEFAULT_DENY : 0) | (defaultDenyEvents ? FLAG_EVENTS_DEFAULT : 0) | (events ? 0 : FLAG_NO_EVENTS) | (verdictCache ? 0 : FLAG_NO_CACHE));
+    set(
+      H_FLAGS,
+      (defaultDeny ? FLAG_DEFAULT_DENY : 0) |
+        (defaultDenyEvents ? FLAG_EVENTS_DEFAULT : 0) |
+        (events ? 0 : FLAG_NO_EVENTS) |
+        (verdictCache ? 0 : FLAG_NO_CACHE),
+    );
   }
   set(H_INTERVAL_MS, f.eventIntervalMs);
   const trees = (countAt: number, rootsAt: number, roots: readonly BlobTreeRoot[] | undefined) => {

@@ -165,7 +165,8 @@ export const DEFAULT_SETTINGS: Settings = { defaultAction: 'allow', eventInterva
 export function checkSettings(o: Partial<Settings>, base: Settings): Settings {
   const s = { ...base };
   if (o.defaultAction !== undefined) {
-    if (o.defaultAction !== 'allow' && o.defaultAction !== 'deny') invalidArgument('defaultAction', `must be 'allow' or 'deny', got ${String(o.defaultAction)}`);
+    if (o.defaultAction !== 'allow' && o.defaultAction !== 'deny')
+      invalidArgument('defaultAction', `must be 'allow' or 'deny', got ${String(o.defaultAction)}`);
     s.defaultAction = o.defaultAction;
   }
   if (o.eventIntervalMs !== undefined) s.eventIntervalMs = checkInteger(o.eventIntervalMs, 'eventIntervalMs', 0, 3_600_000);
@@ -176,4 +177,3 @@ export function checkSettings(o: Partial<Settings>, base: Settings): Settings {
   }
   return s;
 }
-

@@ -209,7 +209,16 @@ class CanonRule {
 /** Is `k` a rule field? (a switch: this runs for every key of every rule) */
 function isRuleField(k: string): boolean {
   switch (k) {
-    case 'id': case 'action': case 'src': case 'dst': case 'proto': case 'srcPort': case 'dstPort': case 'icmpType': case 'icmpCode': case 'iface':
+    case 'id':
+    case 'action':
+    case 'src':
+    case 'dst':
+    case 'proto':
+    case 'srcPort':
+    case 'dstPort':
+    case 'icmpType':
+    case 'icmpCode':
+    case 'iface':
       return true;
     default:
       return false;
@@ -255,7 +264,8 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
       proto = rp;
     } else if (typeof rp === 'string') {
       const n = ipProtocolNumber(rp);
-      if (n === undefined) fail(raw, index, 'proto', `unknown protocol ${show(rp)} (names: ${Object.keys(IP_PROTOCOLS).join(', ')}, 'any', or a number 0..255)`);
+      if (n === undefined)
+        fail(raw, index, 'proto', `unknown protocol ${show(rp)} (names: ${Object.keys(IP_PROTOCOLS).join(', ')}, 'any', or a number 0..255)`);
       proto = n;
     } else {
       fail(raw, index, 'proto', `expected a protocol name or a number 0..255, got ${show(rp)}`);
@@ -321,14 +331,23 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
   const sf = familiesOf(src);
   const df = familiesOf(dst);
   const fams = sf & df;
-  if (fams === 0) fail(raw, index, 'dst', `no destination of the same address family as the sources (src is IPv${sf & 1 ? 4 : 6}, dst is IPv${df & 1 ? 4 : 6})`);
+  if (fams === 0)
+    fail(raw, index, 'dst', `no destination of the same address family as the sources (src is IPv${sf & 1 ? 4 : 6}, dst is IPv${df & 1 ? 4 : 6})`);
   if (proto === 1 && !(fams & 1)) fail(raw, index, 'proto', "'icmp' is IPv4's; use 'icmpv6' with IPv6 addresses");
   if (proto === 58 && !(fams & 2)) fail(raw, index, 'proto', "'icmpv6' is IPv6's; use 'icmp' with IPv4 addresses");
   const combos = (src && isList(src) ? src.length : 1) * (dst && isList(dst) ? dst.length : 1);
   if (combos > MAX_RECORDS_PER_RULE) fail(raw, index, 'dst', `src x dst makes ${combos} combinations, at most ${MAX_RECORDS_PER_RULE}`);
 
   return {
-    rule: canon, id, action: actionCode, src, dst, proto, sport, dport, ifindex,
+    rule: canon,
+    id,
+    action: actionCode,
+    src,
+    dst,
+    proto,
+    sport,
+    dport,
+    ifindex,
     needsL4: sport !== null || dport !== null,
   };
 }
@@ -377,14 +396,22 @@ function sameRule(raw: unknown, c: AclRule): boolean {
 export function normalizeRules(
   rules: unknown,
   opts: {
-    capacity: number; resolveIface?: (iface: string | number) => number;
+    capacity: number;
+    resolveIface?: (iface: string | number) => number;
     previous?: { ids: ReadonlyMap<string, number>; rules: readonly NormalizedRule[] };
-    ids?: Map<string, number>; at?: Int32Array;
+    ids?: Map<string, number>;
+    at?: Int32Array;
   },
 ): NormalizedRule[] {
   if (!Array.isArray(rules)) throw new BpfkitError('ERR_INVALID_RULE', `rules: expected an array of rules, got ${show(rules)}`, { field: 'rules' });
   if (rules.length > opts.capacity) {
-    throw ruleError(rules[opts.capacity], opts.capacity, 'rules', `${rules.length} rules, the firewall's capacity is ${opts.capacity} (maxRules)`, 'ERR_MAP_FULL');
+    throw ruleError(
+      rules[opts.capacity],
+      opts.capacity,
+      'rules',
+      `${rules.length} rules, the firewall's capacity is ${opts.capacity} (maxRules)`,
+      'ERR_MAP_FULL',
+    );
   }
   const ids = opts.ids ?? new Map<string, number>();
   const out: NormalizedRule[] = new Array(rules.length);
@@ -486,8 +513,13 @@ export function expandRules(rules: NormalizedRule[], slots: ArrayLike<number>, t
     if (r.proto !== 1) n6 += countOf(r.src, 6) * countOf(r.dst, 6);
   }
   const mk = (dims: number, count: number): FamilyEntries => ({
-    dims, count, lo: new Uint32Array(count * dims), hi: new Uint32Array(count * dims),
-    prio: new Uint32Array(count), meta: new Uint32Array(count), tag: new Uint32Array(count),
+    dims,
+    count,
+    lo: new Uint32Array(count * dims),
+    hi: new Uint32Array(count * dims),
+    prio: new Uint32Array(count),
+    meta: new Uint32Array(count),
+    tag: new Uint32Array(count),
   });
   const v4 = mk(V4_DIMS, n4);
   const v6 = mk(V6_DIMS, n6);

@@ -17,9 +17,7 @@ import { BpfkitError } from '../../core/errors.js';
 import { compileBlob, type CompileOptions } from './classifier.js';
 import type { BlobMap, Handles } from './install.js';
 import { applyDeltaSource, Overlay, OVERLAY_WORDS, type DeltaSource } from './delta.js';
-import {
-  BLOB_MAGIC, BLOB_VERSION, H_DELTA_LEN, H_DELTA_OFF, H_MAGIC, H_SRC_LEN, H_SRC_OFF, H_VERSION, HDR_WORDS, writeBlobHeader,
-} from './layout.js';
+import { BLOB_MAGIC, BLOB_VERSION, H_DELTA_LEN, H_DELTA_OFF, H_MAGIC, H_SRC_LEN, H_SRC_OFF, H_VERSION, HDR_WORDS, writeBlobHeader } from './layout.js';
 import { DEFAULT_SETTINGS, type AclCompileInfo, type Settings, type Variant } from './options.js';
 import { SlotOwners } from './owners.js';
 import { expandRules, normalizeRules, type AclRule, type NormalizedRule } from './rules.js';
@@ -81,7 +79,10 @@ export class RuleSets {
   #overlay: Overlay | undefined; // the changes since the set in force was compiled (delta.ts)
   #compiles = 0; // compiled sets committed (an overlay's id)
   #busy = false; // a commit or change is under way
-  #blobBase: [{ id: number; applied: number }, { id: number; applied: number }] = [{ id: -1, applied: 0 }, { id: -1, applied: 0 }];
+  #blobBase: [{ id: number; applied: number }, { id: number; applied: number }] = [
+    { id: -1, applied: 0 },
+    { id: -1, applied: 0 },
+  ];
 
   constructor(o: { maxRules: number; variant: Variant; compile: CompileOptions; resolveIface: (v: string | number) => number }) {
     this.maxRules = o.maxRules;
@@ -146,7 +147,11 @@ export class RuleSets {
   #restore(h: Handles, blob: Buffer): void {
     const w = (i: number) => blob.readUInt32LE(4 * i);
     if (w(H_MAGIC) !== BLOB_MAGIC || w(H_VERSION) !== BLOB_VERSION) {
-      throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: the rule set in force has an unknown format (magic ${w(H_MAGIC).toString(16)}, version ${w(H_VERSION)})`, { field: 'pin' });
+      throw new BpfkitError(
+        'ERR_INVALID_ARGUMENT',
+        `pin: the rule set in force has an unknown format (magic ${w(H_MAGIC).toString(16)}, version ${w(H_VERSION)})`,
+        { field: 'pin' },
+      );
     }
     const off = w(H_SRC_OFF) * 4;
     const src = JSON.parse(blob.toString('utf8', off, off + w(H_SRC_LEN))) as Source;
@@ -157,7 +162,10 @@ export class RuleSets {
       Object.assign(src, applyDeltaSource(src.rules, src.slots, src.tags, d), { gen: d.gen });
     }
     this.#settings = {
-      defaultAction: src.defaultAction, eventIntervalMs: src.eventIntervalMs, defaultDenyEvents: src.defaultDenyEvents, events: src.events ?? true,
+      defaultAction: src.defaultAction,
+      eventIntervalMs: src.eventIntervalMs,
+      defaultDenyEvents: src.defaultDenyEvents,
+      events: src.events ?? true,
       verdictCache: src.verdictCache ?? true,
     };
     this.#gen = src.gen;
@@ -209,15 +217,25 @@ export class RuleSets {
     const compiling = compileBlob(v4, v6, this.#compileOpts, this.#blobBytes);
     compiling.catch(() => undefined); // awaited below; not unhandled if the JSON throws first
     const source: Source = {
-      v: SOURCE_VERSION, gen, ...settings, rules: norm.map((r) => r.rule), slots: Array.from(slots), tags: Array.from(tags),
+      v: SOURCE_VERSION,
+      gen,
+      ...settings,
+      rules: norm.map((r) => r.rule),
+      slots: Array.from(slots),
+      tags: Array.from(tags),
     };
     const json = JSON.stringify(source);
     const jsonBytes = Buffer.byteLength(json, 'utf8');
     const compiled = await compiling.catch((e: unknown) => {
       if (!(e instanceof BpfkitError) || e.code !== 'ERR_MAP_FULL') throw e;
-      throw new BpfkitError('ERR_MAP_FULL', `${e.message}: the firewall's rule-set maps hold ${this.#blobBytes} (variant ${this.#variant}); attach with a larger maxRules`, {
-        field: 'rules', details: e.details,
-      });
+      throw new BpfkitError(
+        'ERR_MAP_FULL',
+        `${e.message}: the firewall's rule-set maps hold ${this.#blobBytes} (variant ${this.#variant}); attach with a larger maxRules`,
+        {
+          field: 'rules',
+          details: e.details,
+        },
+      );
     });
     const words = compiled.words;
     // the overlay region (one-rule changes, delta.ts), when the blob has room for it
@@ -233,15 +251,41 @@ export class RuleSets {
     // nothing is written to the kernel here: commit() writes the idle blob
     const header = words.slice(0, HDR_WORDS);
     writeBlobHeader(header, {
-      usedWords: Math.ceil(used / 4), gen, eventIntervalMs: settings.eventIntervalMs, source: { offWords: srcOff, bytes: jsonBytes }, rules: norm.length,
-      flags: { defaultDeny: settings.defaultAction === 'deny', defaultDenyEvents: settings.defaultDenyEvents, events: settings.events, verdictCache: settings.verdictCache },
+      usedWords: Math.ceil(used / 4),
+      gen,
+      eventIntervalMs: settings.eventIntervalMs,
+      source: { offWords: srcOff, bytes: jsonBytes },
+      rules: norm.length,
+      flags: {
+        defaultDeny: settings.defaultAction === 'deny',
+        defaultDenyEvents: settings.defaultDenyEvents,
+        events: settings.events,
+        verdictCache: settings.verdictCache,
+      },
       createdMs: Date.now(),
     });
     return {
-      norm, settings, slots, tags, fresh, gen, used, words, header, srcOff, json, jsonBytes, byId,
+      norm,
+      settings,
+      slots,
+      tags,
+      fresh,
+      gen,
+      used,
+      words,
+      header,
+      srcOff,
+      json,
+      jsonBytes,
+      byId,
       info: {
-        rules: norm.length, records: v4.count + v6.count, bytes: used, capacityBytes: this.#blobBytes,
-        trees: compiled.trees, compileMs: performance.now() - t0, overlay: 0,
+        rules: norm.length,
+        records: v4.count + v6.count,
+        bytes: used,
+        capacityBytes: this.#blobBytes,
+        trees: compiled.trees,
+        compileMs: performance.now() - t0,
+        overlay: 0,
       },
     };
   }
@@ -308,9 +352,20 @@ export class RuleSets {
       throw e;
     }
     this.#owners.flipped(p.gen, h.rb.stats().pendingBytes);
-    this.#overlay = mem && p.srcOff > p.words.length
-      ? new Overlay({ id: base, at: p.words.length, srcEndBytes: p.used, capBytes: this.#blobBytes, header: p.header, base: p.norm, slots: p.slots, tags: p.tags, records: p.info.records })
-      : undefined;
+    this.#overlay =
+      mem && p.srcOff > p.words.length
+        ? new Overlay({
+            id: base,
+            at: p.words.length,
+            srcEndBytes: p.used,
+            capBytes: this.#blobBytes,
+            header: p.header,
+            base: p.norm,
+            slots: p.slots,
+            tags: p.tags,
+            records: p.info.records,
+          })
+        : undefined;
     if (this.#overlay) setImmediate(() => this.#warm(h));
     this.#free = free;
     this.#slotById = p.byId;
@@ -364,7 +419,9 @@ export class RuleSets {
     const slot = op.kind === 'add' ? this.#free[this.#free.length - 1]! : this.#slots[i!]!;
     const tag = op.kind === 'add' ? gen : this.#tags[i!]!;
     const rules = this.#norm.length + (op.kind === 'add' ? 1 : op.kind === 'remove' ? -1 : 0);
-    if (!ov.change(op.kind === 'add' ? undefined : id, nr ? { rule: nr, slot, tag } : undefined, new Uint32Array(act.buffer, act.byteOffset, act.length >>> 2))) {
+    if (
+      !ov.change(op.kind === 'add' ? undefined : id, nr ? { rule: nr, slot, tag } : undefined, new Uint32Array(act.buffer, act.byteOffset, act.length >>> 2))
+    ) {
       this.#overlay = undefined; // full: the next compile folds it in
       return undefined;
     }
@@ -426,8 +483,13 @@ export class RuleSets {
     this.#gen = gen;
     const last = this.#lastInfo;
     this.#lastInfo = {
-      rules: this.#norm.length, records: ov.records, bytes: fin.usedBytes, capacityBytes: this.#blobBytes, trees: last?.trees ?? [],
-      compileMs: performance.now() - t0, overlay: ov.used,
+      rules: this.#norm.length,
+      records: ov.records,
+      bytes: fin.usedBytes,
+      capacityBytes: this.#blobBytes,
+      trees: last?.trees ?? [],
+      compileMs: performance.now() - t0,
+      overlay: ov.used,
     };
     return this.#lastInfo;
   }

@@ -37,14 +37,40 @@ import type { PolicyRouteSpec } from '../../route/index.js';
 import { DoubleBuffer } from '../../core/swap.js';
 import { XdpPipeline } from '../pipeline.js';
 import {
-  CNT_META_FAILED, CNT_PACKETS, CNT_UNCLASSIFIED, CNT_UPSTREAM, checkKeys, checkLimits, checkPaths, checkRules, compile, configCodec, configValue,
-  counterCodec, key4Codec, key6Codec, ruleCodec, type Compiled, type Path, type Rule,
+  CNT_META_FAILED,
+  CNT_PACKETS,
+  CNT_UNCLASSIFIED,
+  CNT_UPSTREAM,
+  checkKeys,
+  checkLimits,
+  checkPaths,
+  checkRules,
+  compile,
+  configCodec,
+  configValue,
+  counterCodec,
+  key4Codec,
+  key6Codec,
+  ruleCodec,
+  type Compiled,
+  type Path,
+  type Rule,
 } from './config.js';
 import { applyRoutes, checkForeignRules, policies, removeRoutes, staleRules } from './routes.js';
 import { checkForward, forwardStats, writeEgress } from './forward.js';
 import { isPinned, openPinned, pinAll, removePins, stateCodec, stateEntries, writeState, type Parts, type PinnedState } from './pins.js';
 import type {
-  ChainAdoptOptions, ChainAttachOptions, ChainCounter, ChainLimits, ChainLoadOptions, ChainPath, ChainRule, ChainService, ChainStats, ChainStatus, ChainUpdate,
+  ChainAdoptOptions,
+  ChainAttachOptions,
+  ChainCounter,
+  ChainLimits,
+  ChainLoadOptions,
+  ChainPath,
+  ChainRule,
+  ChainService,
+  ChainStats,
+  ChainStatus,
+  ChainUpdate,
 } from './types.js';
 
 const ATTACH_KEYS = new Set(['services', 'upstream', 'rules', 'rulePriority', 'limits', 'netns', 'mode', 'stage', 'forward', 'egress', 'pin']);
@@ -144,7 +170,15 @@ export class ServiceChainer {
       const s = a.state;
       const limits = checkLimits({ maxRules: s.maxRules });
       const state = resolve(s, limits, ns, s.rulePriority, a.parts.swap.activeIndex);
-      const c = new ServiceChainer(a.parts, state, limits, ns, s.rulePriority, { forward: s.forward, egress: s.egress, ifindexes: s.ifindexes, pin: dir }, true);
+      const c = new ServiceChainer(
+        a.parts,
+        state,
+        limits,
+        ns,
+        s.rulePriority,
+        { forward: s.forward, egress: s.egress, ifindexes: s.ifindexes, pin: dir },
+        true,
+      );
       c.#links = a.links;
       c.#tcLinks = a.tcLinks;
       c.#routed = true;
@@ -182,13 +216,15 @@ export class ServiceChainer {
       }
       if (opts.stage !== undefined) invalidArgument('stage', 'only for a pipeline stage: attach to an XdpPipeline');
     }
-    if (opts.mode !== undefined && !['native', 'generic', 'auto'].includes(opts.mode)) invalidArgument('mode', `must be 'native', 'generic' or 'auto', got '${String(opts.mode)}'`);
+    if (opts.mode !== undefined && !['native', 'generic', 'auto'].includes(opts.mode))
+      invalidArgument('mode', `must be 'native', 'generic' or 'auto', got '${String(opts.mode)}'`);
     if (opts.pin !== undefined) {
       if (pipeline) invalidArgument('pin', "a pipeline stage lives with the pipeline's process: no 'pin'");
       checkPin(opts.pin);
     }
     const base = opts.rulePriority ?? 1000;
-    if (!Number.isInteger(base) || base < 1 || base > 32700) invalidArgument('rulePriority', `must be an integer 1..32700 (before the main table's rule), got ${String(base)}`);
+    if (!Number.isInteger(base) || base < 1 || base > 32700)
+      invalidArgument('rulePriority', `must be an integer 1..32700 (before the main table's rule), got ${String(base)}`);
     const ns = pipeline ? pipeline.netns : netnsPath(opts.netns);
     // ERR_NO_SUCH_INTERFACE before anything is loaded; an interface listed twice is refused
     const ifindexes = list.map((i) => ifIndex(i, { netns: ns }));
@@ -230,7 +266,14 @@ export class ServiceChainer {
    * (interfaces, upstream, rulePriority, forwarding, limits) and applies the rules and
    * services given by an atomic update when they differ.
    */
-  static async #adoptAndApply(dir: string, ns: string | undefined, setup: Setup, next: State, limits: Required<ChainLimits>, base: number): Promise<ServiceChainer> {
+  static async #adoptAndApply(
+    dir: string,
+    ns: string | undefined,
+    setup: Setup,
+    next: State,
+    limits: Required<ChainLimits>,
+    base: number,
+  ): Promise<ServiceChainer> {
     const c = await ServiceChainer.adopt(dir, ns ? { netns: ns } : {});
     try {
       const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -254,7 +297,14 @@ export class ServiceChainer {
     return c;
   }
 
-  static async #create(state: State, limits: Required<ChainLimits>, ns: string | undefined, base: number, setup: Setup, pipeline?: XdpPipeline): Promise<ServiceChainer> {
+  static async #create(
+    state: State,
+    limits: Required<ChainLimits>,
+    ns: string | undefined,
+    base: number,
+    setup: Setup,
+    pipeline?: XdpPipeline,
+  ): Promise<ServiceChainer> {
     const st = pipeline?.stageOptions();
     const obj = await BpfObject.load(bpfObjectPath('chain'), {
       name: 'chain',
@@ -271,7 +321,10 @@ export class ServiceChainer {
     const keep = <T extends { close(): void }>(x: T): T => (opened.push(x), x);
     try {
       const slot = keep(obj.map('chain_config', { key: u32, value: u32 }));
-      const copies: Parts['copies'] = [keep(obj.map('chain_config_a', { key: u32, value: configCodec })), keep(obj.map('chain_config_b', { key: u32, value: configCodec }))];
+      const copies: Parts['copies'] = [
+        keep(obj.map('chain_config_a', { key: u32, value: configCodec })),
+        keep(obj.map('chain_config_b', { key: u32, value: configCodec })),
+      ];
       const p: Parts = {
         obj,
         prog: keep(obj.xdpProgram('xdp_chain')),
@@ -358,7 +411,17 @@ export class ServiceChainer {
   /** What chain_state stores for `s` (adoption rebuilds the chainer from it). */
   #pinnedState(s: State): PinnedState {
     const { forward, egress, ifindexes } = this.#setup;
-    return { v: 1, services: s.services, upstream: s.upstream, rules: s.rules, rulePriority: this.rulePriority, maxRules: this.limits.maxRules, forward, egress, ifindexes };
+    return {
+      v: 1,
+      services: s.services,
+      upstream: s.upstream,
+      rules: s.rules,
+      rulePriority: this.rulePriority,
+      maxRules: this.limits.maxRules,
+      forward,
+      egress,
+      ifindexes,
+    };
   }
 
   /**
@@ -377,7 +440,10 @@ export class ServiceChainer {
     const old = this.#state;
     const next = resolve(
       { services: u.services ?? old.services, upstream: old.upstream, rules: u.rules ?? old.rules },
-      this.limits, this.netns, this.rulePriority, p.swap.idleIndex,
+      this.limits,
+      this.netns,
+      this.rulePriority,
+      p.swap.idleIndex,
     );
     const added = next.policies.filter((s) => !old.policies.some((o) => sameSpec(o, s)));
     const stale = staleRules(old.policies, next.policies);
@@ -509,7 +575,13 @@ function checkPin(dir: unknown): void {
 }
 
 /** Validates and compiles a whole configuration (pure but for interface lookups). */
-function resolve(o: { services: readonly ChainService[]; upstream: ChainPath; rules: readonly ChainRule[] }, limits: Required<ChainLimits>, ns: string | undefined, base: number, gen = 0): State {
+function resolve(
+  o: { services: readonly ChainService[]; upstream: ChainPath; rules: readonly ChainRule[] },
+  limits: Required<ChainLimits>,
+  ns: string | undefined,
+  base: number,
+  gen = 0,
+): State {
   if (o.services === undefined) invalidArgument('services', 'is required (may be empty)');
   if (o.rules === undefined) invalidArgument('rules', 'is required (may be empty)');
   const paths = checkPaths(o.services, o.upstream);

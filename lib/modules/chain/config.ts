@@ -35,11 +35,29 @@ export const configCodec = struct('chain_config', {
 export type ConfigValue = Parameters<typeof configCodec.encode>[0];
 /** The rule key of IPv6-prefix shapes (chain_rules6) ... */
 export const key6Codec = struct('chain_key', {
-  gen_shape: u32, ifindex: u32, vni: u32, smac: bytes(6), vlan: u16, family: u8, proto: u8, dport: be16, src: bytes(16, 4), dst: bytes(16, 4),
+  gen_shape: u32,
+  ifindex: u32,
+  vni: u32,
+  smac: bytes(6),
+  vlan: u16,
+  family: u8,
+  proto: u8,
+  dport: be16,
+  src: bytes(16, 4),
+  dst: bytes(16, 4),
 });
 /** ... and of every other shape (chain_rules4): IPv4 addresses, 32 bytes. */
 export const key4Codec = struct('chain_key4', {
-  gen_shape: u32, ifindex: u32, vni: u32, smac: bytes(6), vlan: u16, family: u8, proto: u8, dport: be16, src: bytes(4, 4), dst: bytes(4, 4),
+  gen_shape: u32,
+  ifindex: u32,
+  vni: u32,
+  smac: bytes(6),
+  vlan: u16,
+  family: u8,
+  proto: u8,
+  dport: be16,
+  src: bytes(4, 4),
+  dst: bytes(4, 4),
 });
 export type KeyValue = Parameters<typeof key6Codec.encode>[0];
 export const ruleCodec = struct('chain_rule', { rank: u32, rule: u32, action: u32 });
@@ -70,7 +88,8 @@ export function checkLimits(l: ChainLimits | undefined): Required<ChainLimits> {
   checkKeys(l, new Set(['maxRules']), 'limits');
   const out = { ...DEFAULT_LIMITS };
   if (l.maxRules !== undefined) {
-    if (!Number.isInteger(l.maxRules) || l.maxRules < 1 || l.maxRules > 1 << 18) invalidArgument('limits.maxRules', `must be an integer in 1..${1 << 18}, got ${String(l.maxRules)}`);
+    if (!Number.isInteger(l.maxRules) || l.maxRules < 1 || l.maxRules > 1 << 18)
+      invalidArgument('limits.maxRules', `must be an integer in 1..${1 << 18}, got ${String(l.maxRules)}`);
     out.maxRules = l.maxRules;
   }
   return out;
@@ -124,11 +143,13 @@ function checkHop(h: ChainNextHop, field: string): Hop {
 
 function checkPath(p: ChainPath, field: string, name: string, keys: Set<string>): Path {
   checkKeys(p, keys, field);
-  if (!Number.isInteger(p.mark) || p.mark < 1 || p.mark > 0xffffffff) invalidArgument(`${field}.mark`, `must be an integer 1..0xffffffff, got ${String(p.mark)}`);
+  if (!Number.isInteger(p.mark) || p.mark < 1 || p.mark > 0xffffffff)
+    invalidArgument(`${field}.mark`, `must be an integer 1..0xffffffff, got ${String(p.mark)}`);
   if (!Number.isInteger(p.table) || p.table < 1 || p.table > 0xfffffff0 || RESERVED_TABLES.has(p.table)) {
     invalidArgument(`${field}.table`, `must be a table number 1..0xfffffff0 other than 253, 254, 255 (default, main, local), got ${String(p.table)}`);
   }
-  if (!Array.isArray(p.nexthops) || p.nexthops.length === 0 || p.nexthops.length > 16) invalidArgument(`${field}.nexthops`, 'must be a list of 1 to 16 next hops');
+  if (!Array.isArray(p.nexthops) || p.nexthops.length === 0 || p.nexthops.length > 16)
+    invalidArgument(`${field}.nexthops`, 'must be a list of 1 to 16 next hops');
   const hops = p.nexthops.map((h, i) => checkHop(h, `${field}.nexthops[${i}]`));
   return { name, field, mark: p.mark, table: p.table, hops };
 }
@@ -205,8 +226,21 @@ export function checkRules(rules: readonly ChainRule[], services: readonly Path[
     if (typeof r !== 'object' || r === null || Array.isArray(r)) badRule(`rules[${index}]`, 'must be an object');
     for (const k of Object.keys(r)) if (!RULE_KEYS.has(k)) badRule(f(k), `unknown field (allowed: ${[...RULE_KEYS].join(', ')})`);
     const out: Rule = {
-      index, id: String(index), priority: DEFAULT_PRIORITY, action: '', actionIndex: 0, fields: 0,
-      ifindex: 0, smac: Buffer.alloc(6), vlan: 0, vni: 0, family: 0, src: null, dst: null, proto: 0, dport: 0,
+      index,
+      id: String(index),
+      priority: DEFAULT_PRIORITY,
+      action: '',
+      actionIndex: 0,
+      fields: 0,
+      ifindex: 0,
+      smac: Buffer.alloc(6),
+      vlan: 0,
+      vni: 0,
+      family: 0,
+      src: null,
+      dst: null,
+      proto: 0,
+      dport: 0,
     };
     if (r.id !== undefined) {
       if (typeof r.id !== 'string' || !NAME.test(r.id)) badRule(f('id'), `must be 1-64 of [A-Za-z0-9_.:-], got ${JSON.stringify(r.id)}`);
@@ -224,7 +258,8 @@ export function checkRules(rules: readonly ChainRule[], services: readonly Path[
     if (r.iface !== undefined) {
       if (typeof r.iface === 'number') out.ifindex = intIn(r.iface, 1, 0x7fffffff, f('iface'), 'an interface index');
       else {
-        if (typeof r.iface !== 'string' || r.iface.length === 0 || Buffer.byteLength(r.iface) > 15 || /[\s/:]/.test(r.iface)) badRule(f('iface'), `must be an interface name or index, got ${JSON.stringify(r.iface)}`);
+        if (typeof r.iface !== 'string' || r.iface.length === 0 || Buffer.byteLength(r.iface) > 15 || /[\s/:]/.test(r.iface))
+          badRule(f('iface'), `must be an interface name or index, got ${JSON.stringify(r.iface)}`);
         let idx = ifindexes.get(r.iface);
         if (idx === undefined) {
           try {
@@ -352,8 +387,15 @@ export function compile(rules: readonly Rule[], gen: number): Compiled {
     const size = wide ? 16 : 4;
     const key: KeyValue = {
       gen_shape: (gen << 8) | index.get(sig)!,
-      ifindex: r.ifindex, vni: r.vni, smac: r.smac, vlan: r.vlan, family: r.fields & (CF.src | CF.dst) ? r.family : 0,
-      proto: r.proto, dport: r.dport, src: masked(r.src).subarray(0, size), dst: masked(r.dst).subarray(0, size),
+      ifindex: r.ifindex,
+      vni: r.vni,
+      smac: r.smac,
+      vlan: r.vlan,
+      family: r.fields & (CF.src | CF.dst) ? r.family : 0,
+      proto: r.proto,
+      dport: r.dport,
+      src: masked(r.src).subarray(0, size),
+      dst: masked(r.dst).subarray(0, size),
     };
     const id = `${key.gen_shape}|${key.ifindex}|${key.vni}|${r.smac.toString('hex')}|${key.vlan}|${key.family}|${key.proto}|${key.dport}|${(key.src as Buffer).toString('hex')}|${(key.dst as Buffer).toString('hex')}`;
     if (seen.has(id)) {
@@ -371,7 +413,9 @@ export function configValue(c: Compiled, gen: number, paths: { services: readonl
     const s = c.shapes[i];
     if (!s) return { fields: 0, best_rank: 0xffffffff, family: 0, src_mask: Buffer.alloc(16), dst_mask: Buffer.alloc(16) };
     return {
-      fields: s.fields, best_rank: s.bestRank, family: s.fields & (CF.src | CF.dst) ? s.family : 0,
+      fields: s.fields,
+      best_rank: s.bestRank,
+      family: s.fields & (CF.src | CF.dst) ? s.family : 0,
       src_mask: s.fields & CF.src ? maskBytes(s.srcLen, s.family) : Buffer.alloc(16),
       dst_mask: s.fields & CF.dst ? maskBytes(s.dstLen, s.family) : Buffer.alloc(16),
     };

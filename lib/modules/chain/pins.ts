@@ -55,8 +55,17 @@ export interface PinnedState {
 const CHUNK = 4096;
 export const stateCodec = { key: u32, value: bytes(CHUNK) };
 const PIN = {
-  prog: 'xdp_prog', tc: 'tc_prog', slot: 'config', a: 'config_a', b: 'config_b', rules6: 'rules6', rules4: 'rules4',
-  ruleStats: 'rule_stats', counters: 'counters', egress: 'egress', state: 'state',
+  prog: 'xdp_prog',
+  tc: 'tc_prog',
+  slot: 'config',
+  a: 'config_a',
+  b: 'config_b',
+  rules6: 'rules6',
+  rules4: 'rules4',
+  ruleStats: 'rule_stats',
+  counters: 'counters',
+  egress: 'egress',
+  state: 'state',
 } as const;
 const xdpLinkPin = (ifindex: number) => `xdp_link_${ifindex}`;
 const tcLinkPin = (ifindex: number) => `tc_link_${ifindex}`;
@@ -71,7 +80,8 @@ export async function writeState(map: Parts['state'], gen: 0 | 1, s: PinnedState
   const json = Buffer.from(JSON.stringify(s));
   const half = map.info.maxEntries / 2;
   const total = Buffer.alloc(Math.ceil((json.length + 4) / CHUNK) * CHUNK);
-  if (total.length > half * CHUNK) invalidState('rules', `the configuration (${json.length} bytes of JSON) does not fit the pinned state (${half * CHUNK - 4}); raise limits.maxRules`);
+  if (total.length > half * CHUNK)
+    invalidState('rules', `the configuration (${json.length} bytes of JSON) does not fit the pinned state (${half * CHUNK - 4}); raise limits.maxRules`);
   total.writeUInt32LE(json.length, 0);
   json.copy(total, 4);
   const entries = Array.from({ length: total.length / CHUNK }, (_, i) => [gen * half + i, total.subarray(i * CHUNK, (i + 1) * CHUNK)] as const);
@@ -89,7 +99,11 @@ function readState(map: Parts['state'], gen: 0 | 1, dir: string): PinnedState {
   if (!first || len === 0 || len + 4 > half * CHUNK) invalidState('pin', `${dir}: no chainer configuration in force`);
   const parts: Buffer[] = [first];
   for (let i = 1; i < Math.ceil((len + 4) / CHUNK); i++) parts.push(map.get(gen * half + i)!);
-  const s = JSON.parse(Buffer.concat(parts).subarray(4, 4 + len).toString('utf8')) as PinnedState;
+  const s = JSON.parse(
+    Buffer.concat(parts)
+      .subarray(4, 4 + len)
+      .toString('utf8'),
+  ) as PinnedState;
   if (s.v !== 1) invalidState('pin', `${dir}: a chainer of another bpfkit version`);
   return s;
 }
@@ -110,8 +124,19 @@ export function pinAll(dir: string, p: Parts, links: readonly XdpLink[], tcLinks
   };
   try {
     // the state pin last: isPinned() means complete
-    for (const [name, x] of [[PIN.prog, p.prog], [PIN.tc, p.tc], [PIN.slot, p.slot], [PIN.a, p.copies[0]], [PIN.b, p.copies[1]], [PIN.rules6, p.rules6],
-      [PIN.rules4, p.rules4], [PIN.ruleStats, p.ruleStats], [PIN.counters, p.counters], [PIN.egress, p.egress]] as const) at(name, x);
+    for (const [name, x] of [
+      [PIN.prog, p.prog],
+      [PIN.tc, p.tc],
+      [PIN.slot, p.slot],
+      [PIN.a, p.copies[0]],
+      [PIN.b, p.copies[1]],
+      [PIN.rules6, p.rules6],
+      [PIN.rules4, p.rules4],
+      [PIN.ruleStats, p.ruleStats],
+      [PIN.counters, p.counters],
+      [PIN.egress, p.egress],
+    ] as const)
+      at(name, x);
     for (const l of links) at(xdpLinkPin(l.ifindex), l);
     for (const l of tcLinks) at(tcLinkPin(l.ifindex), l);
     at(PIN.state, p.state);
@@ -135,7 +160,8 @@ export function openPinned(dir: string, ns: string | undefined): Adopted {
   const keep = <T extends { close(): void }>(x: T): T => (opened.push(x), x);
   const at = (n: string) => {
     const path = join(dir, n);
-    if (!existsSync(path)) throw new BpfkitError('ERR_NOT_FOUND', `pin: ${dir} holds an incomplete chainer (no '${n}'); remove the directory to start afresh`, { field: 'pin' });
+    if (!existsSync(path))
+      throw new BpfkitError('ERR_NOT_FOUND', `pin: ${dir} holds an incomplete chainer (no '${n}'); remove the directory to start afresh`, { field: 'pin' });
     return path;
   };
   try {
@@ -143,7 +169,10 @@ export function openPinned(dir: string, ns: string | undefined): Adopted {
     const tc = keep(TcProgram.openPinned(at(PIN.tc)));
     if (!(prog instanceof XdpProgram)) invalidState('pin', `${join(dir, PIN.prog)} is not an XDP program`);
     const slot = keep(BpfMap.openPinned(at(PIN.slot), { key: u32, value: u32 }));
-    const copies: Parts['copies'] = [keep(BpfMap.openPinned(at(PIN.a), { key: u32, value: configCodec })), keep(BpfMap.openPinned(at(PIN.b), { key: u32, value: configCodec }))];
+    const copies: Parts['copies'] = [
+      keep(BpfMap.openPinned(at(PIN.a), { key: u32, value: configCodec })),
+      keep(BpfMap.openPinned(at(PIN.b), { key: u32, value: configCodec })),
+    ];
     const active = DoubleBuffer.current(slot, copies);
     if (active === undefined) invalidState('pin', `${dir}: no configuration in force`);
     const parts: Parts = {

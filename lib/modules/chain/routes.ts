@@ -12,7 +12,11 @@ const DEFAULT_DST = { 4: '0.0.0.0/0', 6: '::/0' } as const;
 
 function route(family: 4 | 6, hops: Hop[]): PolicyRouteEntry {
   const base = { dst: DEFAULT_DST[family], family };
-  const plain = (h: Hop) => ({ ...(h.via !== undefined ? { via: h.via } : {}), ...(h.dev !== undefined ? { dev: h.dev } : {}), ...(h.onlink ? { onlink: true } : {}) });
+  const plain = (h: Hop) => ({
+    ...(h.via !== undefined ? { via: h.via } : {}),
+    ...(h.dev !== undefined ? { dev: h.dev } : {}),
+    ...(h.onlink ? { onlink: true } : {}),
+  });
   if (hops.length === 1) return { ...base, ...plain(hops[0]!) };
   return { ...base, nexthops: hops.map((h) => ({ ...plain(h), ...(h.weight !== undefined ? { weight: h.weight } : {}) })) };
 }
@@ -44,9 +48,13 @@ export async function checkForeignRules(paths: { services: readonly Path[]; upst
   for (const p of [...paths.services, paths.upstream]) {
     const r = rules.find((x) => x.table === p.table && x.protocol !== BPFKIT_ROUTE_PROTOCOL);
     if (r) {
-      invalidArgument(`${p.field}.table`, `table ${p.table} is already used by a foreign ip rule (priority ${r.priority}, protocol ${r.protocol}); pick another table`, {
-        rule: r,
-      });
+      invalidArgument(
+        `${p.field}.table`,
+        `table ${p.table} is already used by a foreign ip rule (priority ${r.priority}, protocol ${r.protocol}); pick another table`,
+        {
+          rule: r,
+        },
+      );
     }
   }
 }

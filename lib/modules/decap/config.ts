@@ -196,8 +196,16 @@ export function configValue(s: DecapSettings, gen: number, version: number): Con
   if (s.metadata) flags |= F_METADATA;
   if (s.interfaceMac) flags |= F_CHECK_MAC;
   return {
-    flags, gen, version, ports, nports, mac: macBytes,
-    nlocal4: local4.length, nlocal6: local6.length, local4: pack(local4, 4), local6: pack(local6, 16),
+    flags,
+    gen,
+    version,
+    ports,
+    nports,
+    mac: macBytes,
+    nlocal4: local4.length,
+    nlocal6: local6.length,
+    local4: pack(local4, 4),
+    local6: pack(local6, 16),
   };
 }
 
@@ -218,7 +226,12 @@ export async function interfaceMac(iface: string | number, ns: string | undefine
   const { execFile } = process.getBuiltinModule('node:child_process');
   const out = await new Promise<string>((resolve, reject) => {
     execFile(file, argv, { timeout: 10_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new BpfkitError('ERR_SYSTEM', `cannot read the MAC address of ${String(iface)}: ${file} ${argv.join(' ')}: ${String(stderr).trim() || err.message}`, { cause: err }));
+      if (err)
+        reject(
+          new BpfkitError('ERR_SYSTEM', `cannot read the MAC address of ${String(iface)}: ${file} ${argv.join(' ')}: ${String(stderr).trim() || err.message}`, {
+            cause: err,
+          }),
+        );
       else resolve(stdout);
     });
   });
@@ -227,4 +240,3 @@ export async function interfaceMac(iface: string | number, ns: string | undefine
   if (!l) throw new BpfkitError('ERR_NO_SUCH_INTERFACE', `no interface ${String(iface)}${ns ? ` in ${ns}` : ''}`, { field: 'interface' });
   return l.link_type === 'ether' && l.address ? l.address : null;
 }
-

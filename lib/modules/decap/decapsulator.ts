@@ -51,7 +51,20 @@ import {
   configValue,
   interfaceMac,
 } from './config.js';
-import { DECAP_PASS_REASONS, TUNNEL_PROTOCOLS, type DecapPassReason, type DecapVniStats, type TunnelProtocol, type DecapAttachOptions, type DecapCounter, type DecapLimits, type DecapLoadOptions, type DecapOptions, type DecapSettings, type DecapStats } from './types.js';
+import {
+  DECAP_PASS_REASONS,
+  TUNNEL_PROTOCOLS,
+  type DecapPassReason,
+  type DecapVniStats,
+  type TunnelProtocol,
+  type DecapAttachOptions,
+  type DecapCounter,
+  type DecapLimits,
+  type DecapLoadOptions,
+  type DecapOptions,
+  type DecapSettings,
+  type DecapStats,
+} from './types.js';
 
 // ---- the Decapsulator --------------------------------------------------------------------
 
@@ -70,8 +83,7 @@ interface Parts {
 }
 
 const zero = (): DecapCounter => ({ packets: 0n, bytes: 0n });
-const sum = (cs: readonly DecapCounter[]): DecapCounter =>
-  cs.reduce((a, c) => ({ packets: a.packets + c.packets, bytes: a.bytes + c.bytes }), zero());
+const sum = (cs: readonly DecapCounter[]): DecapCounter => cs.reduce((a, c) => ({ packets: a.packets + c.packets, bytes: a.bytes + c.bytes }), zero());
 
 /**
  * Strips VXLAN and Geneve (IPv4 or IPv6 outer headers) at XDP, so the inner packet climbs the
@@ -134,7 +146,8 @@ export class Decapsulator {
     const iface = pipeline ? pipeline.ifindex! : (target as string | number);
     const limits = checkLimits(opts.limits);
     const { netns, mode, stage, ...rest } = opts;
-    if (mode !== undefined && !['native', 'generic', 'auto'].includes(mode)) invalidArgument('mode', `must be 'native', 'generic' or 'auto', got '${String(mode)}'`);
+    if (mode !== undefined && !['native', 'generic', 'auto'].includes(mode))
+      invalidArgument('mode', `must be 'native', 'generic' or 'auto', got '${String(mode)}'`);
     const stageName = stage?.name ?? 'decap';
     let settings = resolveSettings(DEFAULT_SETTINGS, stripLimits(rest), limits);
     const ns = pipeline ? pipeline.netns : netnsPath(netns);
@@ -142,7 +155,11 @@ export class Decapsulator {
     if (!settings.interfaceMac) {
       const m = await interfaceMac(iface, ns);
       if (!m && settings.rewriteMac) {
-        throw new BpfkitError('ERR_UNSUPPORTED', `${String(iface)} has no Ethernet address to rewrite inner frames to: give interfaceMac or set rewriteMac: false`, { field: 'rewriteMac' });
+        throw new BpfkitError(
+          'ERR_UNSUPPORTED',
+          `${String(iface)} has no Ethernet address to rewrite inner frames to: give interfaceMac or set rewriteMac: false`,
+          { field: 'rewriteMac' },
+        );
       }
       settings = { ...settings, interfaceMac: m };
     }
@@ -353,4 +370,3 @@ function stripLimits<T extends { limits?: unknown }>(o: T): Omit<T, 'limits'> {
   const { limits: _l, ...rest } = o;
   return rest;
 }
-

@@ -3,7 +3,6 @@ import type { XdpMode } from '../../core/program.js';
 import type { NetnsRef } from '../../core/netns.js';
 import type { StagePosition } from '../pipeline.js';
 
-
 /** A UDP tunnel protocol the Decapsulator strips: VXLAN (RFC 7348) or Geneve (RFC 8926). */
 export type TunnelProtocol = 'vxlan' | 'geneve';
 /** Every {@link TunnelProtocol}. */
@@ -147,4 +146,3 @@ export interface DecapStats {
   /** All tunnel packets passed unchanged. */
   passedTotal: DecapCounter;
 }
-

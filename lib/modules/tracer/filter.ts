@@ -99,7 +99,8 @@ export function encodeFilter(f: TraceFilter | undefined): { filter: Buffer; pcap
   let flags = 0;
   if (f.host !== undefined) {
     const hosts = typeof f.host === 'string' ? [f.host] : f.host;
-    if (!Array.isArray(hosts) || hosts.length === 0 || hosts.length > 2) invalidArgument('filter.host', 'must be an address or CIDR, or a list of one IPv4 and one IPv6');
+    if (!Array.isArray(hosts) || hosts.length === 0 || hosts.length > 2)
+      invalidArgument('filter.host', 'must be an address or CIDR, or a list of one IPv4 and one IPv6');
     for (const h of hosts) {
       if (typeof h !== 'string') invalidArgument('filter.host', `expected an address or CIDR, got ${typeof h}`);
       const c = parseCidr(h, 'filter.host');

@@ -10,14 +10,19 @@ import { ipProtocolName } from '../../core/protocols.js';
 import { xdpActionName } from '../../core/program.js';
 
 /** Where in the kernel an event was seen. */
-export type TracePoint =
-  | 'receive' | 'queue' | 'transmit' | 'drop' | 'consume' | 'xdp_exception' | 'xdp_redirect' | 'fib_lookup' | 'neigh_update';
+export type TracePoint = 'receive' | 'queue' | 'transmit' | 'drop' | 'consume' | 'xdp_exception' | 'xdp_redirect' | 'fib_lookup' | 'neigh_update';
 
 /**
  * Each point: its id in the record, the kernel tracepoints it needs, the programs that serve
  * it, and optional programs loaded where the kernel has their tracepoint (IPv6 FIB lookups).
  */
-export const POINTS: readonly { name: TracePoint; id: number; tracepoints: string[]; programs: string[]; optional?: { program: string; tracepoint: string }[] }[] = [
+export const POINTS: readonly {
+  name: TracePoint;
+  id: number;
+  tracepoints: string[];
+  programs: string[];
+  optional?: { program: string; tracepoint: string }[];
+}[] = [
   { name: 'receive', id: 1, tracepoints: ['netif_receive_skb'], programs: ['tr_receive'] },
   { name: 'queue', id: 2, tracepoints: ['net_dev_queue'], programs: ['tr_queue'] },
   // a transmit is reported for the packet this CPU queued last: it needs the queue program
@@ -36,11 +41,22 @@ for (const p of POINTS) POINT_BY_ID[p.id] = p.name;
 
 /** Neighbour states (NUD_*), by bit. */
 const NUD: readonly [number, string][] = [
-  [0x01, 'INCOMPLETE'], [0x02, 'REACHABLE'], [0x04, 'STALE'], [0x08, 'DELAY'], [0x10, 'PROBE'], [0x20, 'FAILED'], [0x40, 'NOARP'], [0x80, 'PERMANENT'],
+  [0x01, 'INCOMPLETE'],
+  [0x02, 'REACHABLE'],
+  [0x04, 'STALE'],
+  [0x08, 'DELAY'],
+  [0x10, 'PROBE'],
+  [0x20, 'FAILED'],
+  [0x40, 'NOARP'],
+  [0x80, 'PERMANENT'],
 ];
 function nudName(s: number): string {
   if (s === 0) return 'NONE';
-  return NUD.filter(([bit]) => s & bit).map(([, n]) => n).join('|') || `0x${s.toString(16)}`;
+  return (
+    NUD.filter(([bit]) => s & bit)
+      .map(([, n]) => n)
+      .join('|') || `0x${s.toString(16)}`
+  );
 }
 
 /**
@@ -50,13 +66,20 @@ function nudName(s: number): string {
  */
 function fibResult(err: number): string {
   switch (err) {
-    case 0: return 'found';
-    case -11: return 'no-match';
-    case -113: return 'unreachable';
-    case -13: return 'prohibit';
-    case -22: return 'blackhole';
-    case -101: return 'no-route';
-    default: return `error(${err})`;
+    case 0:
+      return 'found';
+    case -11:
+      return 'no-match';
+    case -113:
+      return 'unreachable';
+    case -13:
+      return 'prohibit';
+    case -22:
+      return 'blackhole';
+    case -101:
+      return 'no-route';
+    default:
+      return `error(${err})`;
   }
 }
 
@@ -112,7 +135,34 @@ export interface TraceEvent {
 export const EVENT_SIZE = 160;
 /** Offset of the point id (u16) in struct tracer_event. */
 export const POINT_OFFSET = 48;
-const O = { ts: 0, skb: 8, netns: 16, ifindex: 20, mark: 24, len: 28, reason: 32, result: 36, aux: 40, cpu: 44, point: 48, family: 50, proto: 51, sport: 52, dport: 54, saddr: 56, daddr: 72, gw: 88, ifname: 104, inSaddr: 120, inDaddr: 136, inSport: 152, inDport: 154, inFamily: 156, inProto: 157, tunnel: 158 } as const;
+const O = {
+  ts: 0,
+  skb: 8,
+  netns: 16,
+  ifindex: 20,
+  mark: 24,
+  len: 28,
+  reason: 32,
+  result: 36,
+  aux: 40,
+  cpu: 44,
+  point: 48,
+  family: 50,
+  proto: 51,
+  sport: 52,
+  dport: 54,
+  saddr: 56,
+  daddr: 72,
+  gw: 88,
+  ifname: 104,
+  inSaddr: 120,
+  inDaddr: 136,
+  inSport: 152,
+  inDport: 154,
+  inFamily: 156,
+  inProto: 157,
+  tunnel: 158,
+} as const;
 
 function ifname(b: Buffer, off: number): string {
   const end = b.indexOf(0, off);
@@ -135,7 +185,10 @@ class DecodeCache {
   #proto: (string | number)[] = [];
 
   ifname(b: Buffer, off: number): string {
-    const w0 = b.readUInt32LE(off), w1 = b.readUInt32LE(off + 4), w2 = b.readUInt32LE(off + 8), w3 = b.readUInt32LE(off + 12);
+    const w0 = b.readUInt32LE(off),
+      w1 = b.readUInt32LE(off + 4),
+      w2 = b.readUInt32LE(off + 8),
+      w3 = b.readUInt32LE(off + 12);
     const key = (w0 ^ Math.imul(w1, 31) ^ Math.imul(w2, 961) ^ Math.imul(w3, 29791)) >>> 0;
     const hit = this.#names.get(key);
     if (hit && hit.w[0] === w0 && hit.w[1] === w1 && hit.w[2] === w2 && hit.w[3] === w3) return hit.name;
@@ -225,7 +278,13 @@ export function eventCodec(dropReason: (code: number) => string): Codec<TraceEve
       const inFamily = b[off + O.inFamily]!;
       if ((tunnel === 1 || tunnel === 2) && (inFamily === 4 || inFamily === 6)) {
         const p = b[off + O.inProto]!;
-        e.inner = { tunnel: tunnel === 1 ? 'vxlan' : 'geneve', family: inFamily, proto: ipProtocolName(p) ?? p, src: addr(b, off + O.inSaddr, inFamily), dst: addr(b, off + O.inDaddr, inFamily) };
+        e.inner = {
+          tunnel: tunnel === 1 ? 'vxlan' : 'geneve',
+          family: inFamily,
+          proto: ipProtocolName(p) ?? p,
+          src: addr(b, off + O.inSaddr, inFamily),
+          dst: addr(b, off + O.inDaddr, inFamily),
+        };
         if (p === 6 || p === 17 || p === 132) {
           e.inner.sport = b.readUInt16LE(off + O.inSport);
           e.inner.dport = b.readUInt16LE(off + O.inDport);

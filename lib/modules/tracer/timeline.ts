@@ -104,7 +104,8 @@ function finish(skb: string, events: TraceEvent[]): TracePacket {
   }
   const start = sorted[0]!.time;
   const last = sorted[sorted.length - 1]!;
-  const verdict: TraceVerdict = last.point === 'drop' ? 'dropped' : last.point === 'consume' ? 'consumed' : last.point === 'transmit' ? 'transmitted' : 'unfinished';
+  const verdict: TraceVerdict =
+    last.point === 'drop' ? 'dropped' : last.point === 'consume' ? 'consumed' : last.point === 'transmit' ? 'transmitted' : 'unfinished';
   const namespaces: number[] = [];
   const out = new Array<TimelineEvent>(sorted.length);
   for (let i = 0; i < sorted.length; i++) {

@@ -78,7 +78,11 @@ export interface PacketTracerEvents {
 }
 
 type Listener<A extends unknown[]> = (...args: A) => void;
-interface TracerLink { point: TracePoint; program: string; link: TracingLink }
+interface TracerLink {
+  point: TracePoint;
+  program: string;
+  link: TracingLink;
+}
 
 /** A running trace session (see the module comment). */
 export class PacketTracer extends EventEmitter<PacketTracerEvents> implements AsyncIterable<TracePacket> {
@@ -147,16 +151,22 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
       wanted = [...TRACE_POINTS];
     } else {
       if (!Array.isArray(opts.points) || opts.points.length === 0) invalidArgument('points', `must be a non-empty list of: ${TRACE_POINTS.join(', ')}`);
-      for (const p of opts.points) if (!TRACE_POINTS.includes(p)) invalidArgument('points', `unknown point ${JSON.stringify(p)} (known: ${TRACE_POINTS.join(', ')})`);
+      for (const p of opts.points)
+        if (!TRACE_POINTS.includes(p)) invalidArgument('points', `unknown point ${JSON.stringify(p)} (known: ${TRACE_POINTS.join(', ')})`);
       wanted = [...new Set(opts.points)];
     }
 
     const support = tracingSupport();
     const warnings: string[] = [];
     if (!support.kprobe || !support.fentry) {
-      warnings.push(`per-function tracing (kprobes, fentry) is unavailable on this kernel; tracing on tracepoints only (${support.missing.filter((m) => /^(kprobe|fentry)/.test(m)).join('; ')})`);
+      warnings.push(
+        `per-function tracing (kprobes, fentry) is unavailable on this kernel; tracing on tracepoints only (${support.missing.filter((m) => /^(kprobe|fentry)/.test(m)).join('; ')})`,
+      );
     }
-    if (!support.tpBtf) throw new BpfkitError('ERR_UNSUPPORTED', 'PacketTracer needs BTF tracepoints (tp_btf): the kernel has no BTF (/sys/kernel/btf/vmlinux)', { details: { feature: 'kernel BTF' } });
+    if (!support.tpBtf)
+      throw new BpfkitError('ERR_UNSUPPORTED', 'PacketTracer needs BTF tracepoints (tp_btf): the kernel has no BTF (/sys/kernel/btf/vmlinux)', {
+        details: { feature: 'kernel BTF' },
+      });
     const points: TracePoint[] = [];
     for (const name of wanted) {
       const p = POINTS.find((x) => x.name === name)!;
@@ -265,7 +275,8 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
   toJSONLines(opts: { events?: boolean } = {}): Readable {
     const name = opts.events ? 'event' : 'packet';
     const out = new Readable({ read() {} });
-    const onItem: Listener<[TraceEvent | TracePacket]> = (x) => out.push(`${JSON.stringify(x, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
+    const onItem: Listener<[TraceEvent | TracePacket]> = (x) =>
+      out.push(`${JSON.stringify(x, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
     const onEnd = () => {
       this.off(name, onItem);
       out.push(null);
