@@ -36,11 +36,22 @@ import { existsSync, writeFileSync, mkdtempSync, rmSync, rmdirSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AclFirewall, BpfObject, parseClassBench, parseClassBenchTrace, u32 } from '../dist/index.js';
-import { Lab } from '../dist/lab.js';
+import { Lab, registerForExit, unregisterForExit } from '../dist/lab.js';
 import { median, pinProcess } from './lib.mjs';
 import { FEW_FLOWS, FLOOD, FLOW_PORT_BASE, MAX_FLOWS, counterCodec, frame4, iptablesRules, liveRules, nftRules, readCB, sleep } from './acl/common.mjs';
 import { oneRuleSection, shapesSection } from './acl/changes.mjs';
 import { isolatedPart } from './acl/isolated.mjs';
+/** Removes each directory that is empty: never someone else's pins. */
+function removeEmptyDirs(dirs) {
+  for (const d of dirs) {
+    try {
+      rmdirSync(d);
+    } catch {
+      /* absent or not empty */
+    }
+  }
+}
+
 export default {
   name: 'acl',
   description:
@@ -50,8 +61,12 @@ export default {
     const summary = {};
     const lab = await Lab.create({ name: 'bench-acl' });
     const tmp = mkdtempSync(join(tmpdir(), 'bpfkit-acl-bench-'));
-    // libxdp (xdp-filter) creates its state directories on bpffs: remove the ones we caused
+    // libxdp (xdp-filter) creates its state directories on bpffs: remove the ones we caused,
+    // also when the run dies of a signal (the lab's exit hooks run this after the lab's own
+    // teardown; a finally block alone missed an interrupted run's empty /sys/fs/bpf/xdp)
     const libxdpDirs = ['/sys/fs/bpf/xdp-filter', '/sys/fs/bpf/xdp'].filter((d) => !existsSync(d));
+    const libxdpCleanup = { closeSync: () => removeEmptyDirs(libxdpDirs) };
+    registerForExit(libxdpCleanup);
     // ACL_BENCH_PARTS=isolated (or =shared) runs only section 4 (or 1-3)
     const parts = (process.env.ACL_BENCH_PARTS ?? 'shared,isolated').split(',');
     try {
@@ -400,13 +415,8 @@ export default {
     } finally {
       await lab.close();
       rmSync(tmp, { recursive: true, force: true });
-      for (const d of libxdpDirs) {
-        try {
-          rmdirSync(d); // only if empty: never someone else's pins
-        } catch {
-          /* absent or not empty */
-        }
-      }
+      unregisterForExit(libxdpCleanup);
+      removeEmptyDirs(libxdpDirs);
     }
     return { rows, summary };
   },

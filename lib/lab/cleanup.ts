@@ -6,6 +6,7 @@
 
 /** Anything that can tear itself down synchronously. */
 export interface SyncCleanable {
+  /** Tears down what it owns, synchronously; must not throw. */
   closeSync(): void;
 }
 
@@ -56,7 +57,11 @@ function uninstall(): void {
   for (const s of SIGNALS) process.off(s, onSignal);
 }
 
-/** Start covering `l` with the exit hooks (installs them on first use). */
+/**
+ * Start covering `l` with the exit hooks (installs them on first use). Labs register
+ * themselves; register your own cleanup after creating a lab and it runs after the lab's
+ * teardown when the process exits or dies of SIGINT/SIGTERM/SIGHUP.
+ */
 export function registerForExit(l: SyncCleanable): void {
   open.add(l);
   install();

@@ -21,7 +21,7 @@ export {
 export { LAB_NETNS_PREFIX, LAB_OWNER_ALIAS_PREFIX, NETNS_RUN_DIR } from './common.js';
 export { LabProcess, type LabProcessExit, type LineMatcher } from './procs.js';
 export { ensureBpffs, isBpffsMounted, BPFFS_PATH } from './bpffs.js';
-export { runExitCleanup, exitHookCount, exitHooksInstalled } from './cleanup.js';
+export { runExitCleanup, exitHookCount, exitHooksInstalled, registerForExit, unregisterForExit, type SyncCleanable } from './cleanup.js';
 export {
   findLeaks,
   removeLeaks,

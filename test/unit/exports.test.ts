@@ -101,6 +101,8 @@ const LAB = [
   'runExitCleanup',
   'exitHookCount',
   'exitHooksInstalled',
+  'registerForExit',
+  'unregisterForExit',
   'findLeaks',
   'removeLeaks',
   'formatLeaks',
