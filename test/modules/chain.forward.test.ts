@@ -16,14 +16,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceChainer, type ChainAttachOptions, type ChainStats } from '../../lib/index.js';
-import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
+import type { Lab, LabHost, LabLink } from '../../lib/lab/index.js';
+import { chainLab, chainOptions, countedByTtl as counted, DST, SRC, TTLS, type ChainLab, type Fam } from './chain.topology.js';
 
 const PORT = 7100;
 const N = 40;
-const DST = { v4: '198.18.20.1', v6: '2001:db8:20::1' } as const;
-const SRC = { v4: ['198.18.10.1', '198.18.10.3'], v6: ['2001:db8:10::1', '2001:db8:10::3'] } as const;
-const TTLS = [61, 62, 63, 64] as const;
-type Fam = 'v4' | 'v6';
 
 let lab: Lab;
 let c: LabHost;
@@ -34,39 +31,7 @@ let cr: LabLink;
 let rs: LabLink;
 let sr: LabLink;
 let ru: LabLink;
-
-/** netdev-ingress counters of our datagrams to DST by family and TTL / hop limit. */
-async function witnessTable(h: LabHost, dev: string, drop: boolean): Promise<void> {
-  const verdict = drop ? ' drop' : '';
-  const lines: string[] = [];
-  const counters: string[] = [];
-  for (const t of TTLS) {
-    counters.push(`counter v4_${t} {}`, `counter v6_${t} {}`);
-    lines.push(`ip daddr ${DST.v4} udp dport ${PORT} ip ttl ${t} counter name "v4_${t}"${verdict}`);
-    lines.push(`ip6 daddr ${DST.v6} udp dport ${PORT} ip6 hoplimit ${t} counter name "v6_${t}"${verdict}`);
-  }
-  const ruleset = `table netdev fwdwit {
-  ${counters.join('\n  ')}
-  chain in {
-    type filter hook ingress device "${dev}" priority 0;
-    ${lines.join('\n    ')}
-  }
-}
-`;
-  await h.exec(['nft', '-f', '-'], { input: ruleset });
-}
-
-/** Per family, datagrams counted by TTL: { v4: { 61: n, ... }, v6: {...} }. */
-async function counted(h: LabHost): Promise<Record<Fam, Record<number, number>>> {
-  const out = await h.exec(['nft', '-j', 'list', 'counters']);
-  const j = JSON.parse(out.stdout) as { nftables: { counter?: { table: string; name: string; packets: number } }[] };
-  const n: Record<Fam, Record<number, number>> = { v4: {}, v6: {} };
-  for (const e of j.nftables) {
-    const m = e.counter?.table === 'fwdwit' ? /^(v4|v6)_(\d+)$/.exec(e.counter.name) : null;
-    if (m) n[m[1] as Fam][Number(m[2])] = e.counter!.packets;
-  }
-  return n;
-}
+let t: ChainLab;
 
 /** What R's stack forwarded so far (its own SNMP counters). */
 async function stackForwarded(): Promise<Record<Fam, number>> {
@@ -82,49 +47,15 @@ const diff = (a: Record<number, number>, b: Record<number, number>) =>
 const fwd = (st: ChainStats) => st.forward!;
 
 beforeAll(async () => {
-  lab = await Lab.create({ name: 'chain-fwd' });
-  c = await lab.host('c');
-  r = await lab.host('r', { forwarding: true });
-  s = await lab.host('s', { forwarding: true });
-  u = await lab.host('u');
-  cr = await lab.link(c, r, {
-    aAddrs: ['198.18.10.1/24', '198.18.10.3/24', '2001:db8:10::1/64', '2001:db8:10::3/64'],
-    bAddrs: ['198.18.10.2/24', '2001:db8:10::2/64'],
-  });
   // the links R redirects into: their far ends need NAPI to take XDP frames (GRO gives it)
-  rs = await lab.link(r, s, { aAddrs: ['198.18.11.2/24', '2001:db8:11::2/64'], bAddrs: ['198.18.11.1/24', '2001:db8:11::1/64'], gro: true });
-  sr = await lab.link(s, r, { aAddrs: ['198.18.12.1/24', '2001:db8:12::1/64'], bAddrs: ['198.18.12.2/24', '2001:db8:12::2/64'] });
-  ru = await lab.link(r, u, { aAddrs: ['198.18.13.2/24', '2001:db8:13::2/64'], bAddrs: ['198.18.13.1/24', '2001:db8:13::1/64'], gro: true });
-  await u.addAddr('lo', `${DST.v4}/32`);
-  await u.addAddr('lo', `${DST.v6}/128`);
-  await c.addRoute('198.18.20.0/24 via 198.18.10.2');
-  await c.addRoute('2001:db8:20::/64 via 2001:db8:10::2');
-  await r.addRoute('198.18.20.0/24 via 198.18.13.1');
-  await r.addRoute('2001:db8:20::/64 via 2001:db8:13::1');
-  await s.addRoute('198.18.20.0/24 via 198.18.12.2');
-  await s.addRoute('2001:db8:20::/64 via 2001:db8:12::2');
-  await u.addRoute('198.18.10.0/24 via 198.18.13.2');
-  await u.addRoute('2001:db8:10::/64 via 2001:db8:13::2');
-  await witnessTable(s, rs.b.ifname, false);
-  await witnessTable(u, ru.b.ifname, true);
+  t = await chainLab('chain-fwd', { port: PORT, gro: true });
+  ({ lab, c, r, s, u, cr, rs, sr, ru } = t);
 });
 afterAll(async () => {
   await lab?.close();
 });
 
-const opts = (): ChainAttachOptions => ({
-  services: [{ name: 'fw', mark: 0x10, table: 110, nexthops: [{ via: '198.18.11.1' }, { via: '2001:db8:11::1' }] }],
-  upstream: { mark: 0x20, table: 120, nexthops: [{ via: '198.18.13.1' }, { via: '2001:db8:13::1' }] },
-  rules: [
-    { id: 'back-from-fw', iface: sr.b.ifname, action: 'upstream', priority: 10 },
-    { id: 'second-v4', src: `${SRC.v4[1]}/32`, action: 'upstream', priority: 20 },
-    { id: 'second-v6', src: `${SRC.v6[1]}/128`, action: 'upstream', priority: 20 },
-    { id: 'clients', iface: cr.b.ifname, action: 'fw' },
-  ],
-  netns: r.netns,
-  forward: 'xdp',
-  egress: [rs.a.ifname, ru.a.ifname],
-});
+const opts = (): ChainAttachOptions => chainOptions(t, { forward: 'xdp', egress: [rs.a.ifname, ru.a.ifname] });
 
 /** Waits (bounded) until U has counted `want` datagrams of `fam` in all. */
 async function untilUpstream(fam: Fam, want: number): Promise<void> {

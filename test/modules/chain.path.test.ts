@@ -15,13 +15,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceChainer, TcLink, XdpPipeline, type ChainAttachOptions } from '../../lib/index.js';
-import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
+import type { Lab, LabHost, LabLink } from '../../lib/lab/index.js';
+import { chainLab, chainOptions, counted, DST, SRC, type ChainLab } from './chain.topology.js';
 
 const PORT = 7000;
 const N = 40;
-const DST = { v4: '198.18.20.1', v6: '2001:db8:20::1' } as const;
-/** C's two sources: the first goes through the service, the second straight upstream. */
-const SRC = { v4: ['198.18.10.1', '198.18.10.3'], v6: ['2001:db8:10::1', '2001:db8:10::3'] } as const;
 
 let lab: Lab;
 let c: LabHost;
@@ -32,75 +30,17 @@ let cr: LabLink;
 let rs: LabLink;
 let sr: LabLink;
 let ru: LabLink;
-
-/** A netdev-ingress table counting our datagrams to DST per family (and dropping them on U). */
-async function witnessTable(h: LabHost, dev: string, drop: boolean): Promise<void> {
-  const verdict = drop ? ' drop' : '';
-  const ruleset = `table netdev chainwit {
-  counter v4 {}
-  counter v6 {}
-  chain in {
-    type filter hook ingress device "${dev}" priority 0;
-    ip daddr ${DST.v4} udp dport ${PORT} counter name "v4"${verdict}
-    ip6 daddr ${DST.v6} udp dport ${PORT} counter name "v6"${verdict}
-  }
-}
-`;
-  await h.exec(['nft', '-f', '-'], { input: ruleset });
-}
-
-async function counted(h: LabHost): Promise<{ v4: number; v6: number }> {
-  const out = await h.exec(['nft', '-j', 'list', 'counters']);
-  const j = JSON.parse(out.stdout) as { nftables: { counter?: { table: string; name: string; packets: number } }[] };
-  const n = { v4: 0, v6: 0 };
-  for (const e of j.nftables)
-    if (e.counter?.table === 'chainwit' && (e.counter.name === 'v4' || e.counter.name === 'v6')) n[e.counter.name] = e.counter.packets;
-  return n;
-}
+let t: ChainLab;
 
 beforeAll(async () => {
-  lab = await Lab.create({ name: 'chain-path' });
-  c = await lab.host('c');
-  r = await lab.host('r', { forwarding: true });
-  s = await lab.host('s', { forwarding: true });
-  u = await lab.host('u');
-  cr = await lab.link(c, r, {
-    aAddrs: ['198.18.10.1/24', '198.18.10.3/24', '2001:db8:10::1/64', '2001:db8:10::3/64'],
-    bAddrs: ['198.18.10.2/24', '2001:db8:10::2/64'],
-  });
-  rs = await lab.link(r, s, { aAddrs: ['198.18.11.2/24', '2001:db8:11::2/64'], bAddrs: ['198.18.11.1/24', '2001:db8:11::1/64'] });
-  sr = await lab.link(s, r, { aAddrs: ['198.18.12.1/24', '2001:db8:12::1/64'], bAddrs: ['198.18.12.2/24', '2001:db8:12::2/64'] });
-  ru = await lab.link(r, u, { aAddrs: ['198.18.13.2/24', '2001:db8:13::2/64'], bAddrs: ['198.18.13.1/24', '2001:db8:13::1/64'] });
-  await u.addAddr('lo', `${DST.v4}/32`);
-  await u.addAddr('lo', `${DST.v6}/128`);
-  await c.addRoute('198.18.20.0/24 via 198.18.10.2');
-  await c.addRoute('2001:db8:20::/64 via 2001:db8:10::2');
-  // R's main table: the destination straight to U
-  await r.addRoute('198.18.20.0/24 via 198.18.13.1');
-  await r.addRoute('2001:db8:20::/64 via 2001:db8:13::1');
-  // S: what it receives goes back to R through its second link
-  await s.addRoute('198.18.20.0/24 via 198.18.12.2');
-  await s.addRoute('2001:db8:20::/64 via 2001:db8:12::2');
-  await u.addRoute('198.18.10.0/24 via 198.18.13.2');
-  await u.addRoute('2001:db8:10::/64 via 2001:db8:13::2');
-  await witnessTable(s, rs.b.ifname, false);
-  await witnessTable(u, ru.b.ifname, true);
+  t = await chainLab('chain-path', { port: PORT });
+  ({ lab, c, r, s, u, cr, rs, sr, ru } = t);
 });
 afterAll(async () => {
   await lab?.close();
 });
 
-const opts = (): ChainAttachOptions => ({
-  services: [{ name: 'fw', mark: 0x10, table: 110, nexthops: [{ via: '198.18.11.1' }, { via: '2001:db8:11::1' }] }],
-  upstream: { mark: 0x20, table: 120, nexthops: [{ via: '198.18.13.1' }, { via: '2001:db8:13::1' }] },
-  rules: [
-    { id: 'back-from-fw', iface: sr.b.ifname, action: 'upstream', priority: 10 },
-    { id: 'second-v4', src: `${SRC.v4[1]}/32`, action: 'upstream', priority: 20 },
-    { id: 'second-v6', src: `${SRC.v6[1]}/128`, action: 'upstream', priority: 20 },
-    { id: 'clients', iface: cr.b.ifname, action: 'fw' },
-  ],
-  netns: r.netns,
-});
+const opts = (): ChainAttachOptions => chainOptions(t);
 
 /** What R's kernel holds that the chainer could leave behind. */
 async function snapshot(): Promise<Record<string, string>> {

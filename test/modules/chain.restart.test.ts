@@ -11,16 +11,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ServiceChainer, XdpPipeline, type ChainAttachOptions } from '../../lib/index.js';
-import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
+import type { Lab, LabHost, LabLink } from '../../lib/lab/index.js';
+import { ensureDist, ROOT } from '../helpers/dist.js';
+import { chainLab, chainOptions, countedByTtl, DST as DSTS, SRC as SRCS, type ChainLab } from './chain.topology.js';
 
-const ROOT = resolve(__dirname, '..', '..');
 const PIN = `/sys/fs/bpf/bpfkit-test-chain-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
 const PORT = 7200;
-const DST = '198.18.20.1';
-const SRC = '198.18.10.1';
+const DST = DSTS.v4;
+const SRC = SRCS.v4[0];
 const FLOOD = 30_000;
 
 let lab: Lab;
@@ -29,51 +30,13 @@ let r: LabHost;
 let s: LabHost;
 let u: LabHost;
 let cr: LabLink;
-let rs: LabLink;
 let sr: LabLink;
-let ru: LabLink;
+let t: ChainLab;
 const children: ChildProcess[] = [];
 
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/** dist/ must hold the current library: rebuild it with tsup when lib/ is newer. */
-function ensureDist(): void {
-  const out = join(ROOT, 'dist', 'index.js');
-  if (existsSync(out) && statSync(out).mtimeMs >= newest(join(ROOT, 'lib'))) return;
-  execFileSync('npx', ['tsup'], { cwd: ROOT, stdio: 'ignore', timeout: 180_000 });
-}
-
-/** netdev-ingress counters of our datagrams by TTL (61: via S; 63: one hop). */
-async function witnessTable(h: LabHost, dev: string, drop: boolean): Promise<void> {
-  const verdict = drop ? ' drop' : '';
-  const rules = [61, 62, 63, 64].map((t) => `ip daddr ${DST} udp dport ${PORT} ip ttl ${t} counter name "t${t}"${verdict}`);
-  const ruleset = `table netdev rswit {
-  counter t61 {}
-  counter t62 {}
-  counter t63 {}
-  counter t64 {}
-  chain in {
-    type filter hook ingress device "${dev}" priority 0;
-    ${rules.join('\n    ')}
-  }
-}
-`;
-  await h.exec(['nft', '-f', '-'], { input: ruleset });
-}
-
+/** U's / S's witness, IPv4 by TTL: { t61: n, ... } (61: via S; 63: one hop). */
 async function counted(h: LabHost): Promise<Record<string, number>> {
-  const out = await h.exec(['nft', '-j', 'list', 'counters']);
-  const j = JSON.parse(out.stdout) as { nftables: { counter?: { table: string; name: string; packets: number } }[] };
-  const n: Record<string, number> = {};
-  for (const e of j.nftables) if (e.counter?.table === 'rswit' && e.counter.packets) n[e.counter.name] = e.counter.packets;
-  return n;
+  return Object.fromEntries(Object.entries((await countedByTtl(h)).v4).map(([ttl, n]) => [`t${ttl}`, n]));
 }
 
 function xdpProgId(dev: string): number | undefined {
@@ -118,22 +81,8 @@ function child(opts: ChainAttachOptions) {
 
 beforeAll(async () => {
   ensureDist();
-  lab = await Lab.create({ name: 'chain-restart' });
-  c = await lab.host('c');
-  r = await lab.host('r', { forwarding: true });
-  s = await lab.host('s', { forwarding: true });
-  u = await lab.host('u');
-  cr = await lab.link(c, r, { aAddrs: ['198.18.10.1/24'], bAddrs: ['198.18.10.2/24'] });
-  rs = await lab.link(r, s, { aAddrs: ['198.18.11.2/24'], bAddrs: ['198.18.11.1/24'] });
-  sr = await lab.link(s, r, { aAddrs: ['198.18.12.1/24'], bAddrs: ['198.18.12.2/24'] });
-  ru = await lab.link(r, u, { aAddrs: ['198.18.13.2/24'], bAddrs: ['198.18.13.1/24'] });
-  await u.addAddr('lo', `${DST}/32`);
-  await c.addRoute('198.18.20.0/24 via 198.18.10.2');
-  await r.addRoute('198.18.20.0/24 via 198.18.13.1');
-  await s.addRoute('198.18.20.0/24 via 198.18.12.2');
-  await u.addRoute('198.18.10.0/24 via 198.18.13.2');
-  await witnessTable(s, rs.b.ifname, false);
-  await witnessTable(u, ru.b.ifname, true);
+  t = await chainLab('chain-restart', { port: PORT, v6: false });
+  ({ lab, c, r, s, u, cr, sr } = t);
 }, 240_000);
 afterAll(async () => {
   for (const p of children) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
@@ -143,16 +92,14 @@ afterAll(async () => {
   rmSync(PIN, { recursive: true, force: true });
 });
 
-const opts = (): ChainAttachOptions => ({
-  services: [{ name: 'fw', mark: 0x10, table: 110, nexthops: [{ via: '198.18.11.1' }] }],
-  upstream: { mark: 0x20, table: 120, nexthops: [{ via: '198.18.13.1' }] },
-  rules: [
-    { id: 'back-from-fw', iface: sr.b.ifname, action: 'upstream', priority: 10 },
-    { id: 'clients', iface: cr.b.ifname, action: 'fw' },
-  ],
-  netns: r.netns,
-  pin: PIN,
-});
+const opts = (): ChainAttachOptions =>
+  chainOptions(t, {
+    rules: [
+      { id: 'back-from-fw', iface: sr.b.ifname, action: 'upstream', priority: 10 },
+      { id: 'clients', iface: cr.b.ifname, action: 'fw' },
+    ],
+    pin: PIN,
+  });
 
 const ipState = async () => ({ rules: await r.ip(['rule', 'show']), routes: await r.ip(['route', 'show', 'table', 'all']) });
 
