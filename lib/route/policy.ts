@@ -24,7 +24,7 @@ import {
 } from './route.js';
 import { planRuleDeletes, ruleInfo, ruleKey, ruleOp, safeRuleUndo, withAddedRules } from './rule.js';
 import type { IpRouteInfo, IpRouteSpec, IpRuleInfo, IpRuleSelector, NetlinkOptions } from './types.js';
-import { normalizeRoute, normalizeSelector, parseProtocol, parseRuleAction, parseTable, selectorFamily } from './validate.js';
+import { normalizeRoute, normalizeSelector, parseProtocol, parseRuleAction, parseTable, SELECTOR_KEYS, selectorFamily } from './validate.js';
 
 /** A route of a PolicyRoute: an {@link IpRouteSpec} without table and protocol (both fixed). */
 export type PolicyRouteEntry = Omit<IpRouteSpec, 'table' | 'protocol'>;
@@ -94,24 +94,7 @@ interface Unit {
   routeFields: string[];
 }
 
-const POLICY_KEYS = new Set([
-  'priority',
-  'table',
-  'action',
-  'family',
-  'routes',
-  'fwmark',
-  'fwmask',
-  'iif',
-  'oif',
-  'src',
-  'dst',
-  'tos',
-  'ipProto',
-  'sport',
-  'dport',
-  'invert',
-]);
+const POLICY_KEYS = new Set<string>([...SELECTOR_KEYS, 'priority', 'table', 'action', 'family', 'routes']);
 const RESERVED_TABLES = new Set([0, 253, 254, 255]);
 
 function noChanges(): PolicyRouteChanges {

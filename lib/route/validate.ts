@@ -144,24 +144,10 @@ function gateway(v: unknown, field: string, family: 4 | 6): string {
 
 // ---- rules -------------------------------------------------------------------------
 
-const RULE_KEYS = new Set([
-  'family',
-  'priority',
-  'action',
-  'table',
-  'protocol',
-  'fwmark',
-  'fwmask',
-  'iif',
-  'oif',
-  'src',
-  'dst',
-  'tos',
-  'ipProto',
-  'sport',
-  'dport',
-  'invert',
-]);
+/** @internal the fields of {@link IpRuleSelector}: what selects packets, in a rule and in a PolicyRoute. */
+export const SELECTOR_KEYS = ['fwmark', 'fwmask', 'iif', 'oif', 'src', 'dst', 'tos', 'ipProto', 'sport', 'dport', 'invert'] as const;
+
+const RULE_KEYS = new Set<string>([...SELECTOR_KEYS, 'family', 'priority', 'action', 'table', 'protocol']);
 
 /** @internal check the selector fields of a rule-like spec into `out`. */
 export function normalizeSelector(spec: IpRuleSelector, field: string, family: 4 | 6, out: NativeRule): void {
