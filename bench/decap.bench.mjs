@@ -124,12 +124,12 @@ export default {
     try {
       const a = await lab.host('a');
       const b = await lab.host('b');
-      // GRO on: a veth without XDP only takes XDP_TX'd frames when it runs NAPI, and every
-      // scenario must see the same receive path
       // names unique on the machine: the isolated topology finds B's NAPI threads by name
       const tag = lab.netnsName('x').split('-')[1].slice(0, 6);
       const A_IF = `dg${tag}`;
       const B_IF = `dr${tag}`;
+      // GRO on: a veth without XDP only takes XDP_TX'd frames when it runs NAPI, and every
+      // scenario must see the same receive path
       const link = await lab.link(a, b, {
         aName: A_IF,
         bName: B_IF,
