@@ -5,7 +5,7 @@
 //    side of the veth through a re-stamping XDP_TX program (test/bpf/decap_gen.bpf.c;
 //    plain xdp_tx hands back pages the Decapsulator has written its metadata into).
 //      (a)       VXLAN frames, a kernel vxlan device on B (the status quo)
-//      (b)       VXLAN frames, the Decapsulator on B:eth0, every feature on (allowlist,
+//      (b)       VXLAN frames, the Decapsulator on B's veth, every feature on (allowlist,
 //                strict destination, MAC rewrite, metadata), no tunnel device
 //      (b-min)   the same with the defaults (no allowlist, no strict mode)
 //      (c)       the inner packets sent unencapsulated: the ceiling (crosses the stack once)
@@ -15,8 +15,8 @@
 //    drain read; "reached socket" adds the datagrams the socket dropped because the drain
 //    was descheduled (RcvbufErrors), i.e. what the stack itself carried.
 //    Goal: (b) within 5% of (c).
-// 1b. The same scenarios with the receiver isolated (isolateReceiver below): threaded NAPI
-//    on B's veth pinned to RX_CPU, this process (the live-frames generator) and the drain
+// 1b. The same scenarios with the receiver isolated (isolateReceiver below, on bench/lib/napi.mjs):
+//    threaded NAPI on B's veth pinned to RX_CPU, this process (the live-frames generator) and the drain
 //    on GEN_CPU. The rate is what B's NAPI consumed (`ethtool -S` rx_queue_0_xdp_packets,
 //    every frame NAPI took, with or without a program) per second of generation, so a
 //    slower receiver shows as itself instead of being diluted by the sender's cost.
@@ -33,9 +33,9 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { BpfObject, Decapsulator } from '../dist/index.js';
 import { Lab } from '../dist/lab.js';
-import { readFileSync } from 'node:fs';
 import { buildC, median, pinProcess, root } from './lib.mjs';
-import { napiThreads } from './lib/napi.mjs';
+import { GEN_CPU, RX_CPU } from './lib/isolated.mjs';
+import { cpuNsByPid, napiThreads, threadNapi } from './lib/napi.mjs';
 
 const B_MAC = '02:00:00:00:00:02';
 const VX_MAC = '02:00:00:00:0a:0a';
@@ -81,35 +81,33 @@ async function udpCounters(host) {
 
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 
-const GEN_CPU = 0;
-const RX_CPU = 1;
-
 /**
- * The isolated-receiver topology on `host`'s `ifname` (the receiving end of a veth):
- * threaded NAPI on it, its kthread(s) pinned to RX_CPU, every thread of this process (the
- * live-frames generator runs on the calling thread) pinned to GEN_CPU. Other namespaces may
- * have NAPI threads of the same name: only the ones that appear when threading is switched
- * on are taken. Returns `rxPackets()` (rx_queue_0_xdp_packets: frames B's NAPI consumed,
- * program or not), `pinned` and `restore()` (unpins this process; threaded NAPI ends with
- * the namespace).
+ * The isolated-receiver topology on `host`'s `ifname` (the receiving end of the veth, a
+ * name unique on the machine so its NAPI threads are found by name): threaded NAPI, its
+ * kthread(s) pinned to RX_CPU (`pin()`, again after each scenario's setup: attaching or
+ * detaching XDP may re-create them); every thread of this process (the live-frames
+ * generator runs on the calling thread) pinned to GEN_CPU until `restore()`.
+ * `rxPackets()` is rx_queue_0_xdp_packets (frames B's NAPI consumed, program or not);
+ * `cpuNs()` the CPU time B's NAPI thread(s) ran, which holds per packet also on a shared
+ * machine, since time a thread waited for its CPU does not count.
  */
 async function isolateReceiver(host, ifname) {
-  const before = new Set(napiThreads(ifname));
-  await host.exec(['sh', '-c', `echo 1 > /sys/class/net/${ifname}/threaded`]);
-  const threads = napiThreads(ifname).filter((p) => !before.has(p));
-  if (!threads.length) throw new Error(`no NAPI thread appeared for ${ifname}`);
-  for (const pid of threads) execFileSync('taskset', ['-p', '-c', String(RX_CPU), pid], { stdio: 'ignore' });
-  const unpin = pinProcess(GEN_CPU);
+  let pids = [];
+  const pin = async () => {
+    if ((await threadNapi(host, ifname, RX_CPU)) === 0) throw new Error(`no NAPI thread for ${ifname}`);
+    pids = napiThreads(ifname);
+    return pids.length;
+  };
+  const pinned = await pin();
+  const restore = pinProcess(GEN_CPU);
   const rxPackets = async () => {
     const out = (await host.exec(['ethtool', '-S', ifname])).stdout;
     const m = /rx_queue_0_xdp_packets:\s*(\d+)/.exec(out);
     if (!m) throw new Error(`ethtool -S ${ifname}: no rx_queue_0_xdp_packets`);
     return Number(m[1]);
   };
-  // CPU time the NAPI thread(s) ran (ns): per packet, steadier than a rate on a shared
-  // machine, since time the thread waited for its CPU does not count
-  const cpuNs = () => threads.reduce((t, p) => t + Number(readFileSync(`/proc/${p}/schedstat`, 'utf8').split(' ')[0]), 0);
-  return { rxPackets, cpuNs, pinned: threads.length, restore: unpin };
+  const cpuNs = () => Object.values(cpuNsByPid(pids)).reduce((t, x) => t + x, 0);
+  return { rxPackets, cpuNs, pin, pinned, restore };
 }
 
 export default {
@@ -126,9 +124,15 @@ export default {
     try {
       const a = await lab.host('a');
       const b = await lab.host('b');
+      // names unique on the machine: the isolated topology finds B's NAPI threads by name
+      const tag = lab.netnsName('x').split('-')[1].slice(0, 6);
+      const A_IF = `dg${tag}`;
+      const B_IF = `dr${tag}`;
       // GRO on: a veth without XDP only takes XDP_TX'd frames when it runs NAPI, and every
       // scenario must see the same receive path
       const link = await lab.link(a, b, {
+        aName: A_IF,
+        bName: B_IF,
         aAddrs: ['198.18.20.1/24', '2001:db8:20::1/64'],
         bAddrs: ['198.18.20.2/24', '2001:db8:20::2/64'],
         bMac: B_MAC,
@@ -138,8 +142,8 @@ export default {
       // GRO set while the veth was down does not start its NAPI on this kernel: toggle it
       // now that the link is up, or B drops every XDP_TX'd frame until some XDP program
       // has been attached once
-      await b.setGro('eth0', false);
-      await b.setGro('eth0', true);
+      await b.setGro(B_IF, false);
+      await b.setGro(B_IF, true);
       const f = frames(link.a.mac);
       const gens = {};
       for (const k of ['vxlan', 'plain'])
@@ -150,7 +154,7 @@ export default {
       const rounds = quick ? 1 : 9;
       const isoCount = quick ? 1_000_000 : 3_000_000;
       const attachDecap = (opts) => async () => {
-        const d = await Decapsulator.attach('eth0', { netns: b.netns, ...opts });
+        const d = await Decapsulator.attach(B_IF, { netns: b.netns, ...opts });
         return async (res) => {
           res.stats = d.stats();
           d.close();
@@ -162,7 +166,7 @@ export default {
           frame: 'vxlan',
           setup: async () => {
             await b.batch([
-              `link add vx0 address ${VX_MAC} type vxlan id 100 local 198.18.20.2 dstport 4789 dev eth0`,
+              `link add vx0 address ${VX_MAC} type vxlan id 100 local 198.18.20.2 dstport 4789 dev ${B_IF}`,
               'link set vx0 addrgenmode none',
               'link set vx0 up',
             ]);
@@ -178,7 +182,7 @@ export default {
           setup: async () => {
             const o = await BpfObject.openBuiltin('xdp_basic').load();
             const p = o.xdpProgram('xdp_pass');
-            const l = p.attach('eth0', { netns: b.netns });
+            const l = p.attach(B_IF, { netns: b.netns });
             return async () => {
               l.close();
               p.close();
@@ -192,6 +196,7 @@ export default {
         for (let r = 0; r < rounds; r++) {
           for (const s of r % 2 ? [...scenarios].reverse() : scenarios) {
             const teardown = await s.setup();
+            if (rx) await rx.pin();
             const res = {};
             try {
               const drain = b.spawn(
@@ -204,7 +209,7 @@ export default {
               const gen = gens[s.frame].xdpProgram('xdp_stamp_tx');
               const t0 = process.hrtime.bigint();
               // isolated: long enough for B's NAPI thread to run steadily (the generator outruns it)
-              await gen.generate(f[s.frame], { iface: 'eth0', netns: a.netns, count: rx ? isoCount : count, batchSize: 64 });
+              await gen.generate(f[s.frame], { iface: A_IF, netns: a.netns, count: rx ? isoCount : count, batchSize: 64 });
               const secs = Number(process.hrtime.bigint() - t0) / 1e9;
               gen.close();
               await sleep(300);
@@ -244,7 +249,7 @@ export default {
         return results;
       };
       const results = await measure('shared', undefined);
-      const rx = await isolateReceiver(b, 'eth0');
+      const rx = await isolateReceiver(b, B_IF);
       let iso;
       try {
         log(`isolated receiver: ${rx.pinned} NAPI thread(s) on CPU ${RX_CPU}, generator and drain on CPU ${GEN_CPU}`);

@@ -106,6 +106,8 @@ struct decap_config {
 	__be32 local6[DECAP_MAX_LOCAL][4]; /* ... and IPv6 ones */
 };
 
+_Static_assert(__builtin_offsetof(struct decap_config, mac) % 2 == 0, "mac: 16-bit loads (bpfkit_mac_equal16)");
+
 struct decap_config_map {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -164,11 +166,17 @@ struct {
 } vni_counters SEC(".maps");
 
 struct decap_vni_cache_entry {
-	__u32 tag; /* VNI_TAG_VALID | proto << 24 | vni */
-	__u32 version; /* decap_config.version it was filled under */
+	/* decap_config.version it was filled under << 32 | VNI_TAG_VALID | proto << 24 | vni:
+	 * one 64-bit compare checks both */
+	__u64 key;
 	__u32 slot; /* vni_counters slot, VNI_SLOT_NONE or VNI_SLOT_DENIED */
 	__u32 _pad;
 };
+
+static __always_inline __u64 vni_cache_key(const struct decap_config *cfg, __u32 key)
+{
+	return (__u64)cfg->version << 32 | VNI_TAG_VALID | key;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -251,8 +259,7 @@ static __noinline __u32 vni_resolve(const struct decap_config *cfg, __u32 vni, _
 	slot = s ? *s : vni_new_slot(key);
 fill:
 	if (e) {
-		e->tag = VNI_TAG_VALID | key;
-		e->version = cfg->version;
+		e->key = vni_cache_key(cfg, key);
 		e->slot = slot;
 	}
 	return slot;
@@ -265,7 +272,7 @@ static __always_inline __u32 vni_lookup(const struct decap_config *cfg, __u32 vn
 	__u32 idx = (vni ^ (vni >> 8) ^ proto) & (VNI_CACHE_SIZE - 1);
 	struct decap_vni_cache_entry *e = bpf_map_lookup_elem(&vni_cache, &idx);
 
-	if (e && e->tag == (VNI_TAG_VALID | proto << 24 | vni) && e->version == cfg->version)
+	if (e && e->key == vni_cache_key(cfg, proto << 24 | vni))
 		return e->slot;
 	return vni_resolve(cfg, vni, proto, e);
 }
@@ -390,7 +397,7 @@ static __always_inline int decap_udp(struct xdp_md *ctx, const struct decap_conf
 		if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
 			return XDP_PASS; /* cannot happen: adjust_head keeps >= ETH_HLEN */
 		if (!bpfkit_mac_is_group(eth->h_dest))
-			__builtin_memcpy(eth->h_dest, cfg->mac, ETH_ALEN);
+			bpfkit_mac_copy16(eth->h_dest, cfg->mac);
 	}
 	if (cfg->flags & DECAP_F_METADATA) {
 		meta.vni = vni;
@@ -432,7 +439,7 @@ static __always_inline int is_local6(const struct decap_config *cfg, const struc
 static __always_inline int other_host(const struct decap_config *cfg, const struct ethhdr *eth)
 {
 	return (cfg->flags & DECAP_F_CHECK_MAC) && !bpfkit_mac_is_group(eth->h_dest) &&
-	       !bpfkit_mac_equal(eth->h_dest, cfg->mac);
+	       !bpfkit_mac_equal16(eth->h_dest, cfg->mac);
 }
 
 /* The UDP header at the cursor, when it goes to a configured tunnel port: returns

@@ -177,12 +177,13 @@ static __always_inline int bpfkit_ipv4_is_later_fragment(const struct iphdr *iph
  * sum of its ten 16-bit words, checksum included, must be 0xffff. */
 static __always_inline int bpfkit_ipv4_csum_ok(const struct iphdr *iph)
 {
-	const __u16 *w = (const __u16 *)iph;
-	__u32 sum = 0;
+	/* five 32-bit words summed in 64 bits, then folded: the same ones' complement sum as
+	 * ten 16-bit words (RFC 1071: the sum is independent of the word size), half the loads */
+	const __u32 *w = (const __u32 *)iph;
+	__u64 sum = (__u64)w[0] + w[1] + w[2] + w[3] + w[4];
 
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		sum += w[i];
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return sum == 0xffff;
@@ -267,6 +268,26 @@ static __always_inline int bpfkit_mac_is_group(const __u8 *mac)
 static __always_inline int bpfkit_mac_equal(const __u8 *a, const __u8 *b)
 {
 	return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a[5] ^ b[5])) == 0;
+}
+
+/* a == b for two 2-byte aligned 6-byte MAC addresses (an Ethernet header's, a map value's
+ * field at an even offset): three 16-bit loads per side instead of six byte loads. */
+static __always_inline int bpfkit_mac_equal16(const __u8 *a, const __u8 *b)
+{
+	const __u16 *x = (const __u16 *)a, *y = (const __u16 *)b;
+
+	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2])) == 0;
+}
+
+/* *dst = *src for two 2-byte aligned MAC addresses (see bpfkit_mac_equal16). */
+static __always_inline void bpfkit_mac_copy16(__u8 *dst, const __u8 *src)
+{
+	__u16 *d = (__u16 *)dst;
+	const __u16 *s = (const __u16 *)src;
+
+	d[0] = s[0];
+	d[1] = s[1];
+	d[2] = s[2];
 }
 
 #endif
