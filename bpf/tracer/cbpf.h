@@ -59,10 +59,18 @@ struct {
 	__type(value, struct cbpf_vm);
 } cbpf_scratch SEC(".maps");
 
+/* What each step is given (on the caller's stack): the machine, and the view's byte 0 as a
+ * pointer into the packet for direct loads (headers.h, probe_reads). */
+struct cbpf_ctx {
+	struct cbpf_vm *vm;
+	const unsigned char *base;
+};
+
 /* size bytes (1, 2, 4) of the view at off, big-endian, into *out; -1 outside the packet. */
-static __always_inline int cbpf_load(struct cbpf_vm *vm, __u32 off, __u32 size, __u32 *out)
+static __always_inline int cbpf_load(struct cbpf_ctx *c, __u32 off, __u32 size, __u32 *out)
 {
-	__u8 b[4] = {};
+	struct cbpf_vm *vm = c->vm;
+	__u8 b[4] __attribute__((aligned(4))) = {};
 
 	if (off > vm->caplen || size > vm->caplen - off)
 		return -1;
@@ -75,6 +83,25 @@ static __always_inline int cbpf_load(struct cbpf_vm *vm, __u32 off, __u32 size, 
 			if (i < size && o < 14)
 				b[i] = vm->eth[o];
 		}
+	} else if (!probe_reads) {
+		/* the view's linear data is never 512 MiB: off is below that (and the verifier
+		 * wants the pointer's offset bounded) */
+		const unsigned char *q = c->base + (off & ((1u << 29) - 1));
+		__u64 v;
+
+		/* in asm: clang would otherwise share a load between this pointer and the
+		 * machine's (a map value), which the verifier refuses */
+		if (size == 4) {
+			asm volatile("%0 = *(u32 *)(%1 + 0)" : "=r"(v) : "r"(q));
+			*out = bpf_ntohl((__u32)v);
+		} else if (size == 2) {
+			asm volatile("%0 = *(u16 *)(%1 + 0)" : "=r"(v) : "r"(q));
+			*out = bpf_ntohs((__u16)v);
+		} else {
+			asm volatile("%0 = *(u8 *)(%1 + 0)" : "=r"(v) : "r"(q));
+			*out = (__u8)v;
+		}
+		return 0;
 	} else if (size == 4) {
 		if (bpf_probe_read_kernel(b, 4, (void *)(vm->base + off)))
 			return -1;
@@ -137,14 +164,13 @@ static __always_inline __u32 cbpf_alu(__u16 op, __u32 a, __u32 v, int *bad)
 /* One instruction (the bpf_loop callback): 0 to go on, 1 when the program returned. */
 static long cbpf_step(__u64 i, void *ctx)
 {
-	__u32 zero = 0, pc, k, v = 0;
-	struct cbpf_vm *vm = bpf_map_lookup_elem(&cbpf_scratch, &zero);
+	struct cbpf_ctx *c = ctx;
+	struct cbpf_vm *vm = c->vm;
+	__u32 pc, k, v = 0;
 	__u16 code;
 	__u8 jt, jf;
 	int bad = 0;
 
-	if (!vm)
-		return 1;
 	pc = vm->pc;
 	if (pc >= pcap_len || pc >= PCAP_MAX_INSNS)
 		return cbpf_reject(vm); /* fell off the end */
@@ -160,15 +186,15 @@ static long cbpf_step(__u64 i, void *ctx)
 
 		switch (BPF_MODE(code)) {
 		case BPF_ABS:
-			if (cbpf_load(vm, k, size, &v))
+			if (cbpf_load(c, k, size, &v))
 				return cbpf_reject(vm);
 			break;
 		case BPF_IND:
-			if (cbpf_load(vm, vm->X + k, size, &v))
+			if (cbpf_load(c, vm->X + k, size, &v))
 				return cbpf_reject(vm);
 			break;
 		case BPF_MSH: /* ldx 4*([k]&0xf) */
-			if (cbpf_load(vm, k, 1, &v))
+			if (cbpf_load(c, k, 1, &v))
 				return cbpf_reject(vm);
 			v = (v & 0xf) << 2;
 			break;
@@ -271,7 +297,9 @@ static __always_inline int cbpf_run(struct sk_buff *skb, int at_data)
 	vm->X = 0;
 	vm->pc = 0;
 	vm->ret = 0;
-	bpf_loop(pcap_len, cbpf_step, 0, 0);
+	struct cbpf_ctx c = {.vm = vm, .base = base};
+
+	bpf_loop(pcap_len, cbpf_step, &c, 0);
 	return vm->ret != 0;
 }
 
