@@ -232,7 +232,7 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 	}
 	/* a pcap-filter expression: at a drop or consume, the verdict of the packet's receive
 	 * or queue on this CPU when there was one (tracer/cbpf.h) */
-	int entry = point == P_RECEIVE || point == P_QUEUE, verdict = -1;
+	int entry = point == P_RECEIVE || point == P_QUEUE, verdict = -1, replay = 0;
 	struct pcap_memo *m = 0;
 	__u64 head = 0;
 
@@ -242,6 +242,9 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 		m = pcap_memo_slot(skb);
 		head = (__u64)skb->head;
 		if (entry) {
+			/* this packet's memo from where it entered a device before, for a replay;
+			 * forgotten now, whatever the filters say below */
+			replay = m && m->skb == a.skb;
 			if (m)
 				m->skb = 0;
 		} else {
@@ -261,10 +264,17 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 	if ((filter.flags & F_NETNS) && skb_netns(skb, dev) != filter.netns)
 		return;
 	if ((filter.flags & F_PCAP) && verdict < 0) {
-		count(S_PCAP_RUNS);
-		verdict = cbpf_run(skb, at_data);
-		if (entry)
-			pcap_remember(m, skb, head, verdict);
+		if (replay)
+			verdict = pcap_replay(m, skb, at_data);
+		if (verdict >= 0) {
+			count(S_PCAP_REMEMBERED);
+			pcap_remember_again(m, skb, head);
+		} else {
+			count(S_PCAP_RUNS);
+			verdict = cbpf_run(skb, at_data);
+			if (entry)
+				pcap_remember(m, skb, head, verdict);
+		}
 		if (!verdict)
 			return;
 	}
