@@ -334,9 +334,11 @@ static __always_inline int cbpf_run(struct sk_buff *skb, int at_data)
 
 	if (!vm)
 		return 0;
-	vm->nloads = 0;
-	if (!cbpf_view(vm, skb, at_data, &base))
+	if (!cbpf_view(vm, skb, at_data, &base)) {
+		vm->nloads = CBPF_TRACE + 1; /* nothing to replay */
 		return 0;
+	}
+	vm->nloads = 0;
 	vm->A = 0;
 	vm->X = 0;
 	vm->pc = 0;
