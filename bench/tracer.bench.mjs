@@ -140,6 +140,22 @@ export default {
       });
       const scenarios = [
         { id: 'tracer off', kind: 'off', setup: async () => ({ done: async () => {} }) },
+        {
+          // the floor: the same programs at the same points, each returning at once (the
+          // kernel's tracepoint + trampoline + call cost; what no filter can go below)
+          id: "tracer's points, empty programs",
+          kind: 'floor',
+          setup: async () => {
+            const obj = await BpfObject.openBuiltin('tracer', { globals: { filter: Buffer.alloc(64), empty_programs: 1 } }).load();
+            const links = obj.programs.map((p) => {
+              const prog = obj.tracingProgram(p.name);
+              const l = prog.attach();
+              prog.close();
+              return l;
+            });
+            return { done: async () => (links.forEach((l) => l.close()), obj.close()) };
+          },
+        },
         tracerScenario('tracer, host filter, no match', 'nomatch', { host: '198.18.99.99' }),
         tracerScenario('tracer, pcap filter, no match', 'nomatch-pcap', { pcap: 'tcp and dst port 80' }),
         tracerScenario(NODE, 'all-node', undefined, 'event'),
@@ -269,6 +285,7 @@ export default {
       summary.hostNoMatchVsOffPaired = paired('tracer, host filter, no match', OFF);
       summary.pcapNoMatchVsOffPaired = paired('tracer, pcap filter, no match', OFF);
       summary.everyPacketVsOffPaired = paired(NODE, OFF);
+      summary.cpu_emptyProgramsVsOffPaired = cpuPaired("tracer's points, empty programs", OFF);
       summary.cpu_hostNoMatchVsOffPaired = cpuPaired('tracer, host filter, no match', OFF);
       summary.cpu_pcapNoMatchVsOffPaired = cpuPaired('tracer, pcap filter, no match', OFF);
       summary.cpu_everyPacketVsOffPaired = cpuPaired(NODE, OFF);

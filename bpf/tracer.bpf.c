@@ -26,6 +26,10 @@
 char LICENSE[] SEC("license") = "GPL";
 
 const volatile struct tracer_filter filter = {};
+/* Benchmarks only (bench/tracer.bench.mjs, "tracer's points, empty programs"): every program
+ * returns at once, so the cost left is the kernel's (tracepoint, BPF trampoline, program
+ * call), the floor of what a filter that rejects a packet can cost. */
+const volatile __u32 empty_programs = 0;
 
 BPFKIT_RINGBUF(events, 1 << 22);
 
@@ -194,6 +198,12 @@ static __always_inline void emit(const struct emit_args *a, const struct hdr *p,
 	bpfkit_rb_submit(e);
 }
 
+/* The namespace of a packet: its device's, or with none its socket's. */
+static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
+{
+	return dev ? dev->nd_net.net->ns.inum : BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
+}
+
 /* An event at an sk_buff: filter, remember for FIB lookups / transmits, emit. The skb is a
  * tracepoint argument (BTF-typed), so its fields and its device's are read directly: each
  * a load the JIT guards, not a helper call (most of what a non-matching packet costs). */
@@ -222,7 +232,7 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 	}
 	/* a pcap-filter expression: at a drop or consume, the verdict of the packet's receive
 	 * or queue on this CPU when there was one (tracer/cbpf.h) */
-	int entry = point == P_RECEIVE || point == P_QUEUE, verdict = -1;
+	int entry = point == P_RECEIVE || point == P_QUEUE, verdict = -1, replay = 0;
 	struct pcap_memo *m = 0;
 	__u64 head = 0;
 
@@ -232,6 +242,9 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 		m = pcap_memo_slot(skb);
 		head = (__u64)skb->head;
 		if (entry) {
+			/* this packet's memo from where it entered a device before, for a replay;
+			 * forgotten now, whatever the filters say below */
+			replay = m && m->skb == a.skb;
 			if (m)
 				m->skb = 0;
 		} else {
@@ -242,17 +255,26 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 				return;
 		}
 	}
-	a.dev = dev;
-	a.ifindex = dev ? dev->ifindex : 0;
-	a.netns = dev ? dev->nd_net.net->ns.inum : BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
-	a.mark = skb->mark;
-	if (!match_where(a.ifindex, a.netns, a.mark, 1))
+	/* the interface, mark and namespace filters, each field read only when filtered on
+	 * (the event's are read once the packet matched) */
+	if ((filter.flags & F_IFINDEX) && (dev ? dev->ifindex : 0) != filter.ifindex)
+		return;
+	if ((filter.flags & F_MARK) && (skb->mark & filter.mark_mask) != filter.mark)
+		return;
+	if ((filter.flags & F_NETNS) && skb_netns(skb, dev) != filter.netns)
 		return;
 	if ((filter.flags & F_PCAP) && verdict < 0) {
-		count(S_PCAP_RUNS);
-		verdict = cbpf_run(skb, at_data);
-		if (entry)
-			pcap_remember(m, skb, head, verdict);
+		if (replay)
+			verdict = pcap_replay(m, skb, at_data);
+		if (verdict >= 0) {
+			count(S_PCAP_REMEMBERED);
+			pcap_remember_again(m, skb, head);
+		} else {
+			count(S_PCAP_RUNS);
+			verdict = cbpf_run(skb, at_data);
+			if (entry)
+				pcap_remember(m, skb, head, verdict);
+		}
 		if (!verdict)
 			return;
 	}
@@ -260,6 +282,10 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 	if (!match_pkt(&p) && !(in.tunnel && match_pkt(&in)))
 		return;
 	count(S_MATCHED);
+	a.dev = dev;
+	a.ifindex = dev ? dev->ifindex : 0;
+	a.netns = skb_netns(skb, dev);
+	a.mark = skb->mark;
 	a.len = skb->len;
 	if (point == P_RECEIVE || point == P_QUEUE) {
 		struct last_pkt *l = last_slot(point == P_RECEIVE ? L_RX : L_TX);
@@ -278,6 +304,8 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 SEC("tp_btf/netif_receive_skb")
 int BPF_PROG(tr_receive, struct sk_buff *skb)
 {
+	if (empty_programs)
+		return 0;
 	on_skb(P_RECEIVE, skb, 1, 0);
 	return 0;
 }
@@ -285,6 +313,8 @@ int BPF_PROG(tr_receive, struct sk_buff *skb)
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(tr_queue, struct sk_buff *skb)
 {
+	if (empty_programs)
+		return 0;
 	on_skb(P_QUEUE, skb, 0, 0);
 	return 0;
 }
@@ -292,6 +322,8 @@ int BPF_PROG(tr_queue, struct sk_buff *skb)
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(tr_drop, struct sk_buff *skb, void *location, int reason)
 {
+	if (empty_programs)
+		return 0;
 	on_skb(P_DROP, skb, 0, (__u32)reason);
 	return 0;
 }
@@ -299,6 +331,8 @@ int BPF_PROG(tr_drop, struct sk_buff *skb, void *location, int reason)
 SEC("tp_btf/consume_skb")
 int BPF_PROG(tr_consume, struct sk_buff *skb)
 {
+	if (empty_programs)
+		return 0;
 	on_skb(P_CONSUME, skb, 0, 0);
 	return 0;
 }
@@ -308,6 +342,8 @@ int BPF_PROG(tr_consume, struct sk_buff *skb)
 SEC("tp_btf/net_dev_xmit")
 int BPF_PROG(tr_transmit, struct sk_buff *skb, int rc, struct net_device *dev, unsigned int len)
 {
+	if (empty_programs)
+		return 0;
 	struct last_pkt *l = last_slot(L_TX);
 	struct emit_args a = {.skb = (__u64)skb, .point = P_TRANSMIT, .dev = dev, .len = len, .result = rc};
 
@@ -325,6 +361,8 @@ int BPF_PROG(tr_transmit, struct sk_buff *skb, int rc, struct net_device *dev, u
 SEC("tp_btf/fib_table_lookup")
 int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_common *nhc, int err)
 {
+	if (empty_programs)
+		return 0;
 	struct emit_args a = {.point = P_FIB_LOOKUP, .reason = tb_id, .result = err};
 	struct last_pkt *l = last_slot(L_RX);
 	struct net_device *out = 0;
@@ -334,6 +372,8 @@ int BPF_PROG(tr_fib, __u32 tb_id, const struct flowi4 *flp, const struct fib_nh_
 	__u32 gw_len = 0;
 
 	count(S_SEEN);
+	if ((filter.flags & F_PCAP) && !(l && l->skb))
+		return 0; /* an expression needs the packet: only the lookup of a traced one */
 	if (nhc) /* a failed lookup has none: null-check before any access */
 		out = nhc->nhc_dev;
 	__builtin_memcpy(p.saddr, &saddr, 4);
@@ -407,6 +447,8 @@ SEC("tp_btf/fib6_table_lookup")
 int BPF_PROG(tr_fib6, const struct net *net, const struct fib6_result *res, struct fib6_table *table,
              const struct flowi6 *flp)
 {
+	if (empty_programs)
+		return 0;
 	struct emit_args a = {.point = P_FIB_LOOKUP};
 	struct last_pkt *l = last_slot(L_RX);
 	struct hdr p = {.family = 6}, in = {};
@@ -415,31 +457,38 @@ int BPF_PROG(tr_fib6, const struct net *net, const struct fib6_result *res, stru
 	const void *gw = 0;
 
 	count(S_SEEN);
+	if ((filter.flags & F_PCAP) && !(l && l->skb))
+		return 0; /* an expression needs the packet: only the lookup of a traced one */
+	/* typed arguments: direct reads */
 	if (table)
-		a.reason = BPF_CORE_READ(table, tb6_id);
+		a.reason = table->tb6_id;
 	if (res) {
-		a.result = rt6_error(BPF_CORE_READ(res, fib6_type));
-		nh = BPF_CORE_READ(res, nh);
+		a.result = rt6_error(res->fib6_type);
+		nh = res->nh;
 	}
 	if (nh)
-		out = BPF_CORE_READ(nh, nh_common.nhc_dev);
-	a.netns = BPF_CORE_READ(net, ns.inum);
-	bpf_probe_read_kernel(p.saddr, 16, __builtin_preserve_access_index(&flp->saddr));
-	bpf_probe_read_kernel(p.daddr, 16, __builtin_preserve_access_index(&flp->daddr));
-	a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_iif);
+		out = nh->nh_common.nhc_dev;
+	a.netns = net->ns.inum;
+	for (int i = 0; i < 4; i++) {
+		__u32 s6 = flp->saddr.in6_u.u6_addr32[i], d6 = flp->daddr.in6_u.u6_addr32[i];
+
+		__builtin_memcpy(&p.saddr[i * 4], &s6, 4);
+		__builtin_memcpy(&p.daddr[i * 4], &d6, 4);
+	}
+	a.ifindex = flp->__fl_common.flowic_iif;
 	if (!a.ifindex || a.ifindex == 1)
-		a.ifindex = BPF_CORE_READ(flp, __fl_common.flowic_oif);
-	a.mark = BPF_CORE_READ(flp, __fl_common.flowic_mark);
+		a.ifindex = flp->__fl_common.flowic_oif;
+	a.mark = flp->__fl_common.flowic_mark;
 	if (l && l->skb && l->p.family == 6 && l->netns == a.netns && eq16(l->p.saddr, p.saddr) &&
 	    eq16(l->p.daddr, p.daddr)) {
 		a.skb = l->skb;
 		p = l->p;
 		in = l->in;
 	} else {
-		p.proto = BPF_CORE_READ(flp, __fl_common.flowic_proto);
+		p.proto = flp->__fl_common.flowic_proto;
 		if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP) {
-			p.sport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.sport));
-			p.dport = bpf_ntohs(BPF_CORE_READ(flp, uli.ports.dport));
+			p.sport = bpf_ntohs(flp->uli.ports.sport);
+			p.dport = bpf_ntohs(flp->uli.ports.dport);
 		}
 		if ((filter.flags & F_PCAP) || !match_where(a.ifindex, a.netns, a.mark, 1) || !match_pkt(&p))
 			return 0; /* a pcap expression needs the packet */
@@ -459,6 +508,8 @@ int BPF_PROG(tr_fib6, const struct net *net, const struct fib6_result *res, stru
 SEC("tp_btf/neigh_update")
 int BPF_PROG(tr_neigh, struct neighbour *n, const __u8 *lladdr, __u8 new_state, __u32 flags, __u32 pid)
 {
+	if (empty_programs)
+		return 0;
 	struct emit_args a = {.point = P_NEIGH_UPDATE, .reason = new_state};
 	struct hdr p = {};
 	int fam = BPF_CORE_READ(n, tbl, family);
@@ -508,6 +559,8 @@ static __always_inline int xdp_match(struct net_device *dev, struct emit_args *a
 SEC("tp_btf/xdp_exception")
 int BPF_PROG(tr_xdp_exception, struct net_device *dev, void *prog, __u32 act)
 {
+	if (empty_programs)
+		return 0;
 	struct emit_args a = {.point = P_XDP_EXCEPTION, .reason = act};
 	struct hdr p = {};
 
@@ -529,6 +582,8 @@ SEC("tp_btf/xdp_redirect")
 int BPF_PROG(tr_xdp_redirect, struct net_device *dev, void *prog, void *tgt, int err, int map_type, __u32 map_id,
              __u32 index)
 {
+	if (empty_programs)
+		return 0;
 	on_redirect(dev, err, map_type, index);
 	return 0;
 }
@@ -537,6 +592,8 @@ SEC("tp_btf/xdp_redirect_err")
 int BPF_PROG(tr_xdp_redirect_err, struct net_device *dev, void *prog, void *tgt, int err, int map_type, __u32 map_id,
              __u32 index)
 {
+	if (empty_programs)
+		return 0;
 	on_redirect(dev, err, map_type, index);
 	return 0;
 }

@@ -17,8 +17,9 @@
  * pwru does; an sk_buff with neither is not a packet and never matches. Bytes are read
  * from the linear data only (head .. tail): a load past it rejects the packet.
  *
- * The expression runs where a packet enters a device (receive, queue); its verdict is
- * remembered for the packet's end (drop, consume) on the same CPU (see pcap_memo below).
+ * The expression runs where a packet enters a device (receive, queue), once per packet
+ * while the bytes it reads stay the same (pcap_replay); its verdict is remembered for the
+ * packet's end (drop, consume) on the same CPU (see pcap_memo below).
  */
 #ifndef BPFKIT_TRACER_CBPF_H
 #define BPFKIT_TRACER_CBPF_H
@@ -37,6 +38,14 @@ struct cbpf_insn {
 const volatile __u32 pcap_len = 0;
 const volatile struct cbpf_insn pcap_insns[PCAP_MAX_INSNS] = {};
 
+/* A load the expression made: where, how wide, what it read (see pcap_replay). */
+#define CBPF_TRACE 8
+struct cbpf_rec {
+	__u32 off;
+	__u32 size;
+	__u32 val;
+};
+
 /* The machine: registers, scratch memory, and the packet view. Per CPU (not on the stack):
  * every access is a bounded map-value access. */
 struct cbpf_vm {
@@ -51,6 +60,8 @@ struct cbpf_vm {
 	__u8 pseudo; /* bytes 0..13 come from eth[] */
 	__u8 eth[14];
 	__u8 pad;
+	__u32 nloads; /* loads made (CBPF_TRACE + 1: too many, or one faulted) */
+	struct cbpf_rec trace[CBPF_TRACE]; /* the first CBPF_TRACE of them, in order */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -59,10 +70,19 @@ struct {
 	__type(value, struct cbpf_vm);
 } cbpf_scratch SEC(".maps");
 
-/* size bytes (1, 2, 4) of the view at off, big-endian, into *out; -1 outside the packet. */
-static __always_inline int cbpf_load(struct cbpf_vm *vm, __u32 off, __u32 size, __u32 *out)
+/* What each step is given (on the caller's stack): the machine, and the view's byte 0 as a
+ * pointer into the packet for direct loads (headers.h, probe_reads). */
+struct cbpf_ctx {
+	struct cbpf_vm *vm;
+	const unsigned char *base;
+};
+
+/* size bytes (1, 2, 4) of the view at off, big-endian, into *out; -1 outside the packet,
+ * -2 a fault (probe_reads). */
+static __always_inline int cbpf_fetch(struct cbpf_ctx *c, __u32 off, __u32 size, __u32 *out)
 {
-	__u8 b[4] = {};
+	struct cbpf_vm *vm = c->vm;
+	__u8 b[4] __attribute__((aligned(4))) = {};
 
 	if (off > vm->caplen || size > vm->caplen - off)
 		return -1;
@@ -75,14 +95,33 @@ static __always_inline int cbpf_load(struct cbpf_vm *vm, __u32 off, __u32 size, 
 			if (i < size && o < 14)
 				b[i] = vm->eth[o];
 		}
+	} else if (!probe_reads) {
+		/* the view's linear data is never 512 MiB: off is below that (and the verifier
+		 * wants the pointer's offset bounded) */
+		const unsigned char *q = c->base + (off & ((1u << 29) - 1));
+		__u64 v;
+
+		/* in asm: clang would otherwise share a load between this pointer and the
+		 * machine's (a map value), which the verifier refuses */
+		if (size == 4) {
+			asm volatile("%0 = *(u32 *)(%1 + 0)" : "=r"(v) : "r"(q));
+			*out = bpf_ntohl((__u32)v);
+		} else if (size == 2) {
+			asm volatile("%0 = *(u16 *)(%1 + 0)" : "=r"(v) : "r"(q));
+			*out = bpf_ntohs((__u16)v);
+		} else {
+			asm volatile("%0 = *(u8 *)(%1 + 0)" : "=r"(v) : "r"(q));
+			*out = (__u8)v;
+		}
+		return 0;
 	} else if (size == 4) {
 		if (bpf_probe_read_kernel(b, 4, (void *)(vm->base + off)))
-			return -1;
+			return -2;
 	} else if (size == 2) {
 		if (bpf_probe_read_kernel(b, 2, (void *)(vm->base + off)))
-			return -1;
+			return -2;
 	} else if (bpf_probe_read_kernel(b, 1, (void *)(vm->base + off))) {
-		return -1;
+		return -2;
 	}
 	if (size == 4)
 		*out = (__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3];
@@ -91,6 +130,26 @@ static __always_inline int cbpf_load(struct cbpf_vm *vm, __u32 off, __u32 size, 
 	else
 		*out = b[0];
 	return 0;
+}
+
+/* cbpf_fetch, recorded in the machine's trace (a fault makes the run one not to replay). */
+static __always_inline int cbpf_load(struct cbpf_ctx *c, __u32 off, __u32 size, __u32 *out)
+{
+	struct cbpf_vm *vm = c->vm;
+	int err = cbpf_fetch(c, off, size, out);
+	__u32 n = vm->nloads;
+
+	if (err == -2) {
+		vm->nloads = CBPF_TRACE + 1;
+	} else if (!err && n < CBPF_TRACE) {
+		vm->trace[n].off = off;
+		vm->trace[n].size = size;
+		vm->trace[n].val = *out;
+		vm->nloads = n + 1;
+	} else if (!err) {
+		vm->nloads = CBPF_TRACE + 1;
+	}
+	return err;
 }
 
 static __always_inline long cbpf_reject(struct cbpf_vm *vm)
@@ -137,14 +196,13 @@ static __always_inline __u32 cbpf_alu(__u16 op, __u32 a, __u32 v, int *bad)
 /* One instruction (the bpf_loop callback): 0 to go on, 1 when the program returned. */
 static long cbpf_step(__u64 i, void *ctx)
 {
-	__u32 zero = 0, pc, k, v = 0;
-	struct cbpf_vm *vm = bpf_map_lookup_elem(&cbpf_scratch, &zero);
+	struct cbpf_ctx *c = ctx;
+	struct cbpf_vm *vm = c->vm;
+	__u32 pc, k, v = 0;
 	__u16 code;
 	__u8 jt, jf;
 	int bad = 0;
 
-	if (!vm)
-		return 1;
 	pc = vm->pc;
 	if (pc >= pcap_len || pc >= PCAP_MAX_INSNS)
 		return cbpf_reject(vm); /* fell off the end */
@@ -160,15 +218,15 @@ static long cbpf_step(__u64 i, void *ctx)
 
 		switch (BPF_MODE(code)) {
 		case BPF_ABS:
-			if (cbpf_load(vm, k, size, &v))
+			if (cbpf_load(c, k, size, &v))
 				return cbpf_reject(vm);
 			break;
 		case BPF_IND:
-			if (cbpf_load(vm, vm->X + k, size, &v))
+			if (cbpf_load(c, vm->X + k, size, &v))
 				return cbpf_reject(vm);
 			break;
 		case BPF_MSH: /* ldx 4*([k]&0xf) */
-			if (cbpf_load(vm, k, 1, &v))
+			if (cbpf_load(c, k, 1, &v))
 				return cbpf_reject(vm);
 			v = (v & 0xf) << 2;
 			break;
@@ -238,48 +296,65 @@ static long cbpf_step(__u64 i, void *ctx)
 	return cbpf_reject(vm);
 }
 
-/* Runs the expression on `skb` (at_data: skb->data is the network header, as at receive):
- * 1 match, 0 not. */
-static __always_inline int cbpf_run(struct sk_buff *skb, int at_data)
+/* Sets the machine's view of `skb` (at_data: skb->data is the network header, as at
+ * receive); *base: its byte 0. 0 when the sk_buff is not a packet. */
+static __always_inline int cbpf_view(struct cbpf_vm *vm, struct sk_buff *skb, int at_data, const unsigned char **base)
 {
-	__u32 zero = 0;
-	struct cbpf_vm *vm = bpf_map_lookup_elem(&cbpf_scratch, &zero);
-	unsigned char *head = skb->head, *data = skb->data, *l3, *base;
+	unsigned char *head = skb->head, *data = skb->data, *l3, *b;
 	__u16 mac = skb->mac_header, nh = skb->network_header;
 	__u16 proto = skb->protocol;
 	unsigned char *tail = head + skb->tail;
 	__u32 len = skb->len;
 
-	if (!vm)
-		return 0;
 	l3 = at_data || nh == 0xffff ? data : head + nh;
 	vm->pseudo = 0;
 	if (mac != 0xffff && head + mac < l3) {
-		base = head + mac;
+		b = head + mac;
 	} else {
 		if (!proto)
 			return 0; /* neither a link nor a network header: not a packet */
-		base = l3 - 14;
+		b = l3 - 14;
 		vm->pseudo = 1;
 		__builtin_memset(vm->eth, 0, 12);
 		__builtin_memcpy(&vm->eth[12], &proto, 2);
 	}
-	vm->base = (__u64)base;
-	vm->caplen = tail > base ? tail - base : 0;
-	vm->wirelen = len + (__u32)(data - base);
+	vm->base = (__u64)b;
+	vm->caplen = tail > b ? tail - b : 0;
+	vm->wirelen = len + (__u32)(data - b);
+	*base = b;
+	return 1;
+}
+
+/* Runs the expression on `skb`: 1 match, 0 not. The machine keeps its trace of loads. */
+static __always_inline int cbpf_run(struct sk_buff *skb, int at_data)
+{
+	__u32 zero = 0;
+	struct cbpf_vm *vm = bpf_map_lookup_elem(&cbpf_scratch, &zero);
+	const unsigned char *base;
+
+	if (!vm)
+		return 0;
+	if (!cbpf_view(vm, skb, at_data, &base)) {
+		vm->nloads = CBPF_TRACE + 1; /* nothing to replay */
+		return 0;
+	}
+	vm->nloads = 0;
 	vm->A = 0;
 	vm->X = 0;
 	vm->pc = 0;
 	vm->ret = 0;
-	bpf_loop(pcap_len, cbpf_step, 0, 0);
+	struct cbpf_ctx c = {.vm = vm, .base = base};
+
+	bpf_loop(pcap_len, cbpf_step, &c, 0);
 	return vm->ret != 0;
 }
 
 /* Remembered verdicts: a small per-CPU table of the packets this CPU last received or
  * queued, by the sk_buff's address (slab objects of 256 bytes: the bits above 8 spread
  * them), so a packet's drop or consume on this CPU costs a lookup, even when other packets
- * were sent in between (an ICMP error for it, say). A receive or queue always runs the
- * expression (the packet may have changed since: NAT, decapsulation) and takes the slot.
+ * were sent in between (an ICMP error for it, say). A receive or queue takes the slot,
+ * running the expression unless the packet's remembered run replays (pcap_replay: the
+ * packet may have changed since, NAT, decapsulation, a TTL, and then it runs).
  * An sk_buff freed where no tracepoint sees it (much of the stack frees so) leaves its
  * verdict behind; a later sk_buff inherits it only with the same address and data buffer,
  * no receive or queue in that slot in between, and its first traced point a drop or consume. */
@@ -288,7 +363,14 @@ struct pcap_memo {
 	__u64 skb;
 	__u64 head;
 	__u32 match;
-	__u32 pad;
+	/* the run's view and loads, for pcap_replay */
+	__u32 caplen;
+	__u32 wirelen;
+	__u16 proto;
+	__u8 pseudo;
+	__u8 pad;
+	__u32 nloads;
+	struct cbpf_rec trace[CBPF_TRACE];
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -313,13 +395,67 @@ static __always_inline int pcap_remembered(struct pcap_memo *m, struct sk_buff *
 	return m->match;
 }
 
+/* Remembers the verdict of the run cbpf_run just made on skb, with its view and loads. */
 static __always_inline void pcap_remember(struct pcap_memo *m, struct sk_buff *skb, __u64 head, int match)
+{
+	__u32 zero = 0;
+	struct cbpf_vm *vm = bpf_map_lookup_elem(&cbpf_scratch, &zero);
+
+	if (!m || !vm)
+		return;
+	m->skb = (__u64)skb;
+	m->head = head;
+	m->match = match;
+	m->caplen = vm->caplen;
+	m->wirelen = vm->wirelen;
+	m->pseudo = vm->pseudo;
+	m->proto = skb->protocol;
+	m->nloads = vm->nloads;
+	__builtin_memcpy(m->trace, vm->trace, sizeof(m->trace));
+}
+
+/* After a replay: the memo is this packet's again (its view and loads are still right). */
+static __always_inline void pcap_remember_again(struct pcap_memo *m, struct sk_buff *skb, __u64 head)
 {
 	if (!m)
 		return;
 	m->skb = (__u64)skb;
 	m->head = head;
-	m->match = match;
+}
+
+/* Where a packet enters a device again (a forwarded packet's queue after its receive, a
+ * veth peer's receive after the queue), the expression runs once per packet: a cBPF run is
+ * a function of the view's length (caplen, wirelen) and of the values its loads read, in
+ * order, nothing else (its jumps go forward, its scratch memory starts cleared). So when the
+ * view has the same lengths and every load the remembered run made reads the same value
+ * now, a new run would take the same path to the same verdict: the verdict is reused, the
+ * loads re-read (a few direct loads instead of the interpreter). Any difference (a TTL, an
+ * Ethernet address, a NAT rewrite the expression looks at) and the expression runs. */
+static __always_inline int pcap_replay(struct pcap_memo *m, struct sk_buff *skb, int at_data)
+{
+	__u32 zero = 0, n;
+	struct cbpf_vm *vm = bpf_map_lookup_elem(&cbpf_scratch, &zero);
+	const unsigned char *base;
+
+	if (!m || !vm)
+		return -1;
+	n = m->nloads;
+	if (n > CBPF_TRACE || !cbpf_view(vm, skb, at_data, &base))
+		return -1;
+	if (vm->caplen != m->caplen || vm->wirelen != m->wirelen || vm->pseudo != m->pseudo ||
+	    (vm->pseudo && skb->protocol != m->proto))
+		return -1;
+	struct cbpf_ctx c = {.vm = vm, .base = base};
+
+	for (__u32 i = 0; i < CBPF_TRACE; i++) {
+		__u32 v;
+
+		if (i >= n)
+			break;
+		if (cbpf_fetch(&c, m->trace[i].off, m->trace[i].size, &v) || v != m->trace[i].val)
+			return -1;
+	}
+	return m->match;
 }
 
 #endif

@@ -6,11 +6,13 @@
  * kernel must be exactly those `tcpdump -r capture EXPR` selects from the capture (same
  * headers, same counts), and neither none nor all of them. Then: a packet that never
  * reaches a device (dropped by iptables on output: no link header) matched through the
- * pseudo Ethernet view, verdicts remembered across a packet's points, and bad expressions
- * refused with libpcap's message before anything loads.
+ * pseudo Ethernet view, verdicts remembered across a packet's points (and reused where it
+ * enters a device again only while the bytes the expression reads are the same: a
+ * forwarded packet's TTL), and bad expressions refused with libpcap's message before
+ * anything loads.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -216,13 +218,56 @@ describe('the pseudo link header, remembered verdicts, bad expressions', () => {
     const drops = events.filter((e) => e.point === 'drop');
     expect(drops.length).toBe(5);
     expect(drops.every((e) => e.dropReason === 'NO_SOCKET')).toBe(true);
-    // each packet: queue in a and receive in b (runs), drop in b (remembered from the
-    // receive, though b queued an ICMP error in between: veth hands the packet to b on
-    // the sending CPU)
+    // each packet: queue in a (runs), receive in b (the same bytes: the queue's run
+    // replays), drop in b (remembered from the receive, though b queued an ICMP error in
+    // between: veth hands the packet to b on the sending CPU)
     const s = t.stats();
     expect(s.pcap).toBeDefined();
-    expect(s.pcap!.remembered).toBeGreaterThanOrEqual(5);
-    expect(s.pcap!.runs).toBeGreaterThanOrEqual(2 * 5);
+    expect(s.pcap!.remembered).toBeGreaterThanOrEqual(2 * 5);
+    expect(s.pcap!.runs).toBeGreaterThanOrEqual(5);
+  });
+
+  it('reuses a verdict where the packet enters a device again only while the bytes the expression reads are the same', async () => {
+    // a -> r -> c: r's forwarding lowers the TTL between its receive and its queue
+    const fwd = await Lab.create({ name: 'mod-tracer-pcap-fwd' });
+    try {
+      const [fa, fr, fc] = await Promise.all([fwd.host('a'), fwd.host('r', { forwarding: true }), fwd.host('c')]);
+      await fwd.link(fa, fr, { aAddrs: ['198.18.21.1/24'], bAddrs: ['198.18.21.2/24'] });
+      await fwd.link(fr, fc, { aAddrs: ['198.18.22.1/24'], bAddrs: ['198.18.22.2/24'] });
+      await fa.addRoute('198.18.22.0/24 via 198.18.21.2');
+      await fc.addRoute('198.18.21.0/24 via 198.18.22.1');
+      expect((await fa.ping('198.18.22.2', { count: 1 })).received).toBe(1); // neighbours resolved
+      const ns = Object.fromEntries([fa, fr, fc].map((h) => [statSync(h.netnsPath).ino, h.name]));
+      const where = (ev: TraceEvent[]) => [...new Set(ev.filter((e) => e.dport === 5570).map((e) => `${e.point}@${ns[e.netns] ?? '?'}`))].sort();
+      const sent = `udp and dst port 5570 and ip[8] = 64`; // a's TTL: a's queue, r's receive
+      const forwarded = `udp and dst port 5570 and ip[8] = 63`; // r's queue, c's receive
+      const t64 = await PacketTracer.start({ filter: { pcap: sent }, points: ['queue', 'receive'], idleMs: 200 });
+      const t63 = await PacketTracer.start({ filter: { pcap: forwarded }, points: ['queue', 'receive'], idleMs: 200 });
+      const e64: TraceEvent[] = [];
+      const e63: TraceEvent[] = [];
+      t64.on('event', (e) => e64.push(e));
+      t63.on('event', (e) => e63.push(e));
+      let s64, s63;
+      try {
+        await fa.sendUdp('198.18.22.2', 5570, { count: 3 }); // the default TTL, 64
+        for (let i = 0; i < 100 && (e64.length < 6 || e63.length < 6); i++) await sleep(20);
+        await sleep(100);
+      } finally {
+        s64 = t64.stats();
+        s63 = t63.stats();
+        await t64.stop();
+        await t63.stop();
+      }
+      expect(where(e64)).toEqual(['queue@a', 'receive@r']);
+      expect(where(e63)).toEqual(['queue@r', 'receive@c']);
+      expect(e64.filter((e) => e.dport === 5570).length).toBe(6);
+      expect(e63.filter((e) => e.dport === 5570).length).toBe(6);
+      // r's receive replays a's queue, c's receive r's queue: verdicts were reused
+      expect(s64.pcap!.remembered).toBeGreaterThanOrEqual(3);
+      expect(s63.pcap!.remembered).toBeGreaterThanOrEqual(3);
+    } finally {
+      await fwd.close();
+    }
   });
 
   it("a bad expression is ERR_INVALID_ARGUMENT naming the expression and libpcap's message", async () => {

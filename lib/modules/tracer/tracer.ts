@@ -193,10 +193,20 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     for (const p of POINTS) for (const prog of [...p.programs, ...(p.optional ?? []).map((o) => o.program)]) autoload[prog] = { autoload: programs.has(prog) };
 
     const globals: Record<string, Buffer | number> = pcap ? { filter, pcap_len: pcap.length, pcap_insns: pcap.insns } : { filter };
-    const obj = BpfObject.openBuiltin('tracer', { globals, programs: autoload, maps: { events: { maxEntries: ringBytes } } });
+    const open = (probeReads: number) =>
+      BpfObject.openBuiltin('tracer', { globals: { ...globals, probe_reads: probeReads }, programs: autoload, maps: { events: { maxEntries: ringBytes } } });
+    let obj = open(0);
     const links: TracerLink[] = [];
     try {
-      await obj.load();
+      try {
+        await obj.load();
+      } catch {
+        // a kernel that refuses direct loads of packet bytes: every read through
+        // bpf_probe_read_kernel() instead (bpf/tracer/headers.h, probe_reads)
+        obj.close();
+        obj = open(1);
+        await obj.load();
+      }
       for (const [prog, point] of programs) {
         const p = obj.tracingProgram(prog);
         try {
