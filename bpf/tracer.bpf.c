@@ -198,6 +198,26 @@ static __always_inline void emit(const struct emit_args *a, const struct hdr *p,
 	bpfkit_rb_submit(e);
 }
 
+/* The device of a packet at a point. Not at the drop or consume of a received packet a
+ * socket owns: queued to a socket, skb->dev shares its storage with dev_scratch (UDP keeps
+ * its truesize, length and checksum flags there), so it is no pointer, and nothing holds
+ * the device for it anyway. A load through it faults (the JIT's exception table makes it
+ * 0, at the cost of a general-protection fault per packet, which slowed every UDP receive
+ * on the machine while a tracer was attached). Such a packet's interface is skb_iif, its
+ * namespace its socket's. */
+static __always_inline struct net_device *skb_dev(struct sk_buff *skb, __u16 point)
+{
+	if ((point == P_DROP || point == P_CONSUME) && skb->sk && skb->skb_iif)
+		return 0;
+	return skb->dev;
+}
+
+/* The interface index of a packet: its device's, or with none the one it arrived on. */
+static __always_inline __u32 skb_ifindex(struct sk_buff *skb, struct net_device *dev)
+{
+	return dev ? dev->ifindex : skb->skb_iif;
+}
+
 /* The namespace of a packet: its device's, or with none its socket's. */
 static __always_inline __u32 skb_netns(struct sk_buff *skb, struct net_device *dev)
 {
@@ -211,7 +231,7 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 {
 	struct emit_args a = {.skb = (__u64)skb, .point = point, .reason = reason};
 	struct hdr p = {}, in = {};
-	struct net_device *dev = skb->dev;
+	struct net_device *dev = skb_dev(skb, point);
 
 	count(S_SEEN);
 	/* remember only the LAST packet received/queued here, and forget a freed one: a
@@ -257,7 +277,7 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 	}
 	/* the interface, mark and namespace filters, each field read only when filtered on
 	 * (the event's are read once the packet matched) */
-	if ((filter.flags & F_IFINDEX) && (dev ? dev->ifindex : 0) != filter.ifindex)
+	if ((filter.flags & F_IFINDEX) && skb_ifindex(skb, dev) != filter.ifindex)
 		return;
 	if ((filter.flags & F_MARK) && (skb->mark & filter.mark_mask) != filter.mark)
 		return;
@@ -283,7 +303,7 @@ static __always_inline void on_skb(__u16 point, struct sk_buff *skb, int at_data
 		return;
 	count(S_MATCHED);
 	a.dev = dev;
-	a.ifindex = dev ? dev->ifindex : 0;
+	a.ifindex = skb_ifindex(skb, dev);
 	a.netns = skb_netns(skb, dev);
 	a.mark = skb->mark;
 	a.len = skb->len;

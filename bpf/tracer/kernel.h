@@ -43,6 +43,7 @@ struct sock {
 struct sk_buff {
 	struct net_device *dev;
 	struct sock *sk;
+	int skb_iif;
 	unsigned int len;
 	__u32 mark;
 	__be16 protocol;
