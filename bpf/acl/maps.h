@@ -35,13 +35,32 @@ struct acl_blob_map acl_blob_b SEC(".maps");
  * the old blob can be rewritten right after. Empty until the first rule set. */
 BPFKIT_SWAP_SLOT(acl_blobs, struct acl_blob_map);
 
-/* Packets and bytes per rule, indexed by the rule's slot (stable for a rule id). */
+/* Counter slots per CPU in acl_rule_counters (set by user space before load: 2 x maxRules). */
+const volatile __u32 acl_ctr_slots = 1;
+
+/* Packets and bytes per rule: one region of acl_ctr_slots counters per possible CPU, the
+ * counter of a rule's slot (stable for a rule id) at cpu * acl_ctr_slots + slot. A plain
+ * array, not a per-CPU one: its lookup is an address computed inline, so counting costs
+ * one memory access, where a per-CPU array first loads the element's per-CPU pointer
+ * from a table (for a rule not counted lately, two dependent cache misses). Each CPU
+ * writes only its own region (no atomic; a line is shared only at the edge of two regions
+ * when maxRules is odd). User space reads and zeroes counters through the map's mapping
+ * (BPF_F_MMAPABLE: the values start on a page). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1); /* set by user space: the slot capacity */
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* set by user space: possible CPUs x acl_ctr_slots */
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct bpfkit_counter);
-} acl_rule_stats SEC(".maps");
+} acl_rule_counters SEC(".maps");
+
+/* This CPU's element `i` of a map of possible CPUs x `per_cpu` elements (a plain array
+ * used as a per-CPU one, see acl_rule_counters): NULL beyond the map. */
+#define acl_cpu_elem(map, per_cpu, i)                                                                                  \
+	({                                                                                                             \
+		__u32 __k = bpf_get_smp_processor_id() * (per_cpu) + (i);                                              \
+		bpf_map_lookup_elem(map, &__k);                                                                        \
+	})
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -62,26 +81,31 @@ struct {
  * CPU), so packets of a flood of thousands of flows are suppressed here without a lookup
  * in (or an atomic on) the shared flow table, and without reading the clock more than once
  * per tick. `count` grows while the entry holds `key`; it moves into the flow's `seen` when
- * the entry takes another flow, and whoever reports the flow adds the counts every CPU's
- * set holds for it, so no suppressed packet is left out of the next event. Private to this
- * program: user space never reads it. A per-CPU array of sets, not one value: a per-CPU
- * value is at most 32 KiB. */
+ * the entry takes another flow (or before it would overflow), and whoever reports the flow
+ * adds the counts every CPU's set holds for it, so no suppressed packet is left out of the
+ * next event. Private to this program: user space never reads it. CPU c's sets are
+ * elements c x ACL_FM_SETS .. of a plain array (acl_cpu_elem: no per-CPU pointer table to
+ * load first), page-aligned (BPF_F_MMAPABLE), so an entry is exactly one cache line. */
 #define ACL_FM_SETS 4096 /* a power of two */
 #define ACL_FM_WAYS 4
+#define ACL_FM_COUNT_MAX 0x80000000u /* a count this high moves into the flow's `seen` */
 struct acl_cpu_flow {
 	struct acl_flow_key key; /* family 0 (never a packet's): empty */
 	__u64 last_ns; /* the flow's last event, as known on this CPU */
-	__u64 count; /* packets of `key` suppressed on this CPU while it held `key` */
-	__u64 tick; /* jiffies when last_ns was last found within the interval */
+	__u32 count; /* packets of `key` suppressed on this CPU while it held `key` */
+	__u32 tick; /* jiffies (low 32 bits) when last_ns was last found within the interval */
 };
+
+_Static_assert(sizeof(struct acl_cpu_flow) == 64, "a flow-memory entry is one cache line");
 
 struct acl_flow_set {
 	struct acl_cpu_flow w[ACL_FM_WAYS];
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ACL_FM_SETS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ACL_FM_SETS); /* set by user space: possible CPUs x ACL_FM_SETS */
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct acl_flow_set);
 } acl_flow_cache SEC(".maps");
@@ -120,9 +144,11 @@ struct acl_vset {
 	struct acl_ventry w[ACL_VC_WAYS];
 };
 
+/* CPU c's sets are elements c x ACL_VC_SETS .. (as for acl_flow_cache). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ACL_VC_SETS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ACL_VC_SETS); /* set by user space: possible CPUs x ACL_VC_SETS */
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct acl_vset);
 } acl_verdicts SEC(".maps");

@@ -69,7 +69,7 @@ static __always_inline int acl_frame(struct xdp_md *ctx)
 	}
 	slot = vd.meta & ACL_SLOT_MASK;
 	action = vd.meta >> 24;
-	bpfkit_count(bpf_map_lookup_elem(&acl_rule_stats, &slot), len);
+	bpfkit_count(acl_cpu_elem(&acl_rule_counters, acl_ctr_slots, slot), len);
 	if (action != ACL_ACT_ALLOW && !(flags & ACL_FLAG_NO_EVENTS))
 		acl_report(ctx, &pkt, blob, slot, vd.tag, action, len);
 	return action == ACL_ACT_DENY ? XDP_DROP : XDP_PASS;

@@ -16,7 +16,17 @@ static __always_inline void acl_cache_take(struct acl_cpu_flow *fc, const struct
 		fc->count = 0;
 	}
 	fc->last_ns = last_ns;
-	fc->tick = bpf_jiffies64() - 1; /* not this tick: the next packet reads the clock */
+	fc->tick = (__u32)bpf_jiffies64() - 1; /* not this tick: the next packet reads the clock */
+}
+
+/* Moves the packets this CPU's memory suppressed for its flow into the flow's `seen`. */
+static __always_inline void acl_cache_hand_over(struct acl_cpu_flow *fc)
+{
+	struct acl_flow_state *st = bpf_map_lookup_elem(&acl_flows, &fc->key);
+
+	if (st)
+		__sync_fetch_and_add(&st->seen, fc->count);
+	fc->count = 0;
 }
 
 /* Packets of `fk` suppressed in the CPUs' flow memories (read after the flow's `seen`:
@@ -27,11 +37,12 @@ static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk, __
 	__u64 sum = 0;
 
 	for (__u32 cpu = 0; cpu < ACL_MAX_CPUS; cpu++) {
+		__u32 k = cpu * ACL_FM_SETS + at;
 		struct acl_flow_set *m;
 
 		if (cpu >= acl_nr_cpus)
 			break;
-		m = bpf_map_lookup_percpu_elem(&acl_flow_cache, &at, cpu);
+		m = bpf_map_lookup_elem(&acl_flow_cache, &k);
 		if (!m)
 			continue;
 #pragma unroll
@@ -57,7 +68,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 
 	*(__u64 *)&fk->slot = slot | (__u64)tag << 32; /* one store: see acl_key_tail */
 	at = acl_slot64((const __u64 *)fk, sizeof(*fk) / 8, ACL_FM_SETS);
-	set = bpf_map_lookup_elem(&acl_flow_cache, &at);
+	set = acl_cpu_elem(&acl_flow_cache, ACL_FM_SETS, at);
 	if (!set)
 		return;
 #pragma unroll
@@ -69,8 +80,10 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 		 * needs only tick precision, and the coarse clock moves only with the tick: while
 		 * jiffies has not moved since the flow was last found within its interval, it
 		 * still is (an update of the coarse clock that lands just after jiffies moved
-		 * can make an event at most one tick late, never early). */
-		__u64 tick = bpf_jiffies64();
+		 * can make an event at most one tick late, never early; the tick is kept in 32
+		 * bits, so a flow whose entry was last refreshed exactly 2^32 ticks ago is
+		 * suppressed for one tick more than it should be). */
+		__u32 tick = (__u32)bpf_jiffies64();
 
 		if (tick == fc->tick)
 			goto suppress;
@@ -78,7 +91,9 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 		if (now - fc->last_ns < interval_ns) {
 			fc->tick = tick;
 		suppress:
-			fc->count++; /* per-CPU: no atomic, no shared cache line */
+			if (fc->count >= ACL_FM_COUNT_MAX)
+				acl_cache_hand_over(fc);
+			fc->count++; /* this CPU's: no atomic, no shared cache line */
 			acl_count(ACL_STAT_SUPPRESSED, 0);
 			return;
 		}
@@ -92,13 +107,8 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 			fc = &set->w[bpf_get_prandom_u32() & (ACL_FM_WAYS - 1)];
 		now = bpf_ktime_get_coarse_ns();
 		/* the memory moves to another flow: hand the old flow its suppressed packets */
-		if (fc->count) {
-			struct acl_flow_state *old = bpf_map_lookup_elem(&acl_flows, &fc->key);
-
-			if (old)
-				__sync_fetch_and_add(&old->seen, fc->count);
-			fc->count = 0;
-		}
+		if (fc->count)
+			acl_cache_hand_over(fc);
 	}
 	st = bpf_map_lookup_elem(&acl_flows, fk);
 	if (st) {

@@ -54,7 +54,7 @@ static __always_inline void acl_lookup(const __u8 *blob, struct acl_pkt *pkt, in
 	if (!(flags & ACL_FLAG_NO_CACHE)) {
 		acl_vkey_of(&v, pkt, fam);
 		at = acl_slot64(v.p, ACL_VC_KEY64, ACL_VC_SETS);
-		vs = bpf_map_lookup_elem(&acl_verdicts, &at);
+		vs = acl_cpu_elem(&acl_verdicts, ACL_VC_SETS, at);
 		if (vs) {
 #pragma unroll
 			for (int w = 0; w < ACL_VC_WAYS; w++) {

@@ -56,9 +56,9 @@ function xdpProgId(): number | undefined {
 const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
 /** Packets the pinned firewall's rules matched so far (all slots, all CPUs): read from the pins, not from either agent. */
 function matched(pin: string): number {
-  using m = BpfMap.openPinnedPerCpu(join(pin, 'rule_stats'), { key: u32, value: counterCodec });
+  using m = BpfMap.openPinned(join(pin, 'rule_counters'), { key: u32, value: counterCodec }); // every CPU's counters by slot
   let n = 0n;
-  for (const [, per] of m) for (const c of per) n += c.packets;
+  for (const [, c] of m) n += c.packets;
   return Number(n);
 }
 

@@ -41,7 +41,7 @@ import {
   type Variant,
 } from './options.js';
 import type { AclRule } from './rules.js';
-import { readStats, sum } from './stats.js';
+import { readStats } from './stats.js';
 import { RuleSets } from './swap.js';
 import { XdpPipeline } from '../pipeline.js';
 
@@ -358,7 +358,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   /** Packets and bytes of one rule (undefined if no rule has this id). */
   ruleStats(id: string): AclCounter | undefined {
     const i = this.#rs.indexOf(id);
-    return i !== undefined ? sum(this.#live().ruleStats.get(this.#rs.slots[i]!)) : undefined;
+    return i !== undefined ? this.#live().ruleCounters.read(this.#rs.slots[i]!) : undefined;
   }
 
   // ---- events ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import { BpfProgram, XdpLink, XdpProgram, type XdpMode } from '../../core/progra
 import { RingBuffer } from '../../core/ringbuf.js';
 import { rawAclEventCodec, type RawAclEvent } from './events.js';
 import { VARIANTS, type Variant } from './options.js';
+import { MappedRuleCounters, PerCpuRuleCounters, type RuleCounters } from './stats.js';
 import { DoubleBuffer } from '../../core/swap.js';
 
 export const PIN = {
@@ -20,7 +21,9 @@ export const PIN = {
   outer: 'blobs',
   a: 'blob_a',
   b: 'blob_b',
-  ruleStats: 'rule_stats',
+  ruleCounters: 'rule_counters',
+  /** The per-CPU rule counters of firewalls pinned before `rule_counters` (adopted as they are). */
+  legacyRuleStats: 'rule_stats',
   stats: 'stats',
   flows: 'flows',
   events: 'events',
@@ -28,7 +31,12 @@ export const PIN = {
   link: (ifindex: number) => `link_${ifindex}`,
 } as const;
 
-const PIN_NAMES = [PIN.prog, PIN.outer, PIN.a, PIN.b, PIN.ruleStats, PIN.stats, PIN.flows, PIN.events, PIN.eventsLost] as const;
+/** Pins every firewall has (and one of the rule counters' two). */
+const PIN_NAMES = [PIN.prog, PIN.outer, PIN.a, PIN.b, PIN.stats, PIN.flows, PIN.events, PIN.eventsLost] as const;
+
+/** Sets per CPU of the verdict cache and of the rate limiter's flow memory (ACL_VC_SETS, ACL_FM_SETS in bpf/acl/maps.h). */
+const VC_SETS = 4096;
+const FM_SETS = 4096;
 
 const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
 export type Counter = { packets: bigint; bytes: bigint };
@@ -42,7 +50,7 @@ export interface Handles {
   links: Map<number, XdpLink>;
   outer: BpfMap<number, number>;
   blobs: [BlobMap, BlobMap];
-  ruleStats: CounterMap;
+  ruleCounters: RuleCounters;
   stats: CounterMap;
   flows: BpfMap<Buffer, Buffer, Uint8Array, Uint8Array>;
   rb: RingBuffer<RawAclEvent>;
@@ -64,10 +72,14 @@ export interface InstallOptions {
 
 /** Loads the program variant, installs the first rule set, pins and attaches. Undoes all of it on failure. */
 export async function install(variant: Variant, o: InstallOptions): Promise<Handles> {
+  const cpus = possibleCpus();
   const obj = BpfObject.open(bpfObjectPath(variant.name), {
-    globals: { acl_nr_cpus: possibleCpus(), ...o.stage?.globals },
+    globals: { acl_nr_cpus: cpus, acl_ctr_slots: 2 * o.maxRules, ...o.stage?.globals },
     maps: {
-      acl_rule_stats: { maxEntries: 2 * o.maxRules },
+      // plain arrays used per CPU (bpf/acl/maps.h: acl_cpu_elem): one region per possible CPU
+      acl_rule_counters: { maxEntries: cpus * 2 * o.maxRules },
+      acl_verdicts: { maxEntries: cpus * VC_SETS },
+      acl_flow_cache: { maxEntries: cpus * FM_SETS },
       acl_flows: { maxEntries: o.flowTableSize },
       acl_events: { maxEntries: o.ringBytes },
       ...o.stage?.maps,
@@ -84,7 +96,7 @@ export async function install(variant: Variant, o: InstallOptions): Promise<Hand
       links: new Map(),
       outer: keep(obj.map('acl_blobs', { key: u32, value: u32 })),
       blobs: [keep(obj.map('acl_blob_a', { key: u32, value: bytes(variant.bytes) })), keep(obj.map('acl_blob_b', { key: u32, value: bytes(variant.bytes) }))],
-      ruleStats: keep(obj.perCpuMap('acl_rule_stats', { key: u32, value: counterCodec })),
+      ruleCounters: new MappedRuleCounters(keep(obj.map('acl_rule_counters', { key: u32, value: bytes(16) })), cpus),
       stats: keep(obj.perCpuMap('acl_stats', { key: u32, value: counterCodec })),
       flows: keep(obj.map('acl_flows', { key: bytes(48), value: bytes(24) })),
       rb: keep(obj.ringBuffer('acl_events', rawAclEventCodec, { batchSize: 1024 })),
@@ -102,7 +114,7 @@ export async function install(variant: Variant, o: InstallOptions): Promise<Hand
       pinAt(PIN.outer, h.outer);
       pinAt(PIN.a, h.blobs[0]);
       pinAt(PIN.b, h.blobs[1]);
-      pinAt(PIN.ruleStats, h.ruleStats);
+      pinAt(PIN.ruleCounters, h.ruleCounters.map);
       pinAt(PIN.stats, h.stats);
       pinAt(PIN.flows, h.flows);
       for (const [name, map] of [
@@ -180,13 +192,13 @@ export function openPinned(dir: string, maxRules: number | undefined): Adopted {
       links: new Map(),
       outer: keep(BpfMap.openPinned(join(dir, PIN.outer), { key: u32, value: u32 })),
       blobs: [keep(BpfMap.openPinned(join(dir, PIN.a), blobCodec)), keep(BpfMap.openPinned(join(dir, PIN.b), blobCodec))],
-      ruleStats: keep(BpfMap.openPinnedPerCpu(join(dir, PIN.ruleStats), { key: u32, value: counterCodec })),
+      ruleCounters: openRuleCounters(dir, keep),
       stats: keep(BpfMap.openPinnedPerCpu(join(dir, PIN.stats), { key: u32, value: counterCodec })),
       flows: keep(BpfMap.openPinned(join(dir, PIN.flows), { key: bytes(48), value: bytes(24) })),
       rb: keep(RingBuffer.openPinned(join(dir, PIN.events), rawAclEventCodec, { batchSize: 1024, lostPath: join(dir, PIN.eventsLost) })),
     };
     if (!(h.prog instanceof XdpProgram)) throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: ${join(dir, PIN.prog)} is not an XDP program`, { field: 'pin' });
-    const cap = h.ruleStats.info.maxEntries / 2;
+    const cap = h.ruleCounters.slots / 2;
     if (maxRules !== undefined && maxRules !== cap) {
       throw new BpfkitError('ERR_INVALID_ARGUMENT', `maxRules: the pinned firewall was built for ${cap} rules; pass ${cap} or leave maxRules out`, {
         field: 'maxRules',
@@ -200,6 +212,27 @@ export function openPinned(dir: string, maxRules: number | undefined): Adopted {
     for (const x of opened.reverse()) x.close();
     throw e;
   }
+}
+
+/**
+ * The pinned rule counters: `rule_counters` (a plain array of possible CPUs x slots), or
+ * the per-CPU `rule_stats` of a firewall pinned by a version before it, whose program
+ * counts there (adopted as it is: counters read and zeroed through system calls).
+ */
+function openRuleCounters(dir: string, keep: <T extends { close(): void }>(x: T) => T): RuleCounters {
+  const cur = join(dir, PIN.ruleCounters);
+  if (existsSync(cur)) {
+    const cpus = possibleCpus();
+    const info = BpfMap.pinnedInfo(cur);
+    if (info.type !== 'array' || info.valueSize !== 16 || MappedRuleCounters.slotsOf(info.maxEntries, cpus) === undefined)
+      throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: ${cur} is not a firewall's rule counters of this version of bpfkit`, { field: 'pin' });
+    return new MappedRuleCounters(keep(BpfMap.openPinned(cur, { key: u32, value: bytes(16) })), cpus);
+  }
+  const old = join(dir, PIN.legacyRuleStats);
+  if (existsSync(old)) return new PerCpuRuleCounters(keep(BpfMap.openPinnedPerCpu(old, { key: u32, value: counterCodec })));
+  throw new BpfkitError('ERR_NOT_FOUND', `pin: ${dir} holds an incomplete firewall (no '${PIN.ruleCounters}'); remove the directory to start afresh`, {
+    field: 'pin',
+  });
 }
 
 /**
@@ -231,7 +264,7 @@ export function adoptLinks(a: Adopted, dir: string, ifindexes: readonly number[]
 export function closeHandles(h: Handles): void {
   h.rb.close();
   for (const l of h.links.values()) l.close();
-  for (const m of [h.outer, ...h.blobs, h.ruleStats, h.stats, h.flows, h.prog]) m.close();
+  for (const m of [h.outer, ...h.blobs, h.ruleCounters.map, h.stats, h.flows, h.prog]) m.close();
   h.obj?.close();
 }
 
@@ -243,7 +276,7 @@ export function removePins(dir: string): void {
   } catch {
     return;
   }
-  const ours = new Set<string>(PIN_NAMES);
+  const ours = new Set<string>([...PIN_NAMES, PIN.ruleCounters, PIN.legacyRuleStats]);
   for (const n of names) {
     if (ours.has(n) || /^link_\d+$/.test(n)) {
       try {

@@ -303,11 +303,7 @@ export class RuleSets {
   async #commit(h: Handles, p: Prepared): Promise<void> {
     // slots new to this set: nothing counts in them any more (the previous swap's
     // flip waited for running programs), so zero them before the new set uses them
-    if (p.fresh.length) {
-      const keys = Buffer.alloc(4 * p.fresh.length);
-      p.fresh.forEach((s, i) => keys.writeUInt32LE(s, 4 * i));
-      await h.ruleStats.writeColumns(keys, Buffer.alloc(h.ruleStats.value.size * p.fresh.length), p.fresh.length);
-    }
+    await h.ruleCounters.zero(p.fresh);
     // the idle blob: no program reads it since the previous flip returned (it waited for
     // every program that could still see it)
     // a new firewall's slot is empty: blob a counts as in force, the first set goes to b
@@ -432,9 +428,7 @@ export class RuleSets {
     }
     if (op.kind === 'add') {
       // a slot new to the set: nothing counts in it any more (see commit)
-      const key = Buffer.alloc(4);
-      key.writeUInt32LE(slot);
-      await h.ruleStats.writeColumns(key, Buffer.alloc(h.ruleStats.value.size), 1);
+      await h.ruleCounters.zero([slot]);
     }
     // the idle blob: a copy of the one in force the first time after a compile, then the
     // patches it lacks, the overlay JSON, and the header last
