@@ -37,6 +37,7 @@ void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t ns
   std::atomic<uint32_t> next{0};
   std::atomic<uint32_t> firstFailed{nseg};  // segments after it cannot change the outcome
   const size_t limit = limitBase + out_->size();
+  std::atomic<size_t> total{limit};  // the words so far: these, then every segment's
   struct Worker {
     uint32_t nodes = 0, leaves = 0, maxDepth = 0, maxLeaf = 0;
     std::vector<int32_t> spilled;
@@ -56,6 +57,8 @@ void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t ns
           tb.limitBase = limit;
           tb.treeEnd = treeEnd;
           tb.bounded = bounded;
+          tb.sharedWords = &total;
+          tb.noSpill = noSpill;
           tb.leafCache_.clear();
           const uint32_t lo = static_cast<uint32_t>(pool_[segAt + nseg + j]),
                          len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);

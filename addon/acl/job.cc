@@ -1,7 +1,12 @@
 // One aclCompile call (see job.h): the records of each family in priority order, then
 // up to ACL_MAX_TREES trees over them: the partitions the caller made, then a tree over
 // the records each tree spilled (tree.h), all within the family's budget of
-// ACL_TREE_WORDS words per record plus ACL_TREE_BASE_WORDS.
+// ACL_TREE_WORDS words per record plus ACL_TREE_BASE_WORDS. Then one tree over all the
+// family's records is tried, within Options::oneTreeFactor x the partitions' words: where
+// it fits (sets the partitions do not help, like nested or crossing ranges), a packet
+// walks one tree instead of up to three. The partitions come first because they bound
+// the attempt: a set one tree does not suit (wildcards in different fields, ClassBench
+// fw1) stops its attempt after a few times the words its partitions took.
 #include "job.h"
 
 #include <algorithm>
@@ -12,30 +17,47 @@
 
 namespace bpfkit::acl {
 
-// One tree over all of a family's records, if it builds freely within
-// Options::oneTreeWords per record and without spilling: a packet then walks one tree
-// instead of one per partition. Otherwise nothing is left of the attempt.
-bool Job::OneTree(const Family& f, const std::vector<uint32_t>& recOff) {
+// One tree over all of a family's records, built freely into words of its own as if at
+// `at` (where the family's partition trees begin, or its trees would) and kept if it
+// stays within `limit` words and spills nothing: it then replaces the trees from `at` on,
+// and a packet walks one tree instead of one per partition. Otherwise nothing changes.
+bool Job::OneTree(const Family& f, const std::vector<uint32_t>& recOff, size_t at, size_t firstTree, uint64_t limit) {
   std::vector<int32_t> all(f.count);
   for (uint32_t i = 0; i < f.count; i++) all[i] = static_cast<int32_t>(i);  // record order is priority order
-  const size_t before = words.size();
-  TreeBuilder tb(f, recOff, words, opts);
+  std::vector<uint32_t> tw;
+  TreeBuilder tb(f, recOff, tw, opts);
   tb.split = true;
   tb.bounded = false;
+  tb.noSpill = true;
+  tb.limitBase = at;
   // (the attempt stops short of the blob's limit too: the partitions may fit where it does not)
-  tb.treeEnd =
-      std::min<uint64_t>(before + uint64_t{opts.oneTreeWords} * f.count + opts.treeBaseWords / 4, opts.maxWords);
+  tb.treeEnd = std::min<uint64_t>(at + limit, opts.maxWords);
+  uint32_t root;
   try {
-    const uint32_t root = tb.Build(all, TreeBuilder::kFree);
-    if (tb.spilled.empty()) {
-      trees.push_back({f.family, f.count, tb.nodes, tb.leaves, tb.maxDepth, tb.maxLeaf,
-                       static_cast<uint32_t>(words.size() - before), root, f.prio[0]});
-      return true;
-    }
+    root = tb.Build(all, TreeBuilder::kFree);
   } catch (const TreeOver&) {
+    return false;
+  } catch (const TooBig&) {
+    return false;
   }
-  words.resize(before);
-  return false;
+  // node pointers are offsets in tw: moved to where the tree lands (a leaf's record
+  // offsets are absolute already)
+  const uint32_t shift = static_cast<uint32_t>(at);
+  for (size_t q = 0; q < tw.size();) {
+    if (tw[q] & ACL_LEAF) {
+      q += 1 + (tw[q] & 0xffff);
+      continue;
+    }
+    const size_t kids = size_t{1} << ((tw[q] >> 16) & 0xff);
+    for (size_t i = 1; i <= kids; i++) tw[q + i] += shift;
+    q += 1 + kids;
+  }
+  words.resize(at);
+  words.insert(words.end(), tw.begin(), tw.end());
+  trees.resize(firstTree);
+  trees.push_back({f.family, f.count, tb.nodes, tb.leaves, tb.maxDepth, tb.maxLeaf, static_cast<uint32_t>(tw.size()),
+                   root + shift, f.prio[0]});
+  return true;
 }
 
 void Job::Run() {
@@ -63,56 +85,84 @@ void Job::Run() {
           words[at + ACL_REC_HDR + 1 + 2 * d] = f.hi[size_t{i} * f.dims + d];
         }
       }
-      if (f.groups.size() > 1 && OneTree(f, recOff)) continue;
-      std::vector<std::vector<int32_t>> groups(f.groups.begin(),
-                                               f.groups.begin() + std::min<size_t>(f.groups.size(), ACL_MAX_TREES));
-      // A tree's budget: its share, by records, of what the family's trees have left, of
-      // which a quarter is kept for the trees of spilled records.
-      uint64_t left = uint64_t{opts.treeWords} * f.count + opts.treeBaseWords;
-      uint64_t recordsLeft = 0;
-      for (const auto& g : groups) recordsLeft += g.size();
-      for (size_t t = 0; t < groups.size(); t++) {
-        const std::vector<int32_t> g = groups[t];
-        const bool spill = t >= f.groups.size();
-        const uint64_t share = spill ? left : (left - left / 4) * g.size() / recordsLeft;
-        // not even room for a leaf: the bound is the promise, so the set is refused
-        if (share < 1 + std::min<size_t>(g.size(), ACL_LEAF_MAX))
-          throw TooComplex{f.family, 0, static_cast<uint32_t>(g.size())};
-        const size_t before = words.size();
-        // built freely first (the trees of sets that fit need no bound); bounded if that
-        // outgrows the share
-        auto tbp = std::make_unique<TreeBuilder>(f, recOff, words, opts);
-        uint32_t root;
-        try {
-          tbp->split = true;
-          tbp->bounded = false;
-          tbp->treeEnd = before + share;
-          root = tbp->Build(g, TreeBuilder::kFree);
-        } catch (const TreeOver&) {
-          words.resize(before);
-          tbp = std::make_unique<TreeBuilder>(f, recOff, words, opts);
-          tbp->split = true;
-          root = tbp->Build(g, share);
-        }
-        TreeBuilder& tb = *tbp;
-        const size_t used = words.size() - before;
-        left -= std::min<uint64_t>(left, used);
-        if (!spill) recordsLeft -= g.size();
-        trees.push_back({f.family, static_cast<uint32_t>(g.size()), tb.nodes, tb.leaves, tb.maxDepth, tb.maxLeaf,
-                         static_cast<uint32_t>(used), root, f.prio[g[0]]});
-        if (tb.spilled.empty()) continue;
-        std::vector<int32_t>& s = tb.spilled;
-        std::sort(s.begin(), s.end());  // record order is priority order
-        s.erase(std::unique(s.begin(), s.end()), s.end());
-        if (groups.size() >= ACL_MAX_TREES) throw TooComplex{f.family, tb.maxDepth, static_cast<uint32_t>(s.size())};
-        groups.push_back(std::move(s));
+      const size_t treesAt = words.size();
+      const size_t treesBefore = trees.size();
+      // a family's trees may take this many words (the memory bound); one tree over all of
+      // its records is worth trying within it
+      const uint64_t bound = uint64_t{opts.treeWords} * f.count + opts.treeBaseWords;
+      if (f.groups.size() <= 1) {
+        Partitions(f, recOff);
+        continue;
       }
+      try {
+        Partitions(f, recOff);
+      } catch (...) {
+        // the partitions do not fit (too complex, too big): perhaps one tree does
+        words.resize(treesAt);
+        trees.resize(treesBefore);
+        if (OneTree(f, recOff, treesAt, treesBefore, bound)) continue;
+        throw;
+      }
+      // One tree instead of the partitions, if it builds within the bound and within
+      // oneTreeFactor x the partitions' words (the cap is also what a failed attempt
+      // costs: it stops there).
+      const uint64_t parts = words.size() - treesAt;
+      if (trees.size() - treesBefore > 1)
+        OneTree(f, recOff, treesAt, treesBefore, std::min(bound, uint64_t{opts.oneTreeFactor} * parts));
     }
   } catch (const TooComplex& e) {
     tooComplex = true;
     error = e;
   } catch (const TooBig&) {
     tooBig = true;
+  }
+}
+
+// The family's partition trees (the groups the caller made), then trees over the records
+// they spilled; throws TooComplex or TooBig.
+void Job::Partitions(const Family& f, const std::vector<uint32_t>& recOff) {
+  std::vector<std::vector<int32_t>> groups(f.groups.begin(),
+                                           f.groups.begin() + std::min<size_t>(f.groups.size(), ACL_MAX_TREES));
+  // A tree's budget: its share, by records, of what the family's trees have left, of
+  // which a quarter is kept for the trees of spilled records.
+  uint64_t left = uint64_t{opts.treeWords} * f.count + opts.treeBaseWords;
+  uint64_t recordsLeft = 0;
+  for (const auto& g : groups) recordsLeft += g.size();
+  for (size_t t = 0; t < groups.size(); t++) {
+    const std::vector<int32_t> g = groups[t];
+    const bool spill = t >= f.groups.size();
+    const uint64_t share = spill ? left : (left - left / 4) * g.size() / recordsLeft;
+    // not even room for a leaf: the bound is the promise, so the set is refused
+    if (share < 1 + std::min<size_t>(g.size(), ACL_LEAF_MAX))
+      throw TooComplex{f.family, 0, static_cast<uint32_t>(g.size())};
+    const size_t before = words.size();
+    // built freely first (the trees of sets that fit need no bound); bounded if that
+    // outgrows the share
+    auto tbp = std::make_unique<TreeBuilder>(f, recOff, words, opts);
+    uint32_t root;
+    try {
+      tbp->split = true;
+      tbp->bounded = false;
+      tbp->treeEnd = before + share;
+      root = tbp->Build(g, TreeBuilder::kFree);
+    } catch (const TreeOver&) {
+      words.resize(before);
+      tbp = std::make_unique<TreeBuilder>(f, recOff, words, opts);
+      tbp->split = true;
+      root = tbp->Build(g, share);
+    }
+    TreeBuilder& tb = *tbp;
+    const size_t used = words.size() - before;
+    left -= std::min<uint64_t>(left, used);
+    if (!spill) recordsLeft -= g.size();
+    trees.push_back({f.family, static_cast<uint32_t>(g.size()), tb.nodes, tb.leaves, tb.maxDepth, tb.maxLeaf,
+                     static_cast<uint32_t>(used), root, f.prio[g[0]]});
+    if (tb.spilled.empty()) continue;
+    std::vector<int32_t>& s = tb.spilled;
+    std::sort(s.begin(), s.end());  // record order is priority order
+    s.erase(std::unique(s.begin(), s.end()), s.end());
+    if (groups.size() >= ACL_MAX_TREES) throw TooComplex{f.family, tb.maxDepth, static_cast<uint32_t>(s.size())};
+    groups.push_back(std::move(s));
   }
 }
 

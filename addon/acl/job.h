@@ -30,7 +30,8 @@ struct Job {
   void Run();
 
  private:
-  bool OneTree(const Family& f, const std::vector<uint32_t>& recOff);
+  void Partitions(const Family& f, const std::vector<uint32_t>& recOff);
+  bool OneTree(const Family& f, const std::vector<uint32_t>& recOff, size_t at, size_t firstTree, uint64_t limit);
 };
 
 }  // namespace bpfkit::acl

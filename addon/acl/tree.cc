@@ -10,6 +10,7 @@ namespace bpfkit::acl {
 
 uint32_t TreeBuilder::Leaf(uint32_t off, uint32_t n) {
   if (n > ACL_LEAF_MAX) {
+    if (noSpill) throw TreeOver{};
     // the rules after the first ACL_LEAF_MAX go to a further tree (job.cc)
     spilled.insert(spilled.end(), pool_.begin() + off + ACL_LEAF_MAX, pool_.begin() + off + n);
     n = ACL_LEAF_MAX;

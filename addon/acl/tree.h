@@ -8,7 +8,8 @@
 // subtrees (one per segment) built by up to four threads, each segment into words of its
 // own with leaves shared only inside it; they are appended in order and relocated
 // afterwards, so the words depend on the rules only, not on the threads or on which took
-// which segment (build_threads.cc).
+// which segment (build_threads.cc). The segments' threads count the words they reserve
+// together, so a tree that outgrows its end stops as soon as their total does.
 //
 // Memory is bounded whatever the rules' shape: a tree is built within a budget of words
 // (job.cc gives each family ACL_TREE_WORDS per record plus ACL_TREE_BASE_WORDS, shared by
@@ -21,6 +22,8 @@
 #ifndef BPFKIT_ACL_TREE_H
 #define BPFKIT_ACL_TREE_H
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <unordered_map>
@@ -53,7 +56,7 @@ struct Options {
   size_t maxWords = kMaxWords;                   // stop when the blob would grow beyond this
   uint32_t treeWords = ACL_TREE_WORDS;           // a family's tree budget per record
   uint32_t treeBaseWords = ACL_TREE_BASE_WORDS;  // and in all
-  uint32_t oneTreeWords = 16;                    // a family in one tree if it fits this per record (job.cc)
+  uint32_t oneTreeFactor = 3;  // a family in one tree if it fits this x its partitions' words (job.cc)
 };
 
 // The region a node covers: per dimension, the base value and the free (uncut) bits.
@@ -96,6 +99,13 @@ class TreeBuilder {
   // but the words may not reach treeEnd (in the same coordinates as limitBase + words)
   bool bounded = true;
   size_t treeEnd = SIZE_MAX;
+  // the words of all the segments of a split root, reserved so far (build_threads.cc): a
+  // tree that outgrows treeEnd stops on every thread as soon as the segments' total does,
+  // not when each segment alone does
+  std::atomic<size_t>* sharedWords = nullptr;
+  // a leaf that would spill throws TreeOver instead (an attempt that is kept only if it
+  // spills nothing stops at the first spill)
+  bool noSpill = false;
   static constexpr uint64_t kFree = uint64_t{1} << 60;  // the budget of a tree built freely
 
   // Builds the tree of `list` (record indices in priority order) into at most `budget`
@@ -131,6 +141,18 @@ class TreeBuilder {
     size_t at = out.size();
     if (limitBase + at + n > treeEnd) throw TreeOver{};
     if (limitBase + at + n > o_.maxWords) throw TooBig{};
+    if (sharedWords) {
+      // the segments are appended (all of them, or an error is thrown): their total is
+      // what the tree would take, whatever the threads' order, so this outcome is the
+      // one of appending them in order, but found early (at a jump over both limits,
+      // appending would have said TooBig first; a tree that outgrows its budget is the
+      // more useful answer there)
+      const size_t total = sharedWords->fetch_add(n, std::memory_order_relaxed) + n;
+      if (total > std::min(treeEnd, o_.maxWords)) {
+        if (o_.maxWords < treeEnd) throw TooBig{};
+        throw TreeOver{};
+      }
+    }
     out.resize(at + n, 0);
     return static_cast<uint32_t>(at);
   }

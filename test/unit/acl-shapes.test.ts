@@ -122,6 +122,26 @@ describe('AclFirewall rule-set compiler: sets of any shape', () => {
     expect(4 * (2 * (REC_HDR + TREE_WORDS) + 2 * V4_DIMS + 2 * V6_DIMS)).toBe(440);
   });
 
+  it('one tree replaces the partitions where it fits (moved down over their words), and walks like them', async () => {
+    // crossing port ranges over specific and wildcard-ish prefixes: partitioned by the
+    // addresses, yet one tree separates them by address within a few times the words
+    const rules = adversarialRules('crossing', 4000, 12);
+    const c = await compile(rules);
+    expectBound(c);
+    const v4 = c.trees.filter((t) => t.family === 4);
+    expect(v4).toHaveLength(1);
+    expect(v4[0]!.records).toBe(c.v4.count);
+    // the tree starts right after the records: nothing is left of the partitions
+    expect(c.words.length).toBe(HDR_WORDS + c.v4.count * (REC_HDR + 2 * V4_DIMS) + v4[0]!.words);
+    for (const h of shapeHeaders(rules, 3000, 5)) expect(walk(c.words, shapeKey(h), h.family)).toBe(refFirstMatch(rules, h));
+    // and without the partitions to begin with (partition: false), the same single tree
+    const norm = normalizeRules(rules, { capacity: 200_000 });
+    const slots = Uint32Array.from(norm, (_, i) => i);
+    const { v4: f4, v6: f6 } = expandRules(norm, slots, slots);
+    const alone = await compileBlob(f4, f6, { partition: false });
+    expect(alone.words).toEqual(c.words);
+  }, 60_000);
+
   it('rules that overlap where no cut separates them go to further trees; beyond MAX_TREES: ERR_UNSUPPORTED', async () => {
     // every rule contains 2001:db8:1::1 from 2001:db8::1: nested /90../127 destinations,
     // which narrowing towards the first rule cannot separate within MAX_DEPTH levels

@@ -24,7 +24,7 @@
  * 4. shares identical children (same rules, same position inside the child).
  *
  * When one tree gets too big (rule sets with many wildcards in the fields it cuts,
- * like firewall sets), rules are split into up to 4 groups by which address fields are
+ * like firewall sets), rules are split into up to 3 groups by which address fields are
  * specific, each with its own tree; the packet walks all of them and keeps the best
  * priority (trees whose best rule cannot beat the current match are skipped).
  *
@@ -90,10 +90,15 @@ export interface CompiledBlob {
 }
 
 /**
- * Groups a family's records by whether source and destination are specific (a prefix of
- * at least 16 bits for IPv4, 32 for IPv6), so wildcard addresses are not copied into
- * every child of the cuts on that field. Returns up to 4 groups in order of their best
- * priority, each a list of record indices in priority order. Small sets use one tree.
+ * Groups a family's records by which address is specific (a prefix of at least 16 bits
+ * for IPv4, 64 for IPv6), so wildcard addresses are not copied into every child of the
+ * cuts on that field: a specific source (whatever the destination), a specific
+ * destination only, neither. A rule specific in both goes with the specific sources:
+ * the source cuts separate it as well, and a fourth tree (EffiCuts' and CutSplit's
+ * both-specific class) cost a packet one more tree to walk for no memory saved (fw1_100k
+ * walked 2.85 trees per packet with four, 1.94 with three, in 2% fewer words). Returns up
+ * to 3 groups in order of their best priority, each a list of record indices in priority
+ * order. Small sets use one tree.
  */
 function partition(fam: FamilyEntries, family: 4 | 6, on: boolean): Int32Array[] {
   const n = fam.count;
@@ -111,14 +116,15 @@ function partition(fam: FamilyEntries, family: 4 | 6, on: boolean): Int32Array[]
   const limit = family === 4 ? 0xffff : 0;
   const { lo, hi } = fam;
   const bucket = new Uint8Array(n);
-  const sizes = [0, 0, 0, 0];
+  const sizes = [0, 0, 0];
   for (let i = 0; i < n; i++) {
-    const b = (hi[i * D + srcW]! - lo[i * D + srcW]! <= limit ? 2 : 0) | (hi[i * D + dstW]! - lo[i * D + dstW]! <= limit ? 1 : 0);
+    // 2: specific source, 1: specific destination only, 0: neither
+    const b = hi[i * D + srcW]! - lo[i * D + srcW]! <= limit ? 2 : hi[i * D + dstW]! - lo[i * D + dstW]! <= limit ? 1 : 0;
     bucket[i] = b;
     sizes[b]!++;
   }
   const lists = sizes.map((k) => new Int32Array(k));
-  const fill = [0, 0, 0, 0];
+  const fill = [0, 0, 0];
   for (let i = 0; i < n; i++) {
     const b = bucket[i]!;
     lists[b]![fill[b]!++] = i;
