@@ -32,9 +32,8 @@ class BufferView extends Uint8Array {}
 Object.setPrototypeOf(BufferView.prototype, Buffer.prototype);
 // inspect() shows <Buffer ...>, subarray()/slice() make plain Buffers (Buffer[Symbol.species])
 Object.defineProperty(BufferView.prototype, 'constructor', { value: Buffer, writable: true, configurable: true });
-/** `n` bytes of `buf` at `off` as a Buffer view (shares the memory). */
-export const bufferView = (buf: Buffer, off: number, n: number): Buffer =>
-  new BufferView(buf.buffer as ArrayBuffer, buf.byteOffset + off, n) as unknown as Buffer;
+/** `n` bytes at `off` of the ArrayBuffer `ab` as a Buffer view (shares the memory). */
+export const bufferView = (ab: ArrayBuffer, off: number, n: number): Buffer => new BufferView(ab, off, n) as unknown as Buffer;
 
 const CACHE = new WeakMap<object, LazyFactory<unknown>>();
 const TRANSIENT = new WeakMap<object, TransientFactory<unknown>>();
@@ -75,7 +74,8 @@ export function transientFactory<T>(codec: Codec<T, any>): TransientFactory<T> |
 /** A field read of the generated class, as an expression over `b` (buffer), `d` (DataView), `o` (record offset). */
 function readExpr(m: Member, i: number, env: Record<string, unknown>, transient = false): string {
   const base = `o + ${m.offset}`;
-  if (PLAIN_BYTES.has(m.codec)) return transient ? `bufferView(b, ${base}, ${m.codec.size})` : `b.subarray(${base}, ${base} + ${m.codec.size})`;
+  // transient: `a` is the ArrayBuffer under the buffer and `a0` where the buffer starts in it
+  if (PLAIN_BYTES.has(m.codec)) return transient ? `bufferView(a, a0 + ${base}, ${m.codec.size})` : `b.subarray(${base}, ${base} + ${m.codec.size})`;
   const nested = lazyFactory(m.codec as Codec<unknown>);
   if (nested) {
     env[`n${i}`] = nested;
@@ -114,12 +114,17 @@ function compiledTransient(name: string, members: readonly Member[]): TransientF
   const fields = members.filter((m) => !m.pad);
   if (fields.some((m) => RESERVED.has(m.name))) return undefined;
   const env: Record<string, unknown> = { bufferView };
-  const getters = fields.map((m, i) => `  get ${m.name}() { const b = this.#b, d = this.#d, o = this.#o; return ${readExpr(m, i, env, true)}; }`);
+  // the buffer's ArrayBuffer and offset in it are kept: reading them from the Buffer costs
+  // more than making the bytes view
+  const getters = fields.map((m, i) => {
+    const vars = PLAIN_BYTES.has(m.codec) ? 'a = this.#a, a0 = this.#a0' : 'b = this.#b, d = this.#d';
+    return `  get ${m.name}() { const ${vars}, o = this.#o; return ${readExpr(m, i, env, true)}; }`;
+  });
   const id = name.replace(/\W/g, '_');
   const body = [
     `class ${id} {`,
-    '  #b; #d; #o = 0;',
-    '  constructor(b, d) { this.#b = b; this.#d = d; }',
+    '  #b; #d; #a; #a0; #o = 0;',
+    '  constructor(b, d) { this.#b = b; this.#d = d; this.#a = b.buffer; this.#a0 = b.byteOffset; }',
     '  static seek(v, o) { v.#o = o; }',
     ...getters,
     '}',
@@ -160,7 +165,7 @@ function genericProto(members: readonly Member[], transient: boolean): LazyFacto
     const get = PLAIN_BYTES.has(m.codec)
       ? function (this: State) {
           const o = this[O] + m.offset;
-          return transient ? bufferView(this[B], o, size) : this[B].subarray(o, o + size);
+          return transient ? bufferView(this[B].buffer as ArrayBuffer, this[B].byteOffset + o, size) : this[B].subarray(o, o + size);
         }
       : nested
         ? function (this: State) {
