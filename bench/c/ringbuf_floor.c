@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /* The C consumer floor for bench/ringbuf.bench.mjs, and the producer both sides use.
  *
- * produce(): runs the XDP program with BPF_PROG_TEST_RUN (repeat = chunk) in a loop for
- * `seconds`, each run reserving and submitting one 64-byte record; with `rate` > 0 it
- * sleeps between chunks to average `rate` records/s.
+ * produce(): runs the XDP program with BPF_PROG_TEST_RUN in a loop for `seconds`, `chunk`
+ * records per call: a program named *loop* (xdp_records_loop) makes them all in one run
+ * through bpf_loop() (the count is the packet's first 4 bytes); any other makes one record
+ * per run (repeat = chunk). With `rate` > 0 it sleeps between calls to average `rate`
+ * records/s.
  *
  * The consumer copies each whole record into a struct and reads every field (the C form
  * of decoding the full struct), with libbpf's ring_buffer.
@@ -15,8 +17,9 @@
  *   ringbuf_floor consume <object.bpf.o> <prog> <ring bytes> <seconds> <chunk> [rate]
  *     loads the object, produces on a thread, and consumes on the main thread with
  *     ring_buffer__poll (the program decides the wake-ups). Prints one JSON line.
- *   ringbuf_floor produce <pinned program> <seconds> <chunk> [rate]
- *     only the producer, on a program pinned by the JS benchmark (which consumes).
+ *   ringbuf_floor produce <pinned program> <seconds> <chunk> [rate] [loop]
+ *     only the producer, on a program pinned by the JS benchmark (which consumes); `loop`
+ *     when the pinned program is the bpf_loop() one.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -44,6 +47,7 @@ static int prog_fd;
 static double seconds, rate;
 static unsigned chunk;
 static uint64_t runs;
+static int loop_prog; /* the program makes `chunk` records per run (bpf_loop) */
 static double producer_seconds;
 
 static double now(void) {
@@ -74,9 +78,11 @@ static double cpu_now(void) {
 static void* produce(void* arg) {
   unsigned char pkt[64] = {0};
   double start = now(), end = start + seconds;
+  uint32_t n = chunk;
 
+  memcpy(pkt, &n, sizeof(n)); /* host order: xdp_records_loop's count */
   while (now() < end) {
-    LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = pkt, .data_size_in = sizeof(pkt), .repeat = chunk);
+    LIBBPF_OPTS(bpf_test_run_opts, t, .data_in = pkt, .data_size_in = sizeof(pkt), .repeat = loop_prog ? 1 : chunk);
     if (bpf_prog_test_run_opts(prog_fd, &t)) {
       fprintf(stderr, "test run: %s\n", strerror(errno));
       break;
@@ -120,6 +126,7 @@ int main(int argc, char** argv) {
     seconds = atof(argv[3]);
     chunk = strtoul(argv[4], NULL, 0);
     rate = argc > 5 ? atof(argv[5]) : 0;
+    loop_prog = argc > 6 && !strcmp(argv[6], "loop");
     return produce_only(argv[2]);
   }
   int drain = argc >= 6 && !strcmp(argv[1], "drain");
@@ -127,7 +134,7 @@ int main(int argc, char** argv) {
     fprintf(stderr,
             "usage: %s consume <object> <prog> <ring bytes> <seconds> <chunk> [rate]\n"
             "       %s drain <object> <prog> <ring bytes> <count>\n"
-            "       %s produce <pinned program> <seconds> <chunk> [rate]\n",
+            "       %s produce <pinned program> <seconds> <chunk> [rate] [loop]\n",
             argv[0], argv[0], argv[0]);
     return 2;
   }
@@ -154,6 +161,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   prog_fd = bpf_program__fd(prog);
+  loop_prog = strstr(argv[2], "loop") != NULL;
   struct ring_buffer* rb = ring_buffer__new(bpf_map__fd(events), on_record, NULL, NULL);
   if (!rb) {
     fprintf(stderr, "ring_buffer__new: %s\n", strerror(errno));

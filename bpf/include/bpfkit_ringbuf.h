@@ -18,7 +18,7 @@
  * From JS: obj.ringBuffer('events', eventCodec) finds 'events_lost' by name.
  *
  * Hot producers can skip most wake-ups: see BPFKIT_RINGBUF_WAKE and
- * bpfkit_rb_submit_every() below.
+ * bpfkit_rb_submit_every() below, and bpfkit_rb_submit_nth() for records made in a batch.
  *
  * Programs that declare their ring buffer themselves can pass any per-CPU array with
  * one __u64 slot to bpfkit_rb_reserve_counted(&ring, &counter, size), and name the
@@ -129,5 +129,17 @@ static __always_inline void bpfkit_rb_submit_every_counted(void *rec, void *wake
 }
 
 #define bpfkit_rb_submit_every(name, rec, every) bpfkit_rb_submit_every_counted((rec), &name##_wake, (every))
+
+/* For a producer that makes records in a batch and knows each one's index (a bpf_loop()
+ * body, a loop over a packet's items): submits record `index` of `count` with
+ * BPF_RB_NO_WAKEUP, except every `every`-th and the batch's last, which force a wake-up.
+ * No counter map, no lookup per record; nothing of the batch waits for a drain timer. */
+static __always_inline void bpfkit_rb_submit_nth(void *rec, __u64 index, __u64 count, __u64 every)
+{
+	if ((every && (index + 1) % every == 0) || index + 1 >= count)
+		bpf_ringbuf_submit(rec, BPF_RB_FORCE_WAKEUP);
+	else
+		bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
 
 #endif

@@ -20,7 +20,7 @@
  * public face; import from it, not from the files.
  */
 export type { Layout, Codec, Infer, InferInput } from './codecs/types.js';
-export { u8, u16, u32, u64, i8, i16, i32, i64, be16, be32, bool, bytes, cstring } from './codecs/scalars.js';
+export { u8, u16, u32, u64, u64n, i8, i16, i32, i64, i64n, be16, be32, bool, bytes, cstring } from './codecs/scalars.js';
 export { mac, ipv4, ipv6, lpmKey, type LpmKey } from './codecs/addresses.js';
 export { parseIPv4, parseIPv6, formatIPv4, formatIPv6, parseCidr, type Cidr } from './codecs/ip-text.js';
 export { array, struct, type FieldSpec, type StructOptions } from './codecs/struct.js';

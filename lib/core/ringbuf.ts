@@ -12,7 +12,7 @@
 import { EventEmitter } from 'node:events';
 import { BpfkitError, invalidArgument } from './errors.js';
 import { u32, u64, type Codec } from './codecs.js';
-import { lazyFactory, type LazyFactory } from './codecs/lazy.js';
+import { lazyFactory, transientFactory, type LazyFactory, type TransientFactory } from './codecs/lazy.js';
 import {
   checkOpts,
   checkRecordCodec,
@@ -55,6 +55,9 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   readonly #lazy: LazyFactory<E> | undefined;
   #view: DataView | undefined;
   #pos = 0;
+  /** lazy 'transient': the factory, and the current batch's view when #batch holds record offsets (for 'data' only). */
+  readonly #transient: TransientFactory<E> | undefined;
+  #fly: { view: E; buf: Buffer; d: DataView } | undefined;
   readonly #offs: Uint32Array;
   #batch: E[] = [];
   #idx = 0;
@@ -110,6 +113,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     const stride = Math.ceil(Math.max(codec.size, 8) / 8) * 8;
     this.#buf = Buffer.allocUnsafe(Math.min(Math.max(stride * this.#opts.batchSize, 4096), Math.max(this.size, 4096)));
     this.#lazy = this.#opts.lazy ? lazyFactory(codec) : undefined;
+    this.#transient = this.#opts.lazy === 'transient' ? transientFactory(codec) : undefined;
     if (this.#lazy) this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
     this.#offs = new Uint32Array(2 * this.#opts.batchSize);
     this.on('newListener', (event: string | symbol) => {
@@ -265,6 +269,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     this.#undelivered += this.#batch.length - this.#idx;
     this.#batch = [];
     this.#idx = 0;
+    this.#fly = undefined;
     const it = this.#iter;
     this.#iter = undefined;
     if (it?.waiting) {
@@ -331,6 +336,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
 
   /** The next record of the current batch, or (whole) all that is left of it. */
   #take(whole: boolean): E | E[] {
+    this.#viewsFromOffsets();
     if (!whole) return this.#batch[this.#idx++]!;
     const rest = this.#idx === 0 ? this.#batch : this.#batch.slice(this.#idx);
     this.#idx = this.#batch.length;
@@ -431,6 +437,15 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     const batch = this.#batch;
     while (this.#idx < batch.length) {
       if (this.#paused || !this.#h || this.#batch !== batch) return false;
+      const fly = this.#fly;
+      if (fly) {
+        // lazy 'transient': one view, moved to each record
+        const fns = (this.#dataListeners ??= this.rawListeners('data') as ((...args: unknown[]) => unknown)[]);
+        this.#transient!.seek(fly.view, batch[this.#idx++] as number);
+        if (fns.length === 1) fns[0]!.call(this, fly.view);
+        else this.emit('data', fly.view);
+        continue;
+      }
       // one listener (the usual case): call it as emit() would, without emit()'s
       // argument handling and listener-array copy per record
       const fns = (this.#dataListeners ??= this.rawListeners('data') as ((...args: unknown[]) => unknown)[]);
@@ -460,6 +475,9 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       if (n === 0) return false;
       const buf = this.#buf;
       const offs = this.#offs;
+      // lazy 'transient' with only 'data' listeners: the batch is the records' offsets
+      const fly = this.#transient && !this.#iter && this.listenerCount('batch') === 0;
+      this.#fly = fly ? { view: this.#transient!.make(buf, this.#view!), buf, d: this.#view! } : undefined;
       const out = new Array<E>(n);
       let k = 0;
       let bytes = 0;
@@ -482,7 +500,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
           }
           continue;
         }
-        out[k++] = lazy ? lazy(buf, this.#view!, base + offs[2 * i]!) : codec.decode(buf, offs[2 * i]!);
+        out[k++] = fly ? ((base + offs[2 * i]!) as E) : lazy ? lazy(buf, this.#view!, base + offs[2 * i]!) : codec.decode(buf, offs[2 * i]!);
       }
       if (lazy) {
         this.#pos = base + Math.ceil((offs[2 * n - 2]! + offs[2 * n - 1]!) / 8) * 8;
@@ -498,6 +516,16 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       if (k > 0 && this.listenerCount('batch') > 0) this.emit('batch', out);
       return true;
     }
+  }
+
+  /** A batch of offsets (lazy 'transient') about to go to an iterator: ordinary lazy views of what is left. */
+  #viewsFromOffsets(): void {
+    const fly = this.#fly;
+    if (!fly) return;
+    this.#fly = undefined;
+    const rest = this.#batch.slice(this.#idx) as unknown as number[];
+    this.#batch = rest.map((o) => this.#lazy!(fly.buf, fly.d, o));
+    this.#idx = 0;
   }
 
   #newBuffer(len: number): void {

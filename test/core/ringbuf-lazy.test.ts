@@ -1,6 +1,8 @@
 /**
  * RingBuffer { lazy: true } on the real kernel: records arrive as views, and views kept
  * after later batches were read still read their own record (batch memory is never reused).
+ * { lazy: 'transient' }: one view per batch for 'data' listeners, reading each record while
+ * its listener call lasts; iterators get ordinary views.
  */
 import { describe, expect, it } from 'vitest';
 import { BpfkitError, BpfObject, bytes, struct, u32, u64 } from '../../lib/index.js';
@@ -49,11 +51,57 @@ describe('RingBuffer lazy record views', () => {
     }
   });
 
+  it('transient: each record read in the listener equals the eager record; one object per batch', async () => {
+    const N = 5000;
+    const eager = await collect(false, N, 64);
+    using obj = await BpfObject.load(testObject('ringbuf_test'), { maps: { events: { maxEntries: 1 << 20 } } });
+    using prog = obj.xdpProgram('xdp_one_record');
+    using rb = obj.ringBuffer('events', rec64, { lazy: 'transient', batchSize: 64 });
+    await prog.testRun(frame, { repeat: N });
+    const got: { seq: bigint; ktime: bigint; len: number; ifindex: number; fill: Buffer }[] = [];
+    const objects = new Set<object>();
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`only ${got.length} of ${N} records`)), 10_000);
+      rb.on('data', (r) => {
+        objects.add(r);
+        got.push({ seq: r.seq, ktime: r.ktime, len: r.len, ifindex: r.ifindex, fill: r.fill });
+        if (got.length === N) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+    expect(objects.size).toBeLessThanOrEqual(rb.stats().batches);
+    expect(objects.size).toBeGreaterThan(1);
+    for (let i = 0; i < N; i++) {
+      const e = eager[i]!;
+      expect(got[i]!.seq).toBe(BigInt(i));
+      expect([got[i]!.len, got[i]!.ifindex]).toEqual([e.len, e.ifindex]);
+      expect(typeof got[i]!.ktime).toBe('bigint');
+      expect(Buffer.isBuffer(got[i]!.fill) && got[i]!.fill.equals(e.fill)).toBe(true); // still valid after the record moved on
+    }
+  });
+
+  it('transient: an iterator gets ordinary views, each kept view reading its own record', async () => {
+    const N = 300;
+    using obj = await BpfObject.load(testObject('ringbuf_test'), { maps: { events: { maxEntries: 1 << 20 } } });
+    using prog = obj.xdpProgram('xdp_one_record');
+    using rb = obj.ringBuffer('events', rec64, { lazy: 'transient', batchSize: 32 });
+    await prog.testRun(frame, { repeat: N });
+    const kept: Rec[] = [];
+    for await (const r of rb.iterate({ closeOnReturn: false })) {
+      kept.push(r);
+      if (kept.length === N) break;
+    }
+    expect(new Set(kept).size).toBe(N);
+    kept.forEach((r, i) => expect(r.seq).toBe(BigInt(i)));
+  });
+
   it('rejects a lazy option that is not a boolean, before reading', async () => {
     using obj = await BpfObject.load(testObject('ringbuf_test'));
     const e = (() => {
       try {
-        obj.ringBuffer('events', rec64, { lazy: 1 as unknown as boolean });
+        obj.ringBuffer('events', rec64, { lazy: 'yes' as unknown as boolean });
       } catch (err) {
         return err;
       }

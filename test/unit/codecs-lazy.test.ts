@@ -5,9 +5,10 @@
  * arrays, nested structs, padding), compiled and generic.
  */
 import { randomBytes } from 'node:crypto';
+import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { array, be16, be32, bool, bytes, cstring, i16, i32, i64, i8, ipv4, ipv6, mac, struct, u16, u32, u64, u8 } from '../../lib/index.js';
-import { genericFactory, lazyFactory } from '../../lib/core/codecs/lazy.js';
+import { genericFactory, genericTransient, lazyFactory, transientFactory } from '../../lib/core/codecs/lazy.js';
 import { STRUCT_MEMBERS } from '../../lib/core/codecs/generate.js';
 
 const inner = struct('inner', { a: u16, b: u64, tag: bytes(3) });
@@ -67,6 +68,47 @@ describe('lazy record views', () => {
       }
     });
   }
+
+  for (const [label, make] of [
+    ['transient compiled', () => transientFactory(all)!],
+    ['transient generic', () => genericTransient(STRUCT_MEMBERS.get(all)!)],
+  ] as const) {
+    it(`${label}: one view moved across 200 random records reads each as the eager decode`, () => {
+      const t = make();
+      const n = 200;
+      const buf = randomBytes(8 + n * all.size);
+      const view = t.make(buf, new DataView(buf.buffer, buf.byteOffset, buf.byteLength)) as Record<string, unknown>;
+      const kept: Buffer[] = [];
+      for (let i = 0; i < n; i++) {
+        const off = 8 + i * all.size;
+        t.seek(view, off);
+        checkView(view, all.decode(buf, off) as Record<string, unknown>);
+        kept.push(view.fill as Buffer);
+      }
+      // values read from it stay valid after it moved on (Buffers over the same memory)
+      kept.forEach((f, i) => expect(f.equals((all.decode(buf, 8 + i * all.size) as { fill: Buffer }).fill)).toBe(true));
+    });
+  }
+
+  it('transient bytes fields are Buffers (instanceof, methods, inspect) over the record, subarray gives a plain Buffer', () => {
+    const buf = Buffer.alloc(all.size);
+    const t = transientFactory(all)!;
+    const v = t.make(buf, new DataView(buf.buffer)) as { fill: Buffer };
+    t.seek(v as never, 0);
+    const off = STRUCT_MEMBERS.get(all)!.find((m) => m.name === 'fill')!.offset;
+    buf.fill(0xab, off, off + 40);
+    const f = v.fill;
+    expect(Buffer.isBuffer(f)).toBe(true);
+    expect(f).toBeInstanceOf(Buffer);
+    expect(f.length).toBe(40);
+    expect(f.toString('hex')).toBe('ab'.repeat(40));
+    expect(f.readUInt32LE(36)).toBe(0xabababab);
+    expect(f.equals(Buffer.alloc(40, 0xab))).toBe(true);
+    expect(inspect(f).startsWith('<Buffer ab ab')).toBe(true);
+    expect(Object.getPrototypeOf(f.subarray(1, 3))).toBe(Buffer.prototype);
+    buf[off] = 1;
+    expect(f[0]).toBe(1); // a view, no copy
+  });
 
   it('padding fields are not there; fields are getters on the prototype, not own properties', () => {
     const buf = randomBytes(all.size);

@@ -8,6 +8,12 @@
  * a Buffer viewing the record's bytes (no copy) and a nested struct is itself a view. The
  * caller guarantees that the record's `size` bytes are in the buffer and never rewritten
  * while a view may read them.
+ *
+ * Transient views (RingBuffer's `lazy: 'transient'`) are one object per batch whose record
+ * offset the caller moves (seek) before each delivery: no allocation per record. Their
+ * bytes(n) fields are made by a Uint8Array subclass whose prototype chain has
+ * Buffer.prototype (instanceof Buffer, every Buffer method; ~2-3x cheaper to make than
+ * subarray()), which deep-equality checks of the prototype tell apart from a Buffer.
  */
 import { compile, INLINE, PLAIN_BYTES, STRUCT_MEMBERS, type Member } from './generate.js';
 import type { Codec } from './types.js';
@@ -15,7 +21,22 @@ import type { Codec } from './types.js';
 /** Makes the view of the record at `off` of `buf` (`d`: a DataView over exactly `buf`). */
 export type LazyFactory<T> = (buf: Buffer, d: DataView, off: number) => T;
 
+/** A reusable view: `make` one per buffer, `seek` it to each record. */
+export interface TransientFactory<T> {
+  make(buf: Buffer, d: DataView): T;
+  seek(view: T, off: number): void;
+}
+
+/** Buffer views made cheaply: a Uint8Array subclass under Buffer.prototype (see above). */
+class BufferView extends Uint8Array {}
+Object.setPrototypeOf(BufferView.prototype, Buffer.prototype);
+// inspect() shows <Buffer ...>, subarray()/slice() make plain Buffers (Buffer[Symbol.species])
+Object.defineProperty(BufferView.prototype, 'constructor', { value: Buffer, writable: true, configurable: true });
+/** `n` bytes at `off` of the ArrayBuffer `ab` as a Buffer view (shares the memory). */
+export const bufferView = (ab: ArrayBuffer, off: number, n: number): Buffer => new BufferView(ab, off, n) as unknown as Buffer;
+
 const CACHE = new WeakMap<object, LazyFactory<unknown>>();
+const TRANSIENT = new WeakMap<object, TransientFactory<unknown>>();
 
 /** Field names a class body cannot declare as a getter, or that would shadow Object.prototype. */
 const RESERVED = new Set(['constructor', '__proto__']);
@@ -35,10 +56,26 @@ export function lazyFactory<T>(codec: Codec<T, any>): LazyFactory<T> | undefined
   return f as LazyFactory<T>;
 }
 
+/**
+ * The transient view factory of a struct() codec, or undefined when `codec` is not one.
+ * Nested structs are ordinary lazy views (they stay valid, as the memory does).
+ */
+export function transientFactory<T>(codec: Codec<T, any>): TransientFactory<T> | undefined {
+  const members = STRUCT_MEMBERS.get(codec);
+  if (!members) return undefined;
+  let f = TRANSIENT.get(codec);
+  if (!f) {
+    f = compiledTransient(codec.name, members) ?? genericTransient(members);
+    TRANSIENT.set(codec, f);
+  }
+  return f as TransientFactory<T>;
+}
+
 /** A field read of the generated class, as an expression over `b` (buffer), `d` (DataView), `o` (record offset). */
-function readExpr(m: Member, i: number, env: Record<string, unknown>): string {
+function readExpr(m: Member, i: number, env: Record<string, unknown>, transient = false): string {
   const base = `o + ${m.offset}`;
-  if (PLAIN_BYTES.has(m.codec)) return `b.subarray(${base}, ${base} + ${m.codec.size})`;
+  // transient: `a` is the ArrayBuffer under the buffer and `a0` where the buffer starts in it
+  if (PLAIN_BYTES.has(m.codec)) return transient ? `bufferView(a, a0 + ${base}, ${m.codec.size})` : `b.subarray(${base}, ${base} + ${m.codec.size})`;
   const nested = lazyFactory(m.codec as Codec<unknown>);
   if (nested) {
     env[`n${i}`] = nested;
@@ -73,6 +110,31 @@ function compiledFactory(name: string, members: readonly Member[]): LazyFactory<
   return make?.();
 }
 
+function compiledTransient(name: string, members: readonly Member[]): TransientFactory<unknown> | undefined {
+  const fields = members.filter((m) => !m.pad);
+  if (fields.some((m) => RESERVED.has(m.name))) return undefined;
+  const env: Record<string, unknown> = { bufferView };
+  // the buffer's ArrayBuffer and offset in it are kept: reading them from the Buffer costs
+  // more than making the bytes view
+  const getters = fields.map((m, i) => {
+    const vars = PLAIN_BYTES.has(m.codec) ? 'a = this.#a, a0 = this.#a0' : 'b = this.#b, d = this.#d';
+    return `  get ${m.name}() { const ${vars}, o = this.#o; return ${readExpr(m, i, env, true)}; }`;
+  });
+  const id = name.replace(/\W/g, '_');
+  const body = [
+    `class ${id} {`,
+    '  #b; #d; #a; #a0; #o = 0;',
+    '  constructor(b, d) { this.#b = b; this.#d = d; this.#a = b.buffer; this.#a0 = b.byteOffset; }',
+    '  static seek(v, o) { v.#o = o; }',
+    ...getters,
+    '}',
+    `Object.defineProperty(${id}.prototype, Symbol.toStringTag, { value: ${JSON.stringify(name)} });`,
+    `return { make: (b, d) => new ${id}(b, d), seek: ${id}.seek };`,
+  ].join('\n');
+  const make = compile<() => TransientFactory<unknown>>(`transient_${id}`, '', body, env);
+  return make?.();
+}
+
 const B = Symbol('buf');
 const D = Symbol('view');
 const O = Symbol('off');
@@ -80,6 +142,21 @@ type State = { [B]: Buffer; [D]: DataView; [O]: number };
 
 /** Where code generation from strings is disabled (and in tests): getters calling each member's decode. */
 export function genericFactory(members: readonly Member[]): LazyFactory<unknown> {
+  return genericProto(members, false);
+}
+
+/** genericFactory's transient form: the same getters over a record offset that seek() moves. */
+export function genericTransient(members: readonly Member[]): TransientFactory<unknown> {
+  const make = genericProto(members, true);
+  return {
+    make: (b, d) => make(b, d, 0),
+    seek: (v, o) => {
+      (v as State)[O] = o;
+    },
+  };
+}
+
+function genericProto(members: readonly Member[], transient: boolean): LazyFactory<unknown> {
   const proto: object = {};
   for (const m of members) {
     if (m.pad) continue;
@@ -88,7 +165,7 @@ export function genericFactory(members: readonly Member[]): LazyFactory<unknown>
     const get = PLAIN_BYTES.has(m.codec)
       ? function (this: State) {
           const o = this[O] + m.offset;
-          return this[B].subarray(o, o + size);
+          return transient ? bufferView(this[B].buffer as ArrayBuffer, this[B].byteOffset + o, size) : this[B].subarray(o, o + size);
         }
       : nested
         ? function (this: State) {

@@ -95,6 +95,72 @@ function int64Codec(name: string, signed: boolean): Codec<bigint, bigint | numbe
   );
 }
 
+const TWO32 = 4294967296;
+
+/**
+ * A 64-bit integer decoded as a number, read as two 32-bit halves (no BigInt made):
+ * hi * 2^32 + lo, one rounding, so the value is exact up to 2^53 and otherwise the nearest
+ * double, the same number `Number()` of the bigint gives. Encode takes a bigint or any
+ * integer number in range (every integer-valued double is written exactly).
+ */
+function int64NumberCodec(name: string, signed: boolean): Codec<number, number | bigint> {
+  const minN = signed ? -(2 ** 63) : 0;
+  const maxN = 2 ** 64 / (signed ? 2 : 1); // exclusive
+  const min = signed ? -(1n << 63n) : 0n;
+  const max = signed ? (1n << 63n) - 1n : (1n << 64n) - 1n;
+  const hiType = signed ? 'Int32' : 'Uint32';
+  const [loAt, hiAt] = HOST_LE ? [0, 4] : [4, 0];
+  const decode = (buf: Buffer, off: number): number => {
+    const d = view(buf);
+    const hi = signed ? d.getInt32(off + hiAt, HOST_LE) : d.getUint32(off + hiAt, HOST_LE);
+    return hi * TWO32 + d.getUint32(off + loAt, HOST_LE);
+  };
+  return builtin<Codec<number, number | bigint>>(
+    {
+      name,
+      size: 8,
+      align: 8,
+      layout: { kind: 'int', size: 8, signed },
+      encode(v, buf, off) {
+        const d = view(buf);
+        if (typeof v === 'bigint') {
+          if (v < min || v > max) invalidArgument(name, `expected an integer in ${min}..${max}, got ${v}`);
+          if (signed) d.setBigInt64(off, v, HOST_LE);
+          else d.setBigUint64(off, v, HOST_LE);
+          return;
+        }
+        if (typeof v !== 'number' || !Number.isInteger(v)) invalidArgument(name, `expected an integer number or a bigint, got ${show(v)}`);
+        if (v < minN || v >= maxN) invalidArgument(name, `expected an integer in ${min}..${max}, got ${v}`);
+        // the higher offset first: a buffer too small throws before anything is written
+        const hi = Math.floor(v / TWO32);
+        const writeLo = (): void => d.setUint32(off + loAt, v - hi * TWO32, HOST_LE);
+        if (!HOST_LE) writeLo();
+        if (signed) d.setInt32(off + hiAt, hi, HOST_LE);
+        else d.setUint32(off + hiAt, hi, HOST_LE);
+        if (HOST_LE) writeLo();
+      },
+      decode,
+    },
+    {
+      view: true,
+      standalone: true,
+      check: (x) =>
+        `(typeof ${x} === "bigint" ? BigInt.${signed ? 'asIntN' : 'asUintN'}(64, ${x}) === ${x} : ` +
+        `typeof ${x} === "number" && Number.isInteger(${x}) && ${x} >= ${minN} && ${x} < ${maxN})`,
+      // the higher offset first, so that a buffer too small throws before anything is written
+      write: (x, at) => {
+        const halves = [`d.setUint32(${at(loAt)}, ${x} - hi * 4294967296, ${HOST_LE});`, `d.set${hiType}(${at(hiAt)}, hi, ${HOST_LE});`];
+        if (HOST_LE) halves.reverse();
+        return (
+          `if (typeof ${x} === "bigint") d.set${signed ? 'BigInt64' : 'BigUint64'}(${at(0)}, ${x}, ${HOST_LE}); ` +
+          `else { const hi = Math.floor(${x} / 4294967296); ${halves.join(' ')} }`
+        );
+      },
+      read: (at) => `(d.get${hiType}(${at(hiAt)}, ${HOST_LE}) * 4294967296 + d.getUint32(${at(loAt)}, ${HOST_LE}))`,
+    },
+  );
+}
+
 /** Unsigned 8-bit integer (`__u8`), decoded as a number. */
 export const u8 = intCodec('u8', 1, false);
 /** Unsigned 16-bit integer in host byte order (`__u16`). */
@@ -111,6 +177,19 @@ export const i32 = intCodec('i32', 4, true);
 export const u64 = int64Codec('u64', false);
 /** Signed 64-bit integer (`__s64`): decoded as a bigint; encode also takes a safe-integer number. */
 export const i64 = int64Codec('i64', true);
+/**
+ * Unsigned 64-bit integer (`__u64`) decoded as a number instead of a bigint, for counters
+ * and timestamps read at high rates (no BigInt per value). Exact up to 2^53 - 1
+ * (`Number.MAX_SAFE_INTEGER`); a larger value decodes as the nearest double, the same as
+ * `Number()` of the u64 bigint (a ktime_get_ns() timestamp passes 2^53 after ~104 days of
+ * uptime and is then within 1 ns). Encode takes a bigint or any integer number in
+ * 0..2^64-1; decode then encode writes back the same bytes only below 2^53 (the last 1024
+ * values below 2^64 decode as 2^64, which encode refuses). Use u64 where
+ * every bit matters.
+ */
+export const u64n = int64NumberCodec('u64n', false);
+/** Signed 64-bit integer (`__s64`) decoded as a number: as {@link u64n}, exact within ±(2^53 - 1). */
+export const i64n = int64NumberCodec('i64n', true);
 /** Network byte order (big endian), e.g. ports as stored in packet headers. */
 export const be16 = intCodec('be16', 2, false, false);
 /** 32-bit unsigned integer in network byte order (big endian). */

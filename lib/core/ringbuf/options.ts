@@ -40,8 +40,16 @@ export interface RingBufferOptions {
    * equality do not see them. Views stay valid for as long as they are kept: the batch
    * memory they read is never reused (a kept view keeps its batch's memory alive).
    * Codecs that are not struct() decode as plain values whatever this says.
+   *
+   * `'transient'`: for 'data' listeners, one view object per batch, moved to each record
+   * before the listener is called (no object per record). The record object is valid
+   * only during that call: keep the values read from it (numbers, bigints, Buffers, which
+   * stay valid), not the object, which reads the next record afterwards. Its `bytes(n)`
+   * fields are Buffers made by a Uint8Array subclass under Buffer.prototype (instanceof
+   * Buffer, every Buffer method, cheaper to make; a deep-equality check of the prototype
+   * tells them apart). 'batch' listeners and iterators get ordinary lazy views.
    */
-  lazy?: boolean;
+  lazy?: boolean | 'transient';
 }
 
 /** Counters of a ring buffer reader (see {@link RingBuffer.stats}). */
@@ -113,14 +121,14 @@ export function checkOpts(opts: RingBufferOptions): CheckedOptions {
     batchSize: int('batchSize', 1024, 1, MAX_BATCH),
     maxBatchesPerTurn: int('maxBatchesPerTurn', 16, 1, 1 << 20),
     lostCheckMs: int('lostCheckMs', 1000, 1, 2 ** 31 - 1),
-    lazy: checkBool(opts.lazy, 'lazy'),
+    lazy: checkLazy(opts.lazy),
     drainMs: opts.drainMs === undefined ? undefined : checkInteger(opts.drainMs, 'drainMs', 1, 2 ** 31 - 1),
   };
 }
 
-function checkBool(v: unknown, field: string): boolean {
-  if (v !== undefined && typeof v !== 'boolean') invalidArgument(field, 'must be true or false');
-  return v === true;
+function checkLazy(v: unknown): boolean | 'transient' {
+  if (v !== undefined && typeof v !== 'boolean' && v !== 'transient') invalidArgument('lazy', "must be true, false or 'transient'");
+  return v === true || v === 'transient' ? v : false;
 }
 
 export function checkRecordCodec(codec: Codec<unknown, unknown>): void {
