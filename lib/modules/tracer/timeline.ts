@@ -5,6 +5,7 @@
  * when it has been idle for `idleMs`, or when the tracer stops.
  */
 import type { TraceEvent } from './layout.js';
+import { WITH_DT } from './view.js';
 
 /** What became of a packet: freed as a drop, consumed (delivered), sent out last, or still unknown. */
 export type TraceVerdict = 'dropped' | 'consumed' | 'transmitted' | 'unfinished';
@@ -111,7 +112,10 @@ function finish(skb: string, events: TraceEvent[]): TracePacket {
   for (let i = 0; i < sorted.length; i++) {
     const e = sorted[i]!;
     if (e.netns && !namespaces.includes(e.netns)) namespaces.push(e.netns);
-    out[i] = Object.assign({}, e, { dtNs: Number(e.time - start) });
+    const dtNs = Number(e.time - start);
+    // a lazily read event makes its own copy (same bytes); a plain one is copied
+    const withDt = (e as { [WITH_DT]?: (dtNs: number) => TimelineEvent })[WITH_DT];
+    out[i] = withDt ? withDt.call(e, dtNs) : Object.assign({}, e, { dtNs });
   }
   const p: TracePacket = {
     skb,
