@@ -129,6 +129,11 @@ export interface TraceEvent {
   inner?: { tunnel: 'vxlan' | 'geneve'; family: 4 | 6; proto: string | number; src: string; dst: string; sport?: number; dport?: number };
   /** neigh_update: the entry's state before and the state given, its link-layer address. */
   neigh?: { from: string; to: string; lladdr?: string };
+  /**
+   * A plain object of the fields (PacketTracer's events read their fields lazily, from
+   * getters: spread and `Object.keys` do not see them; JSON.stringify calls this).
+   */
+  toJSON?(): TraceEvent;
 }
 
 /** Size of struct tracer_event. */
