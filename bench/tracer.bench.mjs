@@ -242,7 +242,8 @@ export default {
               res.consumerCpuNs = c.cpuSeconds * 1e9;
             }
             if (res.delivered !== undefined) {
-              res.eventsPerSec = res.delivered / res.deliverSecs;
+              // a consumer whose last record came before the generation started (foreign events only) delivered none of it
+              res.eventsPerSec = res.deliverSecs > 0 ? res.delivered / res.deliverSecs : 0;
               res.cpuNsPerEvent = res.delivered ? res.consumerCpuNs / res.delivered : undefined;
             }
           } finally {
