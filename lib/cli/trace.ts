@@ -20,6 +20,7 @@ import {
   type TracePoint,
 } from '../modules/tracer/index.js';
 import { CliError, describeError, EXIT, type ExitCode } from './exit.js';
+import { plainEvent } from '../modules/tracer/view.js';
 import { integerOption, listOption, nameOption } from './options.js';
 
 export interface TraceCliOptions {
@@ -243,7 +244,7 @@ export async function runTrace(o: TraceCliOptions): Promise<ExitCode> {
   });
   tracer.on('event', (e) => {
     if (e.skb || full()) return; // packet events are printed with their timeline
-    if (o.json) out(json({ type: 'event', ...e, netnsName: ns(e.netns) }));
+    if (o.json) out(json({ type: 'event', ...plainEvent(e), netnsName: ns(e.netns) }));
     else out(formatLoose(e, ns));
   });
   tracer.on('lost', (l) => note('lost', `${l.count} events lost (the ring buffer was full)`, { count: l.count }));

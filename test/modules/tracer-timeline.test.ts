@@ -58,4 +58,20 @@ describe('TimelineAssembler', () => {
     expect(out.map((p) => p.skb)).toEqual(['0x0']);
     expect(t.openCount).toBe(MAX_OPEN_TIMELINES);
   });
+
+  it('closes the oldest timeline still open: not one already ended, nor the first of a reused sk_buff', () => {
+    const t = new TimelineAssembler();
+    t.add(ev('0xa', 'receive', 1n), 0);
+    t.add(ev('0xb', 'receive', 2n), 0);
+    t.add(ev('0xc', 'receive', 3n), 0);
+    expect(t.add(ev('0xa', 'drop', 4n, { dropReason: 'NO_SOCKET' }), 0).map((p) => p.skb)).toEqual(['0xa']); // ended
+    t.add(ev('0xa', 'receive', 5n), 0); // the address reused: a new timeline, now the newest
+    expect(t.sweep(10, 5).map((p) => p.skb)).toEqual(['0xb', '0xc', '0xa']); // idle: all closed (0xb, 0xc and the new 0xa)
+    t.add(ev('0xd', 'receive', 6n), 0);
+    t.add(ev('0xa', 'receive', 7n), 0);
+    for (let i = 0; i < MAX_OPEN_TIMELINES - 2; i++) t.add(ev(`0x1${i.toString(16).padStart(8, '0')}`, 'receive', 8n), 0);
+    expect(t.add(ev('0xe', 'receive', 9n), 0).map((p) => p.skb)).toEqual(['0xd']);
+    expect(t.add(ev('0xf', 'receive', 9n), 0).map((p) => p.skb)).toEqual(['0xa']);
+    expect(t.openCount).toBe(MAX_OPEN_TIMELINES);
+  });
 });

@@ -36,7 +36,7 @@ export const POINTS: readonly {
 ];
 /** Every {@link TracePoint}: the names `PacketTracerOptions.points` takes. */
 export const TRACE_POINTS: readonly TracePoint[] = POINTS.map((p) => p.name);
-const POINT_BY_ID: (TracePoint | undefined)[] = [];
+export const POINT_BY_ID: (TracePoint | undefined)[] = [];
 for (const p of POINTS) POINT_BY_ID[p.id] = p.name;
 
 /** Neighbour states (NUD_*), by bit. */
@@ -50,7 +50,7 @@ const NUD: readonly [number, string][] = [
   [0x40, 'NOARP'],
   [0x80, 'PERMANENT'],
 ];
-function nudName(s: number): string {
+export function nudName(s: number): string {
   if (s === 0) return 'NONE';
   return (
     NUD.filter(([bit]) => s & bit)
@@ -64,7 +64,7 @@ function nudName(s: number): string {
  * (-EAGAIN: no match in this table, the next rule is tried; -EHOSTUNREACH: unreachable
  * route; -EACCES: prohibit; -EINVAL: blackhole; -ENETUNREACH: no route at all).
  */
-function fibResult(err: number): string {
+export function fibResult(err: number): string {
   switch (err) {
     case 0:
       return 'found';
@@ -129,13 +129,18 @@ export interface TraceEvent {
   inner?: { tunnel: 'vxlan' | 'geneve'; family: 4 | 6; proto: string | number; src: string; dst: string; sport?: number; dport?: number };
   /** neigh_update: the entry's state before and the state given, its link-layer address. */
   neigh?: { from: string; to: string; lladdr?: string };
+  /**
+   * A plain object of the fields (PacketTracer's events read their fields lazily, from
+   * getters: spread and `Object.keys` do not see them; JSON.stringify calls this).
+   */
+  toJSON?(): TraceEvent;
 }
 
 /** Size of struct tracer_event. */
 export const EVENT_SIZE = 160;
 /** Offset of the point id (u16) in struct tracer_event. */
 export const POINT_OFFSET = 48;
-const O = {
+export const O = {
   ts: 0,
   skb: 8,
   netns: 16,
@@ -168,8 +173,8 @@ function ifname(b: Buffer, off: number): string {
   const end = b.indexOf(0, off);
   return b.toString('latin1', off, end < 0 || end > off + 16 ? off + 16 : end);
 }
-const addr = (b: Buffer, off: number, family: number) => (family === 4 ? formatIPv4(b, off) : formatIPv6(b, off));
-const mac = (b: Buffer, off: number) => [...b.subarray(off, off + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+export const addr = (b: Buffer, off: number, family: number) => (family === 4 ? formatIPv4(b, off) : formatIPv6(b, off));
+export const mac = (b: Buffer, off: number) => [...b.subarray(off, off + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
 
 /** Most entries of each decoding cache (names, addresses) before it starts over. */
 const CACHE_MAX = 4096;
@@ -179,31 +184,40 @@ const CACHE_MAX = 4096;
  * bytes), IPv4 addresses (by value), protocol names. Each cache is bounded (cleared when
  * full), so a scan of many addresses costs what it did without them.
  */
-class DecodeCache {
+export class DecodeCache {
   #names = new Map<number, { w: number[]; name: string }>();
   #v4 = new Map<number, string>();
   #proto: (string | number)[] = [];
 
   ifname(b: Buffer, off: number): string {
-    const w0 = b.readUInt32LE(off),
-      w1 = b.readUInt32LE(off + 4),
-      w2 = b.readUInt32LE(off + 8),
-      w3 = b.readUInt32LE(off + 12);
+    return this.ifnameOf(u32(b, off), u32(b, off + 4), u32(b, off + 8), u32(b, off + 12));
+  }
+
+  /** The interface name whose 16 bytes are these four little-endian words. */
+  ifnameOf(w0: number, w1: number, w2: number, w3: number): string {
     const key = (w0 ^ Math.imul(w1, 31) ^ Math.imul(w2, 961) ^ Math.imul(w3, 29791)) >>> 0;
     const hit = this.#names.get(key);
     if (hit && hit.w[0] === w0 && hit.w[1] === w1 && hit.w[2] === w2 && hit.w[3] === w3) return hit.name;
-    const name = ifname(b, off);
+    const raw = Buffer.allocUnsafe(16);
+    raw.writeUInt32LE(w0, 0);
+    raw.writeUInt32LE(w1, 4);
+    raw.writeUInt32LE(w2, 8);
+    raw.writeUInt32LE(w3, 12);
+    const name = ifname(raw, 0);
     if (this.#names.size >= CACHE_MAX) this.#names.clear();
     this.#names.set(key, { w: [w0, w1, w2, w3], name });
     return name;
   }
 
   addr(b: Buffer, off: number, family: number): string {
-    if (family !== 4) return formatIPv6(b, off);
-    const v = b.readUInt32LE(off);
+    return family === 4 ? this.v4(u32(b, off)) : formatIPv6(b, off);
+  }
+
+  /** An IPv4 address from its little-endian word (the bytes in network order). */
+  v4(v: number): string {
     let s = this.#v4.get(v);
     if (s === undefined) {
-      s = formatIPv4(b, off);
+      s = `${v & 255}.${(v >>> 8) & 255}.${(v >>> 16) & 255}.${v >>> 24}`;
       if (this.#v4.size >= CACHE_MAX) this.#v4.clear();
       this.#v4.set(v, s);
     }
@@ -236,9 +250,120 @@ function skbHex(lo: number, hi: number): string {
   return `0x${hi.toString(16)}${'00000000'.slice(l.length)}${l}`;
 }
 
-/** A ring buffer codec that decodes records straight into TraceEvents. */
-export function eventCodec(dropReason: (code: number) => string): Codec<TraceEvent> {
-  const cache = new DecodeCache();
+/** A u32 of the record, little-endian (no bounds checks: records are whole, see the ring's codec check). */
+export const u32 = (b: Buffer, o: number): number => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+/** A u16 of the record, little-endian. */
+export const u16 = (b: Buffer, o: number): number => b[o]! | (b[o + 1]! << 8);
+
+/** With the `tunnels` filter: the inner headers of the record at `off`, or undefined. */
+export function innerOf(b: Buffer, off: number): TraceEvent['inner'] {
+  const tunnel = b[off + O.tunnel]!;
+  const inFamily = b[off + O.inFamily]!;
+  if (!((tunnel === 1 || tunnel === 2) && (inFamily === 4 || inFamily === 6))) return undefined;
+  const p = b[off + O.inProto]!;
+  const inner: NonNullable<TraceEvent['inner']> = {
+    tunnel: tunnel === 1 ? 'vxlan' : 'geneve',
+    family: inFamily,
+    proto: ipProtocolName(p) ?? p,
+    src: addr(b, off + O.inSaddr, inFamily),
+    dst: addr(b, off + O.inDaddr, inFamily),
+  };
+  if (p === 6 || p === 17 || p === 132) {
+    inner.sport = u16(b, off + O.inSport);
+    inner.dport = u16(b, off + O.inDport);
+  }
+  return inner;
+}
+
+/** fib_lookup: table, result, out interface and gateway. */
+export function fibOf(b: Buffer, off: number): NonNullable<TraceEvent['fib']> {
+  const result = b.readInt32LE(off + O.result);
+  const fib: NonNullable<TraceEvent['fib']> = { table: u32(b, off + O.reason), result: fibResult(result), err: result };
+  const aux = u32(b, off + O.aux);
+  if (aux) fib.oif = aux;
+  const gw = b.subarray(off + O.gw, off + O.gw + 16);
+  if (gw.some((x) => x !== 0)) fib.gateway = gw.subarray(4).some((x) => x !== 0) ? formatIPv6(gw, 0) : formatIPv4(gw, 0);
+  return fib;
+}
+
+/** xdp_exception: the action; xdp_redirect: error, target and map type. */
+export function xdpOf(b: Buffer, off: number, point: 'xdp_exception' | 'xdp_redirect'): NonNullable<TraceEvent['xdp']> {
+  const reason = u32(b, off + O.reason);
+  if (point === 'xdp_exception') return { action: xdpActionName(reason) };
+  return { err: b.readInt32LE(off + O.result), target: u32(b, off + O.aux), mapType: reason };
+}
+
+/** neigh_update: the states before and given, the link-layer address. */
+export function neighOf(b: Buffer, off: number): NonNullable<TraceEvent['neigh']> {
+  const neigh: NonNullable<TraceEvent['neigh']> = { from: nudName(u32(b, off + O.aux)), to: nudName(u32(b, off + O.reason)) };
+  if (b.subarray(off + O.gw, off + O.gw + 6).some((x) => x !== 0)) neigh.lladdr = mac(b, off + O.gw);
+  return neigh;
+}
+
+/**
+ * Decodes the record at `off` of `b` into a plain TraceEvent (every field read now; the
+ * reference a lazily read {@link TraceEvent} of view.ts equals field by field).
+ */
+export function decodeEvent(b: Buffer, off: number, cache: DecodeCache, dropReason: (code: number) => string): TraceEvent {
+  const id = b.readUInt16LE(off + O.point);
+  const family = b[off + O.family]!;
+  const e: TraceEvent = {
+    point: POINT_BY_ID[id] ?? (`unknown(${id})` as TracePoint),
+    time: b.readBigUInt64LE(off + O.ts),
+    skb: cache.skb(b.readUInt32LE(off + O.skb), b.readUInt32LE(off + O.skb + 4)),
+    cpu: b.readUInt32LE(off + O.cpu),
+    netns: b.readUInt32LE(off + O.netns),
+    ifindex: b.readUInt32LE(off + O.ifindex),
+    ifname: cache.ifname(b, off + O.ifname),
+    mark: b.readUInt32LE(off + O.mark),
+    len: b.readUInt32LE(off + O.len),
+  };
+  if (family === 4 || family === 6) {
+    e.family = family;
+    const p = b[off + O.proto]!;
+    if (e.point !== 'neigh_update') {
+      e.proto = cache.proto(p);
+      e.src = cache.addr(b, off + O.saddr, family);
+    }
+    e.dst = cache.addr(b, off + O.daddr, family);
+    if (p === 6 || p === 17 || p === 132) {
+      e.sport = b.readUInt16LE(off + O.sport);
+      e.dport = b.readUInt16LE(off + O.dport);
+    }
+  }
+  const inner = innerOf(b, off);
+  if (inner) e.inner = inner;
+  switch (e.point) {
+    case 'drop': {
+      const reason = u32(b, off + O.reason);
+      e.dropReason = dropReason(reason);
+      e.dropReasonCode = reason;
+      break;
+    }
+    case 'transmit':
+      e.rc = b.readInt32LE(off + O.result);
+      break;
+    case 'fib_lookup':
+      e.fib = fibOf(b, off);
+      break;
+    case 'xdp_exception':
+    case 'xdp_redirect':
+      e.xdp = xdpOf(b, off, e.point);
+      break;
+    case 'neigh_update':
+      e.neigh = neighOf(b, off);
+      break;
+    default:
+  }
+  return e;
+}
+
+/**
+ * The ring buffer codec of PacketTracer: decode() only notes the batch buffer and returns
+ * the record's offset; the tracer reads the batch (point ids, or lazy events over a copy)
+ * when the ring hands it over, before the buffer is read into again.
+ */
+export function recordCodec(onRecord: (b: Buffer) => void): Codec<number> {
   return {
     name: 'tracer_event',
     size: EVENT_SIZE,
@@ -248,80 +373,8 @@ export function eventCodec(dropReason: (code: number) => string): Codec<TraceEve
       throw new BpfkitError('ERR_UNSUPPORTED', 'trace events are read, never written');
     },
     decode(b, off) {
-      const id = b.readUInt16LE(off + O.point);
-      const family = b[off + O.family]!;
-      const e: TraceEvent = {
-        point: POINT_BY_ID[id] ?? (`unknown(${id})` as TracePoint),
-        time: b.readBigUInt64LE(off + O.ts),
-        skb: cache.skb(b.readUInt32LE(off + O.skb), b.readUInt32LE(off + O.skb + 4)),
-        cpu: b.readUInt32LE(off + O.cpu),
-        netns: b.readUInt32LE(off + O.netns),
-        ifindex: b.readUInt32LE(off + O.ifindex),
-        ifname: cache.ifname(b, off + O.ifname),
-        mark: b.readUInt32LE(off + O.mark),
-        len: b.readUInt32LE(off + O.len),
-      };
-      if (family === 4 || family === 6) {
-        e.family = family;
-        const p = b[off + O.proto]!;
-        if (e.point !== 'neigh_update') {
-          e.proto = cache.proto(p);
-          e.src = cache.addr(b, off + O.saddr, family);
-        }
-        e.dst = cache.addr(b, off + O.daddr, family);
-        if (p === 6 || p === 17 || p === 132) {
-          e.sport = b.readUInt16LE(off + O.sport);
-          e.dport = b.readUInt16LE(off + O.dport);
-        }
-      }
-      const tunnel = b[off + O.tunnel]!;
-      const inFamily = b[off + O.inFamily]!;
-      if ((tunnel === 1 || tunnel === 2) && (inFamily === 4 || inFamily === 6)) {
-        const p = b[off + O.inProto]!;
-        e.inner = {
-          tunnel: tunnel === 1 ? 'vxlan' : 'geneve',
-          family: inFamily,
-          proto: ipProtocolName(p) ?? p,
-          src: addr(b, off + O.inSaddr, inFamily),
-          dst: addr(b, off + O.inDaddr, inFamily),
-        };
-        if (p === 6 || p === 17 || p === 132) {
-          e.inner.sport = b.readUInt16LE(off + O.inSport);
-          e.inner.dport = b.readUInt16LE(off + O.inDport);
-        }
-      }
-      const reason = b.readUInt32LE(off + O.reason);
-      const result = b.readInt32LE(off + O.result);
-      const aux = b.readUInt32LE(off + O.aux);
-      switch (e.point) {
-        case 'drop':
-          e.dropReason = dropReason(reason);
-          e.dropReasonCode = reason;
-          break;
-        case 'transmit':
-          e.rc = result;
-          break;
-        case 'fib_lookup': {
-          e.fib = { table: reason, result: fibResult(result), err: result };
-          if (aux) e.fib.oif = aux;
-          const gw = b.subarray(off + O.gw, off + O.gw + 16);
-          if (gw.some((x) => x !== 0)) e.fib.gateway = gw.subarray(4).some((x) => x !== 0) ? formatIPv6(gw, 0) : formatIPv4(gw, 0);
-          break;
-        }
-        case 'xdp_exception':
-          e.xdp = { action: xdpActionName(reason) };
-          break;
-        case 'xdp_redirect':
-          e.xdp = { err: result, target: aux, mapType: reason };
-          break;
-        case 'neigh_update': {
-          e.neigh = { from: nudName(aux), to: nudName(reason) };
-          if (b.subarray(off + O.gw, off + O.gw + 6).some((x) => x !== 0)) e.neigh.lladdr = mac(b, off + O.gw);
-          break;
-        }
-        default:
-      }
-      return e;
+      onRecord(b);
+      return off;
     },
   };
 }

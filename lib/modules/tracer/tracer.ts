@@ -21,8 +21,8 @@ import type { BpfMap } from '../../core/map.js';
 import type { RingBuffer, RingBufferLoss } from '../../core/ringbuf.js';
 import { dropReasonNamer, kernelHasTracepoint, tracingSupport, type TracingLink } from '../../core/tracing.js';
 import { encodeFilter, type TraceFilter } from './filter.js';
-import { POINTS, TRACE_POINTS, POINT_OFFSET, eventCodec, type TraceEvent, type TracePoint } from './layout.js';
-import type { Codec } from '../../core/codecs.js';
+import { POINTS, TRACE_POINTS, POINT_OFFSET, recordCodec, u16, type TraceEvent, type TracePoint } from './layout.js';
+import { lazyEvents, type TraceEventFactory } from './view.js';
 import { TimelineAssembler, type TracePacket } from './timeline.js';
 
 /** Options of {@link PacketTracer.start}. */
@@ -92,9 +92,17 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
   readonly points: readonly TracePoint[];
   #obj: BpfObject;
   #links: TracerLink[];
-  #rb: RingBuffer<TraceEvent | number>;
-  /** Decode records into TraceEvents only while someone listens for 'event' or 'packet' (else count them). */
+  /** Records arrive as offsets into the ring's batch buffer (see recordCodec()). */
+  #rb: RingBuffer<number>;
+  #batchBuf: Buffer = Buffer.alloc(0);
+  #makeEvent: TraceEventFactory;
+  /** Words of the ring's batch buffer (a Uint32Array over #batchBuf), remade when the buffer changes. */
+  #words: Uint32Array = new Uint32Array(0);
+  #wordsOf: Buffer | undefined;
+  /** Make TraceEvents only while someone listens for 'event' or 'packet' (else count the records). */
   #decode = false;
+  /** rawListeners('event'), refetched after an 'event' listener is added or removed. */
+  #eventFns: ((e: TraceEvent) => void)[] | undefined;
   #wantedIds: boolean[] = [];
   #timelines = new TimelineAssembler();
   #sweep: NodeJS.Timeout;
@@ -115,20 +123,21 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     this.#idleMs = m.idleMs;
     this.#wanted = new Set(m.points);
     for (const p of POINTS) this.#wantedIds[p.id] = this.#wanted.has(p.name);
-    const full = eventCodec(dropReasonNamer());
-    // with no 'event' or 'packet' listener, a record is only counted: its point id is all that is read
-    const codec: Codec<TraceEvent | number> = { ...full, decode: (b, off) => (this.#decode ? full.decode(b, off) : b.readUInt16LE(off + POINT_OFFSET)) };
+    this.#makeEvent = lazyEvents(dropReasonNamer());
     const listeners = () => {
       queueMicrotask(() => (this.#decode = this.listenerCount('event') + this.listenerCount('packet') > 0));
     };
     (this as EventEmitter).on('newListener', (name: string | symbol) => {
+      if (name === 'event') this.#eventFns = undefined;
       if (name === 'event' || name === 'packet') this.#decode = true;
     });
     (this as EventEmitter).on('removeListener', (name: string | symbol) => {
+      if (name === 'event') this.#eventFns = undefined;
       if (name === 'event' || name === 'packet') listeners();
     });
+    const codec = recordCodec((b) => (this.#batchBuf = b));
     this.#rb = m.obj.ringBuffer('events', codec, { batchSize: 1024 });
-    this.#rb.on('batch', (batch) => this.#onBatch(batch));
+    this.#rb.on('batch', (offs) => this.#onBatch(this.#batchBuf, offs));
     this.#rb.on('error', (e) => this.#emitError(e));
     this.#rb.on('lost', (l) => this.emit('lost', l));
     this.#sweep = setInterval(() => this.#deliver(this.#timelines.sweep(Date.now(), this.#idleMs)), Math.max(50, Math.min(this.#idleMs, 1000)));
@@ -331,25 +340,52 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     }
   }
 
-  #onBatch(batch: (TraceEvent | number)[]): void {
+  /**
+   * One batch of the ring: `offs` are the records' offsets in `b`, the ring's buffer (read
+   * into again after this returns). With listeners, each record becomes a TraceEvent that
+   * holds its numbers (read here as words) and makes the rest when read.
+   */
+  #onBatch(b: Buffer, offs: number[]): void {
+    const n = offs.length;
+    const wanted = this.#wantedIds;
+    if (!this.#decode) {
+      // nobody listens: counted only (queue events still only when asked for)
+      for (let i = 0; i < n; i++) if (wanted[u16(b, offs[i]! + POINT_OFFSET)]) this.#events++;
+      return;
+    }
+    if (this.#wordsOf !== b) {
+      // records are 8-byte aligned in the batch; a buffer that is not (never seen) is copied to one that is
+      let aligned = b;
+      if (b.byteOffset % 4 !== 0) {
+        aligned = Buffer.allocUnsafeSlow(b.length);
+        b.copy(aligned);
+      }
+      this.#words = new Uint32Array(aligned.buffer, aligned.byteOffset, aligned.length >>> 2);
+      this.#wordsOf = aligned === b ? b : undefined;
+      b = aligned;
+    }
+    const w = this.#words;
+    const make = this.#makeEvent;
     const now = Date.now();
     const done: TracePacket[] = [];
     const onEvent = this.listenerCount('event') > 0;
     const onPacket = this.listenerCount('packet') > 0;
-    for (const e of batch) {
-      if (typeof e === 'number') {
-        // nobody listens: counted only (queue events still only when asked for)
-        if (this.#wantedIds[e]) this.#events++;
-        continue;
-      }
+    for (let i = 0; i < n; i++) {
+      const off = offs[i]!;
       // queue events serve transmits; they are shown only when asked for
-      if (!this.#wanted.has(e.point)) continue;
+      if (!wanted[w[(off + POINT_OFFSET) >>> 2]! & 0xffff]) continue;
+      const e = make(w, b, off);
       this.#events++;
-      if (onEvent) this.emit('event', e);
+      if (onEvent) {
+        // one listener (the usual case): called as emit() would, without its per-call overhead
+        const fns = (this.#eventFns ??= this.rawListeners('event') as ((e: TraceEvent) => void)[]);
+        if (fns.length === 1) fns[0]!.call(this, e);
+        else this.emit('event', e);
+      }
       // timelines are assembled while someone listens for them
       if (onPacket || this.#timelines.openCount > 0) {
         const finished = this.#timelines.add(e, now);
-        for (let i = 0; i < finished.length; i++) done.push(finished[i]!);
+        for (let j = 0; j < finished.length; j++) done.push(finished[j]!);
       }
     }
     this.#deliver(done);
