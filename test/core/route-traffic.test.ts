@@ -5,21 +5,12 @@
  * 5001 with 0x10; the PolicyRoute's fwmark rule must send exactly those packets to nh2
  * and leave port 5002 on main. Counted at each next hop.
  */
-import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BPFKIT_ROUTE_PROTOCOL, PolicyRoute } from '../../lib/index.js';
 import { Lab, type LabHost, type UdpSink } from '../../lib/lab/index.js';
+import { rootRules } from './route.helpers.js';
 
 const N = 40;
-
-function rootRules(): string {
-  return [
-    ['-4', 'rule', 'show'],
-    ['-6', 'rule', 'show'],
-  ]
-    .map((a) => execFileSync('ip', a, { encoding: 'utf8' }))
-    .join('\n--\n');
-}
 
 let lab: Lab;
 let src: LabHost;

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { BpfkitError } from '../../lib/index.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
 
-function rootRules(): string {
+/** The root namespace's rules (both families), to compare before and after a suite. */
+export function rootRules(): string {
   return [
     ['-4', 'rule', 'show'],
     ['-6', 'rule', 'show'],

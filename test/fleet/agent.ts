@@ -4,30 +4,14 @@
  * come. Plus a UDP flood that runs until told to stop, and the rebuild of dist/ when lib/
  * is newer (the children run the built library).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseAllDocuments } from 'yaml';
+import { ensureDist, ROOT } from '../helpers/dist.js';
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/** dist/ must hold the current library: rebuild it with tsup when lib/ is newer. */
-export function ensureDist(): void {
-  const out = join(ROOT, 'dist', 'cli.js');
-  if (existsSync(out) && statSync(out).mtimeMs >= newest(join(ROOT, 'lib'))) return;
-  execFileSync('npx', ['tsup'], { cwd: ROOT, stdio: 'ignore', timeout: 180_000 });
-}
+export { ensureDist, ROOT };
 
 /**
  * The container's command line from the manifest, for a lab: the image's `bpfkit` is

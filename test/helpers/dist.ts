@@ -14,9 +14,10 @@ function newest(dir: string): number {
   return t;
 }
 
-/** dist/ must hold the current library: rebuild it with tsup when lib/ is newer. */
+/** dist/ must hold the current library and CLI: rebuild it with tsup when lib/ is newer. */
 export function ensureDist(): void {
-  const out = join(ROOT, 'dist', 'index.js');
-  if (existsSync(out) && statSync(out).mtimeMs >= newest(join(ROOT, 'lib'))) return;
+  const built = ['index.js', 'cli.js'].map((f) => join(ROOT, 'dist', f));
+  const src = newest(join(ROOT, 'lib'));
+  if (built.every((out) => existsSync(out) && statSync(out).mtimeMs >= src)) return;
   execFileSync('npx', ['tsup'], { cwd: ROOT, stdio: 'ignore', timeout: 180_000 });
 }

@@ -7,33 +7,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { AclFirewall, BpfMap, struct, u32, u64 } from '../../lib/index.js';
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
+import { ensureDist, ROOT } from '../helpers/dist.js';
 
-const ROOT = resolve(__dirname, '..', '..');
 const PIN = `/sys/fs/bpf/bpfkit-test-acl-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
 let lab: Lab;
 let client: LabHost;
 let server: LabHost;
 let link: LabLink;
 let child: ChildProcess | undefined;
-
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
-/** dist/ must hold the current library: rebuild it with tsup when lib/ is newer. */
-function ensureDist(): void {
-  const out = join(ROOT, 'dist', 'index.js');
-  if (existsSync(out) && statSync(out).mtimeMs >= newest(join(ROOT, 'lib'))) return;
-  execFileSync('npx', ['tsup'], { cwd: ROOT, stdio: 'ignore', timeout: 180_000 });
-}
 
 function xdpProgId(): number | undefined {
   const j = JSON.parse(execFileSync('ip', ['-n', server.netns, '-j', '-d', 'link', 'show', 'dev', link.b.ifname], { encoding: 'utf8' }));
