@@ -51,21 +51,16 @@ import { BpfObject, ServiceChainer, struct, u32, u64 } from '../dist/index.js';
 import { Lab } from '../dist/lab.js';
 import { median, pinProcess, root } from './lib.mjs';
 import { udpFrame128 } from './lib/frames.mjs';
-import { cpuNsByPid, napiThreads, threadNapi } from './lib/napi.mjs';
+import { cpuNsByPid, napiThreads } from './lib/napi.mjs';
+import { DST_IP, GEN_CPU, pathMacs, ROUTER_CPU, routerPath, SINK_IP } from './lib/router.mjs';
 
 const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 
-const R_IN_MAC = '02:00:00:00:cb:02';
-const S_MAC = '02:00:00:00:cb:04';
-const G_MAC = '02:00:00:00:cb:01';
-const SINK_IP = '198.18.1.2';
-const DST_IP = '198.19.0.10';
+const MACS = pathMacs(0xcb);
 const MARK = 0x10;
 const TABLE = 110;
-const GEN_CPU = 0;
-const ROUTER_CPU = 1;
 /** N classification sources: 198.18.64.0 + i; the measured flow is the last one. */
 const srcOf = (i) => `198.18.${64 + (i >> 8)}.${i & 255}`;
 const FLOW_SRC = srcOf(999);
@@ -100,40 +95,19 @@ export default {
       // never reset), so the ceiling and the empty-XDP reference run on router 0, which
       // never gets a rule, and every scenario with policy routes on router 1. G has no
       // addresses: it only transmits frames.
-      const makePath = async (i) => {
-        const names = { gOut: `g${tag}${i}`, rIn: `r${tag}${i}i`, rOut: `r${tag}${i}o`, sIn: `s${tag}${i}` };
-        const r = await lab.host(`r${i}`);
-        const s = await lab.host(`s${i}`);
-        // GRO on R's ingress: a veth without XDP takes XDP_TX'd frames only when it runs NAPI
-        await lab.link(g, r, { aName: names.gOut, bName: names.rIn, aMac: G_MAC, bAddrs: ['198.18.0.2/24'], bMac: R_IN_MAC, gro: true });
-        await lab.link(r, s, { aName: names.rOut, bName: names.sIn, aAddrs: ['198.18.1.1/24'], bAddrs: [`${SINK_IP}/24`], bMac: S_MAC });
-        await r.setGro(names.rIn, false);
-        await r.setGro(names.rIn, true);
-        await r.sysctl({ 'net.ipv4.ip_forward': 1 });
-        // S drops everything at XDP (ARP too): R's neighbour entry for S is static
-        await r.batch([`neigh replace ${SINK_IP} lladdr ${S_MAC} dev ${names.rOut} nud permanent`, `route add 198.19.0.0/24 via ${SINK_IP}`]);
-        const sinkObj = await BpfObject.openBuiltin('counter', { globals: { verdict: 1 } }).load();
-        closers.push(() => sinkObj.close());
-        const sinkProg = sinkObj.xdpProgram('xdp_count');
-        const sinkLink = sinkProg.attach(names.sIn, { netns: s.netns });
-        closers.push(() => sinkLink.close());
-        const sinkMap = sinkObj.perCpuMap('counters', { key: u32, value: counterCodec });
-        const arrived = () => Number((sinkMap.get(0) ?? []).reduce((a, x) => a + x.packets, 0n));
-        const pinNapi = async () => ({ router: await threadNapi(r, names.rIn, ROUTER_CPU), sink: await threadNapi(s, names.sIn, GEN_CPU) });
-        return { i, r, s, names, arrived, pinNapi };
-      };
+      const makePath = (i) => routerPath(lab, g, { id: i, tag, macs: MACS }, closers);
       const p0 = await makePath(0);
       const p1 = await makePath(1);
       const { r, names } = p1;
       for (const p of [p0, p1]) {
         const pinned = await p.pinNapi();
         log(
-          `router ${p.i}: threaded NAPI, ${pinned.router} thread(s) for R's ingress on CPU ${ROUTER_CPU}, ${pinned.sink} for S on CPU ${GEN_CPU}; generator on CPU ${GEN_CPU}`,
+          `router ${p.id}: threaded NAPI, ${pinned.router} thread(s) for R's ingress on CPU ${ROUTER_CPU}, ${pinned.sink} for S on CPU ${GEN_CPU}; generator on CPU ${GEN_CPU}`,
         );
       }
       unpin = pinProcess(GEN_CPU);
 
-      const f = udpFrame128(G_MAC, R_IN_MAC, FLOW_SRC, DST_IP);
+      const f = udpFrame128(MACS.g, MACS.rIn, FLOW_SRC, DST_IP);
       const genObj = await BpfObject.load(join(root, 'build/test-bpf/decap_gen.bpf.o'), { globals: { tmpl: f } });
       closers.push(() => genObj.close());
 

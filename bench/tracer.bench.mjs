@@ -42,26 +42,20 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfObject, PacketTracer, struct, u32, u64 } from '../dist/index.js';
+import { BpfObject, PacketTracer, u32, u64 } from '../dist/index.js';
 import { Lab } from '../dist/lab.js';
 import { buildC, median, pinProcess, root } from './lib.mjs';
 import { udpFrame128 } from './lib/frames.mjs';
-import { cpuNsByPid, napiThreads, threadNapi } from './lib/napi.mjs';
+import { cpuNsByPid, napiThreads } from './lib/napi.mjs';
+import { DST_IP, GEN_CPU, pathMacs, ROUTER_CPU, routerPath } from './lib/router.mjs';
 
 /** CPU time of this process's main thread (the Node consumer), ns. */
 const mainThreadCpuNs = () => Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]);
-const counterCodec = struct('bpfkit_counter', { packets: u64, bytes: u64 });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 
-const R_IN_MAC = '02:00:00:00:cc:02';
-const S_MAC = '02:00:00:00:cc:04';
-const G_MAC = '02:00:00:00:cc:01';
-const SINK_IP = '198.18.1.2';
+const MACS = pathMacs(0xcc);
 const SRC_IP = '198.18.64.1';
-const DST_IP = '198.19.0.10';
-const GEN_CPU = 0;
-const ROUTER_CPU = 1;
 const RING = 1 << 24;
 const NODE = "tracer, every packet, Node 'event' listener";
 const NODE_PACKET = "tracer, every packet, Node 'packet' listener";
@@ -104,28 +98,13 @@ export default {
     const closers = [];
     try {
       const g = await lab.host('g');
-      const r = await lab.host('r');
-      const s = await lab.host('s');
-      const names = { gOut: `g${tag}`, rIn: `r${tag}i`, rOut: `r${tag}o`, sIn: `s${tag}` };
-      await lab.link(g, r, { aName: names.gOut, bName: names.rIn, aMac: G_MAC, bAddrs: ['198.18.0.2/24'], bMac: R_IN_MAC, gro: true });
-      await lab.link(r, s, { aName: names.rOut, bName: names.sIn, aAddrs: ['198.18.1.1/24'], bAddrs: [`${SINK_IP}/24`], bMac: S_MAC });
-      await r.setGro(names.rIn, false);
-      await r.setGro(names.rIn, true);
-      await r.sysctl({ 'net.ipv4.ip_forward': 1 });
-      await r.batch([`neigh replace ${SINK_IP} lladdr ${S_MAC} dev ${names.rOut} nud permanent`, `route add 198.19.0.0/24 via ${SINK_IP}`]);
-      const sinkObj = await BpfObject.openBuiltin('counter', { globals: { verdict: 1 } }).load();
-      closers.push(() => sinkObj.close());
-      const sinkLink = sinkObj.xdpProgram('xdp_count').attach(names.sIn, { netns: s.netns });
-      closers.push(() => sinkLink.close());
-      const sinkMap = sinkObj.perCpuMap('counters', { key: u32, value: counterCodec });
-      const arrived = () => Number((sinkMap.get(0) ?? []).reduce((a, x) => a + x.packets, 0n));
-      const pinNapi = async () => ({ router: await threadNapi(r, names.rIn, ROUTER_CPU), sink: await threadNapi(s, names.sIn, GEN_CPU) });
+      const { r, names, arrived, pinNapi } = await routerPath(lab, g, { tag, macs: MACS }, closers);
       const pinned = await pinNapi();
       log(
         `threaded NAPI: ${pinned.router} thread(s) for R's ingress on CPU ${ROUTER_CPU}, ${pinned.sink} for S on CPU ${GEN_CPU}; generator and consumers on CPU ${GEN_CPU}`,
       );
       unpin = pinProcess(GEN_CPU);
-      const f = udpFrame128(G_MAC, R_IN_MAC, SRC_IP, DST_IP);
+      const f = udpFrame128(MACS.g, MACS.rIn, SRC_IP, DST_IP);
       const genObj = await BpfObject.load(join(root, 'build/test-bpf/decap_gen.bpf.o'), { globals: { tmpl: f } });
       closers.push(() => genObj.close());
       const linkStats = async (host, ifname) => (await host.ipJson(['-s', 'link', 'show', 'dev', ifname]))[0].stats64;
