@@ -81,6 +81,8 @@ const variants = [
 const FASTEST = 'data_n_transient_all';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** A bound on a wait that does not keep the process alive after the wait is over. */
+const bound = (ms) => new Promise((r) => setTimeout(r, ms).unref());
 const fixed = (x) => x.toFixed(2);
 const spread = (xs) => `${Math.round(Math.min(...xs)).toLocaleString('en-US')}-${Math.round(Math.max(...xs)).toLocaleString('en-US')}`;
 
@@ -174,7 +176,7 @@ async function drainChild(id) {
       const t = process.cpuUsage();
       const iter = consume(rb, v.mode, st);
       rb.resume();
-      await Promise.race([st.done, sleep(30_000)]);
+      await Promise.race([st.done, bound(30_000)]);
       const d = process.cpuUsage(t);
       await iter;
       rb.removeAllListeners('data');
