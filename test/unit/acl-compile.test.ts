@@ -12,12 +12,7 @@ import {
   H_MAGIC,
   H_RECORDS,
   H_USED,
-  H_V4_ROOTS,
-  H_V4_TREES,
   H_V6_TREES,
-  LEAF,
-  LEAF_MAX,
-  MAX_DEPTH,
   REC_HDR,
   recordWords,
   TREE_BASE_WORDS,
@@ -28,42 +23,12 @@ import {
 import { expandRules, normalizeRules, type NormalizedRule } from '../../lib/modules/acl/rules.js';
 import type { AclRule } from '../../lib/modules/acl/rules.js';
 import { readClassBench } from '../modules/acl.helpers.js';
+import { walk } from './acl-walk.js';
 
 function entries(rules: AclRule[]): { norm: NormalizedRule[]; v4: FamilyEntries; v6: FamilyEntries } {
   const norm = normalizeRules(rules, { capacity: 200_000 });
   const slots = Uint32Array.from(norm, (_, i) => i);
   return { norm, ...expandRules(norm, slots, slots) };
-}
-
-/** The XDP program's walk (bpf/acl/classify.h acl_classify) over IPv4 trees: best record offset or 0. */
-function walk4(w: Uint32Array, key: number[]): number {
-  let best = 0;
-  let bestPrio = 0xffffffff;
-  for (let t = 0; t < w[H_V4_TREES]!; t++) {
-    if (w[H_V4_ROOTS + 2 * t + 1]! >= bestPrio) continue;
-    let p = w[H_V4_ROOTS + 2 * t]!;
-    let ctl = w[p]!;
-    for (let depth = 0; !(ctl & LEAF); depth++) {
-      if (depth >= MAX_DEPTH) throw new Error('tree deeper than MAX_DEPTH');
-      const v = (key[ctl & 15]! >>> ((ctl >> 8) & 31)) & ((1 << ((ctl >> 16) & 31)) - 1);
-      p = w[p + 1 + v]!;
-      ctl = w[p]!;
-    }
-    const cnt = ctl & 0xffff;
-    if (cnt > LEAF_MAX) throw new Error(`leaf of ${cnt} records`);
-    for (let j = 0; j < cnt; j++) {
-      const r = w[p + 1 + j]!;
-      if (w[r]! >= bestPrio) break;
-      let ok = true;
-      for (let d = 0; d < V4_DIMS && ok; d++) ok = key[d]! >= w[r + REC_HDR + 2 * d]! && key[d]! <= w[r + REC_HDR + 2 * d + 1]!;
-      if (ok) {
-        best = r;
-        bestPrio = w[r]!;
-        break;
-      }
-    }
-  }
-  return best;
 }
 
 describe('AclFirewall rule-set compiler', () => {
@@ -105,11 +70,10 @@ describe('AclFirewall rule-set compiler', () => {
       let matched = 0;
       const wrong: string[] = [];
       trace.forEach((h, i) => {
-        const r = walk4(words, [h.src, h.dst, h.srcPort, h.dstPort, h.proto, 0, 1]);
         // .firstmatch: 0-based rule index, -1 for none (records are one per rule here: no lists)
-        const got = r ? words[r]! : -1;
+        const got = walk(words, [h.src, h.dst, h.srcPort, h.dstPort, h.proto, 0, 1], 4);
         if (got !== answers[i] && wrong.length < 5) wrong.push(`header ${i}: rule ${got}, ClassBench says ${answers[i]}`);
-        if (r) matched++;
+        if (got >= 0) matched++;
       });
       expect(wrong).toEqual([]);
       expect(matched).toBeGreaterThan(trace.length / 2);

@@ -7,64 +7,17 @@
 import { describe, expect, it } from 'vitest';
 import { BpfkitError } from '../../lib/core/errors.js';
 import { compileBlob, type FamilyEntries } from '../../lib/modules/acl/classifier.js';
-import {
-  H_V4_ROOTS,
-  H_V4_TREES,
-  H_V6_ROOTS,
-  H_V6_TREES,
-  HDR_WORDS,
-  LEAF,
-  LEAF_MAX,
-  MAX_DEPTH,
-  MAX_TREES,
-  REC_HDR,
-  RULE_BYTES,
-  TREE_BASE_WORDS,
-  TREE_WORDS,
-  V4_DIMS,
-  V6_DIMS,
-} from '../../lib/modules/acl/layout.js';
+import { HDR_WORDS, MAX_TREES, REC_HDR, RULE_BYTES, TREE_BASE_WORDS, TREE_WORDS, V4_DIMS, V6_DIMS } from '../../lib/modules/acl/layout.js';
 import { VARIANTS } from '../../lib/modules/acl/options.js';
 import { expandRules, normalizeRules, type AclRule } from '../../lib/modules/acl/rules.js';
 import { adversarialRules, narrowRules, randomRules, refFirstMatch, shapeHeaders, shapeKey } from '../modules/acl.shapes.js';
+import { walk } from './acl-walk.js';
 
 async function compile(rules: AclRule[]) {
   const norm = normalizeRules(rules, { capacity: 200_000 });
   const slots = Uint32Array.from(norm, (_, i) => i);
   const { v4, v6 } = expandRules(norm, slots, slots);
   return { v4, v6, ...(await compileBlob(v4, v6)) };
-}
-
-/** The XDP program's walk (bpf/acl/classify.h acl_classify): the best record's priority (its rule's index) or -1. */
-function walk(w: Uint32Array, key: number[], family: 4 | 6): number {
-  const dims = family === 4 ? V4_DIMS : V6_DIMS;
-  const ntrees = w[family === 4 ? H_V4_TREES : H_V6_TREES]!;
-  const roots = family === 4 ? H_V4_ROOTS : H_V6_ROOTS;
-  let bestPrio = 0xffffffff;
-  for (let t = 0; t < ntrees; t++) {
-    if (w[roots + 2 * t + 1]! >= bestPrio) continue;
-    let p = w[roots + 2 * t]!;
-    let ctl = w[p]!;
-    for (let depth = 0; !(ctl & LEAF); depth++) {
-      if (depth >= MAX_DEPTH) throw new Error('tree deeper than MAX_DEPTH');
-      const v = (key[ctl & 15]! >>> ((ctl >> 8) & 31)) & ((1 << ((ctl >> 16) & 31)) - 1);
-      p = w[p + 1 + v]!;
-      ctl = w[p]!;
-    }
-    const cnt = ctl & 0xffff;
-    if (cnt > LEAF_MAX) throw new Error(`leaf of ${cnt} records`);
-    for (let j = 0; j < cnt; j++) {
-      const r = w[p + 1 + j]!;
-      if (w[r]! >= bestPrio) break;
-      let ok = true;
-      for (let d = 0; d < dims && ok; d++) ok = key[d]! >>> 0 >= w[r + REC_HDR + 2 * d]! && key[d]! >>> 0 <= w[r + REC_HDR + 2 * d + 1]!;
-      if (ok) {
-        bestPrio = w[r]!;
-        break;
-      }
-    }
-  }
-  return bestPrio === 0xffffffff ? -1 : bestPrio;
 }
 
 function treeWords(trees: { family: number; words: number }[], family: number): number {
