@@ -98,39 +98,41 @@ int xdp_udp_events(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-SEC("xdp")
-int xdp_one_record(struct xdp_md *ctx)
+/* One 64-byte record of this packet, reserved and written (NULL: the ring is full, counted
+ * in events_lost); the caller submits it. */
+static __always_inline struct rec64 *one_record(struct xdp_md *ctx)
 {
 	struct rec64 *r;
 
 	produced++;
 	r = bpfkit_rb_reserve(events, sizeof(*r));
 	if (!r)
-		return XDP_PASS;
+		return 0;
 	r->seq = seq++;
 	r->ktime = bpf_ktime_get_ns();
 	r->len = ctx->data_end - ctx->data;
 	r->ifindex = ctx->ingress_ifindex;
 	__builtin_memset(r->fill, 0xab, sizeof(r->fill));
-	bpfkit_rb_submit(r);
+	return r;
+}
+
+SEC("xdp")
+int xdp_one_record(struct xdp_md *ctx)
+{
+	struct rec64 *r = one_record(ctx);
+
+	if (r)
+		bpfkit_rb_submit(r);
 	return XDP_PASS;
 }
 
 SEC("xdp")
 int xdp_one_record_every(struct xdp_md *ctx)
 {
-	struct rec64 *r;
+	struct rec64 *r = one_record(ctx);
 
-	produced++;
-	r = bpfkit_rb_reserve(events, sizeof(*r));
-	if (!r)
-		return XDP_PASS;
-	r->seq = seq++;
-	r->ktime = bpf_ktime_get_ns();
-	r->len = ctx->data_end - ctx->data;
-	r->ifindex = ctx->ingress_ifindex;
-	__builtin_memset(r->fill, 0xab, sizeof(r->fill));
-	bpfkit_rb_submit_every(events, r, wake_every);
+	if (r)
+		bpfkit_rb_submit_every(events, r, wake_every);
 	return XDP_PASS;
 }
 
