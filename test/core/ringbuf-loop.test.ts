@@ -8,6 +8,7 @@ import { endianness } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { BpfObject, bytes, struct, u32, u64n, type RingBuffer } from '../../lib/index.js';
 import { testObject } from '../helpers/objects.js';
+import { produced, sleep, until } from './ringbuf.helpers.js';
 
 const rec64 = struct('rec64', { seq: u64n, ktime: u64n, len: u32, ifindex: u32, fill: bytes(40) });
 const REC64_STEP = 64 + 8; // record + ring header
@@ -20,21 +21,6 @@ function frame(n: number, size = 64): Buffer {
     else f.writeUInt32BE(n, 0);
   }
   return f;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
-  for (let t = 0; t < ms; t += 5) {
-    if (cond()) return true;
-    await sleep(5);
-  }
-  return cond();
-}
-
-/** The test program's `produced` counter (first u64 of .bss). */
-function produced(obj: BpfObject): number {
-  using bss = obj.map('.bss', { key: u32, value: bytes(24) });
-  return Number(bss.get(0)!.readBigUInt64LE(0));
 }
 
 /** Counts what arrives, checking seq runs 0, 1, 2, ... and every field. */
@@ -56,7 +42,7 @@ describe('RingBuffer: N records per test run through bpf_loop()', () => {
     const st = counter(rb);
     await prog.testRun(frame(N));
     expect(produced(obj)).toBe(N);
-    expect(await until(() => st.n >= N)).toBe(true);
+    expect(await until(() => st.n >= N, 10_000)).toBe(true);
     await sleep(20);
     expect(st).toEqual({ n: N, bad: 0 });
     expect(rb.stats()).toMatchObject({ records: N, lost: 0, pendingBytes: 0 });
@@ -70,7 +56,7 @@ describe('RingBuffer: N records per test run through bpf_loop()', () => {
     await prog.testRun(frame(7_000), { repeat: 3 });
     await prog.testRun(frame(0));
     expect(produced(obj)).toBe(21_000);
-    expect(await until(() => st.n >= 21_000)).toBe(true);
+    expect(await until(() => st.n >= 21_000, 10_000)).toBe(true);
     await sleep(20);
     expect(st).toEqual({ n: 21_000, bad: 0 });
   });
@@ -88,7 +74,7 @@ describe('RingBuffer: N records per test run through bpf_loop()', () => {
     expect(rb.stats()).toMatchObject({ lost: N - fits, pendingBytes: fits * REC64_STEP });
     const st = counter(rb);
     rb.resume();
-    expect(await until(() => st.n >= fits)).toBe(true);
+    expect(await until(() => st.n >= fits, 10_000)).toBe(true);
     await sleep(20);
     expect(st).toEqual({ n: fits, bad: 0 });
   });

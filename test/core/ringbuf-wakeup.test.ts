@@ -6,26 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { BpfObject, bytes, struct, u32, u64 } from '../../lib/index.js';
 import { testObject } from '../helpers/objects.js';
+import { produced, sleep, until } from './ringbuf.helpers.js';
 
 const rec64 = struct('rec64', { seq: u64, ktime: u64, len: u32, ifindex: u32, fill: bytes(40) });
 const REC64_STEP = 64 + 8; // record + ring header
 const frame = Buffer.alloc(64);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Polls `cond` every 5 ms for at most `ms`; returns its last value. */
-async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
-  for (let t = 0; t < ms; t += 5) {
-    if (cond()) return true;
-    await sleep(5);
-  }
-  return cond();
-}
-
-/** The test program's `produced` counter (first u64 of .bss). */
-function produced(obj: BpfObject): number {
-  using bss = obj.map('.bss', { key: u32, value: bytes(24) });
-  return Number(bss.get(0)!.readBigUInt64LE(0));
-}
 
 const load = (wakeEvery: number) => BpfObject.load(testObject('ringbuf_test'), { globals: { wake_every: wakeEvery } });
 

@@ -12,6 +12,7 @@ import { BpfkitError, BpfObject, RingBuffer, bytes, formatIPv4, struct, u16, u32
 import { packageRoot } from '../../lib/core/native.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { testObject } from '../helpers/objects.js';
+import { produced, sleep, until } from './ringbuf.helpers.js';
 
 const rec64 = struct('rec64', { seq: u64, ktime: u64, len: u32, ifindex: u32, fill: bytes(40) });
 const REC64_STEP = 64 + 8; // record + ring header
@@ -28,22 +29,6 @@ const udpEvent = struct('udp_event', [
   { name: '_pad', codec: bytes(3) },
 ]);
 const frame = Buffer.alloc(64);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** Polls `cond` every 5 ms for at most `ms`; returns its last value. */
-async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
-  for (let t = 0; t < ms; t += 5) {
-    if (cond()) return true;
-    await sleep(5);
-  }
-  return cond();
-}
-
-/** The test program's `produced` counter (first u64 of .bss). */
-function produced(obj: BpfObject): number {
-  using bss = obj.map('.bss', { key: u32, value: bytes(24) });
-  return Number(bss.get(0)!.readBigUInt64LE(0));
-}
 
 async function load(opts: { ring?: number; udpPort?: number } = {}): Promise<BpfObject> {
   return BpfObject.load(testObject('ringbuf_test'), {
