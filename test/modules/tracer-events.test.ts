@@ -6,7 +6,6 @@
  * the same JSON (same keys, same order), keep the same values in a timeline's copy, and
  * take assignments as a plain object does.
  */
-import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, bytes, type TraceEvent } from '../../lib/index.js';
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
@@ -16,9 +15,9 @@ import { DecodeCache, EVENT_SIZE, decodeEvent } from '../../lib/modules/tracer/l
 import { lazyEvents, WITH_DT } from '../../lib/modules/tracer/view.js';
 import type { TimelineEvent } from '../../lib/modules/tracer/timeline.js';
 import { testObject } from '../helpers/objects.js';
+import { tracerLab, type TracerLab } from './tracer.lab.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const A = '198.18.12.1';
 const B = '198.18.13.2';
 /** Every field of TraceEvent (the interface's keys). */
 const KEYS: (keyof TraceEvent)[] = [
@@ -49,24 +48,14 @@ const json = (x: unknown) => JSON.stringify(x, (_k, v: unknown) => (typeof v ===
 
 let lab: Lab;
 let a: LabHost;
-let r: LabHost;
 let b: LabHost;
 let ar: LabLink;
 let rb: LabLink;
 const inodes = new Set<number>();
 beforeAll(async () => {
-  lab = await Lab.create({ name: 'mod-tracer-ev' });
-  [a, r, b] = await Promise.all([lab.host('a'), lab.host('r', { forwarding: true }), lab.host('b')]);
-  [ar, rb] = await Promise.all([
-    lab.link(a, r, { aAddrs: [`${A}/24`, '2001:db8:12::1/64'], bAddrs: ['198.18.12.2/24', '2001:db8:12::2/64'] }),
-    lab.link(r, b, { aAddrs: ['198.18.13.1/24', '2001:db8:13::1/64'], bAddrs: [`${B}/24`, '2001:db8:13::2/64'] }),
-  ]);
-  await a.addRoute('198.18.13.0/24 via 198.18.12.2');
-  await b.addRoute('198.18.12.0/24 via 198.18.13.1');
-  await a.addRoute('2001:db8:13::/64 via 2001:db8:12::2');
-  await b.addRoute('2001:db8:12::/64 via 2001:db8:13::1');
-  expect((await a.ping(B, { count: 1 })).received).toBe(1);
-  for (const h of [a, r, b]) inodes.add(statSync(h.netnsPath).ino);
+  let ino: TracerLab['ino'];
+  ({ lab, a, b, ar, rb, ino } = await tracerLab('mod-tracer-ev', 12));
+  for (const i of Object.values(ino)) inodes.add(i);
 });
 afterAll(async () => {
   await lab?.close();

@@ -6,7 +6,6 @@
  * or SIGKILL (bpftool as witness).
  */
 import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, PacketTracer, type TraceEvent, type TracePacket } from '../../lib/index.js';
@@ -15,6 +14,7 @@ import { packageRoot } from '../../lib/core/native.js';
 import { nodeChild } from '../helpers/node-child.js';
 import { bpftoolProgExists, progsStillLoaded } from '../helpers/bpftool.js';
 import { testObject } from '../helpers/objects.js';
+import { tracerLab, type TracerLab } from './tracer.lab.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const A = '198.18.10.1';
@@ -26,20 +26,9 @@ let r: LabHost;
 let b: LabHost;
 let ar: LabLink;
 let rb: LabLink;
-const ino: Record<string, number> = {};
+let ino: TracerLab['ino'];
 beforeAll(async () => {
-  lab = await Lab.create({ name: 'mod-tracer' });
-  [a, r, b] = await Promise.all([lab.host('a'), lab.host('r', { forwarding: true }), lab.host('b')]);
-  [ar, rb] = await Promise.all([
-    lab.link(a, r, { aAddrs: [`${A}/24`, '2001:db8:10::1/64'], bAddrs: ['198.18.10.2/24', '2001:db8:10::2/64'] }),
-    lab.link(r, b, { aAddrs: ['198.18.11.1/24', '2001:db8:11::1/64'], bAddrs: [`${B}/24`, '2001:db8:11::2/64'] }),
-  ]);
-  await a.addRoute('198.18.11.0/24 via 198.18.10.2');
-  await b.addRoute('198.18.10.0/24 via 198.18.11.1');
-  await a.addRoute('2001:db8:11::/64 via 2001:db8:10::2');
-  await b.addRoute('2001:db8:10::/64 via 2001:db8:11::1');
-  expect((await a.ping(B, { count: 1 })).received).toBe(1); // neighbours resolved
-  for (const h of [a, r, b]) ino[h.name] = statSync(h.netnsPath).ino;
+  ({ lab, a, r, b, ar, rb, ino } = await tracerLab('mod-tracer', 10));
 });
 afterAll(async () => {
   await lab?.close();
