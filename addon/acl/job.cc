@@ -24,12 +24,12 @@ namespace bpfkit::acl {
 bool Job::OneTree(const Family& f, const std::vector<uint32_t>& recOff, size_t at, size_t firstTree, uint64_t limit) {
   std::vector<int32_t> all(f.count);
   for (uint32_t i = 0; i < f.count; i++) all[i] = static_cast<int32_t>(i);  // record order is priority order
-  std::vector<uint32_t> tw;
+  std::vector<uint32_t> tw(kOwnWordsPad, 0);
   TreeBuilder tb(f, recOff, tw, opts);
   tb.split = true;
   tb.bounded = false;
   tb.noSpill = true;
-  tb.limitBase = at;
+  tb.limitBase = at - kOwnWordsPad;
   // (the attempt stops short of the blob's limit too: the partitions may fit where it does not)
   tb.treeEnd = std::min<uint64_t>(at + limit, opts.maxWords);
   uint32_t root;
@@ -43,20 +43,12 @@ bool Job::OneTree(const Family& f, const std::vector<uint32_t>& recOff, size_t a
   // node pointers are offsets in tw: moved to where the tree lands (a leaf's record
   // offsets are absolute already)
   const uint32_t shift = static_cast<uint32_t>(at);
-  for (size_t q = 0; q < tw.size();) {
-    if (tw[q] & ACL_LEAF) {
-      q += 1 + (tw[q] & 0xffff);
-      continue;
-    }
-    const size_t kids = size_t{1} << ((tw[q] >> 16) & 0xff);
-    for (size_t i = 1; i <= kids; i++) tw[q + i] += shift;
-    q += 1 + kids;
-  }
+  RelocateTree(tw, shift);
   words.resize(at);
-  words.insert(words.end(), tw.begin(), tw.end());
+  words.insert(words.end(), tw.begin() + kOwnWordsPad, tw.end());
   trees.resize(firstTree);
-  trees.push_back({f.family, f.count, tb.nodes, tb.leaves, tb.maxDepth, tb.maxLeaf, static_cast<uint32_t>(tw.size()),
-                   root + shift, f.prio[0]});
+  trees.push_back({f.family, f.count, tb.nodes, tb.leaves, tb.maxDepth, tb.maxLeaf,
+                   static_cast<uint32_t>(tw.size() - kOwnWordsPad), Relocate(root, shift), f.prio[0]});
   return true;
 }
 

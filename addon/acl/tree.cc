@@ -15,6 +15,13 @@ uint32_t TreeBuilder::Leaf(uint32_t off, uint32_t n) {
     spilled.insert(spilled.end(), pool_.begin() + off + ACL_LEAF_MAX, pool_.begin() + off + n);
     n = ACL_LEAF_MAX;
   }
+  // no record, or one: the pointer says so and the walk loads no leaf (acl_blob.h)
+  if (n == 0) return ACL_PTR_EMPTY;
+  if (n == 1) {
+    leaves++;
+    maxLeaf = std::max(maxLeaf, n);
+    return ACL_PTR_REC | recOff_[pool_[off]];
+  }
   std::vector<uint32_t>& out = *out_;
   // identical leaves are shared: FNV-1a over the record indices, checked word by word
   uint32_t h = 0x811c9dc5u ^ n;

@@ -79,6 +79,31 @@ struct TooBig {};
 // A tree built freely outgrew its budget (TreeBuilder::treeEnd): build it bounded.
 struct TreeOver {};
 
+// Trees built into words of their own (a split root's segments, build_threads.cc; the
+// one-tree attempt, job.cc) begin them with one unused word, so that no node or leaf is at
+// offset 0, which a pointer would read as ACL_PTR_EMPTY. They land with that word dropped.
+constexpr uint32_t kOwnWordsPad = 1;
+
+// A pointer into such words, landing with their first node at `at`: moved; a pointer
+// that holds no word offset of theirs (an empty leaf, a record's offset, absolute
+// already) is not.
+inline uint32_t Relocate(uint32_t ptr, uint32_t at) {
+  return ptr == ACL_PTR_EMPTY || (ptr & ACL_PTR_REC) ? ptr : ptr - kOwnWordsPad + at;
+}
+
+// Moves every child pointer of the nodes in such words `w` to where they land (`at`).
+inline void RelocateTree(std::vector<uint32_t>& w, uint32_t at) {
+  for (size_t q = kOwnWordsPad; q < w.size();) {
+    if (w[q] & ACL_LEAF) {  // record offsets: absolute already
+      q += 1 + (w[q] & 0xffff);
+      continue;
+    }
+    const size_t kids = size_t{1} << ((w[q] >> 16) & 0xff);
+    for (size_t i = 1; i <= kids; i++) w[q + i] = Relocate(w[q + i], at);
+    q += 1 + kids;
+  }
+}
+
 class TreeBuilder {
  public:
   TreeBuilder(const Family& fam, const std::vector<uint32_t>& recOff, std::vector<uint32_t>& out, const Options& o)
