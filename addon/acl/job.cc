@@ -24,7 +24,9 @@ namespace bpfkit::acl {
 bool Job::OneTree(const Family& f, const std::vector<uint32_t>& recOff, size_t at, size_t firstTree, uint64_t limit) {
   std::vector<int32_t> all(f.count);
   for (uint32_t i = 0; i < f.count; i++) all[i] = static_cast<int32_t>(i);  // record order is priority order
-  std::vector<uint32_t> tw(kOwnWordsPad, 0);
+  std::vector<uint32_t> tw;
+  tw.reserve(kOwnWordsPad + std::min<uint64_t>(limit, opts.maxWords));  // (see Run: untouched pages cost nothing)
+  tw.assign(kOwnWordsPad, 0);
   TreeBuilder tb(f, recOff, tw, opts);
   tb.split = true;
   tb.bounded = false;
@@ -57,7 +59,11 @@ void Job::Run() {
   // megabytes means copying it
   size_t recWords = 0;
   for (const Family& f : fam) recWords += size_t{f.count} * (ACL_REC_HDR + 2 * f.dims);
-  words.reserve(std::min(opts.maxWords, ACL_HDR_WORDS + recWords + recWords / 2 + (size_t{1} << 18)));
+  // (reserved, not touched: the pages untouched cost nothing, and a vector that grows
+  // copies what it has into pages it touches anew)
+  size_t most = ACL_HDR_WORDS + recWords;
+  for (const Family& f : fam) most += size_t{opts.treeWords} * f.count + opts.treeBaseWords;
+  words.reserve(std::min(opts.maxWords, most));
   words.assign(ACL_HDR_WORDS, 0);
   try {
     for (Family& f : fam) {
@@ -99,7 +105,9 @@ void Job::Run() {
       // oneTreeFactor x the partitions' words (the cap is also what a failed attempt
       // costs: it stops there).
       // Also at most oneTreeRecordWords a record: a failed attempt costs what it built, and
-      // the partitions' 3x alone about doubled a ClassBench 10k compile (~20 -> ~44 ms).
+      // the partitions' 3x alone about doubled a ClassBench 10k compile (~20 -> ~44 ms);
+      // the one trees kept (random, crossing, nested sets) took 2-11.4 words a record, the
+      // failed attempts (fw1_100k, nested_100k) stopped at 16 after 60-90 ms, now at 12.
       const uint64_t parts = words.size() - treesAt;
       const uint64_t perRecord = uint64_t{opts.oneTreeRecordWords} * f.count;
       if (trees.size() - treesBefore > 1)

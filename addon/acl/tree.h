@@ -57,7 +57,7 @@ struct Options {
   uint32_t treeWords = ACL_TREE_WORDS;           // a family's tree budget per record
   uint32_t treeBaseWords = ACL_TREE_BASE_WORDS;  // and in all
   uint32_t oneTreeFactor = 3;        // a family in one tree if it fits this x its partitions' words (job.cc)
-  uint32_t oneTreeRecordWords = 16;  // ... and within this many words a record (job.cc)
+  uint32_t oneTreeRecordWords = 12;  // ... and within this many words a record (job.cc)
 };
 
 // The region a node covers: per dimension, the base value and the free (uncut) bits.
