@@ -60,7 +60,7 @@ void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t ns
           tb.bounded = bounded;
           tb.sharedWords = &total;
           tb.noSpill = noSpill;
-          tb.leafCache_.clear();
+          tb.leafCache_.Clear();
           const uint32_t lo = static_cast<uint32_t>(pool_[segAt + nseg + j]),
                          len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
           tb.pool_.assign(pool_.begin() + lo, pool_.begin() + lo + len);
