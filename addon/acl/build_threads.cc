@@ -53,13 +53,14 @@ void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t ns
         if (j > firstFailed.load()) continue;
         Seg& sg = segs[j];
         try {
+          sg.words.assign(kOwnWordsPad, 0);
           tb.out_ = &sg.words;
-          tb.limitBase = limit;
+          tb.limitBase = limit - kOwnWordsPad;
           tb.treeEnd = treeEnd;
           tb.bounded = bounded;
           tb.sharedWords = &total;
           tb.noSpill = noSpill;
-          tb.leafCache_.clear();
+          tb.leafCache_.Clear();
           const uint32_t lo = static_cast<uint32_t>(pool_[segAt + nseg + j]),
                          len = static_cast<uint32_t>(pool_[segAt + 2 * nseg + j]);
           tb.pool_.assign(pool_.begin() + lo, pool_.begin() + lo + len);
@@ -73,7 +74,7 @@ void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t ns
             sg.tooComplex = true;
           } catch (...) {
           }
-          sg.wordsAtError = sg.words.size();
+          sg.wordsAtError = sg.words.size() - kOwnWordsPad;
           for (uint32_t f = firstFailed.load(); j < f && !firstFailed.compare_exchange_weak(f, j);) {
           }
           r = reg;  // a failed subtree leaves the region narrowed
@@ -113,23 +114,15 @@ void TreeBuilder::Segments(uint32_t at, uint32_t nc, uint32_t segAt, uint32_t ns
       if (sg.tooComplex && limitBase + landAt + sg.wordsAtError > o_.maxWords) throw TooBig{};
       std::rethrow_exception(sg.error);
     }
-    if (limitBase + landAt + sg.words.size() > o_.maxWords) throw TooBig{};
+    if (limitBase + landAt + sg.words.size() - kOwnWordsPad > o_.maxWords) throw TooBig{};
     const uint32_t shift = static_cast<uint32_t>(landAt);
     std::vector<uint32_t>& w = sg.words;
-    for (size_t q = 0; q < w.size();) {
-      if (w[q] & ACL_LEAF) {  // record offsets: absolute already
-        q += 1 + (w[q] & 0xffff);
-        continue;
-      }
-      const size_t kids = size_t{1} << ((w[q] >> 16) & 0xff);
-      for (size_t i = 1; i <= kids; i++) w[q + i] += shift;
-      q += 1 + kids;
-    }
-    out.insert(out.end(), w.begin(), w.end());
+    RelocateTree(w, shift);
+    out.insert(out.end(), w.begin() + kOwnWordsPad, w.end());
     std::vector<uint32_t>().swap(w);
     const uint32_t c0 = static_cast<uint32_t>(pool_[segAt + j]);
     const uint32_t c1 = j + 1 < nseg ? static_cast<uint32_t>(pool_[segAt + j + 1]) : nc;
-    std::fill(out.begin() + at + 1 + c0, out.begin() + at + 1 + c1, sg.child + shift);
+    std::fill(out.begin() + at + 1 + c0, out.begin() + at + 1 + c1, Relocate(sg.child, shift));
     if (limitBase + out.size() > treeEnd) throw TreeOver{};
   }
   for (const Worker& w : workers) {

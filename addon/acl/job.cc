@@ -25,11 +25,13 @@ bool Job::OneTree(const Family& f, const std::vector<uint32_t>& recOff, size_t a
   std::vector<int32_t> all(f.count);
   for (uint32_t i = 0; i < f.count; i++) all[i] = static_cast<int32_t>(i);  // record order is priority order
   std::vector<uint32_t> tw;
+  tw.reserve(kOwnWordsPad + std::min<uint64_t>(limit, opts.maxWords));  // (see Run: untouched pages cost nothing)
+  tw.assign(kOwnWordsPad, 0);
   TreeBuilder tb(f, recOff, tw, opts);
   tb.split = true;
   tb.bounded = false;
   tb.noSpill = true;
-  tb.limitBase = at;
+  tb.limitBase = at - kOwnWordsPad;
   // (the attempt stops short of the blob's limit too: the partitions may fit where it does not)
   tb.treeEnd = std::min<uint64_t>(at + limit, opts.maxWords);
   uint32_t root;
@@ -43,20 +45,12 @@ bool Job::OneTree(const Family& f, const std::vector<uint32_t>& recOff, size_t a
   // node pointers are offsets in tw: moved to where the tree lands (a leaf's record
   // offsets are absolute already)
   const uint32_t shift = static_cast<uint32_t>(at);
-  for (size_t q = 0; q < tw.size();) {
-    if (tw[q] & ACL_LEAF) {
-      q += 1 + (tw[q] & 0xffff);
-      continue;
-    }
-    const size_t kids = size_t{1} << ((tw[q] >> 16) & 0xff);
-    for (size_t i = 1; i <= kids; i++) tw[q + i] += shift;
-    q += 1 + kids;
-  }
+  RelocateTree(tw, shift);
   words.resize(at);
-  words.insert(words.end(), tw.begin(), tw.end());
+  words.insert(words.end(), tw.begin() + kOwnWordsPad, tw.end());
   trees.resize(firstTree);
-  trees.push_back({f.family, f.count, tb.nodes, tb.leaves, tb.maxDepth, tb.maxLeaf, static_cast<uint32_t>(tw.size()),
-                   root + shift, f.prio[0]});
+  trees.push_back({f.family, f.count, tb.nodes, tb.leaves, tb.maxDepth, tb.maxLeaf,
+                   static_cast<uint32_t>(tw.size() - kOwnWordsPad), Relocate(root, shift), f.prio[0]});
   return true;
 }
 
@@ -65,7 +59,11 @@ void Job::Run() {
   // megabytes means copying it
   size_t recWords = 0;
   for (const Family& f : fam) recWords += size_t{f.count} * (ACL_REC_HDR + 2 * f.dims);
-  words.reserve(std::min(opts.maxWords, ACL_HDR_WORDS + recWords + recWords / 2 + (size_t{1} << 18)));
+  // (reserved, not touched: the pages untouched cost nothing, and a vector that grows
+  // copies what it has into pages it touches anew)
+  size_t most = ACL_HDR_WORDS + recWords;
+  for (const Family& f : fam) most += size_t{opts.treeWords} * f.count + opts.treeBaseWords;
+  words.reserve(std::min(opts.maxWords, most));
   words.assign(ACL_HDR_WORDS, 0);
   try {
     for (Family& f : fam) {
@@ -107,7 +105,9 @@ void Job::Run() {
       // oneTreeFactor x the partitions' words (the cap is also what a failed attempt
       // costs: it stops there).
       // Also at most oneTreeRecordWords a record: a failed attempt costs what it built, and
-      // the partitions' 3x alone about doubled a ClassBench 10k compile (~20 -> ~44 ms).
+      // the partitions' 3x alone about doubled a ClassBench 10k compile (~20 -> ~44 ms);
+      // the one trees kept (random, crossing, nested sets) took 2-11.4 words a record, the
+      // failed attempts (fw1_100k, nested_100k) stopped at 16 after 60-90 ms, now at 12.
       const uint64_t parts = words.size() - treesAt;
       const uint64_t perRecord = uint64_t{opts.oneTreeRecordWords} * f.count;
       if (trees.size() - treesBefore > 1)

@@ -15,23 +15,28 @@ uint32_t TreeBuilder::Leaf(uint32_t off, uint32_t n) {
     spilled.insert(spilled.end(), pool_.begin() + off + ACL_LEAF_MAX, pool_.begin() + off + n);
     n = ACL_LEAF_MAX;
   }
+  // no record, or one: the pointer says so and the walk loads no leaf (acl_blob.h)
+  if (n == 0) return ACL_PTR_EMPTY;
+  if (n == 1) {
+    leaves++;
+    maxLeaf = std::max(maxLeaf, n);
+    return ACL_PTR_REC | recOff_[pool_[off]];
+  }
   std::vector<uint32_t>& out = *out_;
   // identical leaves are shared: FNV-1a over the record indices, checked word by word
   uint32_t h = 0x811c9dc5u ^ n;
   for (uint32_t i = 0; i < n; i++) h = (h ^ static_cast<uint32_t>(pool_[off + i])) * 0x01000193u;
-  auto it = leafCache_.find(h);
-  if (it != leafCache_.end()) {
-    for (uint32_t at : it->second) {
-      if ((out[at] & 0xffff) != n) continue;
-      bool same = true;
-      for (uint32_t i = 0; i < n && same; i++) same = out[at + 1 + i] == recOff_[pool_[off + i]];
-      if (same) return at;
-    }
-  }
+  const uint32_t found = leafCache_.Find(h, [&](uint32_t at) {
+    if ((out[at] & 0xffff) != n) return false;
+    for (uint32_t i = 0; i < n; i++)
+      if (out[at + 1 + i] != recOff_[pool_[off + i]]) return false;
+    return true;
+  });
+  if (found != LeafTable::kNone) return found;
   uint32_t at = Reserve(1 + n);
   out[at] = ACL_LEAF | n;
   for (uint32_t i = 0; i < n; i++) out[at + 1 + i] = recOff_[pool_[off + i]];
-  leafCache_[h].push_back(at);
+  leafCache_.Add(h, at);
   leaves++;
   maxLeaf = std::max(maxLeaf, n);
   return at;

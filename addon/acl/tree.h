@@ -26,7 +26,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <unordered_map>
 #include <vector>
 
 #include "../../bpf/include/acl_blob.h"  // the blob layout, shared with the XDP program
@@ -57,7 +56,7 @@ struct Options {
   uint32_t treeWords = ACL_TREE_WORDS;           // a family's tree budget per record
   uint32_t treeBaseWords = ACL_TREE_BASE_WORDS;  // and in all
   uint32_t oneTreeFactor = 3;        // a family in one tree if it fits this x its partitions' words (job.cc)
-  uint32_t oneTreeRecordWords = 16;  // ... and within this many words a record (job.cc)
+  uint32_t oneTreeRecordWords = 12;  // ... and within this many words a record (job.cc)
 };
 
 // The region a node covers: per dimension, the base value and the free (uncut) bits.
@@ -78,6 +77,85 @@ struct TooBig {};
 
 // A tree built freely outgrew its budget (TreeBuilder::treeEnd): build it bounded.
 struct TreeOver {};
+
+// Trees built into words of their own (a split root's segments, build_threads.cc; the
+// one-tree attempt, job.cc) begin them with one unused word, so that no node or leaf is at
+// offset 0, which a pointer would read as ACL_PTR_EMPTY. They land with that word dropped.
+constexpr uint32_t kOwnWordsPad = 1;
+
+// A pointer into such words, landing with their first node at `at`: moved; a pointer
+// that holds no word offset of theirs (an empty leaf, a record's offset, absolute
+// already) is not.
+inline uint32_t Relocate(uint32_t ptr, uint32_t at) {
+  return ptr == ACL_PTR_EMPTY || (ptr & ACL_PTR_REC) ? ptr : ptr - kOwnWordsPad + at;
+}
+
+// Moves every child pointer of the nodes in such words `w` to where they land (`at`).
+inline void RelocateTree(std::vector<uint32_t>& w, uint32_t at) {
+  for (size_t q = kOwnWordsPad; q < w.size();) {
+    if (w[q] & ACL_LEAF) {  // record offsets: absolute already
+      q += 1 + (w[q] & 0xffff);
+      continue;
+    }
+    const size_t kids = size_t{1} << ((w[q] >> 16) & 0xff);
+    for (size_t i = 1; i <= kids; i++) w[q + i] = Relocate(w[q + i], at);
+    q += 1 + kids;
+  }
+}
+
+// The leaves a builder wrote, by a hash of their records, so identical leaves are shared
+// (tree.cc Leaf): open addressing over one array, no allocation per leaf.
+class LeafTable {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+  // Calls same(at) for each leaf stored under hash h until it says true; returns that
+  // leaf's offset, or kNone.
+  template <typename Same>
+  uint32_t Find(uint32_t h, Same same) const {
+    if (slots_.empty()) return kNone;
+    for (size_t i = Mix(h) & mask_;; i = (i + 1) & mask_) {
+      const Slot& x = slots_[i];
+      if (x.at == kNone) return kNone;
+      if (x.h == h && same(x.at)) return x.at;
+    }
+  }
+  void Add(uint32_t h, uint32_t at) {
+    if (2 * (used_.size() + 1) > slots_.size()) Grow();
+    size_t i = Mix(h) & mask_;
+    while (slots_[i].at != kNone) i = (i + 1) & mask_;
+    slots_[i] = {h, at};
+    used_.push_back(static_cast<uint32_t>(i));
+  }
+  // empties the table in time of the leaves it holds (a split root's builder clears it
+  // for each of up to 65,536 segments)
+  void Clear() {
+    for (uint32_t i : used_) slots_[i].at = kNone;
+    used_.clear();
+  }
+
+ private:
+  struct Slot {
+    uint32_t h = 0, at = kNone;
+  };
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> used_;  // occupied slots
+  size_t mask_ = 0;
+  static size_t Mix(uint32_t h) { return (h ^ (h >> 16)) * 0x9E3779B1u; }
+  void Grow() {
+    std::vector<Slot> old;
+    old.swap(slots_);
+    slots_.assign(std::max<size_t>(64, old.size() * 2), Slot{});
+    mask_ = slots_.size() - 1;
+    used_.clear();
+    for (const Slot& x : old) {
+      if (x.at == kNone) continue;
+      size_t i = Mix(x.h) & mask_;
+      while (slots_[i].at != kNone) i = (i + 1) & mask_;
+      slots_[i] = x;
+      used_.push_back(static_cast<uint32_t>(i));
+    }
+  }
+};
 
 class TreeBuilder {
  public:
@@ -126,7 +204,7 @@ class TreeBuilder {
   const Options& o_;
   const int D_;
   std::vector<int32_t> pool_;
-  std::unordered_map<uint32_t, std::vector<uint32_t>> leafCache_;
+  LeafTable leafCache_;
   std::vector<int32_t> diff_;
   std::vector<uint8_t> edge_;
   std::vector<uint64_t> L_, H_, Ls_, Hs_;

@@ -81,7 +81,8 @@ export async function oneRuleSection({ quick, rows, summary, iface, netns }) {
  * replace (setRules into a firewall holding another set of the same shape), and the tree
  * walk in testRun (verdict cache off) against a firewall holding only the set's first
  * rule and the empty program, frame by frame in turn, pinned to one CPU (headers: points
- * inside the set's IPv4 rules).
+ * inside the set's IPv4 rules). Compile and replace also as ratios to ClassBench's of the same
+ * size in the same run (the machine's speed cancels out).
  */
 export async function shapesSection({ quick, log, rows, summary, ifaces, netns, empty }) {
   const sizes = quick ? [10_000] : [10_000, 100_000];
@@ -98,6 +99,8 @@ export async function shapesSection({ quick, log, rows, summary, ifaces, netns, 
         ? randomRules(n, seed)
         : adversarialRules(kind, n, seed);
   for (const n of sizes) {
+    // the same-run reference of each size: ClassBench's medians (the first kind)
+    let ref;
     const fw = await AclFirewall.attach(ifaces[0], { netns, maxRules: n, events: false, verdictCache: false });
     const one = await AclFirewall.attach(ifaces[1], { netns, maxRules: 16, events: false, verdictCache: false });
     try {
@@ -135,6 +138,7 @@ export async function shapesSection({ quick, log, rows, summary, ifaces, netns, 
         const c = spreadOf(compile);
         const rp = spreadOf(replace);
         const walk = median(t.acl) / median(t.one);
+        if (kind === 'classbench') ref = { compile: c.median, replace: rp.median };
         rows.push({
           test: `shape ${kind} ${n} rules`,
           rules: n,
@@ -144,6 +148,8 @@ export async function shapesSection({ quick, log, rows, summary, ifaces, netns, 
           'compile ms (min-max)': `${c.min.toFixed(0)}-${c.max.toFixed(0)}`,
           'replace ms (median)': rp.median,
           'replace ms (min-max)': `${rp.min.toFixed(0)}-${rp.max.toFixed(0)}`,
+          'compile vs ClassBench': c.median / ref.compile,
+          'replace vs ClassBench': rp.median / ref.replace,
           'ns/pkt empty': median(t.empty),
           'ns/pkt 1 rule (walk)': median(t.one),
           'ns/pkt set (walk)': median(t.acl),
@@ -153,6 +159,8 @@ export async function shapesSection({ quick, log, rows, summary, ifaces, netns, 
         summary[`shape_${kind}_${n}_compileMs`] = c.median;
         summary[`shape_${kind}_${n}_replaceMs`] = rp.median;
         summary[`shape_${kind}_${n}_walk_vs_1rule`] = walk;
+        summary[`shape_${kind}_${n}_compile_vs_classbench`] = c.median / ref.compile;
+        summary[`shape_${kind}_${n}_replace_vs_classbench`] = rp.median / ref.replace;
         log(
           `shape ${kind} ${n}: ${(info.bytes / n).toFixed(0)} B/rule, ${info.trees.length} trees, compile ${c.median.toFixed(0)} ms (${c.min.toFixed(0)}-${c.max.toFixed(0)}), replace ${rp.median.toFixed(0)} ms, walk ${median(t.acl).toFixed(1)} ns vs 1 rule ${median(t.one).toFixed(1)} (${walk.toFixed(2)}x)`,
         );

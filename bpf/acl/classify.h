@@ -56,6 +56,9 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 			__u64 off = (__u64)p << 2;
 			__u32 v;
 
+			/* an empty leaf or one record (acl_blob.h): no leaf to load */
+			if (p - 1 >= ACL_PTR_REC - 1)
+				break;
 			if (off > ACL_BLOB_BYTES - 4)
 				break;
 			ctl = *(const __u32 *)(blob + off);
@@ -67,6 +70,17 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 			if (off > ACL_BLOB_BYTES - 4)
 				break;
 			p = *(const __u32 *)(blob + off);
+		}
+		if (p == ACL_PTR_EMPTY)
+			continue;
+		if (p & ACL_PTR_REC) {
+			const __u32 *rec = acl_rec(blob, p & ~ACL_PTR_REC, dims);
+
+			if (rec && rec[0] < best_prio && acl_match(rec, key, dims)) {
+				best_prio = rec[0];
+				best = p & ~ACL_PTR_REC;
+			}
+			continue;
 		}
 		if (!(ctl & ACL_LEAF)) {
 			acl_count(ACL_STAT_CORRUPT, 0);

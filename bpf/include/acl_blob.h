@@ -9,6 +9,9 @@
  *   header  ACL_HDR_WORDS words (ACL_H_* offsets)
  *   nodes   internal: [ctl, child_0 .. child_{2^bits-1}]   ctl = dim | shift << 8 | bits << 16
  *           leaf:     [ACL_LEAF | count, rec_0 .. rec_{count-1}]  (word offsets, by priority)
+ *           A pointer (a child, a tree's root) is a node's or leaf's word offset, or
+ *           ACL_PTR_EMPTY (a leaf of no record) or ACL_PTR_REC | the offset of a record (a
+ *           leaf of that one record): the walk ends there without loading a leaf.
  *   records [prio, meta, tag, lo_0, hi_0, .., lo_{D-1}, hi_{D-1}]  meta = slot | action << 24
  *           (tag: changes when a slot gets a new rule, so the event rate limiter does not
  *           carry a flow's state over to another rule)
@@ -26,7 +29,7 @@
 /* clang-format off */
 
 #define ACL_BLOB_MAGIC 0x41434c31u /* 'ACL1' */
-#define ACL_BLOB_VERSION 2 /* ACL_H_VERSION: user space refuses to adopt other versions */
+#define ACL_BLOB_VERSION 3 /* ACL_H_VERSION: user space refuses to adopt other versions */
 #define ACL_HDR_WORDS 64
 /* The largest rule set a program variant addresses (bpf/acl_xl.bpf.c). */
 #define ACL_MAX_BLOB_BYTES (256u << 20)
@@ -76,6 +79,8 @@
 
 #define ACL_MAX_TREES 8 /* per family: the partitions, then trees of what they spilled */
 #define ACL_LEAF 0x80000000u
+#define ACL_PTR_EMPTY 0 /* a pointer to an empty leaf (word 0 is the header's, never a node) */
+#define ACL_PTR_REC 0x80000000u /* a pointer to one record: a leaf of it, inline */
 #define ACL_LEAF_MAX 32  /* longest leaf the program scans */
 #define ACL_MAX_DEPTH 24 /* deepest tree the program walks */
 #define ACL_MAX_CUT_BITS 16 /* widest cut (bits of one field consumed by one node) */

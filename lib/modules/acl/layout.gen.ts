@@ -5,7 +5,7 @@
 /** 'ACL1' */
 export const BLOB_MAGIC = 0x41434c31;
 /** ACL_H_VERSION: user space refuses to adopt other versions */
-export const BLOB_VERSION = 2;
+export const BLOB_VERSION = 3;
 export const HDR_WORDS = 64;
 /** The largest rule set a program variant addresses (bpf/acl_xl.bpf.c). */
 export const MAX_BLOB_BYTES = 268435456; // (256u << 20)
@@ -72,6 +72,10 @@ export const FLAG_NO_CACHE = 8;
 /** per family: the partitions, then trees of what they spilled */
 export const MAX_TREES = 8;
 export const LEAF = 0x80000000;
+/** a pointer to an empty leaf (word 0 is the header's, never a node) */
+export const PTR_EMPTY = 0;
+/** a pointer to one record: a leaf of it, inline */
+export const PTR_REC = 0x80000000;
 /** longest leaf the program scans */
 export const LEAF_MAX = 32;
 /** deepest tree the program walks */

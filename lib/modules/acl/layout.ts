@@ -11,6 +11,8 @@
  *   nodes    decision-tree nodes:
  *              internal: [ctl, child_0 .. child_{2^bits-1}]   ctl = dim | shift<<8 | bits<<16
  *              leaf:     [LEAF | count, rec_0 .. rec_{count-1}] (record word offsets, by priority)
+ *            a pointer (a child, a root) is a node's or leaf's offset, PTR_EMPTY (a leaf of no
+ *            record) or PTR_REC | a record's offset (a leaf of that record, inline)
  *   records  one per (rule, src, dst) combination:
  *              [prio, meta, tag, lo_0, hi_0, .. lo_{D-1}, hi_{D-1}]   meta = slot | action<<24
  *              (tag: changes when a slot gets a new rule, so the event rate limiter
@@ -55,7 +57,7 @@ export function recordWords(dims: number): number {
 
 export type AclStatName = (typeof ACL_STATS)[number];
 
-/** One tree of a family: its root node's word offset and the best priority in it. */
+/** One tree of a family: its root pointer (a node's word offset, or PTR_REC | a record's) and the best priority in it. */
 export interface BlobTreeRoot {
   root: number;
   prio: number;
