@@ -53,9 +53,10 @@ static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk, __
 	return sum;
 }
 
-/* Reports a decision, at most once per flow and rule per interval. */
-static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, const __u8 *blob, __u32 slot, __u32 tag,
-                                       __u32 action, __u32 len)
+/* Reports a decision, at most once per flow and rule per interval. `at`: the flow's set
+ * (vcache.h: acl_flow_set_of). */
+static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, const __u8 *blob, __u32 at, __u32 slot,
+                                       __u32 tag, __u32 action, __u32 len)
 {
 	struct acl_flow_key *fk = &pkt->fk;
 	__u64 interval_ns = (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000;
@@ -64,10 +65,8 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	struct acl_cpu_flow *fc = NULL;
 	struct acl_event *e;
 	__u64 now, suppressed = 0;
-	__u32 at;
 
 	*(__u64 *)&fk->slot = slot | (__u64)tag << 32; /* one store: see acl_key_tail */
-	at = acl_slot64((const __u64 *)fk, sizeof(*fk) / 8, ACL_FM_SETS);
 	set = acl_cpu_elem(&acl_flow_cache, ACL_FM_SETS, at);
 	if (!set)
 		return;

@@ -39,16 +39,16 @@ async function delta(f: () => Promise<unknown>): Promise<{ cached: number; walke
   return { cached: b.cached - a.cached, walked: b.walked - a.walked };
 }
 
-/** The verdict cache's set of udp4(sport, dport) in testRun (bpf/acl/vcache.h: the IPv4
- * key packed in 3 64-bit words, each times its constant, xor-ed; ingress ifindex 1, the
- * loopback's). */
+/** The verdict cache's set of udp4(sport, dport) in testRun (bpf/acl/vcache.h,
+ * acl_flow_set_of: the IPv4 key packed in 3 64-bit words, without the ingress ifindex and
+ * the "has L4" bit, each times its constant, xor-ed). */
 const VC_SETS = 4096n;
 const VC_WAYS = 4;
 const MULS = [0x9e3779b97f4a7c15n, 0xc2b2ae3d27d4eb4fn, 0x165667b19e3779f9n];
 function vcacheSet(sport: number, dport: number): bigint {
   const ip = (s: string) => BigInt(s.split('.').reduce((x, o) => x * 256 + Number(o), 0));
-  // src | dst, sport | dport, proto | l4 << 16 | family << 24 | ifindex << 32
-  const p = [ip('198.18.0.9') | (ip('198.18.0.2') << 32n), BigInt(sport) | (BigInt(dport) << 32n), 17n | (1n << 16n) | (4n << 24n) | (1n << 32n)];
+  // src | dst, sport | dport, proto | family << 24
+  const p = [ip('198.18.0.9') | (ip('198.18.0.2') << 32n), BigInt(sport) | (BigInt(dport) << 32n), 17n | (4n << 24n)];
   let h = 0n;
   for (let i = 0; i < p.length; i++) h ^= (p[i]! * MULS[i]!) & 0xffffffffffffffffn;
   return (h >> 32n) & (VC_SETS - 1n);
