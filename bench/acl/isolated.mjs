@@ -14,6 +14,9 @@ import { FLOOD, counterCodec, frame4, liveRules, readCB } from './common.mjs';
 // (ns/packet = 1e9 / rate) and the NAPI thread's CPU ns per consumed frame; ratios are
 // medians of per-round ratios to the same round's reference.
 const TRACE_HEADERS = 4096;
+// ACL_ISO_ONLY=replay: only the trace replays and their reference (to compare variants of
+// the program; the summary then has no flood figures). ACL_ISO_ROUNDS: rounds (default 3).
+const only = process.env.ACL_ISO_ONLY;
 export async function isolatedPart({ quick, log, rows, summary, lab }) {
   const a = await lab.host('ia');
   const b = await lab.host('ib');
@@ -26,6 +29,7 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
     const txGen = basic.xdpProgram('xdp_tx');
     const flood = frame4(FLOOD.src, FLOOD.dst, 17, FLOOD.sport, FLOOD.dport, iso.link.b.mac);
     const sizes = quick ? [1, 10000] : [1, 10000, 100000];
+    const floods = only !== 'replay';
     const ruleSets = Object.fromEntries(sizes.map((n) => [n, liveRules(n)]));
     // trace replay: the set's rules, all deny; TRACE_HEADERS TCP/UDP headers spread over its trace
     const replays = sizes
@@ -95,7 +99,7 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
         return { done: async () => f.close() };
       },
     });
-    const scenarios = [
+    const floodScenarios = [
       {
         id: 'XDP_DROP (trivial)',
         group: '',
@@ -130,9 +134,12 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
       },
       ...sizes.map((n) => acl(n)),
       acl(sizes.at(-1), { events: false }),
+    ];
+    const scenarios = [
+      ...(floods ? floodScenarios : []),
       ...replays.flatMap((r) => [ref(r.set, genOf.get(r.set), flood), replay(r), replay(r, { events: false })]),
     ];
-    const rounds = quick ? 1 : 3;
+    const rounds = quick ? 1 : Number(process.env.ACL_ISO_ROUNDS ?? 3);
     const seconds = quick ? 0.5 : 1;
     const res = Object.fromEntries(scenarios.map((s) => [s.id, []]));
     for (let round = 0; round < rounds; round++) {
@@ -165,10 +172,10 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
         'CPU min..max': spread(s.id, 'napiNsPerPkt'),
         'vs ref (rate)': paired(s.id, r, 'nsPerPkt'),
         'vs ref (CPU)': paired(s.id, r, 'napiNsPerPkt'),
-        'vs xdp-filter (rate)': s.group ? undefined : paired(s.id, xfId, 'nsPerPkt'),
+        'vs xdp-filter (rate)': s.group || !floods ? undefined : paired(s.id, xfId, 'nsPerPkt'),
       });
     }
-    for (const n of sizes) {
+    for (const n of floods ? sizes : []) {
       const id = acl(n).id;
       summary[`isolated_flood_${n}_vs_ref`] = paired(id, refOf(acl(n)), 'nsPerPkt');
       summary[`isolated_flood_${n}_vs_ref_cpu`] = paired(id, refOf(acl(n)), 'napiNsPerPkt');

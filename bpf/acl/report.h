@@ -53,9 +53,10 @@ static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk, __
 	return sum;
 }
 
-/* Reports a decision, at most once per flow and rule per interval. */
-static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, const __u8 *blob, __u32 slot, __u32 tag,
-                                       __u32 action, __u32 len)
+/* Reports a decision, at most once per flow and rule per interval. `h`: the flow's set and
+ * preferred way (vcache.h: acl_flow_set_of). */
+static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, const __u8 *blob, __u32 h, __u32 slot,
+                                       __u32 tag, __u32 action, __u32 len)
 {
 	struct acl_flow_key *fk = &pkt->fk;
 	__u64 interval_ns = (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000;
@@ -64,17 +65,16 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	struct acl_cpu_flow *fc = NULL;
 	struct acl_event *e;
 	__u64 now, suppressed = 0;
-	__u32 at;
+	__u32 at = h & (ACL_FM_SETS - 1);
 
 	*(__u64 *)&fk->slot = slot | (__u64)tag << 32; /* one store: see acl_key_tail */
-	at = acl_slot64((const __u64 *)fk, sizeof(*fk) / 8, ACL_FM_SETS);
 	set = acl_cpu_elem(&acl_flow_cache, ACL_FM_SETS, at);
 	if (!set)
 		return;
 #pragma unroll
-	for (int w = 0; w < ACL_FM_WAYS; w++)
-		if (!fc && acl_key_eq(&set->w[w].key, fk))
-			fc = &set->w[w];
+	for (int i = 0; i < ACL_FM_WAYS; i++)
+		if (!fc && acl_key_eq(&set->w[acl_way_at(h, i)].key, fk))
+			fc = &set->w[acl_way_at(h, i)];
 	if (fc) {
 		/* The flood's fast path: a flow this CPU's memory holds. The rate limit
 		 * needs only tick precision, and the coarse clock moves only with the tick: while
@@ -98,11 +98,12 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 			return;
 		}
 	} else {
-		/* the memory takes this flow in an empty way, else in a random one */
+		/* the memory takes this flow in the first empty way from its preferred one, else
+		 * in a random one */
 #pragma unroll
-		for (int w = ACL_FM_WAYS - 1; w >= 0; w--)
-			if (set->w[w].key.family == 0)
-				fc = &set->w[w];
+		for (int i = ACL_FM_WAYS - 1; i >= 0; i--)
+			if (set->w[acl_way_at(h, i)].key.family == 0)
+				fc = &set->w[acl_way_at(h, i)];
 		if (!fc)
 			fc = &set->w[bpf_get_prandom_u32() & (ACL_FM_WAYS - 1)];
 		now = bpf_ktime_get_coarse_ns();

@@ -33,6 +33,37 @@ static __always_inline void acl_vkey_of(struct acl_vkey *v, const struct acl_pkt
 	v->p[5] = ((__u64)k[11] << 32) | k[10] | k[12] << 16 | 6 << 24;
 }
 
+/* The set of a packet's flow, in the verdict cache and in the rate limiter's flow memory
+ * (report.h) alike: a hash of the packed key without the ingress ifindex and the "has L4"
+ * bit, so a function of the flow's addresses, ports, protocol and family only (the flow
+ * memory needs the same set for a flow on every CPU and for every packet of it). One hash
+ * for both, computed from the parsed packet alone: the flow memory's address does not
+ * wait for the verdict (its slot and tag), so its line can be fetched beside the verdict
+ * cache's instead of after it. Returns the set in the low bits (ACL_VC_SETS) and the
+ * flow's preferred way above them (acl_way_at): both tables look there first and put a
+ * new flow there when it is free, so a lookup reads one way's line, not the lines of the
+ * ways before it (with one flow per set on average, a third of the flows would otherwise
+ * sit behind another way). */
+_Static_assert(ACL_FM_SETS == ACL_VC_SETS && ACL_FM_WAYS == ACL_VC_WAYS,
+               "the verdict cache and the flow memory share the set and preferred way of a flow");
+#define ACL_VKEY_TAIL_MASK 0xff00ffffull /* of the last word: proto and family */
+static __always_inline __u32 acl_flow_set_of(const struct acl_vkey *v, int fam)
+{
+	__u64 m[ACL_VC_KEY64];
+
+#pragma unroll
+	for (int i = 0; i < ACL_VC_KEY64; i++)
+		m[i] = v->p[i];
+	if (fam == 4)
+		m[2] &= ACL_VKEY_TAIL_MASK;
+	else
+		m[5] &= ACL_VKEY_TAIL_MASK;
+	return acl_slot64(m, ACL_VC_KEY64, ACL_VC_SETS * ACL_VC_WAYS);
+}
+
+/* The i-th way to look at in the set of `h` (acl_flow_set_of), starting at its preferred one. */
+#define acl_way_at(h, i) ((((h) / ACL_VC_SETS) + (i)) & (ACL_VC_WAYS - 1))
+
 struct acl_verdict {
 	__u32 rec; /* the best record's word offset, 0: none */
 	__u32 meta; /* its meta and tag (when rec != 0) */
@@ -41,35 +72,34 @@ struct acl_verdict {
 
 /* The best record for the packet's key (rec 0: none), with its meta and tag: from this
  * CPU's verdict cache when it holds the key for the rule set in force, otherwise from the
- * trees (and remembered, in the set's first way that holds no verdict of this rule set,
- * else in a random way). */
-static __always_inline void acl_lookup(const __u8 *blob, struct acl_pkt *pkt, int fam, __u32 flags,
-                                       struct acl_verdict *out)
+ * trees (and remembered, in the first way from the preferred one that holds no verdict of
+ * this rule set, else in a random way). `h`: acl_flow_set_of. */
+static __always_inline void acl_lookup(const __u8 *blob, struct acl_pkt *pkt, const struct acl_vkey *vk, int fam,
+                                       __u32 flags, __u32 h, struct acl_verdict *out)
 {
-	__u32 gen = acl_w(blob, ACL_H_GEN), rec, at;
+	__u32 gen = acl_w(blob, ACL_H_GEN), rec;
 	struct acl_ventry *e = NULL;
 	struct acl_vset *vs;
-	struct acl_vkey v;
 
 	if (!(flags & ACL_FLAG_NO_CACHE)) {
-		acl_vkey_of(&v, pkt, fam);
-		at = acl_slot64(v.p, ACL_VC_KEY64, ACL_VC_SETS);
-		vs = acl_cpu_elem(&acl_verdicts, ACL_VC_SETS, at);
+		vs = acl_cpu_elem(&acl_verdicts, ACL_VC_SETS, h & (ACL_VC_SETS - 1));
 		if (vs) {
 #pragma unroll
-			for (int w = 0; w < ACL_VC_WAYS; w++) {
-				if (vs->w[w].gen == gen && acl_eq64(vs->w[w].key.p, v.p, ACL_VC_KEY64)) {
+			for (int i = 0; i < ACL_VC_WAYS; i++) {
+				struct acl_ventry *x = &vs->w[acl_way_at(h, i)];
+
+				if (x->gen == gen && acl_eq64(x->key.p, vk->p, ACL_VC_KEY64)) {
 					acl_count(ACL_STAT_CACHED, 0);
-					out->rec = vs->w[w].rec;
-					out->meta = vs->w[w].meta;
-					out->tag = vs->w[w].tag;
+					out->rec = x->rec;
+					out->meta = x->meta;
+					out->tag = x->tag;
 					return;
 				}
 			}
 #pragma unroll
-			for (int w = ACL_VC_WAYS - 1; w >= 0; w--)
-				if (vs->w[w].gen != gen)
-					e = &vs->w[w];
+			for (int i = ACL_VC_WAYS - 1; i >= 0; i--)
+				if (vs->w[acl_way_at(h, i)].gen != gen)
+					e = &vs->w[acl_way_at(h, i)];
 			if (!e)
 				e = &vs->w[bpf_get_prandom_u32() & (ACL_VC_WAYS - 1)];
 		}
@@ -83,7 +113,7 @@ static __always_inline void acl_lookup(const __u8 *blob, struct acl_pkt *pkt, in
 	out->meta = rec ? acl_w(blob, rec + 1) : 0;
 	out->tag = rec ? acl_w(blob, rec + 2) : 0;
 	if (e) {
-		e->key = v;
+		e->key = *vk;
 		e->rec = rec;
 		e->meta = out->meta;
 		e->tag = out->tag;

@@ -39,19 +39,23 @@ async function delta(f: () => Promise<unknown>): Promise<{ cached: number; walke
   return { cached: b.cached - a.cached, walked: b.walked - a.walked };
 }
 
-/** The verdict cache's set of udp4(sport, dport) in testRun (bpf/acl/vcache.h: the IPv4
- * key packed in 3 64-bit words, each times its constant, xor-ed; ingress ifindex 1, the
- * loopback's). */
+/** The verdict cache's set of udp4(sport, dport) in testRun (bpf/acl/vcache.h,
+ * acl_flow_set_of: the IPv4 key packed in 3 64-bit words, without the ingress ifindex and
+ * the "has L4" bit, each times its constant, xor-ed). */
 const VC_SETS = 4096n;
 const VC_WAYS = 4;
 const MULS = [0x9e3779b97f4a7c15n, 0xc2b2ae3d27d4eb4fn, 0x165667b19e3779f9n];
 function vcacheSet(sport: number, dport: number): bigint {
+  return vcacheHash(sport, dport) & (VC_SETS - 1n);
+}
+/** The set (low 12 bits) and the preferred way (the 2 bits above) of udp4(sport, dport). */
+function vcacheHash(sport: number, dport: number): bigint {
   const ip = (s: string) => BigInt(s.split('.').reduce((x, o) => x * 256 + Number(o), 0));
-  // src | dst, sport | dport, proto | l4 << 16 | family << 24 | ifindex << 32
-  const p = [ip('198.18.0.9') | (ip('198.18.0.2') << 32n), BigInt(sport) | (BigInt(dport) << 32n), 17n | (1n << 16n) | (4n << 24n) | (1n << 32n)];
+  // src | dst, sport | dport, proto | family << 24
+  const p = [ip('198.18.0.9') | (ip('198.18.0.2') << 32n), BigInt(sport) | (BigInt(dport) << 32n), 17n | (4n << 24n)];
   let h = 0n;
   for (let i = 0; i < p.length; i++) h ^= (p[i]! * MULS[i]!) & 0xffffffffffffffffn;
-  return (h >> 32n) & (VC_SETS - 1n);
+  return (h >> 32n) & (VC_SETS * BigInt(VC_WAYS) - 1n);
 }
 
 // fresh source ports per test: no test sees a flow another test left in the cache
@@ -134,6 +138,19 @@ describe('verdict cache', () => {
     });
     expect(d.cached + d.walked).toBe(20 * (VC_WAYS + 1));
     expect(d.walked).toBeGreaterThanOrEqual(20);
+  });
+
+  it('ACL_VC_WAYS flows with the same set and preferred way all stay cached (each takes a free way)', async () => {
+    // source port 1, destination ports from 9100 (no other test sends to them): one set
+    // and one preferred way for all, so all but one must go to another way
+    const h = vcacheHash(1, 9100);
+    const flows = [9100];
+    for (let d = 9101; d < 65536 && flows.length < VC_WAYS; d++) if (vcacheHash(1, d) === h) flows.push(d);
+    expect(flows).toHaveLength(VC_WAYS);
+    const d = await delta(async () => {
+      for (let i = 0; i < 10; i++) for (const p of flows) expect((await fw.testRun(udp4(1, p))).action).toBe('pass');
+    });
+    expect(d).toEqual({ cached: 10 * VC_WAYS - VC_WAYS, walked: VC_WAYS });
   });
 
   it('verdictCache: false walks the trees for every packet; configure turns it back on', async () => {
