@@ -387,22 +387,27 @@ function sameRule(raw: unknown, c: AclRule): boolean {
 
 /**
  * Validates a whole rule set (ids unique, at most `capacity` rules). Throws on the first
- * problem; returns the normalized rules in order. A rule whose id is in `previous` and
- * which is exactly that rule's canonical form (what rules() returns) is taken from there
- * without validating it again; rules with an interface are always resolved again. `ids`,
- * when given (empty), is filled with each rule's position by id, and `at`, when given,
- * with the position in `previous` of the rule with the same id (-1: none).
+ * problem; returns the normalized rules in order and each rule's position by id. A rule
+ * whose id is in `previous` and which is exactly that rule's canonical form (what rules()
+ * returns) is taken from there without validating it again; rules with an interface are
+ * always resolved again. `at`, when given, is filled with the position in `previous` of
+ * the rule with the same id (-1: none).
+ *
+ * While the ids are those of `previous` position by position (a set replaced or edited
+ * under the same ids, the common case), no map is looked up or built: ids equal to a
+ * previous set's distinct ids, in its order, are distinct, and when the whole set is so,
+ * `ids` is `previous.ids` itself (the same map, not a copy; a new map from the first id
+ * that differs).
  */
-export function normalizeRules(
+export function normalizeRuleSet(
   rules: unknown,
   opts: {
     capacity: number;
     resolveIface?: (iface: string | number) => number;
-    previous?: { ids: ReadonlyMap<string, number>; rules: readonly NormalizedRule[] };
-    ids?: Map<string, number>;
+    previous?: { ids: Map<string, number>; rules: readonly NormalizedRule[] };
     at?: Int32Array;
   },
-): NormalizedRule[] {
+): { norm: NormalizedRule[]; ids: Map<string, number> } {
   if (!Array.isArray(rules)) throw new BpfkitError('ERR_INVALID_RULE', `rules: expected an array of rules, got ${show(rules)}`, { field: 'rules' });
   if (rules.length > opts.capacity) {
     throw ruleError(
@@ -413,27 +418,61 @@ export function normalizeRules(
       'ERR_MAP_FULL',
     );
   }
-  const ids = opts.ids ?? new Map<string, number>();
   const out: NormalizedRule[] = new Array(rules.length);
   const previous = opts.previous;
+  const prev = previous ? previous.rules : [];
   const at = opts.at;
+  // rules [0, aligned) have the ids of prev [0, aligned); ids holds the rest (null: none yet)
+  let aligned = 0;
+  let ids: Map<string, number> | null = null;
   for (let i = 0; i < rules.length; i++) {
     const raw = rules[i] as { id?: unknown } | null;
-    const p = previous && typeof raw?.id === 'string' ? previous.ids.get(raw.id) : undefined;
-    const had = p === undefined ? undefined : previous!.rules[p];
-    const n = had && had.ifindex === null && sameRule(raw, had.rule) ? had : normalizeRule(rules[i], i, opts.resolveIface);
+    const rid = typeof raw === 'object' && raw !== null ? raw.id : undefined;
+    let p: number | undefined;
+    if (typeof rid === 'string') p = aligned === i && i < prev.length && prev[i]!.id === rid ? i : previous?.ids.get(rid);
+    const had = p === undefined ? undefined : prev[p];
+    const n = had && had.ifindex === null && sameRule(raw, had.rule) ? had : normalizeRule(raw, i, opts.resolveIface);
     if (at) at[i] = p ?? -1; // (a valid rule's id is a string: looked up above)
+    out[i] = n;
+    if (p === i && aligned === i) {
+      aligned++; // the id of prev[i]: distinct from those before it
+      continue;
+    }
+    if (ids === null) {
+      ids = new Map<string, number>();
+      for (let k = 0; k < aligned; k++) ids.set(out[k]!.id, k);
+    }
     // one lookup per rule: a set that does not grow the map found a duplicate id
     const size = ids.size;
     ids.set(n.id, i);
     if (ids.size === size) {
-      let prev = 0;
-      while (out[prev]!.id !== n.id) prev++;
-      throw ruleError(rules[i], i, 'id', `duplicate id (also rule #${prev})`);
+      let first = 0;
+      while (out[first]!.id !== n.id) first++;
+      throw ruleError(raw, i, 'id', `duplicate id (also rule #${first})`);
     }
-    out[i] = n;
   }
-  return out;
+  if (ids === null) {
+    if (previous && aligned === prev.length) return { norm: out, ids: previous.ids };
+    ids = new Map<string, number>();
+    for (let k = 0; k < aligned; k++) ids.set(out[k]!.id, k);
+  }
+  return { norm: out, ids };
+}
+
+/** The normalized rules of a rule set (normalizeRuleSet); `ids`, when given (empty), gets each rule's position by id. */
+export function normalizeRules(
+  rules: unknown,
+  opts: {
+    capacity: number;
+    resolveIface?: (iface: string | number) => number;
+    previous?: { ids: Map<string, number>; rules: readonly NormalizedRule[] };
+    ids?: Map<string, number>;
+    at?: Int32Array;
+  },
+): NormalizedRule[] {
+  const r = normalizeRuleSet(rules, opts);
+  if (opts.ids) for (const [id, i] of r.ids) opts.ids.set(id, i);
+  return r.norm;
 }
 
 const ALL = 0xffffffff;

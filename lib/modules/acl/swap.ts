@@ -20,7 +20,7 @@ import { applyDeltaSource, Overlay, OVERLAY_WORDS, type DeltaSource } from './de
 import { BLOB_MAGIC, BLOB_VERSION, H_DELTA_LEN, H_DELTA_OFF, H_MAGIC, H_SRC_LEN, H_SRC_OFF, H_VERSION, HDR_WORDS, writeBlobHeader } from './layout.js';
 import { DEFAULT_SETTINGS, type AclCompileInfo, type Settings, type Variant } from './options.js';
 import { SlotOwners } from './owners.js';
-import { expandRules, normalizeRules, type AclRule, type NormalizedRule } from './rules.js';
+import { expandRules, normalizeRuleSet, normalizeRules, type AclRule, type NormalizedRule } from './rules.js';
 
 /** One rule changed by id (RuleSets.change). */
 export type OneChange = { kind: 'add'; rule: unknown } | { kind: 'update'; rule: unknown } | { kind: 'remove'; id: string };
@@ -191,9 +191,10 @@ export class RuleSets {
     // rules unchanged since the set in force (same id, same canonical form) are not
     // validated again; `at`: each rule's position in the set in force (-1: a new id)
     const previous = { ids: this.#slotById, rules: this.#norm };
-    const byId = new Map<string, number>();
     const at = new Int32Array(Array.isArray(rules) ? Math.min(rules.length, this.maxRules) : 0);
-    const norm = normalizeRules(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous, ids: byId, at });
+    // byId: the set in force's own map when the ids are the same, in the same order
+    // (nothing changes it before commit() takes it over; a failed commit leaves it as is)
+    const { norm, ids: byId } = normalizeRuleSet(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous, at });
     const gen = this.#gen + 1;
     const slots = new Uint32Array(norm.length);
     const tags = new Uint32Array(norm.length);
