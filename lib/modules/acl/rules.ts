@@ -9,7 +9,7 @@
 import { BpfkitError, type BpfkitErrorCode } from '../../core/errors.js';
 import { IP_PROTOCOLS, PORT_PROTOCOLS, ipProtocolName, ipProtocolNumber, type IpProtocolName } from '../../core/protocols.js';
 import { formatIPv6, parseCidr } from '../../core/codecs.js';
-import { canonicalIPv4 } from '../../core/codecs/ip-text.js';
+import { canonicalIPv4, canonicalIPv6 } from '../../core/codecs/ip-text.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG, PROTO_MAX, V4_DIMS, V6_DIMS } from './layout.js';
 import type { FamilyEntries } from './classifier.js';
 
@@ -155,8 +155,24 @@ function fastV4(s: string): Net | null {
   return { family: 4, v4: V4[0]!, v6: null, prefixLen: len, text: len === 32 && slash < s.length ? s.slice(0, slash) : s };
 }
 
+const V6 = new Int32Array(5);
+
+/** A canonical IPv6 CIDR as a Net: no regex, no formatting, the input kept as the text (canonicalIPv6). */
+function fastV6(s: string): Net | null {
+  const slash = canonicalIPv6(s, V6);
+  if (slash < 0) return null;
+  const len = V6[4]!;
+  const v6 = Buffer.allocUnsafe(16); // (from the pool: 16 bytes, not an ArrayBuffer each)
+  v6.writeInt32BE(V6[0]!, 0);
+  v6.writeInt32BE(V6[1]!, 4);
+  v6.writeInt32BE(V6[2]!, 8);
+  v6.writeInt32BE(V6[3]!, 12);
+  return { family: 6, v4: 0, v6, prefixLen: len, text: len === 128 && slash < s.length ? s.slice(0, slash) : s };
+}
+
+/** A CIDR: the canonical forms read without allocation, anything else by parseCidr (which explains errors). */
 function parseNet(s: string): Net {
-  const fast = fastV4(s);
+  const fast = fastV4(s) ?? fastV6(s);
   if (fast) return fast;
   const c = parseCidr(s, 'cidr');
   if (c.family === 4) {
@@ -172,7 +188,7 @@ function parseNet(s: string): Net {
 /** A rule's src or dst: one Net for a string (no list allocated), a list for a list. */
 function parseAddrList(v: unknown, raw: unknown, index: number, field: 'src' | 'dst'): Net | Net[] {
   if (typeof v === 'string') {
-    const fast = fastV4(v);
+    const fast = fastV4(v) ?? fastV6(v);
     if (fast) return fast;
   }
   const list = typeof v === 'string' ? [v] : Array.isArray(v) ? v : fail(raw, index, field, `expected a CIDR or a list of CIDRs, got ${show(v)}`);
