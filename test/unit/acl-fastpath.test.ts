@@ -1,5 +1,5 @@
 /**
- * The validation fast paths of ACL rules (lib/core/codecs/ip-text.ts canonicalIPv6,
+ * The validation fast paths of ACL rules (lib/core/codecs/ip-text.ts readIPv6,
  * lib/modules/acl/rules.ts) against the general path (parseCidr, formatIPv6): the same
  * addresses, the same canonical text, the same normalized rules, on random sets with
  * IPv6, lists, ranges, interfaces and ICMP. And normalizeRuleSet's reuse of the set in
@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { BpfkitError } from '../../lib/core/errors.js';
 import { formatIPv4, formatIPv6, parseCidr } from '../../lib/core/codecs.js';
-import { canonicalIPv6 } from '../../lib/core/codecs/ip-text.js';
+import { formatIPv6Words, readIPv6 } from '../../lib/core/codecs/ip-text.js';
 import { normalizeRule, normalizeRuleSet, type AclRule } from '../../lib/modules/acl/rules.js';
 
 /** mulberry32: deterministic for a seed. */
@@ -86,38 +86,42 @@ function general(s: string): { words: number[]; len: number; text: string } | nu
   }
 }
 
-describe('canonicalIPv6: the fast path agrees with parseCidr and formatIPv6', () => {
-  it('takes exactly the canonical spellings, and reads them as the general path does', () => {
+describe('readIPv6: the fast path agrees with parseCidr and formatIPv6', () => {
+  it('reads every hex-group spelling as the general path does, and knows the canonical ones', () => {
     const r = rng(16);
-    const out = new Int32Array(5);
-    let fast = 0;
-    let slow = 0;
+    const out = new Int32Array(6);
+    let canonical = 0;
+    let other = 0;
+    let general_ = 0;
     for (let n = 0; n < 20_000; n++) {
       const len = r() < 0.2 ? 128 : int(r, 0, 128);
       const s = spell(r, v6Words(r, len)) + suffix(r, len);
       const g = general(s);
-      const slash = canonicalIPv6(s, out);
+      const slash = readIPv6(s, out);
       if (slash >= 0) {
-        fast++;
         expect(g, s).not.toBeNull();
         expect([...out.subarray(0, 4)], s).toEqual(g!.words);
         expect(out[4], s).toBe(g!.len);
-        // the input is its canonical text (a '/128' suffix aside, which the rule drops)
-        expect(out[4] === 128 && slash < s.length ? s.slice(0, slash) : s, s).toBe(g!.text);
+        expect(formatIPv6Words(out) + (out[4] === 128 ? '' : `/${out[4]}`), s).toBe(g!.text);
+        // canonical: the input is its text (a '/128' suffix aside, which the rule drops)
+        const plain = out[4] === 128 && slash < s.length ? s.slice(0, slash) : s;
+        expect(out[5] === 1, s).toBe(plain === g!.text);
+        if (out[5] === 1) canonical++;
+        else other++;
       } else if (g) {
-        slow++;
-        // refused: not canonical, or a form the fast path leaves to the general one (IPv4-mapped)
-        const plain = s.endsWith('/128') ? s.slice(0, -4) : s;
-        if (plain === g.text) expect(g.text.includes('.'), s).toBe(true);
+        // refused though valid: only IPv4-mapped addresses (mixed notation) and embedded IPv4, for the general path
+        general_++;
+        expect((g.text.startsWith('::ffff:') && g.text.includes('.')) || s.includes('.'), s).toBe(true);
       }
     }
-    // both paths were exercised
-    expect(fast).toBeGreaterThan(2000);
-    expect(slow).toBeGreaterThan(2000);
+    // every path was exercised
+    expect(canonical).toBeGreaterThan(2000);
+    expect(other).toBeGreaterThan(2000);
+    expect(general_).toBeGreaterThan(100);
   });
 
   it('refuses what is not an address', () => {
-    const out = new Int32Array(5);
+    const out = new Int32Array(6);
     for (const s of [
       '',
       ':',
@@ -132,17 +136,23 @@ describe('canonicalIPv6: the fast path agrees with parseCidr and formatIPv6', ()
       '::/129',
       '1:2:3:4:5:6:7:8:9',
       '1:2:3:4:5:6:7',
+      '1:2:3:4:5:6:7:8::',
       'fd00::1 ',
       'g::1',
       '12345::',
       '198.18.0.1',
+      '::ffff:198.18.0.1',
+      'fd00::1/64',
     ]) {
-      expect(canonicalIPv6(s, out), s).toBe(-1);
+      expect(readIPv6(s, out), s).toBe(-1);
     }
-    expect(canonicalIPv6('::', out)).toBe(2);
-    expect(canonicalIPv6('::/0', out)).toBe(2);
-    expect(canonicalIPv6('2001:db8::/32', out)).toBe(10);
-    expect([...out]).toEqual([0x20010db8, 0, 0, 0, 32]);
+    expect(readIPv6('::', out)).toBe(2);
+    expect(readIPv6('::/0', out)).toBe(2);
+    expect(readIPv6('2001:db8::/32', out)).toBe(10);
+    expect([...out]).toEqual([0x20010db8, 0, 0, 0, 32, 1]);
+    expect(readIPv6('2001:DB8:0:0:0:0:0:1', out)).toBe(20);
+    expect(formatIPv6Words(out)).toBe('2001:db8::1');
+    expect(out[5]).toBe(0);
   });
 });
 
@@ -186,13 +196,18 @@ function randomRule(r: () => number, i: number): AclRule {
   return rule;
 }
 
-/** The same rule with its IPv6 addresses spelled so that only the general path reads them. */
-function slowSpelling(rule: AclRule): AclRule {
+/**
+ * The same rule with its IPv6 addresses spelled otherwise: 'expanded' (upper case, every
+ * group, leading zeros: readIPv6's non-canonical path) or 'mixed' (the last 32 bits as a
+ * dotted quad: only the general path, parseCidr, reads that).
+ */
+function respell(rule: AclRule, how: 'expanded' | 'mixed'): AclRule {
   const slow = (s: string) => {
     if (!s.includes(':')) return s;
     const c = parseCidr(s, 'cidr');
     const words = [0, 2, 4, 6, 8, 10, 12, 14].map((o) => c.addr.readUInt16BE(o).toString(16).padStart(4, '0').toUpperCase());
-    return `${words.join(':')}/${c.prefixLen}`;
+    const text = how === 'expanded' ? words.join(':') : `${words.slice(0, 6).join(':')}:${[...c.addr.subarray(12)].join('.')}`;
+    return `${text}/${c.prefixLen}`;
   };
   const out: AclRule = { ...rule };
   for (const f of ['src', 'dst'] as const) {
@@ -208,17 +223,19 @@ describe('normalizeRule: the fast path gives the general path’s rules', () => 
     let v6 = 0;
     for (let i = 0; i < 5000; i++) {
       const rule = randomRule(r, i);
-      let fast;
-      try {
-        fast = normalizeRule(rule, i);
-      } catch (e) {
-        // a rule that mixes families without a pair, say: the general spelling fails the same way
-        expect(e).toBeInstanceOf(BpfkitError);
-        expect(() => normalizeRule(slowSpelling(rule), i)).toThrow((e as Error).message);
-        continue;
+      for (const how of ['expanded', 'mixed'] as const) {
+        const other = respell(rule, how);
+        let fast;
+        try {
+          fast = normalizeRule(rule, i);
+        } catch (e) {
+          // a rule that mixes families without a pair, say: the other spelling fails the same way
+          expect(e).toBeInstanceOf(BpfkitError);
+          expect(() => normalizeRule(other, i)).toThrow((e as Error).message);
+          continue;
+        }
+        expect(fast, JSON.stringify(other)).toEqual(normalizeRule(other, i));
       }
-      const slow = normalizeRule(slowSpelling(rule), i);
-      expect(fast, JSON.stringify(rule)).toEqual(slow);
       if (JSON.stringify(rule).includes(':')) v6++;
     }
     expect(v6).toBeGreaterThan(1000);

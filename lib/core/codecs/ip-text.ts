@@ -213,16 +213,16 @@ export function canonicalIPv4(s: string, out: Int32Array): number {
 }
 
 /**
- * The IPv6 counterpart of {@link canonicalIPv4}: an address or prefix already in RFC 5952
- * form ("2001:db8::/32", "fd00::1"), read with one pass of charCodeAt and no allocation:
- * writes the address as four signed 32-bit words (network order) to out[0..3] and the
- * prefix length to out[4], and returns the index of the '/' (s.length when there is none).
- * Returns -1 for anything else, valid or not (upper case, leading zeros, '::' not on the
- * longest zero run, an embedded IPv4 address, IPv4-mapped addresses, host bits set, a bad
- * prefix, junk): parseCidr() reads those or explains what is wrong, and formatIPv6() gives
- * their canonical text.
+ * The IPv6 counterpart of {@link canonicalIPv4}: an address or prefix of hex groups
+ * ("2001:db8::/32", "FD00:0:0:0:0:0:0:1"), read with one pass of charCodeAt and no
+ * allocation. Writes the address as four signed 32-bit words (network order) to
+ * out[0..3], the prefix length to out[4], and to out[5] 1 when the text is already its
+ * RFC 5952 form (what formatIPv6 gives), else 0; returns the index of the '/' (s.length
+ * when there is none). Returns -1 for anything else, valid or not (an embedded IPv4
+ * address, IPv4-mapped addresses, host bits set, a bad prefix, junk): parseCidr() reads
+ * those or explains what is wrong.
  */
-export function canonicalIPv6(s: string, out: Int32Array): number {
+export function readIPv6(s: string, out: Int32Array): number {
   const n = s.length;
   // the groups before '::' go to w0..w7 from the left; after it, they are shifted right at the end
   let w0 = 0;
@@ -235,15 +235,18 @@ export function canonicalIPv6(s: string, out: Int32Array): number {
   let w7 = 0;
   let groups = 0; // groups written
   let gap = -1; // groups before '::'
+  let canon = 1;
   let val = 0;
   let digits = 0;
   let i = 0;
   for (; i <= n; i++) {
     const c = i < n ? s.charCodeAt(i) : 47; // a virtual '/' ends the address
-    if ((c >= 48 && c <= 57) || (c >= 97 && c <= 102)) {
-      if (digits > 0 && val === 0) return -1; // a leading zero
+    const h = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+    if (h >= 0) {
+      if (digits > 0 && val === 0) canon = 0; // a leading zero
+      if (c >= 65 && c <= 70) canon = 0; // upper case
       if (++digits > 4) return -1;
-      val = (val << 4) | (c <= 57 ? c - 48 : c - 87);
+      val = (val << 4) | h;
       continue;
     }
     if (c !== 58 && c !== 47) return -1;
@@ -295,33 +298,17 @@ export function canonicalIPv6(s: string, out: Int32Array): number {
       break;
     }
   }
-  if (gap < 0 ? groups !== 8 : groups > 6) return -1; // '::' stands for two or more groups here
+  if (gap < 0 ? groups !== 8 : groups > 7) return -1; // '::' stands for one or more groups
   if (gap >= 0) {
     // move the groups after '::' to the end, zeros between
     const tail = groups - gap;
-    const w = [w0, w1, w2, w3, w4, w5, w6, w7]; // (rare enough: one small array)
+    const w = [w0, w1, w2, w3, w4, w5, w6, w7]; // (one small array per '::')
     for (let k = 7; k >= 8 - tail; k--) w[k] = w[k - (8 - groups)]!;
     for (let k = gap; k < 8 - tail; k++) w[k] = 0;
     [w0, w1, w2, w3, w4, w5, w6, w7] = w as [number, number, number, number, number, number, number, number];
   }
-  // RFC 5952: '::' is the first longest run of two or more zero groups, and IPv4-mapped is mixed
+  // IPv4-mapped addresses are written in mixed notation (RFC 5952 section 5): the general path
   if (w0 === 0 && w1 === 0 && w2 === 0 && w3 === 0 && w4 === 0 && w5 === 0xffff) return -1;
-  let best = -1;
-  let bestLen = 1;
-  let run = 0;
-  for (let k = 0; k <= 8; k++) {
-    const z = k < 8 && (k < 4 ? (k < 2 ? (k === 0 ? w0 : w1) : k === 2 ? w2 : w3) : k < 6 ? (k === 4 ? w4 : w5) : k === 6 ? w6 : w7) === 0;
-    if (z) {
-      run++;
-    } else {
-      if (run > bestLen) {
-        best = k - run;
-        bestLen = run;
-      }
-      run = 0;
-    }
-  }
-  if (best !== gap || (gap >= 0 && bestLen !== 8 - groups)) return -1;
   let len = 128;
   if (i < n) {
     const m = n - i - 1; // 1 to 3 digits after the slash, no leading zero
@@ -338,14 +325,69 @@ export function canonicalIPv6(s: string, out: Int32Array): number {
   const b = (w2 << 16) | w3;
   const c = (w4 << 16) | w5;
   const d = (w6 << 16) | w7;
-  // host bits set?
   if (len < 128 && (hostBits(a, len) | hostBits(b, len - 32) | hostBits(c, len - 64) | hostBits(d, len - 96)) !== 0) return -1;
   out[0] = a;
   out[1] = b;
   out[2] = c;
   out[3] = d;
   out[4] = len;
+  // RFC 5952: '::' is the first longest run of two or more zero groups
+  if (canon === 1) {
+    const run = zeroRun(a, b, c, d);
+    if ((run & 15) !== (gap < 0 ? 8 : gap) || (gap >= 0 && run >> 4 !== 8 - groups)) canon = 0;
+  }
+  out[5] = canon;
   return i < n ? i : n;
+}
+
+/** Group k (0..7) of the address in words a..d. */
+function group(a: number, b: number, c: number, d: number, k: number): number {
+  const w = k < 2 ? a : k < 4 ? b : k < 6 ? c : d;
+  return k & 1 ? w & 0xffff : w >>> 16;
+}
+
+/** The first longest run of two or more zero groups: start | length << 4 (start 8: none). */
+function zeroRun(a: number, b: number, c: number, d: number): number {
+  let best = 8;
+  let bestLen = 1;
+  let run = 0;
+  for (let k = 0; k <= 8; k++) {
+    if (k < 8 && group(a, b, c, d, k) === 0) {
+      run++;
+    } else {
+      if (run > bestLen) {
+        best = k - run;
+        bestLen = run;
+      }
+      run = 0;
+    }
+  }
+  return best | (bestLen << 4);
+}
+
+/**
+ * RFC 5952 text of the address readIPv6 wrote to out[0..3] (not IPv4-mapped: it refuses
+ * those), as formatIPv6 gives it, without a Buffer or arrays.
+ */
+export function formatIPv6Words(out: Int32Array): string {
+  const a = out[0]!;
+  const b = out[1]!;
+  const c = out[2]!;
+  const d = out[3]!;
+  const run = zeroRun(a, b, c, d);
+  const best = run & 15;
+  const end = best + (run >> 4);
+  let t = '';
+  for (let k = 0; k < 8; k++) {
+    if (k === best) {
+      t += '::';
+      k = end - 1;
+      continue;
+    }
+    if (t.length > 0 && k !== end) t += ':';
+    t += group(a, b, c, d, k).toString(16);
+  }
+  return t;
 }
 
 /** The bits of word `w` past the first `bits` (bits < 0: all of them, >= 32: none). */

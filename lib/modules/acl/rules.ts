@@ -9,7 +9,7 @@
 import { BpfkitError, type BpfkitErrorCode } from '../../core/errors.js';
 import { IP_PROTOCOLS, PORT_PROTOCOLS, ipProtocolName, ipProtocolNumber, type IpProtocolName } from '../../core/protocols.js';
 import { formatIPv6, parseCidr } from '../../core/codecs.js';
-import { canonicalIPv4, canonicalIPv6 } from '../../core/codecs/ip-text.js';
+import { canonicalIPv4, formatIPv6Words, readIPv6 } from '../../core/codecs/ip-text.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG, PROTO_MAX, V4_DIMS, V6_DIMS } from './layout.js';
 import type { FamilyEntries } from './classifier.js';
 
@@ -155,11 +155,14 @@ function fastV4(s: string): Net | null {
   return { family: 4, v4: V4[0]!, v6: null, prefixLen: len, text: len === 32 && slash < s.length ? s.slice(0, slash) : s };
 }
 
-const V6 = new Int32Array(5);
+const V6 = new Int32Array(6);
 
-/** A canonical IPv6 CIDR as a Net: no regex, no formatting, the input kept as the text (canonicalIPv6). */
+/**
+ * An IPv6 CIDR of hex groups as a Net (readIPv6): no regex, no arrays, and the input kept
+ * as the text when it is already canonical.
+ */
 function fastV6(s: string): Net | null {
-  const slash = canonicalIPv6(s, V6);
+  const slash = readIPv6(s, V6);
   if (slash < 0) return null;
   const len = V6[4]!;
   const v6 = Buffer.allocUnsafe(16); // (from the pool: 16 bytes, not an ArrayBuffer each)
@@ -167,7 +170,10 @@ function fastV6(s: string): Net | null {
   v6.writeInt32BE(V6[1]!, 4);
   v6.writeInt32BE(V6[2]!, 8);
   v6.writeInt32BE(V6[3]!, 12);
-  return { family: 6, v4: 0, v6, prefixLen: len, text: len === 128 && slash < s.length ? s.slice(0, slash) : s };
+  let text: string;
+  if (V6[5] === 1) text = len === 128 && slash < s.length ? s.slice(0, slash) : s;
+  else text = len === 128 ? formatIPv6Words(V6) : `${formatIPv6Words(V6)}/${len}`;
+  return { family: 6, v4: 0, v6, prefixLen: len, text };
 }
 
 /** A CIDR: the canonical forms read without allocation, anything else by parseCidr (which explains errors). */
