@@ -211,3 +211,186 @@ export function canonicalIPv4(s: string, out: Int32Array): number {
   out[1] = len;
   return i;
 }
+
+/**
+ * The IPv6 counterpart of {@link canonicalIPv4}: an address or prefix of hex groups
+ * ("2001:db8::/32", "FD00:0:0:0:0:0:0:1"), read with one pass of charCodeAt and no
+ * allocation. Writes the address as four signed 32-bit words (network order) to
+ * out[0..3], the prefix length to out[4], and to out[5] 1 when the text is already its
+ * RFC 5952 form (what formatIPv6 gives), else 0; returns the index of the '/' (s.length
+ * when there is none). Returns -1 for anything else, valid or not (an embedded IPv4
+ * address, IPv4-mapped addresses, host bits set, a bad prefix, junk): parseCidr() reads
+ * those or explains what is wrong.
+ */
+export function readIPv6(s: string, out: Int32Array): number {
+  const n = s.length;
+  // the groups before '::' go to w0..w7 from the left; after it, they are shifted right at the end
+  let w0 = 0;
+  let w1 = 0;
+  let w2 = 0;
+  let w3 = 0;
+  let w4 = 0;
+  let w5 = 0;
+  let w6 = 0;
+  let w7 = 0;
+  let groups = 0; // groups written
+  let gap = -1; // groups before '::'
+  let canon = 1;
+  let val = 0;
+  let digits = 0;
+  let i = 0;
+  for (; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 47; // a virtual '/' ends the address
+    const h = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+    if (h >= 0) {
+      if (digits > 0 && val === 0) canon = 0; // a leading zero
+      if (c >= 65 && c <= 70) canon = 0; // upper case
+      if (++digits > 4) return -1;
+      val = (val << 4) | h;
+      continue;
+    }
+    if (c !== 58 && c !== 47) return -1;
+    if (digits > 0) {
+      if (groups === 8) return -1;
+      switch (groups++) {
+        case 0:
+          w0 = val;
+          break;
+        case 1:
+          w1 = val;
+          break;
+        case 2:
+          w2 = val;
+          break;
+        case 3:
+          w3 = val;
+          break;
+        case 4:
+          w4 = val;
+          break;
+        case 5:
+          w5 = val;
+          break;
+        case 6:
+          w6 = val;
+          break;
+        default:
+          w7 = val;
+      }
+      val = 0;
+      digits = 0;
+      if (c === 47) break;
+      continue;
+    }
+    // no digits since the last ':' (or the start): only '::' may be here
+    if (c !== 58 || gap >= 0) return -1;
+    if (i === 0) {
+      if (n < 2 || s.charCodeAt(1) !== 58) return -1;
+      i = 1;
+    }
+    gap = groups;
+    if (i + 1 >= n) {
+      i = n; // '::' at the end
+      break;
+    }
+    if (s.charCodeAt(i + 1) === 47) {
+      i++;
+      break;
+    }
+  }
+  if (gap < 0 ? groups !== 8 : groups > 7) return -1; // '::' stands for one or more groups
+  if (gap >= 0) {
+    // move the groups after '::' to the end, zeros between
+    const tail = groups - gap;
+    const w = [w0, w1, w2, w3, w4, w5, w6, w7]; // (one small array per '::')
+    for (let k = 7; k >= 8 - tail; k--) w[k] = w[k - (8 - groups)]!;
+    for (let k = gap; k < 8 - tail; k++) w[k] = 0;
+    [w0, w1, w2, w3, w4, w5, w6, w7] = w as [number, number, number, number, number, number, number, number];
+  }
+  // IPv4-mapped addresses are written in mixed notation (RFC 5952 section 5): the general path
+  if (w0 === 0 && w1 === 0 && w2 === 0 && w3 === 0 && w4 === 0 && w5 === 0xffff) return -1;
+  let len = 128;
+  if (i < n) {
+    const m = n - i - 1; // 1 to 3 digits after the slash, no leading zero
+    if (m < 1 || m > 3) return -1;
+    len = 0;
+    for (let k = i + 1; k < n; k++) {
+      const d = s.charCodeAt(k) - 48;
+      if (d < 0 || d > 9 || (k === i + 1 && d === 0 && m > 1)) return -1;
+      len = len * 10 + d;
+    }
+    if (len > 128) return -1;
+  }
+  const a = (w0 << 16) | w1;
+  const b = (w2 << 16) | w3;
+  const c = (w4 << 16) | w5;
+  const d = (w6 << 16) | w7;
+  if (len < 128 && (hostBits(a, len) | hostBits(b, len - 32) | hostBits(c, len - 64) | hostBits(d, len - 96)) !== 0) return -1;
+  out[0] = a;
+  out[1] = b;
+  out[2] = c;
+  out[3] = d;
+  out[4] = len;
+  // RFC 5952: '::' is the first longest run of two or more zero groups
+  if (canon === 1) {
+    const run = zeroRun(a, b, c, d);
+    if ((run & 15) !== (gap < 0 ? 8 : gap) || (gap >= 0 && run >> 4 !== 8 - groups)) canon = 0;
+  }
+  out[5] = canon;
+  return i < n ? i : n;
+}
+
+/** Group k (0..7) of the address in words a..d. */
+function group(a: number, b: number, c: number, d: number, k: number): number {
+  const w = k < 2 ? a : k < 4 ? b : k < 6 ? c : d;
+  return k & 1 ? w & 0xffff : w >>> 16;
+}
+
+/** The first longest run of two or more zero groups: start | length << 4 (start 8: none). */
+function zeroRun(a: number, b: number, c: number, d: number): number {
+  let best = 8;
+  let bestLen = 1;
+  let run = 0;
+  for (let k = 0; k <= 8; k++) {
+    if (k < 8 && group(a, b, c, d, k) === 0) {
+      run++;
+    } else {
+      if (run > bestLen) {
+        best = k - run;
+        bestLen = run;
+      }
+      run = 0;
+    }
+  }
+  return best | (bestLen << 4);
+}
+
+/**
+ * RFC 5952 text of the address readIPv6 wrote to out[0..3] (not IPv4-mapped: it refuses
+ * those), as formatIPv6 gives it, without a Buffer or arrays.
+ */
+export function formatIPv6Words(out: Int32Array): string {
+  const a = out[0]!;
+  const b = out[1]!;
+  const c = out[2]!;
+  const d = out[3]!;
+  const run = zeroRun(a, b, c, d);
+  const best = run & 15;
+  const end = best + (run >> 4);
+  let t = '';
+  for (let k = 0; k < 8; k++) {
+    if (k === best) {
+      t += '::';
+      k = end - 1;
+      continue;
+    }
+    if (t.length > 0 && k !== end) t += ':';
+    t += group(a, b, c, d, k).toString(16);
+  }
+  return t;
+}
+
+/** The bits of word `w` past the first `bits` (bits < 0: all of them, >= 32: none). */
+function hostBits(w: number, bits: number): number {
+  return bits >= 32 ? 0 : bits <= 0 ? w : w & (-1 >>> bits);
+}

@@ -9,9 +9,8 @@
 import { BpfkitError, type BpfkitErrorCode } from '../../core/errors.js';
 import { IP_PROTOCOLS, PORT_PROTOCOLS, ipProtocolName, ipProtocolNumber, type IpProtocolName } from '../../core/protocols.js';
 import { formatIPv6, parseCidr } from '../../core/codecs.js';
-import { canonicalIPv4 } from '../../core/codecs/ip-text.js';
-import { ACT_ALLOW, ACT_DENY, ACT_LOG, PROTO_MAX, V4_DIMS, V6_DIMS } from './layout.js';
-import type { FamilyEntries } from './classifier.js';
+import { canonicalIPv4, formatIPv6Words, readIPv6 } from '../../core/codecs/ip-text.js';
+import { ACT_ALLOW, ACT_DENY, ACT_LOG } from './layout.js';
 
 /** What a rule does with a packet it matches: 'allow', 'deny' (drop at XDP), or 'log' (allow and report an event). */
 export type AclAction = 'allow' | 'deny' | 'log';
@@ -155,8 +154,30 @@ function fastV4(s: string): Net | null {
   return { family: 4, v4: V4[0]!, v6: null, prefixLen: len, text: len === 32 && slash < s.length ? s.slice(0, slash) : s };
 }
 
+const V6 = new Int32Array(6);
+
+/**
+ * An IPv6 CIDR of hex groups as a Net (readIPv6): no regex, no arrays, and the input kept
+ * as the text when it is already canonical.
+ */
+function fastV6(s: string): Net | null {
+  const slash = readIPv6(s, V6);
+  if (slash < 0) return null;
+  const len = V6[4]!;
+  const v6 = Buffer.allocUnsafe(16); // (from the pool: 16 bytes, not an ArrayBuffer each)
+  v6.writeInt32BE(V6[0]!, 0);
+  v6.writeInt32BE(V6[1]!, 4);
+  v6.writeInt32BE(V6[2]!, 8);
+  v6.writeInt32BE(V6[3]!, 12);
+  let text: string;
+  if (V6[5] === 1) text = len === 128 && slash < s.length ? s.slice(0, slash) : s;
+  else text = len === 128 ? formatIPv6Words(V6) : `${formatIPv6Words(V6)}/${len}`;
+  return { family: 6, v4: 0, v6, prefixLen: len, text };
+}
+
+/** A CIDR: the canonical forms read without allocation, anything else by parseCidr (which explains errors). */
 function parseNet(s: string): Net {
-  const fast = fastV4(s);
+  const fast = fastV4(s) ?? fastV6(s);
   if (fast) return fast;
   const c = parseCidr(s, 'cidr');
   if (c.family === 4) {
@@ -172,7 +193,7 @@ function parseNet(s: string): Net {
 /** A rule's src or dst: one Net for a string (no list allocated), a list for a list. */
 function parseAddrList(v: unknown, raw: unknown, index: number, field: 'src' | 'dst'): Net | Net[] {
   if (typeof v === 'string') {
-    const fast = fastV4(v);
+    const fast = fastV4(v) ?? fastV6(v);
     if (fast) return fast;
   }
   const list = typeof v === 'string' ? [v] : Array.isArray(v) ? v : fail(raw, index, field, `expected a CIDR or a list of CIDRs, got ${show(v)}`);
@@ -387,22 +408,27 @@ function sameRule(raw: unknown, c: AclRule): boolean {
 
 /**
  * Validates a whole rule set (ids unique, at most `capacity` rules). Throws on the first
- * problem; returns the normalized rules in order. A rule whose id is in `previous` and
- * which is exactly that rule's canonical form (what rules() returns) is taken from there
- * without validating it again; rules with an interface are always resolved again. `ids`,
- * when given (empty), is filled with each rule's position by id, and `at`, when given,
- * with the position in `previous` of the rule with the same id (-1: none).
+ * problem; returns the normalized rules in order and each rule's position by id. A rule
+ * whose id is in `previous` and which is exactly that rule's canonical form (what rules()
+ * returns) is taken from there without validating it again; rules with an interface are
+ * always resolved again. `at`, when given, is filled with the position in `previous` of
+ * the rule with the same id (-1: none).
+ *
+ * While the ids are those of `previous` position by position (a set replaced or edited
+ * under the same ids, the common case), no map is looked up or built: ids equal to a
+ * previous set's distinct ids, in its order, are distinct, and when the whole set is so,
+ * `ids` is `previous.ids` itself (the same map, not a copy; a new map from the first id
+ * that differs).
  */
-export function normalizeRules(
+export function normalizeRuleSet(
   rules: unknown,
   opts: {
     capacity: number;
     resolveIface?: (iface: string | number) => number;
-    previous?: { ids: ReadonlyMap<string, number>; rules: readonly NormalizedRule[] };
-    ids?: Map<string, number>;
+    previous?: { ids: Map<string, number>; rules: readonly NormalizedRule[] };
     at?: Int32Array;
   },
-): NormalizedRule[] {
+): { norm: NormalizedRule[]; ids: Map<string, number> } {
   if (!Array.isArray(rules)) throw new BpfkitError('ERR_INVALID_RULE', `rules: expected an array of rules, got ${show(rules)}`, { field: 'rules' });
   if (rules.length > opts.capacity) {
     throw ruleError(
@@ -413,153 +439,62 @@ export function normalizeRules(
       'ERR_MAP_FULL',
     );
   }
-  const ids = opts.ids ?? new Map<string, number>();
   const out: NormalizedRule[] = new Array(rules.length);
   const previous = opts.previous;
+  const prev = previous ? previous.rules : [];
   const at = opts.at;
+  // rules [0, aligned) have the ids of prev [0, aligned); ids holds the rest (null: none yet)
+  let aligned = 0;
+  let ids: Map<string, number> | null = null;
   for (let i = 0; i < rules.length; i++) {
     const raw = rules[i] as { id?: unknown } | null;
-    const p = previous && typeof raw?.id === 'string' ? previous.ids.get(raw.id) : undefined;
-    const had = p === undefined ? undefined : previous!.rules[p];
-    const n = had && had.ifindex === null && sameRule(raw, had.rule) ? had : normalizeRule(rules[i], i, opts.resolveIface);
+    const rid = typeof raw === 'object' && raw !== null ? raw.id : undefined;
+    let p: number | undefined;
+    if (typeof rid === 'string') p = aligned === i && i < prev.length && prev[i]!.id === rid ? i : previous?.ids.get(rid);
+    const had = p === undefined ? undefined : prev[p];
+    const n = had && had.ifindex === null && sameRule(raw, had.rule) ? had : normalizeRule(raw, i, opts.resolveIface);
     if (at) at[i] = p ?? -1; // (a valid rule's id is a string: looked up above)
+    out[i] = n;
+    if (p === i && aligned === i) {
+      aligned++; // the id of prev[i]: distinct from those before it
+      continue;
+    }
+    if (ids === null) {
+      ids = new Map<string, number>();
+      for (let k = 0; k < aligned; k++) ids.set(out[k]!.id, k);
+    }
     // one lookup per rule: a set that does not grow the map found a duplicate id
     const size = ids.size;
     ids.set(n.id, i);
     if (ids.size === size) {
-      let prev = 0;
-      while (out[prev]!.id !== n.id) prev++;
-      throw ruleError(rules[i], i, 'id', `duplicate id (also rule #${prev})`);
-    }
-    out[i] = n;
-  }
-  return out;
-}
-
-const ALL = 0xffffffff;
-const ANY: readonly (Net | null)[] = [null];
-const NONE: readonly Net[] = [];
-
-function addrWords(c: Net | null, words: number, lo: Uint32Array, hi: Uint32Array, at: number): void {
-  if (!c) {
-    for (let i = 0; i < words; i++) {
-      lo[at + i] = 0;
-      hi[at + i] = ALL;
-    }
-    return;
-  }
-  if (c.family === 4) {
-    // no host bits (validated): the network address, then the host part set
-    lo[at] = c.v4 >>> 0;
-    hi[at] = (c.v4 | (c.prefixLen === 0 ? -1 : c.prefixLen === 32 ? 0 : -1 >>> c.prefixLen)) >>> 0;
-    return;
-  }
-  for (let i = 0; i < words; i++) {
-    const w = c.v6!.readUInt32BE(4 * i);
-    const bits = Math.min(32, Math.max(0, c.prefixLen - 32 * i));
-    const span = 2 ** (32 - bits) - 1; // host part of this word
-    const base = bits === 0 ? 0 : Math.floor(w / (span + 1)) * (span + 1);
-    lo[at + i] = base;
-    hi[at + i] = base + span;
-  }
-}
-
-/** How many of a src/dst's addresses are of family `fam` (absent: any address, 1). */
-function countOf(l: Net | readonly Net[] | null, fam: number): number {
-  if (!l) return 1;
-  if (!isList(l)) return l.family === fam ? 1 : 0;
-  let n = 0;
-  for (const c of l) if (c.family === fam) n++;
-  return n;
-}
-
-// one-address lists for expandRules (filled and read synchronously, never kept)
-const ONE_SRC: (Net | null)[] = [null];
-const ONE_DST: (Net | null)[] = [null];
-
-/** A src/dst's addresses of family `fam`, as a list (`one` holds a single address). */
-function ofFamily(l: Net | readonly Net[] | null, fam: number, one: (Net | null)[]): readonly (Net | null)[] {
-  if (!l) return ANY;
-  if (!isList(l)) {
-    if (l.family !== fam) return NONE;
-    one[0] = l;
-    return one;
-  }
-  return l.length === 1 ? (l[0]!.family === fam ? l : NONE) : l.filter((c) => c.family === fam);
-}
-
-/**
- * Expands normalized rules into the records of each family. `slots[i]` / `tags[i]` are
- * rule i's counter slot and tag. Priority is the rule's position.
- */
-/** Records each rule makes in each family (what expandRules() lays out, in that order). */
-export function recordCounts(rules: readonly NormalizedRule[]): { v4: Uint32Array; v6: Uint32Array } {
-  const v4 = new Uint32Array(rules.length);
-  const v6 = new Uint32Array(rules.length);
-  for (let ri = 0; ri < rules.length; ri++) {
-    const r = rules[ri]!;
-    if (r.proto !== 58) v4[ri] = countOf(r.src, 4) * countOf(r.dst, 4);
-    if (r.proto !== 1) v6[ri] = countOf(r.src, 6) * countOf(r.dst, 6);
-  }
-  return { v4, v6 };
-}
-
-export function expandRules(rules: NormalizedRule[], slots: ArrayLike<number>, tags: ArrayLike<number>): { v4: FamilyEntries; v6: FamilyEntries } {
-  let n4 = 0;
-  let n6 = 0;
-  for (let ri = 0; ri < rules.length; ri++) {
-    const r = rules[ri]!;
-    if (r.proto !== 58) n4 += countOf(r.src, 4) * countOf(r.dst, 4);
-    if (r.proto !== 1) n6 += countOf(r.src, 6) * countOf(r.dst, 6);
-  }
-  const mk = (dims: number, count: number): FamilyEntries => ({
-    dims,
-    count,
-    lo: new Uint32Array(count * dims),
-    hi: new Uint32Array(count * dims),
-    prio: new Uint32Array(count),
-    meta: new Uint32Array(count),
-    tag: new Uint32Array(count),
-  });
-  const v4 = mk(V4_DIMS, n4);
-  const v6 = mk(V6_DIMS, n6);
-  let i4 = 0;
-  let i6 = 0;
-  for (let ri = 0; ri < rules.length; ri++) {
-    const r = rules[ri]!;
-    const meta = (slots[ri]! | (r.action << 24)) >>> 0;
-    for (let fam = 4; fam <= 6; fam += 2) {
-      if ((fam === 4 && r.proto === 58) || (fam === 6 && r.proto === 1)) continue;
-      const srcs = ofFamily(r.src, fam, ONE_SRC);
-      const dsts = ofFamily(r.dst, fam, ONE_DST);
-      const F = fam === 4 ? v4 : v6;
-      const D = F.dims;
-      const aw = fam === 4 ? 1 : 4;
-      for (let si = 0; si < srcs.length; si++) {
-        const s = srcs[si]!;
-        for (let di = 0; di < dsts.length; di++) {
-          const d = dsts[di]!;
-          const i = fam === 4 ? i4++ : i6++;
-          const at = i * D;
-          addrWords(s, aw, F.lo, F.hi, at);
-          addrWords(d, aw, F.lo, F.hi, at + aw);
-          const p = at + 2 * aw;
-          F.lo[p] = r.sport ? r.sport[0] : 0;
-          F.hi[p] = r.sport ? r.sport[1] : 65535;
-          F.lo[p + 1] = r.dport ? r.dport[0] : 0;
-          F.hi[p + 1] = r.dport ? r.dport[1] : 65535;
-          F.lo[p + 2] = r.proto ?? 0;
-          F.hi[p + 2] = r.proto ?? PROTO_MAX;
-          F.lo[p + 3] = r.ifindex ?? 0;
-          F.hi[p + 3] = r.ifindex ?? ALL;
-          F.lo[p + 4] = r.needsL4 ? 1 : 0;
-          F.hi[p + 4] = 1;
-          F.prio[i] = ri;
-          F.meta[i] = meta;
-          F.tag[i] = tags[ri]!;
-        }
-      }
+      let first = 0;
+      while (out[first]!.id !== n.id) first++;
+      throw ruleError(raw, i, 'id', `duplicate id (also rule #${first})`);
     }
   }
-  return { v4, v6 };
+  if (ids === null) {
+    if (previous && aligned === prev.length) return { norm: out, ids: previous.ids };
+    ids = new Map<string, number>();
+    for (let k = 0; k < aligned; k++) ids.set(out[k]!.id, k);
+  }
+  return { norm: out, ids };
 }
+
+/** The normalized rules of a rule set (normalizeRuleSet); `ids`, when given (empty), gets each rule's position by id. */
+export function normalizeRules(
+  rules: unknown,
+  opts: {
+    capacity: number;
+    resolveIface?: (iface: string | number) => number;
+    previous?: { ids: Map<string, number>; rules: readonly NormalizedRule[] };
+    ids?: Map<string, number>;
+    at?: Int32Array;
+  },
+): NormalizedRule[] {
+  const r = normalizeRuleSet(rules, opts);
+  if (opts.ids) for (const [id, i] of r.ids) opts.ids.set(id, i);
+  return r.norm;
+}
+
+// the expansion into records lives beside (expand.ts); its users import it from here
+export { expandRules, recordCounts } from './expand.js';

@@ -20,7 +20,7 @@ import { applyDeltaSource, Overlay, OVERLAY_WORDS, type DeltaSource } from './de
 import { BLOB_MAGIC, BLOB_VERSION, H_DELTA_LEN, H_DELTA_OFF, H_MAGIC, H_SRC_LEN, H_SRC_OFF, H_VERSION, HDR_WORDS, writeBlobHeader } from './layout.js';
 import { DEFAULT_SETTINGS, type AclCompileInfo, type Settings, type Variant } from './options.js';
 import { SlotOwners } from './owners.js';
-import { expandRules, normalizeRules, type AclRule, type NormalizedRule } from './rules.js';
+import { expandRules, normalizeRuleSet, normalizeRules, type AclRule, type NormalizedRule } from './rules.js';
 
 /** One rule changed by id (RuleSets.change). */
 export type OneChange = { kind: 'add'; rule: unknown } | { kind: 'update'; rule: unknown } | { kind: 'remove'; id: string };
@@ -79,6 +79,8 @@ export class RuleSets {
   #overlay: Overlay | undefined; // the changes since the set in force was compiled (delta.ts)
   #compiles = 0; // compiled sets committed (an overlay's id)
   #busy = false; // a commit or change is under way
+  #preparing = 0; // prepare() calls under way (a compile on the thread pool, most likely)
+  #warmLater: Handles | undefined; // #warm skipped while preparing: done if that prepare fails
   #blobBase: [{ id: number; applied: number }, { id: number; applied: number }] = [
     { id: -1, applied: 0 },
     { id: -1, applied: 0 },
@@ -187,13 +189,29 @@ export class RuleSets {
 
   /** Validates and compiles a rule set: the words, header and source commit() writes (no kernel change). */
   async prepare(rules: readonly AclRule[] | unknown, settings: Settings): Promise<Prepared> {
+    this.#preparing++;
+    try {
+      return await this.#prepare(rules, settings);
+    } catch (e) {
+      // no new set: the one in force keeps its overlay, ready it for one-rule changes
+      const h = this.#warmLater;
+      this.#warmLater = undefined;
+      if (h && this.#overlay) setImmediate(() => this.#warm(h));
+      throw e;
+    } finally {
+      this.#preparing--;
+    }
+  }
+
+  async #prepare(rules: readonly AclRule[] | unknown, settings: Settings): Promise<Prepared> {
     const t0 = performance.now();
     // rules unchanged since the set in force (same id, same canonical form) are not
     // validated again; `at`: each rule's position in the set in force (-1: a new id)
     const previous = { ids: this.#slotById, rules: this.#norm };
-    const byId = new Map<string, number>();
     const at = new Int32Array(Array.isArray(rules) ? Math.min(rules.length, this.maxRules) : 0);
-    const norm = normalizeRules(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous, ids: byId, at });
+    // byId: the set in force's own map when the ids are the same, in the same order
+    // (nothing changes it before commit() takes it over; a failed commit leaves it as is)
+    const { norm, ids: byId } = normalizeRuleSet(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous, at });
     const gen = this.#gen + 1;
     const slots = new Uint32Array(norm.length);
     const tags = new Uint32Array(norm.length);
@@ -362,6 +380,7 @@ export class RuleSets {
             records: p.info.records,
           })
         : undefined;
+    this.#warmLater = undefined;
     if (this.#overlay) setImmediate(() => this.#warm(h));
     this.#free = free;
     this.#slotById = p.byId;
@@ -497,6 +516,13 @@ export class RuleSets {
     const ov = this.#overlay;
     const swap = this.#swap;
     if (this.#busy || !ov || !swap || this.#swap === undefined) return;
+    if (this.#preparing > 0) {
+      // a new set is being compiled: its commit makes this overlay moot, and the copy and
+      // record map (tens of MB and ms at 100k rules) would take the JS thread and the
+      // memory bandwidth from the compile
+      this.#warmLater = h;
+      return;
+    }
     try {
       const idle = swap.idleIndex;
       const active = swap.activeIndex;
