@@ -162,6 +162,30 @@ describe('RingBuffer: BPF_PROG_TEST_RUN producers', () => {
     expect(seqs).toEqual([...Array(100).keys()]);
   });
 
+  it.each([false, 'transient'] as const)(
+    'a listener added and removed inside a listener mid-batch gets the rest of that batch; none lost or duplicated (lazy %s)',
+    async (lazy) => {
+      using obj = await load();
+      using prog = obj.xdpProgram('xdp_one_record');
+      using rb = obj.ringBuffer('events', rec64, { lazy, batchSize: 64 });
+      const first: number[] = [];
+      const second: number[] = [];
+      const late = (r: { seq: bigint }): void => {
+        second.push(Number(r.seq));
+        if (second.length === 20) rb.off('data', late);
+      };
+      rb.on('data', (r) => {
+        first.push(Number(r.seq));
+        if (first.length === 10) rb.on('data', late);
+      });
+      await prog.testRun(frame, { repeat: 100 });
+      await until(() => first.length === 100);
+      expect(first).toEqual([...Array(100).keys()]);
+      // added after record 9, removed by itself after 20 records: records 10..29
+      expect(second).toEqual([...Array(20).keys()].map((i) => 10 + i));
+    },
+  );
+
   it("'batch' gets arrays; nothing is read without a consumer (records wait in the ring)", async () => {
     using obj = await load();
     using prog = obj.xdpProgram('xdp_one_record');
