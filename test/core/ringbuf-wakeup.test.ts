@@ -56,10 +56,16 @@ describe('RingBuffer: producers that wake the reader every N records', () => {
       if (r.seq !== last + 1n || r.len !== 64 || r.fill[39] !== 0xab) ordered = false;
       last = r.seq;
     });
-    for (let i = 0; i < 4; i++) await prog.testRun(frame, { repeat: (N / 4) | 0 });
-    await prog.testRun(frame, { repeat: N - 4 * ((N / 4) | 0) });
+    // batches that fit the 256 KiB ring (3,640 records) together: each is drained before
+    // the next, so a reader slowed by a loaded machine cannot turn into lost records
+    const batch = (N / 4) | 0;
+    for (let i = 0; i < 4; i++) {
+      await prog.testRun(frame, { repeat: batch });
+      await until(() => n === (i + 1) * batch, 20_000);
+    }
+    await prog.testRun(frame, { repeat: N - 4 * batch });
     expect(produced(obj)).toBe(N);
-    await until(() => n === N);
+    await until(() => n === N, 20_000);
     expect(n).toBe(N);
     expect(ordered).toBe(true);
     expect(rb.stats()).toMatchObject({ records: N, lost: 0, pendingBytes: 0 });
