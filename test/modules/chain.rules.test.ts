@@ -7,22 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceChainer, type ChainRule, type ChainService } from '../../lib/index.js';
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
 import { frame, metaOf, reference, type Pkt } from '../fixtures/chain/frames.js';
+import { rng } from '../helpers/rng.js';
 
 const services: ChainService[] = Array.from({ length: 6 }, (_, i) => ({ name: `s${i}`, mark: 0x100 + i, table: 300 + i, nexthops: [{ via: '198.18.0.1' }] }));
 const upstream = { mark: 0x200, table: 399, nexthops: [{ via: '198.18.0.1' }] };
 const markOf = (a: string) => (a === 'upstream' ? upstream.mark : services.find((s) => s.name === a)!.mark);
-
-/** Deterministic PRNG (mulberry32): a failing seed can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let lab: Lab;
 let host: LabHost;

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Decapsulator, parseIPv4, parseIPv6, type DecapLoadOptions, type DecapPassReason } from '../../lib/index.js';
+import { rng } from '../helpers/rng.js';
 
 const fx = JSON.parse(readFileSync(join(__dirname, '../fixtures/decap/fixtures.json'), 'utf8')) as {
   interfaceMac: string;
@@ -161,17 +162,6 @@ function reference(f: Buffer, c: RefConfig): Verdict {
 }
 
 // ---- corpus -----------------------------------------------------------------------------------
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const seeds = fx.cases.map((c) => Buffer.from(c.in, 'hex'));
 const INTERESTING16 = [0, 1, 7, 8, 9, 15, 16, 20, 27, 28, 40, 0x6558, 4789, 6081, 8472, 0x7fff, 0xffff];

@@ -10,18 +10,8 @@ import { BpfkitError } from '../../lib/core/errors.js';
 import { formatIPv4, formatIPv6, parseCidr } from '../../lib/core/codecs.js';
 import { formatIPv6Words, readIPv6 } from '../../lib/core/codecs/ip-text.js';
 import { normalizeRule, normalizeRuleSet, type AclRule } from '../../lib/modules/acl/rules.js';
+import { rng } from '../helpers/rng.js';
 
-/** mulberry32: deterministic for a seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const int = (r: () => number, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
 
 /** Eight 16-bit words with runs of zeros (where '::' goes) and the host bits of a prefix cleared. */
