@@ -8,12 +8,13 @@
  * are written whole with BPF_MAP_UPDATE, with the same guarantees. The witness reads the blobs with BPF_MAP_LOOKUP_ELEM through separate pinned
  * handles (not through the firewall's mappings).
  */
-import { rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AclFirewall, BpfkitError, BpfMap, bytes, u32, type AclRule } from '../../lib/index.js';
 import { Lab, type LabLink, type LabHost } from '../../lib/lab/index.js';
-import { H_SRC_LEN, H_SRC_OFF, H_USED } from '../../lib/modules/acl/layout.js';
+import { H_SRC_LEN, H_SRC_OFF, H_USED, H_VERSION } from '../../lib/modules/acl/layout.js';
 import { frame, v4 } from './acl.helpers.js';
 
 const PIN = `/sys/fs/bpf/bpfkit-test-acl-blob-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
@@ -147,5 +148,46 @@ describe('AclFirewall blob writes through the mappings', () => {
       spy.mockRestore();
       fw?.detach();
     }
+  });
+
+  it('a pin whose rule set in force has another format version is refused, and nothing changes', async () => {
+    const xdpProg = () => {
+      const j = JSON.parse(execFileSync('ip', ['-n', host.netns, '-j', '-d', 'link', 'show', 'dev', link.b.ifname], { encoding: 'utf8' }));
+      return j[0]?.xdp?.prog?.id ?? j[0]?.xdp?.attached?.[0]?.prog?.id;
+    };
+    /** Adds `delta` to the version word of both blobs (the one in force is among them). */
+    const bump = (delta: number) => {
+      const [a, b] = blobs();
+      try {
+        for (const m of [a, b]) {
+          const v = m.get(0)!;
+          v.writeUInt32LE(v.readUInt32LE(4 * H_VERSION) + delta, 4 * H_VERSION);
+          m.set(0, v);
+        }
+      } finally {
+        a.close();
+        b.close();
+      }
+    };
+    const fw1 = await AclFirewall.attach(link.b.ifname, { netns: host.netns, pin: PIN, maxRules: 64, rules: small(40) });
+    fw1.close(); // still attached, pinned
+    const prog = xdpProg();
+    expect(prog).toBeGreaterThan(0);
+    bump(1);
+    await expect(AclFirewall.attach(link.b.ifname, { netns: host.netns, pin: PIN, rules: small(41) })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      field: 'pin',
+      message: expect.stringMatching(/unknown format/),
+    });
+    // the same program still attached, the pins still there
+    expect(xdpProg()).toBe(prog);
+    expect(existsSync(join(PIN, 'blob_a'))).toBe(true);
+    // with its own version back, the firewall adopts as before (and is removed)
+    bump(-1);
+    const fw2 = await AclFirewall.attach(link.b.ifname, { netns: host.netns, pin: PIN });
+    expect(fw2.adopted).toBe(true);
+    expect(fw2.rules().map((r) => r.id)).toEqual(['small-40']);
+    fw2.detach();
+    expect(existsSync(PIN)).toBe(false);
   });
 });
