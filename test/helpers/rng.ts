@@ -1,11 +1,2 @@
-/** mulberry32: deterministic pseudo-random numbers in [0, 1) for a seed, so a failing seed can be replayed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 for the tests: the bench's seeded PRNG (deterministic in [0, 1) for a seed, so a failing seed can be replayed). */
+export { rng } from '../../bench/acl-shapes.mjs';

@@ -8,13 +8,13 @@
  * are written whole with BPF_MAP_UPDATE, with the same guarantees. The witness reads the blobs with BPF_MAP_LOOKUP_ELEM through separate pinned
  * handles (not through the firewall's mappings).
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AclFirewall, BpfkitError, BpfMap, bytes, u32, type AclRule } from '../../lib/index.js';
 import { Lab, type LabLink, type LabHost } from '../../lib/lab/index.js';
 import { H_SRC_LEN, H_SRC_OFF, H_USED, H_VERSION } from '../../lib/modules/acl/layout.js';
+import { xdpProgId } from '../helpers/iproute.js';
 import { frame, v4 } from './acl.helpers.js';
 
 const PIN = `/sys/fs/bpf/bpfkit-test-acl-blob-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
@@ -151,10 +151,7 @@ describe('AclFirewall blob writes through the mappings', () => {
   });
 
   it('a pin whose rule set in force has another format version is refused, and nothing changes', async () => {
-    const xdpProg = () => {
-      const j = JSON.parse(execFileSync('ip', ['-n', host.netns, '-j', '-d', 'link', 'show', 'dev', link.b.ifname], { encoding: 'utf8' }));
-      return j[0]?.xdp?.prog?.id ?? j[0]?.xdp?.attached?.[0]?.prog?.id;
-    };
+    const xdpProg = () => xdpProgId(host.netns, link.b.ifname);
     /** Adds `delta` to the version word of both blobs (the one in force is among them). */
     const bump = (delta: number) => {
       const [a, b] = blobs();

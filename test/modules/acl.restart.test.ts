@@ -5,12 +5,13 @@
  * counters), and then changes the rules. Not one denied datagram reaches the server.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { AclFirewall, BpfMap, struct, u32, u64 } from '../../lib/index.js';
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
 import { ensureDist, ROOT } from '../helpers/dist.js';
+import { xdpProgId as xdpProgIdOf } from '../helpers/iproute.js';
 
 const PIN = `/sys/fs/bpf/bpfkit-test-acl-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
 let lab: Lab;
@@ -19,10 +20,7 @@ let server: LabHost;
 let link: LabLink;
 let child: ChildProcess | undefined;
 
-function xdpProgId(): number | undefined {
-  const j = JSON.parse(execFileSync('ip', ['-n', server.netns, '-j', '-d', 'link', 'show', 'dev', link.b.ifname], { encoding: 'utf8' }));
-  return j[0]?.xdp?.prog?.id ?? j[0]?.xdp?.attached?.[0]?.prog?.id;
-}
+const xdpProgId = () => xdpProgIdOf(server.netns, link.b.ifname);
 
 beforeAll(async () => {
   ensureDist();

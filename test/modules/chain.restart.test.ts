@@ -9,13 +9,14 @@
  * hand-over would show up as a 63 at U, one lost as a shortfall.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ServiceChainer, XdpPipeline, type ChainAttachOptions } from '../../lib/index.js';
 import type { Lab, LabHost, LabLink } from '../../lib/lab/index.js';
 import { ensureDist, ROOT } from '../helpers/dist.js';
+import { xdpProgId as xdpProgIdOf } from '../helpers/iproute.js';
 import { chainLab, chainOptions, countedByTtl, DST as DSTS, SRC as SRCS, type ChainLab } from './chain.topology.js';
 
 const PIN = `/sys/fs/bpf/bpfkit-test-chain-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
@@ -39,10 +40,7 @@ async function counted(h: LabHost): Promise<Record<string, number>> {
   return Object.fromEntries(Object.entries((await countedByTtl(h)).v4).map(([ttl, n]) => [`t${ttl}`, n]));
 }
 
-function xdpProgId(dev: string): number | undefined {
-  const j = JSON.parse(execFileSync('ip', ['-n', r.netns, '-j', '-d', 'link', 'show', 'dev', dev], { encoding: 'utf8' }));
-  return j[0]?.xdp?.prog?.id ?? j[0]?.xdp?.attached?.[0]?.prog?.id;
-}
+const xdpProgId = (dev: string) => xdpProgIdOf(r.netns, dev);
 
 const CHILD = `
 import { ServiceChainer } from ${JSON.stringify(join(ROOT, 'dist', 'index.js'))};
