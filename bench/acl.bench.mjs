@@ -38,6 +38,7 @@ import { join } from 'node:path';
 import { AclFirewall, BpfObject, parseClassBench, parseClassBenchTrace, u32 } from '../dist/index.js';
 import { Lab, registerForExit, unregisterForExit } from '../dist/lab.js';
 import { median, pinProcess } from './lib.mjs';
+import { iptablesPackets } from './lib/iptables.mjs';
 import { FEW_FLOWS, FLOOD, FLOW_PORT_BASE, MAX_FLOWS, counterCodec, frame4, iptablesRules, liveRules, nftRules, readCB, sleep } from './acl/common.mjs';
 import { oneRuleSection, shapesSection } from './acl/changes.mjs';
 import { isolatedPart } from './acl/isolated.mjs';
@@ -275,17 +276,7 @@ export default {
             setup: async () => {
               writeFileSync(join(tmp, 'ipt.rules'), iptablesRules(ruleSets[n]));
               await b.exec(['iptables-restore', join(tmp, 'ipt.rules')]);
-              const read = () => {
-                const out = execFileSync('ip', ['netns', 'exec', b.netns, 'iptables', '-t', 'raw', '-L', 'PREROUTING', '-v', '-x', '-n'], {
-                  encoding: 'utf8',
-                  maxBuffer: 1 << 28,
-                });
-                const line = out
-                  .split('\n')
-                  .filter((l) => l.includes('198.18.0.0/24'))
-                  .at(-1);
-                return Number(line.trim().split(/\s+/)[0]);
-              };
+              const read = () => iptablesPackets(b.netns, { table: 'raw', chain: 'PREROUTING', match: '198.18.0.0/24' });
               return {
                 read,
                 done: async () => {

@@ -43,7 +43,6 @@
 // Goals: ServiceChainer >= 0.9 of plain forwarding at 1,000 rules, >= 1.5x iptables. With
 // forward: 'xdp' the chainer replaces the stack's forwarding, so it is reported against plain
 // (stack) forwarding, the goal's ceiling, and against plain XDP forwarding, its own.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +50,7 @@ import { BpfObject, ServiceChainer, struct, u32, u64 } from '../dist/index.js';
 import { Lab } from '../dist/lab.js';
 import { median, pinProcess, root } from './lib.mjs';
 import { udpFrame128 } from './lib/frames.mjs';
+import { iptablesPackets } from './lib/iptables.mjs';
 import { cpuNsByPid, napiThreads } from './lib/napi.mjs';
 import { DST_IP, GEN_CPU, pathMacs, ROUTER_CPU, routerPath, SINK_IP } from './lib/router.mjs';
 
@@ -121,17 +121,7 @@ export default {
           writeFileSync(join(tmp, `ipt${n}`), iptablesRules(srcSet(n)));
           await r.exec(['iptables-nft-restore', join(tmp, `ipt${n}`)]);
           await r.batch([`route add default via ${SINK_IP} table ${TABLE}`, `rule add fwmark ${MARK} table ${TABLE} priority 1000`]);
-          const read = () => {
-            const out = execFileSync('ip', ['netns', 'exec', r.netns, 'iptables-nft', '-t', 'mangle', '-L', 'PREROUTING', '-v', '-x', '-n'], {
-              encoding: 'utf8',
-              maxBuffer: 1 << 26,
-            });
-            const line = out
-              .split('\n')
-              .filter((x) => x.includes(FLOW_SRC))
-              .at(-1);
-            return Number(line.trim().split(/\s+/)[0]);
-          };
+          const read = () => iptablesPackets(r.netns, { bin: 'iptables-nft', table: 'mangle', chain: 'PREROUTING', match: FLOW_SRC });
           return {
             read,
             done: async () => {
