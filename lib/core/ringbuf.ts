@@ -535,6 +535,8 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   /** Reads and decodes one batch from the ring; false when the ring is empty. */
   #readBatch(): boolean {
     const h = this.#h!;
+    // inside a direct batch's listener (an iterator's next()): consume the records it delivered first
+    if (this.#dIdx > 0) this.#direct?.publish(this.#dIdx);
     const codec = this.codec;
     const need = codec.size;
     const lazy = this.#lazy;

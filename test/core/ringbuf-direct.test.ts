@@ -131,6 +131,33 @@ describe('RingBuffer direct reader (kernel mapping read from JS)', () => {
     expect(second.stats().pendingBytes).toBe(0);
   });
 
+  it('an iterator started inside a direct listener continues after the delivered record: none repeated or lost', async () => {
+    const N = 100;
+    using obj = await BpfObject.load(testObject('ringbuf_test'), { maps: { events: { maxEntries: RING } } });
+    using prog = obj.xdpProgram('xdp_one_record');
+    await prog.testRun(frame64, { repeat: N });
+    using rb = obj.ringBuffer('events', rec64, { batchSize: 64 });
+    const seqs: number[] = [];
+    let it: AsyncIterableIterator<ReturnType<typeof rec64.decode>> | undefined;
+    let next: Promise<IteratorResult<ReturnType<typeof rec64.decode>>> | undefined;
+    const listener = (r: ReturnType<typeof rec64.decode>): void => {
+      seqs.push(r.seq);
+      if (r.seq === 10) {
+        rb.off('data', listener);
+        it = rb.iterate({ closeOnReturn: false });
+        next = it.next(); // reads a batch (copy path) while the direct batch is being delivered
+      }
+    };
+    rb.on('data', listener);
+    expect(await until(() => next !== undefined)).toBe(true);
+    for (let r = await next!; !r.done; r = await it!.next()) {
+      seqs.push(r.value.seq);
+      if (seqs.length === N) break;
+    }
+    expect(seqs).toEqual(Array.from({ length: N }, (_, i) => i));
+    expect(rb.stats().pendingBytes).toBe(0);
+  });
+
   it('close() detaches the mapping before unmapping it: a kept view reads nothing instead of faulting', async () => {
     using obj = await BpfObject.load(testObject('ringbuf_test'), { maps: { events: { maxEntries: RING } } });
     using prog = obj.xdpProgram('xdp_one_record');
