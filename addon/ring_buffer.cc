@@ -34,6 +34,30 @@ namespace {
 
 class NativeRingBuffer;
 
+// The ring's two mappings (consumer page rw; producer page + data twice, ro). Owned by a
+// count: the NativeRingBuffer holds one reference and each external ArrayBuffer handed
+// to JS (mapping()) one, released by its finalizer. close() detaches the ArrayBuffers
+// (JS then reads nothing through them) and unmaps at once; without close() (the wrapper
+// collected, env teardown) the memory stays mapped until the last ArrayBuffer is
+// collected, so JS can never reach unmapped memory.
+struct Mapping {
+  uint8_t* cons = nullptr;
+  uint8_t* prod = nullptr;
+  size_t page = 0, prodLen = 0;
+  int refs = 1;
+  void Unmap() {
+    if (prod) munmap(prod, prodLen);
+    if (cons) munmap(cons, page);
+    prod = cons = nullptr;
+  }
+  void Unref() {
+    if (--refs == 0) {
+      Unmap();
+      delete this;
+    }
+  }
+};
+
 // The libuv handle lives on the heap: libuv frees it asynchronously (uv_close), possibly
 // after the wrapper that owned it is gone.
 struct PollBox {
@@ -49,7 +73,7 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
         {InstanceMethod<&NativeRingBuffer::Consume>("consume"), InstanceMethod<&NativeRingBuffer::Start>("start"),
          InstanceMethod<&NativeRingBuffer::Stop>("stop"), InstanceMethod<&NativeRingBuffer::SetRef>("ref"),
          InstanceMethod<&NativeRingBuffer::SetUnref>("unref"), InstanceMethod<&NativeRingBuffer::Close>("close"),
-         InstanceAccessor<&NativeRingBuffer::GetSize>("size"),
+         InstanceMethod<&NativeRingBuffer::GetMapping>("mapping"), InstanceAccessor<&NativeRingBuffer::GetSize>("size"),
          InstanceAccessor<&NativeRingBuffer::GetPending>("pending"), InstanceAccessor<&NativeRingBuffer::GetFd>("fd")});
     exports.Set("NativeRingBuffer", ctor);
   }
@@ -84,7 +108,9 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
       Release();
       ThrowErrno(env, e, "mmap", "cannot map the ring buffer's consumer page");
     }
-    cons_ = static_cast<uint8_t*>(c);
+    map_ = new Mapping{};
+    map_->page = page_;
+    map_->cons = cons_ = static_cast<uint8_t*>(c);
     // producer page + data, the data twice (the kernel maps it so wrapped records are contiguous)
     prodLen_ = page_ + 2 * static_cast<size_t>(size_);
     void* p = mmap(nullptr, prodLen_, PROT_READ, MAP_SHARED, fd_, static_cast<off_t>(page_));
@@ -93,7 +119,8 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
       Release();
       ThrowErrno(env, e, "mmap", "cannot map the ring buffer's data pages");
     }
-    prod_ = static_cast<uint8_t*>(p);
+    map_->prodLen = prodLen_;
+    map_->prod = prod_ = static_cast<uint8_t*>(p);
     data_ = prod_ + page_;
 
     uv_loop_t* loop = nullptr;
@@ -122,6 +149,8 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
   ~NativeRingBuffer() override {
     if (hooked_) napi_remove_env_cleanup_hook(env_, &NativeRingBuffer::EnvCleanup, this);
     hooked_ = false;
+    for (napi_ref r : {consRef_, prodRef_})
+      if (r) napi_delete_reference(env_, r);
     Release();
   }
 
@@ -145,8 +174,8 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
     }
     if (polling_ && !owner_.IsEmpty()) owner_.Unref();
     polling_ = false;
-    if (prod_) munmap(prod_, prodLen_);
-    if (cons_) munmap(cons_, page_);
+    if (map_) map_->Unref();
+    map_ = nullptr;
     prod_ = cons_ = data_ = nullptr;
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
@@ -155,6 +184,7 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
   static void EnvCleanup(void* arg) {
     auto* self = static_cast<NativeRingBuffer*>(arg);
     self->hooked_ = false;
+    self->consRef_ = self->prodRef_ = nullptr;  // the environment frees its references
     self->Release();
   }
 
@@ -261,9 +291,52 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
     return info.Env().Undefined();
   }
 
+  // close(): the ArrayBuffers of mapping() are detached first (a view kept in JS then has
+  // length 0 and DataView reads throw), then the memory is unmapped at once.
   Napi::Value Close(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bool detached = true;
+    for (napi_ref* r : {&consRef_, &prodRef_}) {
+      if (!*r) continue;
+      napi_value ab = nullptr;
+      if (napi_get_reference_value(env, *r, &ab) == napi_ok && ab)
+        detached &= napi_detach_arraybuffer(env, ab) == napi_ok;
+      napi_delete_reference(env, *r);
+      *r = nullptr;
+    }
+    // unmap now only when no JS object can still reach the memory
+    if (map_ && detached) map_->Unmap();
     Release();
-    return info.Env().Undefined();
+    return env.Undefined();
+  }
+
+  static void FinalizeMapping(napi_env, void*, void* hint) { static_cast<Mapping*>(hint)->Unref(); }
+
+  Napi::ArrayBuffer External(Napi::Env env, uint8_t* at, size_t len, napi_ref* ref) {
+    napi_value ab;
+    map_->refs++;
+    if (napi_create_external_arraybuffer(env, at, len, &NativeRingBuffer::FinalizeMapping, map_, &ab) != napi_ok) {
+      map_->refs--;
+      ThrowErrno(env, ENOMEM, "napi_create_external_arraybuffer", "cannot expose the ring buffer's mapping");
+    }
+    if (*ref) napi_delete_reference(env, *ref);
+    napi_create_reference(env, ab, 0, ref);
+    return Napi::ArrayBuffer(env, ab);
+  }
+
+  // mapping() -> { consumer, producer, dataOffset, size }: the consumer page (read-write:
+  // the consumer position is its first 8 bytes) and the producer page + data pages twice
+  // (read-only: the producer position is its first 8 bytes; data at dataOffset), as
+  // external ArrayBuffers over the ring's own mapping. Made once per ring.
+  Napi::Value GetMapping(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Live(env);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("consumer", External(env, cons_, page_, &consRef_));
+    out.Set("producer", External(env, prod_, prodLen_, &prodRef_));
+    out.Set("dataOffset", Napi::Number::New(env, static_cast<double>(page_)));
+    out.Set("size", Napi::Number::New(env, size_));
+    return out;
   }
 
   Napi::Value GetSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), size_); }
@@ -284,6 +357,9 @@ class NativeRingBuffer : public Napi::ObjectWrap<NativeRingBuffer> {
   uint8_t* cons_ = nullptr;
   uint8_t* prod_ = nullptr;
   uint8_t* data_ = nullptr;
+  Mapping* map_ = nullptr;
+  napi_ref consRef_ = nullptr;
+  napi_ref prodRef_ = nullptr;
   PollBox* box_ = nullptr;
   bool polling_ = false;
   bool hooked_ = false;

@@ -21,10 +21,14 @@
  *     only the producer, on a program pinned by the JS benchmark (which consumes); `loop`
  *     when the pinned program is the bpf_loop() one.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
+#endif
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,6 +53,19 @@ static unsigned chunk;
 static uint64_t runs;
 static int loop_prog; /* the program makes `chunk` records per run (bpf_loop) */
 static double producer_seconds;
+
+/* Pins the calling thread to the CPU named by environment variable `var` (unset: no pin),
+ * so the producer and the consumer each have a CPU of their own
+ * (BPFKIT_RB_PRODUCER_CPU, BPFKIT_RB_CONSUMER_CPU). */
+static void pin_self(const char* var) {
+  const char* v = getenv(var);
+  if (!v || !*v) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(atoi(v), &set);
+  if (sched_setaffinity(0, sizeof(set), &set))
+    fprintf(stderr, "sched_setaffinity(%s=%s): %s\n", var, v, strerror(errno));
+}
 
 static double now(void) {
   struct timespec ts;
@@ -76,6 +93,7 @@ static double cpu_now(void) {
 }
 
 static void* produce(void* arg) {
+  pin_self("BPFKIT_RB_PRODUCER_CPU");
   unsigned char pkt[64] = {0};
   double start = now(), end = start + seconds;
   uint32_t n = chunk;
@@ -197,6 +215,7 @@ int main(int argc, char** argv) {
   seconds = atof(argv[4]);
   chunk = strtoul(argv[5], NULL, 0);
   pthread_t th;
+  pin_self("BPFKIT_RB_CONSUMER_CPU");
   double t0 = now();
   pthread_create(&th, NULL, produce, NULL);
   while (!atomic_load(&producer_done)) {

@@ -132,6 +132,8 @@ export interface NativeRingBufferHandle {
   readonly pending: number;
   readonly fd: number;
   consume(buf: Uint8Array, offs: Uint32Array, max: number): number;
+  /** The ring's own mapping as external ArrayBuffers (detached by close()). */
+  mapping(): { consumer: ArrayBuffer; producer: ArrayBuffer; dataOffset: number; size: number };
   start(): void;
   stop(): void;
   ref(): void;

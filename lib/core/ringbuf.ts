@@ -11,11 +11,12 @@
  */
 import { EventEmitter } from 'node:events';
 import { BpfkitError, invalidArgument } from './errors.js';
-import { u32, u64, type Codec } from './codecs.js';
+import type { Codec } from './codecs.js';
 import { lazyFactory, transientFactory, type LazyFactory, type TransientFactory } from './codecs/lazy.js';
 import {
   checkOpts,
   checkRecordCodec,
+  mismatchError,
   DATA_EVENTS,
   type CheckedOptions,
   type RingBufferEvents,
@@ -23,7 +24,9 @@ import {
   type RingBufferSource,
   type RingBufferStats,
 } from './ringbuf/options.js';
-import { BpfMap, perCpu } from './map.js';
+import { DirectReader } from './ringbuf/direct.js';
+import { COPIES } from './codecs/generate.js';
+import { LossCounter } from './ringbuf/loss.js';
 import { native, openPinnedAs, type NativeMapHandle, type NativeRingBufferHandle } from './native.js';
 
 export type { RingBufferEvents, RingBufferLoss, RingBufferOptions, RingBufferSource, RingBufferStats } from './ringbuf/options.js';
@@ -35,9 +38,6 @@ interface IterState {
   closeOnReturn: boolean;
 }
 
-// Loss-check timers hold the ring weakly; this clears a timer whose ring was collected.
-const timerReaper = new FinalizationRegistry<NodeJS.Timeout>((t) => clearInterval(t));
-
 /** Records of a BPF_MAP_TYPE_RINGBUF map on Node's event loop, decoded with a codec: 'data' / 'batch' events or `for await`. The kernel ring is the backpressure: unread records wait there; records that found it full are counted (`stats().lost`, the 'lost' event). */
 export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements AsyncIterable<E> {
   /** Name of the ring buffer map. */
@@ -48,7 +48,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   readonly size: number;
 
   #h: NativeRingBufferHandle | undefined;
-  #lost: BpfMap<number, bigint[], number, bigint | bigint[]> | undefined;
+  #lost: LossCounter | undefined;
   readonly #opts: CheckedOptions;
   #buf: Buffer;
   /** lazy: the views' factory, and where the next batch goes in #buf (never reused, see #slab()). */
@@ -58,7 +58,19 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   /** lazy 'transient': the factory, and the current batch's view when #batch holds record offsets (for 'data' only). */
   readonly #transient: TransientFactory<E> | undefined;
   #fly: { view: E; buf: Buffer; d: DataView } | undefined;
+  #flyKept: { view: E; buf: Buffer; d: DataView } | undefined;
+  readonly #flyOffs: E[] = [];
   readonly #offs: Uint32Array;
+  /**
+   * 'data' listeners only, plain objects, and a codec whose values share no memory with
+   * the buffer read (COPIES): records are decoded from the kernel's mapping itself
+   * (ringbuf/direct.ts, made on first use), with no copy per batch.
+   */
+  readonly #directOk: boolean;
+  #direct: DirectReader | undefined;
+  /** The direct batch being delivered: records [0, #dIdx) of the scan are delivered; #dStop ends it after the current one. */
+  #dIdx = 0;
+  #dStop = false;
   #batch: E[] = [];
   #idx = 0;
   #paused = false;
@@ -66,12 +78,9 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   #turnBatches = 0;
   #iter: IterState | undefined;
   #immediate: NodeJS.Immediate | undefined;
-  #timer: NodeJS.Timeout | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
   /** rawListeners('data'), refetched after any 'data' listener is added or removed. */
   #dataListeners: ((...args: unknown[]) => unknown)[] | undefined;
-  #lostSeen = 0;
-  #lastLostCheck = 0;
   #records = 0;
   #bytes = 0;
   #batches = 0;
@@ -79,8 +88,17 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   #undelivered = 0;
 
   static #dispatch: (owner: RingBuffer<unknown>, status: number) => void;
+  /** The loss timer's tick (holds no ring: the timer holds its ring weakly). */
+  static #lostTick: (rb: RingBuffer<unknown>) => void;
   static {
     RingBuffer.#dispatch = (rb, status) => rb.#onReadable(status);
+    RingBuffer.#lostTick = (rb) => {
+      try {
+        rb.#checkLost();
+      } catch (e) {
+        rb.#fail(e as Error);
+      }
+    };
   }
 
   /**
@@ -95,7 +113,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       checkRecordCodec(codec as Codec<unknown, unknown>);
       info = ring.info();
       if (info.type !== 'ringbuf') invalidArgument('map', `map '${info.name}' is a ${info.type}, not a ringbuf: open it with map()`);
-      if (lost) this.#lost = new BpfMap(lost, { key: u32, value: perCpu(u64) }, { perCpuValue: u64 });
+      if (lost) this.#lost = new LossCounter(lost);
     } catch (e) {
       lost?.close();
       throw e;
@@ -116,11 +134,14 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     this.#transient = this.#opts.lazy === 'transient' ? transientFactory(codec) : undefined;
     if (this.#lazy) this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
     this.#offs = new Uint32Array(2 * this.#opts.batchSize);
+    this.#directOk = !this.#opts.lazy && COPIES.has(codec);
     this.on('newListener', (event: string | symbol) => {
+      this.#dStop = true;
       if (event === 'data') this.#dataListeners = undefined;
       if (DATA_EVENTS.has(event) || event === 'lost') queueMicrotask(() => this.#update());
     });
     this.on('removeListener', (event: string | symbol) => {
+      this.#dStop = true;
       if (event === 'data') this.#dataListeners = undefined;
       if (DATA_EVENTS.has(event) || event === 'lost') this.#update();
     });
@@ -180,6 +201,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   /** Stops reading: new records wait in the kernel ring (and are lost, counted, when it fills). */
   pause(): this {
     this.#paused = true;
+    this.#dStop = true;
     this.#update();
     return this;
   }
@@ -211,7 +233,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       batches: this.#batches,
       malformed: this.#malformed,
       undelivered: this.#undelivered,
-      lost: this.#lost && !this.#lost.closed ? this.#readLost() : this.#lost ? this.#lostSeen : null,
+      lost: this.#lost && !this.#lost.closed ? this.#lost.read() : this.#lost ? this.#lost.seen : null,
       pendingBytes: this.#h?.pending ?? 0,
       size: this.size,
     };
@@ -248,6 +270,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   close(): void {
     const h = this.#h;
     if (!h) return;
+    this.#dStop = true;
     if (this.#lost && this.listenerCount('lost') > 0) {
       try {
         this.#checkLost();
@@ -255,15 +278,17 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
         /* the counter is informative; closing must not fail */
       }
     }
-    const lostTotal = this.#lost ? this.#safeReadLost() : null;
+    const lostTotal = this.#lost ? this.#lost.safeRead() : null;
     this.#h = undefined;
+    // publishes the position past the record being delivered; the mapping is detached next
+    this.#direct?.close(this.#dIdx);
+    this.#direct = undefined;
     h.close();
     this.#polling = false;
     if (this.#drainTimer) clearInterval(this.#drainTimer);
     this.#drainTimer = undefined;
-    if (lostTotal !== null) this.#lostSeen = lostTotal;
+    if (lostTotal !== null) this.#lost!.seen = lostTotal;
     this.#lost?.close();
-    this.#stopTimer();
     if (this.#immediate) clearImmediate(this.#immediate);
     this.#immediate = undefined;
     this.#undelivered += this.#batch.length - this.#idx;
@@ -298,6 +323,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     if (this.#iter) throw new BpfkitError('ERR_BUSY', `ring buffer '${this.name}' already has an active iterator`);
     const it: IterState = { waiting: undefined, whole, closeOnReturn: opts.closeOnReturn ?? true };
     this.#iter = it;
+    this.#dStop = true;
     this.#paused = false;
     const finish = (): void => {
       if (this.#iter === it) this.#iter = undefined;
@@ -378,8 +404,8 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       clearInterval(this.#drainTimer);
       this.#drainTimer = undefined;
     }
-    if (this.#lost && this.listenerCount('lost') > 0) this.#startTimer();
-    else this.#stopTimer();
+    if (this.#lost && this.listenerCount('lost') > 0) this.#lost.start(this, this.#opts.lostCheckMs, RingBuffer.#lostTick);
+    else this.#lost?.stop();
   }
 
   #onReadable(status: number): void {
@@ -407,13 +433,18 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       while (this.#h && !this.#paused) {
         if (this.#idx >= this.#batch.length) {
           if (!this.#hasConsumer() || this.#turnBatches >= this.#opts.maxBatchesPerTurn) break;
+          if (this.#directOk && !this.#iter && this.listenerCount('batch') === 0) {
+            if (!this.#walk()) break;
+            this.#turnBatches++;
+            continue;
+          }
           if (!this.#readBatch()) break;
           this.#turnBatches++;
         }
         if (!this.#deliver()) break;
       }
     } finally {
-      if (this.#lost && this.#timer && performance.now() - this.#lastLostCheck >= this.#opts.lostCheckMs) this.#checkLost();
+      if (this.#lost?.timing && performance.now() - this.#lost.lastCheck >= this.#opts.lostCheckMs) this.#checkLost();
       this.#update();
     }
   }
@@ -455,9 +486,57 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     return true;
   }
 
+  /**
+   * Delivers one batch straight from the kernel's mapping to the 'data' listeners; false
+   * when the ring had none. The consumer position moves once, past the records whose
+   * listeners were called (all of them unless paused, closed or a listener changed).
+   */
+  #walk(): boolean {
+    const d = (this.#direct ??= new DirectReader(this.#h!, this.#opts.batchSize));
+    const n = d.scan(this.#opts.batchSize);
+    if (n === 0) return false;
+    this.#batches++;
+    this.#dStop = false;
+    const offs = d.offs;
+    const need = this.codec.size;
+    const codec = this.codec;
+    const src = d.buf;
+    let i = 0;
+    try {
+      while (i < n && !this.#dStop) {
+        const off = offs[2 * i]!;
+        const len = offs[2 * i + 1]!;
+        this.#dIdx = ++i;
+        this.#bytes += len;
+        if (len < need) {
+          this.#mismatch(len);
+          continue;
+        }
+        this.#records++;
+        const fns = (this.#dataListeners ??= this.rawListeners('data') as ((...args: unknown[]) => unknown)[]);
+        const rec = codec.decode(src, off) as E;
+        if (fns.length === 1) fns[0]!.call(this, rec);
+        else this.emit('data', rec);
+      }
+    } finally {
+      // also when a listener threw: its record is delivered, the rest stays in the ring
+      if (this.#direct === d) d.publish(i);
+      this.#dIdx = 0;
+    }
+    return true;
+  }
+
+  /** A record shorter than the codec: counted, skipped, and reported if anyone listens. */
+  #mismatch(len: number): void {
+    this.#malformed++;
+    if (this.listenerCount('error') > 0) this.emit('error', mismatchError(this.name, len, this.codec));
+  }
+
   /** Reads and decodes one batch from the ring; false when the ring is empty. */
   #readBatch(): boolean {
     const h = this.#h!;
+    // inside a direct batch's listener (an iterator's next()): consume the records it delivered first
+    if (this.#dIdx > 0) this.#direct?.publish(this.#dIdx);
     const codec = this.codec;
     const need = codec.size;
     const lazy = this.#lazy;
@@ -477,27 +556,18 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       const offs = this.#offs;
       // lazy 'transient' with only 'data' listeners: the batch is the records' offsets
       const fly = this.#transient && !this.#iter && this.listenerCount('batch') === 0;
-      this.#fly = fly ? { view: this.#transient!.make(buf, this.#view!), buf, d: this.#view! } : undefined;
-      const out = new Array<E>(n);
+      // the view and the offsets array are reused from batch to batch (nothing keeps them)
+      if (fly && this.#flyKept?.buf !== buf) this.#flyKept = { view: this.#transient!.make(buf, this.#view!), buf, d: this.#view! };
+      this.#fly = fly ? this.#flyKept : undefined;
+      const out = fly ? this.#flyOffs : new Array<E>(n);
+      if (fly) out.length = n;
       let k = 0;
       let bytes = 0;
       for (let i = 0; i < n; i++) {
         const len = offs[2 * i + 1]!;
         bytes += len;
         if (len < need) {
-          this.#malformed++;
-          if (this.listenerCount('error') > 0) {
-            this.emit(
-              'error',
-              new BpfkitError(
-                'ERR_CODEC_MISMATCH',
-                `ring buffer '${this.name}': a ${len}-byte record is shorter than codec ${codec.name} (${need} bytes); skipped`,
-                {
-                  details: { recordSize: len, codecSize: need, codec: codec.name },
-                },
-              ),
-            );
-          }
+          this.#mismatch(len);
           continue;
         }
         out[k++] = fly ? ((base + offs[2 * i]!) as E) : lazy ? lazy(buf, this.#view!, base + offs[2 * i]!) : codec.decode(buf, offs[2 * i]!);
@@ -534,50 +604,8 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     if (this.#lazy) this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
   }
 
-  #readLost(): number {
-    let sum = 0n;
-    for (const v of this.#lost!.get(0) ?? []) sum += v;
-    return Number(sum);
-  }
-
-  #safeReadLost(): number | null {
-    try {
-      return this.#readLost();
-    } catch {
-      return null;
-    }
-  }
-
   #checkLost(): void {
-    if (!this.#lost || this.#lost.closed) return;
-    this.#lastLostCheck = performance.now();
-    const total = this.#readLost();
-    if (total > this.#lostSeen) {
-      const count = total - this.#lostSeen;
-      this.#lostSeen = total;
-      this.emit('lost', { count, total });
-    }
-  }
-
-  #startTimer(): void {
-    if (this.#timer) return;
-    const ref = new WeakRef(this);
-    this.#timer = setInterval(() => {
-      const rb = ref.deref();
-      if (!rb) return;
-      try {
-        rb.#checkLost();
-      } catch (e) {
-        rb.#fail(e as Error);
-      }
-    }, this.#opts.lostCheckMs).unref();
-    timerReaper.register(this, this.#timer, this);
-  }
-
-  #stopTimer(): void {
-    if (!this.#timer) return;
-    clearInterval(this.#timer);
-    timerReaper.unregister(this);
-    this.#timer = undefined;
+    const loss = this.#lost?.check();
+    if (loss) this.emit('lost', loss);
   }
 }

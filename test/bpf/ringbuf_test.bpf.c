@@ -229,3 +229,41 @@ int xdp_other_ring(struct xdp_md *ctx)
 	bpfkit_rb_output(other, &v, sizeof(v));
 	return XDP_PASS;
 }
+
+/* Records of any size for the reader's walk (wrap-around, records larger than a page): the
+ * frame's first u32 is the record size (16..SCRATCH bytes); the record is the first `size`
+ * bytes of `scratch` (filled by the test) with the sequence number in its first 8 bytes
+ * and the size in the next 4. */
+#define SCRATCH 12288
+struct scratch_val {
+	__u8 b[SCRATCH];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch_val);
+} scratch SEC(".maps");
+
+SEC("xdp")
+int xdp_sized_record(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct scratch_val *v;
+	__u32 key = 0, size;
+
+	if (data + sizeof(size) > end)
+		return XDP_PASS;
+	size = *(__u32 *)data;
+	if (size < 16 || size > SCRATCH)
+		return XDP_PASS;
+	v = bpf_map_lookup_elem(&scratch, &key);
+	if (!v)
+		return XDP_PASS;
+	produced++;
+	*(__u64 *)v->b = seq++;
+	*(__u32 *)(v->b + 8) = size;
+	bpfkit_rb_output(events, v->b, size);
+	return XDP_PASS;
+}

@@ -51,7 +51,7 @@ describe('RingBuffer lazy record views', () => {
     }
   });
 
-  it('transient: each record read in the listener equals the eager record; one object per batch', async () => {
+  it('transient: each record read in the listener equals the eager record; at most one object per batch', async () => {
     const N = 5000;
     const eager = await collect(false, N, 64);
     using obj = await BpfObject.load(testObject('ringbuf_test'), { maps: { events: { maxEntries: 1 << 20 } } });
@@ -71,8 +71,8 @@ describe('RingBuffer lazy record views', () => {
         }
       });
     });
+    expect(rb.stats().batches).toBeGreaterThan(1);
     expect(objects.size).toBeLessThanOrEqual(rb.stats().batches);
-    expect(objects.size).toBeGreaterThan(1);
     for (let i = 0; i < N; i++) {
       const e = eager[i]!;
       expect(got[i]!.seq).toBe(BigInt(i));

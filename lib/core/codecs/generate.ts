@@ -32,6 +32,12 @@ export interface Inline {
 }
 
 export const INLINE = new WeakMap<object, Inline>();
+/**
+ * Codecs whose decode returns values that share no memory with the buffer read (numbers,
+ * bigints, strings, fresh Buffers): the ring buffer may decode them straight from the
+ * kernel's mapping (lib/core/ringbuf/direct.ts). A codec not made here may return a view.
+ */
+export const COPIES = new WeakSet<object>();
 /** Codecs made here: their encode writes all `size` bytes, so a struct zeroes only the bytes around them. */
 export const WRITES_ALL = new WeakSet<object>();
 
@@ -97,6 +103,7 @@ export function compileLater<C extends Codec<any, any>>(codec: C, make: (generic
 /** Registers a codec of lib/core/codecs (and its inline form); compiles it on its own (on first use) where the form allows. */
 export function builtin<C extends Codec<any, any>>(codec: C, inline?: Inline): C {
   WRITES_ALL.add(codec);
+  COPIES.add(codec);
   if (!inline) return codec;
   INLINE.set(codec, inline);
   if (!inline.standalone) return codec;

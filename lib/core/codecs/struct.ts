@@ -1,6 +1,6 @@
 /** Composite codecs: fixed-length arrays and C structs. */
 import { invalidArgument } from '../errors.js';
-import { builtin, compileArray, compileLater, compileStruct, STRUCT_MEMBERS, WRITES_ALL, type Member } from './generate.js';
+import { builtin, compileArray, compileLater, compileStruct, COPIES, STRUCT_MEMBERS, WRITES_ALL, type Member } from './generate.js';
 import { checkSize, isCodec, isPaddingField, room, roundUp, show, withPath } from './shared.js';
 import type { Codec, Infer, InferInput } from './types.js';
 
@@ -32,6 +32,7 @@ export function array<C extends Codec<any, any>>(codec: C, length: number): Code
     },
   };
   if (WRITES_ALL.has(codec)) WRITES_ALL.add(c);
+  if (COPIES.has(codec)) COPIES.add(c);
   return compileLater(c, (generic) => compileArray(name, codec, length, generic));
 }
 
@@ -141,5 +142,8 @@ export function struct(name: string, fields: readonly FieldSpec[] | Record<strin
     },
   };
   STRUCT_MEMBERS.set(c, members);
-  return builtin(compileLater(c, () => compileStruct(self, size, members, known)));
+  const out = builtin(compileLater(c, () => compileStruct(self, size, members, known)));
+  // padding is never decoded; any other member may share the buffer's memory unless made here
+  if (!members.every((m) => m.pad || COPIES.has(m.codec))) COPIES.delete(out);
+  return out;
 }

@@ -2,7 +2,7 @@
  * The public types of RingBuffer (options, counters, events) and the checks of its
  * arguments (lib/core/ringbuf.ts is the reader itself).
  */
-import { invalidArgument } from '../errors.js';
+import { BpfkitError, invalidArgument } from '../errors.js';
 import type { Codec } from '../codecs.js';
 import { checkInteger } from '../validate.js';
 import type { NativeMapHandle } from '../native.js';
@@ -135,4 +135,15 @@ export function checkRecordCodec(codec: Codec<unknown, unknown>): void {
   if (typeof codec !== 'object' || codec === null || typeof codec.decode !== 'function' || !Number.isInteger(codec.size) || codec.size < 0) {
     invalidArgument('codec', 'must be a codec (e.g. struct(...), bytes(n))');
   }
+}
+
+/** The 'error' of a record shorter than the codec (skipped). */
+export function mismatchError(ring: string, len: number, codec: Codec<unknown, unknown>): BpfkitError {
+  return new BpfkitError(
+    'ERR_CODEC_MISMATCH',
+    `ring buffer '${ring}': a ${len}-byte record is shorter than codec ${codec.name} (${codec.size} bytes); skipped`,
+    {
+      details: { recordSize: len, codecSize: codec.size, codec: codec.name },
+    },
+  );
 }
