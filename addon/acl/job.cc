@@ -10,7 +10,10 @@
 #include "job.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -54,7 +57,19 @@ bool Job::OneTree(const Family& f, const std::vector<uint32_t>& recOff, size_t a
   return true;
 }
 
+namespace {
+// BPFKIT_ACL_TIMING set: each phase's time on stderr (profiling; off by default)
+const bool kTiming = std::getenv("BPFKIT_ACL_TIMING") != nullptr;
+double Ms(std::chrono::steady_clock::time_point& t) {
+  auto n = std::chrono::steady_clock::now();
+  double ms = std::chrono::duration<double, std::milli>(n - t).count();
+  t = n;
+  return ms;
+}
+}  // namespace
+
 void Job::Run() {
+  auto t = std::chrono::steady_clock::now();
   // records, plus room for trees as big as they usually get: growing a vector of
   // megabytes means copying it
   size_t recWords = 0;
@@ -83,6 +98,7 @@ void Job::Run() {
           words[at + ACL_REC_HDR + 1 + 2 * d] = f.hi[size_t{i} * f.dims + d];
         }
       }
+      if (kTiming) std::fprintf(stderr, "acl-timing v%d records %.2f\n", f.family, Ms(t));
       const size_t treesAt = words.size();
       const size_t treesBefore = trees.size();
       // a family's trees may take this many words (the memory bound); one tree over all of
@@ -90,6 +106,7 @@ void Job::Run() {
       const uint64_t bound = uint64_t{opts.treeWords} * f.count + opts.treeBaseWords;
       if (f.groups.size() <= 1) {
         Partitions(f, recOff);
+        if (kTiming) std::fprintf(stderr, "acl-timing v%d tree %.2f\n", f.family, Ms(t));
         continue;
       }
       try {
@@ -108,10 +125,12 @@ void Job::Run() {
       // the partitions' 3x alone about doubled a ClassBench 10k compile (~20 -> ~44 ms);
       // the one trees kept (random, crossing, nested sets) took 2-11.4 words a record, the
       // failed attempts (fw1_100k, nested_100k) stopped at 16 after 60-90 ms, now at 12.
+      if (kTiming) std::fprintf(stderr, "acl-timing v%d partitions %.2f\n", f.family, Ms(t));
       const uint64_t parts = words.size() - treesAt;
       const uint64_t perRecord = uint64_t{opts.oneTreeRecordWords} * f.count;
       if (trees.size() - treesBefore > 1)
         OneTree(f, recOff, treesAt, treesBefore, std::min({bound, uint64_t{opts.oneTreeFactor} * parts, perRecord}));
+      if (kTiming) std::fprintf(stderr, "acl-timing v%d onetree %.2f\n", f.family, Ms(t));
     }
   } catch (const TooComplex& e) {
     tooComplex = true;

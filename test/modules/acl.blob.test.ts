@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AclFirewall, BpfkitError, BpfMap, bytes, u32, type AclRule } from '../../lib/index.js';
 import { Lab, type LabLink, type LabHost } from '../../lib/lab/index.js';
 import { H_SRC_LEN, H_SRC_OFF, H_USED, H_VERSION } from '../../lib/modules/acl/layout.js';
+import { decodeSource } from '../../lib/modules/acl/source.js';
 import { xdpProgId } from '../helpers/iproute.js';
 import { frame, v4 } from './acl.helpers.js';
 
@@ -61,7 +62,7 @@ function checkBlob(v: Buffer, rules: readonly AclRule[] | undefined): number {
   expect(end).toBeGreaterThan(0);
   expect(end).toBeLessThanOrEqual(BLOB_BYTES);
   const off = w(H_SRC_OFF) * 4;
-  const src = JSON.parse(v.toString('utf8', off, off + w(H_SRC_LEN)));
+  const src = decodeSource(v, off, w(H_SRC_LEN));
   if (rules) expect(src.rules.map((r: AclRule) => r.id)).toEqual(rules.map((r) => r.id));
   // nothing after the set's own bytes: no stale bytes of an earlier, larger set
   const firstNonZero = v.subarray(end).findIndex((b) => b !== 0);
@@ -184,6 +185,43 @@ describe('AclFirewall blob writes through the mappings', () => {
     const fw2 = await AclFirewall.attach(link.b.ifname, { netns: host.netns, pin: PIN });
     expect(fw2.adopted).toBe(true);
     expect(fw2.rules().map((r) => r.id)).toEqual(['small-40']);
+    fw2.detach();
+    expect(existsSync(PIN)).toBe(false);
+  });
+
+  it('a pin whose rule-set source has another version is refused, and nothing changes (what a process older than the source sees)', async () => {
+    const xdpProg = () => xdpProgId(host.netns, link.b.ifname);
+    /** Rewrites the source's version (its JSON's "v":N, same length) in both blobs. */
+    const setVersion = (from: number, to: number) => {
+      const [a, b] = blobs();
+      try {
+        for (const m of [a, b]) {
+          const v = m.get(0)!;
+          const off = v.readUInt32LE(4 * H_SRC_OFF) * 4;
+          const was = `{"v":${from},`;
+          if (v.toString('utf8', off, off + was.length) !== was) continue; // (a blob never written)
+          v.write(`{"v":${to},`, off, 'utf8');
+          m.set(0, v);
+        }
+      } finally {
+        a.close();
+        b.close();
+      }
+    };
+    const fw1 = await AclFirewall.attach(link.b.ifname, { netns: host.netns, pin: PIN, maxRules: 64, rules: small(42) });
+    fw1.close();
+    const prog = xdpProg();
+    setVersion(2, 9);
+    await expect(AclFirewall.attach(link.b.ifname, { netns: host.netns, pin: PIN, rules: small(43) })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      field: 'pin',
+      message: expect.stringMatching(/source version 9 is not supported/),
+    });
+    expect(xdpProg()).toBe(prog);
+    setVersion(9, 2);
+    const fw2 = await AclFirewall.attach(link.b.ifname, { netns: host.netns, pin: PIN });
+    expect(fw2.adopted).toBe(true);
+    expect(fw2.rules()).toEqual(small(42));
     fw2.detach();
     expect(existsSync(PIN)).toBe(false);
   });

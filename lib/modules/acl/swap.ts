@@ -21,21 +21,22 @@ import { BLOB_MAGIC, BLOB_VERSION, H_DELTA_LEN, H_DELTA_OFF, H_MAGIC, H_SRC_LEN,
 import { DEFAULT_SETTINGS, type AclCompileInfo, type Settings, type Variant } from './options.js';
 import { SlotOwners } from './owners.js';
 import { expandRules, normalizeRuleSet, normalizeRules, type AclRule, type NormalizedRule } from './rules.js';
+import { decodeSource, encodeSource } from './source.js';
 
 /** One rule changed by id (RuleSets.change). */
 export type OneChange = { kind: 'add'; rule: unknown } | { kind: 'update'; rule: unknown } | { kind: 'remove'; id: string };
 import { DoubleBuffer } from '../../core/swap.js';
 
-const SOURCE_VERSION = 1;
-
-/** What the blob's JSON source holds (for adoption). */
-interface Source extends Settings {
-  v: number;
-  gen: number;
-  rules: AclRule[];
-  slots: number[];
-  tags: number[];
-}
+/**
+ * Per-step times of the last prepare() and commit(), in ms, when `on` (a bench's or a
+ * profiling script's switch; not part of the package's API). Off: nothing is recorded.
+ */
+export const replaceSteps: { on: boolean; ms: Record<string, number> } = { on: false, ms: {} };
+const step = (name: string, t0: number): number => {
+  const t = performance.now();
+  if (replaceSteps.on) replaceSteps.ms[name] = (replaceSteps.ms[name] ?? 0) + t - t0;
+  return t;
+};
 
 /** A validated, compiled rule set, ready for commit(). */
 export interface Prepared {
@@ -48,8 +49,10 @@ export interface Prepared {
   used: number; // bytes of the blob in use
   words: Uint32Array; // the compiled blob (its header as compiled)
   header: Uint32Array; // the first HDR_WORDS words, header fields filled in
-  srcOff: number; // word offset of the source (words.length, plus the overlay region when it fits)
-  json: string; // the rule set's source (JSON), at word srcOff: fill encodes it in place
+  overlay: boolean; // the overlay region (OVERLAY_WORDS, after the words) fits
+  bin: Uint32Array; // the source's words (source.ts), right before srcOff
+  srcOff: number; // word offset of the source's JSON (after the words, the overlay region when it fits, bin)
+  json: string; // the source's JSON part, at word srcOff: fill encodes it in place
   jsonBytes: number; // its length in UTF-8
   byId: Map<string, number>; // id -> index in norm
   info: AclCompileInfo;
@@ -155,9 +158,7 @@ export class RuleSets {
         { field: 'pin' },
       );
     }
-    const off = w(H_SRC_OFF) * 4;
-    const src = JSON.parse(blob.toString('utf8', off, off + w(H_SRC_LEN))) as Source;
-    if (src.v !== SOURCE_VERSION) throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: rule-set source version ${src.v} is not supported`, { field: 'pin' });
+    const src = decodeSource(blob, w(H_SRC_OFF) * 4, w(H_SRC_LEN));
     if (w(H_DELTA_OFF) !== 0) {
       // rules changed one at a time since the compile (delta.ts): the set in force is the source plus those changes
       const d = JSON.parse(blob.toString('utf8', w(H_DELTA_OFF), w(H_DELTA_OFF) + w(H_DELTA_LEN))) as DeltaSource;
@@ -205,6 +206,8 @@ export class RuleSets {
 
   async #prepare(rules: readonly AclRule[] | unknown, settings: Settings): Promise<Prepared> {
     const t0 = performance.now();
+    if (replaceSteps.on) replaceSteps.ms = {};
+    let t = t0;
     // rules unchanged since the set in force (same id, same canonical form) are not
     // validated again; `at`: each rule's position in the set in force (-1: a new id)
     const previous = { ids: this.#slotById, rules: this.#norm };
@@ -212,6 +215,7 @@ export class RuleSets {
     // byId: the set in force's own map when the ids are the same, in the same order
     // (nothing changes it before commit() takes it over; a failed commit leaves it as is)
     const { norm, ids: byId } = normalizeRuleSet(rules, { capacity: this.maxRules, resolveIface: this.#resolveIface, previous, at });
+    t = step('validate', t);
     const gen = this.#gen + 1;
     const slots = new Uint32Array(norm.length);
     const tags = new Uint32Array(norm.length);
@@ -230,20 +234,15 @@ export class RuleSets {
         tags[i] = gen;
       }
     }
+    t = step('slots', t);
     const { v4, v6 } = expandRules(norm, slots, tags);
-    // the trees are built on the thread pool; the JSON source meanwhile, on this thread
+    t = step('expand', t);
+    // the trees are built on the thread pool; the source meanwhile, on this thread
     const compiling = compileBlob(v4, v6, this.#compileOpts, this.#blobBytes);
     compiling.catch(() => undefined); // awaited below; not unhandled if the JSON throws first
-    const source: Source = {
-      v: SOURCE_VERSION,
-      gen,
-      ...settings,
-      rules: norm.map((r) => r.rule),
-      slots: Array.from(slots),
-      tags: Array.from(tags),
-    };
-    const json = JSON.stringify(source);
-    const jsonBytes = Buffer.byteLength(json, 'utf8');
+    t = step('compileCall', t);
+    const { bin, json, jsonBytes } = encodeSource(norm, slots, tags, gen, settings);
+    t = step('source', t);
     const compiled = await compiling.catch((e: unknown) => {
       if (!(e instanceof BpfkitError) || e.code !== 'ERR_MAP_FULL') throw e;
       throw new BpfkitError(
@@ -255,9 +254,11 @@ export class RuleSets {
         },
       );
     });
+    t = step('compileWait', t);
     const words = compiled.words;
     // the overlay region (one-rule changes, delta.ts), when the blob has room for it
-    const srcOff = (words.length + OVERLAY_WORDS) * 4 + jsonBytes <= this.#blobBytes ? words.length + OVERLAY_WORDS : words.length;
+    const overlay = (words.length + OVERLAY_WORDS + bin.length) * 4 + jsonBytes <= this.#blobBytes;
+    const srcOff = words.length + (overlay ? OVERLAY_WORDS : 0) + bin.length;
     const used = srcOff * 4 + jsonBytes;
     if (used > this.#blobBytes) {
       throw new BpfkitError(
@@ -282,6 +283,7 @@ export class RuleSets {
       },
       createdMs: Date.now(),
     });
+    step('header', t);
     return {
       norm,
       settings,
@@ -292,6 +294,8 @@ export class RuleSets {
       used,
       words,
       header,
+      overlay,
+      bin,
       srcOff,
       json,
       jsonBytes,
@@ -319,9 +323,11 @@ export class RuleSets {
   }
 
   async #commit(h: Handles, p: Prepared): Promise<void> {
+    let t = performance.now();
     // slots new to this set: nothing counts in them any more (the previous swap's
     // flip waited for running programs), so zero them before the new set uses them
     await h.ruleCounters.zero(p.fresh);
+    t = step('zero', t);
     // the idle blob: no program reads it since the previous flip returned (it waited for
     // every program that could still see it)
     // a new firewall's slot is empty: blob a counts as in force, the first set goes to b
@@ -342,6 +348,7 @@ export class RuleSets {
       this.#bufUsed = p.used;
       await h.blobs[idle]!.writeColumns(Buffer.alloc(4), this.#buf, 1);
     }
+    t = step('fill', t);
     // the new ids' slots are theirs from this generation on: recorded before the flip,
     // since the kernel judges packets with the new set while the flip waits
     for (let i = 0; i < p.norm.length; i++) {
@@ -358,6 +365,7 @@ export class RuleSets {
     const inUse = new Uint8Array(2 * this.maxRules);
     for (let i = 0; i < p.slots.length; i++) inUse[p.slots[i]!] = 1;
     for (let i = 0; i < this.#slots.length; i++) if (!inUse[this.#slots[i]!]) free.push(this.#slots[i]!);
+    t = step('owners+free', t);
     try {
       await flipped;
     } catch (e) {
@@ -365,9 +373,10 @@ export class RuleSets {
       this.#overlay = undefined;
       throw e;
     }
+    t = step('flip', t);
     this.#owners.flipped(p.gen, h.rb.stats().pendingBytes);
     this.#overlay =
-      mem && p.srcOff > p.words.length
+      mem && p.overlay
         ? new Overlay({
             id: base,
             at: p.words.length,
@@ -390,6 +399,7 @@ export class RuleSets {
     this.#settings = p.settings;
     this.#gen = p.gen;
     this.#lastInfo = p.info;
+    step('after', t);
   }
 
   /**
@@ -576,7 +586,9 @@ export class RuleSets {
     const w = new Uint32Array(dst.buffer, dst.byteOffset, p.srcOff);
     w.set(p.words);
     w.set(p.header);
-    w.fill(0, p.words.length, p.srcOff); // the overlay region: empty
+    const binAt = p.srcOff - p.bin.length;
+    w.fill(0, p.words.length, binAt); // the overlay region: empty
+    w.set(p.bin, binAt);
     dst.write(p.json, p.srcOff * 4, p.jsonBytes, 'utf8');
     if (prevUsed > p.used) dst.fill(0, p.used, prevUsed);
   }

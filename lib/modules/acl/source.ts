@@ -1,0 +1,256 @@
+/**
+ * The rule set's source in the blob: what a process adopting a pinned firewall reads back
+ * to know the exact rules in force (their canonical form), their counter slots and tags,
+ * and the settings.
+ *
+ * Version 2 (this one) is two parts. At the header's source offset (H_SRC_OFF, H_SRC_LEN
+ * bytes) a small JSON object: the version, generation, settings, the rules' ids (a JSON
+ * array of strings, so any id round-trips), the interface names rules use, and how many
+ * words the second part has. The second part lies just before the JSON: per rule a few
+ * 32-bit words (what fields it has, the protocol number, the addresses as numbers and
+ * prefix lengths, ports, ICMP type and code, an interface), then every rule's slot, then
+ * every tag. Writing it is a loop over numbers the validation already produced, where the
+ * JSON of version 1 (every rule as an object) took most of a 100k-rule replace: the
+ * canonical texts are a function of those numbers (an address's canonical text is its
+ * formatted network and prefix (formatIPv4/formatIPv6), a protocol's its name when it has one), so they are
+ * formatted again only when a process adopts the firewall.
+ *
+ * Version 1 (the whole set as JSON: rules, slots, tags) is still read. A process of a
+ * version before 2 reads the JSON part, finds `v: 2` and refuses the pin with its
+ * "source version is not supported" error, before changing anything.
+ */
+import { BpfkitError } from '../../core/errors.js';
+import { ipProtocolName } from '../../core/protocols.js';
+import { formatIPv6 } from '../../core/codecs.js';
+import type { Settings } from './options.js';
+import type { AclRule, Net, NormalizedRule } from './rules.js';
+
+/** The source version this code writes. */
+export const SOURCE_VERSION = 2;
+
+/** A rule set's source, read back (adoption). */
+export interface Source extends Settings {
+  v: number;
+  gen: number;
+  rules: AclRule[];
+  slots: number[];
+  tags: number[];
+}
+
+/** The JSON part of a version-2 source. */
+interface Head extends Settings {
+  v: 2;
+  gen: number;
+  ids: string[];
+  ifaces: string[];
+  /** words of the binary part, which ends where the JSON begins */
+  words: number;
+}
+
+/** A source ready to write: `bin` at some word offset, the JSON right after it. */
+export interface EncodedSource {
+  bin: Uint32Array;
+  json: string;
+  jsonBytes: number;
+}
+
+// flags word of a rule
+const F_ACTION = 0x3; // 0 allow, 1 deny, 2 log
+const F_PROTO = 1 << 2; // proto in bits 8..15
+const S_SRC = 3; // 2 bits: 0 absent, 1 one address, 2 a list
+const S_DST = 5;
+const S_SPORT = 16; // 2 bits: 0 absent, 1 one port, 2 a range
+const S_DPORT = 18;
+const F_ICMP_TYPE = 1 << 20;
+const F_ICMP_CODE = 1 << 21;
+const S_IFACE = 22; // 2 bits: 0 absent, 1 an index, 2 a name (index into `ifaces`)
+const NET_V6 = 0x100; // a net's first word: prefix length | NET_V6
+
+const ACTIONS = ['allow', 'deny', 'log'] as const;
+
+/** Words a rule takes at most, beyond its address lists' (flags, two nets, ports, ICMP or iface). */
+const RULE_WORDS = 1 + 5 + 5 + 2 + 2 + 1;
+
+function grow(a: Uint32Array, n: number, k: number): Uint32Array {
+  if (n + k <= a.length) return a;
+  const b = new Uint32Array(Math.max(2 * a.length, n + k));
+  b.set(a.subarray(0, n));
+  return b;
+}
+
+/** Writes one address at `n`; returns the next free word (room checked by the caller). */
+function putNet(a: Uint32Array, n: number, c: Net): number {
+  if (c.family === 4) {
+    a[n] = c.prefixLen;
+    a[n + 1] = c.v4 >>> 0;
+    return n + 2;
+  }
+  const b = c.v6!;
+  a[n] = c.prefixLen | NET_V6;
+  a[n + 1] = b.readUInt32BE(0);
+  a[n + 2] = b.readUInt32BE(4);
+  a[n + 3] = b.readUInt32BE(8);
+  a[n + 4] = b.readUInt32BE(12);
+  return n + 5;
+}
+
+/**
+ * Encodes a validated rule set's source (version 2). Reads only the normalized rules'
+ * own fields (one object shape: the canonical rules have several), and the canonical
+ * rule for an interface, which it keeps as written (a name or an index).
+ */
+export function encodeSource(norm: readonly NormalizedRule[], slots: Uint32Array, tags: Uint32Array, gen: number, settings: Settings): EncodedSource {
+  const count = norm.length;
+  let a: Uint32Array = new Uint32Array(6 * count + 2 * count + RULE_WORDS);
+  let n = 0;
+  const ids: string[] = new Array<string>(count);
+  const ifaces: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const r = norm[i]!;
+    ids[i] = r.id;
+    a = grow(a, n, RULE_WORDS);
+    const at = n++;
+    let f = r.action; // ACT_ALLOW 0, ACT_DENY 1, ACT_LOG 2 (layout.ts): F_ACTION
+    const proto = r.proto;
+    if (proto !== null) f |= F_PROTO | (proto << 8);
+    for (let side = 0; side < 2; side++) {
+      const l = side === 0 ? r.src : r.dst;
+      if (!l) continue;
+      if (!Array.isArray(l)) {
+        n = putNet(a, n, l as Net);
+        f |= 1 << (side === 0 ? S_SRC : S_DST);
+        continue;
+      }
+      const list = l as readonly Net[];
+      a = grow(a, n, 1 + 5 * list.length + RULE_WORDS);
+      a[n++] = list.length;
+      for (let j = 0; j < list.length; j++) n = putNet(a, n, list[j]!);
+      f |= 2 << (side === 0 ? S_SRC : S_DST);
+    }
+    const sp = r.sport;
+    const dp = r.dport;
+    if (proto === 1 || proto === 58) {
+      // no ports with ICMP (validated): the pairs are the type and the code
+      if (sp) {
+        f |= F_ICMP_TYPE;
+        a[n++] = sp[0];
+      }
+      if (dp) {
+        f |= F_ICMP_CODE;
+        a[n++] = dp[0];
+      }
+    } else {
+      // canonical: one port as a number, a range as [from, to]
+      if (sp) {
+        a[n++] = sp[0];
+        if (sp[0] !== sp[1]) a[n++] = sp[1];
+        f |= (sp[0] === sp[1] ? 1 : 2) << S_SPORT;
+      }
+      if (dp) {
+        a[n++] = dp[0];
+        if (dp[0] !== dp[1]) a[n++] = dp[1];
+        f |= (dp[0] === dp[1] ? 1 : 2) << S_DPORT;
+      }
+    }
+    if (r.ifindex !== null) {
+      const v = r.rule.iface!;
+      if (typeof v === 'number') {
+        f |= 1 << S_IFACE;
+        a[n++] = v;
+      } else {
+        f |= 2 << S_IFACE;
+        a[n++] = ifaces.length;
+        ifaces.push(v);
+      }
+    }
+    a[at] = f >>> 0;
+  }
+  a = grow(a, n, 2 * count);
+  a.set(slots, n);
+  a.set(tags, n + count);
+  n += 2 * count;
+  const head: Head = { v: 2, gen, ...settings, ids, ifaces, words: n };
+  const json = JSON.stringify(head);
+  return { bin: a.subarray(0, n), json, jsonBytes: Buffer.byteLength(json, 'utf8') };
+}
+
+function refuse(message: string): never {
+  throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: ${message}`, { field: 'pin' });
+}
+
+/**
+ * Reads a source back from a blob: the JSON at byte `off` (`len` bytes), and for version
+ * 2 the words before it. Refuses (ERR_INVALID_ARGUMENT naming pin) what it cannot read.
+ */
+export function decodeSource(blob: Buffer, off: number, len: number): Source {
+  const src = JSON.parse(blob.toString('utf8', off, off + len)) as { v?: unknown };
+  if (src.v === 1) return src as Source;
+  if (src.v !== 2) refuse(`rule-set source version ${String(src.v)} is not supported`);
+  const h = src as Head;
+  const n = h.ids.length;
+  if (!Number.isInteger(h.words) || h.words < 2 * n || h.words * 4 > off) refuse('the rule set in force has a damaged source');
+  const base = off - 4 * h.words;
+  const w = (i: number) => blob.readUInt32LE(base + 4 * i);
+  let k = 0;
+  const net = (): string => {
+    const x = w(k++);
+    const len = x & 0xff;
+    if (!(x & NET_V6)) {
+      const a = w(k++);
+      const t = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+      return len === 32 ? t : `${t}/${len}`;
+    }
+    // (the canonical text of every IPv6 address, IPv4-mapped ones in mixed notation included)
+    const b = Buffer.alloc(16);
+    for (let j = 0; j < 4; j++) b.writeUInt32BE(w(k++), 4 * j);
+    const t = formatIPv6(b);
+    return len === 128 ? t : `${t}/${len}`;
+  };
+  const addr = (kind: number): string | string[] | undefined => {
+    if (kind === 0) return undefined;
+    if (kind === 1) return net();
+    const m = w(k++);
+    const out: string[] = [];
+    for (let j = 0; j < m && k < h.words; j++) out.push(net());
+    return out;
+  };
+  const ports = (kind: number): number | [number, number] | undefined => {
+    if (kind === 0) return undefined;
+    if (kind === 1) return w(k++);
+    const lo = w(k++);
+    return [lo, w(k++)];
+  };
+  const rules: AclRule[] = new Array<AclRule>(n);
+  for (let i = 0; i < n; i++) {
+    if (k >= h.words - 2 * n) refuse('the rule set in force has a damaged source');
+    const f = w(k++);
+    const r: AclRule = { id: h.ids[i]!, action: ACTIONS[f & F_ACTION] ?? refuse('the rule set in force has a damaged source') };
+    if (f & F_PROTO) {
+      const p = (f >>> 8) & 0xff;
+      r.proto = ipProtocolName(p) ?? p;
+    }
+    const s = addr((f >>> S_SRC) & 3);
+    if (s !== undefined) r.src = s;
+    const d = addr((f >>> S_DST) & 3);
+    if (d !== undefined) r.dst = d;
+    const sp = ports((f >>> S_SPORT) & 3);
+    if (sp !== undefined) r.srcPort = sp;
+    const dp = ports((f >>> S_DPORT) & 3);
+    if (dp !== undefined) r.dstPort = dp;
+    if (f & F_ICMP_TYPE) r.icmpType = w(k++);
+    if (f & F_ICMP_CODE) r.icmpCode = w(k++);
+    const ik = (f >>> S_IFACE) & 3;
+    if (ik === 1) r.iface = w(k++);
+    else if (ik === 2) r.iface = h.ifaces[w(k++)] ?? refuse('the rule set in force has a damaged source');
+    rules[i] = r;
+  }
+  if (k !== h.words - 2 * n) refuse('the rule set in force has a damaged source');
+  const slots = new Array<number>(n);
+  const tags = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    slots[i] = w(k + i);
+    tags[i] = w(k + n + i);
+  }
+  const { ids: _ids, ifaces: _ifaces, words: _words, ...rest } = h;
+  return { ...rest, rules, slots, tags };
+}
