@@ -42,16 +42,19 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 	const __u32 *hdr = (const __u32 *)blob; /* header words: indices below ACL_HDR_WORDS, no mask */
 	__u32 best_prio = 0xffffffffu, best = 0;
 	__u32 ntrees = hdr[ntrees_at];
+	/* the trees' (root, best prio) pairs, stepped through by pointer: indexed by t, each
+	 * tree's head took twice the instructions (the index computed again from t) */
+	const __u32 *rt = hdr + roots_at;
 
-	for (__u32 t = 0; t < ACL_MAX_TREES; t++) {
+	for (__u32 t = 0; t < ACL_MAX_TREES; t++, rt += 2) {
 		__u32 p, ctl = 0, cnt;
 		__u64 leaf;
 
 		if (t >= ntrees)
 			break;
-		if (hdr[roots_at + 2 * t + 1] >= best_prio)
+		if (rt[1] >= best_prio)
 			continue; /* nothing in this tree can beat the match we have */
-		p = hdr[roots_at + 2 * t];
+		p = rt[0];
 		for (int i = 0; i < ACL_MAX_DEPTH; i++) {
 			__u64 off = (__u64)p << 2;
 			__u32 v;
