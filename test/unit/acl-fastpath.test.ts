@@ -7,23 +7,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BpfkitError } from '../../lib/core/errors.js';
-import { formatIPv4, formatIPv6, parseCidr } from '../../lib/core/codecs.js';
+import { formatIPv6, parseCidr } from '../../lib/core/codecs.js';
 import { formatIPv6Words, readIPv6 } from '../../lib/core/codecs/ip-text.js';
 import { normalizeRule, normalizeRuleSet, type AclRule } from '../../lib/modules/acl/rules.js';
+import { int, randomAclRule, v6Words } from '../helpers/acl-random.js';
 import { rng } from '../helpers/rng.js';
-
-const int = (r: () => number, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
-
-/** Eight 16-bit words with runs of zeros (where '::' goes) and the host bits of a prefix cleared. */
-function v6Words(r: () => number, len: number): number[] {
-  const w = Array.from({ length: 8 }, () => (r() < 0.4 ? 0 : r() < 0.3 ? int(r, 1, 15) : int(r, 0, 0xffff)));
-  if (r() < 0.1) w.splice(0, 6, 0, 0, 0, 0, 0, 0xffff); // IPv4-mapped
-  for (let i = 0; i < 8; i++) {
-    const keep = Math.max(0, Math.min(16, len - 16 * i));
-    w[i] = keep === 0 ? 0 : (w[i]! >> (16 - keep)) << (16 - keep);
-  }
-  return w;
-}
 
 /** The words as text in one of several spellings, canonical or not (valid or not). */
 function spell(r: () => number, w: number[]): string {
@@ -146,46 +134,6 @@ describe('readIPv6: the fast path agrees with parseCidr and formatIPv6', () => {
   });
 });
 
-/** A random rule of any kind the validator accepts, its addresses spelled canonically. */
-function randomRule(r: () => number, i: number): AclRule {
-  const rule: AclRule = { id: `x${i}`, action: r() < 0.4 ? 'deny' : r() < 0.7 ? 'allow' : 'log' };
-  const six = r() < 0.4;
-  const addr = () => {
-    if (six) {
-      const len = int(r, 0, 128);
-      const t = formatIPv6(Buffer.from(v6Words(r, len).flatMap((x) => [x >> 8, x & 255])));
-      return r() < 0.5 && len === 128 ? t : `${t}/${len}`;
-    }
-    const len = int(r, 0, 32);
-    const a = len === 0 ? 0 : ((int(r, 0, 0xffffffff) >>> (32 - len)) << (32 - len)) >>> 0;
-    const t = formatIPv4(Buffer.from([a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255]));
-    return r() < 0.5 && len === 32 ? t : `${t}/${len}`;
-  };
-  for (const f of ['src', 'dst'] as const) {
-    const k = r();
-    if (k < 0.2) continue;
-    rule[f] = k < 0.7 ? addr() : Array.from({ length: int(r, 1, 4) }, addr);
-  }
-  const p = r();
-  if (p < 0.6) {
-    rule.proto = r() < 0.5 ? 'tcp' : r() < 0.5 ? 'udp' : 17;
-    const port = () => {
-      const lo = int(r, 0, 65535);
-      const hi = int(r, lo, Math.min(65535, lo + 5000));
-      const q = r();
-      return q < 0.3 ? lo : q < 0.6 ? ([lo, hi] as [number, number]) : q < 0.8 ? `${lo}-${hi}` : `${lo}`;
-    };
-    if (r() < 0.6) rule.srcPort = port();
-    if (r() < 0.6) rule.dstPort = port();
-  } else if (p < 0.75) {
-    rule.proto = six ? 'icmpv6' : 'icmp';
-    if (r() < 0.7) rule.icmpType = int(r, 0, 255);
-    if (rule.icmpType !== undefined && r() < 0.5) rule.icmpCode = int(r, 0, 255);
-  }
-  if (r() < 0.2) rule.iface = int(r, 1, 1000);
-  return rule;
-}
-
 /**
  * The same rule with its IPv6 addresses spelled otherwise: 'expanded' (upper case, every
  * group, leading zeros: readIPv6's non-canonical path) or 'mixed' (the last 32 bits as a
@@ -212,7 +160,7 @@ describe('normalizeRule: the fast path gives the general path’s rules', () => 
     const r = rng(7);
     let v6 = 0;
     for (let i = 0; i < 5000; i++) {
-      const rule = randomRule(r, i);
+      const rule = randomAclRule(r, i);
       for (const how of ['expanded', 'mixed'] as const) {
         const other = respell(rule, how);
         let fast;
@@ -233,7 +181,7 @@ describe('normalizeRule: the fast path gives the general path’s rules', () => 
 });
 
 describe('normalizeRuleSet: the ids of the set in force', () => {
-  const rules = Array.from({ length: 50 }, (_, i) => randomRule(rng(i), i)).map((r) => ({ ...r, iface: undefined }));
+  const rules = Array.from({ length: 50 }, (_, i) => randomAclRule(rng(i), i)).map((r) => ({ ...r, iface: undefined }));
   const clean = rules.map(({ iface: _, ...r }) => r as AclRule);
   const base = normalizeRuleSet(clean, { capacity: 100 });
   const previous = { ids: base.ids, rules: base.norm };

@@ -7,67 +7,12 @@
  * what it cannot read is refused with ERR_INVALID_ARGUMENT naming pin.
  */
 import { describe, expect, it } from 'vitest';
-import { formatIPv4, formatIPv6 } from '../../lib/core/codecs.js';
 import { BpfkitError } from '../../lib/core/errors.js';
 import { DEFAULT_SETTINGS, type Settings } from '../../lib/modules/acl/options.js';
 import { normalizeRules, type AclRule } from '../../lib/modules/acl/rules.js';
 import { decodeSource, encodeSource } from '../../lib/modules/acl/source.js';
+import { int, randomAclRule } from '../helpers/acl-random.js';
 import { rng } from '../helpers/rng.js';
-
-const int = (r: () => number, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
-
-function v6(r: () => number, len: number): string {
-  const b = Buffer.alloc(16);
-  for (let i = 0; i < 16; i++) b[i] = r() < 0.4 ? 0 : int(r, 0, 255);
-  if (r() < 0.1) b.fill(0, 0, 10).fill(0xff, 10, 12); // IPv4-mapped (mixed notation)
-  for (let bit = len; bit < 128; bit++) b[bit >> 3]! &= ~(0x80 >> (bit & 7));
-  return formatIPv6(b);
-}
-
-/** A random rule of any kind the validator accepts, in any spelling it accepts. */
-function randomRule(r: () => number, i: number): AclRule {
-  const rule: AclRule = { id: r() < 0.1 ? `ü-"${i}"\\` : `x${i}`, action: r() < 0.4 ? 'deny' : r() < 0.7 ? 'allow' : 'log' };
-  const six = r() < 0.4;
-  const addr = () => {
-    if (six) {
-      const len = int(r, 0, 128);
-      const t = v6(r, len);
-      return r() < 0.5 && len === 128 ? t : `${t}/${len}`;
-    }
-    const len = int(r, 0, 32);
-    const a = len === 0 ? 0 : ((int(r, 0, 0xffffffff) >>> (32 - len)) << (32 - len)) >>> 0;
-    const t = formatIPv4(Buffer.from([a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255]));
-    return r() < 0.5 && len === 32 ? t : `${t}/${len}`;
-  };
-  for (const f of ['src', 'dst'] as const) {
-    const k = r();
-    if (k < 0.2) continue;
-    rule[f] = k < 0.7 ? addr() : Array.from({ length: int(r, 1, 4) }, addr);
-  }
-  const p = r();
-  if (p < 0.6) {
-    rule.proto = r() < 0.4 ? 'tcp' : r() < 0.4 ? 'udp' : r() < 0.5 ? 17 : 'sctp';
-    const port = () => {
-      const lo = int(r, 0, 65535);
-      const hi = int(r, lo, Math.min(65535, lo + 5000));
-      const q = r();
-      return q < 0.3 ? lo : q < 0.6 ? ([lo, hi] as [number, number]) : q < 0.7 ? ([lo, lo] as [number, number]) : q < 0.85 ? `${lo}-${hi}` : `${lo}`;
-    };
-    if (r() < 0.6) rule.srcPort = port();
-    if (r() < 0.6) rule.dstPort = port();
-  } else if (p < 0.75) {
-    rule.proto = six ? 'icmpv6' : r() < 0.5 ? 'icmp' : 1;
-    if (r() < 0.7) rule.icmpType = int(r, 0, 255);
-    if (rule.icmpType !== undefined && r() < 0.5) rule.icmpCode = int(r, 0, 255);
-  } else if (p < 0.85) {
-    rule.proto = r() < 0.5 ? int(r, 0, 255) : 'any';
-    if (rule.proto === 6 || rule.proto === 17 || rule.proto === 1 || rule.proto === 58) rule.proto = 250;
-  }
-  const f = r();
-  if (f < 0.1) rule.iface = int(r, 1, 1000);
-  else if (f < 0.2) rule.iface = r() < 0.5 ? 'eth0' : `veth-${int(r, 0, 99)}`;
-  return rule;
-}
 
 const resolveIface = (v: string | number) => (typeof v === 'number' ? v : 7);
 
@@ -91,7 +36,7 @@ describe('ACL rule-set source: encode and decode', () => {
   it('gives back the canonical rules in force, their slots and tags and the settings, for every kind of rule', () => {
     for (let seed = 1; seed <= 6; seed++) {
       const r = rng(seed);
-      const rules = Array.from({ length: seed === 1 ? 0 : 400 * seed }, (_, i) => randomRule(r, i));
+      const rules = Array.from({ length: seed === 1 ? 0 : 400 * seed }, (_, i) => randomAclRule(r, i, { every: true }));
       const settings: Settings = { ...DEFAULT_SETTINGS, defaultAction: seed % 2 ? 'deny' : 'allow', eventIntervalMs: 10 * seed, verdictCache: seed % 3 !== 0 };
       const t = roundTrip(rules, settings, seed + 10);
       const src = decodeSource(t.blob, t.off, t.len);
@@ -113,7 +58,7 @@ describe('ACL rule-set source: encode and decode', () => {
   it('refuses another version, and a damaged source, with ERR_INVALID_ARGUMENT naming pin', () => {
     const r = rng(99);
     const t = roundTrip(
-      Array.from({ length: 50 }, (_, i) => randomRule(r, i)),
+      Array.from({ length: 50 }, (_, i) => randomAclRule(r, i, { every: true })),
       DEFAULT_SETTINGS,
       4,
     );
