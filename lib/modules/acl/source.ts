@@ -178,6 +178,8 @@ function refuse(message: string): never {
   throw new BpfkitError('ERR_INVALID_ARGUMENT', `pin: ${message}`, { field: 'pin' });
 }
 
+const damaged = (): never => refuse('the rule set in force has a damaged source');
+
 /**
  * Reads a source back from a blob: the JSON at byte `off` (`len` bytes), and for version
  * 2 the words before it. Refuses (ERR_INVALID_ARGUMENT naming pin) what it cannot read.
@@ -188,7 +190,7 @@ export function decodeSource(blob: Buffer, off: number, len: number): Source {
   if (src.v !== 2) refuse(`rule-set source version ${String(src.v)} is not supported`);
   const h = src as Head;
   const n = h.ids.length;
-  if (!Number.isInteger(h.words) || h.words < 2 * n || h.words * 4 > off) refuse('the rule set in force has a damaged source');
+  if (!Number.isInteger(h.words) || h.words < 2 * n || h.words * 4 > off) damaged();
   const base = off - 4 * h.words;
   const w = (i: number) => blob.readUInt32LE(base + 4 * i);
   let k = 0;
@@ -222,9 +224,9 @@ export function decodeSource(blob: Buffer, off: number, len: number): Source {
   };
   const rules: AclRule[] = new Array<AclRule>(n);
   for (let i = 0; i < n; i++) {
-    if (k >= h.words - 2 * n) refuse('the rule set in force has a damaged source');
+    if (k >= h.words - 2 * n) damaged();
     const f = w(k++);
-    const r: AclRule = { id: h.ids[i]!, action: ACTIONS[f & F_ACTION] ?? refuse('the rule set in force has a damaged source') };
+    const r: AclRule = { id: h.ids[i]!, action: ACTIONS[f & F_ACTION] ?? damaged() };
     if (f & F_PROTO) {
       const p = (f >>> 8) & 0xff;
       r.proto = ipProtocolName(p) ?? p;
@@ -241,10 +243,10 @@ export function decodeSource(blob: Buffer, off: number, len: number): Source {
     if (f & F_ICMP_CODE) r.icmpCode = w(k++);
     const ik = (f >>> S_IFACE) & 3;
     if (ik === 1) r.iface = w(k++);
-    else if (ik === 2) r.iface = h.ifaces[w(k++)] ?? refuse('the rule set in force has a damaged source');
+    else if (ik === 2) r.iface = h.ifaces[w(k++)] ?? damaged();
     rules[i] = r;
   }
-  if (k !== h.words - 2 * n) refuse('the rule set in force has a damaged source');
+  if (k !== h.words - 2 * n) damaged();
   const slots = new Array<number>(n);
   const tags = new Array<number>(n);
   for (let i = 0; i < n; i++) {

@@ -239,7 +239,7 @@ export class RuleSets {
     t = step('expand', t);
     // the trees are built on the thread pool; the source meanwhile, on this thread
     const compiling = compileBlob(v4, v6, this.#compileOpts, this.#blobBytes);
-    compiling.catch(() => undefined); // awaited below; not unhandled if the JSON throws first
+    compiling.catch(() => undefined); // awaited below; not unhandled if encoding the source throws first
     t = step('compileCall', t);
     const { bin, json, jsonBytes } = encodeSource(norm, slots, tags, gen, settings);
     t = step('source', t);
