@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { BpfkitError } from '../../lib/core/errors.js';
 import { formatIPv6, parseCidr } from '../../lib/core/codecs.js';
 import { formatIPv6Words, readIPv6 } from '../../lib/core/codecs/ip-text.js';
-import { normalizeRule, normalizeRuleSet, type AclRule } from '../../lib/modules/acl/rules.js';
+import { normalizeRule, normalizeRuleSet, type AclRule, type NormalizedRule } from '../../lib/modules/acl/rules.js';
 import { int, randomAclRule, v6Words } from '../helpers/acl-random.js';
 import { rng } from '../helpers/rng.js';
 
@@ -155,6 +155,12 @@ function respell(rule: AclRule, how: 'expanded' | 'mixed'): AclRule {
   return out;
 }
 
+/** Every field of a normalized rule (some are made when read, so toEqual on the object would not see them). */
+function plain(n: NormalizedRule): Record<string, unknown> {
+  const { id, action, src, dst, proto, sport, dport, ifindex, iface, needsL4, rule } = n;
+  return { id, action, src, dst, proto, sport, dport, ifindex, iface, needsL4, rule };
+}
+
 describe('normalizeRule: the fast path gives the general path’s rules', () => {
   it('random sets with IPv6, lists, ranges, ICMP and interfaces', () => {
     const r = rng(7);
@@ -172,7 +178,7 @@ describe('normalizeRule: the fast path gives the general path’s rules', () => 
           expect(() => normalizeRule(other, i)).toThrow((e as Error).message);
           continue;
         }
-        expect(fast, JSON.stringify(other)).toEqual(normalizeRule(other, i));
+        expect(plain(fast), JSON.stringify(other)).toEqual(plain(normalizeRule(other, i)));
       }
       if (JSON.stringify(rule).includes(':')) v6++;
     }
@@ -192,7 +198,7 @@ describe('normalizeRuleSet: the ids of the set in force', () => {
       { capacity: 100, previous },
     );
     expect(again.ids).toBe(base.ids);
-    expect(again.norm).toEqual(base.norm);
+    expect(again.norm.map(plain)).toEqual(base.norm.map(plain));
   });
 
   it('ids that differ, are fewer, more or reordered: a map of the new positions', () => {

@@ -73,8 +73,10 @@ export function recordCounts(rules: readonly NormalizedRule[]): { v4: Uint32Arra
   const v6 = new Uint32Array(rules.length);
   for (let ri = 0; ri < rules.length; ri++) {
     const r = rules[ri]!;
-    if (r.proto !== 58) v4[ri] = countOf(r.src, 4) * countOf(r.dst, 4);
-    if (r.proto !== 1) v6[ri] = countOf(r.src, 6) * countOf(r.dst, 6);
+    const src = r.src;
+    const dst = r.dst;
+    if (r.proto !== 58) v4[ri] = countOf(src, 4) * countOf(dst, 4);
+    if (r.proto !== 1) v6[ri] = countOf(src, 6) * countOf(dst, 6);
   }
   return { v4, v6 };
 }
@@ -84,8 +86,10 @@ export function expandRules(rules: NormalizedRule[], slots: ArrayLike<number>, t
   let n6 = 0;
   for (let ri = 0; ri < rules.length; ri++) {
     const r = rules[ri]!;
-    if (r.proto !== 58) n4 += countOf(r.src, 4) * countOf(r.dst, 4);
-    if (r.proto !== 1) n6 += countOf(r.src, 6) * countOf(r.dst, 6);
+    const src = r.src;
+    const dst = r.dst;
+    if (r.proto !== 58) n4 += countOf(src, 4) * countOf(dst, 4);
+    if (r.proto !== 1) n6 += countOf(src, 6) * countOf(dst, 6);
   }
   const mk = (dims: number, count: number): FamilyEntries => ({
     dims,
@@ -103,10 +107,23 @@ export function expandRules(rules: NormalizedRule[], slots: ArrayLike<number>, t
   for (let ri = 0; ri < rules.length; ri++) {
     const r = rules[ri]!;
     const meta = (slots[ri]! | (r.action << 24)) >>> 0;
+    // each field read once a rule
+    const src = r.src;
+    const dst = r.dst;
+    const sport = r.sport;
+    const dport = r.dport;
+    const spLo = sport ? sport[0] : 0;
+    const spHi = sport ? sport[1] : 65535;
+    const dpLo = dport ? dport[0] : 0;
+    const dpHi = dport ? dport[1] : 65535;
+    const proto = r.proto;
+    const ifindex = r.ifindex;
+    const l4 = r.needsL4 ? 1 : 0;
+    const tag = tags[ri]!;
     for (let fam = 4; fam <= 6; fam += 2) {
-      if ((fam === 4 && r.proto === 58) || (fam === 6 && r.proto === 1)) continue;
-      const srcs = ofFamily(r.src, fam, ONE_SRC);
-      const dsts = ofFamily(r.dst, fam, ONE_DST);
+      if ((fam === 4 && proto === 58) || (fam === 6 && proto === 1)) continue;
+      const srcs = ofFamily(src, fam, ONE_SRC);
+      const dsts = ofFamily(dst, fam, ONE_DST);
       const F = fam === 4 ? v4 : v6;
       const D = F.dims;
       const aw = fam === 4 ? 1 : 4;
@@ -119,19 +136,19 @@ export function expandRules(rules: NormalizedRule[], slots: ArrayLike<number>, t
           addrWords(s, aw, F.lo, F.hi, at);
           addrWords(d, aw, F.lo, F.hi, at + aw);
           const p = at + 2 * aw;
-          F.lo[p] = r.sport ? r.sport[0] : 0;
-          F.hi[p] = r.sport ? r.sport[1] : 65535;
-          F.lo[p + 1] = r.dport ? r.dport[0] : 0;
-          F.hi[p + 1] = r.dport ? r.dport[1] : 65535;
-          F.lo[p + 2] = r.proto ?? 0;
-          F.hi[p + 2] = r.proto ?? PROTO_MAX;
-          F.lo[p + 3] = r.ifindex ?? 0;
-          F.hi[p + 3] = r.ifindex ?? ALL;
-          F.lo[p + 4] = r.needsL4 ? 1 : 0;
+          F.lo[p] = spLo;
+          F.hi[p] = spHi;
+          F.lo[p + 1] = dpLo;
+          F.hi[p + 1] = dpHi;
+          F.lo[p + 2] = proto ?? 0;
+          F.hi[p + 2] = proto ?? PROTO_MAX;
+          F.lo[p + 3] = ifindex ?? 0;
+          F.hi[p + 3] = ifindex ?? ALL;
+          F.lo[p + 4] = l4;
           F.hi[p + 4] = 1;
           F.prio[i] = ri;
           F.meta[i] = meta;
-          F.tag[i] = tags[ri]!;
+          F.tag[i] = tag;
         }
       }
     }

@@ -71,8 +71,8 @@ export interface Net {
 
 /** A validated rule, ready to compile. */
 export interface NormalizedRule {
-  /** The rule in canonical form (what rules() returns and the pin stores). */
-  rule: AclRule;
+  /** The rule in canonical form (what rules() returns and the pin stores): made from the fields below when first asked for. */
+  readonly rule: AclRule;
   id: string;
   action: number;
   /** One address (the rule's `src` was a string) or a list; null: any. */
@@ -82,8 +82,64 @@ export interface NormalizedRule {
   sport: [number, number] | null;
   dport: [number, number] | null;
   ifindex: number | null;
+  /** The rule's `iface` as given (a name or an index); null: any interface. */
+  iface: string | number | null;
   /** ports or ICMP type/code are selected: only packets with an L4 header match */
   needsL4: boolean;
+}
+
+const ACTION_NAMES: Record<number, AclAction> = { [ACT_ALLOW]: 'allow', [ACT_DENY]: 'deny', [ACT_LOG]: 'log' };
+
+/**
+ * A normalized rule: numbers and the parsed addresses, one object of one shape. Its
+ * canonical form (`rule`) is a function of them, made only when something asks for it
+ * (rules(), the stats, a one-rule change): a replace of 100k rules allocates, and the
+ * garbage collector then moves, one object a rule fewer (and no list of texts a list).
+ */
+class NormRule implements NormalizedRule {
+  #canon: AclRule | undefined = undefined;
+  constructor(
+    public id: string,
+    public action: number,
+    public src: Net | readonly Net[] | null,
+    public dst: Net | readonly Net[] | null,
+    public proto: number | null,
+    public sport: [number, number] | null,
+    public dport: [number, number] | null,
+    public ifindex: number | null,
+    public iface: string | number | null,
+    public needsL4: boolean,
+  ) {}
+
+  get rule(): AclRule {
+    return (this.#canon ??= canonOf(this));
+  }
+
+  /** The canonical form if it was made (sameRule's shortcut for a set built from ownRules()). */
+  get made(): AclRule | undefined {
+    return this.#canon;
+  }
+}
+
+/** The canonical form of a normalized rule: fields in the order of AclRule, absent ones left out. */
+function canonOf(n: NormalizedRule): AclRule {
+  const canon: AclRule = new CanonRule(n.id, ACTION_NAMES[n.action]!);
+  const proto = n.proto;
+  if (proto !== null) canon.proto = ipProtocolName(proto) ?? proto;
+  if (n.src) canon.src = isList(n.src) ? n.src.map((c) => c.text) : n.src.text;
+  if (n.dst) canon.dst = isList(n.dst) ? n.dst.map((c) => c.text) : n.dst.text;
+  const sp = n.sport;
+  const dp = n.dport;
+  if (proto === 1 || proto === 58) {
+    // (ports need a port protocol: with ICMP, sport / dport hold the type and code)
+    if (sp) canon.icmpType = sp[0];
+    if (dp) canon.icmpCode = dp[0];
+  } else {
+    if (sp) canon.srcPort = sp[0] === sp[1] ? sp[0] : sp;
+    if (dp) canon.dstPort = dp[0] === dp[1] ? dp[0] : dp;
+  }
+  if (n.iface !== null) canon.iface = n.iface;
+  return canon;
 }
 
 export function ruleError(rule: unknown, index: number, field: string, message: string, code: BpfkitErrorCode = 'ERR_INVALID_RULE'): BpfkitError {
@@ -276,7 +332,6 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
   const action = r.action;
   const actionCode = action === 'allow' ? ACT_ALLOW : action === 'deny' ? ACT_DENY : action === 'log' ? ACT_LOG : -1;
   if (actionCode < 0) fail(raw, index, 'action', `expected 'allow', 'deny' or 'log', got ${show(action)}`);
-  const canon: AclRule = new CanonRule(id, action as AclAction);
 
   let proto: number | null = null;
   const rp = r.proto;
@@ -291,27 +346,22 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
     } else {
       fail(raw, index, 'proto', `expected a protocol name or a number 0..255, got ${show(rp)}`);
     }
-    canon.proto = ipProtocolName(proto) ?? proto;
   }
 
   const rs = r.src;
   const rd = r.dst;
   const src = rs === undefined ? null : parseAddrList(rs, raw, index, 'src');
   const dst = rd === undefined ? null : parseAddrList(rd, raw, index, 'dst');
-  if (src) canon.src = isList(src) ? src.map((c) => c.text) : src.text;
-  if (dst) canon.dst = isList(dst) ? dst.map((c) => c.text) : dst.text;
 
   let sport: [number, number] | null = null;
   let dport: [number, number] | null = null;
   if (r.srcPort !== undefined) {
     sport = parsePorts(r.srcPort, raw, index, 'srcPort');
-    if (proto === null || !PORT_PROTOCOLS.has(proto)) portsNeedProto(raw, index, 'srcPort', proto, canon);
-    canon.srcPort = sport[0] === sport[1] ? sport[0] : sport;
+    if (proto === null || !PORT_PROTOCOLS.has(proto)) portsNeedProto(raw, index, 'srcPort', proto);
   }
   if (r.dstPort !== undefined) {
     dport = parsePorts(r.dstPort, raw, index, 'dstPort');
-    if (proto === null || !PORT_PROTOCOLS.has(proto)) portsNeedProto(raw, index, 'dstPort', proto, canon);
-    canon.dstPort = dport[0] === dport[1] ? dport[0] : dport;
+    if (proto === null || !PORT_PROTOCOLS.has(proto)) portsNeedProto(raw, index, 'dstPort', proto);
   }
   const icmpType = r.icmpType;
   const icmpCode = r.icmpCode;
@@ -319,12 +369,10 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
     if (icmpType !== undefined && !isByte(icmpType)) fail(raw, index, 'icmpType', `expected an integer 0..255, got ${show(icmpType)}`);
     if (icmpCode !== undefined && !isByte(icmpCode)) fail(raw, index, 'icmpCode', `expected an integer 0..255, got ${show(icmpCode)}`);
     if (icmpType === undefined) fail(raw, index, 'icmpCode', 'needs icmpType');
-    if (proto !== 1 && proto !== 58) fail(raw, index, 'icmpType', `needs proto icmp or icmpv6 (proto is ${proto === null ? 'any' : show(canon.proto)})`);
+    if (proto !== 1 && proto !== 58) fail(raw, index, 'icmpType', `needs proto icmp or icmpv6 (proto is ${proto === null ? 'any' : protoText(proto)})`);
     sport = portPair(icmpType as number);
-    canon.icmpType = icmpType as number;
     if (icmpCode !== undefined) {
       dport = portPair(icmpCode as number);
-      canon.icmpCode = icmpCode as number;
     }
   }
 
@@ -345,7 +393,6 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
     } else {
       fail(raw, index, 'iface', 'interface names need a firewall to resolve them');
     }
-    canon.iface = v as string | number;
   }
 
   // families (bit 1: IPv4, bit 2: IPv6): each src x dst pair must be of one family
@@ -359,18 +406,8 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
   const combos = (src && isList(src) ? src.length : 1) * (dst && isList(dst) ? dst.length : 1);
   if (combos > MAX_RECORDS_PER_RULE) fail(raw, index, 'dst', `src x dst makes ${combos} combinations, at most ${MAX_RECORDS_PER_RULE}`);
 
-  return {
-    rule: canon,
-    id,
-    action: actionCode,
-    src,
-    dst,
-    proto,
-    sport,
-    dport,
-    ifindex,
-    needsL4: sport !== null || dport !== null,
-  };
+  const iface = r.iface === undefined ? null : (r.iface as string | number);
+  return new NormRule(id, actionCode, src, dst, proto, sport, dport, ifindex, iface, sport !== null || dport !== null);
 }
 
 function isList(l: Net | readonly Net[]): l is readonly Net[] {
@@ -381,29 +418,85 @@ function isByte(v: unknown): boolean {
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 255;
 }
 
-function portsNeedProto(raw: unknown, index: number, field: string, proto: number | null, canon: AclRule): never {
-  return fail(raw, index, field, `ports need proto tcp, udp, sctp, udplite or dccp (proto is ${proto === null ? 'any' : show(canon.proto)})`);
+/** A protocol as an error message shows it: its canonical value (a name or a number), quoted as given. */
+function protoText(proto: number): string {
+  return show(ipProtocolName(proto) ?? proto);
 }
 
-/** Is `raw` exactly the canonical rule `c` (same fields, same values)? */
-function sameRule(raw: unknown, c: AclRule): boolean {
-  if (raw === c) return true;
+function portsNeedProto(raw: unknown, index: number, field: string, proto: number | null): never {
+  return fail(raw, index, field, `ports need proto tcp, udp, sctp, udplite or dccp (proto is ${proto === null ? 'any' : protoText(proto)})`);
+}
+
+/** Is `v` a canonical port selector for [lo, hi] (a number for one port, else [from, to])? */
+function samePorts(v: unknown, p: readonly [number, number]): boolean {
+  if (p[0] === p[1]) return v === p[0];
+  return Array.isArray(v) && v.length === 2 && v[0] === p[0] && v[1] === p[1];
+}
+
+/** Is `v` the canonical form of a src / dst (a string for one address, a list of texts for a list)? */
+function sameNets(v: unknown, l: Net | readonly Net[] | null): boolean {
+  if (l === null) return false;
+  if (!isList(l)) return v === l.text;
+  if (!Array.isArray(v) || v.length !== l.length) return false;
+  for (let i = 0; i < l.length; i++) if (v[i] !== l[i]!.text) return false;
+  return true;
+}
+
+/**
+ * Is `raw` exactly the canonical form of `n` (same fields, same values, as `n.rule` would
+ * be), without making that form: compared field by field against the numbers.
+ */
+function sameRule(raw: unknown, n: NormalizedRule): boolean {
+  if (n instanceof NormRule && raw === n.made) return true;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return false;
   const r = raw as Record<string, unknown>;
-  const canon = c as unknown as Record<string, unknown>;
-  let n = 0;
+  const proto = n.proto;
+  const icmp = proto === 1 || proto === 58;
+  let keys = 0;
   for (const k in r) {
     if (!Object.prototype.hasOwnProperty.call(r, k)) continue;
-    n++;
-    const a = r[k];
-    const b = canon[k];
-    if (a === b) continue;
-    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    keys++;
+    const v = r[k];
+    let same: boolean;
+    switch (k) {
+      case 'id':
+        same = v === n.id;
+        break;
+      case 'action':
+        same = v === ACTION_NAMES[n.action];
+        break;
+      case 'proto':
+        same = proto !== null && v === (ipProtocolName(proto) ?? proto);
+        break;
+      case 'src':
+        same = sameNets(v, n.src);
+        break;
+      case 'dst':
+        same = sameNets(v, n.dst);
+        break;
+      case 'srcPort':
+        same = !icmp && n.sport !== null && samePorts(v, n.sport);
+        break;
+      case 'dstPort':
+        same = !icmp && n.dport !== null && samePorts(v, n.dport);
+        break;
+      case 'icmpType':
+        same = icmp && n.sport !== null && v === n.sport[0];
+        break;
+      case 'icmpCode':
+        same = icmp && n.dport !== null && v === n.dport[0];
+        break;
+      case 'iface':
+        same = n.iface !== null && v === n.iface;
+        break;
+      default:
+        same = false;
+    }
+    if (!same) return false;
   }
-  let m = 0;
-  for (const k in canon) if (Object.prototype.hasOwnProperty.call(canon, k)) m++;
-  return n === m;
+  // every key of raw is one of the canonical form's: the same set if as many
+  const want = 2 + (proto !== null ? 1 : 0) + (n.src ? 1 : 0) + (n.dst ? 1 : 0) + (n.sport ? 1 : 0) + (n.dport ? 1 : 0) + (n.iface !== null ? 1 : 0);
+  return keys === want;
 }
 
 /**
@@ -452,7 +545,7 @@ export function normalizeRuleSet(
     let p: number | undefined;
     if (typeof rid === 'string') p = aligned === i && i < prev.length && prev[i]!.id === rid ? i : previous?.ids.get(rid);
     const had = p === undefined ? undefined : prev[p];
-    const n = had && had.ifindex === null && sameRule(raw, had.rule) ? had : normalizeRule(raw, i, opts.resolveIface);
+    const n = had && had.ifindex === null && sameRule(raw, had) ? had : normalizeRule(raw, i, opts.resolveIface);
     if (at) at[i] = p ?? -1; // (a valid rule's id is a string: looked up above)
     out[i] = n;
     if (p === i && aligned === i) {

@@ -153,7 +153,7 @@ export function encodeSource(norm: readonly NormalizedRule[], slots: Uint32Array
       }
     }
     if (r.ifindex !== null) {
-      const v = r.rule.iface!;
+      const v = r.iface!;
       if (typeof v === 'number') {
         f |= 1 << S_IFACE;
         a[n++] = v;
