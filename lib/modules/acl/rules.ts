@@ -90,6 +90,11 @@ export interface NormalizedRule {
 
 const ACTION_NAMES: Record<number, AclAction> = { [ACT_ALLOW]: 'allow', [ACT_DENY]: 'deny', [ACT_LOG]: 'log' };
 
+/** The name of a normalized rule's action code (without making its canonical form). */
+export function actionName(code: number): AclAction {
+  return ACTION_NAMES[code]!;
+}
+
 /**
  * A normalized rule: numbers and the parsed addresses, one object of one shape. Its
  * canonical form (`rule`) is a function of them, made only when something asks for it

@@ -6,6 +6,7 @@ import type { BpfMap } from '../../core/map.js';
 import type { Counter, Handles } from './install.js';
 import { ACL_STATS, type AclStatName } from './layout.js';
 import type { AclCounter, AclStats } from './options.js';
+import { actionName } from './rules.js';
 import type { RuleSets } from './swap.js';
 
 /** Sums a per-CPU counter. */
@@ -127,7 +128,7 @@ export async function readStats(h: Handles, rs: RuleSets, delivered: number): Pr
   return {
     generation: rs.generation,
     defaultAction: rs.settings.defaultAction,
-    rules: rs.norm.map((r, i) => ({ id: r.id, action: r.rule.action, ...perRule[i]! })),
+    rules: rs.norm.map((r, i) => ({ id: r.id, action: actionName(r.action), ...perRule[i]! })),
     default: { allowed: misc.get('defaultAllow')!, denied: misc.get('defaultDeny')! },
     nonIp: misc.get('nonIp')!,
     unparsed: misc.get('unparsed')!,
