@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { AclFirewall, BpfObject, parseClassBench, parseClassBenchTrace, u32 } from '../../dist/index.js';
 import { median, root } from '../lib.mjs';
 import { isolatedReceiver } from '../lib/isolated.mjs';
@@ -16,7 +17,10 @@ import { FLOOD, counterCodec, frame4, liveRules, readCB } from './common.mjs';
 const TRACE_HEADERS = 4096;
 // ACL_ISO_ONLY=replay: only the trace replays and their reference (to compare variants of
 // the program; the summary then has no flood figures). ACL_ISO_ROUNDS: rounds (default 3).
+// ACL_ISO_BASE: the root of another build of bpfkit (package.json, dist/, build/ of an older
+// commit): its AclFirewall replays too, in the same rounds (old and new attached in turn).
 const only = process.env.ACL_ISO_ONLY;
+const baseRoot = process.env.ACL_ISO_BASE;
 export async function isolatedPart({ quick, log, rows, summary, lab }) {
   const a = await lab.host('ia');
   const b = await lab.host('ib');
@@ -88,14 +92,21 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
         return { read: () => Number(f.ruleStats('flood').packets), done: async () => f.close() };
       },
     });
-    const replay = (r, opts = {}) => ({
-      id: `AclFirewall ${r.set} (${r.rules.length} rules, all deny), trace replay${opts.events === false ? ', events off' : ''}`,
+    const BaseFirewall = baseRoot ? (await import(pathToFileURL(join(resolve(baseRoot), 'dist/index.js')).href)).AclFirewall : null;
+    const replay = (r, opts = {}, base = false) => ({
+      id: `AclFirewall ${r.set} (${r.rules.length} rules, all deny), trace replay${opts.events === false ? ', events off' : ''}${base ? ', base build' : ''}`,
       group: r.set,
       gen: genOf.get(r.set),
       frame: flood,
       n: r.n,
       setup: async () => {
-        const f = await AclFirewall.attach(iface, { netns: b.netns, maxRules: Math.max(r.n, 2048), rules: r.rules, defaultAction: 'deny', ...opts });
+        const f = await (base ? BaseFirewall : AclFirewall).attach(iface, {
+          netns: b.netns,
+          maxRules: Math.max(r.n, 2048),
+          rules: r.rules,
+          defaultAction: 'deny',
+          ...opts,
+        });
         return { done: async () => f.close() };
       },
     });
@@ -137,7 +148,12 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
     ];
     const scenarios = [
       ...(floods ? floodScenarios : []),
-      ...replays.flatMap((r) => [ref(r.set, genOf.get(r.set), flood), replay(r), replay(r, { events: false })]),
+      ...replays.flatMap((r) => [
+        ref(r.set, genOf.get(r.set), flood),
+        replay(r),
+        replay(r, { events: false }),
+        ...(BaseFirewall ? [replay(r, {}, true), replay(r, { events: false }, true)] : []),
+      ]),
     ];
     const rounds = quick ? 1 : Number(process.env.ACL_ISO_ROUNDS ?? 3);
     const seconds = quick ? 0.5 : 1;
@@ -184,6 +200,13 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
     for (const r of replays) {
       summary[`isolated_replay_${r.n}_vs_ref`] = paired(replay(r).id, refOf(replay(r)), 'nsPerPkt');
       summary[`isolated_replay_${r.n}_vs_ref_cpu`] = paired(replay(r).id, refOf(replay(r)), 'napiNsPerPkt');
+      if (BaseFirewall) {
+        summary[`isolated_replay_${r.n}_base_vs_ref_cpu`] = paired(replay(r, {}, true).id, refOf(replay(r)), 'napiNsPerPkt');
+        // this build's NAPI CPU per packet over the base build's, paired by round (< 1: cheaper)
+        summary[`isolated_replay_${r.n}_vs_base_cpu`] = 1 / paired(replay(r).id, replay(r, {}, true).id, 'napiNsPerPkt');
+        summary[`isolated_replay_${r.n}_events_off_vs_base_cpu`] =
+          1 / paired(replay(r, { events: false }).id, replay(r, { events: false }, true).id, 'napiNsPerPkt');
+      }
     }
     summary.goalIsolated = 'flood rule last at 10k/100k >= 0.8 of parse+hash+counter and >= 2x xdp-filter; trace replay >= 0.6 of parse+hash+counter';
   } finally {

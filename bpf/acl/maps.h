@@ -112,6 +112,21 @@ struct {
 
 BPFKIT_RINGBUF(acl_events, 1 << 20);
 
+/* This CPU's coarse clock as last read, and the tick (jiffies, inlined by the JIT) it was
+ * read in: the coarse clock moves only with the tick, so while jiffies has not moved the
+ * cached value is the clock's (report.h: acl_now_coarse). One line per CPU, always hot. */
+struct acl_clock {
+	__u64 tick;
+	__u64 ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct acl_clock);
+} acl_clock SEC(".maps");
+
 /* The cache's view of a key: the dimensions of the packet's family packed into 48 bytes
  * (vcache.h: acl_vkey_of), built from 32-bit loads. The parser stored the words one by
  * one, and a 64-bit load that spans two separate 32-bit stores cannot be forwarded from
@@ -130,11 +145,22 @@ struct acl_vkey {
  * the 1 MiB per CPU. */
 #define ACL_VC_SETS 4096 /* a power of two */
 #define ACL_VC_WAYS 4
+/* The entry also carries the rate limiter's fast path for its flow (report.h), so a
+ * suppressed packet of a cached flow touches this one line: `until`, and `count` in the
+ * spare bits 12..31 of the key's last word (vcache.h: acl_vkey_of leaves them zero, the
+ * compares mask them out). */
+#define ACL_VC_NO_RULE ACL_SLOT_DEFAULT /* meta of "no rule matched" (no record has this slot) */
+#define ACL_VC_COUNT_SHIFT 12
+#define ACL_VC_COUNT_MASK 0xfffff000ull /* of key.p[5] */
+#define ACL_VC_COUNT_MAX (ACL_VC_COUNT_MASK >> ACL_VC_COUNT_SHIFT)
+#define ACL_VC_UNTIL_SHIFT 20 /* `until` counts coarse-clock ns >> 20 (~1.05 ms) */
 struct acl_ventry {
 	__u32 gen; /* rule-set generation the verdict was computed with; 0: empty */
-	__u32 rec; /* the best record's word offset in that rule set, 0: no rule matched */
-	__u32 meta; /* that record's meta (slot | action << 24) and tag, when rec != 0 */
-	__u32 tag;
+	__u32 meta; /* the best record's meta (slot | action << 24), ACL_VC_NO_RULE: none */
+	__u32 tag; /* that record's tag (0 for none) */
+	/* the flow (key, slot, tag) is suppressed while (coarse ns >> ACL_VC_UNTIL_SHIFT) is
+	 * below this (0: not known); its packets suppressed here are counted in key.p[5] */
+	__u32 until;
 	struct acl_vkey key;
 };
 

@@ -36,6 +36,7 @@ static __always_inline int acl_frame(struct xdp_md *ctx)
 	struct acl_pkt pkt;
 	__u32 len = ctx->data_end - ctx->data;
 	struct acl_verdict vd;
+	struct acl_ventry *ve;
 	struct acl_vkey vk;
 	const __u8 *blob;
 	__u32 flags, action, slot, h;
@@ -59,22 +60,22 @@ static __always_inline int acl_frame(struct xdp_md *ctx)
 	}
 	acl_vkey_of(&vk, &pkt, fam);
 	h = acl_flow_set_of(&vk, fam);
-	acl_lookup(blob, &pkt, &vk, fam, flags, h, &vd);
-	if (!vd.rec) {
+	ve = acl_lookup(blob, &pkt, &vk, fam, flags, h, &vd);
+	if ((vd.meta & ACL_SLOT_MASK) == ACL_VC_NO_RULE) {
 		if (!(flags & ACL_FLAG_DEFAULT_DENY)) {
 			acl_count(ACL_STAT_DEFAULT_ALLOW, len);
 			return XDP_PASS;
 		}
 		acl_count(ACL_STAT_DEFAULT_DENY, len);
 		if ((flags & (ACL_FLAG_EVENTS_DEFAULT | ACL_FLAG_NO_EVENTS)) == ACL_FLAG_EVENTS_DEFAULT)
-			acl_report(ctx, &pkt, blob, h, ACL_SLOT_DEFAULT, 0, ACL_ACT_DENY, len);
+			acl_report(ctx, &pkt, blob, h, ve, &vk, fam, ACL_SLOT_DEFAULT, 0, ACL_ACT_DENY, len);
 		return XDP_DROP;
 	}
 	slot = vd.meta & ACL_SLOT_MASK;
 	action = vd.meta >> 24;
 	bpfkit_count(acl_cpu_elem(&acl_rule_counters, acl_ctr_slots, slot), len);
 	if (action != ACL_ACT_ALLOW && !(flags & ACL_FLAG_NO_EVENTS))
-		acl_report(ctx, &pkt, blob, h, slot, vd.tag, action, len);
+		acl_report(ctx, &pkt, blob, h, ve, &vk, fam, slot, vd.tag, action, len);
 	return action == ACL_ACT_DENY ? XDP_DROP : XDP_PASS;
 }
 

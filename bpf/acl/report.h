@@ -7,6 +7,35 @@
 
 #include "maps.h"
 #include "hash.h"
+#include "vcache.h"
+
+/* The coarse clock (bpf_ktime_get_coarse_ns), read at most once per tick on this CPU: the
+ * coarse clock moves only with the tick (an update that lands just after jiffies moved can
+ * make the value one tick old: an event at most one tick late, never early). */
+static __always_inline __u64 acl_now_coarse(void)
+{
+	__u32 zero = 0;
+	struct acl_clock *c = bpf_map_lookup_elem(&acl_clock, &zero);
+	__u64 tick = bpf_jiffies64();
+
+	if (!c)
+		return bpf_ktime_get_coarse_ns();
+	if (c->tick != tick) {
+		c->ns = bpf_ktime_get_coarse_ns();
+		c->tick = tick;
+	}
+	return c->ns;
+}
+
+/* Notes in the verdict-cache entry `ve` (if any) that its flow is suppressed until the
+ * interval after the event at `last_ns` ends, rounded down to ACL_VC_UNTIL_SHIFT: while
+ * (now >> shift) < until, now < last_ns + interval, so the fast path never suppresses a
+ * packet the flow table would report. */
+static __always_inline void acl_ventry_until(struct acl_ventry *ve, __u64 last_ns, __u64 interval_ns)
+{
+	if (ve)
+		ve->until = (__u32)((last_ns + interval_ns) >> ACL_VC_UNTIL_SHIFT);
+}
 
 /* Points this CPU's flow memory at `fk` (its count starts again unless it held `fk`). */
 static __always_inline void acl_cache_take(struct acl_cpu_flow *fc, const struct acl_flow_key *fk, __u64 last_ns)
@@ -29,34 +58,46 @@ static __always_inline void acl_cache_hand_over(struct acl_cpu_flow *fc)
 	fc->count = 0;
 }
 
-/* Packets of `fk` suppressed in the CPUs' flow memories (read after the flow's `seen`:
- * a count that moves into `seen` meanwhile is then missed once and reported next
- * time, never counted twice). `at`: the flow's set. */
-static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk, __u32 at)
+/* Packets of `fk` suppressed in the CPUs' flow memories and verdict-cache entries (read
+ * after the flow's `seen`: a count that moves into `seen` meanwhile is then missed once and
+ * reported next time). `at`: the flow's set (the same in both tables); `vk`, `fam`: the
+ * reported packet's packed key and family. */
+static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk, __u32 at, const struct acl_vkey *vk,
+                                               int fam)
 {
 	__u64 sum = 0;
 
 	for (__u32 cpu = 0; cpu < ACL_MAX_CPUS; cpu++) {
 		__u32 k = cpu * ACL_FM_SETS + at;
 		struct acl_flow_set *m;
+		struct acl_vset *vs;
 
 		if (cpu >= acl_nr_cpus)
 			break;
 		m = bpf_map_lookup_elem(&acl_flow_cache, &k);
-		if (!m)
-			continue;
+		if (m) {
 #pragma unroll
-		for (int w = 0; w < ACL_FM_WAYS; w++)
-			if (acl_key_eq(&m->w[w].key, fk))
-				sum += m->w[w].count;
+			for (int w = 0; w < ACL_FM_WAYS; w++)
+				if (acl_key_eq(&m->w[w].key, fk))
+					sum += m->w[w].count;
+		}
+		vs = bpf_map_lookup_elem(&acl_verdicts, &k);
+		if (vs) {
+#pragma unroll
+			for (int w = 0; w < ACL_VC_WAYS; w++)
+				if (acl_ventry_holds(&vs->w[w], vk, fam, fk))
+					sum += acl_ventry_count(&vs->w[w]);
+		}
 	}
 	return sum;
 }
 
 /* Reports a decision, at most once per flow and rule per interval. `h`: the flow's set and
- * preferred way (vcache.h: acl_flow_set_of). */
-static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, const __u8 *blob, __u32 h, __u32 slot,
-                                       __u32 tag, __u32 action, __u32 len)
+ * preferred way (vcache.h: acl_flow_set_of); `ve`: the verdict-cache entry that judged the
+ * packet (NULL without the cache), `vk` and `fam` its packed key and family. */
+static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, const __u8 *blob, __u32 h,
+                                       struct acl_ventry *ve, const struct acl_vkey *vk, int fam, __u32 slot, __u32 tag,
+                                       __u32 action, __u32 len)
 {
 	struct acl_flow_key *fk = &pkt->fk;
 	__u64 interval_ns = (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000;
@@ -67,6 +108,23 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	__u64 now, suppressed = 0;
 	__u32 at = h & (ACL_FM_SETS - 1);
 
+	if (ve && ve->until) {
+		/* The replay's fast path: the entry that judged the packet knows its flow is
+		 * suppressed until a time not yet reached, and counts the packet itself, so
+		 * a suppressed packet touches that one line (and this CPU's clock line). The
+		 * stamp is 32 bits of ~1 ms: a stamp at most one interval ahead is believed
+		 * (an entry left untouched for a multiple of 2^52 ns, ~52 days, can pass for
+		 * fresh and suppress for at most one interval more than it should). */
+		__u32 left = ve->until - (__u32)(acl_now_coarse() >> ACL_VC_UNTIL_SHIFT);
+		__u64 tail = ve->key.p[5];
+
+		if (left - 1 <= (__u32)(interval_ns >> ACL_VC_UNTIL_SHIFT) &&
+		    (tail & ACL_VC_COUNT_MASK) != ACL_VC_COUNT_MASK) {
+			ve->key.p[5] = tail + (1ull << ACL_VC_COUNT_SHIFT);
+			acl_count(ACL_STAT_SUPPRESSED, 0);
+			return;
+		}
+	}
 	*(__u64 *)&fk->slot = slot | (__u64)tag << 32; /* one store: see acl_key_tail */
 	set = acl_cpu_elem(&acl_flow_cache, ACL_FM_SETS, at);
 	if (!set)
@@ -91,6 +149,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 		if (now - fc->last_ns < interval_ns) {
 			fc->tick = tick;
 		suppress:
+			acl_ventry_until(ve, fc->last_ns, interval_ns);
 			if (fc->count >= ACL_FM_COUNT_MAX)
 				acl_cache_hand_over(fc);
 			fc->count++; /* this CPU's: no atomic, no shared cache line */
@@ -117,6 +176,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 		if (now - st->last_ns < interval_ns) {
 			/* reported recently (maybe by another CPU): suppress here from now on */
 			acl_cache_take(fc, fk, st->last_ns);
+			acl_ventry_until(ve, st->last_ns, interval_ns);
 			acl_count(ACL_STAT_SUPPRESSED, 0);
 			return;
 		}
@@ -127,7 +187,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	if (st) {
 		__u64 total = st->seen;
 
-		total += acl_cached_counts(fk, at);
+		total += acl_cached_counts(fk, at, vk, fam);
 		/* packets since the last event, this one excluded */
 		suppressed = total - st->reported - 1;
 		st->reported = total;
@@ -138,6 +198,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 		bpf_map_update_elem(&acl_flows, fk, &init, BPF_NOEXIST);
 	}
 	acl_cache_take(fc, fk, now);
+	acl_ventry_until(ve, now, interval_ns);
 	e->ktime_ns = bpf_ktime_get_ns();
 	e->gen = acl_w(blob, ACL_H_GEN);
 	e->slot = slot;

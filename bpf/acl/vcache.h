@@ -14,8 +14,13 @@
 #include "classify.h"
 
 /* The packet's key packed for the cache: IPv4 in 3 of the 6 words (the rest zero), IPv6 in
- * all 6; the last word of each holds proto (9 bits), l4 (bit 16), the family (bits 24-31,
- * so the families never meet) and the ingress ifindex (high half). */
+ * all 6; the last word of each holds proto (9 bits) and l4 (IPv4: bit 16, IPv6: bit 9),
+ * the family (IPv4: 4 in bits 24-31 of word 2; IPv6: bit 11 of word 5, which is zero for
+ * IPv4 below the count bits, so the families never meet) and the ingress ifindex (high
+ * half). Bits 12..31 of word 5 stay zero here: in a cache entry they hold its count of
+ * suppressed packets (ACL_VC_COUNT_MASK), which every compare masks out. */
+#define ACL_VK6_FAMILY (1u << 11)
+_Static_assert(ACL_VC_COUNT_SHIFT > 11, "the count bits lie above the IPv6 tail's");
 static __always_inline void acl_vkey_of(struct acl_vkey *v, const struct acl_pkt *pkt, int fam)
 {
 	const volatile __u32 *k = pkt->key;
@@ -30,7 +35,7 @@ static __always_inline void acl_vkey_of(struct acl_vkey *v, const struct acl_pkt
 #pragma unroll
 	for (int i = 0; i < 5; i++)
 		v->p[i] = ((__u64)k[2 * i + 1] << 32) | k[2 * i];
-	v->p[5] = ((__u64)k[11] << 32) | k[10] | k[12] << 16 | 6 << 24;
+	v->p[5] = ((__u64)k[11] << 32) | k[10] | k[12] << 9 | ACL_VK6_FAMILY;
 }
 
 /* The set of a packet's flow, in the verdict cache and in the rate limiter's flow memory
@@ -46,7 +51,8 @@ static __always_inline void acl_vkey_of(struct acl_vkey *v, const struct acl_pkt
  * sit behind another way). */
 _Static_assert(ACL_FM_SETS == ACL_VC_SETS && ACL_FM_WAYS == ACL_VC_WAYS,
                "the verdict cache and the flow memory share the set and preferred way of a flow");
-#define ACL_VKEY_TAIL_MASK 0xff00ffffull /* of the last word: proto and family */
+#define ACL_VKEY_TAIL_MASK 0xff00ffffull /* of IPv4's last word: proto and family */
+#define ACL_VKEY6_TAIL_MASK 0x9ffull /* of IPv6's last word: proto and family */
 static __always_inline __u32 acl_flow_set_of(const struct acl_vkey *v, int fam)
 {
 	__u64 m[ACL_VC_KEY64];
@@ -57,7 +63,7 @@ static __always_inline __u32 acl_flow_set_of(const struct acl_vkey *v, int fam)
 	if (fam == 4)
 		m[2] &= ACL_VKEY_TAIL_MASK;
 	else
-		m[5] &= ACL_VKEY_TAIL_MASK;
+		m[5] &= ACL_VKEY6_TAIL_MASK;
 	return acl_slot64(m, ACL_VC_KEY64, ACL_VC_SETS * ACL_VC_WAYS);
 }
 
@@ -65,17 +71,94 @@ static __always_inline __u32 acl_flow_set_of(const struct acl_vkey *v, int fam)
 #define acl_way_at(h, i) ((((h) / ACL_VC_SETS) + (i)) & (ACL_VC_WAYS - 1))
 
 struct acl_verdict {
-	__u32 rec; /* the best record's word offset, 0: none */
-	__u32 meta; /* its meta and tag (when rec != 0) */
-	__u32 tag;
+	__u32 meta; /* the best record's meta, ACL_VC_NO_RULE: no rule matched */
+	__u32 tag; /* its tag (0 for none) */
 };
 
-/* The best record for the packet's key (rec 0: none), with its meta and tag: from this
- * CPU's verdict cache when it holds the key for the rule set in force, otherwise from the
- * trees (and remembered, in the first way from the preferred one that holds no verdict of
- * this rule set, else in a random way). `h`: acl_flow_set_of. */
-static __always_inline void acl_lookup(const __u8 *blob, struct acl_pkt *pkt, const struct acl_vkey *vk, int fam,
-                                       __u32 flags, __u32 h, struct acl_verdict *out)
+/* The entry holds the packet's key (of this or an older rule set). */
+static __always_inline int acl_ventry_is(const struct acl_ventry *x, const struct acl_vkey *vk)
+{
+	return acl_eq64(x->key.p, vk->p, ACL_VC_KEY64 - 1) && !((x->key.p[5] ^ vk->p[5]) & ~ACL_VC_COUNT_MASK);
+}
+
+/* The entry's packets suppressed in it (report.h), of the flow (key, slot, tag) it names. */
+static __always_inline __u32 acl_ventry_count(const struct acl_ventry *x)
+{
+	return (x->key.p[5] & ACL_VC_COUNT_MASK) >> ACL_VC_COUNT_SHIFT;
+}
+
+/* The entry holds a packet of the rate limiter's flow `fk` of family `fam` whose packed
+ * key is `vk`: the same addresses, ports, protocol and family (ingress ifindex, the l4 bit
+ * and the count aside, none of which is in a flow key) and the same rule (slot and tag;
+ * the rule set does not matter: a flow's rule is the same across sets while slot and tag
+ * are). */
+static __always_inline int acl_ventry_holds(const struct acl_ventry *x, const struct acl_vkey *vk, int fam,
+                                            const struct acl_flow_key *fk)
+{
+	__u64 m2 = fam == 4 ? ACL_VKEY_TAIL_MASK : ~0ull;
+	__u64 m5 = fam == 4 ? ~ACL_VC_COUNT_MASK : ACL_VKEY6_TAIL_MASK;
+
+	return x->gen && (x->meta & ACL_SLOT_MASK) == fk->slot && x->tag == fk->tag &&
+	       ((x->key.p[0] ^ vk->p[0]) | (x->key.p[1] ^ vk->p[1]) | ((x->key.p[2] ^ vk->p[2]) & m2) |
+	        (x->key.p[3] ^ vk->p[3]) | (x->key.p[4] ^ vk->p[4]) | ((x->key.p[5] ^ vk->p[5]) & m5)) == 0;
+}
+
+/* The rate limiter's flow key of an entry (acl_vkey_of backwards). */
+static __always_inline void acl_ventry_fk(const struct acl_ventry *x, struct acl_flow_key *fk)
+{
+	const __u64 *p = x->key.p;
+	__u32 *src = (__u32 *)fk->src, *dst = (__u32 *)fk->dst;
+
+	__builtin_memset(fk, 0, sizeof(*fk));
+	if (p[5] & ACL_VK6_FAMILY) {
+		src[0] = bpf_htonl((__u32)p[0]);
+		src[1] = bpf_htonl((__u32)(p[0] >> 32));
+		src[2] = bpf_htonl((__u32)p[1]);
+		src[3] = bpf_htonl((__u32)(p[1] >> 32));
+		dst[0] = bpf_htonl((__u32)p[2]);
+		dst[1] = bpf_htonl((__u32)(p[2] >> 32));
+		dst[2] = bpf_htonl((__u32)p[3]);
+		dst[3] = bpf_htonl((__u32)(p[3] >> 32));
+		fk->sport = (__u16)p[4];
+		fk->dport = (__u16)(p[4] >> 32);
+		fk->proto = p[5] & ACL_PROTO_MAX;
+		fk->family = 6;
+	} else {
+		src[0] = bpf_htonl((__u32)p[0]);
+		dst[0] = bpf_htonl((__u32)(p[0] >> 32));
+		fk->sport = (__u16)p[1];
+		fk->dport = (__u16)(p[1] >> 32);
+		fk->proto = p[2] & ACL_PROTO_MAX;
+		fk->family = 4;
+	}
+	fk->slot = x->meta & ACL_SLOT_MASK;
+	fk->tag = x->tag;
+}
+
+/* Before an entry takes another key or rule set: moves the packets it suppressed into its
+ * flow's `seen` (as the flow memory does, report.h: acl_cache_hand_over). */
+static __always_inline void acl_ventry_hand_over(struct acl_ventry *x)
+{
+	struct acl_flow_key fk __attribute__((aligned(8)));
+	struct acl_flow_state *st;
+	__u32 n = acl_ventry_count(x);
+
+	if (!n)
+		return;
+	acl_ventry_fk(x, &fk);
+	st = bpf_map_lookup_elem(&acl_flows, &fk);
+	if (st)
+		__sync_fetch_and_add(&st->seen, n);
+	x->key.p[5] &= ~ACL_VC_COUNT_MASK;
+}
+
+/* The best record's meta and tag for the packet's key (meta ACL_VC_NO_RULE: none): from
+ * this CPU's verdict cache when it holds the key for the rule set in force, otherwise from
+ * the trees (and remembered, in the first way from the preferred one that holds no verdict
+ * of this rule set, else in a random way). `h`: acl_flow_set_of. Returns the cache entry
+ * that now holds the verdict (NULL without the cache), for the rate limiter's fast path. */
+static __always_inline struct acl_ventry *acl_lookup(const __u8 *blob, struct acl_pkt *pkt, const struct acl_vkey *vk,
+                                                     int fam, __u32 flags, __u32 h, struct acl_verdict *out)
 {
 	__u32 gen = acl_w(blob, ACL_H_GEN), rec;
 	struct acl_ventry *e = NULL;
@@ -88,12 +171,11 @@ static __always_inline void acl_lookup(const __u8 *blob, struct acl_pkt *pkt, co
 			for (int i = 0; i < ACL_VC_WAYS; i++) {
 				struct acl_ventry *x = &vs->w[acl_way_at(h, i)];
 
-				if (x->gen == gen && acl_eq64(x->key.p, vk->p, ACL_VC_KEY64)) {
+				if (x->gen == gen && acl_ventry_is(x, vk)) {
 					acl_count(ACL_STAT_CACHED, 0);
-					out->rec = x->rec;
 					out->meta = x->meta;
 					out->tag = x->tag;
-					return;
+					return x;
 				}
 			}
 #pragma unroll
@@ -109,16 +191,17 @@ static __always_inline void acl_lookup(const __u8 *blob, struct acl_pkt *pkt, co
 		rec = acl_classify_v4((const struct acl_blob_mem *)blob, (const struct acl_key_mem *)pkt->key);
 	else
 		rec = acl_classify_v6((const struct acl_blob_mem *)blob, (const struct acl_key_mem *)pkt->key);
-	out->rec = rec;
-	out->meta = rec ? acl_w(blob, rec + 1) : 0;
+	out->meta = rec ? acl_w(blob, rec + 1) : ACL_VC_NO_RULE;
 	out->tag = rec ? acl_w(blob, rec + 2) : 0;
 	if (e) {
+		acl_ventry_hand_over(e);
 		e->key = *vk;
-		e->rec = rec;
 		e->meta = out->meta;
 		e->tag = out->tag;
+		e->until = 0;
 		e->gen = gen;
 	}
+	return e;
 }
 
 #endif
