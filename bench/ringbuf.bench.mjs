@@ -17,8 +17,10 @@
 //    through bpf_loop(); BPF_RB_NO_WAKEUP, a forced wake-up every 64 records and at each
 //    run's last) flat out, then paced at 60% of the C floor's drain capacity of the same
 //    run (PACED_CHUNK records per run, sleeping between runs to keep the average), several
-//    rounds. Consumer events/s = records delivered / time until drained; producer events/s
-//    = records produced / the producer's time; loss from the BPF-side counter. delivered +
+//    rounds, then (C and the fastest every-field JS consumer) paced at 60% of the C
+//    consumer's flood rate (its streaming capacity). Consumer events/s = records
+//    delivered / time until drained; producer events/s = records produced / the
+//    producer's time; loss from the BPF-side counter. delivered +
 //    lost must equal produced, in order, or the run fails. A paced round whose producer
 //    stayed under 95% of the target is reported as such (one producer thread on a loaded
 //    machine may not reach it). The JS consumer drains on a timer too ({ drainMs: 10 }).
@@ -385,6 +387,17 @@ export default {
     summary.c_stream_flood_lost = flood.c.reduce((a, x) => a + x.lost, 0);
     summary.data_full_stream_flood_lost = flood.data_full.reduce((a, x) => a + x.lost, 0);
     summary.stream_flood_producer_events_per_s = Math.round(median(flood.c.map(prate)));
+
+    // the zero-loss check at 60% of C's streaming capacity (the flood rounds' C consumer
+    // rate: what the C consumer takes with this producer running), C and the fastest JS
+    const streamCap = median(flood.c.map(rate));
+    const sTarget = Math.round(0.6 * streamCap);
+    const fastest = [consumers[0], consumers.find((k) => k.id === FASTEST)];
+    const atStream = await streamRounds(quick ? 2 : rounds, sTarget, `paced at ${sTarget}/s (60% of C streaming)`, fastest);
+    streamRows(`paced ${sTarget}/s (60% of C's streaming capacity)`, atStream, sTarget, fastest);
+    summary.c_stream_flood_consumer_events_per_s = Math.round(streamCap);
+    summary.stream60_target_events_per_s = sTarget;
+    for (const k of fastest) summary[`${k.id}_stream60_lost`] = atStream[k.id].reduce((a, x) => a + x.lost, 0);
 
     const target = Math.round(0.6 * cCap);
     const paced = await streamRounds(quick ? 2 : rounds, target, `paced at ${target}/s`);

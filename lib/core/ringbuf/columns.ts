@@ -121,10 +121,16 @@ function fillOne(c: Col, i: number): string {
   const kind = c.kind;
   if (kind?.read === 'u64')
     return c.offset % 4 === 0 ? `w${i}[2 * k] = m32[(${at}) >> 2]; w${i}[2 * k + 1] = m32[(${at} + 4) >> 2];` : `c${i}[k] = dv.getBigUint64(${at}, true);`;
+  // 4-byte aligned fields read whole words of the mapping (records start 8-byte aligned;
+  // host order, little-endian as the codecs); others go through the DataView
+  const w = (k: number): string => `m32[(${at}${k ? ` + ${k}` : ''}) >> 2]`;
+  const aligned = c.offset % 4 === 0;
   if (kind?.read === 'un' || kind?.read === 'in') {
+    if (aligned) return `c${i}[k] = ${kind.read === 'un' ? `(${w(4)} >>> 0)` : w(4)} * 4294967296 + (${w(0)} >>> 0);`;
     const hi = kind.read === 'un' ? `dv.getUint32(${at} + 4, true)` : `dv.getInt32(${at} + 4, true)`;
     return `c${i}[k] = ${hi} * 4294967296 + dv.getUint32(${at}, true);`;
   }
+  if (kind && kind.size === 4 && aligned) return `c${i}[k] = ${w(0)};`;
   if (kind) {
     const get = {
       Uint8Array: 'getUint8',
