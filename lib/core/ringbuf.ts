@@ -3,7 +3,9 @@
  *
  * The addon watches the ring's fd with a libuv poll handle (no threads) and copies
  * records in bounded batches into one buffer; this class decodes them with a codec and
- * hands them out as 'data' / 'batch' events or through `for await`. Backpressure is the
+ * hands them out as 'data' / 'batch' events or through `for await` ('data' with plain
+ * objects reads the kernel's mapping itself, ringbuf/direct.ts; the copy path is
+ * ringbuf/copy.ts; 'columns' decodes whole batches into typed arrays, ringbuf/columns.ts). Backpressure is the
  * kernel ring itself: while nobody consumes (paused, no listener, iterator not pulling)
  * records stay in the ring, and JS holds at most one decoded batch. Reservations that
  * fail because the ring is full are counted by the BPF side (bpf/include/bpfkit_ringbuf.h)
