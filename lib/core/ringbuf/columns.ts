@@ -93,14 +93,15 @@ export class ColumnReader {
   readonly #cols: Col[];
   readonly #fill: FillFn;
 
-  constructor(codec: Codec<unknown, unknown>, max: number) {
+  /** `generic`: the interpreted loop even where code generation works (for the tests). */
+  constructor(codec: Codec<unknown, unknown>, max: number, generic = false) {
     this.#cols = columnPlan(codec).map((p) => {
       const arr = p.kind ? new p.kind.ctor(max) : new Uint8Array(max * p.width);
       const whole = !p.kind && p.width % 4 === 0 && p.offset % 4 === 0;
       const words = p.kind?.read === 'u64' || whole ? new Int32Array(arr.buffer, arr.byteOffset, arr.byteLength >> 2) : undefined;
       return { ...p, arr, words };
     });
-    this.#fill = compileFill(this.#cols) ?? genericFill;
+    this.#fill = (generic ? undefined : compileFill(this.#cols)) ?? genericFill;
   }
 
   /**
