@@ -17,8 +17,10 @@
 //    through bpf_loop(); BPF_RB_NO_WAKEUP, a forced wake-up every 64 records and at each
 //    run's last) flat out, then paced at 60% of the C floor's drain capacity of the same
 //    run (PACED_CHUNK records per run, sleeping between runs to keep the average), several
-//    rounds. Consumer events/s = records delivered / time until drained; producer events/s
-//    = records produced / the producer's time; loss from the BPF-side counter. delivered +
+//    rounds, then (C and the fastest every-field JS consumer) paced at 60% of the C
+//    consumer's flood rate (its streaming capacity). Consumer events/s = records
+//    delivered / time until drained; producer events/s = records produced / the
+//    producer's time; loss from the BPF-side counter. delivered +
 //    lost must equal produced, in order, or the run fails. A paced round whose producer
 //    stayed under 95% of the target is reported as such (one producer thread on a loaded
 //    machine may not reach it). The JS consumer drains on a timer too ({ drainMs: 10 }).
@@ -88,8 +90,12 @@ const variants = [
     num: true,
   },
 ];
+variants.push(
+  { id: 'columns_full', label: "JS rb.on('columns'), full struct (u64 as BigUint64Array), every field read", mode: 'columns', codec: fullCodec },
+  { id: 'columns_n_full', label: "JS rb.on('columns'), full struct with u64n (Float64Array), every field read", mode: 'columns', codec: numCodec, num: true },
+);
 /** The fastest documented way to read every field, for the stream test beside the default. */
-const FASTEST = 'data_n_transient_all';
+const FASTEST = 'columns_n_full';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** A bound on a wait that does not keep the process alive after the wait is over. */
@@ -104,6 +110,33 @@ const spread = (xs) => `${Math.round(Math.min(...xs)).toLocaleString('en-US')}-$
 function checker(full, target = Infinity, num = false) {
   const st = { n: 0, sum: 0, last: num ? -1 : -1n, outOfOrder: 0, target };
   st.done = new Promise((resolve) => (st.resolve = resolve));
+  // 'columns': every field of every record read from the columns (the bytes column: its
+  // first and last byte of each record, as the object consumers read fill[0] and fill[39])
+  st.cols = (c) => {
+    const f = c.fields;
+    const n = c.length;
+    for (let i = 0; i < n; i++) {
+      const seq = f.seq[i];
+      if (seq <= st.last) st.outOfOrder++;
+      st.last = seq;
+      st.sum += Number(f.ktime[i] & 1n) + f.len[i] + f.ifindex[i] + f.fill[i * 40] + f.fill[i * 40 + 39];
+    }
+    st.n += n;
+    if (st.n >= st.target && st.n - n < st.target) st.resolve();
+  };
+  if (num)
+    st.cols = (c) => {
+      const f = c.fields;
+      const n = c.length;
+      for (let i = 0; i < n; i++) {
+        const seq = f.seq[i];
+        if (seq <= st.last) st.outOfOrder++;
+        st.last = seq;
+        st.sum += (f.ktime[i] % 2) + f.len[i] + f.ifindex[i] + f.fill[i * 40] + f.fill[i * 40 + 39];
+      }
+      st.n += n;
+      if (st.n >= st.target && st.n - n < st.target) st.resolve();
+    };
   st.one = num
     ? (r) => {
         // u64n: the u64 fields are numbers
@@ -137,6 +170,7 @@ function checker(full, target = Infinity, num = false) {
 /** Starts consuming `rb` in `mode`; returns a promise that ends with the iterator (if any). */
 function consume(rb, mode, st) {
   if (mode === 'data') rb.on('data', st.one);
+  else if (mode === 'columns') rb.on('columns', (c) => st.cols(c));
   else if (mode === 'batch')
     rb.on('batch', (arr) => {
       for (let i = 0; i < arr.length; i++) st.one(arr[i]);
@@ -192,6 +226,7 @@ async function drainChild(id) {
       await iter;
       rb.removeAllListeners('data');
       rb.removeAllListeners('batch');
+      rb.removeAllListeners('columns');
       if (st.n !== DRAIN || st.outOfOrder) throw new Error(`JS drain (${v.label}): ${st.n} of ${DRAIN} records, ${st.outOfOrder} out of order`);
       if (round >= CHILD_WARMUP) rates.push(DRAIN / ((d.user + d.system) / 1e6));
     }
@@ -352,6 +387,17 @@ export default {
     summary.c_stream_flood_lost = flood.c.reduce((a, x) => a + x.lost, 0);
     summary.data_full_stream_flood_lost = flood.data_full.reduce((a, x) => a + x.lost, 0);
     summary.stream_flood_producer_events_per_s = Math.round(median(flood.c.map(prate)));
+
+    // the zero-loss check at 60% of C's streaming capacity (the flood rounds' C consumer
+    // rate: what the C consumer takes with this producer running), C and the fastest JS
+    const streamCap = median(flood.c.map(rate));
+    const sTarget = Math.round(0.6 * streamCap);
+    const fastest = [consumers[0], consumers.find((k) => k.id === FASTEST)];
+    const atStream = await streamRounds(quick ? 2 : rounds, sTarget, `paced at ${sTarget}/s (60% of C streaming)`, fastest);
+    streamRows(`paced ${sTarget}/s (60% of C's streaming capacity)`, atStream, sTarget, fastest);
+    summary.c_stream_flood_consumer_events_per_s = Math.round(streamCap);
+    summary.stream60_target_events_per_s = sTarget;
+    for (const k of fastest) summary[`${k.id}_stream60_lost`] = atStream[k.id].reduce((a, x) => a + x.lost, 0);
 
     const target = Math.round(0.6 * cCap);
     const paced = await streamRounds(quick ? 2 : rounds, target, `paced at ${target}/s`);

@@ -85,6 +85,15 @@ export {
   type TracingSupport,
 } from './tracing.js';
 export { BpfMap, perCpu, possibleCpus, type MapCodecs, type MapColumns, type MapInfo, type UpdateFlag } from './map.js';
-export { RingBuffer, type RingBufferOptions, type RingBufferStats, type RingBufferLoss, type RingBufferEvents } from './ringbuf.js';
+export {
+  RingBuffer,
+  type RingBufferOptions,
+  type RingBufferStats,
+  type RingBufferLoss,
+  type RingBufferEvents,
+  type RingBufferColumns,
+  type RingBufferColumnArrays,
+  type RingBufferNumberColumn,
+} from './ringbuf.js';
 export { type NetnsRef } from './netns.js';
 export { ifIndex } from './interfaces.js';

@@ -3,7 +3,9 @@
  *
  * The addon watches the ring's fd with a libuv poll handle (no threads) and copies
  * records in bounded batches into one buffer; this class decodes them with a codec and
- * hands them out as 'data' / 'batch' events or through `for await`. Backpressure is the
+ * hands them out as 'data' / 'batch' events or through `for await` ('data' with plain
+ * objects reads the kernel's mapping itself, ringbuf/direct.ts; the copy path is
+ * ringbuf/copy.ts; 'columns' decodes whole batches into typed arrays, ringbuf/columns.ts). Backpressure is the
  * kernel ring itself: while nobody consumes (paused, no listener, iterator not pulling)
  * records stay in the ring, and JS holds at most one decoded batch. Reservations that
  * fail because the ring is full are counted by the BPF side (bpf/include/bpfkit_ringbuf.h)
@@ -12,7 +14,6 @@
 import { EventEmitter } from 'node:events';
 import { BpfkitError, invalidArgument } from './errors.js';
 import type { Codec } from './codecs.js';
-import { lazyFactory, transientFactory, type LazyFactory, type TransientFactory } from './codecs/lazy.js';
 import {
   checkOpts,
   checkRecordCodec,
@@ -25,10 +26,13 @@ import {
   type RingBufferStats,
 } from './ringbuf/options.js';
 import { DirectReader } from './ringbuf/direct.js';
+import { CopyReader, type Fly } from './ringbuf/copy.js';
+import { ColumnReader, type RingBufferColumns } from './ringbuf/columns.js';
 import { COPIES } from './codecs/generate.js';
 import { LossCounter } from './ringbuf/loss.js';
 import { native, openPinnedAs, type NativeMapHandle, type NativeRingBufferHandle } from './native.js';
 
+export type { RingBufferColumnArrays, RingBufferColumns, RingBufferNumberColumn } from './ringbuf/columns.js';
 export type { RingBufferEvents, RingBufferLoss, RingBufferOptions, RingBufferSource, RingBufferStats } from './ringbuf/options.js';
 
 interface IterState {
@@ -50,17 +54,11 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   #h: NativeRingBufferHandle | undefined;
   #lost: LossCounter | undefined;
   readonly #opts: CheckedOptions;
-  #buf: Buffer;
-  /** lazy: the views' factory, and where the next batch goes in #buf (never reused, see #slab()). */
-  readonly #lazy: LazyFactory<E> | undefined;
-  #view: DataView | undefined;
-  #pos = 0;
-  /** lazy 'transient': the factory, and the current batch's view when #batch holds record offsets (for 'data' only). */
-  readonly #transient: TransientFactory<E> | undefined;
-  #fly: { view: E; buf: Buffer; d: DataView } | undefined;
-  #flyKept: { view: E; buf: Buffer; d: DataView } | undefined;
-  readonly #flyOffs: E[] = [];
-  readonly #offs: Uint32Array;
+  /** The copy path (ringbuf/copy.ts), and lazy 'transient': the current batch's view when #batch holds record offsets (for 'data' only). */
+  readonly #copy: CopyReader<E>;
+  #fly: Fly<E> | undefined;
+  /** 'columns' listeners: the columns (ringbuf/columns.ts), made when the first one is added. */
+  #columns: ColumnReader | undefined;
   /**
    * 'data' listeners only, plain objects, and a codec whose values share no memory with
    * the buffer read (COPIES): records are decoded from the kernel's mapping itself
@@ -128,14 +126,10 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       this.#lost?.close();
       throw e;
     }
-    const stride = Math.ceil(Math.max(codec.size, 8) / 8) * 8;
-    this.#buf = Buffer.allocUnsafe(Math.min(Math.max(stride * this.#opts.batchSize, 4096), Math.max(this.size, 4096)));
-    this.#lazy = this.#opts.lazy ? lazyFactory(codec) : undefined;
-    this.#transient = this.#opts.lazy === 'transient' ? transientFactory(codec) : undefined;
-    if (this.#lazy) this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
-    this.#offs = new Uint32Array(2 * this.#opts.batchSize);
+    this.#copy = new CopyReader(codec, this.#opts.lazy, this.#opts.batchSize, this.size);
     this.#directOk = !this.#opts.lazy && COPIES.has(codec);
     this.on('newListener', (event: string | symbol) => {
+      if (DATA_EVENTS.has(event)) this.#columnsCheck(event === 'columns');
       this.#dStop = true;
       if (event === 'data') this.#dataListeners = undefined;
       if (DATA_EVENTS.has(event) || event === 'lost') queueMicrotask(() => this.#update());
@@ -321,6 +315,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
         },
       };
     if (this.#iter) throw new BpfkitError('ERR_BUSY', `ring buffer '${this.name}' already has an active iterator`);
+    this.#columnsCheck(false);
     const it: IterState = { waiting: undefined, whole, closeOnReturn: opts.closeOnReturn ?? true };
     this.#iter = it;
     this.#dStop = true;
@@ -373,7 +368,16 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
 
   #hasConsumer(): boolean {
     if (this.#iter) return this.#iter.waiting !== undefined;
-    return this.listenerCount('data') > 0 || this.listenerCount('batch') > 0;
+    return this.listenerCount('data') > 0 || this.listenerCount('batch') > 0 || this.listenerCount('columns') > 0;
+  }
+
+  /** A 'columns' listener (`columns`) or another consumer is coming: 'columns' listeners take every record, alone. */
+  #columnsCheck(columns: boolean): void {
+    const other = this.#iter ? 'an iterator' : this.listenerCount('data') + this.listenerCount('batch') > 0 ? "'data'/'batch' listeners" : undefined;
+    const held = this.#idx < this.#batch.length ? 'records read for another consumer, not yet delivered' : undefined;
+    const why = columns ? (other ?? held) : this.listenerCount('columns') > 0 ? "'columns' listeners" : undefined;
+    if (why) throw new BpfkitError('ERR_BUSY', `ring buffer '${this.name}': 'columns' listeners take every record, alone; it has ${why}`);
+    if (columns) this.#columns ??= new ColumnReader(this.codec, this.#opts.batchSize);
   }
 
   /** Starts or stops the poll handle (and the loss timer) to match who is consuming. */
@@ -433,6 +437,11 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       while (this.#h && !this.#paused) {
         if (this.#idx >= this.#batch.length) {
           if (!this.#hasConsumer() || this.#turnBatches >= this.#opts.maxBatchesPerTurn) break;
+          if (this.listenerCount('columns') > 0) {
+            if (!this.#walkColumns()) break;
+            this.#turnBatches++;
+            continue;
+          }
           if (this.#directOk && !this.#iter && this.listenerCount('batch') === 0) {
             if (!this.#walk()) break;
             this.#turnBatches++;
@@ -472,7 +481,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       if (fly) {
         // lazy 'transient': one view, moved to each record
         const fns = (this.#dataListeners ??= this.rawListeners('data') as ((...args: unknown[]) => unknown)[]);
-        this.#transient!.seek(fly.view, batch[this.#idx++] as number);
+        this.#copy.seek(fly.view, batch[this.#idx++] as number);
         if (fns.length === 1) fns[0]!.call(this, fly.view);
         else this.emit('data', fly.view);
         continue;
@@ -526,6 +535,28 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     return true;
   }
 
+  /**
+   * Delivers one batch straight from the kernel's mapping to the 'columns' listeners, as
+   * columns; false when the ring had none. The records are consumed before the listeners
+   * run (the columns are copies): pause or close inside one stops after this batch.
+   */
+  #walkColumns(): boolean {
+    const d = (this.#direct ??= new DirectReader(this.#h!, this.#opts.batchSize));
+    const n = d.scan(this.#opts.batchSize);
+    if (n === 0) return false;
+    const offs = d.offs;
+    const cols = this.#columns!.read(d.buf, d.words, d.view, offs, n, this.codec.size);
+    d.publish(n);
+    this.#batches++;
+    this.#records += cols.length;
+    for (let i = 0; i < n; i++) this.#bytes += offs[2 * i + 1]!;
+    if (cols.length < n) for (let i = 0; i < n; i++) if (offs[2 * i + 1]! < this.codec.size) this.#mismatch(offs[2 * i + 1]!);
+    if (cols.length === 0) return true;
+    if (this.#h) this.emit('columns', cols as RingBufferColumns<E>);
+    else this.#undelivered += cols.length;
+    return true;
+  }
+
   /** A record shorter than the codec: counted, skipped, and reported if anyone listens. */
   #mismatch(len: number): void {
     this.#malformed++;
@@ -534,58 +565,20 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
 
   /** Reads and decodes one batch from the ring; false when the ring is empty. */
   #readBatch(): boolean {
-    const h = this.#h!;
     // inside a direct batch's listener (an iterator's next()): consume the records it delivered first
     if (this.#dIdx > 0) this.#direct?.publish(this.#dIdx);
-    const codec = this.codec;
-    const need = codec.size;
-    const lazy = this.#lazy;
-    for (;;) {
-      // lazy views read the batch memory after delivery: each batch goes after the last
-      // one in #buf, and a full #buf is replaced, never overwritten
-      const base = lazy ? this.#pos : 0;
-      const n = h.consume(base ? this.#buf.subarray(base) : this.#buf, this.#offs, this.#opts.batchSize);
-      if (n < 0) {
-        // the next record does not fit: a fresh buffer, larger if it did not fit an empty one
-        const len = base ? this.#buf.length : Math.max(this.#buf.length * 2, Math.ceil(-n / 8) * 8 + 8);
-        this.#newBuffer(len);
-        continue;
-      }
-      if (n === 0) return false;
-      const buf = this.#buf;
-      const offs = this.#offs;
-      // lazy 'transient' with only 'data' listeners: the batch is the records' offsets
-      const fly = this.#transient && !this.#iter && this.listenerCount('batch') === 0;
-      // the view and the offsets array are reused from batch to batch (nothing keeps them)
-      if (fly && this.#flyKept?.buf !== buf) this.#flyKept = { view: this.#transient!.make(buf, this.#view!), buf, d: this.#view! };
-      this.#fly = fly ? this.#flyKept : undefined;
-      const out = fly ? this.#flyOffs : new Array<E>(n);
-      if (fly) out.length = n;
-      let k = 0;
-      let bytes = 0;
-      for (let i = 0; i < n; i++) {
-        const len = offs[2 * i + 1]!;
-        bytes += len;
-        if (len < need) {
-          this.#mismatch(len);
-          continue;
-        }
-        out[k++] = fly ? ((base + offs[2 * i]!) as E) : lazy ? lazy(buf, this.#view!, base + offs[2 * i]!) : codec.decode(buf, offs[2 * i]!);
-      }
-      if (lazy) {
-        this.#pos = base + Math.ceil((offs[2 * n - 2]! + offs[2 * n - 1]!) / 8) * 8;
-        // less than a quarter left: the next batch starts a fresh buffer
-        if (this.#buf.length - this.#pos < this.#buf.length / 4) this.#newBuffer(this.#buf.length);
-      }
-      if (k !== n) out.length = k;
-      this.#records += k;
-      this.#bytes += bytes;
-      this.#batches++;
-      this.#batch = out;
-      this.#idx = 0;
-      if (k > 0 && this.listenerCount('batch') > 0) this.emit('batch', out);
-      return true;
-    }
+    // lazy 'transient' with only 'data' listeners: the batch is the records' offsets
+    const r = this.#copy.read(this.#h!, !this.#iter && this.listenerCount('batch') === 0, (len) => this.#mismatch(len));
+    if (!r) return false;
+    const out = r.out;
+    this.#fly = r.fly;
+    this.#records += out.length;
+    this.#bytes += r.bytes;
+    this.#batches++;
+    this.#batch = out;
+    this.#idx = 0;
+    if (out.length > 0 && this.listenerCount('batch') > 0) this.emit('batch', out);
+    return true;
   }
 
   /** A batch of offsets (lazy 'transient') about to go to an iterator: ordinary lazy views of what is left. */
@@ -593,15 +586,8 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     const fly = this.#fly;
     if (!fly) return;
     this.#fly = undefined;
-    const rest = this.#batch.slice(this.#idx) as unknown as number[];
-    this.#batch = rest.map((o) => this.#lazy!(fly.buf, fly.d, o));
+    this.#batch = this.#copy.views(fly, this.#batch.slice(this.#idx) as unknown as number[]);
     this.#idx = 0;
-  }
-
-  #newBuffer(len: number): void {
-    this.#buf = Buffer.allocUnsafe(len);
-    this.#pos = 0;
-    if (this.#lazy) this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
   }
 
   #checkLost(): void {

@@ -42,6 +42,8 @@ export class DirectReader {
   readonly view: DataView;
   /** After scan(): record k is at byte offs[2k] of `buf`, offs[2k + 1] bytes long. */
   readonly offs: Int32Array;
+  /** Int32 words over exactly `buf` (word k is bytes 4k..4k+3), for aligned reads. */
+  readonly words: Int32Array;
   readonly #ends: Float64Array;
   readonly #cons: BigInt64Array;
   readonly #prod: BigInt64Array;
@@ -59,6 +61,7 @@ export class DirectReader {
     this.#cons = new BigInt64Array(m.consumer, 0, 1);
     this.#prod = new BigInt64Array(m.producer, 0, 1);
     this.#hdr = new Int32Array(m.producer);
+    this.words = this.#hdr;
     this.buf = Buffer.from(m.producer);
     this.view = new DataView(m.producer);
     this.#data = m.dataOffset;

@@ -6,6 +6,7 @@ import { BpfkitError, invalidArgument } from '../errors.js';
 import type { Codec } from '../codecs.js';
 import { checkInteger } from '../validate.js';
 import type { NativeMapHandle } from '../native.js';
+import type { RingBufferColumns } from './columns.js';
 
 /** Options of {@link BpfObject.ringBuffer} and {@link RingBuffer.openPinned}. */
 export interface RingBufferOptions {
@@ -89,6 +90,14 @@ export interface RingBufferEvents<E> {
   data: [record: E];
   /** A batch of decoded records, read together (an alternative to 'data'). */
   batch: [records: E[]];
+  /**
+   * A batch of records as typed-array columns, decoded straight from the ring (struct
+   * codecs of integer and bytes(n) fields; see {@link RingBufferColumns}). The arrays are
+   * reused by the next batch: valid until the listener returns. 'columns' listeners take
+   * every record and cannot share the ring with 'data' / 'batch' listeners or an iterator
+   * (ERR_BUSY).
+   */
+  columns: [columns: RingBufferColumns<E>];
   /** A reading error, or a record shorter than the codec (counted in `malformed`). */
   error: [err: Error];
   /** Records the BPF side could not reserve because the ring was full (polled while a listener is attached). */
@@ -101,7 +110,7 @@ export interface RingBufferEvents<E> {
   removeListener: [event: string | symbol, listener: (...args: any[]) => void];
 }
 
-export const DATA_EVENTS = new Set<string | symbol>(['data', 'batch']);
+export const DATA_EVENTS = new Set<string | symbol>(['data', 'batch', 'columns']);
 export const MAX_BATCH = 1 << 16;
 
 /** Where RingBuffer finds its ring and loss counter (BpfObject implements this). */
