@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { AclFirewall, type AclEvent } from '../../lib/index.js';
 import { Lab } from '../../lib/lab/index.js';
-import { frame, v4, v6, testRunHost } from './acl.helpers.js';
+import { frame, portsSharingASet, v4, v6, testRunHost } from './acl.helpers.js';
 
 let lab: Lab;
 let fw: AclFirewall;
@@ -67,18 +67,6 @@ async function onCpu0<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-const M64 = (1n << 64n) - 1n;
-const ip4 = (a: string) => BigInt(a.split('.').reduce((x, o) => x * 256 + Number(o), 0));
-/** The verdict-cache set of an IPv4 UDP flow (bpf/acl/vcache.h acl_flow_set_of: the packed
- * key's words times odd constants, xor-ed, bits 32-43; ifindex and the l4 bit masked out). */
-function setOf(src: string, dst: string, sport: number, dport: number): bigint {
-  const p0 = (ip4(dst) << 32n) | ip4(src);
-  const p1 = (BigInt(dport) << 32n) | BigInt(sport);
-  const p2 = 17n | (4n << 24n);
-  const h = ((p0 * 0x9e3779b97f4a7c15n) & M64) ^ ((p1 * 0xc2b2ae3d27d4eb4fn) & M64) ^ ((p2 * 0x165667b19e3779f9n) & M64);
-  return (h >> 32n) & 4095n;
-}
-
 describe('suppressed counts held in verdict-cache entries', () => {
   afterEach(async () => {
     await fw.configure({ eventIntervalMs: INTERVAL_MS });
@@ -86,15 +74,7 @@ describe('suppressed counts held in verdict-cache entries', () => {
   });
 
   it('six flows sharing a 4-way set evict each other while holding counts; every count reaches the next event', async () => {
-    const bySet = new Map<bigint, number[]>();
-    let ports: number[] = [];
-    for (let p = 20000; p < 65536 && ports.length < 6; p++) {
-      const s = setOf('198.18.9.1', '198.18.0.2', p, 53);
-      const l = bySet.get(s) ?? [];
-      l.push(p);
-      bySet.set(s, l);
-      if (l.length === 6) ports = l;
-    }
+    const ports = portsSharingASet('198.18.9.1', '198.18.0.2', 53, 6);
     expect(ports).toHaveLength(6);
     const frames = ports.map((sport) => frame({ src: v4('198.18.9.1'), dst: v4('198.18.0.2'), proto: 17, sport, dport: 53 }));
     await onCpu0(async () => {

@@ -267,3 +267,29 @@ export function headerFrame(h: RefHeader, family: 4 | 6 = 4): Buffer {
   const dst = family === 4 ? u32ToV4(h.dst) : dst6(h.dst);
   return frame({ src, dst, proto: h.proto, sport: h.sport, dport: h.dport });
 }
+
+const M64 = (1n << 64n) - 1n;
+const ip4 = (a: string) => BigInt(a.split('.').reduce((x, o) => x * 256 + Number(o), 0));
+/** The verdict-cache set of an IPv4 UDP flow, also its set in the rate limiter's flow memory
+ * (bpf/acl/vcache.h acl_flow_set_of: the packed key's words times odd constants, xor-ed,
+ * bits 32-43; ifindex and the l4 bit masked out). */
+export function flowSetOf(src: string, dst: string, sport: number, dport: number): bigint {
+  const p0 = (ip4(dst) << 32n) | ip4(src);
+  const p1 = (BigInt(dport) << 32n) | BigInt(sport);
+  const p2 = 17n | (4n << 24n);
+  const h = ((p0 * 0x9e3779b97f4a7c15n) & M64) ^ ((p1 * 0xc2b2ae3d27d4eb4fn) & M64) ^ ((p2 * 0x165667b19e3779f9n) & M64);
+  return (h >> 32n) & 4095n;
+}
+
+/** `n` UDP source ports (from 20000 up) whose flows src -> dst:dport share one set (fewer if none is found). */
+export function portsSharingASet(src: string, dst: string, dport: number, n: number): number[] {
+  const bySet = new Map<bigint, number[]>();
+  for (let p = 20000; p < 65536; p++) {
+    const s = flowSetOf(src, dst, p, dport);
+    const l = bySet.get(s) ?? [];
+    l.push(p);
+    bySet.set(s, l);
+    if (l.length === n) return l;
+  }
+  return [];
+}

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { AclFirewall, type AclEvent } from '../../lib/index.js';
 import { Lab } from '../../lib/lab/index.js';
-import { frame, v4, v6, testRunHost } from './acl.helpers.js';
+import { frame, portsSharingASet, v4, v6, testRunHost } from './acl.helpers.js';
 
 let lab: Lab;
 let fw: AclFirewall;
@@ -88,21 +88,9 @@ describe('rate limiter with more flows than a CPU remembers', () => {
   }
 
   it('flows that share a set of the flow memory evict each other on one CPU; counts stay exact', async () => {
-    // The set is bits 32-43 of a hash xor-ed over the flow key's 64-bit words (hash.h);
-    // the rule's slot and tag add the same term to every flow, so flows whose other terms
-    // agree in those bits share a set, whatever the slot and tag.
-    const C = [0x9e3779b97f4a7c15n, 0x165667b19e3779f9n, 0x85ebca77c2b2ae63n];
-    const le = (a: string) => BigInt(Buffer.from(a.split('.').map(Number)).readUInt32LE(0));
-    const part = (sport: number) =>
-      (((le('198.18.7.1') * C[0]!) ^ (le('198.18.0.2') * C[1]!) ^ ((BigInt(sport) | (53n << 16n) | (17n << 32n) | (4n << 48n)) * C[2]!)) >> 32n) & 4095n;
-    const bySet = new Map<bigint, number[]>();
-    let ports: number[] = [];
-    for (let p = 20000; p < 65536 && ports.length < 6; p++) {
-      const l = bySet.get(part(p)) ?? [];
-      l.push(p);
-      bySet.set(part(p), l);
-      if (l.length === 6) ports = l;
-    }
+    // The flow memory's set is the verdict cache's (bpf/acl/vcache.h acl_flow_set_of), a
+    // function of the flow alone, so these six flows share one set on every CPU.
+    const ports = portsSharingASet('198.18.7.1', '198.18.0.2', 53, 6);
     expect(ports).toHaveLength(6); // 6 flows for a set of 4 ways
     const frames = ports.map((sport) => frame({ src: v4('198.18.7.1'), dst: v4('198.18.0.2'), proto: 17, sport, dport: 53 }));
     const affinity = execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' })
@@ -112,7 +100,11 @@ describe('rate limiter with more flows than a CPU remembers', () => {
     execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
     try {
       events.length = 0;
+      const s0 = await fw.stats();
       for (let j = 0; j < 5; j++) for (const f of frames) await fw.testRun(f);
+      // six flows in turn through four ways: each turn at least two walk again (proof
+      // that they share the set), so more than one walk per flow
+      expect((await fw.stats()).classified.walked - s0.classified.walked).toBeGreaterThanOrEqual(6 + 2 * 4);
       await waitForEvents(6, 'first events');
       expect(events.map((e) => e.suppressed)).toEqual([0, 0, 0, 0, 0, 0]);
       await endInterval();
