@@ -11,10 +11,9 @@
  * real maps).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { AclFirewall, type AclEvent } from '../../lib/index.js';
 import { Lab } from '../../lib/lab/index.js';
-import { frame, portsSharingASet, v4, v6, testRunHost } from './acl.helpers.js';
+import { frame, onCpu0, portsSharingASet, v4, v6, testRunHost } from './acl.helpers.js';
 
 let lab: Lab;
 let fw: AclFirewall;
@@ -51,20 +50,6 @@ async function waitForEvents(n: number, what: string): Promise<void> {
   for (let i = 0; i < 100 && events.length < n; i++) await sleep(20);
   await sleep(50); // and no more than n
   expect(events.length, what).toBe(n);
-}
-
-/** Runs `fn` with this process on CPU 0 only (one CPU's verdict cache). */
-async function onCpu0<T>(fn: () => Promise<T>): Promise<T> {
-  const affinity = execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' })
-    .trim()
-    .split(/:\s*/)
-    .pop()!;
-  execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
-  try {
-    return await fn();
-  } finally {
-    execFileSync('taskset', ['-a', '-p', affinity, String(process.pid)], { stdio: 'ignore' });
-  }
 }
 
 describe('suppressed counts held in verdict-cache entries', () => {

@@ -293,3 +293,17 @@ export function portsSharingASet(src: string, dst: string, dport: number, n: num
   }
   return [];
 }
+
+/** Runs `fn` with this process on CPU 0 only (one CPU's verdict cache). */
+export async function onCpu0<T>(fn: () => Promise<T>): Promise<T> {
+  const affinity = execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' })
+    .trim()
+    .split(/:\s*/)
+    .pop()!;
+  execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  try {
+    return await fn();
+  } finally {
+    execFileSync('taskset', ['-a', '-p', affinity, String(process.pid)], { stdio: 'ignore' });
+  }
+}

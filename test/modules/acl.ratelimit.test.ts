@@ -6,10 +6,9 @@
  * event must carry exactly the packets suppressed since its previous one.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { AclFirewall, type AclEvent } from '../../lib/index.js';
 import { Lab } from '../../lib/lab/index.js';
-import { frame, portsSharingASet, v4, v6, testRunHost } from './acl.helpers.js';
+import { frame, onCpu0, portsSharingASet, v4, v6, testRunHost } from './acl.helpers.js';
 
 let lab: Lab;
 let fw: AclFirewall;
@@ -93,12 +92,7 @@ describe('rate limiter with more flows than a CPU remembers', () => {
     const ports = portsSharingASet('198.18.7.1', '198.18.0.2', 53, 6);
     expect(ports).toHaveLength(6); // 6 flows for a set of 4 ways
     const frames = ports.map((sport) => frame({ src: v4('198.18.7.1'), dst: v4('198.18.0.2'), proto: 17, sport, dport: 53 }));
-    const affinity = execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' })
-      .trim()
-      .split(/:\s*/)
-      .pop()!;
-    execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
-    try {
+    await onCpu0(async () => {
       events.length = 0;
       const s0 = await fw.stats();
       for (let j = 0; j < 5; j++) for (const f of frames) await fw.testRun(f);
@@ -112,8 +106,6 @@ describe('rate limiter with more flows than a CPU remembers', () => {
       for (const f of frames) await fw.testRun(f);
       await waitForEvents(6, 'second events');
       expect(events.map((e) => e.suppressed)).toEqual([4, 4, 4, 4, 4, 4]);
-    } finally {
-      execFileSync('taskset', ['-a', '-p', affinity, String(process.pid)], { stdio: 'ignore' });
-    }
+    });
   });
 });
