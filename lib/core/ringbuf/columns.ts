@@ -37,10 +37,12 @@ export interface RingBufferColumns<E> {
 
 type Ctor = { new (n: number): ArrayBufferView & { subarray(a: number, b: number): ArrayBufferView }; BYTES_PER_ELEMENT: number };
 interface Kind {
+  /** the column's typed array */
   ctor: Ctor;
-  /** the expression reading the field at byte `o` of the mapping (a/b: aligned int32/typed views) */
+  /** the field's size in bytes */
   size: number;
-  read?: 'u' | 'i' | 'un' | 'in' | 'u64' | 'bytes';
+  /** how the compiled loop reads it (none: one DataView get of `size` bytes) */
+  read?: 'un' | 'in' | 'u64';
 }
 
 const KINDS = new Map<object, Kind>([
@@ -61,13 +63,17 @@ interface Col {
   offset: number;
   width: number;
   kind: Kind | undefined;
+  /** the field's codec (the interpreted loop decodes with it) */
+  codec: Codec<unknown, unknown>;
   arr: ArrayBufferView & { subarray(a: number, b: number): ArrayBufferView };
   /** Int32 words of the column (u64 columns, bytes columns of whole words) */
   words: Int32Array | undefined;
 }
 
 /** What a struct codec's columns are; throws a typed error naming the field a column cannot hold. */
-export function columnPlan(codec: Codec<unknown, unknown>): { name: string; offset: number; width: number; kind: Kind | undefined }[] {
+export function columnPlan(
+  codec: Codec<unknown, unknown>,
+): { name: string; offset: number; width: number; kind: Kind | undefined; codec: Codec<unknown, unknown> }[] {
   const members = STRUCT_MEMBERS.get(codec);
   if (!members) throw new BpfkitError('ERR_INVALID_ARGUMENT', `codec: 'columns' takes a struct() codec, not ${codec.name}`, { details: { field: 'codec' } });
   const plan = [];
@@ -81,12 +87,12 @@ export function columnPlan(codec: Codec<unknown, unknown>): { name: string; offs
         { details: { field: `codec.${m.name}` } },
       );
     }
-    plan.push({ name: m.name, offset: m.offset, width: m.codec.size, kind });
+    plan.push({ name: m.name, offset: m.offset, width: m.codec.size, kind, codec: m.codec as Codec<unknown, unknown> });
   }
   return plan;
 }
 
-type FillFn = (m8: Uint8Array, m32: Int32Array, dv: DataView, offs: Int32Array, n: number, need: number, cols: Col[]) => number;
+type FillFn = (m8: Buffer, m32: Int32Array, dv: DataView, offs: Int32Array, n: number, need: number, cols: Col[]) => number;
 
 /** The columns of one ring (capacity `max` records) and the compiled loop that fills them. */
 export class ColumnReader {
@@ -167,32 +173,16 @@ function compileFill(cols: Col[]): FillFn | undefined {
   return compile<FillFn>('fill_columns', 'm8, m32, dv, offs, n, need, cols', body);
 }
 
-/** Where code generation from strings is disabled: the same, interpreted. */
-function genericFill(m8: Uint8Array, _m32: Int32Array, dv: DataView, offs: Int32Array, n: number, need: number, cols: Col[]): number {
+/** Where code generation from strings is disabled: the same, interpreted, each field read by its codec's decode. */
+function genericFill(buf: Buffer, _m32: Int32Array, _dv: DataView, offs: Int32Array, n: number, need: number, cols: Col[]): number {
   let k = 0;
   for (let i = 0; i < n; i++) {
     const o = offs[2 * i]!;
     if (offs[2 * i + 1]! < need) continue;
     for (const c of cols) {
       const at = o + c.offset;
-      const kind = c.kind;
-      const a = c.arr as unknown as { [i: number]: number | bigint };
-      if (!kind) (c.arr as Uint8Array).set(m8.subarray(at, at + c.width), k * c.width);
-      else if (kind.read === 'u64') a[k] = kind.ctor === (BigInt64Array as unknown) ? dv.getBigInt64(at, true) : dv.getBigUint64(at, true);
-      else if (kind.read) a[k] = (kind.read === 'un' ? dv.getUint32(at + 4, true) : dv.getInt32(at + 4, true)) * 4294967296 + dv.getUint32(at, true);
-      else
-        a[k] =
-          kind.size === 1
-            ? kind.ctor === Int8Array
-              ? dv.getInt8(at)
-              : dv.getUint8(at)
-            : kind.size === 2
-              ? kind.ctor === Int16Array
-                ? dv.getInt16(at, true)
-                : dv.getUint16(at, true)
-              : kind.ctor === Int32Array
-                ? dv.getInt32(at, true)
-                : dv.getUint32(at, true);
+      if (c.kind) (c.arr as unknown as { [i: number]: unknown })[k] = c.codec.decode(buf, at);
+      else (c.arr as Uint8Array).set(buf.subarray(at, at + c.width), k * c.width);
     }
     k++;
   }
