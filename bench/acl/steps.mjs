@@ -11,13 +11,12 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { parseClassBench } from '../../dist/index.js';
 import { adversarialRules, randomRules } from '../acl-shapes.mjs';
+import { median, root } from '../lib.mjs';
 import { readCB } from './common.mjs';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const rev = process.argv[2];
 const sizes = (process.env.SIZES ?? '10000,100000').split(',').map(Number);
 const kinds = (process.env.KINDS ?? 'classbench,random,wide,crossing,nested').split(',');
@@ -41,7 +40,6 @@ const bundle = (name, lib) => {
   ]);
   return out;
 };
-const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const make = (kind, n, seed) =>
   kind === 'classbench'
     ? parseClassBench(readCB(`${seed === 1 ? 'acl1' : 'fw1'}_${n === 10_000 ? '10k' : '100k'}`)).slice(0, n)
@@ -89,8 +87,8 @@ try {
         }
         for (const v of names) {
           const w = whole[v];
-          const st = Object.entries(steps[v]).map(([s, a]) => `${s} ${med(a).toFixed(1)}`);
-          console.log(`${n} ${kind} [${v}] whole ${med(w).toFixed(1)} (${Math.min(...w).toFixed(1)}-${Math.max(...w).toFixed(1)}): ${st.join(', ')}`);
+          const st = Object.entries(steps[v]).map(([s, a]) => `${s} ${median(a).toFixed(1)}`);
+          console.log(`${n} ${kind} [${v}] whole ${median(w).toFixed(1)} (${Math.min(...w).toFixed(1)}-${Math.max(...w).toFixed(1)}): ${st.join(', ')}`);
         }
       }
     } finally {
