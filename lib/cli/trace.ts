@@ -8,7 +8,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { BpfkitError } from '../core/errors.js';
 import { parseCidr } from '../core/codecs.js';
-import { IP_PROTOCOLS, ipProtocolName, ipProtocolNumber } from '../core/protocols.js';
+import { IP_PROTOCOLS, ipProtocolNumber, ipProtocolShown } from '../core/protocols.js';
 import { NETNS_RUN_DIR } from '../lab/common.js';
 import {
   PacketTracer,
@@ -192,7 +192,7 @@ export function buildFilter(o: TraceCliOptions): TraceFilter | undefined {
   const f: TraceFilter = {};
   const hosts = [...(o.host ?? []), ...(o.cidr ?? [])];
   if (hosts.length) f.host = hosts.length === 1 ? hosts[0]! : hosts;
-  if (o.proto !== undefined) f.proto = ipProtocolName(o.proto) ?? o.proto;
+  if (o.proto !== undefined) f.proto = ipProtocolShown(o.proto);
   if (o.port !== undefined) f.port = o.port;
   if (o.iface !== undefined) f.iface = o.iface;
   if (o.netns !== undefined) f.netns = o.netns;

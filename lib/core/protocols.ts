@@ -32,5 +32,10 @@ export function ipProtocolName(n: number): IpProtocolName | undefined {
   return BY_NUMBER[n];
 }
 
+/** How a protocol number is shown in rules, events and filters: its name if it has one here, else the number. */
+export function ipProtocolShown(n: number): IpProtocolName | number {
+  return BY_NUMBER[n] ?? n;
+}
+
 /** Protocols whose first four L4 bytes are the source and destination ports. */
 export const PORT_PROTOCOLS: ReadonlySet<number> = new Set([6, 17, 33, 132, 136]);

@@ -7,7 +7,7 @@
  * the kernel changes.
  */
 import { BpfkitError, type BpfkitErrorCode } from '../../core/errors.js';
-import { IP_PROTOCOLS, PORT_PROTOCOLS, ipProtocolName, ipProtocolNumber, type IpProtocolName } from '../../core/protocols.js';
+import { IP_PROTOCOLS, PORT_PROTOCOLS, ipProtocolNumber, ipProtocolShown, type IpProtocolName } from '../../core/protocols.js';
 import { formatIPv6, parseCidr } from '../../core/codecs.js';
 import { canonicalIPv4, formatIPv6Words, readIPv6 } from '../../core/codecs/ip-text.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG } from './layout.js';
@@ -130,7 +130,7 @@ class NormRule implements NormalizedRule {
 function canonOf(n: NormalizedRule): AclRule {
   const canon: AclRule = new CanonRule(n.id, ACTION_NAMES[n.action]!);
   const proto = n.proto;
-  if (proto !== null) canon.proto = ipProtocolName(proto) ?? proto;
+  if (proto !== null) canon.proto = ipProtocolShown(proto);
   if (n.src) canon.src = isList(n.src) ? n.src.map((c) => c.text) : n.src.text;
   if (n.dst) canon.dst = isList(n.dst) ? n.dst.map((c) => c.text) : n.dst.text;
   const sp = n.sport;
@@ -425,7 +425,7 @@ function isByte(v: unknown): boolean {
 
 /** A protocol as an error message shows it: its canonical value (a name or a number), quoted as given. */
 function protoText(proto: number): string {
-  return show(ipProtocolName(proto) ?? proto);
+  return show(ipProtocolShown(proto));
 }
 
 function portsNeedProto(raw: unknown, index: number, field: string, proto: number | null): never {
@@ -471,7 +471,7 @@ function sameRule(raw: unknown, n: NormalizedRule): boolean {
         same = v === ACTION_NAMES[n.action];
         break;
       case 'proto':
-        same = proto !== null && v === (ipProtocolName(proto) ?? proto);
+        same = proto !== null && v === ipProtocolShown(proto);
         break;
       case 'src':
         same = sameNets(v, n.src);

@@ -20,7 +20,7 @@
  * "source version is not supported" error, before changing anything.
  */
 import { BpfkitError } from '../../core/errors.js';
-import { ipProtocolName } from '../../core/protocols.js';
+import { ipProtocolShown } from '../../core/protocols.js';
 import { formatIPv6 } from '../../core/codecs.js';
 import type { Settings } from './options.js';
 import type { AclRule, Net, NormalizedRule } from './rules.js';
@@ -229,7 +229,7 @@ export function decodeSource(blob: Buffer, off: number, len: number): Source {
     const r: AclRule = { id: h.ids[i]!, action: ACTIONS[f & F_ACTION] ?? damaged() };
     if (f & F_PROTO) {
       const p = (f >>> 8) & 0xff;
-      r.proto = ipProtocolName(p) ?? p;
+      r.proto = ipProtocolShown(p);
     }
     const s = addr((f >>> S_SRC) & 3);
     if (s !== undefined) r.src = s;

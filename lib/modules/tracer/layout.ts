@@ -6,7 +6,7 @@
 import { BpfkitError } from '../../core/errors.js';
 import { formatIPv4, formatIPv6 } from '../../core/codecs.js';
 import type { Codec } from '../../core/codecs.js';
-import { ipProtocolName } from '../../core/protocols.js';
+import { ipProtocolShown } from '../../core/protocols.js';
 import { xdpActionName } from '../../core/program.js';
 
 /** Where in the kernel an event was seen. */
@@ -239,7 +239,7 @@ export class DecodeCache {
   }
 
   proto(p: number): string | number {
-    return (this.#proto[p] ??= ipProtocolName(p) ?? p);
+    return (this.#proto[p] ??= ipProtocolShown(p));
   }
 }
 
@@ -264,7 +264,7 @@ export function innerOf(b: Buffer, off: number): TraceEvent['inner'] {
   const inner: NonNullable<TraceEvent['inner']> = {
     tunnel: tunnel === 1 ? 'vxlan' : 'geneve',
     family: inFamily,
-    proto: ipProtocolName(p) ?? p,
+    proto: ipProtocolShown(p),
     src: addr(b, off + O.inSaddr, inFamily),
     dst: addr(b, off + O.inDaddr, inFamily),
   };
