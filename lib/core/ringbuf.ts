@@ -69,7 +69,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
    */
   readonly #directOk: boolean;
   #direct: DirectReader | undefined;
-  /** lazy 'cursor': the one record object of the direct path, over the mapping (ringbuf/cursor.ts), made with #direct. */
+  /** lazy 'cursor': the one record object of the direct path (ringbuf/cursor.ts), reading the mapping during a batch only (attach() ... park()). */
   #cursor: RecordCursor<E> | undefined;
   /** The direct batch being delivered: records [0, #dIdx) of the scan are delivered; #dStop ends it after the current one. */
   #dIdx = 0;
@@ -277,7 +277,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     // publishes the position past the record being delivered; the mapping is detached next
     this.#direct?.close(this.#dIdx);
     this.#direct = undefined;
-    this.#cursor?.detach();
+    this.#cursor?.release();
     h.close();
     this.#polling = false;
     if (this.#drainTimer) clearInterval(this.#drainTimer);
@@ -507,7 +507,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     if (n === 0) return false;
     this.#batches++;
     this.#dStop = false;
-    const cur = this.#opts.lazy === 'cursor' ? (this.#cursor ??= cursorMaker(this.codec)(d)) : undefined;
+    const cur = this.#opts.lazy === 'cursor' ? (this.#cursor ??= cursorMaker(this.codec)(d)).attach() : undefined;
     const offs = d.offs;
     const need = this.codec.size;
     const codec = this.codec;
@@ -532,6 +532,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     } finally {
       // also when a listener threw: its record is delivered, the rest stays in the ring
       if (this.#direct === d) d.publish(i);
+      cur?.park();
       this.#dIdx = 0;
     }
     return true;

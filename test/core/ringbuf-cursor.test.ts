@@ -97,7 +97,7 @@ function plain(r: object, codec: Codec<unknown>): Record<string, unknown> {
 }
 
 describe('record cursor (no kernel)', () => {
-  it('compiled and interpreted getters read what decode gives, aligned or not; bytes fields are one Buffer each, refilled; detach() reads zeros', () => {
+  it('compiled and interpreted getters read what decode gives, aligned or not; bytes fields are one Buffer each, refilled; a zeroed record outside attach() ... park() and after release()', () => {
     const rand = rng(71);
     for (const codec of [wide, packed] as Codec<unknown>[]) {
       for (const generic of [false, true]) {
@@ -105,6 +105,9 @@ describe('record cursor (no kernel)', () => {
         for (let i = 0; i < buf.length; i++) buf[i] = Math.floor(rand() * 256);
         checkCursorCodec(codec);
         const cursor = cursorMaker(codec, generic)({ buf });
+        const zero = codec.decode(Buffer.alloc(codec.size), 0);
+        expect(plain(cursor.at(8) as object, codec)).toEqual(zero); // not attached: a zeroed record
+        cursor.attach();
         const stride = Math.ceil(codec.size / 8) * 8;
         let firstBytes: unknown;
         for (let k = 0; k < 100; k++) {
@@ -118,9 +121,13 @@ describe('record cursor (no kernel)', () => {
           expect(Object.getOwnPropertyNames(v)).toEqual([]);
           expect(Object.getOwnPropertySymbols(v)).toEqual([]);
         }
-        cursor.detach();
-        const zero = Buffer.alloc(codec.size + 8);
-        expect(plain(cursor.at(0) as object, codec)).toEqual(codec.decode(zero, 0));
+        cursor.park();
+        expect(plain(cursor.at(8) as object, codec)).toEqual(zero);
+        cursor.attach();
+        expect(plain(cursor.at(8) as object, codec)).toEqual(codec.decode(buf, 8));
+        cursor.release();
+        cursor.attach(); // after release() never the memory again
+        expect(plain(cursor.at(8) as object, codec)).toEqual(zero);
       }
     }
   });
@@ -217,6 +224,8 @@ describe("RingBuffer lazy 'cursor'", () => {
     expect(short).toBeGreaterThan(0);
     expect(objects.size).toBe(1);
     expect(blob!.equals((want.at(-1) as { blob: Buffer }).blob)).toBe(true); // refilled by the last record read
+    // kept past its listener calls, the cursor reads a zeroed record, not the ring's reused bytes
+    expect(plain([...objects][0]!, wide)).toEqual(wide.decode(Buffer.alloc(wide.size), 0));
     expect(rb.stats()).toMatchObject({ records: want.length, malformed: short, pendingBytes: 0, lost: 0, undelivered: 0 });
     expect(errors).toBe(short);
   });

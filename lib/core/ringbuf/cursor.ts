@@ -15,8 +15,10 @@
  * Safety: the mapping is read-only memory. Nothing the cursor hands out views it (values
  * are numbers, BigInts, strings, copies, or the cursor's own Buffers); the arrays over it
  * are private fields (or closure variables in the fallback), and the cursor's seek is not
- * reachable from the object. detach() (close()) points the cursor at a zeroed record of
- * its own, so it never reads the mapping again.
+ * reachable from the object. It reads the mapping only while a batch is delivered
+ * (attach() to park()); outside, and for good after release() (close()), it reads a zeroed
+ * record of its own, so a cursor kept past its listener call never sees bytes the
+ * producer reused, and nothing reads the mapping after close().
  */
 import { BpfkitError } from '../errors.js';
 import type { Codec } from '../codecs.js';
@@ -29,12 +31,19 @@ export interface CursorMemory {
   readonly buf: Buffer;
 }
 
-/** One cursor: the object handed to listeners, and how the reader moves and retires it. */
+/**
+ * One cursor: the object handed to listeners, and how the reader moves it. It reads the
+ * memory only between attach() and park() (one batch); otherwise a zeroed record of its own.
+ */
 export interface RecordCursor<E> {
-  /** Points the cursor at the record at byte `off` of the memory (8-byte aligned) and returns it. */
+  /** Reads the memory again (a batch starts; nothing after release()); returns this cursor. */
+  attach(): RecordCursor<E>;
+  /** Points the view at the record at byte `off` of the memory (8-byte aligned) and returns it. */
   at(off: number): E;
-  /** The memory is going away: the view reads a zeroed record from now on. */
-  detach(): void;
+  /** The batch is over: the view reads the zeroed record until the next attach(). */
+  park(): void;
+  /** The memory is going away: parks the view for good. */
+  release(): void;
 }
 
 export type CursorMaker<E> = (m: CursorMemory) => RecordCursor<E>;
@@ -83,7 +92,7 @@ export function cursorMaker<E>(codec: Codec<E, any>, generic = false): CursorMak
   return f as CursorMaker<E>;
 }
 
-/** A zeroed record for a detached cursor (whole int32 words, room for any member). */
+/** The zeroed record a parked cursor reads (whole int32 words, room for any member). */
 const zeroed = (size: number): Buffer => Buffer.alloc(Math.ceil(size / 8) * 8 + 8);
 
 /** The getter body of member `m` (index `i`): statements ending in a return, over `this.#o`. */
@@ -166,17 +175,26 @@ function compiledCursor(name: string, size: number, members: readonly Member[]):
     'let seek, point;',
     `class ${id} {`,
     `  #o = 0; ${used.map((k) => `#${k};`).join(' ')} ${ownDecl}`,
-    `  constructor(b) { ${ownInit.join(' ')} point(this, b); }`,
+    `  constructor(a) { ${ownInit.join(' ')} point(this, a); }`,
     '  static {',
     '    seek = (v, o) => { v.#o = o; };',
-    `    point = (v, b) => { const ab = b.buffer; ${used.map((k) => `v.#${k} = ${arrays[k]};`).join(' ')} v.#o = 0; };`,
+    `    point = (v, a) => { ${used.map((k) => `v.#${k} = a.${k};`).join(' ')} v.#o = 0; };`,
     '  }',
     ...getters,
     '}',
     `Object.defineProperty(${id}.prototype, Symbol.toStringTag, { value: ${JSON.stringify(name)} });`,
+    // the arrays over the mapping and over a zeroed record, made once: parking and attaching allocate nothing
+    `const over = (b) => { const ab = b.buffer; return { ${used.map((k) => `${k}: ${arrays[k]}`).join(', ')} }; };`,
     'return (mem) => {',
-    `  const v = new ${id}(mem.buf);`,
-    `  return { at: (o) => (seek(v, o), v), detach: () => point(v, zeroed(${size})) };`,
+    `  let live = over(mem.buf); const zero = over(zeroed(${size}));`,
+    `  const v = new ${id}(zero);`,
+    '  const cur = {',
+    '    at: (o) => (seek(v, o), v),',
+    '    attach: () => { if (live) point(v, live); return cur; },',
+    '    park: () => point(v, zero),',
+    '    release: () => { live = undefined; point(v, zero); },',
+    '  };',
+    '  return cur;',
     '};',
   ].join('\n');
   const make = compile<() => CursorMaker<unknown>>(`cursor_${id}`, '', body, { ...env, Buffer });
@@ -186,7 +204,7 @@ function compiledCursor(name: string, size: number, members: readonly Member[]):
 /** Where code generation from strings is disabled: the same getters, interpreted, over closure variables (nothing reachable from the object). */
 function genericCursor(name: string, size: number, members: readonly Member[]): CursorMaker<unknown> {
   return (mem) => {
-    let buf = mem.buf;
+    let buf = zeroed(size);
     let o = 0;
     const proto: object = {};
     for (const m of members) {
@@ -203,15 +221,27 @@ function genericCursor(name: string, size: number, members: readonly Member[]): 
     }
     Object.defineProperty(proto, Symbol.toStringTag, { value: name });
     const view = Object.create(proto) as unknown;
-    return {
+    let live: Buffer | undefined = mem.buf;
+    const zero = zeroed(size);
+    const point = (b: Buffer): void => {
+      buf = b;
+      o = 0;
+    };
+    const cur: RecordCursor<unknown> = {
       at: (off) => {
         o = off;
         return view;
       },
-      detach: () => {
-        buf = zeroed(size);
-        o = 0;
+      attach: () => {
+        if (live) point(live);
+        return cur;
+      },
+      park: () => point(zero),
+      release: () => {
+        live = undefined;
+        point(zero);
       },
     };
+    return cur;
   };
 }
