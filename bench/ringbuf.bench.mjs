@@ -5,8 +5,10 @@
 // copies the record into a struct and reads all fields; JS decodes the whole struct:
 // two u64 as BigInts, two u32, a 40-byte Buffer). The lazy variants ({ lazy: true }) get
 // views, the transient ones ({ lazy: 'transient' }) one view per batch moved to each
-// record; 'u64n' variants decode the two u64 as numbers (no BigInt); 'every field read'
-// reads each field once, '2 fields read' reads seq and len.
+// record, the cursor ones ({ lazy: 'cursor' }) one object per ring reading the kernel's
+// mapping; 'u64n' variants decode the two u64 as numbers (no BigInt); 'every field read'
+// reads each field once, '2 fields read' reads seq and len. The u64n handlers take
+// ktime's low bit as C does (see LOW_BIT).
 //
 // 1. drain: the ring is filled while no consumer runs (xdp_one_record, BPF_PROG_TEST_RUN
 //    repeat = DRAIN records), then the consumer drains it; events/s = records / the
@@ -17,7 +19,7 @@
 //    through bpf_loop(); BPF_RB_NO_WAKEUP, a forced wake-up every 64 records and at each
 //    run's last) flat out, then paced at 60% of the C floor's drain capacity of the same
 //    run (PACED_CHUNK records per run, sleeping between runs to keep the average), several
-//    rounds, then (C and the fastest every-field JS consumer) paced at 60% of the C
+//    rounds, then (C and the fastest every-field JS consumers, FASTEST) paced at 60% of the C
 //    consumer's flood rate (its streaming capacity). Consumer events/s = records
 //    delivered / time until drained; producer events/s = records produced / the
 //    producer's time; loss from the BPF-side counter. delivered +
@@ -27,10 +29,10 @@
 //    With 2 CPUs or more, the producer thread is pinned to CPU 1 and the consumer (the C
 //    consumer's main thread, every thread of this process for the JS one) to CPU 0, so
 //    neither takes the other's CPU. When the paced producer stays under the target, C and
-//    the fastest every-field JS consumer run once more paced at 90% of the rate the C
+//    the fastest every-field JS consumers run once more paced at 90% of the rate the C
 //    rounds' producer reached: the zero-loss check at a rate the producer can hold.
-// Plain-object 'data' consumers read the records from the kernel's mapping itself (no copy
-// per batch); the others go through consume() (lib/core/ringbuf.ts).
+// Plain-object and cursor 'data' consumers and 'columns' read the records from the kernel's
+// mapping itself (no copy per batch); the others go through consume() (lib/core/ringbuf.ts).
 import { execFileSync, spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -91,12 +93,30 @@ const variants = [
   },
 ];
 variants.push(
+  {
+    id: 'data_cursor_all',
+    label: "JS rb.on('data'), full struct, lazy 'cursor' (one object over the ring), every field read",
+    mode: 'data',
+    codec: fullCodec,
+    lazy: 'cursor',
+  },
+  {
+    id: 'data_cursor_n_all',
+    label: "JS rb.on('data'), full struct with u64n, lazy 'cursor' (one object over the ring), every field read",
+    mode: 'data',
+    codec: numCodec,
+    lazy: 'cursor',
+    num: true,
+  },
   { id: 'columns_full', label: "JS rb.on('columns'), full struct (u64 as BigUint64Array), every field read", mode: 'columns', codec: fullCodec },
   { id: 'columns_n_full', label: "JS rb.on('columns'), full struct with u64n (Float64Array), every field read", mode: 'columns', codec: numCodec, num: true },
 );
-/** The fastest documented way to read every field, for the stream test beside the default. */
-const FASTEST = 'columns_n_full';
+/** The fastest documented ways to read every field, for the stream test beside the default: per batch ('columns') and per record (the cursor). */
+const FASTEST = ['columns_n_full', 'data_cursor_n_all'];
 
+// LOW_BIT: the u64n handlers take ktime's low bit (C: `ktime & 1`) as kt - 2 * floor(kt / 2),
+// not kt % 2: V8 compiles % of a double beyond int32 range (a ktime is ~2^45) into a call
+// to fmod, ~13 ns a record here, a cost of the handler's arithmetic, not of reading the record.
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** A bound on a wait that does not keep the process alive after the wait is over. */
 const bound = (ms) => new Promise((r) => setTimeout(r, ms).unref());
@@ -132,17 +152,19 @@ function checker(full, target = Infinity, num = false) {
         const seq = f.seq[i];
         if (seq <= st.last) st.outOfOrder++;
         st.last = seq;
-        st.sum += (f.ktime[i] % 2) + f.len[i] + f.ifindex[i] + f.fill[i * 40] + f.fill[i * 40 + 39];
+        const kt = f.ktime[i];
+        st.sum += kt - 2 * Math.floor(kt / 2) + f.len[i] + f.ifindex[i] + f.fill[i * 40] + f.fill[i * 40 + 39];
       }
       st.n += n;
       if (st.n >= st.target && st.n - n < st.target) st.resolve();
     };
   st.one = num
     ? (r) => {
-        // u64n: the u64 fields are numbers
+        // u64n: the u64 fields are numbers (ktime's low bit as C's `ktime & 1`, see LOW_BIT)
         const seq = r.seq;
         const fill = r.fill;
-        st.sum += r.len + r.ifindex + (r.ktime % 2) + fill[0] + fill[39];
+        const kt = r.ktime;
+        st.sum += r.len + r.ifindex + (kt - 2 * Math.floor(kt / 2)) + fill[0] + fill[39];
         if (seq <= st.last) st.outOfOrder++;
         st.last = seq;
         if (++st.n === target) st.resolve();
@@ -348,7 +370,11 @@ export default {
     // full-struct consumer and the fastest documented every-field one, alternating
     const consumers = [
       { id: 'c', label: 'C libbpf ring_buffer__poll, full struct (floor)', run: (t) => cStream(bin, seconds, t) },
-      ...[variants[0], variants.find((v) => v.id === FASTEST)].map((v) => ({ id: v.id, label: v.label, run: (t) => jsStream(bin, seconds, t, v) })),
+      ...[variants[0], ...FASTEST.map((id) => variants.find((v) => v.id === id))].map((v) => ({
+        id: v.id,
+        label: v.label,
+        run: (t) => jsStream(bin, seconds, t, v),
+      })),
     ];
     const rate = (x) => x.delivered / x.seconds;
     const prate = (x) => x.produced / x.producerSeconds;
@@ -392,7 +418,7 @@ export default {
     // rate: what the C consumer takes with this producer running), C and the fastest JS
     const streamCap = median(flood.c.map(rate));
     const sTarget = Math.round(0.6 * streamCap);
-    const fastest = [consumers[0], consumers.find((k) => k.id === FASTEST)];
+    const fastest = consumers.filter((k) => k.id === 'c' || FASTEST.includes(k.id));
     const atStream = await streamRounds(quick ? 2 : rounds, sTarget, `paced at ${sTarget}/s (60% of C streaming)`, fastest);
     streamRows(`paced ${sTarget}/s (60% of C's streaming capacity)`, atStream, sTarget, fastest);
     summary.c_stream_flood_consumer_events_per_s = Math.round(streamCap);
@@ -413,7 +439,7 @@ export default {
     const reachedC = median(paced.c.map(prate));
     if (reachedC < 0.95 * target) {
       const at = Math.round(0.9 * reachedC);
-      const two = [consumers[0], consumers.find((k) => k.id === FASTEST)];
+      const two = fastest;
       const held = await streamRounds(quick ? 2 : rounds, at, `paced at ${at}/s (rate reached)`, two);
       streamRows(`paced ${at}/s (90% of the rate reached)`, held, at, two);
       summary.reached_target_events_per_s = at;

@@ -4,12 +4,13 @@
  * The addon watches the ring's fd with a libuv poll handle (no threads) and copies
  * records in bounded batches into one buffer; this class decodes them with a codec and
  * hands them out as 'data' / 'batch' events or through `for await` ('data' with plain
- * objects reads the kernel's mapping itself, ringbuf/direct.ts; the copy path is
- * ringbuf/copy.ts; 'columns' decodes whole batches into typed arrays, ringbuf/columns.ts). Backpressure is the
- * kernel ring itself: while nobody consumes (paused, no listener, iterator not pulling)
- * records stay in the ring, and JS holds at most one decoded batch. Reservations that
- * fail because the ring is full are counted by the BPF side (bpf/include/bpfkit_ringbuf.h)
- * in a per-CPU counter that stats().lost reads and the 'lost' event reports.
+ * objects or the lazy 'cursor' (ringbuf/cursor.ts) reads the kernel's mapping itself,
+ * ringbuf/direct.ts; the copy path is ringbuf/copy.ts; 'columns' decodes whole batches
+ * into typed arrays, ringbuf/columns.ts). Backpressure is the kernel ring itself: while
+ * nobody consumes (paused, no listener, iterator not pulling) records stay in the ring,
+ * and JS holds at most one decoded batch. Reservations that fail because the ring is full
+ * are counted by the BPF side (bpf/include/bpfkit_ringbuf.h) in a per-CPU counter that
+ * stats().lost reads and the 'lost' event reports.
  */
 import { EventEmitter } from 'node:events';
 import { BpfkitError, invalidArgument } from './errors.js';
@@ -17,6 +18,7 @@ import type { Codec } from './codecs.js';
 import {
   checkOpts,
   checkRecordCodec,
+  lostMapName,
   mismatchError,
   DATA_EVENTS,
   type CheckedOptions,
@@ -28,6 +30,7 @@ import {
 import { DirectReader } from './ringbuf/direct.js';
 import { CopyReader, type Fly } from './ringbuf/copy.js';
 import { ColumnReader, type RingBufferColumns } from './ringbuf/columns.js';
+import { checkCursorCodec, cursorMaker, type RecordCursor } from './ringbuf/cursor.js';
 import { COPIES } from './codecs/generate.js';
 import { LossCounter } from './ringbuf/loss.js';
 import { native, openPinnedAs, type NativeMapHandle, type NativeRingBufferHandle } from './native.js';
@@ -66,6 +69,8 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
    */
   readonly #directOk: boolean;
   #direct: DirectReader | undefined;
+  /** lazy 'cursor': the one record object of the direct path (ringbuf/cursor.ts), reading the mapping during a batch only (attach() ... park()). */
+  #cursor: RecordCursor<E> | undefined;
   /** The direct batch being delivered: records [0, #dIdx) of the scan are delivered; #dStop ends it after the current one. */
   #dIdx = 0;
   #dStop = false;
@@ -109,6 +114,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     try {
       this.#opts = checkOpts(opts);
       checkRecordCodec(codec as Codec<unknown, unknown>);
+      if (this.#opts.lazy === 'cursor') checkCursorCodec(codec as Codec<unknown, unknown>);
       info = ring.info();
       if (info.type !== 'ringbuf') invalidArgument('map', `map '${info.name}' is a ${info.type}, not a ringbuf: open it with map()`);
       if (lost) this.#lost = new LossCounter(lost);
@@ -127,7 +133,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
       throw e;
     }
     this.#copy = new CopyReader(codec, this.#opts.lazy, this.#opts.batchSize, this.size);
-    this.#directOk = !this.#opts.lazy && COPIES.has(codec);
+    this.#directOk = (!this.#opts.lazy || this.#opts.lazy === 'cursor') && COPIES.has(codec);
     this.on('newListener', (event: string | symbol) => {
       if (DATA_EVENTS.has(event)) this.#columnsCheck(event === 'columns');
       this.#dStop = true;
@@ -166,13 +172,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     const spec = maps.find((m) => m.name === name);
     if (!spec) invalidArgument('name', `no map named '${name}' in this object (maps: ${maps.map((m) => m.name).join(', ')})`);
     if (spec.type !== 'ringbuf') invalidArgument('name', `map '${name}' is a ${spec.type}, not a ringbuf`);
-    let lostName: string | undefined;
-    if (opts.lostMap === undefined) lostName = maps.some((m) => m.name === `${name}_lost`) ? `${name}_lost` : undefined;
-    else if (opts.lostMap !== false) {
-      if (typeof opts.lostMap !== 'string') invalidArgument('lostMap', 'must be a map name or false');
-      if (!maps.some((m) => m.name === opts.lostMap)) invalidArgument('lostMap', `no map named '${opts.lostMap}' in this object`);
-      lostName = opts.lostMap;
-    }
+    const lostName = lostMapName(maps, name, opts);
     checkOpts(opts);
     const ring = src.nativeMap(name);
     try {
@@ -277,6 +277,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     // publishes the position past the record being delivered; the mapping is detached next
     this.#direct?.close(this.#dIdx);
     this.#direct = undefined;
+    this.#cursor?.release();
     h.close();
     this.#polling = false;
     if (this.#drainTimer) clearInterval(this.#drainTimer);
@@ -506,6 +507,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
     if (n === 0) return false;
     this.#batches++;
     this.#dStop = false;
+    const cur = this.#opts.lazy === 'cursor' ? (this.#cursor ??= cursorMaker(this.codec)(d)).attach() : undefined;
     const offs = d.offs;
     const need = this.codec.size;
     const codec = this.codec;
@@ -523,13 +525,14 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
         }
         this.#records++;
         const fns = (this.#dataListeners ??= this.rawListeners('data') as ((...args: unknown[]) => unknown)[]);
-        const rec = codec.decode(src, off) as E;
+        const rec = cur ? cur.at(off) : (codec.decode(src, off) as E);
         if (fns.length === 1) fns[0]!.call(this, rec);
         else this.emit('data', rec);
       }
     } finally {
       // also when a listener threw: its record is delivered, the rest stays in the ring
       if (this.#direct === d) d.publish(i);
+      cur?.park();
       this.#dIdx = 0;
     }
     return true;

@@ -180,7 +180,7 @@ describe("RingBuffer 'columns'", () => {
     using obj = await BpfObject.load(testObject('ringbuf_test'), { maps: { events: { maxEntries: RING } } });
     using prog = obj.xdpProgram('xdp_one_record');
     await prog.testRun(frame64, { repeat: 5 });
-    const refused = (f: () => unknown, code: string, msg: RegExp): void => {
+    const refused = (f: () => unknown, code: string, msg: RegExp, field?: string): void => {
       let err: unknown;
       try {
         f();
@@ -190,11 +190,12 @@ describe("RingBuffer 'columns'", () => {
       expect(err).toBeInstanceOf(BpfkitError);
       expect((err as BpfkitError).code).toBe(code);
       expect((err as Error).message).toMatch(msg);
+      if (field) expect((err as BpfkitError).field).toBe(field);
     };
     using a = obj.ringBuffer('events', struct('r', { seq: u64, addr: ipv4 }));
-    refused(() => a.on('columns', () => {}), 'ERR_INVALID_ARGUMENT', /codec\.addr/);
+    refused(() => a.on('columns', () => {}), 'ERR_INVALID_ARGUMENT', /codec\.addr/, 'codec.addr');
     using b = obj.ringBuffer('events', u64);
-    refused(() => b.on('columns', () => {}), 'ERR_INVALID_ARGUMENT', /struct\(\)/);
+    refused(() => b.on('columns', () => {}), 'ERR_INVALID_ARGUMENT', /struct\(\)/, 'codec');
     using c = obj.ringBuffer('events', rec64);
     c.on('data', () => {});
     refused(() => c.on('columns', () => {}), 'ERR_BUSY', /'data'/);

@@ -4,15 +4,12 @@
  * backpressure, iterator, lifetime (close inside a callback and while the kernel
  * produces, several rings, GC, unref, process exit in child processes).
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfkitError, BpfObject, RingBuffer, bytes, formatIPv4, struct, u16, u32, u64, u8, type RingBufferLoss } from '../../lib/index.js';
-import { packageRoot } from '../../lib/core/native.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
 import { testObject } from '../helpers/objects.js';
-import { produced, sleep, until } from './ringbuf.helpers.js';
+import { produced, removeChildModule, runChild, sleep, until } from './ringbuf.helpers.js';
 
 const rec64 = struct('rec64', { seq: u64, ktime: u64, len: u32, ifindex: u32, fill: bytes(40) });
 const REC64_STEP = 64 + 8; // record + ring header
@@ -430,67 +427,7 @@ describe('RingBuffer: lifetime', () => {
 
 // ---- child processes: unref, GC, exit with open handles ---------------------------------
 
-let childDir: string | undefined;
-async function childModule(): Promise<string> {
-  if (childDir) return childDir;
-  const esbuild = await import('esbuild');
-  const dir = join(packageRoot(), 'build', 'test-tmp', `ringbuf-${process.pid}`);
-  mkdirSync(dir, { recursive: true });
-  await esbuild.build({
-    entryPoints: [join(packageRoot(), 'lib/core/index.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: join(dir, 'core.mjs'),
-    logLevel: 'silent',
-    external: ['node-gyp-build'],
-  });
-  return (childDir = dir);
-}
-afterAll(() => {
-  if (childDir) rmSync(childDir, { recursive: true, force: true });
-});
-
-/** Runs an ESM script next to the bundled core; resolves with exit code, stdout, and whether it had to be killed. */
-/**
- * Runs `body` in a child process; kills it `killAfterMs` after the start, or (afterReady)
- * after it printed 'ready', so a slow start on a loaded machine is not taken for an exit.
- */
-async function runChild(
-  body: string,
-  opts: { args?: string[]; killAfterMs: number; afterReady?: boolean },
-): Promise<{ code: number | null; out: string; killed: boolean }> {
-  const dir = await childModule();
-  const file = join(dir, `child-${Math.random().toString(16).slice(2)}.mjs`);
-  writeFileSync(
-    file,
-    `import * as bk from './core.mjs';\nconst obj = await bk.BpfObject.load(${JSON.stringify(testObject('ringbuf_test'))});\n` +
-      `const rec = bk.struct('rec64', { seq: bk.u64, ktime: bk.u64, len: bk.u32, ifindex: bk.u32, fill: bk.bytes(40) });\n${body}\n`,
-  );
-  const child = spawn(process.execPath, [...(opts.args ?? []), file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let killed = false;
-  const kill = () => {
-    killed = true;
-    child.kill('SIGKILL');
-  };
-  let waiting = opts.afterReady === true;
-  let timer = setTimeout(kill, waiting ? 60_000 : opts.killAfterMs);
-  child.stdout.on('data', (d) => {
-    out += d;
-    if (waiting && out.includes('ready')) {
-      waiting = false;
-      clearTimeout(timer);
-      timer = setTimeout(kill, opts.killAfterMs);
-    }
-  });
-  child.stderr.on('data', (d) => (out += d));
-  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  clearTimeout(timer);
-  rmSync(file, { force: true });
-  return { code, out, killed };
-}
+afterAll(removeChildModule);
 
 describe('RingBuffer: process lifetime (child processes)', () => {
   it('a reading ring keeps the process alive; unref() lets it exit', async () => {

@@ -75,7 +75,11 @@ export function columnPlan(
   codec: Codec<unknown, unknown>,
 ): { name: string; offset: number; width: number; kind: Kind | undefined; codec: Codec<unknown, unknown> }[] {
   const members = STRUCT_MEMBERS.get(codec);
-  if (!members) throw new BpfkitError('ERR_INVALID_ARGUMENT', `codec: 'columns' takes a struct() codec, not ${codec.name}`, { details: { field: 'codec' } });
+  if (!members)
+    throw new BpfkitError('ERR_INVALID_ARGUMENT', `codec: 'columns' takes a struct() codec, not ${codec.name}`, {
+      field: 'codec',
+      details: { field: 'codec' },
+    });
   const plan = [];
   for (const m of members) {
     if (m.pad) continue;
@@ -84,7 +88,7 @@ export function columnPlan(
       throw new BpfkitError(
         'ERR_INVALID_ARGUMENT',
         `codec.${m.name}: 'columns' takes integer (u8..u64, i8..i64, u64n, i64n) and bytes(n) fields, not ${m.codec.name} (name it '_${m.name}' to skip it)`,
-        { details: { field: `codec.${m.name}` } },
+        { field: `codec.${m.name}`, details: { field: `codec.${m.name}` } },
       );
     }
     plan.push({ name: m.name, offset: m.offset, width: m.codec.size, kind, codec: m.codec as Codec<unknown, unknown> });

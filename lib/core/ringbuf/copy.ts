@@ -38,7 +38,7 @@ export class CopyReader<E> {
 
   constructor(
     readonly codec: Codec<E, unknown>,
-    lazy: boolean | 'transient',
+    lazy: boolean | 'transient' | 'cursor',
     readonly batchSize: number,
     ringSize: number,
   ) {

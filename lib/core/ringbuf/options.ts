@@ -49,8 +49,16 @@ export interface RingBufferOptions {
    * fields are Buffers made by a Uint8Array subclass under Buffer.prototype (instanceof
    * Buffer, every Buffer method, cheaper to make; a deep-equality check of the prototype
    * tells them apart). 'batch' listeners and iterators get ordinary lazy views.
+   *
+   * `'cursor'`: for 'data' listeners, ONE object per ring that reads the record it points
+   * at straight from the kernel's mapping of the ring, moved to each record before the
+   * listener is called (no copy, no object per record). Valid only during that call; each
+   * `bytes(n)` field is one Buffer of the cursor's own, refilled each time the field is
+   * read (the next record's read, or reading it again, overwrites it: copy what you keep).
+   * A struct() codec of bpfkit codecs only (ERR_INVALID_ARGUMENT otherwise). 'batch'
+   * listeners and iterators get ordinary lazy views.
    */
-  lazy?: boolean | 'transient';
+  lazy?: boolean | 'transient' | 'cursor';
 }
 
 /** Counters of a ring buffer reader (see {@link RingBuffer.stats}). */
@@ -135,9 +143,18 @@ export function checkOpts(opts: RingBufferOptions): CheckedOptions {
   };
 }
 
-function checkLazy(v: unknown): boolean | 'transient' {
-  if (v !== undefined && typeof v !== 'boolean' && v !== 'transient') invalidArgument('lazy', "must be true, false or 'transient'");
-  return v === true || v === 'transient' ? v : false;
+function checkLazy(v: unknown): boolean | 'transient' | 'cursor' {
+  if (v !== undefined && typeof v !== 'boolean' && v !== 'transient' && v !== 'cursor') invalidArgument('lazy', "must be true, false, 'transient' or 'cursor'");
+  return v === true || v === 'transient' || v === 'cursor' ? v : false;
+}
+
+/** The loss counter's map name for ring `name` of an object (`opts.lostMap`, or `<name>_lost` when the object has it). */
+export function lostMapName(maps: { name: string }[], name: string, opts: RingBufferOptions): string | undefined {
+  if (opts.lostMap === undefined) return maps.some((m) => m.name === `${name}_lost`) ? `${name}_lost` : undefined;
+  if (opts.lostMap === false) return undefined;
+  if (typeof opts.lostMap !== 'string') invalidArgument('lostMap', 'must be a map name or false');
+  if (!maps.some((m) => m.name === opts.lostMap)) invalidArgument('lostMap', `no map named '${opts.lostMap}' in this object`);
+  return opts.lostMap;
 }
 
 export function checkRecordCodec(codec: Codec<unknown, unknown>): void {
