@@ -48,20 +48,25 @@ static __always_inline void acl_cache_take(struct acl_cpu_flow *fc, const struct
 	fc->tick = (__u32)bpf_jiffies64() - 1; /* not this tick: the next packet reads the clock */
 }
 
-/* Moves the packets this CPU's memory suppressed for its flow into the flow's `seen`. */
+/* Moves the packets this CPU's memory suppressed for its flow into the flow's `seen`
+ * (zeroed first: see acl_seen_add). */
 static __always_inline void acl_cache_hand_over(struct acl_cpu_flow *fc)
 {
 	struct acl_flow_state *st = bpf_map_lookup_elem(&acl_flows, &fc->key);
+	__u32 n = fc->count;
 
-	if (st)
-		__sync_fetch_and_add(&st->seen, fc->count);
 	fc->count = 0;
+	if (st)
+		acl_seen_add(st, n);
 }
 
-/* Packets of `fk` suppressed in the CPUs' flow memories and verdict-cache entries (read
- * after the flow's `seen`: a count that moves into `seen` meanwhile is then missed once and
- * reported next time). `at`: the flow's set (the same in both tables); `vk`, `fam`: the
- * reported packet's packed key and family. */
+/* Packets of `fk` suppressed in the CPUs' flow memories and verdict-cache entries, read
+ * after the flow's `seen` (acl_report reads it with a fully ordered add). A hand-over
+ * zeroes its entry before it adds the count to `seen` (acl_seen_add), so a count can be
+ * missed by both reads (it is then in `seen` for the next report: late by one event) but
+ * never found by both: if the read of `seen` saw the add, the zeroing came before it, and
+ * so before this read of the entry. `at`: the flow's set (the same in both tables); `vk`,
+ * `fam`: the reported packet's packed key and family. */
 static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk, __u32 at, const struct acl_vkey *vk,
                                                int fam)
 {
@@ -105,7 +110,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	struct acl_flow_set *set;
 	struct acl_cpu_flow *fc = NULL;
 	struct acl_event *e;
-	__u64 now, suppressed = 0;
+	__u64 now, seen = 0, suppressed = 0;
 	__u32 at = h & (ACL_FM_SETS - 1);
 
 	if (ve && ve->until) {
@@ -172,7 +177,9 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	}
 	st = bpf_map_lookup_elem(&acl_flows, fk);
 	if (st) {
-		__sync_fetch_and_add(&st->seen, 1);
+		/* `seen` with this packet, read by a fully ordered add (before the held counts:
+		 * acl_cached_counts) */
+		seen = __sync_fetch_and_add(&st->seen, 1) + 1;
 		if (now - st->last_ns < interval_ns) {
 			/* reported recently (maybe by another CPU): suppress here from now on */
 			acl_cache_take(fc, fk, st->last_ns);
@@ -185,9 +192,8 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	if (!e)
 		return; /* counted in acl_events_lost; `seen` keeps the packet for the next event */
 	if (st) {
-		__u64 total = st->seen;
+		__u64 total = seen + acl_cached_counts(fk, at, vk, fam);
 
-		total += acl_cached_counts(fk, at, vk, fam);
 		/* packets since the last event, this one excluded */
 		suppressed = total - st->reported - 1;
 		st->reported = total;
