@@ -82,21 +82,26 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
       ref: true,
       setup: () => attachProg(join(root, 'build/test-bpf/parse_ref.bpf.o'), 'xdp_parse_hash_count', 'ref_counters'),
     });
-    const acl = (n, opts = {}) => ({
-      id: `AclFirewall ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules, flood rule last`}${opts.events === false ? ', events off' : ''}`,
+    const BaseFirewalls = [];
+    for (const b of baseRoots) BaseFirewalls.push((await import(pathToFileURL(join(resolve(b), 'dist/index.js')).href)).AclFirewall);
+    // base: 0 this build, k the k-th of ACL_ISO_BASE
+    const baseName = (k) => (!k ? '' : baseRoots.length === 1 ? ', base build' : `, base build ${k} (${baseRoots[k - 1]})`);
+    const acl = (n, opts = {}, base = 0) => ({
+      id: `AclFirewall ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules, flood rule last`}${opts.events === false ? ', events off' : ''}${baseName(base)}`,
       group: '',
       gen: txGen,
       frame: flood,
       n,
       setup: async () => {
-        const f = await AclFirewall.attach(iface, { netns: b.netns, maxRules: Math.max(n, 2048), rules: ruleSets[n], ...opts });
+        const f = await (base ? BaseFirewalls[base - 1] : AclFirewall).attach(iface, {
+          netns: b.netns,
+          maxRules: Math.max(n, 2048),
+          rules: ruleSets[n],
+          ...opts,
+        });
         return { read: () => Number(f.ruleStats('flood').packets), done: async () => f.close() };
       },
     });
-    const BaseFirewalls = [];
-    for (const b of baseRoots) BaseFirewalls.push((await import(pathToFileURL(join(resolve(b), 'dist/index.js')).href)).AclFirewall);
-    // base: 0 this build, k the k-th of ACL_ISO_BASE
-    const baseName = (k) => (!k ? '' : baseRoots.length === 1 ? ', base build' : `, base build ${k} (${baseRoots[k - 1]})`);
     const replay = (r, opts = {}, base = 0) => ({
       id: `AclFirewall ${r.set} (${r.rules.length} rules, all deny), trace replay${opts.events === false ? ', events off' : ''}${baseName(base)}`,
       group: r.set,
@@ -156,6 +161,8 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
       },
       ...sizes.map((n) => acl(n)),
       acl(sizes.at(-1), { events: false }),
+      // the floods behind many rules of each ACL_ISO_BASE build too
+      ...BaseFirewalls.flatMap((_, k) => sizes.filter((n) => n > 1).map((n) => acl(n, {}, k + 1))),
     ];
     const scenarios = [
       ...(floods ? floodScenarios : []),
@@ -207,6 +214,8 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
       summary[`isolated_flood_${n}_vs_ref`] = paired(id, refOf(acl(n)), 'nsPerPkt');
       summary[`isolated_flood_${n}_vs_ref_cpu`] = paired(id, refOf(acl(n)), 'napiNsPerPkt');
       summary[`isolated_flood_${n}_vs_xdpfilter`] = paired(id, xfId, 'nsPerPkt');
+      // this build's NAPI CPU per packet over the first base build's, paired by round (< 1: cheaper)
+      if (n > 1 && BaseFirewalls.length) summary[`isolated_flood_${n}_vs_base_cpu`] = 1 / paired(id, acl(n, {}, 1).id, 'napiNsPerPkt');
     }
     for (const r of replays) {
       summary[`isolated_replay_${r.n}_vs_ref`] = paired(replay(r).id, refOf(replay(r)), 'nsPerPkt');
