@@ -29,8 +29,9 @@ static __always_inline __u64 acl_now_coarse(void)
 
 /* The flow's last event at `last_ns` was less than an interval before `now` (signed: a
  * `now` from this CPU's cached clock can be a tick behind a stamp another CPU, or this
- * one, just read from the coarse clock itself; such a flow is within its interval). */
-#define acl_within(now, last_ns, interval_ns) ((__s64)((now) - (last_ns)) < (__s64)(interval_ns))
+ * one, just read from the coarse clock itself; such a flow is within a non-zero interval,
+ * at worst a tick longer than it should be; with interval 0 nothing is suppressed). */
+#define acl_within(now, last_ns, interval_ns) ((interval_ns) && (__s64)((now) - (last_ns)) < (__s64)(interval_ns))
 
 /* Notes in the verdict-cache entry `ve` (if any) that its flow is suppressed until the
  * interval after the event at `last_ns` ends, rounded down to ACL_VC_UNTIL_SHIFT: while
@@ -38,7 +39,9 @@ static __always_inline __u64 acl_now_coarse(void)
  * packet the flow table would report. */
 static __always_inline void acl_ventry_until(struct acl_ventry *ve, __u64 last_ns, __u64 interval_ns)
 {
-	if (ve)
+	/* interval 0 (every packet reported) leaves `until` 0: the fast path would otherwise
+	 * suppress a packet whose cached `now` lags the event's stamp */
+	if (ve && interval_ns)
 		ve->until = (__u32)((last_ns + interval_ns) >> ACL_VC_UNTIL_SHIFT);
 }
 
