@@ -18,9 +18,10 @@ const TRACE_HEADERS = 4096;
 // ACL_ISO_ONLY=replay: only the trace replays and their reference (to compare variants of
 // the program; the summary then has no flood figures). ACL_ISO_ROUNDS: rounds (default 3).
 // ACL_ISO_BASE: the root of another build of bpfkit (package.json, dist/, build/ of an older
-// commit): its AclFirewall replays too, in the same rounds (old and new attached in turn).
+// commit), or several separated by commas: each one's AclFirewall replays too, in the same
+// rounds (the builds attached in turn); the first is "the base" of the summary's ratios.
 const only = process.env.ACL_ISO_ONLY;
-const baseRoot = process.env.ACL_ISO_BASE;
+const baseRoots = (process.env.ACL_ISO_BASE ?? '').split(',').filter(Boolean);
 export async function isolatedPart({ quick, log, rows, summary, lab }) {
   const a = await lab.host('ia');
   const b = await lab.host('ib');
@@ -81,33 +82,48 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
       ref: true,
       setup: () => attachProg(join(root, 'build/test-bpf/parse_ref.bpf.o'), 'xdp_parse_hash_count', 'ref_counters'),
     });
-    const acl = (n, opts = {}) => ({
-      id: `AclFirewall ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules, flood rule last`}${opts.events === false ? ', events off' : ''}`,
+    const BaseFirewalls = [];
+    for (const b of baseRoots) BaseFirewalls.push((await import(pathToFileURL(join(resolve(b), 'dist/index.js')).href)).AclFirewall);
+    // base: 0 this build, k the k-th of ACL_ISO_BASE
+    const baseName = (k) => (!k ? '' : baseRoots.length === 1 ? ', base build' : `, base build ${k} (${baseRoots[k - 1]})`);
+    const acl = (n, opts = {}, base = 0) => ({
+      id: `AclFirewall ${n === 1 ? '1 rule' : `${ruleSets[n].length} rules, flood rule last`}${opts.events === false ? ', events off' : ''}${baseName(base)}`,
       group: '',
       gen: txGen,
       frame: flood,
       n,
       setup: async () => {
-        const f = await AclFirewall.attach(iface, { netns: b.netns, maxRules: Math.max(n, 2048), rules: ruleSets[n], ...opts });
+        const f = await (base ? BaseFirewalls[base - 1] : AclFirewall).attach(iface, {
+          netns: b.netns,
+          maxRules: Math.max(n, 2048),
+          rules: ruleSets[n],
+          ...opts,
+        });
         return { read: () => Number(f.ruleStats('flood').packets), done: async () => f.close() };
       },
     });
-    const BaseFirewall = baseRoot ? (await import(pathToFileURL(join(resolve(baseRoot), 'dist/index.js')).href)).AclFirewall : null;
-    const replay = (r, opts = {}, base = false) => ({
-      id: `AclFirewall ${r.set} (${r.rules.length} rules, all deny), trace replay${opts.events === false ? ', events off' : ''}${base ? ', base build' : ''}`,
+    const replay = (r, opts = {}, base = 0) => ({
+      id: `AclFirewall ${r.set} (${r.rules.length} rules, all deny), trace replay${opts.events === false ? ', events off' : ''}${baseName(base)}`,
       group: r.set,
       gen: genOf.get(r.set),
       frame: flood,
       n: r.n,
       setup: async () => {
-        const f = await (base ? BaseFirewall : AclFirewall).attach(iface, {
+        const f = await (base ? BaseFirewalls[base - 1] : AclFirewall).attach(iface, {
           netns: b.netns,
           maxRules: Math.max(r.n, 2048),
           rules: r.rules,
           defaultAction: 'deny',
           ...opts,
         });
-        return { done: async () => f.close() };
+        return {
+          done: async () => {
+            // the share of packets that walked the trees (verdict-cache misses) over the whole attach
+            const { cached, walked } = (await f.stats()).classified;
+            log(`  ${r.set}${baseName(base)}: ${walked} of ${cached + walked} packets walked the trees`);
+            await f.close();
+          },
+        };
       },
     });
     const floodScenarios = [
@@ -145,6 +161,8 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
       },
       ...sizes.map((n) => acl(n)),
       acl(sizes.at(-1), { events: false }),
+      // the floods behind many rules of each ACL_ISO_BASE build too
+      ...BaseFirewalls.flatMap((_, k) => sizes.filter((n) => n > 1).map((n) => acl(n, {}, k + 1))),
     ];
     const scenarios = [
       ...(floods ? floodScenarios : []),
@@ -152,7 +170,7 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
         ref(r.set, genOf.get(r.set), flood),
         replay(r),
         replay(r, { events: false }),
-        ...(BaseFirewall ? [replay(r, {}, true), replay(r, { events: false }, true)] : []),
+        ...BaseFirewalls.flatMap((_, k) => [replay(r, {}, k + 1), replay(r, { events: false }, k + 1)]),
       ]),
     ];
     const rounds = quick ? 1 : Number(process.env.ACL_ISO_ROUNDS ?? 3);
@@ -196,16 +214,19 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
       summary[`isolated_flood_${n}_vs_ref`] = paired(id, refOf(acl(n)), 'nsPerPkt');
       summary[`isolated_flood_${n}_vs_ref_cpu`] = paired(id, refOf(acl(n)), 'napiNsPerPkt');
       summary[`isolated_flood_${n}_vs_xdpfilter`] = paired(id, xfId, 'nsPerPkt');
+      // this build's NAPI CPU per packet over the first base build's, paired by round (< 1: cheaper)
+      if (n > 1 && BaseFirewalls.length) summary[`isolated_flood_${n}_vs_base_cpu`] = 1 / paired(id, acl(n, {}, 1).id, 'napiNsPerPkt');
     }
     for (const r of replays) {
       summary[`isolated_replay_${r.n}_vs_ref`] = paired(replay(r).id, refOf(replay(r)), 'nsPerPkt');
       summary[`isolated_replay_${r.n}_vs_ref_cpu`] = paired(replay(r).id, refOf(replay(r)), 'napiNsPerPkt');
-      if (BaseFirewall) {
-        summary[`isolated_replay_${r.n}_base_vs_ref_cpu`] = paired(replay(r, {}, true).id, refOf(replay(r)), 'napiNsPerPkt');
+      for (let k = 1; k <= BaseFirewalls.length; k++) {
+        const b = k === 1 ? 'base' : `base${k}`;
+        summary[`isolated_replay_${r.n}_${b}_vs_ref_cpu`] = paired(replay(r, {}, k).id, refOf(replay(r)), 'napiNsPerPkt');
         // this build's NAPI CPU per packet over the base build's, paired by round (< 1: cheaper)
-        summary[`isolated_replay_${r.n}_vs_base_cpu`] = 1 / paired(replay(r).id, replay(r, {}, true).id, 'napiNsPerPkt');
-        summary[`isolated_replay_${r.n}_events_off_vs_base_cpu`] =
-          1 / paired(replay(r, { events: false }).id, replay(r, { events: false }, true).id, 'napiNsPerPkt');
+        summary[`isolated_replay_${r.n}_vs_${b}_cpu`] = 1 / paired(replay(r).id, replay(r, {}, k).id, 'napiNsPerPkt');
+        summary[`isolated_replay_${r.n}_events_off_vs_${b}_cpu`] =
+          1 / paired(replay(r, { events: false }).id, replay(r, { events: false }, k).id, 'napiNsPerPkt');
       }
     }
     summary.goalIsolated = 'flood rule last at 10k/100k >= 0.8 of parse+hash+counter and >= 2x xdp-filter; trace replay >= 0.6 of parse+hash+counter';

@@ -27,13 +27,21 @@ static __always_inline __u64 acl_now_coarse(void)
 	return c->ns;
 }
 
+/* The flow's last event at `last_ns` was less than an interval before `now` (signed: a
+ * `now` from this CPU's cached clock can be a tick behind a stamp another CPU, or this
+ * one, just read from the coarse clock itself; such a flow is within a non-zero interval,
+ * at worst a tick longer than it should be; with interval 0 nothing is suppressed). */
+#define acl_within(now, last_ns, interval_ns) ((interval_ns) && (__s64)((now) - (last_ns)) < (__s64)(interval_ns))
+
 /* Notes in the verdict-cache entry `ve` (if any) that its flow is suppressed until the
  * interval after the event at `last_ns` ends, rounded down to ACL_VC_UNTIL_SHIFT: while
  * (now >> shift) < until, now < last_ns + interval, so the fast path never suppresses a
  * packet the flow table would report. */
 static __always_inline void acl_ventry_until(struct acl_ventry *ve, __u64 last_ns, __u64 interval_ns)
 {
-	if (ve)
+	/* interval 0 (every packet reported) leaves `until` 0: the fast path would otherwise
+	 * suppress a packet whose cached `now` lags the event's stamp */
+	if (ve && interval_ns)
 		ve->until = (__u32)((last_ns + interval_ns) >> ACL_VC_UNTIL_SHIFT);
 }
 
@@ -48,20 +56,25 @@ static __always_inline void acl_cache_take(struct acl_cpu_flow *fc, const struct
 	fc->tick = (__u32)bpf_jiffies64() - 1; /* not this tick: the next packet reads the clock */
 }
 
-/* Moves the packets this CPU's memory suppressed for its flow into the flow's `seen`. */
+/* Moves the packets this CPU's memory suppressed for its flow into the flow's `seen`
+ * (zeroed first: see acl_seen_add). */
 static __always_inline void acl_cache_hand_over(struct acl_cpu_flow *fc)
 {
 	struct acl_flow_state *st = bpf_map_lookup_elem(&acl_flows, &fc->key);
+	__u32 n = fc->count;
 
-	if (st)
-		__sync_fetch_and_add(&st->seen, fc->count);
 	fc->count = 0;
+	if (st)
+		acl_seen_add(st, n);
 }
 
-/* Packets of `fk` suppressed in the CPUs' flow memories and verdict-cache entries (read
- * after the flow's `seen`: a count that moves into `seen` meanwhile is then missed once and
- * reported next time). `at`: the flow's set (the same in both tables); `vk`, `fam`: the
- * reported packet's packed key and family. */
+/* Packets of `fk` suppressed in the CPUs' flow memories and verdict-cache entries, read
+ * after the flow's `seen` (acl_report reads it with a fully ordered add). A hand-over
+ * zeroes its entry before it adds the count to `seen` (acl_seen_add), so a count can be
+ * missed by both reads (it is then in `seen` for the next report: late by one event) but
+ * never found by both: if the read of `seen` saw the add, the zeroing came before it, and
+ * so before this read of the entry. `at`: the flow's set (the same in both tables); `vk`,
+ * `fam`: the reported packet's packed key and family. */
 static __always_inline __u64 acl_cached_counts(const struct acl_flow_key *fk, __u32 at, const struct acl_vkey *vk,
                                                int fam)
 {
@@ -105,7 +118,12 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	struct acl_flow_set *set;
 	struct acl_cpu_flow *fc = NULL;
 	struct acl_event *e;
-	__u64 now, suppressed = 0;
+	/* now: this CPU's cached coarse clock (acl_now_coarse), read once, 0 until then; the
+	 * decisions below use it: it is never ahead of the coarse clock and at most one tick
+	 * behind it, so an event is never early and at most one tick late, as on the fast
+	 * paths. An event's own stamp (last_ns) is read from the coarse clock itself, once per
+	 * event: a stamp a tick behind could let the next event come a tick early. */
+	__u64 now = 0, stamp, seen = 0, suppressed = 0;
 	__u32 at = h & (ACL_FM_SETS - 1);
 
 	if (ve && ve->until) {
@@ -115,9 +133,11 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 		 * stamp is 32 bits of ~1 ms: a stamp at most one interval ahead is believed
 		 * (an entry left untouched for a multiple of 2^52 ns, ~52 days, can pass for
 		 * fresh and suppress for at most one interval more than it should). */
-		__u32 left = ve->until - (__u32)(acl_now_coarse() >> ACL_VC_UNTIL_SHIFT);
+		__u32 left;
 		__u64 tail = ve->key.p[5];
 
+		now = acl_now_coarse();
+		left = ve->until - (__u32)(now >> ACL_VC_UNTIL_SHIFT);
 		if (left - 1 <= (__u32)(interval_ns >> ACL_VC_UNTIL_SHIFT) &&
 		    (tail & ACL_VC_COUNT_MASK) != ACL_VC_COUNT_MASK) {
 			ve->key.p[5] = tail + (1ull << ACL_VC_COUNT_SHIFT);
@@ -145,8 +165,9 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 
 		if (tick == fc->tick)
 			goto suppress;
-		now = bpf_ktime_get_coarse_ns();
-		if (now - fc->last_ns < interval_ns) {
+		if (!now)
+			now = acl_now_coarse();
+		if (acl_within(now, fc->last_ns, interval_ns)) {
 			fc->tick = tick;
 		suppress:
 			acl_ventry_until(ve, fc->last_ns, interval_ns);
@@ -165,15 +186,18 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 				fc = &set->w[acl_way_at(h, i)];
 		if (!fc)
 			fc = &set->w[bpf_get_prandom_u32() & (ACL_FM_WAYS - 1)];
-		now = bpf_ktime_get_coarse_ns();
+		if (!now)
+			now = acl_now_coarse();
 		/* the memory moves to another flow: hand the old flow its suppressed packets */
 		if (fc->count)
 			acl_cache_hand_over(fc);
 	}
 	st = bpf_map_lookup_elem(&acl_flows, fk);
 	if (st) {
-		__sync_fetch_and_add(&st->seen, 1);
-		if (now - st->last_ns < interval_ns) {
+		/* `seen` with this packet, read by a fully ordered add (before the held counts:
+		 * acl_cached_counts) */
+		seen = __sync_fetch_and_add(&st->seen, 1) + 1;
+		if (acl_within(now, st->last_ns, interval_ns)) {
 			/* reported recently (maybe by another CPU): suppress here from now on */
 			acl_cache_take(fc, fk, st->last_ns);
 			acl_ventry_until(ve, st->last_ns, interval_ns);
@@ -184,21 +208,21 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	e = bpfkit_rb_reserve(acl_events, sizeof(*e));
 	if (!e)
 		return; /* counted in acl_events_lost; `seen` keeps the packet for the next event */
+	stamp = bpf_ktime_get_coarse_ns();
 	if (st) {
-		__u64 total = st->seen;
+		__u64 total = seen + acl_cached_counts(fk, at, vk, fam);
 
-		total += acl_cached_counts(fk, at, vk, fam);
 		/* packets since the last event, this one excluded */
 		suppressed = total - st->reported - 1;
 		st->reported = total;
-		st->last_ns = now;
+		st->last_ns = stamp;
 	} else {
-		struct acl_flow_state init = {.last_ns = now, .seen = 1, .reported = 1};
+		struct acl_flow_state init = {.last_ns = stamp, .seen = 1, .reported = 1};
 
 		bpf_map_update_elem(&acl_flows, fk, &init, BPF_NOEXIST);
 	}
-	acl_cache_take(fc, fk, now);
-	acl_ventry_until(ve, now, interval_ns);
+	acl_cache_take(fc, fk, stamp);
+	acl_ventry_until(ve, stamp, interval_ns);
 	e->ktime_ns = bpf_ktime_get_ns();
 	e->gen = acl_w(blob, ACL_H_GEN);
 	e->slot = slot;

@@ -135,8 +135,19 @@ static __always_inline void acl_ventry_fk(const struct acl_ventry *x, struct acl
 	fk->tag = x->tag;
 }
 
+/* Adds `n` packets handed over by a CPU's entry to the flow's `seen`, AFTER the entry's
+ * count was zeroed: the add is the fetching (fully ordered) form, so the zeroing is seen by
+ * any CPU that sees the count in `seen` (report.h: acl_cached_counts never finds one count
+ * in both; the plain form of the add orders nothing on weakly ordered CPUs). */
+static __always_inline void acl_seen_add(struct acl_flow_state *st, __u64 n)
+{
+	__u64 old = __sync_fetch_and_add(&st->seen, n);
+
+	asm volatile("" : : "r"(old)); /* used: keeps the fetching form */
+}
+
 /* Before an entry takes another key or rule set: moves the packets it suppressed into its
- * flow's `seen` (as the flow memory does, report.h: acl_cache_hand_over). */
+ * flow's `seen` (as the flow memory does, report.h: acl_cache_hand_over), zeroed first. */
 static __always_inline void acl_ventry_hand_over(struct acl_ventry *x)
 {
 	struct acl_flow_key fk __attribute__((aligned(8)));
@@ -145,11 +156,11 @@ static __always_inline void acl_ventry_hand_over(struct acl_ventry *x)
 
 	if (!n)
 		return;
+	x->key.p[5] &= ~ACL_VC_COUNT_MASK;
 	acl_ventry_fk(x, &fk);
 	st = bpf_map_lookup_elem(&acl_flows, &fk);
 	if (st)
-		__sync_fetch_and_add(&st->seen, n);
-	x->key.p[5] &= ~ACL_VC_COUNT_MASK;
+		acl_seen_add(st, n);
 }
 
 /* The best record's meta and tag for the packet's key (meta ACL_VC_NO_RULE: none): from
