@@ -69,7 +69,7 @@ static __always_inline void acl_cache_hand_over(struct acl_cpu_flow *fc)
 }
 
 /* Packets of `fk` suppressed in the CPUs' flow memories and verdict-cache entries, read
- * after the flow's `seen` (acl_report reads it with a fully ordered add). A hand-over
+ * after the flow's `seen` (acl_report reads it with a fully ordered fetching or). A hand-over
  * zeroes its entry before it adds the count to `seen` (acl_seen_add), so a count can be
  * missed by both reads (it is then in `seen` for the next report: late by one event) but
  * never found by both: if the read of `seen` saw the add, the zeroing came before it, and
@@ -123,7 +123,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	 * behind it, so an event is never early and at most one tick late, as on the fast
 	 * paths. An event's own stamp (last_ns) is read from the coarse clock itself, once per
 	 * event: a stamp a tick behind could let the next event come a tick early. */
-	__u64 now = 0, stamp, seen = 0, suppressed = 0;
+	__u64 now = 0, stamp, suppressed = 0;
 	__u32 at = h & (ACL_FM_SETS - 1);
 
 	if (ve && ve->until) {
@@ -193,31 +193,49 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 			acl_cache_hand_over(fc);
 	}
 	st = bpf_map_lookup_elem(&acl_flows, fk);
-	if (st) {
-		/* `seen` with this packet, read by a fully ordered add (before the held counts:
-		 * acl_cached_counts) */
-		seen = __sync_fetch_and_add(&st->seen, 1) + 1;
-		if (acl_within(now, st->last_ns, interval_ns)) {
-			/* reported recently (maybe by another CPU): suppress here from now on */
-			acl_cache_take(fc, fk, st->last_ns);
-			acl_ventry_until(ve, st->last_ns, interval_ns);
-			acl_count(ACL_STAT_SUPPRESSED, 0);
-			return;
-		}
+	if (st && acl_within(now, st->last_ns, interval_ns)) {
+		/* reported recently (maybe by another CPU): suppressed, counted in `seen`;
+		 * suppress here from now on */
+		acl_seen_add(st, 1);
+		acl_cache_take(fc, fk, st->last_ns);
+		acl_ventry_until(ve, st->last_ns, interval_ns);
+		acl_count(ACL_STAT_SUPPRESSED, 0);
+		return;
 	}
 	e = bpfkit_rb_reserve(acl_events, sizeof(*e));
-	if (!e)
-		return; /* counted in acl_events_lost; `seen` keeps the packet for the next event */
+	if (!e) {
+		/* counted in acl_events_lost; the packet is counted as suppressed instead, in
+		 * the flow's next event */
+		if (st)
+			acl_seen_add(st, 1);
+		return;
+	}
 	stamp = bpf_ktime_get_coarse_ns();
 	if (st) {
-		__u64 total = seen + acl_cached_counts(fk, at, vk, fam);
+		/* The flow's suppressed packets: `seen` read fully ordered (a fetching or of
+		 * 0), before the counts the CPUs still hold (acl_cached_counts); the
+		 * reporting packet is in neither. */
+		__u64 total = __sync_fetch_and_or(&st->seen, 0) + acl_cached_counts(fk, at, vk, fam);
+		__u64 prev = st->reported;
 
-		/* packets since the last event, this one excluded */
-		suppressed = total - st->reported - 1;
-		st->reported = total;
+		/* `reported`, the total at the last event, only grows: two CPUs can pass the
+		 * interval check at once and both report, and the one with the smaller total
+		 * must neither move it back (its packets would be reported twice) nor count
+		 * the other's. A compare-and-swap, tried a bounded number of times: a CPU
+		 * that loses all four to other reporters reports 0, and what it saw stays
+		 * for the next event. */
+		for (int i = 0; i < 4 && total > prev; i++) {
+			__u64 cur = __sync_val_compare_and_swap(&st->reported, prev, total);
+
+			if (cur == prev) {
+				suppressed = total - prev;
+				break;
+			}
+			prev = cur;
+		}
 		st->last_ns = stamp;
 	} else {
-		struct acl_flow_state init = {.last_ns = stamp, .seen = 1, .reported = 1};
+		struct acl_flow_state init = {.last_ns = stamp};
 
 		bpf_map_update_elem(&acl_flows, fk, &init, BPF_NOEXIST);
 	}

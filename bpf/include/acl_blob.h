@@ -175,8 +175,8 @@ struct acl_flow_key {
 
 struct acl_flow_state {
 	__u64 last_ns;  /* time of the last event */
-	__u64 seen;     /* packets of this flow and rule (atomic add) */
-	__u64 reported; /* `seen` at the last event */
+	__u64 seen;     /* packets of this flow and rule suppressed, handed over by the CPUs (atomic add) */
+	__u64 reported; /* suppressed packets (`seen` + the CPUs' held counts) at the last event */
 };
 
 /* Most CPUs whose cached counts a report adds (CPUs beyond it hand theirs over when
