@@ -5,17 +5,15 @@
  * wrap-around; pause() / close() inside a listener lose and repeat nothing; codecs and
  * consumers it cannot take are refused with typed errors before any reading.
  */
-import { endianness } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { BpfObject, BpfkitError, bytes, i16, i32, i64, i64n, i8, ipv4, struct, u16, u32, u64, u64n, u8, type RingBufferColumns } from '../../lib/index.js';
 import { ColumnReader } from '../../lib/core/ringbuf/columns.js';
 import { testObject } from '../helpers/objects.js';
 import { rng } from '../helpers/rng.js';
-import { until } from './ringbuf.helpers.js';
+import { frame64, randomRounds, until } from './ringbuf.helpers.js';
 
 const RING = 64 * 1024;
 const SCRATCH = 12288;
-const LE = endianness() === 'LE';
 /** Every column kind; '_' fields have no column. Sized 72 bytes. */
 const mixed = struct('mixed', [
   { name: 'seq', codec: u64 },
@@ -35,15 +33,6 @@ const mixed = struct('mixed', [
 ]);
 type Mixed = ReturnType<typeof mixed.decode>;
 const rec64 = struct('rec64', { seq: u64n, ktime: u64n, len: u32, ifindex: u32, fill: bytes(40) });
-const step = (size: number): number => (size + 8 + 7) & ~7;
-const frame64 = Buffer.alloc(64);
-
-function sizeFrame(size: number): Buffer {
-  const f = Buffer.alloc(64);
-  if (LE) f.writeUInt32LE(size, 0);
-  else f.writeUInt32BE(size, 0);
-  return f;
-}
 
 /** The records of a batch of columns, as objects (what decode gives). */
 function rows(c: RingBufferColumns<Mixed>): Mixed[] {
@@ -104,41 +93,18 @@ describe("RingBuffer 'columns'", () => {
     let errors = 0;
     rb.on('error', () => errors++);
     rb.on('columns', (c) => got.push(...rows(c)));
-    let seq = 0;
-    let short = 0;
-    const want: Mixed[] = [];
-    for (let round = 0; round < 8; round++) {
-      const content = Buffer.alloc(SCRATCH);
-      for (let i = 0; i < 1024; i++) content[i] = Math.floor(rand() * 256);
-      scratch.set(0, content);
-      rb.pause();
-      let pending = 0;
-      for (let i = 0; i < 2000; i++) {
-        const r = rand();
-        const size = r < 0.1 ? 16 + Math.floor(rand() * 40) : 72 + Math.floor(rand() * 600);
-        if (pending + step(size) + step(64) > RING - 8) break;
-        if (r > 0.9) {
-          await discard.testRun(frame64);
-          pending += step(64);
-          continue;
-        }
-        await sized.testRun(sizeFrame(size));
-        pending += step(size);
-        const rec = Buffer.from(content.subarray(0, size));
-        if (LE) {
-          rec.writeBigUInt64LE(BigInt(seq++), 0);
-          rec.writeUInt32LE(size, 8);
-        } else {
-          rec.writeBigUInt64BE(BigInt(seq++), 0);
-          rec.writeUInt32BE(size, 8);
-        }
-        if (size < mixed.size) short++;
-        else want.push(mixed.decode(rec, 0));
-      }
-      expect(rb.stats().pendingBytes).toBe(pending);
-      rb.resume();
-      expect(await until(() => rb.stats().pendingBytes === 0 && got.length === want.length)).toBe(true);
-    }
+    const { want, short } = await randomRounds({
+      sized,
+      discard,
+      scratch,
+      rb,
+      codec: mixed,
+      rand,
+      ring: RING,
+      scratchBytes: SCRATCH,
+      randomBytes: 1024,
+      delivered: () => got.length,
+    });
     expect(got).toEqual(want);
     expect(short).toBeGreaterThan(0);
     expect(rb.stats()).toMatchObject({ records: want.length, malformed: short, pendingBytes: 0, lost: 0 });

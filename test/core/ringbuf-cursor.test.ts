@@ -9,7 +9,6 @@
  * are refused with typed errors before the ring is opened.
  */
 import { readdirSync } from 'node:fs';
-import { endianness } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   BpfkitError,
@@ -36,13 +35,12 @@ import {
 import { checkCursorCodec, cursorMaker } from '../../lib/core/ringbuf/cursor.js';
 import { testObject } from '../helpers/objects.js';
 import { rng } from '../helpers/rng.js';
-import { removeChildModule, runChild, until } from './ringbuf.helpers.js';
+import { frame64, randomRounds, removeChildModule, runChild, until } from './ringbuf.helpers.js';
 
 afterAll(removeChildModule);
 
 const RING = 64 * 1024;
 const SCRATCH = 12288;
-const LE = endianness() === 'LE';
 /** Every member kind at aligned offsets (the kernel test's layout: seq and size first, as xdp_sized_record writes them). */
 const wide = struct('wide', [
   { name: 'seq', codec: u64 },
@@ -156,14 +154,6 @@ describe('record cursor (no kernel)', () => {
   });
 });
 
-const step = (size: number): number => (size + 8 + 7) & ~7;
-const frame64 = Buffer.alloc(64);
-function sizeFrame(size: number): Buffer {
-  const f = Buffer.alloc(64);
-  if (LE) f.writeUInt32LE(size, 0);
-  else f.writeUInt32BE(size, 0);
-  return f;
-}
 const rec64 = struct('rec64', { seq: u64n, ktime: u64n, len: u32, ifindex: u32, fill: bytes(40) });
 
 describe("RingBuffer lazy 'cursor'", () => {
@@ -185,41 +175,18 @@ describe("RingBuffer lazy 'cursor'", () => {
       expect(r.blob).toBe(blob);
       got.push(plain(r, wide));
     });
-    let seq = 0;
-    let short = 0;
-    const want: unknown[] = [];
-    for (let round = 0; round < 8; round++) {
-      const content = Buffer.alloc(SCRATCH);
-      for (let i = 0; i < 2048; i++) content[i] = Math.floor(rand() * 256);
-      scratch.set(0, content);
-      rb.pause();
-      let pending = 0;
-      for (let i = 0; i < 2000; i++) {
-        const r = rand();
-        const size = r < 0.1 ? 16 + Math.floor(rand() * 40) : wide.size + Math.floor(rand() * 600);
-        if (pending + step(size) + step(64) > RING - 8) break;
-        if (r > 0.9) {
-          await discard.testRun(frame64);
-          pending += step(64);
-          continue;
-        }
-        await sized.testRun(sizeFrame(size));
-        pending += step(size);
-        const rec = Buffer.from(content.subarray(0, size));
-        if (LE) {
-          rec.writeBigUInt64LE(BigInt(seq++), 0);
-          rec.writeUInt32LE(size, 8);
-        } else {
-          rec.writeBigUInt64BE(BigInt(seq++), 0);
-          rec.writeUInt32BE(size, 8);
-        }
-        if (size < wide.size) short++;
-        else want.push(wide.decode(rec, 0));
-      }
-      expect(rb.stats().pendingBytes).toBe(pending);
-      rb.resume();
-      expect(await until(() => rb.stats().pendingBytes === 0 && got.length === want.length)).toBe(true);
-    }
+    const { want, short } = await randomRounds({
+      sized,
+      discard,
+      scratch,
+      rb,
+      codec: wide,
+      rand,
+      ring: RING,
+      scratchBytes: SCRATCH,
+      randomBytes: 2048,
+      delivered: () => got.length,
+    });
     expect(got).toEqual(want);
     expect(short).toBeGreaterThan(0);
     expect(objects.size).toBe(1);

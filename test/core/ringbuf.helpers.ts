@@ -1,8 +1,10 @@
 /** What the ring-buffer suites share around test/bpf/ringbuf_test.bpf.c. */
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { bytes, u32, type BpfObject } from '../../lib/index.js';
+import { expect } from 'vitest';
+import { bytes, u32, type BpfMap, type BpfObject, type Codec, type RingBuffer, type XdpProgram } from '../../lib/index.js';
 import { packageRoot } from '../../lib/core/native.js';
 import { testObject } from '../helpers/objects.js';
 
@@ -21,6 +23,85 @@ export async function until(cond: () => boolean, ms = 5000): Promise<boolean> {
 export function produced(obj: BpfObject): number {
   using bss = obj.map('.bss', { key: u32, value: bytes(24) });
   return Number(bss.get(0)!.readBigUInt64LE(0));
+}
+
+// ---- random records through test/bpf/ringbuf_test.bpf.c -----------------------------------
+
+const LE = endianness() === 'LE';
+/** Ring bytes a record of `size` takes (8-byte header, 8-byte aligned). */
+export const step = (size: number): number => (size + 8 + 7) & ~7;
+/** Any 64-byte frame (xdp_discard reserves and discards one record per run). */
+export const frame64 = Buffer.alloc(64);
+
+/** The frame that makes xdp_sized_record write a record of `size` bytes (its first u32, host order). */
+export function sizeFrame(size: number): Buffer {
+  const f = Buffer.alloc(64);
+  if (LE) f.writeUInt32LE(size, 0);
+  else f.writeUInt32BE(size, 0);
+  return f;
+}
+
+export interface RandomRounds<E> {
+  sized: XdpProgram;
+  discard: XdpProgram;
+  /** The program's scratch map (the bytes records are copied from). */
+  scratch: BpfMap<number, Buffer>;
+  /** The consumer under test, already listening. */
+  rb: RingBuffer<E>;
+  codec: Codec<E, unknown>;
+  rand: () => number;
+  /** Ring bytes, scratch bytes, and how many of the scratch's first bytes are random. */
+  ring: number;
+  scratchBytes: number;
+  randomBytes: number;
+  /** How many records the consumer has delivered so far. */
+  delivered: () => number;
+}
+
+/**
+ * Eight rounds of random records while the consumer is paused: random contents, sizes
+ * (some shorter than the codec: malformed), discarded records, filling the ring close to
+ * full so that later rounds wrap around; then resumed until it has taken them all.
+ * Returns what the codec's decode gives for the records it can hold, and how many are short.
+ */
+export async function randomRounds<E>(t: RandomRounds<E>): Promise<{ want: E[]; short: number }> {
+  const { rand, codec } = t;
+  const want: E[] = [];
+  let seq = 0;
+  let short = 0;
+  for (let round = 0; round < 8; round++) {
+    const content = Buffer.alloc(t.scratchBytes);
+    for (let i = 0; i < t.randomBytes; i++) content[i] = Math.floor(rand() * 256);
+    t.scratch.set(0, content);
+    t.rb.pause();
+    let pending = 0;
+    for (let i = 0; i < 2000; i++) {
+      const r = rand();
+      const size = r < 0.1 ? 16 + Math.floor(rand() * 40) : codec.size + Math.floor(rand() * 600);
+      if (pending + step(size) + step(64) > t.ring - 8) break;
+      if (r > 0.9) {
+        await t.discard.testRun(frame64);
+        pending += step(64);
+        continue;
+      }
+      await t.sized.testRun(sizeFrame(size));
+      pending += step(size);
+      const rec = Buffer.from(content.subarray(0, size));
+      if (LE) {
+        rec.writeBigUInt64LE(BigInt(seq++), 0);
+        rec.writeUInt32LE(size, 8);
+      } else {
+        rec.writeBigUInt64BE(BigInt(seq++), 0);
+        rec.writeUInt32BE(size, 8);
+      }
+      if (size < codec.size) short++;
+      else want.push(codec.decode(rec, 0));
+    }
+    expect(t.rb.stats().pendingBytes).toBe(pending);
+    t.rb.resume();
+    expect(await until(() => t.rb.stats().pendingBytes === 0 && t.delivered() === want.length)).toBe(true);
+  }
+  return { want, short };
 }
 
 // ---- child processes: unref, GC, exit with open handles, listener exceptions ----------
