@@ -6,31 +6,16 @@
  * consumers it cannot take are refused with typed errors before any reading.
  */
 import { describe, expect, it } from 'vitest';
-import { BpfObject, BpfkitError, bytes, i16, i32, i64, i64n, i8, ipv4, struct, u16, u32, u64, u64n, u8, type RingBufferColumns } from '../../lib/index.js';
+import { BpfObject, BpfkitError, bytes, ipv4, struct, u32, u64, u64n, type RingBufferColumns } from '../../lib/index.js';
 import { ColumnReader } from '../../lib/core/ringbuf/columns.js';
 import { testObject } from '../helpers/objects.js';
 import { rng } from '../helpers/rng.js';
-import { frame64, randomRounds, until } from './ringbuf.helpers.js';
+import { SIZED_MEMBERS, frame64, randomRounds, until } from './ringbuf.helpers.js';
 
 const RING = 64 * 1024;
 const SCRATCH = 12288;
 /** Every column kind; '_' fields have no column. Sized 72 bytes. */
-const mixed = struct('mixed', [
-  { name: 'seq', codec: u64 },
-  { name: 'size', codec: u32 },
-  { name: 'a', codec: i32 },
-  { name: 'b', codec: u16 },
-  { name: 'c', codec: i16 },
-  { name: 'd', codec: u8 },
-  { name: 'e', codec: i8 },
-  { name: '_gap', codec: bytes(2) },
-  { name: 'f', codec: u64n },
-  { name: 'g', codec: i64n },
-  { name: 'h', codec: i64 },
-  { name: 'blob', codec: bytes(20) },
-  { name: 'odd', codec: bytes(7) },
-  { name: 'tail', codec: u8 },
-]);
+const mixed = struct('mixed', [...SIZED_MEMBERS]);
 type Mixed = ReturnType<typeof mixed.decode>;
 const rec64 = struct('rec64', { seq: u64n, ktime: u64n, len: u32, ifindex: u32, fill: bytes(40) });
 

@@ -20,9 +20,7 @@ import {
   cstring,
   i16,
   i32,
-  i64,
   i64n,
-  i8,
   ipv4,
   struct,
   u16,
@@ -35,7 +33,7 @@ import {
 import { checkCursorCodec, cursorMaker } from '../../lib/core/ringbuf/cursor.js';
 import { testObject } from '../helpers/objects.js';
 import { rng } from '../helpers/rng.js';
-import { frame64, randomRounds, removeChildModule, runChild, until } from './ringbuf.helpers.js';
+import { SIZED_MEMBERS, frame64, randomRounds, removeChildModule, runChild, until } from './ringbuf.helpers.js';
 
 afterAll(removeChildModule);
 
@@ -43,20 +41,7 @@ const RING = 64 * 1024;
 const SCRATCH = 12288;
 /** Every member kind at aligned offsets (the kernel test's layout: seq and size first, as xdp_sized_record writes them). */
 const wide = struct('wide', [
-  { name: 'seq', codec: u64 },
-  { name: 'size', codec: u32 },
-  { name: 'a', codec: i32 },
-  { name: 'b', codec: u16 },
-  { name: 'c', codec: i16 },
-  { name: 'd', codec: u8 },
-  { name: 'e', codec: i8 },
-  { name: '_gap', codec: bytes(2) },
-  { name: 'f', codec: u64n },
-  { name: 'g', codec: i64n },
-  { name: 'h', codec: i64 },
-  { name: 'blob', codec: bytes(20) },
-  { name: 'odd', codec: bytes(7) },
-  { name: 'tail', codec: u8 },
+  ...SIZED_MEMBERS,
   { name: 'addr', codec: ipv4 },
   { name: 'port', codec: be16 },
   { name: 'flag', codec: bool },

@@ -4,7 +4,24 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { bytes, u32, type BpfMap, type BpfObject, type Codec, type RingBuffer, type XdpProgram } from '../../lib/index.js';
+import {
+  bytes,
+  i16,
+  i32,
+  i64,
+  i64n,
+  i8,
+  u16,
+  u32,
+  u64,
+  u64n,
+  u8,
+  type BpfMap,
+  type BpfObject,
+  type Codec,
+  type RingBuffer,
+  type XdpProgram,
+} from '../../lib/index.js';
 import { packageRoot } from '../../lib/core/native.js';
 import { testObject } from '../helpers/objects.js';
 
@@ -28,6 +45,28 @@ export function produced(obj: BpfObject): number {
 // ---- random records through test/bpf/ringbuf_test.bpf.c -----------------------------------
 
 const LE = endianness() === 'LE';
+/**
+ * Struct members of every integer kind and `bytes(n)`, aligned, 72 bytes: seq and size
+ * first, as xdp_sized_record writes them ('_gap' is padding). The columns suite's struct;
+ * the cursor suite's starts with it.
+ */
+export const SIZED_MEMBERS = [
+  { name: 'seq', codec: u64 },
+  { name: 'size', codec: u32 },
+  { name: 'a', codec: i32 },
+  { name: 'b', codec: u16 },
+  { name: 'c', codec: i16 },
+  { name: 'd', codec: u8 },
+  { name: 'e', codec: i8 },
+  { name: '_gap', codec: bytes(2) },
+  { name: 'f', codec: u64n },
+  { name: 'g', codec: i64n },
+  { name: 'h', codec: i64 },
+  { name: 'blob', codec: bytes(20) },
+  { name: 'odd', codec: bytes(7) },
+  { name: 'tail', codec: u8 },
+] as const;
+
 /** Ring bytes a record of `size` takes (8-byte header, 8-byte aligned). */
 export const step = (size: number): number => (size + 8 + 7) & ~7;
 /** Any 64-byte frame (xdp_discard reserves and discards one record per run). */
