@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AclFirewall, type AclEvent } from '../../lib/index.js';
 import { Lab } from '../../lib/lab/index.js';
-import { frame, onCpu0, testRunHost, v4 } from './acl.helpers.js';
+import { frame, onCpu0, sleep, testRunHost, v4 } from './acl.helpers.js';
 
 const run = promisify(execFile);
 const N = 200_000; // packets per CPU per round
@@ -45,8 +45,6 @@ afterAll(async () => {
   await lab?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until no event has arrived for 200 ms (bounded). */
 async function settle(): Promise<void> {

@@ -13,7 +13,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AclFirewall, type AclEvent } from '../../lib/index.js';
 import { Lab } from '../../lib/lab/index.js';
-import { frame, onCpu0, portsSharingASet, v4, v6, testRunHost } from './acl.helpers.js';
+import { endInterval, frame, onCpu0, portsSharingASet, v4, v6, testRunHost, waitForEvents } from './acl.helpers.js';
 
 let lab: Lab;
 let fw: AclFirewall;
@@ -39,19 +39,6 @@ afterAll(async () => {
   await lab?.close();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function endInterval(): Promise<void> {
-  await fw.configure({ eventIntervalMs: 1 });
-  await sleep(50);
-}
-
-async function waitForEvents(n: number, what: string): Promise<void> {
-  for (let i = 0; i < 100 && events.length < n; i++) await sleep(20);
-  await sleep(50); // and no more than n
-  expect(events.length, what).toBe(n);
-}
-
 describe('suppressed counts held in verdict-cache entries', () => {
   afterEach(async () => {
     await fw.configure({ eventIntervalMs: INTERVAL_MS });
@@ -68,7 +55,7 @@ describe('suppressed counts held in verdict-cache entries', () => {
       // pass 1: five packets of each flow in turn: one walk each (the entry then holds the
       // flow), four suppressed packets counted in it; the fifth and sixth flows evict two
       for (const f of frames) for (let j = 0; j < 5; j++) await fw.testRun(f);
-      await waitForEvents(6, 'first events');
+      await waitForEvents(events, 6, 'first events', true);
       expect(events.map((e) => e.suppressed)).toEqual([0, 0, 0, 0, 0, 0]);
       const s1 = await fw.stats();
       expect(s1.classified.walked - s0.classified.walked).toBe(6);
@@ -80,10 +67,10 @@ describe('suppressed counts held in verdict-cache entries', () => {
       expect(s2.classified.walked - s1.classified.walked).toBeGreaterThanOrEqual(2);
       expect(s2.events.emitted - s1.events.emitted).toBe(0);
       // the interval ends: each flow's next event carries its 5 suppressed packets
-      await endInterval();
+      await endInterval(fw);
       events.length = 0;
       for (const f of frames) await fw.testRun(f);
-      await waitForEvents(6, 'second events');
+      await waitForEvents(events, 6, 'second events', true);
       expect(events.map((e) => `${e.srcPort}:${e.suppressed}`)).toEqual(ports.map((p) => `${p}:5`));
     });
   });
@@ -96,29 +83,29 @@ describe('suppressed counts held in verdict-cache entries', () => {
     await onCpu0(async () => {
       events.length = 0;
       for (const f of frames) for (let j = 0; j < 5; j++) await fw.testRun(f);
-      await waitForEvents(2, 'first events');
+      await waitForEvents(events, 2, 'first events', true);
       expect(events.map((e) => e.suppressed)).toEqual([0, 0]);
       // flip: 'udp' kept (same slot and tag), another rule first; the entries of the old
       // set hold 4 counts each, and three more packets each are suppressed under the new set
       await fw.setRules([{ id: 'tcp', action: 'deny', proto: 'tcp' }, UDP]);
       for (const f of frames) for (let j = 0; j < 3; j++) await fw.testRun(f);
       // a second flip (the interval's end) while both generations' entries hold counts
-      await endInterval();
+      await endInterval(fw);
       events.length = 0;
       for (const f of frames) await fw.testRun(f);
-      await waitForEvents(2, 'events after the flips');
+      await waitForEvents(events, 2, 'events after the flips', true);
       expect(events.map((e) => `${e.ruleId}:${e.family}:${e.suppressed}`)).toEqual(['udp:4:7', 'udp:6:7']);
       // a new rule for the same flows: new flows of the rate limiter, nothing inherited
       await fw.configure({ eventIntervalMs: INTERVAL_MS });
       await fw.setRules([{ id: 'udp2', action: 'deny', proto: 'udp' }]);
       events.length = 0;
       for (const f of frames) for (let j = 0; j < 4; j++) await fw.testRun(f);
-      await waitForEvents(2, 'events of the new rule');
+      await waitForEvents(events, 2, 'events of the new rule', true);
       expect(events.map((e) => `${e.ruleId}:${e.family}:${e.suppressed}`)).toEqual(['udp2:4:0', 'udp2:6:0']);
-      await endInterval();
+      await endInterval(fw);
       events.length = 0;
       for (const f of frames) await fw.testRun(f);
-      await waitForEvents(2, 'second events of the new rule');
+      await waitForEvents(events, 2, 'second events of the new rule', true);
       expect(events.map((e) => `${e.ruleId}:${e.suppressed}`)).toEqual(['udp2:3', 'udp2:3']);
     });
   });

@@ -7,6 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import type { AclFirewall } from '../../lib/index.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
 
 /** The ClassBench data beside the checkout: `<repository root>/../shared/classbench`. */
@@ -306,4 +308,26 @@ export async function onCpu0<T>(fn: () => Promise<T>): Promise<T> {
   } finally {
     execFileSync('taskset', ['-a', '-p', affinity, String(process.pid)], { stdio: 'ignore' });
   }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Ends every flow's interval: 1 ms from now on, until the test restores its own interval. */
+export async function endInterval(fw: AclFirewall): Promise<void> {
+  await fw.configure({ eventIntervalMs: 1 });
+  await sleep(50);
+}
+
+/**
+ * Waits (at most 2 s) until `events` holds `n` events, and asserts it holds at least `n`;
+ * `exactly`: then waits 50 ms more and asserts it holds exactly `n` (no more arrived).
+ */
+export async function waitForEvents(events: readonly unknown[], n: number, what: string, exactly = false): Promise<void> {
+  for (let i = 0; i < 100 && events.length < n; i++) await sleep(20);
+  if (!exactly) {
+    expect(events.length, what).toBeGreaterThanOrEqual(n);
+    return;
+  }
+  await sleep(50);
+  expect(events.length, what).toBe(n);
 }

@@ -8,7 +8,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AclFirewall, type AclEvent } from '../../lib/index.js';
 import { Lab } from '../../lib/lab/index.js';
-import { frame, onCpu0, portsSharingASet, v4, v6, testRunHost } from './acl.helpers.js';
+import { endInterval, frame, onCpu0, portsSharingASet, sleep, v4, v6, testRunHost, waitForEvents } from './acl.helpers.js';
 
 let lab: Lab;
 let fw: AclFirewall;
@@ -34,19 +34,6 @@ afterAll(async () => {
   await lab?.close();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Ends every flow's interval: 1 ms from now on, until the test restores INTERVAL_MS. */
-async function endInterval(): Promise<void> {
-  await fw.configure({ eventIntervalMs: 1 });
-  await sleep(50);
-}
-
-async function waitForEvents(n: number, what: string): Promise<void> {
-  for (let i = 0; i < 100 && events.length < n; i++) await sleep(20);
-  expect(events.length, what).toBeGreaterThanOrEqual(n);
-}
-
 describe('rate limiter with more flows than a CPU remembers', () => {
   afterEach(() => fw.configure({ eventIntervalMs: INTERVAL_MS }));
   for (const family of [4, 6] as const) {
@@ -65,17 +52,17 @@ describe('rate limiter with more flows than a CPU remembers', () => {
       for (let j = 0; j < PER; j++) {
         for (let i = 0; i < FLOWS; i += 4) await Promise.all(frames.slice(i, i + 4).map((f) => fw.testRun(f)));
       }
-      await waitForEvents(FLOWS, 'first events');
+      await waitForEvents(events, FLOWS, 'first events');
       await sleep(50);
       const first = new Map(events.map((e) => [key(e), e]));
       expect(events.length).toBe(FLOWS); // one per flow within the interval
       expect(first.size).toBe(FLOWS);
       expect([...first.values()].every((e) => e.suppressed === 0)).toBe(true);
       // the interval ends; one more packet per flow reports what was suppressed
-      await endInterval();
+      await endInterval(fw);
       events.length = 0;
       for (let i = 0; i < FLOWS; i += 4) await Promise.all(frames.slice(i, i + 4).map((f) => fw.testRun(f)));
-      await waitForEvents(FLOWS, 'second events');
+      await waitForEvents(events, FLOWS, 'second events');
       const wrong = events.filter((e) => e.suppressed !== PER - 1).map((e) => `${key(e)}: ${e.suppressed}`);
       expect(wrong.slice(0, 10)).toEqual([]);
       expect(new Set(events.map(key)).size).toBe(FLOWS);
@@ -99,12 +86,12 @@ describe('rate limiter with more flows than a CPU remembers', () => {
       // six flows in turn through four ways: each turn at least two walk again (proof
       // that they share the set), so more than one walk per flow
       expect((await fw.stats()).classified.walked - s0.classified.walked).toBeGreaterThanOrEqual(6 + 2 * 4);
-      await waitForEvents(6, 'first events');
+      await waitForEvents(events, 6, 'first events');
       expect(events.map((e) => e.suppressed)).toEqual([0, 0, 0, 0, 0, 0]);
-      await endInterval();
+      await endInterval(fw);
       events.length = 0;
       for (const f of frames) await fw.testRun(f);
-      await waitForEvents(6, 'second events');
+      await waitForEvents(events, 6, 'second events');
       expect(events.map((e) => e.suppressed)).toEqual([4, 4, 4, 4, 4, 4]);
     });
   });
