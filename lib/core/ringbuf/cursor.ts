@@ -204,7 +204,8 @@ function compiledCursor(name: string, size: number, members: readonly Member[]):
 /** Where code generation from strings is disabled: the same getters, interpreted, over closure variables (nothing reachable from the object). */
 function genericCursor(name: string, size: number, members: readonly Member[]): CursorMaker<unknown> {
   return (mem) => {
-    let buf = zeroed(size);
+    const zero = zeroed(size);
+    let buf = zero;
     let o = 0;
     const proto: object = {};
     for (const m of members) {
@@ -222,7 +223,6 @@ function genericCursor(name: string, size: number, members: readonly Member[]): 
     Object.defineProperty(proto, Symbol.toStringTag, { value: name });
     const view = Object.create(proto) as unknown;
     let live: Buffer | undefined = mem.buf;
-    const zero = zeroed(size);
     const point = (b: Buffer): void => {
       buf = b;
       o = 0;
