@@ -135,10 +135,11 @@ static __always_inline void acl_ventry_fk(const struct acl_ventry *x, struct acl
 	fk->tag = x->tag;
 }
 
-/* Adds `n` packets handed over by a CPU's entry to the flow's `seen`, AFTER the entry's
- * count was zeroed: the add is the fetching (fully ordered) form, so the zeroing is seen by
- * any CPU that sees the count in `seen` (report.h: acl_cached_counts never finds one count
- * in both; the plain form of the add orders nothing on weakly ordered CPUs). */
+/* Adds `n` suppressed packets to the flow's `seen` with the fetching (fully ordered) form
+ * of the add. For a count handed over by a CPU's entry, call it AFTER the entry's count was
+ * zeroed: any CPU that sees the count in `seen` then sees the zeroing too (report.h:
+ * acl_cached_counts never finds one count in both; the plain form of the add orders
+ * nothing on weakly ordered CPUs). */
 static __always_inline void acl_seen_add(struct acl_flow_state *st, __u64 n)
 {
 	__u64 old = __sync_fetch_and_add(&st->seen, n);

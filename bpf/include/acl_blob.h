@@ -175,7 +175,8 @@ struct acl_flow_key {
 
 struct acl_flow_state {
 	__u64 last_ns;  /* time of the last event */
-	__u64 seen;     /* packets of this flow and rule suppressed, handed over by the CPUs (atomic add) */
+	__u64 seen;     /* packets of this flow and rule counted here as suppressed: handed over by the CPUs,
+	                 * suppressed at this table, or reporters whose event found the ring full (atomic add) */
 	__u64 reported; /* suppressed packets (`seen` + the CPUs' held counts) at the last event */
 };
 
