@@ -83,7 +83,7 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
       setup: () => attachProg(join(root, 'build/test-bpf/parse_ref.bpf.o'), 'xdp_parse_hash_count', 'ref_counters'),
     });
     const BaseFirewalls = [];
-    for (const b of baseRoots) BaseFirewalls.push((await import(pathToFileURL(join(resolve(b), 'dist/index.js')).href)).AclFirewall);
+    for (const dir of baseRoots) BaseFirewalls.push((await import(pathToFileURL(join(resolve(dir), 'dist/index.js')).href)).AclFirewall);
     // base: 0 this build, k the k-th of ACL_ISO_BASE
     const baseName = (k) => (!k ? '' : baseRoots.length === 1 ? ', base build' : `, base build ${k} (${baseRoots[k - 1]})`);
     const acl = (n, opts = {}, base = 0) => ({
@@ -221,11 +221,11 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
       summary[`isolated_replay_${r.n}_vs_ref`] = paired(replay(r).id, refOf(replay(r)), 'nsPerPkt');
       summary[`isolated_replay_${r.n}_vs_ref_cpu`] = paired(replay(r).id, refOf(replay(r)), 'napiNsPerPkt');
       for (let k = 1; k <= BaseFirewalls.length; k++) {
-        const b = k === 1 ? 'base' : `base${k}`;
-        summary[`isolated_replay_${r.n}_${b}_vs_ref_cpu`] = paired(replay(r, {}, k).id, refOf(replay(r)), 'napiNsPerPkt');
+        const base = k === 1 ? 'base' : `base${k}`;
+        summary[`isolated_replay_${r.n}_${base}_vs_ref_cpu`] = paired(replay(r, {}, k).id, refOf(replay(r)), 'napiNsPerPkt');
         // this build's NAPI CPU per packet over the base build's, paired by round (< 1: cheaper)
-        summary[`isolated_replay_${r.n}_vs_${b}_cpu`] = 1 / paired(replay(r).id, replay(r, {}, k).id, 'napiNsPerPkt');
-        summary[`isolated_replay_${r.n}_events_off_vs_${b}_cpu`] =
+        summary[`isolated_replay_${r.n}_vs_${base}_cpu`] = 1 / paired(replay(r).id, replay(r, {}, k).id, 'napiNsPerPkt');
+        summary[`isolated_replay_${r.n}_events_off_vs_${base}_cpu`] =
           1 / paired(replay(r, { events: false }).id, replay(r, { events: false }, k).id, 'napiNsPerPkt');
       }
     }
