@@ -18,10 +18,12 @@ import type { Codec } from './codecs.js';
 import {
   checkOpts,
   checkRecordCodec,
-  lostMapName,
   mismatchError,
+  objectHandles,
+  pinnedHandles,
   DATA_EVENTS,
   type CheckedOptions,
+  type RingHandles,
   type RingBufferEvents,
   type RingBufferOptions,
   type RingBufferSource,
@@ -33,7 +35,7 @@ import { ColumnReader, type RingBufferColumns } from './ringbuf/columns.js';
 import { checkCursorCodec, cursorMaker, type RecordCursor } from './ringbuf/cursor.js';
 import { COPIES } from './codecs/generate.js';
 import { LossCounter } from './ringbuf/loss.js';
-import { native, openPinnedAs, type NativeMapHandle, type NativeRingBufferHandle } from './native.js';
+import { native, type NativeMapHandle, type NativeRingBufferHandle } from './native.js';
 
 export type { RingBufferColumnArrays, RingBufferColumns, RingBufferNumberColumn } from './ringbuf/columns.js';
 export type { RingBufferEvents, RingBufferLoss, RingBufferOptions, RingBufferSource, RingBufferStats } from './ringbuf/options.js';
@@ -152,33 +154,19 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
    * loss counter, if the producer has one.
    */
   static openPinned<E>(path: string, codec: Codec<E, any>, opts: RingBufferOptions & { lostPath?: string } = {}): RingBuffer<E> {
-    if (opts.lostPath !== undefined && (typeof opts.lostPath !== 'string' || !opts.lostPath.startsWith('/'))) {
-      invalidArgument('lostPath', 'must be an absolute path on a BPF filesystem');
-    }
-    const ring = openPinnedAs(path, 'map');
-    let lost: NativeMapHandle | undefined;
-    try {
-      if (opts.lostPath !== undefined) lost = openPinnedAs(opts.lostPath, 'map');
-      return new RingBuffer(ring, codec, opts, lost);
-    } finally {
-      ring.close();
-    }
+    return RingBuffer.#own(pinnedHandles(path, opts.lostPath), codec, opts);
   }
 
   /** @internal BpfObject.ringBuffer(). */
   static fromObject<E>(src: RingBufferSource, name: string, codec: Codec<E, any>, opts: RingBufferOptions = {}): RingBuffer<E> {
-    if (typeof name !== 'string') invalidArgument('name', 'must be the name of a ringbuf map');
-    const maps = src.maps;
-    const spec = maps.find((m) => m.name === name);
-    if (!spec) invalidArgument('name', `no map named '${name}' in this object (maps: ${maps.map((m) => m.name).join(', ')})`);
-    if (spec.type !== 'ringbuf') invalidArgument('name', `map '${name}' is a ${spec.type}, not a ringbuf`);
-    const lostName = lostMapName(maps, name, opts);
-    checkOpts(opts);
-    const ring = src.nativeMap(name);
+    return RingBuffer.#own(objectHandles(src, name, opts), codec, opts);
+  }
+
+  static #own<E>(h: RingHandles, codec: Codec<E, any>, opts: RingBufferOptions): RingBuffer<E> {
     try {
-      return new RingBuffer(ring, codec, opts, lostName === undefined ? undefined : src.nativeMap(lostName));
+      return new RingBuffer(h.ring, codec, opts, h.lost);
     } finally {
-      ring.close();
+      h.ring.close();
     }
   }
 

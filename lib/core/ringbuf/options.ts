@@ -1,11 +1,11 @@
 /**
- * The public types of RingBuffer (options, counters, events) and the checks of its
- * arguments (lib/core/ringbuf.ts is the reader itself).
+ * The public types of RingBuffer (options, counters, events), the checks of its
+ * arguments and the opening of its maps (lib/core/ringbuf.ts is the reader itself).
  */
 import { BpfkitError, invalidArgument } from '../errors.js';
 import type { Codec } from '../codecs.js';
 import { checkInteger } from '../validate.js';
-import type { NativeMapHandle } from '../native.js';
+import { openPinnedAs, type NativeMapHandle } from '../native.js';
 import type { RingBufferColumns } from './columns.js';
 
 /** Options of {@link BpfObject.ringBuffer} and {@link RingBuffer.openPinned}. */
@@ -149,12 +149,50 @@ function checkLazy(v: unknown): boolean | 'transient' | 'cursor' {
 }
 
 /** The loss counter's map name for ring `name` of an object (`opts.lostMap`, or `<name>_lost` when the object has it). */
-export function lostMapName(maps: { name: string }[], name: string, opts: RingBufferOptions): string | undefined {
+function lostMapName(maps: { name: string }[], name: string, opts: RingBufferOptions): string | undefined {
   if (opts.lostMap === undefined) return maps.some((m) => m.name === `${name}_lost`) ? `${name}_lost` : undefined;
   if (opts.lostMap === false) return undefined;
   if (typeof opts.lostMap !== 'string') invalidArgument('lostMap', 'must be a map name or false');
   if (!maps.some((m) => m.name === opts.lostMap)) invalidArgument('lostMap', `no map named '${opts.lostMap}' in this object`);
   return opts.lostMap;
+}
+
+/** A ring's map and its loss counter's (when it has one), opened; the caller owns both. */
+export interface RingHandles {
+  ring: NativeMapHandle;
+  lost: NativeMapHandle | undefined;
+}
+
+/** RingBuffer.openPinned(): the ring pinned at `path`, the loss counter at `lostPath`. */
+export function pinnedHandles(path: string, lostPath: string | undefined): RingHandles {
+  if (lostPath !== undefined && (typeof lostPath !== 'string' || !lostPath.startsWith('/'))) {
+    invalidArgument('lostPath', 'must be an absolute path on a BPF filesystem');
+  }
+  const ring = openPinnedAs(path, 'map');
+  try {
+    return { ring, lost: lostPath === undefined ? undefined : openPinnedAs(lostPath, 'map') };
+  } catch (e) {
+    ring.close();
+    throw e;
+  }
+}
+
+/** BpfObject.ringBuffer(): the ringbuf map `name` of an object, and its loss counter (lostMapName). */
+export function objectHandles(src: RingBufferSource, name: string, opts: RingBufferOptions): RingHandles {
+  if (typeof name !== 'string') invalidArgument('name', 'must be the name of a ringbuf map');
+  const maps = src.maps;
+  const spec = maps.find((m) => m.name === name);
+  if (!spec) invalidArgument('name', `no map named '${name}' in this object (maps: ${maps.map((m) => m.name).join(', ')})`);
+  if (spec.type !== 'ringbuf') invalidArgument('name', `map '${name}' is a ${spec.type}, not a ringbuf`);
+  const lostName = lostMapName(maps, name, opts);
+  checkOpts(opts);
+  const ring = src.nativeMap(name);
+  try {
+    return { ring, lost: lostName === undefined ? undefined : src.nativeMap(lostName) };
+  } catch (e) {
+    ring.close();
+    throw e;
+  }
 }
 
 export function checkRecordCodec(codec: Codec<unknown, unknown>): void {
