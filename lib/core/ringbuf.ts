@@ -245,6 +245,26 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   }
 
   /**
+   * Delivers now, synchronously, what the ring holds to the 'data', 'batch' and 'columns'
+   * listeners (past `maxBatchesPerTurn`, up to what it held at the call); returns the records
+   * read. For an end: stop the producer, `drain()`, `close()`, and nothing it made is left
+   * unread. Nothing while paused, closed or iterated. A listener that throws ends it.
+   */
+  drain(): number {
+    const h = this.#h;
+    if (!h || this.#paused || this.#iter) return 0;
+    const from = this.#records + this.#malformed;
+    const until = this.#bytes + h.pending;
+    let bytes;
+    do {
+      bytes = this.#bytes;
+      this.#turnBatches = 0;
+      this.#drain();
+    } while (this.#h && !this.#paused && this.#bytes !== bytes && this.#bytes < until);
+    return this.#records + this.#malformed - from;
+  }
+
+  /**
    * Stops reading and releases the ring (idempotent; safe inside a listener). Records
    * still in the kernel ring stay there for another reader; records of the current batch
    * not yet delivered are counted in stats().undelivered. Emits 'close' on the next tick.
