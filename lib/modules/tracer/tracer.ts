@@ -306,11 +306,22 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     return out;
   }
 
-  /** Detaches and unloads everything, emits the open timelines as 'packet', then 'end'. */
+  /**
+   * Detaches the points, delivers the events they wrote before (nothing is left unread in the
+   * ring), unloads everything, emits the open timelines as 'packet', then 'end'. A listener
+   * that throws meanwhile does not stop it half-way: stop() finishes, then rejects with that error.
+   */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     for (const l of this.#links) l.link.close();
     clearInterval(this.#sweep);
+    // the points are detached: what they wrote before is delivered (or counted) now, not left in the ring
+    let failed: { e: unknown } | undefined;
+    try {
+      this.#rb.drain();
+    } catch (e) {
+      failed = { e }; // a listener threw: stop anyway, then reject with its error
+    }
     try {
       const { seen, matched, lost, pcap } = this.stats();
       this.#final = pcap ? { seen, matched, lost, pcap } : { seen, matched, lost };
@@ -323,6 +334,7 @@ export class PacketTracer extends EventEmitter<PacketTracerEvents> implements As
     this.#obj.close();
     this.#deliver(this.#timelines.flush());
     this.emit('end');
+    if (failed) throw failed.e;
   }
   /** Same as `stop()`: for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
