@@ -4,6 +4,7 @@
  * datagrams, IPv4 and IPv6; an iptables rule on the server keeps dropping what the ACL
  * allows (coexistence); deny/log events arrive with the right rule ids and 5-tuples.
  */
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AclFirewall, type AclEvent } from '../../lib/index.js';
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
@@ -188,4 +189,35 @@ describe('AclFirewall on two interfaces', () => {
       await lab2.close();
     }
   });
+});
+
+describe('AclFirewall: the end of a session', () => {
+  // Datagrams sent while this thread is blocked, so the firewall's ring is not read before
+  // detach() / close(), which read it first: each new source port is a flow, one event each.
+  const sendBlocked = (to: string, port: number, n: number): void => {
+    const script = `for i in $(seq ${n}); do echo x > /dev/udp/${to}/${port}; done`;
+    execFileSync('ip', ['netns', 'exec', server.netns, 'bash', '-c', script], { timeout: 30_000 });
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+  };
+  for (const end of ['detach', 'close'] as const) {
+    it(`${end}() delivers the events written before it: none is left in the ring`, async () => {
+      const fw3 = await AclFirewall.attach(link.a.ifname, {
+        netns: client.netns,
+        rules: [{ id: 'blocked', action: 'deny', proto: 'udp', dstPort: 5399 }],
+      });
+      const evs: AclEvent[] = [];
+      try {
+        fw3.on('event', (e) => evs.push(e));
+        await new Promise((r) => setTimeout(r, 20)); // reading started
+        sendBlocked('198.18.0.1', 5399, 20);
+        expect(evs).toEqual([]);
+      } finally {
+        if (end === 'detach') fw3.detach();
+        else fw3.close();
+      }
+      expect(evs.length).toBe(20);
+      expect(new Set(evs.map((e) => e.srcPort)).size).toBe(20);
+      expect(evs.every((e) => e.ruleId === 'blocked' && e.action === 'deny' && e.dstPort === 5399)).toBe(true);
+    });
+  }
 });

@@ -279,6 +279,11 @@ export class AclEventStream {
     this.#rb?.unref();
   }
 
+  /** Delivers now what the ring holds, if anyone listens or iterates (before a close). */
+  drain(): void {
+    if (this.#listening) this.#rb?.drain();
+  }
+
   /** Stops reading (the firewall closes the ring) and ends every iterator. */
   close(): void {
     const rb = this.#rb;

@@ -402,10 +402,20 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
   /**
    * Releases this process's handles. Unpinned: the program detaches. Pinned: the firewall
    * keeps running with its current rules (another attach() with the same pin adopts it).
+   * Events written before are delivered to the listeners first (unpinned, after the
+   * program detached: none is left in the ring). A listener that throws meanwhile does not
+   * stop it half-way: close() finishes, then throws that error.
    */
   close(): void {
     const h = this.#h;
     if (!h) return;
+    if (!this.pin) for (const l of h.links.values()) l.close();
+    let failed: { e: unknown } | undefined;
+    try {
+      this.#stream.drain();
+    } catch (e) {
+      failed = { e };
+    }
     this.#h = undefined;
     const st = this.#stage;
     this.#stage = undefined;
@@ -415,9 +425,10 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
     closeHandles(h);
     this.#rs.release();
     this.emit('close');
+    if (failed) throw failed.e;
   }
 
-  /** Detaches from every interface and removes the pins (the firewall is gone). */
+  /** Detaches from every interface and removes the pins (the firewall is gone); events written before are delivered, as by close(). */
   detach(): void {
     const h = this.#live();
     for (const l of h.links.values()) l.detach();
