@@ -42,12 +42,11 @@ export class DirectReader {
   readonly view: DataView;
   /** After scan(): record k is at byte offs[2k] of `buf`, offs[2k + 1] bytes long. */
   readonly offs: Int32Array;
-  /** Int32 words over exactly `buf` (word k is bytes 4k..4k+3), for aligned reads. */
+  /** Int32 words over exactly `buf` (word k is bytes 4k..4k+3), for aligned reads; scan() reads the record headers through it. */
   readonly words: Int32Array;
   readonly #ends: Float64Array;
   readonly #cons: BigInt64Array;
   readonly #prod: BigInt64Array;
-  readonly #hdr: Int32Array;
   readonly #data: number;
   readonly #mask: bigint;
   /** The consumer position when the scan started, the records scanned and the bytes they (and discarded ones) take. */
@@ -60,8 +59,7 @@ export class DirectReader {
     const m = h.mapping();
     this.#cons = new BigInt64Array(m.consumer, 0, 1);
     this.#prod = new BigInt64Array(m.producer, 0, 1);
-    this.#hdr = new Int32Array(m.producer);
-    this.words = this.#hdr;
+    this.words = new Int32Array(m.producer);
     this.buf = Buffer.from(m.producer);
     this.view = new DataView(m.producer);
     this.#data = m.dataOffset;
@@ -83,7 +81,7 @@ export class DirectReader {
     if (avail <= 0) return 0;
     // the data is mapped twice: base + avail < data + 2 x size, so every record is contiguous
     const base = this.#data + Number(start & this.#mask);
-    const hdr = this.#hdr;
+    const hdr = this.words;
     const offs = this.offs;
     const ends = this.#ends;
     let adv = 0;
