@@ -81,6 +81,8 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   #paused = false;
   #polling = false;
   #turnBatches = 0;
+  /** Inside #drain (a listener calling drain() must not read the batch being delivered again). */
+  #inDrain = false;
   #iter: IterState | undefined;
   #immediate: NodeJS.Immediate | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
@@ -248,11 +250,12 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
    * Delivers now, synchronously, what the ring holds to the 'data', 'batch' and 'columns'
    * listeners (past `maxBatchesPerTurn`, up to what it held at the call); returns the records
    * read. For an end: stop the producer, `drain()`, `close()`, and nothing it made is left
-   * unread. Nothing while paused, closed or iterated. A listener that throws ends it.
+   * unread. Nothing while paused, closed or iterated, nor inside a listener (the rest follows
+   * when it returns). A listener that throws ends it.
    */
   drain(): number {
     const h = this.#h;
-    if (!h || this.#paused || this.#iter) return 0;
+    if (!h || this.#paused || this.#iter || this.#inDrain) return 0;
     const from = this.#records + this.#malformed;
     const until = this.#bytes + h.pending;
     let bytes;
@@ -442,6 +445,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
 
   /** Delivers what the consumers want, reading at most maxBatchesPerTurn batches. */
   #drain(): void {
+    this.#inDrain = true;
     try {
       while (this.#h && !this.#paused) {
         if (this.#idx >= this.#batch.length) {
@@ -462,6 +466,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
         if (!this.#deliver()) break;
       }
     } finally {
+      this.#inDrain = false;
       if (this.#lost?.timing && performance.now() - this.#lost.lastCheck >= this.#opts.lostCheckMs) this.#checkLost();
       this.#update();
     }

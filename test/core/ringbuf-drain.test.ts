@@ -103,6 +103,21 @@ describe('RingBuffer.drain()', () => {
     expect(rb2.drain()).toBe(0); // closed
   });
 
+  it('inside a listener it does nothing: no record is delivered twice', async () => {
+    using obj = await load();
+    using rb = obj.ringBuffer('events', rec64, { batchSize: 16 });
+    await filled(100, obj);
+    const got: number[] = [];
+    const nested: number[] = [];
+    rb.on('data', (r) => {
+      got.push(r.seq);
+      if (r.seq % 10 === 3) nested.push(rb.drain());
+    });
+    expect(rb.drain()).toBe(100);
+    expect(got).toEqual([...Array(100).keys()]);
+    expect(nested).toEqual(Array(10).fill(0));
+  });
+
   it('a listener that throws ends the drain with its error; its record counts as delivered, the rest comes next', async () => {
     using obj = await load();
     using rb = obj.ringBuffer('events', rec64, { batchSize: 16 });
