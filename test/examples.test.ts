@@ -145,6 +145,40 @@ d('examples/', () => {
     expect(changes('remove: ')).toMatchObject({ rulesDeleted: 2, routesDeleted: 2 });
   });
 
+  it('service-chain: without the chainer straight upstream; with it every datagram passes the service once; close() leaves no rule', async () => {
+    const run = await runExample('service-chain.mjs');
+    expectOk(run);
+    expect(grab(run, /^without the chainer: u received (\d+) \+ (\d+) datagrams \(IPv4 \+ IPv6\), s forwarded (\d+) \+ (\d+)$/)).toEqual([30, 30, 0, 0]);
+    expect(grab(run, /^with the chainer: u received (\d+) \+ (\d+) datagrams \(IPv4 \+ IPv6\), s forwarded (\d+) \+ (\d+)$/)).toEqual([30, 30, 30, 30]);
+    expect(run.stdout.filter((l) => /^ {2}ip -[46] rule: \d+:\s+from all fwmark 0x(10|20) lookup 1[12]0/.test(l))).toHaveLength(4);
+    expect(grab(run, /^rule clients +(\d+) packets$/)[0]).toBeGreaterThanOrEqual(60);
+    expect(grab(run, /^rule back-from-fw +(\d+) packets$/)[0]).toBeGreaterThanOrEqual(60);
+    expect(grab(run, /^closed: (\d+) fwmark rules left on r$/)).toEqual([0]);
+  });
+
+  it('trace-drops: each datagram ends where the kernel says, with its drop reason; the tracer lost nothing', async () => {
+    const run = await runExample('trace-drops.mjs');
+    expectOk(run);
+    expect(run.stdout.find((l) => l.startsWith('udp/7003 '))).toMatch(/^udp\/7003 \(blocked\): dropped, reason NETFILTER_DROP, \d+ events/);
+    expect(run.stdout.find((l) => l.startsWith('udp/7002 '))).toMatch(/^udp\/7002 \(closed\): dropped, reason NO_SOCKET, \d+ events/);
+    expect(run.stdout.find((l) => l.startsWith('udp/7001 '))).toMatch(/^udp\/7001 \(open\): (unfinished|consumed), \d+ events/);
+    // the blocked one ends on r, the closed one on b
+    const path = (port: number) => {
+      const i = run.stdout.findIndex((l) => l.startsWith(`udp/${port} `));
+      const out: string[] = [];
+      for (let k = i + 1; k < run.stdout.length && run.stdout[k]!.startsWith('  +'); k++) {
+        const m = /^ {2}\+\s*[\d.]+ us\s+(\S+)\s+(\S+)\s+(\S+)$/.exec(run.stdout[k]!);
+        out.push(m ? m.slice(1).join(' ') : run.stdout[k]!);
+      }
+      return out;
+    };
+    expect(path(7003).at(-1)).toBe('r eth0 drop');
+    expect(path(7002).at(-1)).toBe('b eth0 drop');
+    expect(path(7001)).toContain('b eth0 receive');
+    expect(grab(run, /^b's socket on udp\/7001 received (\d+) datagram/)).toEqual([1]);
+    expect(grab(run, /^tracer: \d+ events matched the filter of \d+ seen machine-wide, (\d+) lost$/)).toEqual([0]);
+  });
+
   it('an example killed half-way (SIGTERM) still removes its namespaces', async () => {
     let seen: string[] = [];
     const run = await runExample('decap-vni-stats.mjs', [], {
