@@ -6,9 +6,9 @@
  * hands them out as 'data' / 'batch' events or through `for await` ('data' with plain
  * objects or the lazy 'cursor' (ringbuf/cursor.ts) reads the kernel's mapping itself,
  * ringbuf/direct.ts; the copy path is ringbuf/copy.ts; 'columns' decodes whole batches
- * into typed arrays, ringbuf/columns.ts). Backpressure is the kernel ring itself: while
- * nobody consumes (paused, no listener, iterator not pulling) records stay in the ring,
- * and JS holds at most one decoded batch. Reservations that fail because the ring is full
+ * into typed arrays, ringbuf/columns.ts; the iterators are ringbuf/iterate.ts).
+ * Backpressure is the kernel ring itself: while nobody consumes (paused, no listener,
+ * iterator not pulling) records stay in the ring, and JS holds at most one decoded batch. Reservations that fail because the ring is full
  * are counted by the BPF side (bpf/include/bpfkit_ringbuf.h) in a per-CPU counter that
  * stats().lost reads and the 'lost' event reports.
  */
@@ -35,17 +35,11 @@ import { ColumnReader, type RingBufferColumns } from './ringbuf/columns.js';
 import { checkCursorCodec, cursorMaker, type RecordCursor } from './ringbuf/cursor.js';
 import { COPIES } from './codecs/generate.js';
 import { LossCounter } from './ringbuf/loss.js';
+import { closedIterator, ringIterator, type IterHost, type IterState } from './ringbuf/iterate.js';
 import { native, type NativeMapHandle, type NativeRingBufferHandle } from './native.js';
 
 export type { RingBufferColumnArrays, RingBufferColumns, RingBufferNumberColumn } from './ringbuf/columns.js';
 export type { RingBufferEvents, RingBufferLoss, RingBufferOptions, RingBufferSource, RingBufferStats } from './ringbuf/options.js';
-
-interface IterState {
-  waiting: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: unknown) => void } | undefined;
-  /** batches(): hand out the rest of the batch at once */
-  whole: boolean;
-  closeOnReturn: boolean;
-}
 
 /** Records of a BPF_MAP_TYPE_RINGBUF map on Node's event loop, decoded with a codec: 'data' / 'batch' events or `for await`. The kernel ring is the backpressure: unread records wait there; records that found it full are counted (`stats().lost`, the 'lost' event). */
 export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements AsyncIterable<E> {
@@ -84,6 +78,7 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   /** Inside #drain (a listener calling drain() must not read the batch being delivered again). */
   #inDrain = false;
   #iter: IterState | undefined;
+  #iterHost: IterHost | undefined;
   #immediate: NodeJS.Immediate | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
   /** rawListeners('data'), refetched after any 'data' listener is added or removed. */
@@ -317,53 +312,34 @@ export class RingBuffer<E> extends EventEmitter<RingBufferEvents<E>> implements 
   }
 
   #iterator<T>(opts: { closeOnReturn?: boolean }, whole: boolean): AsyncIterableIterator<T> {
-    const done = (): Promise<IteratorResult<T>> => Promise.resolve({ value: undefined, done: true });
-    if (!this.#h)
-      return {
-        next: done,
-        return: done,
-        [Symbol.asyncIterator]() {
-          return this;
-        },
-      };
+    if (!this.#h) return closedIterator<T>();
     if (this.#iter) throw new BpfkitError('ERR_BUSY', `ring buffer '${this.name}' already has an active iterator`);
     this.#columnsCheck(false);
     const it: IterState = { waiting: undefined, whole, closeOnReturn: opts.closeOnReturn ?? true };
     this.#iter = it;
     this.#dStop = true;
     this.#paused = false;
-    const finish = (): void => {
-      if (this.#iter === it) this.#iter = undefined;
-      this.#update();
-    };
-    const take = (): IteratorResult<T> => ({ value: this.#take(whole) as T, done: false });
-    const self = this;
+    return ringIterator<T>((this.#iterHost ??= this.#lendToIterator()), it);
+  }
+
+  /** What an iterator may do with this ring (ringbuf/iterate.ts). */
+  #lendToIterator(): IterHost {
     return {
-      next(): Promise<IteratorResult<T>> {
-        if (self.#iter !== it) return done();
-        if (self.#idx < self.#batch.length) return Promise.resolve(take());
-        if (!self.#h) {
-          finish();
-          return done();
-        }
-        // Read straight away while the turn's budget allows; otherwise wait for the poll.
-        if (!self.#paused && self.#turnBatches < self.#opts.maxBatchesPerTurn && self.#readBatch()) {
-          self.#turnBatches++;
-          if (self.#idx < self.#batch.length) return Promise.resolve(take());
-        }
-        return new Promise((resolve, reject) => {
-          it.waiting = { resolve: resolve as (r: IteratorResult<unknown>) => void, reject };
-          self.#update();
-        });
+      owns: (it) => this.#iter === it,
+      open: () => this.#h !== undefined,
+      buffered: () => this.#idx < this.#batch.length,
+      take: (whole) => this.#take(whole),
+      readNow: () => {
+        if (this.#paused || this.#turnBatches >= this.#opts.maxBatchesPerTurn || !this.#readBatch()) return false;
+        this.#turnBatches++;
+        return true;
       },
-      return(): Promise<IteratorResult<T>> {
-        finish();
-        if (it.closeOnReturn) self.close();
-        return done();
+      finish: (it) => {
+        if (this.#iter === it) this.#iter = undefined;
+        this.#update();
       },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
+      update: () => this.#update(),
+      close: () => this.close(),
     };
   }
 
