@@ -16,7 +16,8 @@ import { FLOOD, counterCodec, frame4, liveRules, readCB } from './common.mjs';
 // medians of per-round ratios to the same round's reference.
 const TRACE_HEADERS = 4096;
 // ACL_ISO_ONLY=replay: only the trace replays and their reference (to compare variants of
-// the program; the summary then has no flood figures). ACL_ISO_ROUNDS: rounds (default 3).
+// the program; the summary then has no flood figures); ACL_ISO_ONLY=flood: only the floods
+// behind many rules (this build's and each ACL_ISO_BASE build's) and their reference. ACL_ISO_ROUNDS: rounds (default 3).
 // ACL_ISO_BASE: the root of another build of bpfkit (package.json, dist/, build/ of an older
 // commit), or several separated by commas: each one's AclFirewall replays too, in the same
 // rounds (the builds attached in turn); the first is "the base" of the summary's ratios.
@@ -35,10 +36,11 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
     const flood = frame4(FLOOD.src, FLOOD.dst, 17, FLOOD.sport, FLOOD.dport, iso.link.b.mac);
     const sizes = quick ? [1, 10000] : [1, 10000, 100000];
     const floods = only !== 'replay';
+    const floodOnly = only === 'flood';
     const ruleSets = Object.fromEntries(sizes.map((n) => [n, liveRules(n)]));
     // trace replay: the set's rules, all deny; TRACE_HEADERS TCP/UDP headers spread over its trace
     const replays = sizes
-      .filter((n) => n > 1)
+      .filter((n) => n > 1 && !floodOnly)
       .map((n) => {
         const set = n === 10000 ? 'acl1_10k' : 'acl1_100k';
         const trace = parseClassBenchTrace(readCB(`${set}_trace`)).filter((h) => h.proto === 6 || h.proto === 17);
@@ -164,8 +166,9 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
       // the floods behind many rules of each ACL_ISO_BASE build too
       ...BaseFirewalls.flatMap((_, k) => sizes.filter((n) => n > 1).map((n) => acl(n, {}, k + 1))),
     ];
+    const floodOnlyIds = new Set([ref('', txGen, flood).id, ...sizes.filter((n) => n > 1).map((n) => acl(n).id)]);
     const scenarios = [
-      ...(floods ? floodScenarios : []),
+      ...(floodOnly ? floodScenarios.filter((s) => floodOnlyIds.has(s.id) || s.id.includes(', base build')) : floods ? floodScenarios : []),
       ...replays.flatMap((r) => [
         ref(r.set, genOf.get(r.set), flood),
         replay(r),
@@ -206,14 +209,14 @@ export async function isolatedPart({ quick, log, rows, summary, lab }) {
         'CPU min..max': spread(s.id, 'napiNsPerPkt'),
         'vs ref (rate)': paired(s.id, r, 'nsPerPkt'),
         'vs ref (CPU)': paired(s.id, r, 'napiNsPerPkt'),
-        'vs xdp-filter (rate)': s.group || !floods ? undefined : paired(s.id, xfId, 'nsPerPkt'),
+        'vs xdp-filter (rate)': s.group || !floods || floodOnly ? undefined : paired(s.id, xfId, 'nsPerPkt'),
       });
     }
-    for (const n of floods ? sizes : []) {
+    for (const n of floods ? sizes.filter((k) => !floodOnly || k > 1) : []) {
       const id = acl(n).id;
       summary[`isolated_flood_${n}_vs_ref`] = paired(id, refOf(acl(n)), 'nsPerPkt');
       summary[`isolated_flood_${n}_vs_ref_cpu`] = paired(id, refOf(acl(n)), 'napiNsPerPkt');
-      summary[`isolated_flood_${n}_vs_xdpfilter`] = paired(id, xfId, 'nsPerPkt');
+      if (!floodOnly) summary[`isolated_flood_${n}_vs_xdpfilter`] = paired(id, xfId, 'nsPerPkt');
       // this build's NAPI CPU per packet over the first base build's, paired by round (< 1: cheaper)
       if (n > 1 && BaseFirewalls.length) summary[`isolated_flood_${n}_vs_base_cpu`] = 1 / paired(id, acl(n, {}, 1).id, 'napiNsPerPkt');
     }

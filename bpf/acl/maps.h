@@ -181,11 +181,8 @@ struct {
 
 struct acl_pkt {
 	__u32 key[ACL_KEY_WORDS]; /* word ACL_VKEY_FAMILY: 4 or 6 */
-	/* the flow as the rate limiter keys it (addresses in network order, IPv4 in the first
-	 * 4 bytes, ports in host order); acl_report fills in slot and tag */
-	struct acl_flow_key fk;
 	__u8 flags; /* ACL_EV_* */
-} __attribute__((aligned(8))); /* the flow key is written and compared 64 bits at a time */
+} __attribute__((aligned(8)));
 
 static __always_inline void acl_count(__u32 stat, __u64 bytes)
 {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* AclFirewall XDP program (bpf/acl/prog.h): the packet into a key of 32-bit words and
- * into the rate limiter's flow key. */
+/* AclFirewall XDP program (bpf/acl/prog.h): the packet into a key of 32-bit words (the
+ * rate limiter's flow key is made from the packed key, and only when a packet needs it:
+ * report.h). */
 #ifndef ACL_PARSE_H
 #define ACL_PARSE_H
 
@@ -12,18 +13,19 @@
 #include "parsing.h"
 #include "maps.h"
 
-/* Reads the ports (or ICMP type/code) at the cursor. Returns 1 if present. */
-static __always_inline int acl_parse_l4(struct bpfkit_cursor *c, struct acl_pkt *pkt)
+/* Reads the ports (or ICMP type/code) at the cursor into key words `at` and `at` + 1 (the
+ * protocol is in word `at` + 2). Returns 1 if present. */
+static __always_inline int acl_parse_l4(struct bpfkit_cursor *c, struct acl_pkt *pkt, const int at)
 {
-	__u16 p = pkt->fk.proto;
+	__u32 p = pkt->key[at + 2];
 
 	if (p == IPPROTO_TCP || p == IPPROTO_UDP || p == IPPROTO_SCTP || p == IPPROTO_UDPLITE || p == IPPROTO_DCCP) {
 		__be16 *ports = bpfkit_pull(c, 4);
 
 		if (!ports)
 			return 0;
-		pkt->fk.sport = bpf_ntohs(ports[0]);
-		pkt->fk.dport = bpf_ntohs(ports[1]);
+		pkt->key[at] = bpf_ntohs(ports[0]);
+		pkt->key[at + 1] = bpf_ntohs(ports[1]);
 		return 1;
 	}
 	if (p == IPPROTO_ICMP || p == 58 /* IPPROTO_ICMPV6 */) {
@@ -31,8 +33,8 @@ static __always_inline int acl_parse_l4(struct bpfkit_cursor *c, struct acl_pkt 
 
 		if (!tc)
 			return 0;
-		pkt->fk.sport = tc[0];
-		pkt->fk.dport = tc[1];
+		pkt->key[at] = tc[0];
+		pkt->key[at + 1] = tc[1];
 		return 1;
 	}
 	return -1; /* a protocol without selectable L4 fields */
@@ -40,7 +42,8 @@ static __always_inline int acl_parse_l4(struct bpfkit_cursor *c, struct acl_pkt 
 
 /* After the IP header(s): a later fragment has no L4 header; otherwise read the ports or
  * ICMP type/code (a cut-short header counts as unparsed). */
-static __always_inline void acl_l4(struct bpfkit_cursor *c, struct acl_pkt *pkt, __u32 len, int later_fragment)
+static __always_inline void acl_l4(struct bpfkit_cursor *c, struct acl_pkt *pkt, __u32 len, int later_fragment,
+                                   const int at)
 {
 	int l4;
 
@@ -49,24 +52,17 @@ static __always_inline void acl_l4(struct bpfkit_cursor *c, struct acl_pkt *pkt,
 		acl_count(ACL_STAT_FRAGMENTS, len);
 		return;
 	}
-	l4 = acl_parse_l4(c, pkt);
+	l4 = acl_parse_l4(c, pkt, at);
 	if (l4 > 0)
 		pkt->flags |= ACL_EV_L4;
 	else if (l4 == 0)
 		acl_count(ACL_STAT_UNPARSED, len);
 }
 
-/* The key words after the addresses: sport, dport, proto, ifindex, l4 (from `at`); and
- * the flow key's sport..family rewritten as one 64-bit store, as its addresses were (the
- * rate limiter compares flow keys 64 bits at a time, and a load that spans several
- * smaller stores cannot be forwarded from the store buffer: a stall of several ns). */
+/* The key words after the addresses and the L4 fields (sport, dport, proto from `at`):
+ * ifindex and l4. */
 static __always_inline void acl_key_tail(struct xdp_md *ctx, struct acl_pkt *pkt, const int at)
 {
-	*(__u64 *)&pkt->fk.sport =
-	        pkt->fk.sport | (__u32)pkt->fk.dport << 16 | (__u64)pkt->fk.proto << 32 | (__u64)pkt->fk.family << 48;
-	pkt->key[at] = pkt->fk.sport;
-	pkt->key[at + 1] = pkt->fk.dport;
-	pkt->key[at + 2] = pkt->fk.proto;
 	pkt->key[at + 3] = ctx->ingress_ifindex;
 	pkt->key[at + 4] = pkt->flags & ACL_EV_L4;
 }
@@ -84,13 +80,10 @@ static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __
 
 		if (ip < 0)
 			return -1;
-		pkt->fk.family = 4;
-		pkt->fk.proto = ip;
-		*(__u64 *)pkt->fk.src = iph->saddr; /* bytes 0-3, and zeros to 7: one store */
-		*(__u64 *)pkt->fk.dst = iph->daddr;
 		pkt->key[0] = bpf_ntohl(iph->saddr);
 		pkt->key[1] = bpf_ntohl(iph->daddr);
-		acl_l4(&c, pkt, len, bpfkit_ipv4_is_later_fragment(iph));
+		pkt->key[ACL_V4_PORTS_AT + 2] = ip;
+		acl_l4(&c, pkt, len, bpfkit_ipv4_is_later_fragment(iph), ACL_V4_PORTS_AT);
 		acl_key_tail(ctx, pkt, ACL_V4_PORTS_AT);
 		return 4;
 	}
@@ -101,26 +94,18 @@ static __always_inline int acl_parse(struct xdp_md *ctx, struct acl_pkt *pkt, __
 
 		if (nh < 0)
 			return -1;
-		pkt->fk.family = 6;
 #pragma unroll
 		for (int i = 0; i < 4; i++) {
 			pkt->key[i] = bpf_ntohl(ip6->saddr.in6_u.u6_addr32[i]);
 			pkt->key[4 + i] = bpf_ntohl(ip6->daddr.in6_u.u6_addr32[i]);
 		}
-#pragma unroll
-		for (int i = 0; i < 2; i++) { /* 64-bit stores: see acl_key_tail */
-			((__u64 *)pkt->fk.src)[i] =
-			        ip6->saddr.in6_u.u6_addr32[2 * i] | (__u64)ip6->saddr.in6_u.u6_addr32[2 * i + 1] << 32;
-			((__u64 *)pkt->fk.dst)[i] =
-			        ip6->daddr.in6_u.u6_addr32[2 * i] | (__u64)ip6->daddr.in6_u.u6_addr32[2 * i + 1] << 32;
-		}
 		nh = bpfkit_skip_ipv6_ext(&c, nh, &info);
 		if (nh < 0) {
-			pkt->fk.proto = ACL_PROTO_UNKNOWN;
+			pkt->key[ACL_V6_PORTS_AT + 2] = ACL_PROTO_UNKNOWN;
 			acl_count(ACL_STAT_UNPARSED, len);
 		} else {
-			pkt->fk.proto = nh;
-			acl_l4(&c, pkt, len, info.frag_offset != 0);
+			pkt->key[ACL_V6_PORTS_AT + 2] = nh;
+			acl_l4(&c, pkt, len, info.frag_offset != 0, ACL_V6_PORTS_AT);
 		}
 		acl_key_tail(ctx, pkt, ACL_V6_PORTS_AT);
 		return 6;

@@ -112,7 +112,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
                                        struct acl_ventry *ve, const struct acl_vkey *vk, int fam, __u32 slot, __u32 tag,
                                        __u32 action, __u32 len)
 {
-	struct acl_flow_key *fk = &pkt->fk;
+	struct acl_flow_key fkv __attribute__((aligned(8))), *fk = &fkv;
 	__u64 interval_ns = (__u64)acl_w(blob, ACL_H_INTERVAL_MS) * 1000000;
 	struct acl_flow_state *st;
 	struct acl_flow_set *set;
@@ -145,7 +145,9 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 			return;
 		}
 	}
-	*(__u64 *)&fk->slot = slot | (__u64)tag << 32; /* one store: see acl_key_tail */
+	/* the flow key, made here rather than at parse time: a packet the verdict cache's
+	 * entry suppresses (above) never needs it */
+	acl_vkey_fk(vk, fk, slot, tag);
 	set = acl_cpu_elem(&acl_flow_cache, ACL_FM_SETS, at);
 	if (!set)
 		return;

@@ -103,36 +103,43 @@ static __always_inline int acl_ventry_holds(const struct acl_ventry *x, const st
 	        (x->key.p[3] ^ vk->p[3]) | (x->key.p[4] ^ vk->p[4]) | ((x->key.p[5] ^ vk->p[5]) & m5)) == 0;
 }
 
-/* The rate limiter's flow key of an entry (acl_vkey_of backwards). */
+/* The rate limiter's flow key of a packed key (acl_vkey_of backwards; a verdict-cache
+ * entry's count bits are masked out) and the rule's slot and tag: addresses in network
+ * order (IPv4 in the first 4 bytes), ports (or ICMP type and code) in host order, protocol,
+ * family. Written as six 64-bit stores: the rate limiter compares and hashes flow keys 64
+ * bits at a time, and a load that spans several smaller stores cannot be forwarded from
+ * the store buffer (a stall of several ns). */
+static __always_inline void acl_vkey_fk(const struct acl_vkey *k, struct acl_flow_key *fk, __u32 slot, __u32 tag)
+{
+	const __u64 *p = k->p;
+	__u64 *w = (__u64 *)fk;
+
+#define ACL_NET64(x) ((__u64)bpf_htonl((__u32)(x)) | (__u64)bpf_htonl((__u32)((x) >> 32)) << 32)
+	if (p[5] & ACL_VK6_FAMILY) {
+		w[0] = ACL_NET64(p[0]);
+		w[1] = ACL_NET64(p[1]);
+		w[2] = ACL_NET64(p[2]);
+		w[3] = ACL_NET64(p[3]);
+		w[4] = (__u16)p[4] | (__u64)(__u16)(p[4] >> 32) << 16 | (p[5] & ACL_PROTO_MAX) << 32 | 6ull << 48;
+	} else {
+		w[0] = bpf_htonl((__u32)p[0]);
+		w[1] = 0;
+		w[2] = bpf_htonl((__u32)(p[0] >> 32));
+		w[3] = 0;
+		w[4] = (__u16)p[1] | (__u64)(__u16)(p[1] >> 32) << 16 | (p[2] & ACL_PROTO_MAX) << 32 | 4ull << 48;
+	}
+#undef ACL_NET64
+	w[5] = slot | (__u64)tag << 32;
+}
+_Static_assert(sizeof(struct acl_flow_key) == 48 && __builtin_offsetof(struct acl_flow_key, sport) == 32 &&
+                       __builtin_offsetof(struct acl_flow_key, family) == 38 &&
+                       __builtin_offsetof(struct acl_flow_key, slot) == 40,
+               "acl_vkey_fk writes the flow key as six 64-bit words");
+
+/* The rate limiter's flow key of an entry. */
 static __always_inline void acl_ventry_fk(const struct acl_ventry *x, struct acl_flow_key *fk)
 {
-	const __u64 *p = x->key.p;
-	__u32 *src = (__u32 *)fk->src, *dst = (__u32 *)fk->dst;
-
-	__builtin_memset(fk, 0, sizeof(*fk));
-	if (p[5] & ACL_VK6_FAMILY) {
-		src[0] = bpf_htonl((__u32)p[0]);
-		src[1] = bpf_htonl((__u32)(p[0] >> 32));
-		src[2] = bpf_htonl((__u32)p[1]);
-		src[3] = bpf_htonl((__u32)(p[1] >> 32));
-		dst[0] = bpf_htonl((__u32)p[2]);
-		dst[1] = bpf_htonl((__u32)(p[2] >> 32));
-		dst[2] = bpf_htonl((__u32)p[3]);
-		dst[3] = bpf_htonl((__u32)(p[3] >> 32));
-		fk->sport = (__u16)p[4];
-		fk->dport = (__u16)(p[4] >> 32);
-		fk->proto = p[5] & ACL_PROTO_MAX;
-		fk->family = 6;
-	} else {
-		src[0] = bpf_htonl((__u32)p[0]);
-		dst[0] = bpf_htonl((__u32)(p[0] >> 32));
-		fk->sport = (__u16)p[1];
-		fk->dport = (__u16)(p[1] >> 32);
-		fk->proto = p[2] & ACL_PROTO_MAX;
-		fk->family = 4;
-	}
-	fk->slot = x->meta & ACL_SLOT_MASK;
-	fk->tag = x->tag;
+	acl_vkey_fk(&x->key, fk, x->meta & ACL_SLOT_MASK, x->tag);
 }
 
 /* Adds `n` suppressed packets to the flow's `seen` with the fetching (fully ordered) form
