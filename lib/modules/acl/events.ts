@@ -279,9 +279,9 @@ export class AclEventStream {
     this.#rb?.unref();
   }
 
-  /** Delivers now what the ring holds, if anyone listens or iterates (before a close). */
+  /** Delivers now what the ring holds to the listeners and iterators (before a close; RingBuffer.drain() reads nothing when none is there). */
   drain(): void {
-    if (this.#listening) this.#rb?.drain();
+    this.#rb?.drain();
   }
 
   /** Stops reading (the firewall closes the ring) and ends every iterator. */
