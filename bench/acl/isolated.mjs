@@ -17,7 +17,8 @@ import { FLOOD, counterCodec, frame4, liveRules, readCB } from './common.mjs';
 const TRACE_HEADERS = 4096;
 // ACL_ISO_ONLY=replay: only the trace replays and their reference (to compare variants of
 // the program; the summary then has no flood figures); ACL_ISO_ONLY=flood: only the floods
-// behind many rules (this build's and each ACL_ISO_BASE build's) and their reference. ACL_ISO_ROUNDS: rounds (default 3).
+// behind many rules (this build's and each ACL_ISO_BASE build's) and their reference.
+// ACL_ISO_ROUNDS: rounds (default 3).
 // ACL_ISO_BASE: the root of another build of bpfkit (package.json, dist/, build/ of an older
 // commit), or several separated by commas: each one's AclFirewall replays too, in the same
 // rounds (the builds attached in turn); the first is "the base" of the summary's ratios.

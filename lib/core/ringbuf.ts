@@ -8,9 +8,10 @@
  * ringbuf/direct.ts; the copy path is ringbuf/copy.ts; 'columns' decodes whole batches
  * into typed arrays, ringbuf/columns.ts; the iterators are ringbuf/iterate.ts).
  * Backpressure is the kernel ring itself: while nobody consumes (paused, no listener,
- * iterator not pulling) records stay in the ring, and JS holds at most one decoded batch. Reservations that fail because the ring is full
- * are counted by the BPF side (bpf/include/bpfkit_ringbuf.h) in a per-CPU counter that
- * stats().lost reads and the 'lost' event reports.
+ * iterator not pulling) records stay in the ring, and JS holds at most one decoded batch.
+ * Reservations that fail because the ring is full are counted by the BPF side
+ * (bpf/include/bpfkit_ringbuf.h) in a per-CPU counter that stats().lost reads and the
+ * 'lost' event reports.
  */
 import { EventEmitter } from 'node:events';
 import { BpfkitError, invalidArgument } from './errors.js';
