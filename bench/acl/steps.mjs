@@ -3,10 +3,12 @@
 // esbuild, and optionally the same from another git revision's lib/ in the same process,
 // the two firewalls replacing in alternation (docs/acl.md, "Replacing", round six).
 //
-//   node bench/acl/steps.mjs [git-rev]    env: SIZES=10000,100000 KINDS=random,wide REPS=5
+//   node bench/acl/steps.mjs [git-rev]    env: SIZES=10000,100000 KINDS=random,wide REPS=5 PAUSE=0
 //
 // Prints per size, shape and code: the whole replace's median (min-max) and each step's
-// median, ms. Each shape's two seeds in turn, as the bench's shapes section does. Root: it
+// median, ms. Each shape's two seeds in turn, as the bench's shapes section does. PAUSE: ms
+// idle after each replace (a service's replaces are apart: the work a firewall does when
+// idle after a compile, and its garbage, then falls between them, not in the next). Root: it
 // makes a network namespace with two veth pairs and removes it on exit.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +23,7 @@ const rev = process.argv[2];
 const sizes = (process.env.SIZES ?? '10000,100000').split(',').map(Number);
 const kinds = (process.env.KINDS ?? 'classbench,random,wide,crossing,nested').split(',');
 const reps = Number(process.env.REPS ?? 5);
+const pause = Number(process.env.PAUSE ?? 0);
 
 // the bundles live under build/ (so that the addon is found from them); the other revision's lib/ in a temporary directory
 const tmp = mkdtempSync(join(tmpdir(), 'bpfkit-steps-'));
@@ -83,6 +86,7 @@ try {
             whole[v].push(performance.now() - t0);
             rs.on = false;
             for (const [s, ms] of Object.entries(rs.ms)) (steps[v][s] ??= []).push(ms);
+            if (pause > 0) await new Promise((r) => setTimeout(r, pause));
           }
         }
         for (const v of names) {

@@ -77,10 +77,29 @@ export function applyDeltaSource(rules: AclRule[], slots: number[], tags: number
   return out;
 }
 
+/** Where one rule's records are: `n4` IPv4 records from word `at4` on, RW4 words apart (IPv6 alike). */
 interface Recs {
-  v4: number[]; // word offsets of the rule's records
-  v6: number[];
+  at4: number;
+  n4: number;
+  at6: number;
+  n6: number;
   prio: number;
+}
+
+/**
+ * Where the compiled rules' records are, in typed arrays rather than an object per rule
+ * (this is made after every compile, and a 100k-rule set's worth of small objects is what
+ * the garbage collector then copies during the next replace): rule i's IPv4 records are
+ * `pre4[i+1] - pre4[i]` records from word `at4 + pre4[i] * RW4` on (IPv6 alike); `index`
+ * maps an id to i; `gone[i]` is set once the overlay removed or replaced rule i.
+ */
+interface Located {
+  index: Map<string, number>;
+  at4: number;
+  at6: number;
+  pre4: Uint32Array;
+  pre6: Uint32Array;
+  gone: Uint8Array;
 }
 
 /** One write: `words` at word offset `off`. */
@@ -99,8 +118,8 @@ export class Overlay {
   readonly #base: readonly NormalizedRule[];
   readonly #slots: Uint32Array;
   readonly #tags: Uint32Array;
-  #baseIds: Set<string> | undefined; // ids of the compiled rules (made with #recs)
-  #recs: Map<string, Recs> | undefined; // made on the first change
+  #located: Located | undefined; // made on the first change, or ahead of it (locate)
+  readonly #moved = new Map<string, Recs>(); // rules the overlay wrote (added or replaced), by id
   #n4 = 0;
   #n6 = 0;
   #nextPrio: number;
@@ -147,17 +166,21 @@ export class Overlay {
    * change): the IPv4 records follow the header, the IPv6 ones follow the IPv4 trees
    * (addon/acl/job.cc), found by their first record's words. undefined: not found.
    */
-  #recsOf(blob: Uint32Array): Map<string, Recs> | undefined {
-    if (this.#recs) return this.#recs;
-    const m = new Map<string, Recs>();
-    const { v4, v6 } = recordCounts(this.#base);
-    let n4 = 0;
-    for (let i = 0; i < v4.length; i++) n4 += v4[i]!;
-    let o4 = HDR_WORDS;
-    let o6 = HDR_WORDS + n4 * RW4;
+  #locate(blob: Uint32Array): Located | undefined {
+    if (this.#located) return this.#located;
+    const base = this.#base;
+    const { v4, v6 } = recordCounts(base);
+    const pre4 = new Uint32Array(base.length + 1);
+    const pre6 = new Uint32Array(base.length + 1);
+    for (let i = 0; i < base.length; i++) {
+      pre4[i + 1] = pre4[i]! + v4[i]!;
+      pre6[i + 1] = pre6[i]! + v6[i]!;
+    }
+    const at4 = HDR_WORDS;
+    let at6 = HDR_WORDS + pre4[base.length]! * RW4;
     const j = v6.findIndex((n) => n > 0);
     if (j >= 0) {
-      const F = expandRules([this.#base[j]!], [this.#slots[j]!], [this.#tags[j]!]).v6;
+      const F = expandRules([base[j]!], [this.#slots[j]!], [this.#tags[j]!]).v6;
       const want = new Uint32Array(RW6);
       want[0] = j;
       want[1] = F.meta[0]!;
@@ -167,7 +190,7 @@ export class Overlay {
         want[REC_HDR + 2 * d + 1] = F.hi[d]!;
       }
       const end = Math.min(blob.length, this.at) - RW6;
-      let k = o6;
+      let k = at6;
       for (; k <= end; k++) {
         if (blob[k] !== j || blob[k + 1] !== want[1] || blob[k + 2] !== want[2]) continue;
         let d = REC_HDR;
@@ -175,16 +198,26 @@ export class Overlay {
         if (d === RW6) break;
       }
       if (k > end) return undefined;
-      o6 = k;
+      at6 = k; // (rule j's records are the first IPv6 ones: pre6[j] is 0)
     }
-    this.#baseIds = new Set(this.#base.map((r) => r.id));
-    this.#base.forEach((r, i) => {
-      const e: Recs = { v4: [], v6: [], prio: i };
-      for (let k = 0; k < v4[i]!; k++, o4 += RW4) e.v4.push(o4);
-      for (let k = 0; k < v6[i]!; k++, o6 += RW6) e.v6.push(o6);
-      m.set(r.id, e);
-    });
-    return (this.#recs = m);
+    const index = new Map<string, number>();
+    for (let i = 0; i < base.length; i++) index.set(base[i]!.id, i);
+    return (this.#located = { index, at4, at6, pre4, pre6, gone: new Uint8Array(base.length) });
+  }
+
+  /** The records in force of rule `id` (written by the overlay, else compiled), or undefined. */
+  #recs(loc: Located, id: string): Recs | undefined {
+    const m = this.#moved.get(id);
+    if (m) return m;
+    const i = loc.index.get(id);
+    if (i === undefined || loc.gone[i]) return undefined;
+    const { pre4, pre6 } = loc;
+    return { at4: loc.at4 + pre4[i]! * RW4, n4: pre4[i + 1]! - pre4[i]!, at6: loc.at6 + pre6[i]! * RW6, n6: pre6[i + 1]! - pre6[i]!, prio: i };
+  }
+
+  /** Finds the compiled records in `blob` (the compiled set, before any change) ahead of the first change. */
+  locate(blob: Uint32Array): void {
+    this.#locate(blob);
   }
 
   /**
@@ -193,15 +226,10 @@ export class Overlay {
    * Returns false, changing nothing, when the overlay has no
    * room: the caller compiles the whole set.
    */
-  /** Finds the compiled records in `blob` (the compiled set, before any change) ahead of the first change. */
-  locate(blob: Uint32Array): void {
-    this.#recsOf(blob);
-  }
-
   change(removeId: string | undefined, add: { rule: NormalizedRule; slot: number; tag: number } | undefined, blob: Uint32Array): boolean {
-    const recs = this.#recsOf(blob);
-    if (!recs) return false;
-    const old = removeId !== undefined ? recs.get(removeId) : undefined;
+    const loc = this.#locate(blob);
+    if (!loc) return false;
+    const old = removeId !== undefined ? this.#recs(loc, removeId) : undefined;
     let prio = old ? old.prio : this.#nextPrio;
     let exp: ReturnType<typeof expandRules> | undefined;
     if (add) {
@@ -210,23 +238,26 @@ export class Overlay {
     }
     if (removeId !== undefined && !old) return false; // not expected: the caller checked the id
     if (old) {
-      for (const off of old.v4) this.patches.push({ off: off + REC_HDR, words: Uint32Array.of(0xffffffff, 0) });
-      for (const off of old.v6) this.patches.push({ off: off + REC_HDR, words: Uint32Array.of(0xffffffff, 0) });
-      this.#records -= old.v4.length + old.v6.length;
-      recs.delete(removeId!);
+      for (let k = 0; k < old.n4; k++) this.patches.push({ off: old.at4 + k * RW4 + REC_HDR, words: Uint32Array.of(0xffffffff, 0) });
+      for (let k = 0; k < old.n6; k++) this.patches.push({ off: old.at6 + k * RW6 + REC_HDR, words: Uint32Array.of(0xffffffff, 0) });
+      this.#records -= old.n4 + old.n6;
+      if (!this.#moved.delete(removeId!)) loc.gone[loc.index.get(removeId!)!] = 1;
       if (!add) {
         if (this.#set.has(removeId!)) this.#set.delete(removeId!);
-        if (this.#baseIds!.has(removeId!)) this.#removed.push(removeId!);
+        if (loc.index.has(removeId!)) this.#removed.push(removeId!);
       }
     }
     if (add && exp) {
       if (!old) prio = this.#nextPrio++;
-      const e: Recs = { v4: [], v6: [], prio };
+      const e: Recs = { at4: 0, n4: exp.v4.count, at6: 0, n6: exp.v6.count, prio };
+      // a family's records go to consecutive overlay entries: RW4 / RW6 words apart
       const put = (fam: 4 | 6) => {
         const F = fam === 4 ? exp!.v4 : exp!.v6;
         const rw = fam === 4 ? RW4 : RW6;
         const listAt = this.at + (fam === 4 ? 0 : OVL_MAX);
         const recAt = this.at + 2 * OVL_MAX + (fam === 4 ? 0 : OVL_MAX * RW4);
+        if (fam === 4) e.at4 = recAt + this.#n4 * rw;
+        else e.at6 = recAt + this.#n6 * rw;
         for (let i = 0; i < F.count; i++) {
           const n = fam === 4 ? this.#n4++ : this.#n6++;
           const off = recAt + n * rw;
@@ -239,13 +270,12 @@ export class Overlay {
             w[REC_HDR + 2 * d + 1] = F.hi[i * F.dims + d]!;
           }
           this.patches.push({ off, words: w }, { off: listAt + n, words: Uint32Array.of(off) });
-          (fam === 4 ? e.v4 : e.v6).push(off);
         }
       };
       put(4);
       put(6);
       this.#records += exp.v4.count + exp.v6.count;
-      recs.set(add.rule.id, e);
+      this.#moved.set(add.rule.id, e);
       this.#set.set(add.rule.id, { rule: add.rule.rule, slot: add.slot, tag: add.tag });
     }
     return true;
