@@ -9,6 +9,10 @@ import { describe, expect, it } from 'vitest';
 import { normalizeRule, normalizeRuleSet, type AclRule } from '../../lib/modules/acl/rules.js';
 import { randomAclRule } from '../helpers/acl-random.js';
 import { rng } from '../helpers/rng.js';
+import type { RuleTable } from '../../lib/modules/acl/table.js';
+
+/** The canonical forms of a table's rules (the objects it keeps: what ownRules() hands to the next replace). */
+const canonOf = (t: RuleTable) => Array.from({ length: t.length }, (_, i) => t.rule(i));
 
 const FIELDS = ['id', 'action', 'proto', 'src', 'dst', 'srcPort', 'dstPort', 'icmpType', 'icmpCode', 'iface'];
 const resolveIface = (v: string | number) => (typeof v === 'number' ? v : 7);
@@ -82,22 +86,19 @@ describe('the canonical form, made when asked for', () => {
     const previous = { ids: base.ids, rules: base.norm };
     // the canonical forms, as copies (rules() hands out clones) and as the objects themselves
     const copies = normalizeRuleSet(
-      base.norm.map((n) => structuredClone(n.rule)),
+      canonOf(base.norm).map((r) => structuredClone(r)),
       { capacity: 1 << 16, previous },
     );
-    const own = normalizeRuleSet(
-      base.norm.map((n) => n.rule),
-      { capacity: 1 << 16, previous },
-    );
-    for (let i = 0; i < noIface.length; i++) {
-      expect(copies.norm[i]).toBe(base.norm[i]);
-      expect(own.norm[i]).toBe(base.norm[i]);
-    }
+    const own = normalizeRuleSet(canonOf(base.norm), { capacity: 1 << 16, previous });
+    expect(copies.norm.reused).toBe(noIface.length);
+    expect(own.norm.reused).toBe(noIface.length);
+    expect(copies.norm.rows()).toEqual(base.norm.rows());
+    expect(own.norm.rows()).toEqual(base.norm.rows());
     // anything else is validated again, and gives what validating it alone gives
     let tried = 0;
     for (let i = 0; i < noIface.length; i += 3) {
-      for (const v of variants(base.norm[i]!.rule)) {
-        const set = base.norm.map((n) => n.rule as unknown);
+      for (const v of variants(base.norm.rule(i))) {
+        const set = canonOf(base.norm) as unknown[];
         set[i] = v;
         let alone;
         try {
@@ -107,10 +108,10 @@ describe('the canonical form, made when asked for', () => {
           continue;
         }
         const got = normalizeRuleSet(set, { capacity: 1 << 16, previous });
-        expect(got.norm[i], JSON.stringify(v)).not.toBe(base.norm[i]);
-        const { src, dst, sport, dport, rule } = got.norm[i]!;
+        expect(got.norm.reused, JSON.stringify(v)).toBe(noIface.length - 1);
+        const { src, dst, sport, dport, rule } = got.norm.row(i);
         expect({ src, dst, sport, dport, rule }).toEqual({ src: alone.src, dst: alone.dst, sport: alone.sport, dport: alone.dport, rule: alone.rule });
-        expect(got.norm[i]).toEqual(alone);
+        expect(got.norm.row(i)).toEqual(alone);
         tried++;
       }
     }
@@ -120,13 +121,8 @@ describe('the canonical form, made when asked for', () => {
   it('a rule with an interface is always resolved again', () => {
     const withIface = rules.filter((r) => r.iface !== undefined).slice(0, 50);
     const base = normalizeRuleSet(withIface, { capacity: 1 << 16, resolveIface });
-    const again = normalizeRuleSet(
-      base.norm.map((n) => n.rule),
-      { capacity: 1 << 16, resolveIface, previous: { ids: base.ids, rules: base.norm } },
-    );
-    for (let i = 0; i < withIface.length; i++) {
-      expect(again.norm[i]).not.toBe(base.norm[i]);
-      expect(again.norm[i]!.rule).toEqual(base.norm[i]!.rule);
-    }
+    const again = normalizeRuleSet(canonOf(base.norm), { capacity: 1 << 16, resolveIface, previous: { ids: base.ids, rules: base.norm } });
+    expect(again.norm.reused).toBe(0);
+    for (let i = 0; i < withIface.length; i++) expect(again.norm.rule(i)).toEqual(base.norm.rule(i));
   });
 });

@@ -198,7 +198,7 @@ describe('normalizeRuleSet: the ids of the set in force', () => {
       { capacity: 100, previous },
     );
     expect(again.ids).toBe(base.ids);
-    expect(again.norm.map(plain)).toEqual(base.norm.map(plain));
+    expect(again.norm.rows().map(plain)).toEqual(base.norm.rows().map(plain));
   });
 
   it('ids that differ, are fewer, more or reordered: a map of the new positions', () => {

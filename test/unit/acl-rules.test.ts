@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BpfkitError } from '../../lib/core/errors.js';
-import { normalizeRule, normalizeRules, type AclRule } from '../../lib/modules/acl/rules.js';
+import { normalizeRule, normalizeRuleSet, normalizeRules, type AclRule } from '../../lib/modules/acl/rules.js';
 import { parseClassBench, parseClassBenchTrace } from '../../lib/modules/acl/classbench.js';
 
 const err = (fn: () => unknown): BpfkitError => {
@@ -121,11 +121,15 @@ describe('normalizeRules: the whole set', () => {
   });
 
   it('an unchanged rule of the previous set is reused; a changed one is validated again', () => {
-    const prev = normalizeRules([{ id: 'a', action: 'deny', src: '198.18.0.0/24' }], { capacity: 8 });
-    const previous = { ids: new Map([['a', 0]]), rules: prev };
-    const same = normalizeRules([{ ...prev[0]!.rule }], { capacity: 8, previous });
-    expect(same[0]).toBe(prev[0]);
-    expect(err(() => normalizeRules([{ id: 'a', action: 'deny', src: 'nope' }], { capacity: 8, previous })).field).toBe('src');
+    const prev = normalizeRuleSet([{ id: 'a', action: 'deny', src: '198.18.0.0/24' }], { capacity: 8 });
+    const previous = { ids: prev.ids, rules: prev.norm };
+    const same = normalizeRuleSet([{ ...prev.norm.rule(0) }], { capacity: 8, previous });
+    expect(same.norm.reused).toBe(1);
+    expect(same.norm.row(0)).toEqual(prev.norm.row(0));
+    const changed = normalizeRuleSet([{ id: 'a', action: 'deny', src: '198.18.0.0/25' }], { capacity: 8, previous });
+    expect(changed.norm.reused).toBe(0);
+    expect(changed.norm.rule(0).src).toBe('198.18.0.0/25');
+    expect(err(() => normalizeRuleSet([{ id: 'a', action: 'deny', src: 'nope' }], { capacity: 8, previous })).field).toBe('src');
   });
 });
 

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { BpfkitError } from '../../lib/core/errors.js';
 import { DEFAULT_SETTINGS, type Settings } from '../../lib/modules/acl/options.js';
 import { normalizeRules, type AclRule } from '../../lib/modules/acl/rules.js';
+import { RuleTable } from '../../lib/modules/acl/table.js';
 import { decodeSource, encodeSource } from '../../lib/modules/acl/source.js';
 import { int, randomAclRule } from '../helpers/acl-random.js';
 import { rng } from '../helpers/rng.js';
@@ -22,7 +23,7 @@ function roundTrip(rules: AclRule[], settings: Settings, gen: number) {
   const r = rng(gen);
   const slots = Uint32Array.from(norm, () => int(r, 0, 1 << 20));
   const tags = Uint32Array.from(norm, () => int(r, 1, gen));
-  const enc = encodeSource(norm, slots, tags, gen, settings);
+  const enc = encodeSource(RuleTable.of(norm), slots, tags, gen, settings);
   expect(enc.jsonBytes).toBe(Buffer.byteLength(enc.json));
   const pad = 4 * int(r, 0, 3);
   const blob = Buffer.alloc(pad + 4 * enc.bin.length + enc.jsonBytes + 8, 0xee);

@@ -39,6 +39,7 @@ import {
   V6_DIMS,
 } from './layout.js';
 import { expandRules, recordCounts, type AclRule, type NormalizedRule } from './rules.js';
+import type { RuleTable } from './table.js';
 
 const RW4 = REC_HDR + 2 * V4_DIMS;
 const RW6 = REC_HDR + 2 * V6_DIMS;
@@ -115,7 +116,7 @@ export class Overlay {
   readonly deltaOff: number; // byte offset of the overlay JSON
   readonly #capBytes: number;
   readonly #header: Uint32Array; // the compiled set's header
-  readonly #base: readonly NormalizedRule[];
+  readonly #base: RuleTable;
   readonly #slots: Uint32Array;
   readonly #tags: Uint32Array;
   #located: Located | undefined; // made on the first change, or ahead of it (locate)
@@ -134,7 +135,7 @@ export class Overlay {
     srcEndBytes: number;
     capBytes: number;
     header: Uint32Array;
-    base: readonly NormalizedRule[];
+    base: RuleTable;
     slots: Uint32Array;
     tags: Uint32Array;
     records: number;
@@ -180,7 +181,7 @@ export class Overlay {
     let at6 = HDR_WORDS + pre4[base.length]! * RW4;
     const j = v6.findIndex((n) => n > 0);
     if (j >= 0) {
-      const F = expandRules([base[j]!], [this.#slots[j]!], [this.#tags[j]!]).v6;
+      const F = expandRules([base.row(j)], [this.#slots[j]!], [this.#tags[j]!]).v6;
       const want = new Uint32Array(RW6);
       want[0] = j;
       want[1] = F.meta[0]!;
@@ -201,7 +202,7 @@ export class Overlay {
       at6 = k; // (rule j's records are the first IPv6 ones: pre6[j] is 0)
     }
     const index = new Map<string, number>();
-    for (let i = 0; i < base.length; i++) index.set(base[i]!.id, i);
+    for (let i = 0; i < base.length; i++) index.set(base.ids[i]!, i);
     return (this.#located = { index, at4, at6, pre4, pre6, gone: new Uint8Array(base.length) });
   }
 

@@ -318,7 +318,10 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
 
   /** The rule set in force (canonical form: CIDRs normalised, ports as numbers or [from, to]). */
   rules(): AclRule[] {
-    return this.#rs.norm.map((r) => structuredClone(r.rule));
+    const t = this.#rs.norm;
+    const out = new Array<AclRule>(t.length);
+    for (let i = 0; i < t.length; i++) out[i] = structuredClone(t.rule(i));
+    return out;
   }
 
   /** The verdict for packets no rule matches. */

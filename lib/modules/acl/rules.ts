@@ -11,6 +11,9 @@ import { IP_PROTOCOLS, PORT_PROTOCOLS, ipProtocolNumber, ipProtocolShown, type I
 import { formatIPv6, parseCidr } from '../../core/codecs.js';
 import { canonicalIPv4, formatIPv6Words, readIPv6 } from '../../core/codecs/ip-text.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG } from './layout.js';
+import { RuleTable, SIDE_ANY, SIDE_LIST, SIDE_V4, SIDE_V6, actionName, type Net, type NormalizedRule } from './table.js';
+
+export { actionName, RuleTable, type Net, type NormalizedRule } from './table.js';
 
 /** What a rule does with a packet it matches: 'allow', 'deny' (drop at XDP), or 'log' (allow and report an event). */
 export type AclAction = 'allow' | 'deny' | 'log';
@@ -56,96 +59,6 @@ const MAX_ID_LENGTH = 256;
 export const MAX_LIST = 4096;
 /** Most records (src x dst combinations) one rule may expand to. */
 export const MAX_RECORDS_PER_RULE = 65536;
-
-/** A parsed CIDR: IPv4 as a number (fast path, no Buffer), IPv6 as 16 bytes. */
-export interface Net {
-  family: 4 | 6;
-  /** IPv4 network address as a signed 32-bit number (`>>> 0` for the unsigned value): a small integer, not a boxed double, in every Net. */
-  v4: number;
-  /** IPv6 network address (null for IPv4). */
-  v6: Buffer | null;
-  prefixLen: number;
-  /** Canonical text. */
-  text: string;
-}
-
-/** A validated rule, ready to compile. */
-export interface NormalizedRule {
-  /** The rule in canonical form (what rules() returns and the pin stores): made from the fields below when first asked for. */
-  readonly rule: AclRule;
-  id: string;
-  action: number;
-  /** One address (the rule's `src` was a string) or a list; null: any. */
-  src: Net | readonly Net[] | null;
-  dst: Net | readonly Net[] | null;
-  proto: number | null;
-  sport: [number, number] | null;
-  dport: [number, number] | null;
-  ifindex: number | null;
-  /** The rule's `iface` as given (a name or an index); null: any interface. */
-  iface: string | number | null;
-  /** ports or ICMP type/code are selected: only packets with an L4 header match */
-  needsL4: boolean;
-}
-
-const ACTION_NAMES: Record<number, AclAction> = { [ACT_ALLOW]: 'allow', [ACT_DENY]: 'deny', [ACT_LOG]: 'log' };
-
-/** The name of a normalized rule's action code (without making its canonical form). */
-export function actionName(code: number): AclAction {
-  return ACTION_NAMES[code]!;
-}
-
-/**
- * A normalized rule: numbers and the parsed addresses, one object of one shape. Its
- * canonical form (`rule`) is a function of them, made only when something asks for it
- * (rules(), the stats, a one-rule change): a replace of 100k rules allocates, and the
- * garbage collector then moves, one object a rule fewer (and no list of texts a list).
- */
-class NormRule implements NormalizedRule {
-  #canon: AclRule | undefined = undefined;
-  constructor(
-    public id: string,
-    public action: number,
-    public src: Net | readonly Net[] | null,
-    public dst: Net | readonly Net[] | null,
-    public proto: number | null,
-    public sport: [number, number] | null,
-    public dport: [number, number] | null,
-    public ifindex: number | null,
-    public iface: string | number | null,
-    public needsL4: boolean,
-  ) {}
-
-  get rule(): AclRule {
-    return (this.#canon ??= canonOf(this));
-  }
-
-  /** The canonical form if it was made (sameRule's shortcut for a set built from ownRules()). */
-  get made(): AclRule | undefined {
-    return this.#canon;
-  }
-}
-
-/** The canonical form of a normalized rule: fields in the order of AclRule, absent ones left out. */
-function canonOf(n: NormalizedRule): AclRule {
-  const canon: AclRule = new CanonRule(n.id, ACTION_NAMES[n.action]!);
-  const proto = n.proto;
-  if (proto !== null) canon.proto = ipProtocolShown(proto);
-  if (n.src) canon.src = isList(n.src) ? n.src.map((c) => c.text) : n.src.text;
-  if (n.dst) canon.dst = isList(n.dst) ? n.dst.map((c) => c.text) : n.dst.text;
-  const sp = n.sport;
-  const dp = n.dport;
-  if (proto === 1 || proto === 58) {
-    // (ports need a port protocol: with ICMP, sport / dport hold the type and code)
-    if (sp) canon.icmpType = sp[0];
-    if (dp) canon.icmpCode = dp[0];
-  } else {
-    if (sp) canon.srcPort = sp[0] === sp[1] ? sp[0] : sp;
-    if (dp) canon.dstPort = dp[0] === dp[1] ? dp[0] : dp;
-  }
-  if (n.iface !== null) canon.iface = n.iface;
-  return canon;
-}
 
 export function ruleError(rule: unknown, index: number, field: string, message: string, code: BpfkitErrorCode = 'ERR_INVALID_RULE'): BpfkitError {
   const raw = typeof rule === 'object' && rule !== null ? (rule as { id?: unknown }).id : undefined;
@@ -253,10 +166,6 @@ function parseNet(s: string): Net {
 
 /** A rule's src or dst: one Net for a string (no list allocated), a list for a list. */
 function parseAddrList(v: unknown, raw: unknown, index: number, field: 'src' | 'dst'): Net | Net[] {
-  if (typeof v === 'string') {
-    const fast = fastV4(v) ?? fastV6(v);
-    if (fast) return fast;
-  }
   const list = typeof v === 'string' ? [v] : Array.isArray(v) ? v : fail(raw, index, field, `expected a CIDR or a list of CIDRs, got ${show(v)}`);
   if (list.length === 0) fail(raw, index, field, 'empty list (leave the field out to match any address)');
   if (list.length > MAX_LIST) fail(raw, index, field, `${list.length} entries, at most ${MAX_LIST}`);
@@ -276,16 +185,35 @@ function parseAddrList(v: unknown, raw: unknown, index: number, field: 'src' | '
 }
 
 /**
- * A canonical rule under construction: a class (rather than a literal) so that V8 keeps
- * room in the object for the fields added after id and action, instead of allocating a
- * separate property store for them. Only ever seen as an AclRule: rules() and the pin
- * hand out plain copies (structuredClone, JSON).
+ * A rule's src or dst into side s of row i: one network straight into the columns (a
+ * canonical IPv4 or IPv6 CIDR read without allocation, the input kept as its text), a
+ * list, or anything else, by parseAddrList (which explains errors).
  */
-class CanonRule {
-  constructor(
-    public id: string,
-    public action: AclAction,
-  ) {}
+function parseSide(t: RuleTable, i: number, s: number, v: unknown, raw: unknown, index: number, field: 'src' | 'dst'): void {
+  if (typeof v === 'string') {
+    const k = 2 * i + s;
+    const a = 8 * i + 4 * s;
+    let slash = canonicalIPv4(v, V4);
+    if (slash >= 0) {
+      const len = V4[1]!;
+      t.side[k] = SIDE_V4;
+      t.plen[k] = len;
+      t.addr[a] = V4[0]!;
+      t.texts[k] = len === 32 && slash < v.length ? v.slice(0, slash) : v;
+      return;
+    }
+    slash = readIPv6(v, V6);
+    if (slash >= 0) {
+      const len = V6[4]!;
+      t.side[k] = SIDE_V6;
+      t.plen[k] = len;
+      for (let w = 0; w < 4; w++) t.addr[a + w] = V6[w]!;
+      if (V6[5] === 1) t.texts[k] = len === 128 && slash < v.length ? v.slice(0, slash) : v;
+      else t.texts[k] = len === 128 ? formatIPv6Words(V6) : `${formatIPv6Words(V6)}/${len}`;
+      return;
+    }
+  }
+  t.setNet(i, s, parseAddrList(v, raw, index, field));
 }
 
 /** Is `k` a rule field? (a switch: this runs for every key of every rule) */
@@ -307,25 +235,41 @@ function isRuleField(k: string): boolean {
   }
 }
 
-/** Address families of a src or dst list (bit 1: IPv4, bit 2: IPv6; absent: both). */
-function familiesOf(l: Net | readonly Net[] | null): number {
-  if (!l) return 3;
-  if (!isList(l)) return l.family === 4 ? 1 : 2;
+/** Address families of side k of a row (bit 1: IPv4, bit 2: IPv6; absent: both). */
+function familiesOf(t: RuleTable, k: number): number {
+  const side = t.side[k]!;
+  if (side === SIDE_ANY) return 3;
+  if (side !== SIDE_LIST) return side === SIDE_V4 ? 1 : 2;
+  const l = t.lists![k]!;
   let m = 0;
   for (let i = 0; i < l.length; i++) m |= l[i]!.family === 4 ? 1 : 2;
   return m;
 }
 
+/** Addresses side k of a row has (absent: 1). */
+function sizeOf(t: RuleTable, k: number): number {
+  return t.side[k] === SIDE_LIST ? t.lists![k]!.length : 1;
+}
+
 /**
- * Validates one rule and returns its canonical form. `resolveIface` turns an interface
+ * Validates one rule and returns it as an object. `resolveIface` turns an interface
  * name into an index (and checks an index exists); it throws on unknown interfaces.
- *
- * Hot: a 10,000-rule set runs this 10,000 times per change, so it allocates no closures
- * or temporary arrays; the checks and their order are those of the error contract
- * (first the shape and unknown fields, then id, action, proto, src, dst, ports, ICMP,
- * iface, address families).
  */
 export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface: string | number) => number): NormalizedRule {
+  const t = new RuleTable(1);
+  validateRow(t, 0, raw, index, resolveIface);
+  return t.row(0);
+}
+
+/**
+ * Validates one rule into row `i` of `t` (every column of the row written).
+ *
+ * Hot: a 10,000-rule set runs this 10,000 times per change, so it allocates no closures,
+ * temporary arrays or objects for one address; the checks and their order are those of
+ * the error contract (first the shape and unknown fields, then id, action, proto, src,
+ * dst, ports, ICMP, iface, address families).
+ */
+function validateRow(t: RuleTable, i: number, raw: unknown, index: number, resolveIface?: (iface: string | number) => number): void {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(raw, index, 'rule', `expected an object, got ${show(raw)}`);
   const r = raw as Record<string, unknown>;
   for (const k in r) {
@@ -353,10 +297,12 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
     }
   }
 
-  const rs = r.src;
-  const rd = r.dst;
-  const src = rs === undefined ? null : parseAddrList(rs, raw, index, 'src');
-  const dst = rd === undefined ? null : parseAddrList(rd, raw, index, 'dst');
+  const ks = 2 * i;
+  const kd = ks + 1;
+  if (r.src === undefined) t.setNet(i, 0, null);
+  else parseSide(t, i, 0, r.src, raw, index, 'src');
+  if (r.dst === undefined) t.setNet(i, 1, null);
+  else parseSide(t, i, 1, r.dst, raw, index, 'dst');
 
   let sport: [number, number] | null = null;
   let dport: [number, number] | null = null;
@@ -401,22 +347,26 @@ export function normalizeRule(raw: unknown, index: number, resolveIface?: (iface
   }
 
   // families (bit 1: IPv4, bit 2: IPv6): each src x dst pair must be of one family
-  const sf = familiesOf(src);
-  const df = familiesOf(dst);
+  const sf = familiesOf(t, ks);
+  const df = familiesOf(t, kd);
   const fams = sf & df;
   if (fams === 0)
     fail(raw, index, 'dst', `no destination of the same address family as the sources (src is IPv${sf & 1 ? 4 : 6}, dst is IPv${df & 1 ? 4 : 6})`);
   if (proto === 1 && !(fams & 1)) fail(raw, index, 'proto', "'icmp' is IPv4's; use 'icmpv6' with IPv6 addresses");
   if (proto === 58 && !(fams & 2)) fail(raw, index, 'proto', "'icmpv6' is IPv6's; use 'icmp' with IPv4 addresses");
-  const combos = (src && isList(src) ? src.length : 1) * (dst && isList(dst) ? dst.length : 1);
+  const combos = sizeOf(t, ks) * sizeOf(t, kd);
   if (combos > MAX_RECORDS_PER_RULE) fail(raw, index, 'dst', `src x dst makes ${combos} combinations, at most ${MAX_RECORDS_PER_RULE}`);
 
-  const iface = r.iface === undefined ? null : (r.iface as string | number);
-  return new NormRule(id, actionCode, src, dst, proto, sport, dport, ifindex, iface, sport !== null || dport !== null);
-}
-
-function isList(l: Net | readonly Net[]): l is readonly Net[] {
-  return Array.isArray(l);
+  t.ids[i] = id;
+  t.action[i] = actionCode;
+  t.proto[i] = proto ?? -1;
+  const p = t.ports;
+  p[4 * i] = sport ? sport[0] : -1;
+  p[4 * i + 1] = sport ? sport[1] : -1;
+  p[4 * i + 2] = dport ? dport[0] : -1;
+  p[4 * i + 3] = dport ? dport[1] : -1;
+  t.ifindex[i] = ifindex ?? -1;
+  if (r.iface !== undefined) (t.iface ??= new Array<string | number | undefined>(t.length))[i] = r.iface as string | number;
 }
 
 function isByte(v: unknown): boolean {
@@ -433,30 +383,37 @@ function portsNeedProto(raw: unknown, index: number, field: string, proto: numbe
 }
 
 /** Is `v` a canonical port selector for [lo, hi] (a number for one port, else [from, to])? */
-function samePorts(v: unknown, p: readonly [number, number]): boolean {
-  if (p[0] === p[1]) return v === p[0];
-  return Array.isArray(v) && v.length === 2 && v[0] === p[0] && v[1] === p[1];
+function samePorts(v: unknown, lo: number, hi: number): boolean {
+  if (lo === hi) return v === lo;
+  return Array.isArray(v) && v.length === 2 && v[0] === lo && v[1] === hi;
 }
 
-/** Is `v` the canonical form of a src / dst (a string for one address, a list of texts for a list)? */
-function sameNets(v: unknown, l: Net | readonly Net[] | null): boolean {
-  if (l === null) return false;
-  if (!isList(l)) return v === l.text;
+/** Is `v` the canonical form of side k of a row (a string for one address, a list of texts for a list)? */
+function sameSide(v: unknown, t: RuleTable, k: number): boolean {
+  const side = t.side[k]!;
+  if (side === SIDE_ANY) return false;
+  if (side !== SIDE_LIST) return v === t.texts[k];
+  const l = t.lists![k]!;
   if (!Array.isArray(v) || v.length !== l.length) return false;
   for (let i = 0; i < l.length; i++) if (v[i] !== l[i]!.text) return false;
   return true;
 }
 
 /**
- * Is `raw` exactly the canonical form of `n` (same fields, same values, as `n.rule` would
- * be), without making that form: compared field by field against the numbers.
+ * Is `raw` exactly the canonical form of row j of `t` (same fields, same values, as
+ * `t.rule(j)` would be), without making that form: compared field by field against the
+ * columns.
  */
-function sameRule(raw: unknown, n: NormalizedRule): boolean {
-  if (n instanceof NormRule && raw === n.made) return true;
+function sameRule(raw: unknown, t: RuleTable, j: number): boolean {
+  if (t.canon !== null && raw === t.canon[j] && raw !== undefined) return true;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return false;
   const r = raw as Record<string, unknown>;
-  const proto = n.proto;
-  const icmp = proto === 1 || proto === 58;
+  const pr = t.proto[j]!;
+  const icmp = pr === 1 || pr === 58;
+  const p = t.ports;
+  const sp = p[4 * j]!;
+  const dp = p[4 * j + 2]!;
+  const iface = t.iface === null ? undefined : t.iface[j];
   let keys = 0;
   for (const k in r) {
     if (!Object.prototype.hasOwnProperty.call(r, k)) continue;
@@ -465,34 +422,34 @@ function sameRule(raw: unknown, n: NormalizedRule): boolean {
     let same: boolean;
     switch (k) {
       case 'id':
-        same = v === n.id;
+        same = v === t.ids[j];
         break;
       case 'action':
-        same = v === ACTION_NAMES[n.action];
+        same = v === actionName(t.action[j]!);
         break;
       case 'proto':
-        same = proto !== null && v === ipProtocolShown(proto);
+        same = pr >= 0 && v === ipProtocolShown(pr);
         break;
       case 'src':
-        same = sameNets(v, n.src);
+        same = sameSide(v, t, 2 * j);
         break;
       case 'dst':
-        same = sameNets(v, n.dst);
+        same = sameSide(v, t, 2 * j + 1);
         break;
       case 'srcPort':
-        same = !icmp && n.sport !== null && samePorts(v, n.sport);
+        same = !icmp && sp >= 0 && samePorts(v, sp, p[4 * j + 1]!);
         break;
       case 'dstPort':
-        same = !icmp && n.dport !== null && samePorts(v, n.dport);
+        same = !icmp && dp >= 0 && samePorts(v, dp, p[4 * j + 3]!);
         break;
       case 'icmpType':
-        same = icmp && n.sport !== null && v === n.sport[0];
+        same = icmp && sp >= 0 && v === sp;
         break;
       case 'icmpCode':
-        same = icmp && n.dport !== null && v === n.dport[0];
+        same = icmp && dp >= 0 && v === dp;
         break;
       case 'iface':
-        same = n.iface !== null && v === n.iface;
+        same = iface !== undefined && v === iface;
         break;
       default:
         same = false;
@@ -500,16 +457,23 @@ function sameRule(raw: unknown, n: NormalizedRule): boolean {
     if (!same) return false;
   }
   // every key of raw is one of the canonical form's: the same set if as many
-  const want = 2 + (proto !== null ? 1 : 0) + (n.src ? 1 : 0) + (n.dst ? 1 : 0) + (n.sport ? 1 : 0) + (n.dport ? 1 : 0) + (n.iface !== null ? 1 : 0);
+  const want =
+    2 +
+    (pr >= 0 ? 1 : 0) +
+    (t.side[2 * j] !== SIDE_ANY ? 1 : 0) +
+    (t.side[2 * j + 1] !== SIDE_ANY ? 1 : 0) +
+    (sp >= 0 ? 1 : 0) +
+    (dp >= 0 ? 1 : 0) +
+    (iface !== undefined ? 1 : 0);
   return keys === want;
 }
 
 /**
  * Validates a whole rule set (ids unique, at most `capacity` rules). Throws on the first
- * problem; returns the normalized rules in order and each rule's position by id. A rule
- * whose id is in `previous` and which is exactly that rule's canonical form (what rules()
- * returns) is taken from there without validating it again; rules with an interface are
- * always resolved again. `at`, when given, is filled with the position in `previous` of
+ * problem; returns the rules in a table (table.ts), in order, and each rule's position by
+ * id. A rule whose id is in `previous` and which is exactly that rule's canonical form
+ * (what rules() returns) is copied from there without validating it again (counted in
+ * the table's `reused`); rules with an interface are always resolved again. `at`, when given, is filled with the position in `previous` of
  * the rule with the same id (-1: none).
  *
  * While the ids are those of `previous` position by position (a set replaced or edited
@@ -523,10 +487,10 @@ export function normalizeRuleSet(
   opts: {
     capacity: number;
     resolveIface?: (iface: string | number) => number;
-    previous?: { ids: Map<string, number>; rules: readonly NormalizedRule[] };
+    previous?: { ids: Map<string, number>; rules: RuleTable };
     at?: Int32Array;
   },
-): { norm: NormalizedRule[]; ids: Map<string, number> } {
+): { norm: RuleTable; ids: Map<string, number> } {
   if (!Array.isArray(rules)) throw new BpfkitError('ERR_INVALID_RULE', `rules: expected an array of rules, got ${show(rules)}`, { field: 'rules' });
   if (rules.length > opts.capacity) {
     throw ruleError(
@@ -537,9 +501,9 @@ export function normalizeRuleSet(
       'ERR_MAP_FULL',
     );
   }
-  const out: NormalizedRule[] = new Array(rules.length);
+  const out = new RuleTable(rules.length);
   const previous = opts.previous;
-  const prev = previous ? previous.rules : [];
+  const prev = previous ? previous.rules : EMPTY;
   const at = opts.at;
   // rules [0, aligned) have the ids of prev [0, aligned); ids holds the rest (null: none yet)
   let aligned = 0;
@@ -548,50 +512,56 @@ export function normalizeRuleSet(
     const raw = rules[i] as { id?: unknown } | null;
     const rid = typeof raw === 'object' && raw !== null ? raw.id : undefined;
     let p: number | undefined;
-    if (typeof rid === 'string') p = aligned === i && i < prev.length && prev[i]!.id === rid ? i : previous?.ids.get(rid);
-    const had = p === undefined ? undefined : prev[p];
-    const n = had && had.ifindex === null && sameRule(raw, had) ? had : normalizeRule(raw, i, opts.resolveIface);
+    if (typeof rid === 'string') p = aligned === i && i < prev.length && prev.ids[i] === rid ? i : previous?.ids.get(rid);
+    if (p !== undefined && prev.ifindex[p]! < 0 && sameRule(raw, prev, p)) {
+      out.copyRow(i, prev, p);
+      out.reused++;
+    } else {
+      validateRow(out, i, raw, i, opts.resolveIface);
+    }
     if (at) at[i] = p ?? -1; // (a valid rule's id is a string: looked up above)
-    out[i] = n;
+    const id = out.ids[i]!;
     if (p === i && aligned === i) {
       aligned++; // the id of prev[i]: distinct from those before it
       continue;
     }
     if (ids === null) {
       ids = new Map<string, number>();
-      for (let k = 0; k < aligned; k++) ids.set(out[k]!.id, k);
+      for (let k = 0; k < aligned; k++) ids.set(out.ids[k]!, k);
     }
     // one lookup per rule: a set that does not grow the map found a duplicate id
     const size = ids.size;
-    ids.set(n.id, i);
+    ids.set(id, i);
     if (ids.size === size) {
       let first = 0;
-      while (out[first]!.id !== n.id) first++;
+      while (out.ids[first] !== id) first++;
       throw ruleError(raw, i, 'id', `duplicate id (also rule #${first})`);
     }
   }
   if (ids === null) {
     if (previous && aligned === prev.length) return { norm: out, ids: previous.ids };
     ids = new Map<string, number>();
-    for (let k = 0; k < aligned; k++) ids.set(out[k]!.id, k);
+    for (let k = 0; k < aligned; k++) ids.set(out.ids[k]!, k);
   }
   return { norm: out, ids };
 }
 
-/** The normalized rules of a rule set (normalizeRuleSet); `ids`, when given (empty), gets each rule's position by id. */
+const EMPTY = new RuleTable(0);
+
+/** The rules of a rule set as objects (normalizeRuleSet, then RuleTable.rows()); `ids`, when given (empty), gets each rule's position by id. */
 export function normalizeRules(
   rules: unknown,
   opts: {
     capacity: number;
     resolveIface?: (iface: string | number) => number;
-    previous?: { ids: Map<string, number>; rules: readonly NormalizedRule[] };
+    previous?: { ids: Map<string, number>; rules: RuleTable };
     ids?: Map<string, number>;
     at?: Int32Array;
   },
 ): NormalizedRule[] {
   const r = normalizeRuleSet(rules, opts);
   if (opts.ids) for (const [id, i] of r.ids) opts.ids.set(id, i);
-  return r.norm;
+  return r.norm.rows();
 }
 
 // the expansion into records lives beside (expand.ts); its users import it from here

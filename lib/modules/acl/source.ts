@@ -23,7 +23,8 @@ import { BpfkitError } from '../../core/errors.js';
 import { ipProtocolShown } from '../../core/protocols.js';
 import { formatIPv6 } from '../../core/codecs.js';
 import type { Settings } from './options.js';
-import type { AclRule, Net, NormalizedRule } from './rules.js';
+import type { AclRule } from './rules.js';
+import { SIDE_ANY, SIDE_LIST, SIDE_V4, type Net, type RuleTable } from './table.js';
 
 /** The source version this code writes. */
 export const SOURCE_VERSION = 2;
@@ -95,65 +96,72 @@ function putNet(a: Uint32Array, n: number, c: Net): number {
 }
 
 /**
- * Encodes a validated rule set's source (version 2). Reads only the normalized rules'
- * own fields (one object shape: the canonical rules have several), and the canonical
- * rule for an interface, which it keeps as written (a name or an index).
+ * Encodes a validated rule set's source (version 2): a loop over the table's columns,
+ * and the interface of a rule as it was written (a name or an index).
  */
-export function encodeSource(norm: readonly NormalizedRule[], slots: Uint32Array, tags: Uint32Array, gen: number, settings: Settings): EncodedSource {
-  const count = norm.length;
+export function encodeSource(t: RuleTable, slots: Uint32Array, tags: Uint32Array, gen: number, settings: Settings): EncodedSource {
+  const count = t.length;
   let a: Uint32Array = new Uint32Array(6 * count + 2 * count + RULE_WORDS);
   let n = 0;
-  const ids: string[] = new Array<string>(count);
   const ifaces: string[] = [];
+  const P = t.ports;
   for (let i = 0; i < count; i++) {
-    const r = norm[i]!;
-    ids[i] = r.id;
     a = grow(a, n, RULE_WORDS);
     const at = n++;
-    let f = r.action; // ACT_ALLOW 0, ACT_DENY 1, ACT_LOG 2 (layout.ts): F_ACTION
-    const proto = r.proto;
-    if (proto !== null) f |= F_PROTO | (proto << 8);
+    let f = t.action[i]!; // ACT_ALLOW 0, ACT_DENY 1, ACT_LOG 2 (layout.ts): F_ACTION
+    const proto = t.proto[i]!;
+    if (proto >= 0) f |= F_PROTO | (proto << 8);
     for (let side = 0; side < 2; side++) {
-      const l = side === 0 ? r.src : r.dst;
-      if (!l) continue;
-      if (!Array.isArray(l)) {
-        n = putNet(a, n, l as Net);
+      const k = 2 * i + side;
+      const kind = t.side[k]!;
+      if (kind === SIDE_ANY) continue;
+      if (kind !== SIDE_LIST) {
+        const w = 8 * i + 4 * side;
+        if (kind === SIDE_V4) {
+          a[n++] = t.plen[k]!;
+          a[n++] = t.addr[w]! >>> 0;
+        } else {
+          a[n++] = t.plen[k]! | NET_V6;
+          for (let j = 0; j < 4; j++) a[n++] = t.addr[w + j]! >>> 0;
+        }
         f |= 1 << (side === 0 ? S_SRC : S_DST);
         continue;
       }
-      const list = l as readonly Net[];
+      const list = t.lists![k]!;
       a = grow(a, n, 1 + 5 * list.length + RULE_WORDS);
       a[n++] = list.length;
       for (let j = 0; j < list.length; j++) n = putNet(a, n, list[j]!);
       f |= 2 << (side === 0 ? S_SRC : S_DST);
     }
-    const sp = r.sport;
-    const dp = r.dport;
+    const sp = P[4 * i]!;
+    const spHi = P[4 * i + 1]!;
+    const dp = P[4 * i + 2]!;
+    const dpHi = P[4 * i + 3]!;
     if (proto === 1 || proto === 58) {
       // no ports with ICMP (validated): the pairs are the type and the code
-      if (sp) {
+      if (sp >= 0) {
         f |= F_ICMP_TYPE;
-        a[n++] = sp[0];
+        a[n++] = sp;
       }
-      if (dp) {
+      if (dp >= 0) {
         f |= F_ICMP_CODE;
-        a[n++] = dp[0];
+        a[n++] = dp;
       }
     } else {
       // canonical: one port as a number, a range as [from, to]
-      if (sp) {
-        a[n++] = sp[0];
-        if (sp[0] !== sp[1]) a[n++] = sp[1];
-        f |= (sp[0] === sp[1] ? 1 : 2) << S_SPORT;
+      if (sp >= 0) {
+        a[n++] = sp;
+        if (sp !== spHi) a[n++] = spHi;
+        f |= (sp === spHi ? 1 : 2) << S_SPORT;
       }
-      if (dp) {
-        a[n++] = dp[0];
-        if (dp[0] !== dp[1]) a[n++] = dp[1];
-        f |= (dp[0] === dp[1] ? 1 : 2) << S_DPORT;
+      if (dp >= 0) {
+        a[n++] = dp;
+        if (dp !== dpHi) a[n++] = dpHi;
+        f |= (dp === dpHi ? 1 : 2) << S_DPORT;
       }
     }
-    if (r.ifindex !== null) {
-      const v = r.iface!;
+    const v = t.iface === null ? undefined : t.iface[i];
+    if (v !== undefined) {
       if (typeof v === 'number') {
         f |= 1 << S_IFACE;
         a[n++] = v;
@@ -169,7 +177,7 @@ export function encodeSource(norm: readonly NormalizedRule[], slots: Uint32Array
   a.set(slots, n);
   a.set(tags, n + count);
   n += 2 * count;
-  const head: Head = { v: 2, gen, ...settings, ids, ifaces, words: n };
+  const head: Head = { v: 2, gen, ...settings, ids: t.ids, ifaces, words: n };
   const json = JSON.stringify(head);
   return { bin: a.subarray(0, n), json, jsonBytes: Buffer.byteLength(json, 'utf8') };
 }

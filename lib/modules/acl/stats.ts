@@ -128,7 +128,7 @@ export async function readStats(h: Handles, rs: RuleSets, delivered: number): Pr
   return {
     generation: rs.generation,
     defaultAction: rs.settings.defaultAction,
-    rules: rs.norm.map((r, i) => ({ id: r.id, action: actionName(r.action), ...perRule[i]! })),
+    rules: perRule.map((c, i) => ({ id: rs.norm.ids[i]!, action: actionName(rs.norm.action[i]!), ...c })),
     default: { allowed: misc.get('defaultAllow')!, denied: misc.get('defaultDeny')! },
     nonIp: misc.get('nonIp')!,
     unparsed: misc.get('unparsed')!,

@@ -21,6 +21,7 @@ import { BLOB_MAGIC, BLOB_VERSION, H_DELTA_LEN, H_DELTA_OFF, H_MAGIC, H_SRC_LEN,
 import { DEFAULT_SETTINGS, type AclCompileInfo, type Settings, type Variant } from './options.js';
 import { SlotOwners } from './owners.js';
 import { expandRules, normalizeRuleSet, normalizeRules, type AclRule, type NormalizedRule } from './rules.js';
+import { RuleTable } from './table.js';
 import { decodeSource, encodeSource } from './source.js';
 
 /** One rule changed by id (RuleSets.change). */
@@ -40,7 +41,7 @@ const step = (name: string, t0: number): number => {
 
 /** A validated, compiled rule set, ready for commit(). */
 export interface Prepared {
-  norm: NormalizedRule[];
+  norm: RuleTable;
   settings: Settings;
   slots: Uint32Array;
   tags: Uint32Array;
@@ -72,7 +73,7 @@ export class RuleSets {
   #swap: DoubleBuffer<BlobMap> | undefined;
   #gen = 0;
   #settings: Settings = { ...DEFAULT_SETTINGS };
-  #norm: NormalizedRule[] = [];
+  #norm = new RuleTable(0);
   #slots: Uint32Array = new Uint32Array(0); // slot of rule i
   #tags: Uint32Array = new Uint32Array(0);
   #slotById = new Map<string, number>(); // id -> index in #norm/#slots/#tags
@@ -107,7 +108,7 @@ export class RuleSets {
     return this.#settings;
   }
   /** The rules in force (not copied). */
-  get norm(): readonly NormalizedRule[] {
+  get norm(): RuleTable {
     return this.#norm;
   }
   /** Counter slot of rule i in force. */
@@ -131,7 +132,10 @@ export class RuleSets {
    * them from the set in force without validating them again).
    */
   ownRules(): AclRule[] {
-    return this.#norm.map((r) => r.rule);
+    const t = this.#norm;
+    const out = new Array<AclRule>(t.length);
+    for (let i = 0; i < t.length; i++) out[i] = t.rule(i);
+    return out;
   }
 
   /** Takes over a pinned firewall's rule set in force (blob `active`). */
@@ -172,16 +176,17 @@ export class RuleSets {
       verdictCache: src.verdictCache ?? true,
     };
     this.#gen = src.gen;
-    this.#norm = normalizeRules(src.rules, { capacity: this.maxRules, resolveIface: this.#resolveIface });
+    this.#norm = normalizeRuleSet(src.rules, { capacity: this.maxRules, resolveIface: this.#resolveIface }).norm;
     this.#slots = Uint32Array.from(src.slots);
     this.#tags = Uint32Array.from(src.tags);
     this.#slotById.clear();
     const used = new Set<number>();
-    this.#norm.forEach((r, i) => {
-      this.#slotById.set(r.id, i);
+    for (let i = 0; i < this.#norm.length; i++) {
+      const id = this.#norm.ids[i]!;
+      this.#slotById.set(id, i);
       used.add(src.slots[i]!);
-      this.#owners.own(src.slots[i]!, src.tags[i]!, r.id);
-    });
+      this.#owners.own(src.slots[i]!, src.tags[i]!, id);
+    }
     // events of older generations may wait in the ring: named when the set in force covers them
     this.#owners.flipped(src.gen, h.rb.stats().pendingBytes);
     this.#free = [];
@@ -352,7 +357,7 @@ export class RuleSets {
     // the new ids' slots are theirs from this generation on: recorded before the flip,
     // since the kernel judges packets with the new set while the flip waits
     for (let i = 0; i < p.norm.length; i++) {
-      if (p.tags[i] === p.gen) this.#owners.own(p.slots[i]!, p.gen, p.norm[i]!.id);
+      if (p.tags[i] === p.gen) this.#owners.own(p.slots[i]!, p.gen, p.norm.ids[i]!);
     }
     // the flip (lib/core/swap.ts): resolves after the grace period, and only then is the
     // new blob the one in force
@@ -482,16 +487,15 @@ export class RuleSets {
     // the set in force, after the flip (the old set is gone from every CPU)
     if (op.kind === 'add') {
       this.#free.pop();
-      this.#norm = [...this.#norm, nr!];
+      this.#norm = this.#norm.edited(this.#norm.length, nr!);
       this.#slots = RuleSets.#append(this.#slots, slot);
       this.#tags = RuleSets.#append(this.#tags, tag);
       this.#slotById.set(id, this.#norm.length - 1);
     } else if (op.kind === 'update') {
-      this.#norm = this.#norm.slice();
-      this.#norm[i!] = nr!;
+      this.#norm = this.#norm.edited(i!, nr!);
     } else {
       this.#free.push(slot);
-      this.#norm = this.#norm.filter((_, k) => k !== i);
+      this.#norm = this.#norm.edited(i!, undefined);
       const drop = <T extends Uint32Array>(a: T) => {
         const b = new Uint32Array(a.length - 1);
         b.set(a.subarray(0, i), 0);
@@ -501,7 +505,7 @@ export class RuleSets {
       this.#slots = drop(this.#slots);
       this.#tags = drop(this.#tags);
       this.#slotById.delete(id);
-      for (let k = i!; k < this.#norm.length; k++) this.#slotById.set(this.#norm[k]!.id, k);
+      for (let k = i!; k < this.#norm.length; k++) this.#slotById.set(this.#norm.ids[k]!, k);
     }
     this.#gen = gen;
     const last = this.#lastInfo;
