@@ -116,7 +116,7 @@ export class Overlay {
   readonly deltaOff: number; // byte offset of the overlay JSON
   readonly #capBytes: number;
   readonly #header: Uint32Array; // the compiled set's header
-  readonly #base: RuleTable;
+  readonly #base: RuleTable; // the compiled set: read by #locate only, before the first change (the set in force's table, which the changes then edit in place)
   readonly #slots: Uint32Array;
   readonly #tags: Uint32Array;
   #located: Located | undefined; // made on the first change, or ahead of it (locate)

@@ -487,15 +487,15 @@ export class RuleSets {
     // the set in force, after the flip (the old set is gone from every CPU)
     if (op.kind === 'add') {
       this.#free.pop();
-      this.#norm = this.#norm.edited(this.#norm.length, nr!);
+      this.#norm.append(nr!);
       this.#slots = RuleSets.#append(this.#slots, slot);
       this.#tags = RuleSets.#append(this.#tags, tag);
       this.#slotById.set(id, this.#norm.length - 1);
     } else if (op.kind === 'update') {
-      this.#norm = this.#norm.edited(i!, nr!);
+      this.#norm.setRow(i!, nr!);
     } else {
       this.#free.push(slot);
-      this.#norm = this.#norm.edited(i!, undefined);
+      this.#norm.remove(i!);
       const drop = <T extends Uint32Array>(a: T) => {
         const b = new Uint32Array(a.length - 1);
         b.set(a.subarray(0, i), 0);

@@ -70,17 +70,17 @@ export function isList(l: Net | readonly Net[]): l is readonly Net[] {
  */
 export class RuleTable {
   readonly ids: string[];
-  readonly action: Uint8Array;
-  readonly proto: Int16Array;
+  action: Uint8Array;
+  proto: Int16Array;
   /** [4i, 4i+1]: source port range (or ICMP type twice); [4i+2, 4i+3]: destination port range (or ICMP code). */
-  readonly ports: Int32Array;
-  readonly ifindex: Float64Array;
+  ports: Int32Array;
+  ifindex: Float64Array;
   /** Each side's SIDE_*. */
-  readonly side: Uint8Array;
+  side: Uint8Array;
   /** A one-network side's prefix length. */
-  readonly plen: Uint8Array;
+  plen: Uint8Array;
   /** A one-network side's address: words [4s, 4s+3] of side s (IPv4: the first, as a signed 32-bit number). */
-  readonly addr: Int32Array;
+  addr: Int32Array;
   /** A one-network side's canonical text ('' for the others). */
   readonly texts: string[];
   /** The rule's `iface` as given; null while no rule has one. */
@@ -92,8 +92,13 @@ export class RuleTable {
   /** Rows the validation took from the previous set without validating them again. */
   reused = 0;
 
-  constructor(readonly length: number) {
+  /** Rules in the set (the typed arrays may have room for more: a one-rule add). */
+  length: number;
+
+  constructor(length: number) {
+    this.length = length;
     this.ids = new Array<string>(length);
+    this.texts = new Array<string>(2 * length);
     this.action = new Uint8Array(length);
     this.proto = new Int16Array(length);
     this.ports = new Int32Array(4 * length);
@@ -101,7 +106,6 @@ export class RuleTable {
     this.side = new Uint8Array(2 * length);
     this.plen = new Uint8Array(2 * length);
     this.addr = new Int32Array(8 * length);
-    this.texts = new Array<string>(2 * length);
   }
 
   /** The rows of these rules (a one-rule change's rule, a test's set). */
@@ -231,20 +235,62 @@ export class RuleTable {
     if (c) (this.canon ??= new Array<AclRule | undefined>(this.length))[i] = c;
   }
 
-  /** This set with rule i replaced by `n` (i === length: added at the end), or removed (n undefined). */
-  edited(i: number, n: NormalizedRule | undefined): RuleTable {
-    const len = n === undefined ? this.length - 1 : i === this.length ? this.length + 1 : this.length;
-    const t = new RuleTable(len);
-    for (let k = 0, j = 0; j < this.length; j++) {
-      if (j === i) {
-        if (n !== undefined) t.setRow(k++, n);
-        continue;
-      }
-      t.copyRow(k++, this, j);
+  /*
+   * One-rule changes, in place (the set in force after the change's flip: nothing else
+   * reads the rows any more, as with the id map beside them; a copy of a 100k-rule table
+   * would take a change several ms). The JS arrays keep the set's length, the typed
+   * arrays grow by doubling.
+   */
+
+  /** Adds `n` as the last row. */
+  append(n: NormalizedRule): void {
+    const i = this.length;
+    if (this.action.length === i) {
+      const cap = Math.max(16, 2 * i);
+      this.action = grown(this.action, new Uint8Array(cap));
+      this.proto = grown(this.proto, new Int16Array(cap));
+      this.ports = grown(this.ports, new Int32Array(4 * cap));
+      this.ifindex = grown(this.ifindex, new Float64Array(cap));
+      this.side = grown(this.side, new Uint8Array(2 * cap));
+      this.plen = grown(this.plen, new Uint8Array(2 * cap));
+      this.addr = grown(this.addr, new Int32Array(8 * cap));
     }
-    if (i === this.length && n !== undefined) t.setRow(i, n);
-    return t;
+    this.length = i + 1;
+    this.ids.push('');
+    this.texts.push('', '');
+    this.iface?.push(undefined);
+    this.lists?.push(undefined, undefined);
+    this.canon?.push(undefined);
+    this.setRow(i, n);
   }
+
+  /** Removes row i (the rows after it move up one). */
+  remove(i: number): void {
+    const n = this.length;
+    for (const [a, w] of [
+      [this.action, 1],
+      [this.proto, 1],
+      [this.ports, 4],
+      [this.ifindex, 1],
+      [this.side, 2],
+      [this.plen, 2],
+      [this.addr, 8],
+    ] as const) {
+      a.copyWithin(i * w, (i + 1) * w, n * w);
+    }
+    this.ids.splice(i, 1);
+    this.texts.splice(2 * i, 2);
+    this.iface?.splice(i, 1);
+    this.lists?.splice(2 * i, 2);
+    this.canon?.splice(i, 1);
+    this.length = n - 1;
+  }
+}
+
+/** `into` holding `a` from its start (a column grown). */
+function grown<T extends Uint8Array | Int16Array | Int32Array | Float64Array>(a: T, into: T): T {
+  into.set(a as ArrayLike<number>);
+  return into;
 }
 
 /**
