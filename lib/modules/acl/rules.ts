@@ -11,7 +11,7 @@ import { IP_PROTOCOLS, PORT_PROTOCOLS, ipProtocolNumber, ipProtocolShown, type I
 import { formatIPv6, parseCidr } from '../../core/codecs.js';
 import { canonicalIPv4, formatIPv6Words, readIPv6 } from '../../core/codecs/ip-text.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG } from './layout.js';
-import { RuleTable, SIDE_ANY, SIDE_LIST, SIDE_V4, SIDE_V6, actionName, type Net, type NormalizedRule } from './table.js';
+import { APPEND_ROOM, RuleTable, SIDE_ANY, SIDE_LIST, SIDE_V4, SIDE_V6, actionName, type Net, type NormalizedRule } from './table.js';
 
 export { actionName, RuleTable, type Net, type NormalizedRule } from './table.js';
 
@@ -501,7 +501,7 @@ export function normalizeRuleSet(
       'ERR_MAP_FULL',
     );
   }
-  const out = new RuleTable(rules.length);
+  const out = new RuleTable(rules.length, APPEND_ROOM);
   const previous = opts.previous;
   const prev = previous ? previous.rules : EMPTY;
   const at = opts.at;
