@@ -1,13 +1,13 @@
 /**
- * ACL rules: the user's model, its validation, and its expansion into the per-family
- * records the classifier compiles (one record per source x destination combination).
+ * ACL rules: the validation of the user's rules (rule.ts) into a rule set in columns
+ * (table.ts), which expand.ts makes into the per-family records the classifier compiles.
  *
  * Every error is a BpfkitError with code ERR_INVALID_RULE, the rule's `ruleId`, the
  * `field` at fault and `details.index` (position in the list), thrown before anything in
  * the kernel changes.
  */
 import { BpfkitError, type BpfkitErrorCode } from '../../core/errors.js';
-import { IP_PROTOCOLS, PORT_PROTOCOLS, ipProtocolNumber, ipProtocolShown, type IpProtocolName } from '../../core/protocols.js';
+import { IP_PROTOCOLS, PORT_PROTOCOLS, ipProtocolNumber, ipProtocolShown } from '../../core/protocols.js';
 import { formatIPv6, parseCidr } from '../../core/codecs.js';
 import { canonicalIPv4, formatIPv6Words, readIPv6 } from '../../core/codecs/ip-text.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG } from './layout.js';
@@ -15,39 +15,9 @@ import { APPEND_ROOM, RuleTable, SIDE_ANY, SIDE_LIST, SIDE_V4, SIDE_V6, actionNa
 
 export { actionName, RuleTable, type Net, type NormalizedRule } from './table.js';
 
-/** What a rule does with a packet it matches: 'allow', 'deny' (drop at XDP), or 'log' (allow and report an event). */
-export type AclAction = 'allow' | 'deny' | 'log';
-/** A protocol name (lib/core/protocols.ts), 'any', or a number 0..255. */
-export type AclProtocol = IpProtocolName | 'any' | number;
-/** A port, an inclusive range `[from, to]`, or the same as text: `'443'`, `'1024-65535'`. */
-export type AclPorts = number | readonly [number, number] | string;
+import type { AclAction } from './rule.js';
 
-/**
- * One rule. Fields combine with AND; a list inside `src` / `dst` is an OR. Rules are
- * checked in order and the first that matches decides.
- */
-export interface AclRule {
-  /** Your name for the rule: reported in events and stats. Unique in a rule set. */
-  id: string;
-  /** `allow`, `deny`, or `log` (allow and report an event). */
-  action: AclAction;
-  /** Source CIDR(s), IPv4 or IPv6. Absent: any source. */
-  src?: string | readonly string[];
-  /** Destination CIDR(s). Absent: any destination. */
-  dst?: string | readonly string[];
-  /** IP protocol: a name or a number 0..255. Absent or 'any': every protocol. */
-  proto?: AclProtocol;
-  /** Source port(s); needs proto tcp, udp, sctp, udplite or dccp. */
-  srcPort?: AclPorts;
-  /** Destination port(s); needs proto tcp, udp, sctp, udplite or dccp. */
-  dstPort?: AclPorts;
-  /** ICMP / ICMPv6 type (0..255); needs proto icmp or icmpv6. */
-  icmpType?: number;
-  /** ICMP / ICMPv6 code (0..255); needs icmpType. */
-  icmpCode?: number;
-  /** Ingress interface (name or index, in the firewall's namespace). Absent: any. */
-  iface?: string | number;
-}
+export type { AclAction, AclPorts, AclProtocol, AclRule } from './rule.js';
 
 const RULE_FIELDS = new Set(['id', 'action', 'src', 'dst', 'proto', 'srcPort', 'dstPort', 'icmpType', 'icmpCode', 'iface']);
 export const ACL_ACTIONS: readonly AclAction[] = ['allow', 'deny', 'log'];

@@ -14,7 +14,7 @@
  */
 import { ipProtocolShown } from '../../core/protocols.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG, OVL_MAX } from './layout.js';
-import type { AclAction, AclRule } from './rules.js';
+import type { AclAction, AclRule } from './rule.js';
 
 /** A parsed CIDR: IPv4 as a number (fast path, no Buffer), IPv6 as 16 bytes. */
 export interface Net {
