@@ -5,7 +5,7 @@
  */
 import { PROTO_MAX, V4_DIMS, V6_DIMS } from './layout.js';
 import type { FamilyEntries } from './classifier.js';
-import { RuleTable, SIDE_ANY, SIDE_LIST, type Net, type NormalizedRule } from './table.js';
+import { RuleTable, SIDE_ANY, SIDE_LIST, netWords, type Net, type NormalizedRule } from './table.js';
 
 const ALL = 0xffffffff;
 
@@ -47,13 +47,9 @@ function addrWords(fam: number, w: Int32Array, wAt: number, plen: number, words:
 const NET_WORDS = new Int32Array(4);
 
 /** A list entry's words into NET_WORDS; returns its family. */
-function netWords(c: Net): number {
-  if (c.family === 4) {
-    NET_WORDS[0] = c.v4;
-    return 4;
-  }
-  for (let i = 0; i < 4; i++) NET_WORDS[i] = c.v6!.readInt32BE(4 * i);
-  return 6;
+function listWords(c: Net): number {
+  netWords(c, NET_WORDS, 0);
+  return c.family;
 }
 
 /** How many of side k's addresses are of family `fam` (absent: any address, 1). */
@@ -143,9 +139,9 @@ export function expandRules(
           if (dList && dList[di]!.family !== fam) continue;
           const i = fam === 4 ? i4++ : i6++;
           const at = i * D;
-          if (sList) addrWords(netWords(sList[si]!), NET_WORDS, 0, sList[si]!.prefixLen, aw, F.lo, F.hi, at);
+          if (sList) addrWords(listWords(sList[si]!), NET_WORDS, 0, sList[si]!.prefixLen, aw, F.lo, F.hi, at);
           else addrWords(sSide === SIDE_ANY ? 0 : fam, t.addr, 8 * ri, t.plen[ks]!, aw, F.lo, F.hi, at);
-          if (dList) addrWords(netWords(dList[di]!), NET_WORDS, 0, dList[di]!.prefixLen, aw, F.lo, F.hi, at + aw);
+          if (dList) addrWords(listWords(dList[di]!), NET_WORDS, 0, dList[di]!.prefixLen, aw, F.lo, F.hi, at + aw);
           else addrWords(dSide === SIDE_ANY ? 0 : fam, t.addr, 8 * ri + 4, t.plen[kd]!, aw, F.lo, F.hi, at + aw);
           const p = at + 2 * aw;
           F.lo[p] = spLo;

@@ -318,10 +318,7 @@ export class AclFirewall extends EventEmitter<AclFirewallEvents> implements Asyn
 
   /** The rule set in force (canonical form: CIDRs normalised, ports as numbers or [from, to]). */
   rules(): AclRule[] {
-    const t = this.#rs.norm;
-    const out = new Array<AclRule>(t.length);
-    for (let i = 0; i < t.length; i++) out[i] = structuredClone(t.rule(i));
-    return out;
+    return this.#rs.ownRules().map((r) => structuredClone(r));
   }
 
   /** The verdict for packets no rule matches. */

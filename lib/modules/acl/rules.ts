@@ -90,15 +90,29 @@ function isPort(p: unknown): p is number {
 
 const V4 = new Int32Array(2);
 
+/** The canonical text of a CIDR canonicalIPv4 read into V4 (`slash`: where its prefix begins): the input, less a "/32". */
+function v4Text(s: string, slash: number): string {
+  return V4[1] === 32 && slash < s.length ? s.slice(0, slash) : s;
+}
+
 /** A canonical IPv4 CIDR as a Net with no allocation but the result (canonicalIPv4). */
 function fastV4(s: string): Net | null {
   const slash = canonicalIPv4(s, V4);
   if (slash < 0) return null;
-  const len = V4[1]!;
-  return { family: 4, v4: V4[0]!, v6: null, prefixLen: len, text: len === 32 && slash < s.length ? s.slice(0, slash) : s };
+  return { family: 4, v4: V4[0]!, v6: null, prefixLen: V4[1]!, text: v4Text(s, slash) };
 }
 
 const V6 = new Int32Array(6);
+
+/**
+ * The canonical text of an IPv6 CIDR readIPv6 read into V6 (`slash`: where its prefix
+ * begins): the input itself when it is canonical (less a "/128"), else formatted.
+ */
+function v6Text(s: string, slash: number): string {
+  const len = V6[4]!;
+  if (V6[5] === 1) return len === 128 && slash < s.length ? s.slice(0, slash) : s;
+  return len === 128 ? formatIPv6Words(V6) : `${formatIPv6Words(V6)}/${len}`;
+}
 
 /**
  * An IPv6 CIDR of hex groups as a Net (readIPv6): no regex, no arrays, and the input kept
@@ -107,16 +121,12 @@ const V6 = new Int32Array(6);
 function fastV6(s: string): Net | null {
   const slash = readIPv6(s, V6);
   if (slash < 0) return null;
-  const len = V6[4]!;
   const v6 = Buffer.allocUnsafe(16); // (from the pool: 16 bytes, not an ArrayBuffer each)
   v6.writeInt32BE(V6[0]!, 0);
   v6.writeInt32BE(V6[1]!, 4);
   v6.writeInt32BE(V6[2]!, 8);
   v6.writeInt32BE(V6[3]!, 12);
-  let text: string;
-  if (V6[5] === 1) text = len === 128 && slash < s.length ? s.slice(0, slash) : s;
-  else text = len === 128 ? formatIPv6Words(V6) : `${formatIPv6Words(V6)}/${len}`;
-  return { family: 6, v4: 0, v6, prefixLen: len, text };
+  return { family: 6, v4: 0, v6, prefixLen: V6[4]!, text: v6Text(s, slash) };
 }
 
 /** A CIDR: the canonical forms read without allocation, anything else by parseCidr (which explains errors). */
@@ -165,21 +175,18 @@ function parseSide(t: RuleTable, i: number, s: number, v: unknown, raw: unknown,
     const a = 8 * i + 4 * s;
     let slash = canonicalIPv4(v, V4);
     if (slash >= 0) {
-      const len = V4[1]!;
       t.side[k] = SIDE_V4;
-      t.plen[k] = len;
+      t.plen[k] = V4[1]!;
       t.addr[a] = V4[0]!;
-      t.texts[k] = len === 32 && slash < v.length ? v.slice(0, slash) : v;
+      t.texts[k] = v4Text(v, slash);
       return;
     }
     slash = readIPv6(v, V6);
     if (slash >= 0) {
-      const len = V6[4]!;
       t.side[k] = SIDE_V6;
-      t.plen[k] = len;
+      t.plen[k] = V6[4]!;
       for (let w = 0; w < 4; w++) t.addr[a + w] = V6[w]!;
-      if (V6[5] === 1) t.texts[k] = len === 128 && slash < v.length ? v.slice(0, slash) : v;
-      else t.texts[k] = len === 128 ? formatIPv6Words(V6) : `${formatIPv6Words(V6)}/${len}`;
+      t.texts[k] = v6Text(v, slash);
       return;
     }
   }
@@ -443,8 +450,9 @@ function sameRule(raw: unknown, t: RuleTable, j: number): boolean {
  * problem; returns the rules in a table (table.ts), in order, and each rule's position by
  * id. A rule whose id is in `previous` and which is exactly that rule's canonical form
  * (what rules() returns) is copied from there without validating it again (counted in
- * the table's `reused`); rules with an interface are always resolved again. `at`, when given, is filled with the position in `previous` of
- * the rule with the same id (-1: none).
+ * the table's `reused`); rules with an interface are always resolved again. `at`, when
+ * given, is filled with the position in `previous` of the rule with the same id (-1:
+ * none).
  *
  * While the ids are those of `previous` position by position (a set replaced or edited
  * under the same ids, the common case), no map is looked up or built: ids equal to a

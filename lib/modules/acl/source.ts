@@ -24,7 +24,7 @@ import { ipProtocolShown } from '../../core/protocols.js';
 import { formatIPv6 } from '../../core/codecs.js';
 import type { Settings } from './options.js';
 import type { AclRule } from './rules.js';
-import { SIDE_ANY, SIDE_LIST, SIDE_V4, type Net, type RuleTable } from './table.js';
+import { SIDE_ANY, SIDE_LIST, SIDE_V6, netWords, type RuleTable } from './table.js';
 
 /** The source version this code writes. */
 export const SOURCE_VERSION = 2;
@@ -79,21 +79,23 @@ function grow(a: Uint32Array, n: number, k: number): Uint32Array {
   return b;
 }
 
-/** Writes one address at `n`; returns the next free word (room checked by the caller). */
-function putNet(a: Uint32Array, n: number, c: Net): number {
-  if (c.family === 4) {
-    a[n] = c.prefixLen;
-    a[n + 1] = c.v4 >>> 0;
+/**
+ * Writes one address at `n` from its words (`w` from `at` on, as the table's columns hold
+ * them); returns the next free word (room checked by the caller).
+ */
+function putAddr(a: Uint32Array, n: number, v6: boolean, plen: number, w: Int32Array, at: number): number {
+  if (!v6) {
+    a[n] = plen;
+    a[n + 1] = w[at]! >>> 0;
     return n + 2;
   }
-  const b = c.v6!;
-  a[n] = c.prefixLen | NET_V6;
-  a[n + 1] = b.readUInt32BE(0);
-  a[n + 2] = b.readUInt32BE(4);
-  a[n + 3] = b.readUInt32BE(8);
-  a[n + 4] = b.readUInt32BE(12);
+  a[n] = plen | NET_V6;
+  for (let j = 0; j < 4; j++) a[n + 1 + j] = w[at + j]! >>> 0;
   return n + 5;
 }
+
+// a list entry's words, for putAddr (filled and read synchronously)
+const NET_WORDS = new Int32Array(4);
 
 /**
  * Encodes a validated rule set's source (version 2): a loop over the table's columns,
@@ -116,21 +118,18 @@ export function encodeSource(t: RuleTable, slots: Uint32Array, tags: Uint32Array
       const kind = t.side[k]!;
       if (kind === SIDE_ANY) continue;
       if (kind !== SIDE_LIST) {
-        const w = 8 * i + 4 * side;
-        if (kind === SIDE_V4) {
-          a[n++] = t.plen[k]!;
-          a[n++] = t.addr[w]! >>> 0;
-        } else {
-          a[n++] = t.plen[k]! | NET_V6;
-          for (let j = 0; j < 4; j++) a[n++] = t.addr[w + j]! >>> 0;
-        }
+        n = putAddr(a, n, kind === SIDE_V6, t.plen[k]!, t.addr, 8 * i + 4 * side);
         f |= 1 << (side === 0 ? S_SRC : S_DST);
         continue;
       }
       const list = t.lists![k]!;
       a = grow(a, n, 1 + 5 * list.length + RULE_WORDS);
       a[n++] = list.length;
-      for (let j = 0; j < list.length; j++) n = putNet(a, n, list[j]!);
+      for (let j = 0; j < list.length; j++) {
+        const c = list[j]!;
+        netWords(c, NET_WORDS, 0);
+        n = putAddr(a, n, c.family === 6, c.prefixLen, NET_WORDS, 0);
+      }
       f |= 2 << (side === 0 ? S_SRC : S_DST);
     }
     const sp = P[4 * i]!;

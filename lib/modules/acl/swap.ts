@@ -132,10 +132,7 @@ export class RuleSets {
    * them from the set in force without validating them again).
    */
   ownRules(): AclRule[] {
-    const t = this.#norm;
-    const out = new Array<AclRule>(t.length);
-    for (let i = 0; i < t.length; i++) out[i] = t.rule(i);
-    return out;
+    return this.#norm.rules();
   }
 
   /** Takes over a pinned firewall's rule set in force (blob `active`). */

@@ -67,8 +67,17 @@ export const SIDE_LIST = 1; // a list: RuleTable.lists
 export const SIDE_V4 = 4; // one IPv4 network in the columns
 export const SIDE_V6 = 6; // one IPv6 network in the columns
 
-export function isList(l: Net | readonly Net[]): l is readonly Net[] {
+function isList(l: Net | readonly Net[]): l is readonly Net[] {
   return Array.isArray(l);
+}
+
+/** A network's address words into `into` from `at` on, as the columns hold them (IPv4: one, signed; IPv6: four). */
+export function netWords(c: Net, into: Int32Array, at: number): void {
+  if (c.family === 4) {
+    into[at] = c.v4;
+    return;
+  }
+  for (let w = 0; w < 4; w++) into[at + w] = c.v6!.readInt32BE(4 * w);
 }
 
 /**
@@ -180,6 +189,13 @@ export class RuleTable {
     return (c[i] ??= canonOf(this.row(i)));
   }
 
+  /** Every rule's canonical form (kept: not to be changed; rules() of the firewall copies them). */
+  rules(): AclRule[] {
+    const out = new Array<AclRule>(this.length);
+    for (let i = 0; i < this.length; i++) out[i] = this.rule(i);
+    return out;
+  }
+
   /** Writes rule i from an object. */
   setRow(i: number, n: NormalizedRule): void {
     this.ids[i] = n.id;
@@ -212,16 +228,10 @@ export class RuleTable {
       (this.lists ??= new Array<readonly Net[] | undefined>(2 * this.length))[k] = l;
       return;
     }
-    const a = 8 * i + 4 * s;
+    this.side[k] = l.family === 4 ? SIDE_V4 : SIDE_V6;
     this.plen[k] = l.prefixLen;
     this.texts[k] = l.text;
-    if (l.family === 4) {
-      this.side[k] = SIDE_V4;
-      this.addr[a] = l.v4;
-      return;
-    }
-    this.side[k] = SIDE_V6;
-    for (let w = 0; w < 4; w++) this.addr[a + w] = l.v6!.readInt32BE(4 * w);
+    netWords(l, this.addr, 8 * i + 4 * s);
   }
 
   /** Copies row j of `from` into row i (a rule taken over from the set in force). */
