@@ -42,12 +42,12 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 	const __u32 *hdr = (const __u32 *)blob; /* header words: indices below ACL_HDR_WORDS, no mask */
 	__u32 best_prio = 0xffffffffu, best = 0;
 	__u32 ntrees = hdr[ntrees_at];
-	/* the trees' (root, best prio) pairs, stepped through by pointer: indexed by t, each
-	 * tree's head took twice the instructions (the index computed again from t) */
+	/* the trees' (root, best prio, root ctl) triples, stepped through by pointer: indexed by
+	 * t, each tree's head took twice the instructions (the index computed again from t) */
 	const __u32 *rt = hdr + roots_at;
 
-	for (__u32 t = 0; t < ACL_MAX_TREES; t++, rt += 2) {
-		__u32 p, ctl = 0, cnt;
+	for (__u32 t = 0; t < ACL_MAX_TREES; t++, rt += ACL_ROOT_WORDS) {
+		__u32 p, ctl, cnt;
 		__u64 leaf;
 
 		if (t >= ntrees)
@@ -55,24 +55,30 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 		if (rt[1] >= best_prio)
 			continue; /* nothing in this tree can beat the match we have */
 		p = rt[0];
-		for (int i = 0; i < ACL_MAX_DEPTH; i++) {
-			__u64 off = (__u64)p << 2;
-			__u32 v;
+		/* the root's ctl from the header, not from the node: a tree's walk is a chain of
+		 * dependent loads (ctl, key word, child, ...), one link shorter this way */
+		ctl = rt[2];
+		/* an empty leaf or one record (acl_blob.h): no node or leaf to load */
+		if (p - 1 < ACL_PTR_REC - 1) {
+			for (int i = 0; i < ACL_MAX_DEPTH; i++) {
+				__u64 off;
+				__u32 v;
 
-			/* an empty leaf or one record (acl_blob.h): no leaf to load */
-			if (p - 1 >= ACL_PTR_REC - 1)
-				break;
-			if (off > ACL_BLOB_BYTES - 4)
-				break;
-			ctl = *(const __u32 *)(blob + off);
-			if (ctl & ACL_LEAF)
-				break;
-			v = key[ctl & (ACL_KEY_WORDS - 1)];
-			v = (v >> ((ctl >> 8) & 31)) & ((1u << ((ctl >> 16) & 31)) - 1);
-			off = (__u64)(p + 1 + v) << 2;
-			if (off > ACL_BLOB_BYTES - 4)
-				break;
-			p = *(const __u32 *)(blob + off);
+				if (ctl & ACL_LEAF)
+					break;
+				v = key[ctl & (ACL_KEY_WORDS - 1)];
+				v = (v >> ((ctl >> 8) & 31)) & ((1u << ((ctl >> 16) & 31)) - 1);
+				off = (__u64)(p + 1 + v) << 2;
+				if (off > ACL_BLOB_BYTES - 4)
+					break;
+				p = *(const __u32 *)(blob + off);
+				if (p - 1 >= ACL_PTR_REC - 1)
+					break;
+				off = (__u64)p << 2;
+				if (off > ACL_BLOB_BYTES - 4)
+					break;
+				ctl = *(const __u32 *)(blob + off);
+			}
 		}
 		if (p == ACL_PTR_EMPTY)
 			continue;

@@ -29,8 +29,8 @@
 /* clang-format off */
 
 #define ACL_BLOB_MAGIC 0x41434c31u /* 'ACL1' */
-#define ACL_BLOB_VERSION 3 /* ACL_H_VERSION: user space refuses to adopt other versions */
-#define ACL_HDR_WORDS 64
+#define ACL_BLOB_VERSION 4 /* ACL_H_VERSION: user space refuses to adopt other versions */
+#define ACL_HDR_WORDS 80
 /* The largest rule set a program variant addresses (bpf/acl_xl.bpf.c). */
 #define ACL_MAX_BLOB_BYTES (256u << 20)
 /* The memory bound per record (one rule x source x destination combination of a family):
@@ -69,8 +69,12 @@
 #define ACL_H_RECORDS 27    /* records (rule x address combinations) */
 #define ACL_H_CREATED_LO 28 /* Date.now() of the compile, low and high 32 bits */
 #define ACL_H_CREATED_HI 29
-#define ACL_H_V4_ROOTS 32 /* ACL_MAX_TREES x (root, best prio) */
-#define ACL_H_V6_ROOTS 48
+/* ACL_MAX_TREES x (root, best prio, root ctl): the root node's ctl word (0 when the root is
+ * ACL_PTR_EMPTY or ACL_PTR_REC) repeated here, so a walk reads it with the root instead
+ * of after it (one load fewer in the chain of dependent loads every tree's walk is) */
+#define ACL_ROOT_WORDS 3
+#define ACL_H_V4_ROOTS 32
+#define ACL_H_V6_ROOTS 56
 
 #define ACL_FLAG_DEFAULT_DENY 1u
 #define ACL_FLAG_EVENTS_DEFAULT 2u

@@ -28,6 +28,7 @@ import {
   H_V4_ROOTS,
   H_V4_TREES,
   H_V6_ROOTS,
+  ROOT_WORDS,
   H_V6_TREES,
   H_VERSION,
   HDR_WORDS,
@@ -155,22 +156,26 @@ describe('writeBlobHeader', () => {
       flags: { defaultDeny: true, defaultDenyEvents: false, events: false, verdictCache: true },
       source: { offWords: 900, bytes: 333 },
       v4Trees: [
-        { root: 100, prio: 0 },
-        { root: 200, prio: 5 },
+        { root: 100, prio: 0, ctl: 0x80000002 },
+        { root: 200, prio: 5, ctl: 0x00080100 },
       ],
-      v6Trees: [{ root: 300, prio: 1 }],
+      v6Trees: [{ root: 300, prio: 1, ctl: 7 }],
     });
     expect([h[H_USED], h[H_GEN], h[H_INTERVAL_MS], h[H_RULES], h[H_RECORDS]]).toEqual([1000, 5, 250, 4, 9]);
     expect(h[H_FLAGS]).toBe(FLAG_DEFAULT_DENY | FLAG_NO_EVENTS);
     expect([h[H_SRC_OFF], h[H_SRC_LEN]]).toEqual([900, 333]);
     expect(h[H_CREATED_LO]! + h[H_CREATED_HI]! * 2 ** 32).toBe(created);
-    expect([h[H_V4_TREES], h[H_V4_ROOTS], h[H_V4_ROOTS + 1], h[H_V4_ROOTS + 2], h[H_V4_ROOTS + 3]]).toEqual([2, 100, 0, 200, 5]);
-    expect([h[H_V6_TREES], h[H_V6_ROOTS], h[H_V6_ROOTS + 1]]).toEqual([1, 300, 1]);
+    // (root, best prio, root ctl) per tree
+    expect([h[H_V4_TREES], ...h.subarray(H_V4_ROOTS, H_V4_ROOTS + 2 * ROOT_WORDS)]).toEqual([2, 100, 0, 0x80000002, 200, 5, 0x00080100]);
+    expect([h[H_V6_TREES], ...h.subarray(H_V6_ROOTS, H_V6_ROOTS + ROOT_WORDS)]).toEqual([1, 300, 1, 7]);
+    // the families' roots do not overlap, and the last tree's ctl is a header word
+    expect(H_V4_ROOTS + MAX_TREES * ROOT_WORDS).toBeLessThanOrEqual(H_V6_ROOTS);
+    expect(H_V6_ROOTS + MAX_TREES * ROOT_WORDS).toBeLessThanOrEqual(HDR_WORDS);
   });
 
   it('refuses a short header and too many trees', () => {
     expect(() => writeBlobHeader(new Uint32Array(HDR_WORDS - 1), {})).toThrow(RangeError);
-    const over = Array.from({ length: MAX_TREES + 1 }, (_, i) => ({ root: i, prio: i }));
+    const over = Array.from({ length: MAX_TREES + 1 }, (_, i) => ({ root: i, prio: i, ctl: 0 }));
     expect(() => writeBlobHeader(new Uint32Array(HDR_WORDS), { v4Trees: over })).toThrow(new RegExp(`at most ${MAX_TREES}`));
   });
 });

@@ -11,6 +11,7 @@ import {
   PTR_EMPTY,
   PTR_REC,
   REC_HDR,
+  ROOT_WORDS,
   V4_DIMS,
   V6_DIMS,
 } from '../../lib/modules/acl/layout.js';
@@ -22,13 +23,15 @@ export function walk(w: Uint32Array, key: number[], family: 4 | 6): number {
   const roots = family === 4 ? H_V4_ROOTS : H_V6_ROOTS;
   let bestPrio = 0xffffffff;
   for (let t = 0; t < ntrees; t++) {
-    if (w[roots + 2 * t + 1]! >= bestPrio) continue;
-    let p = w[roots + 2 * t]!;
+    const rt = roots + ROOT_WORDS * t; // (root, best prio, root ctl)
+    if (w[rt + 1]! >= bestPrio) continue;
+    let p = w[rt]!;
     let ctl = 0;
     // a pointer is a node's or leaf's offset, PTR_EMPTY or PTR_REC | a record's offset
     for (let depth = 0; p !== PTR_EMPTY && !(p & PTR_REC); depth++) {
       if (depth >= MAX_DEPTH) throw new Error('tree deeper than MAX_DEPTH');
-      ctl = w[p]!;
+      // the program reads the root's ctl from the header, not from the root
+      ctl = depth === 0 ? w[rt + 2]! : w[p]!;
       if (ctl & LEAF) break;
       const v = (key[ctl & 15]! >>> ((ctl >> 8) & 31)) & ((1 << ((ctl >> 16) & 31)) - 1);
       p = w[p + 1 + v]!;

@@ -42,7 +42,20 @@
  */
 import { BpfkitError } from '../../core/errors.js';
 import { aclCompile, type NativeAclFamily } from '../../core/native-acl.js';
-import { LEAF_MAX, MAX_BLOB_BYTES, MAX_CUT_BITS, MAX_TREES, TREE_WORDS, V4_DIMS, V4_WIDTHS, V6_DIMS, V6_WIDTHS, writeBlobHeader } from './layout.js';
+import {
+  LEAF_MAX,
+  MAX_BLOB_BYTES,
+  MAX_CUT_BITS,
+  MAX_TREES,
+  PTR_EMPTY,
+  PTR_REC,
+  TREE_WORDS,
+  V4_DIMS,
+  V4_WIDTHS,
+  V6_DIMS,
+  V6_WIDTHS,
+  writeBlobHeader,
+} from './layout.js';
 
 /** Records of one address family, in priority order. */
 export interface FamilyEntries {
@@ -178,7 +191,9 @@ export async function compileBlob(v4: FamilyEntries, v6: FamilyEntries, opts: Co
     );
   }
   const w = res.words!;
-  const roots = (family: 4 | 6) => res.roots!.filter((r) => r.family === family).map(({ root, prio }) => ({ root, prio }));
+  // the root's ctl word goes into the header beside it (acl_blob.h ACL_H_V4_ROOTS)
+  const roots = (family: 4 | 6) =>
+    res.roots!.filter((r) => r.family === family).map(({ root, prio }) => ({ root, prio, ctl: root === PTR_EMPTY || root & PTR_REC ? 0 : w[root]! }));
   writeBlobHeader(w, { usedWords: w.length, gen: 0, rules: 0, records: v4.count + v6.count, v4Trees: roots(4), v6Trees: roots(6) });
   return { words: w, trees: res.trees! };
 }

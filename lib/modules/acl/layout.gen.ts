@@ -5,8 +5,8 @@
 /** 'ACL1' */
 export const BLOB_MAGIC = 0x41434c31;
 /** ACL_H_VERSION: user space refuses to adopt other versions */
-export const BLOB_VERSION = 3;
-export const HDR_WORDS = 64;
+export const BLOB_VERSION = 4;
+export const HDR_WORDS = 80;
 /** The largest rule set a program variant addresses (bpf/acl_xl.bpf.c). */
 export const MAX_BLOB_BYTES = 268435456; // (256u << 20)
 /**
@@ -60,9 +60,14 @@ export const H_RECORDS = 27;
 /** Date.now() of the compile, low and high 32 bits */
 export const H_CREATED_LO = 28;
 export const H_CREATED_HI = 29;
-/** ACL_MAX_TREES x (root, best prio) */
+/**
+ * ACL_MAX_TREES x (root, best prio, root ctl): the root node's ctl word (0 when the root is
+ * ACL_PTR_EMPTY or ACL_PTR_REC) repeated here, so a walk reads it with the root instead
+ * of after it (one load fewer in the chain of dependent loads every tree's walk is)
+ */
+export const ROOT_WORDS = 3;
 export const H_V4_ROOTS = 32;
-export const H_V6_ROOTS = 48;
+export const H_V6_ROOTS = 56;
 export const FLAG_DEFAULT_DENY = 1;
 export const FLAG_EVENTS_DEFAULT = 2;
 /** report nothing (counters only) */

@@ -47,6 +47,7 @@ import {
   HDR_WORDS,
   MAX_TREES,
   REC_HDR,
+  ROOT_WORDS,
 } from './layout.gen.js';
 
 export * from './layout.gen.js';
@@ -57,10 +58,15 @@ export function recordWords(dims: number): number {
 
 export type AclStatName = (typeof ACL_STATS)[number];
 
-/** One tree of a family: its root pointer (a node's word offset, or PTR_REC | a record's) and the best priority in it. */
+/**
+ * One tree of a family: its root pointer (a node's or leaf's word offset, PTR_EMPTY, or
+ * PTR_REC | a record's), the best priority in it, and the root node's or leaf's ctl word
+ * (0 for PTR_EMPTY and PTR_REC), which the walk reads from the header with the root.
+ */
 export interface BlobTreeRoot {
   root: number;
   prio: number;
+  ctl: number;
 }
 
 /** Header fields of a blob; writeBlobHeader writes those given. */
@@ -113,8 +119,9 @@ export function writeBlobHeader(h: Uint32Array, f: BlobHeaderFields): void {
     if (roots.length > MAX_TREES) throw new RangeError(`blob header: ${roots.length} trees, at most ${MAX_TREES}`);
     set(countAt, roots.length);
     roots.forEach((r, t) => {
-      set(rootsAt + 2 * t, r.root);
-      set(rootsAt + 2 * t + 1, r.prio);
+      set(rootsAt + ROOT_WORDS * t, r.root);
+      set(rootsAt + ROOT_WORDS * t + 1, r.prio);
+      set(rootsAt + ROOT_WORDS * t + 2, r.ctl);
     });
   };
   trees(H_V4_TREES, H_V4_ROOTS, f.v4Trees);
