@@ -39,7 +39,20 @@ import { AclFirewall, BpfObject, parseClassBench, parseClassBenchTrace, u32 } fr
 import { Lab, registerForExit, unregisterForExit } from '../dist/lab.js';
 import { median, pinProcess } from './lib.mjs';
 import { iptablesPackets } from './lib/iptables.mjs';
-import { FEW_FLOWS, FLOOD, FLOW_PORT_BASE, MAX_FLOWS, counterCodec, frame4, iptablesRules, liveRules, nftRules, readCB, sleep } from './acl/common.mjs';
+import {
+  FEW_FLOWS,
+  FLOOD,
+  FLOW_PORT_BASE,
+  MAX_FLOWS,
+  counterCodec,
+  frame4,
+  iptablesRules,
+  liveRules,
+  nftRules,
+  readCB,
+  sleep,
+  traceFrames,
+} from './acl/common.mjs';
 import { oneRuleSection, shapesSection } from './acl/changes.mjs';
 import { isolatedPart } from './acl/isolated.mjs';
 /** Removes each directory that is empty: never someone else's pins. */
@@ -127,8 +140,7 @@ export default {
               const set = n === 1000 ? `${family}_1k` : n === 10000 ? `${family}_10k` : `${family}_100k`;
               const rules = parseClassBench(readCB(set));
               const trace = parseClassBenchTrace(readCB(`${set}_trace`));
-              const picks = Array.from({ length: headersPer }, (_, i) => trace[Math.floor((i * trace.length) / headersPer)]);
-              const frames = picks.map((h) => frame4(h.src, h.dst, h.proto, h.srcPort, h.dstPort));
+              const frames = traceFrames(trace, headersPer);
               await fwOne.setRules(rules.slice(0, 1));
               const info = await fw.setRules(rules);
               const m = {};

@@ -41,6 +41,17 @@ export function frame4(src, dst, proto, sport, dport, dstMac = '02:00:00:00:00:0
   return b;
 }
 
+/**
+ * Frames of `n` headers spread evenly over a ClassBench trace (the testRun section of
+ * bench/acl.bench.mjs and bench/acl/frames.mjs walk the same ones).
+ */
+export function traceFrames(trace, n) {
+  return Array.from({ length: n }, (_, i) => {
+    const h = trace[Math.floor((i * trace.length) / n)];
+    return frame4(h.src, h.dst, h.proto, h.srcPort, h.dstPort);
+  });
+}
+
 export const ip = (s) => s.split('.').reduce((a, x) => a * 256 + Number(x), 0);
 export const FLOOD = { src: ip('198.18.0.1'), dst: ip('198.18.1.1'), proto: 17, sport: 4000, dport: 5000 };
 export const FLOOD_RULE = {

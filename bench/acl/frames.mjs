@@ -16,7 +16,7 @@
 import { AclFirewall, BpfObject, parseClassBench, parseClassBenchTrace } from '../../dist/index.js';
 import { Lab } from '../../dist/lab.js';
 import { median, pinProcess } from '../lib.mjs';
-import { frame4, readCB } from './common.mjs';
+import { readCB, traceFrames } from './common.mjs';
 
 const set = process.argv[2] ?? 'fw1_100k';
 const oneRule = process.argv[3] ?? 'first';
@@ -33,8 +33,7 @@ try {
   const empty = basic.xdpProgram('xdp_pass');
   const rules = parseClassBench(readCB(set));
   const trace = parseClassBenchTrace(readCB(`${set}_trace`));
-  const picks = Array.from({ length: 48 }, (_, i) => trace[Math.floor((i * trace.length) / 48)]);
-  const frames = picks.map((h) => frame4(h.src, h.dst, h.proto, h.srcPort, h.dstPort));
+  const frames = traceFrames(trace, 48);
   const settings = { events: false, verdictCache: false, maxRules: 100_000 };
   const one = await AclFirewall.attach(l1.b.ifname, { netns: b.netns, ...settings });
   const fw = await AclFirewall.attach(l2.b.ifname, { netns: b.netns, ...settings });

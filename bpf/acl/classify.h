@@ -18,6 +18,13 @@ static __always_inline const __u32 *acl_rec(const __u8 *blob, __u32 r, const int
 	return (const __u32 *)(blob + off);
 }
 
+/* Pointer `p` leads to a node or a leaf to load: neither ACL_PTR_EMPTY nor ACL_PTR_REC | a
+ * record (acl_blob.h), both of which end the walk without a load. */
+static __always_inline int acl_ptr_loads(__u32 p)
+{
+	return p - 1 < ACL_PTR_REC - 1;
+}
+
 /* Record `rec` matches the key in all `dims` dimensions. */
 static __always_inline int acl_match(const __u32 *rec, const __u32 *key, const int dims)
 {
@@ -58,8 +65,7 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 		/* the root's ctl from the header, not from the node: a tree's walk is a chain of
 		 * dependent loads (ctl, key word, child, ...), one link shorter this way */
 		ctl = rt[2];
-		/* an empty leaf or one record (acl_blob.h): no node or leaf to load */
-		if (p - 1 < ACL_PTR_REC - 1) {
+		if (acl_ptr_loads(p)) {
 			for (int i = 0; i < ACL_MAX_DEPTH; i++) {
 				__u64 off;
 				__u32 v;
@@ -72,7 +78,7 @@ static __always_inline __u32 acl_classify(const __u8 *blob, const __u32 *key, co
 				if (off > ACL_BLOB_BYTES - 4)
 					break;
 				p = *(const __u32 *)(blob + off);
-				if (p - 1 >= ACL_PTR_REC - 1)
+				if (!acl_ptr_loads(p))
 					break;
 				off = (__u64)p << 2;
 				if (off > ACL_BLOB_BYTES - 4)

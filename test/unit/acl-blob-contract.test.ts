@@ -28,11 +28,11 @@ import {
   H_V4_ROOTS,
   H_V4_TREES,
   H_V6_ROOTS,
-  ROOT_WORDS,
   H_V6_TREES,
   H_VERSION,
   HDR_WORDS,
   MAX_TREES,
+  ROOT_WORDS,
   writeBlobHeader,
 } from '../../lib/modules/acl/layout.js';
 
