@@ -37,7 +37,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AclFirewall, BpfObject, parseClassBench, parseClassBenchTrace, u32 } from '../dist/index.js';
 import { Lab, registerForExit, unregisterForExit } from '../dist/lab.js';
-import { median, pinProcess } from './lib.mjs';
+import { median, pinProcess, settle } from './lib.mjs';
 import { iptablesPackets } from './lib/iptables.mjs';
 import {
   FEW_FLOWS,
@@ -327,6 +327,7 @@ export default {
           for (const s of scenarios) {
             const st = await s.setup();
             try {
+              await settle();
               const before = st.read();
               // chunks grow from 20k frames while the receiver keeps up; a scenario ends after
               // `count` frames or `budget` seconds (slow receivers: iptables with 10k rules)

@@ -32,3 +32,27 @@ export function pinProcess(cpu) {
   execFileSync('taskset', ['-a', '-p', '-c', String(target), pid], { stdio: 'ignore' });
   return () => execFileSync('taskset', ['-a', '-p', '-c', before, pid], { stdio: 'ignore' });
 }
+
+/**
+ * Waits until this process is idle: a `windowMs` window in which all of its threads used
+ * less than `maxCpuMs` of CPU, for at most `maxMs`. Returns the milliseconds waited. A
+ * setup can leave work running after it resolves (an AclFirewall readies its idle blob for
+ * one-rule changes once the event loop is free, and V8 collects the rule set's garbage on
+ * its helper threads: ~0.3 s of CPU after attaching 100k rules, ~0.05 s after 10k), which
+ * would otherwise fall into the scenario's measurement and take a CPU from the generator
+ * or the receiver.
+ */
+export async function settle({ windowMs = 50, maxCpuMs = 5, maxMs = 3000 } = {}) {
+  const t0 = performance.now();
+  const cpuMs = () => {
+    const c = process.cpuUsage();
+    return (c.user + c.system) / 1000;
+  };
+  // bounded: ends after maxMs whatever the process does
+  while (performance.now() - t0 < maxMs) {
+    const c0 = cpuMs();
+    await new Promise((r) => setTimeout(r, windowMs));
+    if (cpuMs() - c0 < maxCpuMs) break;
+  }
+  return performance.now() - t0;
+}

@@ -15,7 +15,7 @@
 // what the generator offered.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { pinProcess } from '../lib.mjs';
+import { pinProcess, settle } from '../lib.mjs';
 import { napiThreads } from './napi.mjs';
 
 export { napiThreads };
@@ -72,6 +72,8 @@ export async function isolatedReceiver(lab, a, b, { genCpu = GEN_CPU, rxCpu = RX
    * receiver's own count over the same window when `read` is given (a cross-check).
    */
   const measure = async ({ gen, frame, seconds = 1, warmup = 200_000, chunk = 1_000_000, read }) => {
+    // what the scenario's setup left running must not take the generator's CPU
+    await settle();
     const pids = pin();
     const send = (count) => gen.generate(frame, { iface: link.a.ifname, netns: a.netns, count, batchSize: 64 });
     await send(warmup);
