@@ -44,9 +44,9 @@ describe('npm pack', () => {
     }
     // kept on purpose: addon/, bpf/, CMakeLists.txt (a source build where no prebuild fits;
     // the BPF sources also document the programs), the two scripts that build the prebuild
-    // (LGPL: rebuild against modified libraries), docs/
+    // (LGPL: rebuild against modified libraries), docs/ (the guides and docs/perf, their benches)
     const allowed =
-      /^(package\.json|README\.md|CHANGELOG\.md|CMakeLists\.txt|dist\/[\w.-]+\.(js|cjs|d\.ts|d\.cts)|prebuilds\/[\w-]+\/bpfkit(\.[\w]+)*\.node|build\/bpf\/[\w-]+\.bpf\.o|LICENSES\/[\w.-]+|addon\/.+\.(cc|h)|bpf\/.+\.(c|h)|docs\/[\w-]+\.md|scripts\/(build-static-deps|prebuild)\.sh)$/;
+      /^(package\.json|README\.md|CHANGELOG\.md|CMakeLists\.txt|dist\/[\w.-]+\.(js|cjs|d\.ts|d\.cts)|prebuilds\/[\w-]+\/bpfkit(\.[\w]+)*\.node|build\/bpf\/[\w-]+\.bpf\.o|LICENSES\/[\w.-]+|addon\/.+\.(cc|h)|bpf\/.+\.(c|h)|docs\/(perf\/)?[\w-]+\.md|scripts\/(build-static-deps|prebuild)\.sh)$/;
     for (const p of paths) expect(p, `unexpected file in the tarball: ${p}`).toMatch(allowed);
     expect(paths.filter((p) => /^(test|bench|lib|node_modules|\.cache)\/|\.map$|build\/(Release|test-bpf)/.test(p))).toEqual([]);
   });
