@@ -1,6 +1,6 @@
 // Routes (ip route) through libnl: requests for nlBatch, and the dump
 // nlRoutesJson(family, table, protocol, netns) -> Promise<JSON text>. Specs arrive validated
-// and normalised by lib/core/route.ts; this file only moves fields between JS and libnl.
+// and normalised by lib/route/route.ts; this file only moves fields between JS and libnl.
 #if defined(BPFKIT_HAVE_LIBNL)
 #include <linux/rtnetlink.h>
 #include <netlink/route/nexthop.h>

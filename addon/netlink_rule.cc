@@ -1,6 +1,6 @@
 // Routing policy rules (ip rule) through libnl: requests for nlBatch, and the dump
 // nlRulesJson(family, netns) -> Promise<JSON text>. Specs arrive validated and normalised by
-// lib/core/rule.ts; this file only moves fields between JS and libnl.
+// lib/route/rule.ts; this file only moves fields between JS and libnl.
 #if defined(BPFKIT_HAVE_LIBNL)
 #include <linux/fib_rules.h>
 #include <linux/rtnetlink.h>

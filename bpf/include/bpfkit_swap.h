@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Double-buffered configuration, the kernel half of lib/core/swap.ts (DoubleBuffer).
+ * Double-buffered configuration, the kernel half of lib/core/maps/swap.ts (DoubleBuffer).
  *
  * A module's whole configuration lives in one value of a one-entry array map. Two such
  * maps (copies) are preallocated; a one-slot array of maps (the "swap slot") points at

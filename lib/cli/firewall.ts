@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { ipProtocolName } from '../core/protocols.js';
+import { ipProtocolName } from '../core/net/protocols.js';
 import { AclFirewall, type AclEvent, type AclFirewallOptions } from '../modules/acl/index.js';
 import { BPFFS_PATH } from '../lab/bpffs.js';
 import { describeError, EXIT, type ExitCode } from './exit.js';

@@ -9,7 +9,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfkitError } from '../core/errors.js';
 import { native, type NativeLinkHandle, type NativeMapHandle, type NativeProgramHandle } from '../core/native.js';
-import { TcLink, type TcDirection } from '../core/tc.js';
+import { TcLink, type TcDirection } from '../core/programs/tc.js';
 import { ipBin, run } from '../lab/run.js';
 import { BPFFS_PATH } from '../lab/bpffs.js';
 

@@ -7,8 +7,8 @@
  */
 import { basename, dirname } from 'node:path';
 import { struct, u32, u64 } from '../core/codecs.js';
-import { BpfMap, type MapInfo } from '../core/map.js';
-import { BpfProgram } from '../core/program.js';
+import { BpfMap, type MapInfo } from '../core/maps/map.js';
+import { BpfProgram } from '../core/programs/program.js';
 import { ACL_STATS } from '../modules/acl/layout.js';
 import { CNT_DECAP, CNT_PASS } from '../modules/decap/config.js';
 import { isPermission, messageOf, type PinInfo, type RawAttachment } from './status-collect.js';

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import type { Command } from 'commander';
 import { native, packageRoot } from '../core/native.js';
-import { possibleCpus } from '../core/map.js';
+import { possibleCpus } from '../core/maps/map.js';
 import { helperSupported, kernelBtf, mapTypeSupported, VMLINUX_BTF, xdpLinkSupported } from '../core/features.js';
 import { BPFFS_PATH, isBpffsMounted } from '../lab/bpffs.js';
 import { EXIT, type ExitCode } from './exit.js';

@@ -8,7 +8,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { BpfkitError } from '../core/errors.js';
 import { parseCidr } from '../core/codecs.js';
-import { IP_PROTOCOLS, ipProtocolNumber, ipProtocolShown } from '../core/protocols.js';
+import { IP_PROTOCOLS, ipProtocolNumber, ipProtocolShown } from '../core/net/protocols.js';
 import { NETNS_RUN_DIR } from '../lab/common.js';
 import {
   PacketTracer,

@@ -52,8 +52,8 @@ export {
   type TestRunOptions,
   type TestRunResult,
   type ProgramInfo,
-} from './program.js';
-export { DoubleBuffer, type SwapCopy } from './swap.js';
+} from './programs/program.js';
+export { DoubleBuffer, type SwapCopy } from './maps/swap.js';
 export {
   TcProgram,
   TcLink,
@@ -70,7 +70,7 @@ export {
   type TcTestRunResult,
   type TcLinkInfo,
   type TcxHookState,
-} from './tc.js';
+} from './programs/tc.js';
 export {
   TracingProgram,
   TracingLink,
@@ -83,8 +83,8 @@ export {
   type TracingAttachOptions,
   type TracingLinkInfo,
   type TracingSupport,
-} from './tracing.js';
-export { BpfMap, perCpu, possibleCpus, type MapCodecs, type MapColumns, type MapInfo, type UpdateFlag } from './map.js';
+} from './programs/tracing.js';
+export { BpfMap, perCpu, possibleCpus, type MapCodecs, type MapColumns, type MapInfo, type UpdateFlag } from './maps/map.js';
 export {
   RingBuffer,
   type RingBufferOptions,
@@ -95,5 +95,5 @@ export {
   type RingBufferColumnArrays,
   type RingBufferNumberColumn,
 } from './ringbuf.js';
-export { type NetnsRef } from './netns.js';
-export { ifIndex } from './interfaces.js';
+export { type NetnsRef } from './net/netns.js';
+export { ifIndex } from './net/interfaces.js';

@@ -154,7 +154,7 @@ export interface NativeAddon {
   possibleCpus(): number;
   xdpQuery(target: string | number, netns?: string): { mode: string; progId: number; ifindex: number };
   ifIndex(target: string | number, netns?: string): number;
-  // addon/tc.cc: tcx links and clsact filters (lib/core/tc.ts)
+  // addon/tc.cc: tcx links and clsact filters (lib/core/programs/tc.ts)
   tcxProbe(): boolean;
   tcxAttach(
     progFd: number,
@@ -182,7 +182,7 @@ export interface NativeAddon {
   ): { ifindex: number; handle: number; priority: number; createdQdisc: boolean };
   clsactQuery(ifindex: number, direction: string, handle: number, priority: number, netns?: string): number;
   clsactDetach(ifindex: number, direction: string, handle: number, priority: number, netns?: string): boolean;
-  // addon/tracing.cc: tracing program attachment and the kernel's BTF enums (lib/core/tracing.ts)
+  // addon/tracing.cc: tracing program attachment and the kernel's BTF enums (lib/core/programs/tracing.ts)
   tracingAttach(progFd: number, kind: string, target: string, cookie?: bigint): NativeLinkHandle;
   tracingProbe(): { kprobe: boolean; tracefs: string | null };
   fentryProbe(): boolean;

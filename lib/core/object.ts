@@ -4,12 +4,12 @@
  */
 import { BpfkitError, invalidArgument } from './errors.js';
 import type { Codec } from './codecs.js';
-import { BpfMap, perCpu, type MapCodecs } from './map.js';
+import { BpfMap, perCpu, type MapCodecs } from './maps/map.js';
 import { native, bpfObjectPath, type NativeObjectHandle } from './native.js';
-import { BpfProgram, XdpProgram, wrapProgram } from './program.js';
+import { BpfProgram, XdpProgram, wrapProgram } from './programs/program.js';
 import { RingBuffer, type RingBufferOptions } from './ringbuf.js';
-import { TcProgram } from './tc.js';
-import { TracingProgram, explainTracingLoadError, isTracingProgram } from './tracing.js';
+import { TcProgram } from './programs/tc.js';
+import { TracingProgram, explainTracingLoadError, isTracingProgram } from './programs/tracing.js';
 import { explainLoadError, requireMapTypes } from './features.js';
 
 /**

@@ -11,7 +11,7 @@
 import { XdpPipeline, type PipelineStats } from '../modules/pipeline.js';
 import { Decapsulator } from '../modules/decap/index.js';
 import { AclFirewall } from '../modules/acl/index.js';
-import type { XdpAction } from '../core/program.js';
+import type { XdpAction } from '../core/programs/program.js';
 import type { UdpSink } from '../lab/index.js';
 import type { DemoSection } from './context.js';
 import { sleep } from './context.js';

@@ -9,7 +9,7 @@
  *
  * Changes (setStages, add, remove, reorder) are atomic: the program array has two
  * halves, the new chain is written into the idle half and the stage table flips to it
- * through a DoubleBuffer (lib/core/swap.ts). A packet walks the whole old chain or the
+ * through a DoubleBuffer (lib/core/maps/swap.ts). A packet walks the whole old chain or the
  * whole new one, never a mix; after the flip's grace period the old half is cleared.
  *
  * ```ts
@@ -22,13 +22,13 @@
  */
 import { BpfkitError, invalidArgument } from '../core/errors.js';
 import { struct, u32, u64 } from '../core/codecs.js';
-import type { BpfMap } from '../core/map.js';
-import { ifIndex } from '../core/interfaces.js';
+import type { BpfMap } from '../core/maps/map.js';
+import { ifIndex } from '../core/net/interfaces.js';
 import { bpfObjectPath } from '../core/paths.js';
-import { checkInterface, netnsPath, type NetnsRef } from '../core/netns.js';
+import { checkInterface, netnsPath, type NetnsRef } from '../core/net/netns.js';
 import { BpfObject, type BpfObjectOptions } from '../core/object.js';
-import { XdpProgram, type TestRunOptions, type TestRunResult, type XdpAction, type XdpLink, type XdpMode } from '../core/program.js';
-import { DoubleBuffer } from '../core/swap.js';
+import { XdpProgram, type TestRunOptions, type TestRunResult, type XdpAction, type XdpLink, type XdpMode } from '../core/programs/program.js';
+import { DoubleBuffer } from '../core/maps/swap.js';
 
 /** Mirrors BPFKIT_PIPELINE_MAX_STAGES in bpf/include/bpfkit_pipeline.h. */
 export const PIPELINE_MAX_STAGES = 8;

@@ -4,7 +4,7 @@
  * the kernel's (include/uapi/linux/rtnetlink.h, fib_rules.h) and iproute2's rt_protos.
  */
 
-import { IP_PROTOCOLS } from '../core/protocols.js';
+import { IP_PROTOCOLS } from '../core/net/protocols.js';
 
 /**
  * The route protocol number bpfkit marks its routes and rules with (`proto 165` in
@@ -46,7 +46,7 @@ export const PROTOCOL_NAMES = {
   bpfkit: BPFKIT_ROUTE_PROTOCOL,
 } as const;
 
-/** @internal IP protocols a rule selector may name: the shared table (lib/core/protocols.ts). */
+/** @internal IP protocols a rule selector may name: the shared table (lib/core/net/protocols.ts). */
 export const IP_PROTO_NAMES = IP_PROTOCOLS;
 
 /** A routing table: a number (1 to 2^32-1) or one of the kernel's named tables. */

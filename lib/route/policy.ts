@@ -6,7 +6,7 @@
  */
 import { BpfkitError, invalidArgument } from '../core/errors.js';
 import type { NativeRoute, NativeRule } from '../core/native.js';
-import { netnsPath } from '../core/netns.js';
+import { netnsPath } from '../core/net/netns.js';
 import { BPFKIT_ROUTE_PROTOCOL, type RouteProtocol, type RuleAction } from './names.js';
 import { nl, runAtomic, runBatch, type PlannedOp } from './netlink.js';
 import {

@@ -4,7 +4,7 @@
  */
 import { BpfkitError, invalidArgument } from '../core/errors.js';
 import type { NativeNextHop, NativeRoute } from '../core/native.js';
-import { netnsPath } from '../core/netns.js';
+import { netnsPath } from '../core/net/netns.js';
 import { ROUTE_TYPE_NAMES, ROUTE_TYPES, RTNH_F_ONLINK, SCOPE_NAMES, TABLE_NAMES, lookupName } from './names.js';
 import { nl, runAtomic, type PlannedOp } from './netlink.js';
 import type { IpRouteInfo, IpRouteListOptions, IpRouteSpec, NetlinkOptions, NextHopInfo } from './types.js';

@@ -5,7 +5,7 @@
  */
 import { BpfkitError, invalidArgument } from '../core/errors.js';
 import type { NativeRule } from '../core/native.js';
-import { netnsPath } from '../core/netns.js';
+import { netnsPath } from '../core/net/netns.js';
 import { FIB_RULE_IIF_DETACHED, FIB_RULE_INVERT, FIB_RULE_OIF_DETACHED, RULE_ACTION_NAMES } from './names.js';
 import { nl, runAtomic, type PlannedOp } from './netlink.js';
 import type { IpRuleInfo, IpRuleListOptions, IpRuleSpec, NetlinkOptions } from './types.js';

@@ -1,5 +1,5 @@
 /** Public shapes of the routing API: what callers pass in and what the kernel reports. */
-import type { NetnsRef } from '../core/netns.js';
+import type { NetnsRef } from '../core/net/netns.js';
 import type { IpProto, RouteProtocol, RouteScope, RouteTable, RouteType, RuleAction } from './names.js';
 
 /** @deprecated Use {@link NetnsRef} (the same type: a name, a path or an open fd). */

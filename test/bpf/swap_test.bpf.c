@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Test program for DoubleBuffer (lib/core/swap.ts) and bpfkit_swap.h. Each packet looks
+/* Test program for DoubleBuffer (lib/core/maps/swap.ts) and bpfkit_swap.h. Each packet looks
  * its configuration up once through the swap slot and checks that the two words it
  * reads, 128 bytes apart, agree: a copy written while packets use it could show them
  * disagreeing. Outcomes are counted per CPU: [0] value even, [1] value odd, [2] words

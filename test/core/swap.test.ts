@@ -1,5 +1,5 @@
 /**
- * DoubleBuffer (lib/core/swap.ts) with bpfkit_swap.h on the real kernel: a test program
+ * DoubleBuffer (lib/core/maps/swap.ts) with bpfkit_swap.h on the real kernel: a test program
  * (test/bpf/swap_test.bpf.c) reads its configuration through the swap slot and counts
  * torn configurations, while test runs race with flips.
  */

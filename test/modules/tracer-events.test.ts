@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, bytes, type TraceEvent } from '../../lib/index.js';
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
-import { dropReasonNamer } from '../../lib/core/tracing.js';
+import { dropReasonNamer } from '../../lib/core/programs/tracing.js';
 import { FILTER_SIZE } from '../../lib/modules/tracer/filter.js';
 import { DecodeCache, EVENT_SIZE, decodeEvent } from '../../lib/modules/tracer/layout.js';
 import { lazyEvents, WITH_DT } from '../../lib/modules/tracer/view.js';

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PacketTracer, type TraceEvent } from '../../lib/index.js';
 import { Lab, type LabHost, type LabLink } from '../../lib/lab/index.js';
 import { formatIPv4, formatIPv6 } from '../../lib/core/codecs.js';
-import { ipProtocolNumber } from '../../lib/core/protocols.js';
+import { ipProtocolNumber } from '../../lib/core/net/protocols.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const A4 = '198.18.20.1';

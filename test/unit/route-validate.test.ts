@@ -7,7 +7,7 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BpfkitError } from '../../lib/core/errors.js';
-import { netnsPath } from '../../lib/core/netns.js';
+import { netnsPath } from '../../lib/core/net/netns.js';
 import { BPFKIT_ROUTE_PROTOCOL, PROTOCOL_NAMES, ROUTE_TYPES, RULE_ACTIONS, TABLE_NAMES, lookupName } from '../../lib/route/names.js';
 import { opError } from '../../lib/route/netlink.js';
 import { describeRoute, routeFamily, routeOp } from '../../lib/route/route.js';

@@ -3,10 +3,10 @@
  * whose sizes (and struct layouts) are checked against the map and its BTF when the
  * map is opened, so a wrong codec fails at once rather than corrupting entries.
  */
-import { BpfkitError, invalidArgument } from './errors.js';
-import { checkCodec, i16, i32, i64, i8, u16, u32, u64, u8, type Codec } from './codecs.js';
-import { native, openPinnedAs, type NativeMapHandle, type NativeMapInfo, type NativeMapSlot } from './native.js';
-import { checkObjectId } from './validate.js';
+import { BpfkitError, invalidArgument } from '../errors.js';
+import { checkCodec, i16, i32, i64, i8, u16, u32, u64, u8, type Codec } from '../codecs.js';
+import { native, openPinnedAs, type NativeMapHandle, type NativeMapInfo, type NativeMapSlot } from '../native.js';
+import { checkObjectId } from '../validate.js';
 
 /** How {@link BpfMap.set} treats an existing key: 'any' (create or update), 'noexist' (create only), 'exist' (update only). */
 export type UpdateFlag = 'any' | 'noexist' | 'exist';

@@ -13,7 +13,7 @@
  * Changes must not interleave (two writers of the idle copy): `serial()` runs them one
  * at a time, in call order, and a failed change does not stop later ones.
  */
-import { BpfkitError, invalidArgument } from './errors.js';
+import { BpfkitError, invalidArgument } from '../errors.js';
 import type { BpfMap } from './map.js';
 
 /** What a copy must offer: a map fd to put in the slot and the map's kernel id. */

@@ -1,5 +1,5 @@
 /** Network interfaces by name or index, in any network namespace. */
-import { native } from './native.js';
+import { native } from '../native.js';
 import { checkInterface, netnsPath, type NetnsRef } from './netns.js';
 
 /**

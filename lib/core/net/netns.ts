@@ -3,7 +3,7 @@
  * `{ netns }` (XDP attach, testRun, interface lookups, routing, the modules).
  */
 import { fstatSync, statSync } from 'node:fs';
-import { invalidArgument } from './errors.js';
+import { invalidArgument } from '../errors.js';
 
 /**
  * A network namespace: a name under /run/netns (`'blue'`), a path (`'/proc/1234/ns/net'`,

@@ -3,8 +3,8 @@
  * BPF instructions (struct bpf_insn: code u16, jt u8, jf u8, k u32, 8 bytes each, host
  * order), as tcpdump compiles them for a capture on an Ethernet interface.
  */
-import { BpfkitError, invalidArgument } from './errors.js';
-import { native } from './native.js';
+import { BpfkitError, invalidArgument } from '../errors.js';
+import { native } from '../native.js';
 
 /** DLT_EN10MB: Ethernet. */
 const DLT_EN10MB = 1;

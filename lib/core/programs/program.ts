@@ -2,11 +2,11 @@
  * Loaded BPF programs. `BpfProgram` is any program; `XdpProgram` adds XDP attachment
  * (as a bpf_link) and BPF_PROG_TEST_RUN with XDP verdicts, including live-frames mode.
  */
-import { BpfkitError, invalidArgument } from './errors.js';
-import { native, openPinnedAs, type NativeLinkHandle, type NativeProgramHandle, type NativeProgramInfo } from './native.js';
-import { checkInterface, netnsPath, type NetnsRef } from './netns.js';
-import { requireXdpLink } from './features.js';
-import { checkObjectId } from './validate.js';
+import { BpfkitError, invalidArgument } from '../errors.js';
+import { native, openPinnedAs, type NativeLinkHandle, type NativeProgramHandle, type NativeProgramInfo } from '../native.js';
+import { checkInterface, netnsPath, type NetnsRef } from '../net/netns.js';
+import { requireXdpLink } from '../features.js';
+import { checkObjectId } from '../validate.js';
 
 /** The kernel's view of a loaded program: id (as in `bpftool prog`), name, type, tag. */
 export type ProgramInfo = NativeProgramInfo;

@@ -4,10 +4,10 @@
  * direct-action cls_bpf filter under a clsact qdisc. `TcLink.kind` says which one.
  * BPF_PROG_TEST_RUN with a `struct __sk_buff` context gives fixture tests.
  */
-import { checkInteger } from './validate.js';
-import { BpfkitError, invalidArgument } from './errors.js';
-import { native, openPinnedAs, type NativeLinkHandle, type NativeProgramHandle } from './native.js';
-import { checkInterface, netnsPath, type NetnsRef } from './netns.js';
+import { checkInteger } from '../validate.js';
+import { BpfkitError, invalidArgument } from '../errors.js';
+import { native, openPinnedAs, type NativeLinkHandle, type NativeProgramHandle } from '../native.js';
+import { checkInterface, netnsPath, type NetnsRef } from '../net/netns.js';
 import { BpfProgram } from './program.js';
 
 /** The TC hook: packets received ('ingress') or sent ('egress') by the interface. */

@@ -11,9 +11,9 @@
  * it for the event id), BPF trampolines refused (fentry/fexit). `tracingSupport()` says it
  * before anything is loaded.
  */
-import { BpfkitError, invalidArgument } from './errors.js';
-import { btfKnows } from './features.js';
-import { native, openPinnedAs, type NativeLinkHandle, type NativeProgramHandle } from './native.js';
+import { BpfkitError, invalidArgument } from '../errors.js';
+import { btfKnows } from '../features.js';
+import { native, openPinnedAs, type NativeLinkHandle, type NativeProgramHandle } from '../native.js';
 import { BpfProgram } from './program.js';
 
 /** How a tracing program attaches (the ELF section prefix, as libbpf names it). */

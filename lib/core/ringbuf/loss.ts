@@ -4,7 +4,7 @@
  * listener is attached (lib/core/ringbuf.ts reports what it finds).
  */
 import { u32, u64 } from '../codecs.js';
-import { BpfMap, perCpu } from '../map.js';
+import { BpfMap, perCpu } from '../maps/map.js';
 import type { NativeMapHandle } from '../native.js';
 import type { RingBufferLoss } from './options.js';
 

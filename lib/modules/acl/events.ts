@@ -3,7 +3,7 @@
  * (struct acl_event, 72 bytes), the event AclFirewall hands to listeners, and the
  * stream that reads the ring while someone listens or iterates.
  */
-import { PORT_PROTOCOLS } from '../../core/protocols.js';
+import { PORT_PROTOCOLS } from '../../core/net/protocols.js';
 import type { EventEmitter } from 'node:events';
 import type { Codec } from '../../core/codecs.js';
 import type { RingBuffer, RingBufferLoss } from '../../core/ringbuf.js';

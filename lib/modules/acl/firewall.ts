@@ -19,10 +19,10 @@
 import { EventEmitter } from 'node:events';
 import { unlinkSync } from 'node:fs';
 import { BpfkitError, invalidArgument } from '../../core/errors.js';
-import { ifIndex } from '../../core/interfaces.js';
+import { ifIndex } from '../../core/net/interfaces.js';
 import { checkInteger } from '../../core/validate.js';
-import { checkInterface, netnsPath } from '../../core/netns.js';
-import type { TestRunOptions, TestRunResult, XdpMode, XdpProgram } from '../../core/program.js';
+import { checkInterface, netnsPath } from '../../core/net/netns.js';
+import type { TestRunOptions, TestRunResult, XdpMode, XdpProgram } from '../../core/programs/program.js';
 import type { CompileOptions } from './classifier.js';
 import { AclEventStream, isEventName, type AclEvent } from './events.js';
 import { adoptLinks, closeHandles, install, isPinned, openPinned, removePins, type Handles } from './install.js';

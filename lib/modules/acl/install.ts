@@ -6,15 +6,15 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:
 import { join } from 'node:path';
 import { BpfkitError } from '../../core/errors.js';
 import { bytes, struct, u32, u64 } from '../../core/codecs.js';
-import { BpfMap, possibleCpus } from '../../core/map.js';
+import { BpfMap, possibleCpus } from '../../core/maps/map.js';
 import { bpfObjectPath } from '../../core/paths.js';
 import { BpfObject, type BpfObjectOptions } from '../../core/object.js';
-import { BpfProgram, XdpLink, XdpProgram, type XdpMode } from '../../core/program.js';
+import { BpfProgram, XdpLink, XdpProgram, type XdpMode } from '../../core/programs/program.js';
 import { RingBuffer } from '../../core/ringbuf.js';
 import { rawAclEventCodec, type RawAclEvent } from './events.js';
 import { VARIANTS, type Variant } from './options.js';
 import { MappedRuleCounters, PerCpuRuleCounters, type RuleCounters } from './stats.js';
-import { DoubleBuffer } from '../../core/swap.js';
+import { DoubleBuffer } from '../../core/maps/swap.js';
 
 export const PIN = {
   prog: 'prog',

@@ -5,8 +5,8 @@
 import type { StagePosition } from '../pipeline.js';
 import { checkInteger } from '../../core/validate.js';
 import { invalidArgument } from '../../core/errors.js';
-import type { XdpMode } from '../../core/program.js';
-import type { NetnsRef } from '../../core/netns.js';
+import type { XdpMode } from '../../core/programs/program.js';
+import type { NetnsRef } from '../../core/net/netns.js';
 import type { CompileOptions, TreeStats } from './classifier.js';
 export type { AclFirewallEvents } from './events.js';
 import { MAX_BLOB_BYTES } from './layout.js';

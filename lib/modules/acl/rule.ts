@@ -2,11 +2,11 @@
  * An ACL rule as the user writes it: the public types (re-exported by rules.ts, which
  * validates them, and by the package).
  */
-import type { IpProtocolName } from '../../core/protocols.js';
+import type { IpProtocolName } from '../../core/net/protocols.js';
 
 /** What a rule does with a packet it matches: 'allow', 'deny' (drop at XDP), or 'log' (allow and report an event). */
 export type AclAction = 'allow' | 'deny' | 'log';
-/** A protocol name (lib/core/protocols.ts), 'any', or a number 0..255. */
+/** A protocol name (lib/core/net/protocols.ts), 'any', or a number 0..255. */
 export type AclProtocol = IpProtocolName | 'any' | number;
 /** A port, an inclusive range `[from, to]`, or the same as text: `'443'`, `'1024-65535'`. */
 export type AclPorts = number | readonly [number, number] | string;

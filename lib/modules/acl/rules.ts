@@ -7,7 +7,7 @@
  * the kernel changes.
  */
 import { BpfkitError, type BpfkitErrorCode } from '../../core/errors.js';
-import { IP_PROTOCOLS, PORT_PROTOCOLS, ipProtocolNumber, ipProtocolShown } from '../../core/protocols.js';
+import { IP_PROTOCOLS, PORT_PROTOCOLS, ipProtocolNumber, ipProtocolShown } from '../../core/net/protocols.js';
 import { formatIPv6, parseCidr } from '../../core/codecs.js';
 import { canonicalIPv4, formatIPv6Words, readIPv6 } from '../../core/codecs/ip-text.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG } from './layout.js';
@@ -21,7 +21,7 @@ export type { AclAction, AclPorts, AclProtocol, AclRule } from './rule.js';
 
 const RULE_FIELDS = new Set(['id', 'action', 'src', 'dst', 'proto', 'srcPort', 'dstPort', 'icmpType', 'icmpCode', 'iface']);
 export const ACL_ACTIONS: readonly AclAction[] = ['allow', 'deny', 'log'];
-/** Protocol numbers by name: the shared table (lib/core/protocols.ts), under its old name. */
+/** Protocol numbers by name: the shared table (lib/core/net/protocols.ts), under its old name. */
 export const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = IP_PROTOCOLS;
 export { PORT_PROTOCOLS };
 const MAX_ID_LENGTH = 256;

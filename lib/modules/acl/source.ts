@@ -20,7 +20,7 @@
  * "source version is not supported" error, before changing anything.
  */
 import { BpfkitError } from '../../core/errors.js';
-import { ipProtocolShown } from '../../core/protocols.js';
+import { ipProtocolShown } from '../../core/net/protocols.js';
 import { formatIPv6 } from '../../core/codecs.js';
 import type { Settings } from './options.js';
 import type { AclRule } from './rules.js';

@@ -2,7 +2,7 @@
  * AclFirewall counters: per rule (by counter slot, see RuleCounters) and the misc counters
  * of enum acl_stat (per-CPU).
  */
-import type { BpfMap } from '../../core/map.js';
+import type { BpfMap } from '../../core/maps/map.js';
 import type { Counter, Handles } from './install.js';
 import { ACL_STATS, type AclStatName } from './layout.js';
 import type { AclCounter, AclStats } from './options.js';

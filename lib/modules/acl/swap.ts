@@ -26,7 +26,7 @@ import { decodeSource, encodeSource } from './source.js';
 
 /** One rule changed by id (RuleSets.change). */
 export type OneChange = { kind: 'add'; rule: unknown } | { kind: 'update'; rule: unknown } | { kind: 'remove'; id: string };
-import { DoubleBuffer } from '../../core/swap.js';
+import { DoubleBuffer } from '../../core/maps/swap.js';
 
 /**
  * Per-step times of the last prepare() and commit(), in ms, when `on` (a bench's or a
@@ -356,7 +356,7 @@ export class RuleSets {
     for (let i = 0; i < p.norm.length; i++) {
       if (p.tags[i] === p.gen) this.#owners.own(p.slots[i]!, p.gen, p.norm.ids[i]!);
     }
-    // the flip (lib/core/swap.ts): resolves after the grace period, and only then is the
+    // the flip (lib/core/maps/swap.ts): resolves after the grace period, and only then is the
     // new blob the one in force
     const flipped = swap.flip();
     flipped.catch(() => undefined); // awaited below

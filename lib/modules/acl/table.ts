@@ -12,7 +12,7 @@
  * A rule as an object (NormalizedRule: what normalizeRule() returns, a one-rule change
  * writes, and the tests read) is made from its row on demand (row()).
  */
-import { ipProtocolShown } from '../../core/protocols.js';
+import { ipProtocolShown } from '../../core/net/protocols.js';
 import { ACT_ALLOW, ACT_DENY, ACT_LOG, OVL_MAX } from './layout.js';
 import type { AclAction, AclRule } from './rule.js';
 

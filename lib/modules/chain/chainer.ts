@@ -27,14 +27,14 @@
  */
 import { BpfkitError, invalidArgument } from '../../core/errors.js';
 import { u32 } from '../../core/codecs.js';
-import { ifIndex } from '../../core/interfaces.js';
+import { ifIndex } from '../../core/net/interfaces.js';
 import { bpfObjectPath } from '../../core/paths.js';
-import { checkInterface, netnsPath } from '../../core/netns.js';
+import { checkInterface, netnsPath } from '../../core/net/netns.js';
 import { BpfObject } from '../../core/object.js';
-import type { TestRunOptions, TestRunResult, XdpLink, XdpProgram } from '../../core/program.js';
-import type { TcLink, TcProgram } from '../../core/tc.js';
+import type { TestRunOptions, TestRunResult, XdpLink, XdpProgram } from '../../core/programs/program.js';
+import type { TcLink, TcProgram } from '../../core/programs/tc.js';
 import type { PolicyRouteSpec } from '../../route/index.js';
-import { DoubleBuffer } from '../../core/swap.js';
+import { DoubleBuffer } from '../../core/maps/swap.js';
 import { XdpPipeline } from '../pipeline.js';
 import {
   CNT_META_FAILED,

@@ -5,8 +5,8 @@
  */
 import { BpfkitError, invalidArgument } from '../../core/errors.js';
 import { array, be16, bytes, mac, parseCidr, parseIPv4, parseIPv6, struct, u16, u32, u64, u8, type Cidr } from '../../core/codecs.js';
-import { ifIndex } from '../../core/interfaces.js';
-import { IP_PROTOCOLS, ipProtocolNumber } from '../../core/protocols.js';
+import { ifIndex } from '../../core/net/interfaces.js';
+import { IP_PROTOCOLS, ipProtocolNumber } from '../../core/net/protocols.js';
 import type { ChainConfig, ChainLimits, ChainNextHop, ChainPath, ChainRule, ChainService } from './types.js';
 
 // ---- kernel side layout (bpf/chain.bpf.c) ------------------------------------------------

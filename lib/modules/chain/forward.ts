@@ -6,9 +6,9 @@
  */
 import { invalidArgument } from '../../core/errors.js';
 import { btfKnows, unsupported } from '../../core/features.js';
-import { ifIndex } from '../../core/interfaces.js';
-import { checkInterface } from '../../core/netns.js';
-import type { BpfMap } from '../../core/map.js';
+import { ifIndex } from '../../core/net/interfaces.js';
+import { checkInterface } from '../../core/net/netns.js';
+import type { BpfMap } from '../../core/maps/map.js';
 import { MAX_SERVICES } from './config.js';
 import type { ChainCounter, ChainForwardStats } from './types.js';
 

@@ -7,11 +7,11 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:
 import { join } from 'node:path';
 import { BpfkitError } from '../../core/errors.js';
 import { bytes, u32 } from '../../core/codecs.js';
-import { BpfMap } from '../../core/map.js';
+import { BpfMap } from '../../core/maps/map.js';
 import type { BpfObject } from '../../core/object.js';
-import { BpfProgram, XdpLink, XdpProgram } from '../../core/program.js';
-import { TcLink, TcProgram } from '../../core/tc.js';
-import { DoubleBuffer } from '../../core/swap.js';
+import { BpfProgram, XdpLink, XdpProgram } from '../../core/programs/program.js';
+import { TcLink, TcProgram } from '../../core/programs/tc.js';
+import { DoubleBuffer } from '../../core/maps/swap.js';
 import { configCodec, counterCodec, key4Codec, key6Codec, ruleCodec, type ConfigValue, type KeyValue } from './config.js';
 import type { ChainCounter, ChainPath, ChainRule, ChainService } from './types.js';
 

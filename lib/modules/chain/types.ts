@@ -1,6 +1,6 @@
 /** ServiceChainer's public types: services, rules, options and statistics. */
-import type { IpProtocolName } from '../../core/protocols.js';
-import type { NetnsRef } from '../../core/netns.js';
+import type { IpProtocolName } from '../../core/net/protocols.js';
+import type { NetnsRef } from '../../core/net/netns.js';
 import type { StagePosition } from '../pipeline.js';
 
 /** Where a service's (or upstream's) marked traffic is routed: one next hop. */
@@ -52,7 +52,7 @@ export interface ChainRule {
   src?: string;
   /** Destination prefix, same family as `src`. */
   dst?: string;
-  /** IP protocol: a name from the core's table (lib/core/protocols.ts) or a number 0..255. */
+  /** IP protocol: a name from the core's table (lib/core/net/protocols.ts) or a number 0..255. */
   proto?: IpProtocolName | number;
   /** Destination port (needs proto tcp, udp or sctp). */
   dstPort?: number;

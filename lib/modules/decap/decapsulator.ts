@@ -11,7 +11,7 @@
  * decap.close();
  * ```
  *
- * Atomic updates: the core's DoubleBuffer (lib/core/swap.ts, bpf/include/bpfkit_swap.h).
+ * Atomic updates: the core's DoubleBuffer (lib/core/maps/swap.ts, bpf/include/bpfkit_swap.h).
  * The program reads its `struct decap_config` through the swap slot `config[0]`, which
  * points at one of two copies (config_a / config_b). An update writes the idle copy and
  * the next generation of the VNI allowlist (its keys carry the copy's index), then flips
@@ -21,13 +21,13 @@
  */
 import { BpfkitError, invalidArgument } from '../../core/errors.js';
 import { u32, u8 } from '../../core/codecs.js';
-import type { BpfMap } from '../../core/map.js';
-import { ifIndex } from '../../core/interfaces.js';
+import type { BpfMap } from '../../core/maps/map.js';
+import { ifIndex } from '../../core/net/interfaces.js';
 import { bpfObjectPath } from '../../core/paths.js';
-import { checkInterface, netnsPath } from '../../core/netns.js';
+import { checkInterface, netnsPath } from '../../core/net/netns.js';
 import { BpfObject } from '../../core/object.js';
-import { DoubleBuffer } from '../../core/swap.js';
-import type { TestRunOptions, TestRunResult, XdpLink, XdpProgram } from '../../core/program.js';
+import { DoubleBuffer } from '../../core/maps/swap.js';
+import type { TestRunOptions, TestRunResult, XdpLink, XdpProgram } from '../../core/programs/program.js';
 import { XdpPipeline } from '../pipeline.js';
 import {
   GEN_SHIFT,

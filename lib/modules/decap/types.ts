@@ -1,6 +1,6 @@
 /** Decapsulator: options, settings, limits and statistics types, and protocol constants. */
-import type { XdpMode } from '../../core/program.js';
-import type { NetnsRef } from '../../core/netns.js';
+import type { XdpMode } from '../../core/programs/program.js';
+import type { NetnsRef } from '../../core/net/netns.js';
 import type { StagePosition } from '../pipeline.js';
 
 /** A UDP tunnel protocol the Decapsulator strips: VXLAN (RFC 7348) or Geneve (RFC 8926). */

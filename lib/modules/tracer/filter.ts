@@ -7,9 +7,9 @@ import { statSync } from 'node:fs';
 import { BpfkitError, invalidArgument } from '../../core/errors.js';
 import { parseCidr } from '../../core/codecs.js';
 import { checkInteger } from '../../core/validate.js';
-import { ifIndex } from '../../core/interfaces.js';
-import { netnsPath, type NetnsRef } from '../../core/netns.js';
-import { IP_PROTOCOLS, ipProtocolNumber } from '../../core/protocols.js';
+import { ifIndex } from '../../core/net/interfaces.js';
+import { netnsPath, type NetnsRef } from '../../core/net/netns.js';
+import { IP_PROTOCOLS, ipProtocolNumber } from '../../core/net/protocols.js';
 import { compilePcap, type CompiledPcap } from './pcap.js';
 
 /**

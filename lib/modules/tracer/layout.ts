@@ -6,8 +6,8 @@
 import { BpfkitError } from '../../core/errors.js';
 import { formatIPv4, formatIPv6 } from '../../core/codecs.js';
 import type { Codec } from '../../core/codecs.js';
-import { ipProtocolShown } from '../../core/protocols.js';
-import { xdpActionName } from '../../core/program.js';
+import { ipProtocolShown } from '../../core/net/protocols.js';
+import { xdpActionName } from '../../core/programs/program.js';
 
 /** Where in the kernel an event was seen. */
 export type TracePoint = 'receive' | 'queue' | 'transmit' | 'drop' | 'consume' | 'xdp_exception' | 'xdp_redirect' | 'fib_lookup' | 'neigh_update';

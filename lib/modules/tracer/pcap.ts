@@ -1,10 +1,10 @@
 /**
  * pcap-filter expressions for PacketTracer (`filter.pcap`): compiled with libpcap for
- * Ethernet (lib/core/pcap.ts) into classic BPF, which the tracer's in-kernel interpreter
+ * Ethernet (lib/core/net/pcap.ts) into classic BPF, which the tracer's in-kernel interpreter
  * runs (bpf/tracer/cbpf.h) from its read-only `pcap_insns` array.
  */
 import { invalidArgument } from '../../core/errors.js';
-import { compilePcapFilter } from '../../core/pcap.js';
+import { compilePcapFilter } from '../../core/net/pcap.js';
 
 /** Most instructions a program may have (BPF_MAXINSNS; PCAP_MAX_INSNS in bpf/tracer/cbpf.h). */
 export const PCAP_MAX_INSNS = 4096;
