@@ -158,9 +158,13 @@ struct {
 	__type(value, __u32); /* slot in vni_counters */
 } vni_slot SEC(".maps");
 
+/* CPU c's counter of slot s is element c x vni_slots + s: a plain array used as a per-CPU
+ * one (one access a count, where a per-CPU array's lookup loads a per-CPU pointer first),
+ * read by user space through its mapping (lib/core/maps/cpu-counters.ts). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4096);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 4096); /* vni_slots x possible CPUs, set at load */
 	__type(key, __u32);
 	__type(value, struct bpfkit_counter);
 } vni_counters SEC(".maps");
@@ -178,23 +182,31 @@ static __always_inline __u64 vni_cache_key(const struct decap_config *cfg, __u32
 	return (__u64)cfg->version << 32 | VNI_TAG_VALID | key;
 }
 
+/* CPU c's entries are elements c x VNI_CACHE_SIZE .. of a plain array (sized to the
+ * possible CPUs at load), not a per-CPU array: one access a lookup, where a per-CPU
+ * array's inlined lookup loads the element's per-CPU pointer first (the ACL's verdict
+ * cache does the same). Each CPU writes only its own 4 KiB. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, VNI_CACHE_SIZE);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VNI_CACHE_SIZE); /* x possible CPUs, set at load */
 	__type(key, __u32);
 	__type(value, struct decap_vni_cache_entry);
 } vni_cache SEC(".maps");
 
+/* CPU c's counter of slot s is element c x CNT_SLOTS + s (as vni_counters). */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, CNT_SLOTS);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, CNT_SLOTS); /* x possible CPUs, set at load */
 	__type(key, __u32);
 	__type(value, struct bpfkit_counter);
 } counters SEC(".maps");
 
 static __always_inline void count(__u32 slot, __u64 bytes)
 {
-	bpfkit_count(bpf_map_lookup_elem(&counters, &slot), bytes);
+	__u32 i = bpf_get_smp_processor_id() * CNT_SLOTS + slot;
+
+	bpfkit_count(bpf_map_lookup_elem(&counters, &i), bytes);
 }
 
 /* Out of line: the pass-through exits are cold, and inlining them a dozen times tripled
@@ -269,7 +281,7 @@ fill:
  * VNI_SLOT_DENIED (allowlist in force, VNI not on it). */
 static __always_inline __u32 vni_lookup(const struct decap_config *cfg, __u32 vni, __u32 proto)
 {
-	__u32 idx = (vni ^ (vni >> 8) ^ proto) & (VNI_CACHE_SIZE - 1);
+	__u32 idx = bpf_get_smp_processor_id() * VNI_CACHE_SIZE + ((vni ^ (vni >> 8) ^ proto) & (VNI_CACHE_SIZE - 1));
 	struct decap_vni_cache_entry *e = bpf_map_lookup_elem(&vni_cache, &idx);
 
 	if (e && e->key == vni_cache_key(cfg, proto << 24 | vni))
@@ -279,7 +291,9 @@ static __always_inline __u32 vni_lookup(const struct decap_config *cfg, __u32 vn
 
 static __always_inline void count_vni(__u32 slot, __u64 bytes)
 {
-	struct bpfkit_counter *c = bpf_map_lookup_elem(&vni_counters, &slot);
+	__u32 i = bpf_get_smp_processor_id() * vni_slots + slot;
+	/* slot < vni_slots first: VNI_SLOT_NONE must not wrap into another CPU's region */
+	struct bpfkit_counter *c = slot < vni_slots ? bpf_map_lookup_elem(&vni_counters, &i) : NULL;
 
 	if (c) {
 		c->packets++;

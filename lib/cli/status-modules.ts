@@ -7,7 +7,8 @@
  */
 import { basename, dirname } from 'node:path';
 import { struct, u32, u64 } from '../core/codecs.js';
-import { BpfMap, type MapInfo } from '../core/maps/map.js';
+import { CpuCounters } from '../core/maps/cpu-counters.js';
+import { BpfMap, possibleCpus, type MapInfo } from '../core/maps/map.js';
 import { BpfProgram } from '../core/programs/program.js';
 import { ACL_STATS } from '../modules/acl/layout.js';
 import { CNT_DECAP, CNT_PASS } from '../modules/decap/config.js';
@@ -207,6 +208,12 @@ export class ProgramReader {
         const m = BpfMap.fromId(info.id, { key: u32, value: value as typeof u64 });
         try {
           const out: Record<string, number> = {};
+          if (info.type === 'array' && value === counter) {
+            // a plain array used as a per-CPU one (the Decapsulator's): CPU c's slot s at c x slots + s
+            const cpu = new CpuCounters(m, possibleCpus());
+            for (const [label, slot] of slots) out[label] = Number(cpu.read(slot).packets);
+            return out;
+          }
           for (const [label, slot] of slots) {
             const per = m.get(slot) as unknown as (bigint | { packets: bigint })[] | undefined;
             out[label] = Number((per ?? []).reduce<bigint>((s, v) => s + (typeof v === 'bigint' ? v : v.packets), 0n));

@@ -7,11 +7,15 @@
  *   host b: l1.b  foreign XDP program, tcx ingress program, clsact egress filter
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AclFirewall, BpfObject, Decapsulator, XdpPipeline, type TcLink, type XdpLink } from '../../lib/index.js';
 import { BPFFS_PATH, Lab, TEST_PIN_PREFIX, type LabHost, type LabLink } from '../../lib/lab/index.js';
 import type { StatusReport } from '../../lib/cli/status.js';
 import type { Attachment } from '../../lib/cli/status-modules.js';
+import { onCpu } from '../helpers/cpu.js';
 import { testObject } from '../helpers/objects.js';
 import { cli } from './cli-helpers.js';
 
@@ -163,5 +167,28 @@ describe('bpfkit status', () => {
     const r = await status();
     expect(r.attachments!.find((x) => x.program.id === id)).toBeUndefined();
     expect(r.attachments!.find((x) => x.netns === b.netns && x.hook === 'xdp')).toBeUndefined();
+  });
+
+  it("a Decapsulator attached alone: its counters summed over every CPU's region", async () => {
+    const l3 = await lab.link(a, b);
+    const d = await Decapsulator.attach(l3.a.ifname, { netns: a.netns, protocols: ['vxlan'] });
+    try {
+      // the scapy fixture's VXLAN/IPv4 frame, sent to this interface's MAC
+      const fx = JSON.parse(readFileSync(join(__dirname, '../fixtures/decap/fixtures.json'), 'utf8')) as { cases: { name: string; in: string }[] };
+      const f = Buffer.from(fx.cases.find((c) => c.name === 'vxlan4')!.in, 'hex');
+      Buffer.from(l3.a.mac.split(':').map((x) => parseInt(x, 16))).copy(f, 0);
+      for (const cpu of cpus().length > 1 ? [0, 1] : [0]) {
+        await onCpu(cpu, async () => {
+          for (let i = 0; i < 2 + cpu; i++) expect((await d.testRun(f)).action).toBe('pass');
+        });
+      }
+      const want = d.stats().protocols.vxlan.ipv4.packets;
+      expect(want).toBe(cpus().length > 1 ? 5n : 2n);
+      const r = await status();
+      const x = r.attachments!.find((y) => y.netns === a.netns && y.ifname === l3.a.ifname && y.hook === 'xdp');
+      expect(x).toMatchObject({ owner: 'bpfkit', module: 'decap', program: { id: d.program.info.id }, counters: { decapsulated: Number(want), passed: 0 } });
+    } finally {
+      d.close();
+    }
   });
 });

@@ -6,11 +6,11 @@
  * share; a slot a removed rule leaves behind starts at zero for the id that takes it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { AclFirewall, BpfMap, possibleCpus, struct, u32, u64, type AclRule } from '../../lib/index.js';
 import { Lab } from '../../lib/lab/index.js';
+import { onCpu } from '../helpers/cpu.js';
 import { frame, v4, testRunHost } from './acl.helpers.js';
 
 const PIN = `/sys/fs/bpf/bpfkit-test-aclctr-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
@@ -45,20 +45,6 @@ const CASES: { f: Buffer; rule: string | undefined; n: [number, number] }[] = [
   { f: frame({ src: v4('198.18.2.9'), dst: v4('198.18.0.2'), proto: 17, sport: 1000, dport: 54 }), rule: 'udp', n: [13, 1] },
   { f: frame({ src: v4('198.18.2.9'), dst: v4('198.18.0.2'), proto: 6, sport: 1000, dport: 22 }), rule: undefined, n: [4, 4] },
 ];
-
-/** Runs `fn` with the whole process (libuv pool included) on one CPU. */
-async function onCpu<T>(cpu: number, fn: () => Promise<T>): Promise<T> {
-  const affinity = execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' })
-    .trim()
-    .split(/:\s*/)
-    .pop()!;
-  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(process.pid)], { stdio: 'ignore' });
-  try {
-    return await fn();
-  } finally {
-    execFileSync('taskset', ['-a', '-p', affinity, String(process.pid)], { stdio: 'ignore' });
-  }
-}
 
 /** The pinned counters of one CPU's region, by slot. */
 function region(cpu: number): { packets: bigint; bytes: bigint }[] {

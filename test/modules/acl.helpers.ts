@@ -9,6 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import type { AclFirewall } from '../../lib/index.js';
+import { onCpu } from '../helpers/cpu.js';
 import { Lab, type LabHost } from '../../lib/lab/index.js';
 
 /** The ClassBench data beside the checkout: `<repository root>/../shared/classbench`. */
@@ -297,17 +298,8 @@ export function portsSharingASet(src: string, dst: string, dport: number, n: num
 }
 
 /** Runs `fn` with this process on CPU 0 only (one CPU's verdict cache). */
-export async function onCpu0<T>(fn: () => Promise<T>): Promise<T> {
-  const affinity = execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' })
-    .trim()
-    .split(/:\s*/)
-    .pop()!;
-  execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
-  try {
-    return await fn();
-  } finally {
-    execFileSync('taskset', ['-a', '-p', affinity, String(process.pid)], { stdio: 'ignore' });
-  }
+export function onCpu0<T>(fn: () => Promise<T>): Promise<T> {
+  return onCpu(0, fn);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

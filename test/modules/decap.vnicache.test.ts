@@ -4,10 +4,14 @@
  * taken off before bpf_xdp_adjust_head and written back. BPF_PROG_TEST_RUN on frames
  * derived from the scapy fixtures.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Decapsulator } from '../../lib/index.js';
+import { Decapsulator, possibleCpus } from '../../lib/index.js';
+import { CNT_DECAP, CNT_SLOTS } from '../../lib/modules/decap/config.js';
+import { onCpu } from '../helpers/cpu.js';
 
 const fx = JSON.parse(readFileSync(join(__dirname, '../fixtures/decap/fixtures.json'), 'utf8')) as {
   interfaceMac: string;
@@ -101,6 +105,37 @@ describe('Decapsulator fast path', () => {
         [7, 1n],
         [9, 1n],
       ]);
+    } finally {
+      d.close();
+    }
+  });
+
+  it('counts in the region of the CPU that ran the packet: each CPU its own share, stats() the sum (witness: bpftool)', async () => {
+    const d = await Decapsulator.load({ interfaceMac: fx.interfaceMac });
+    try {
+      const online = Math.min(cpus().length, possibleCpus());
+      const sent = Array.from({ length: possibleCpus() }, (_, c) => (c < online ? 3 + 2 * c : 0));
+      for (const [cpu, n] of sent.entries()) {
+        if (!n) continue;
+        await onCpu(cpu, async () => {
+          for (let i = 0; i < n; i++) expect((await d.testRun(frame(100))).action).toBe('pass');
+        });
+      }
+      const total = BigInt(sent.reduce((a, b) => a + b, 0));
+      const s = d.stats();
+      expect(s.protocols.vxlan.ipv4).toEqual({ packets: total, bytes: total * BigInt(INNER_LEN) });
+      expect(s.vnis).toEqual([{ protocol: 'vxlan', vni: 100, packets: total, bytes: total * BigInt(INNER_LEN) }]);
+      // the kernel's own view of both arrays: CPU c's element i at c x (elements per CPU) + i
+      const sh = (args: string[]) => JSON.parse(execFileSync('bpftool', [...args, '-j'], { encoding: 'utf8', maxBuffer: 1 << 28 }));
+      const maps = (sh(['prog', 'show', 'id', String(d.program.info.id)]).map_ids as number[]).map((id) => sh(['map', 'show', 'id', String(id)]));
+      const packetsOf = (name: string, perCpu: number, i: number) => {
+        const m = maps.find((x) => x.name === name);
+        expect(m, name).toMatchObject({ type: 'array', max_entries: perCpu * possibleCpus() });
+        const dump = sh(['map', 'dump', 'id', String(m.id)]) as { formatted: { key: number; value: { packets: number } } }[];
+        return sent.map((_, c) => dump.find((e) => e.formatted.key === c * perCpu + i)!.formatted.value.packets);
+      };
+      expect(packetsOf('counters', CNT_SLOTS, CNT_DECAP)).toEqual(sent); // VXLAN over IPv4
+      expect(packetsOf('vni_counters', 4096, 0)).toEqual(sent); // the first pair's slot
     } finally {
       d.close();
     }

@@ -2,6 +2,7 @@
  * AclFirewall counters: per rule (by counter slot, see RuleCounters) and the misc counters
  * of enum acl_stat (per-CPU).
  */
+import { CpuCounters } from '../../core/maps/cpu-counters.js';
 import type { BpfMap } from '../../core/maps/map.js';
 import type { Counter, Handles } from './install.js';
 import { ACL_STATS, type AclStatName } from './layout.js';
@@ -37,22 +38,18 @@ type CounterMap = BpfMap<number, Counter[], number, Counter[] | Counter>;
 
 /**
  * `acl_rule_counters` (bpf/acl/maps.h): a plain array of possible CPUs x `slots`
- * counters { packets, bytes } (u64 each), CPU c's counter of slot s at c x slots + s,
- * read and zeroed through the map's mapping (no system call). Each 64-bit field is read
- * with one 64-bit load, so a value is never torn while a program counts.
+ * counters { packets, bytes }, CPU c's counter of slot s at c x slots + s, read and zeroed
+ * through the map's mapping (CpuCounters: no system call, no torn value).
  */
 export class MappedRuleCounters implements RuleCounters {
   readonly slots: number;
   readonly map: BpfMap<number, Buffer>;
-  readonly #cpus: number;
-  readonly #mem: BigUint64Array;
+  readonly #counters: CpuCounters;
 
   constructor(map: BpfMap<number, Buffer>, cpus: number) {
     this.map = map;
-    this.#cpus = cpus;
-    this.slots = map.info.maxEntries / cpus;
-    const buf = map.mmap();
-    this.#mem = new BigUint64Array(buf.buffer, buf.byteOffset, 2 * map.info.maxEntries);
+    this.#counters = new CpuCounters(map, cpus);
+    this.slots = this.#counters.slots;
   }
 
   /** Slots per CPU of a map of `maxEntries` counters, or undefined if it cannot be one of ours. */
@@ -62,14 +59,8 @@ export class MappedRuleCounters implements RuleCounters {
   }
 
   read(slot: number): AclCounter {
-    const m = this.#mem;
-    let p = 0n;
-    let b = 0n;
-    for (let c = 0, i = 2 * slot; c < this.#cpus; c++, i += 2 * this.slots) {
-      p += m[i]!;
-      b += m[i + 1]!;
-    }
-    return { packets: Number(p), bytes: Number(b) };
+    const c = this.#counters.read(slot);
+    return { packets: Number(c.packets), bytes: Number(c.bytes) };
   }
 
   readMany(slots: ArrayLike<number>): Promise<AclCounter[]> {
@@ -77,11 +68,7 @@ export class MappedRuleCounters implements RuleCounters {
   }
 
   zero(slots: readonly number[]): Promise<void> {
-    const m = this.#mem;
-    for (let c = 0; c < this.#cpus; c++) {
-      const base = 2 * c * this.slots;
-      for (const s of slots) m[base + 2 * s] = m[base + 2 * s + 1] = 0n;
-    }
+    this.#counters.zero(slots);
     return Promise.resolve();
   }
 }

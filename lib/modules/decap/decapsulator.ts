@@ -21,7 +21,8 @@
  */
 import { BpfkitError, invalidArgument } from '../../core/errors.js';
 import { u32, u8 } from '../../core/codecs.js';
-import type { BpfMap } from '../../core/maps/map.js';
+import { CpuCounters } from '../../core/maps/cpu-counters.js';
+import { possibleCpus, type BpfMap } from '../../core/maps/map.js';
 import { ifIndex } from '../../core/net/interfaces.js';
 import { bpfObjectPath } from '../../core/paths.js';
 import { checkInterface, netnsPath } from '../../core/net/netns.js';
@@ -66,6 +67,9 @@ import {
   type DecapStats,
 } from './types.js';
 
+/** Entries of each CPU's VNI cache (VNI_CACHE_SIZE in bpf/decap.bpf.c). */
+const VNI_CACHE_SIZE = 256;
+
 // ---- the Decapsulator --------------------------------------------------------------------
 
 interface Parts {
@@ -78,8 +82,11 @@ interface Parts {
   vniAllow: BpfMap<number, number>;
   /** (proto << 24 | vni) -> slot in vniCounters; slots are assigned by the program. */
   vniSlot: BpfMap<number, number>;
-  vniCounters: BpfMap<number, DecapCounter[], number, DecapCounter[] | DecapCounter>;
-  counters: BpfMap<number, DecapCounter[], number, DecapCounter[] | DecapCounter>;
+  /** vni_counters and counters: plain arrays of possible CPUs x slots, read through their mappings. */
+  vniCounterMap: BpfMap<number, DecapCounter>;
+  counterMap: BpfMap<number, DecapCounter>;
+  vniCounters: CpuCounters;
+  counters: CpuCounters;
 }
 
 const zero = (): DecapCounter => ({ packets: 0n, bytes: 0n });
@@ -187,7 +194,10 @@ export class Decapsulator {
       maps: {
         vni_allow: { maxEntries: 2 * limits.allowedVnis },
         vni_slot: { maxEntries: limits.vniStats },
-        vni_counters: { maxEntries: limits.vniStats },
+        // plain arrays used as per-CPU ones: so many entries per possible CPU
+        vni_counters: { maxEntries: limits.vniStats * possibleCpus() },
+        counters: { maxEntries: CNT_SLOTS * possibleCpus() },
+        vni_cache: { maxEntries: VNI_CACHE_SIZE * possibleCpus() },
         ...st?.maps,
       },
       globals: { ...st?.globals, vni_slots: limits.vniStats },
@@ -197,6 +207,8 @@ export class Decapsulator {
     try {
       const outer = keep(obj.map('config', { key: u32, value: u32 }));
       const inner: Parts['inner'] = [keep(obj.map('config_a', { key: u32, value: configCodec })), keep(obj.map('config_b', { key: u32, value: configCodec }))];
+      const vniCounterMap = keep(obj.map('vni_counters', { key: u32, value: counterCodec }));
+      const counterMap = keep(obj.map('counters', { key: u32, value: counterCodec }));
       const parts: Parts = {
         obj,
         prog: keep(obj.xdpProgram('xdp_decap')),
@@ -206,8 +218,10 @@ export class Decapsulator {
         swap: new DoubleBuffer(outer, inner, 0),
         vniAllow: keep(obj.map('vni_allow', { key: u32, value: u8 })),
         vniSlot: keep(obj.map('vni_slot', { key: u32, value: u32 })),
-        vniCounters: keep(obj.perCpuMap('vni_counters', { key: u32, value: counterCodec })),
-        counters: keep(obj.perCpuMap('counters', { key: u32, value: counterCodec })),
+        vniCounterMap,
+        counterMap,
+        vniCounters: new CpuCounters(vniCounterMap, possibleCpus()),
+        counters: new CpuCounters(counterMap, possibleCpus()),
       };
       const d = new Decapsulator(parts, DEFAULT_SETTINGS, limits);
       // The object's static initialiser points config[0] at config_a (generation 0), which
@@ -297,7 +311,7 @@ export class Decapsulator {
   stats(): DecapStats {
     const p = this.#parts();
     const slots: DecapCounter[] = [];
-    for (let i = 0; i < CNT_SLOTS; i++) slots.push(sum(p.counters.get(i) ?? []));
+    for (let i = 0; i < CNT_SLOTS; i++) slots.push(p.counters.read(i));
     const proto = (name: TunnelProtocol) => {
       const base = CNT_DECAP + PROTO_INDEX[name] * 2;
       const ipv4 = slots[base]!;
@@ -309,7 +323,7 @@ export class Decapsulator {
     DECAP_PASS_REASONS.forEach((r, i) => (passed[r] = slots[CNT_PASS + i]!));
     const vnis: DecapVniStats[] = [];
     for (const [k, slot] of p.vniSlot.entries()) {
-      const c = sum(p.vniCounters.get(slot) ?? []);
+      const c = slot < p.vniCounters.slots ? p.vniCounters.read(slot) : zero();
       // a slot is taken before the packet is decapsulated; one whose packet then failed
       // (adjust_head) has counted nothing yet
       if (c.packets === 0n) continue;
@@ -351,7 +365,7 @@ export class Decapsulator {
     const p = this.#p;
     this.#p = undefined;
     if (!p) return;
-    for (const m of [p.outer, ...p.inner, p.vniAllow, p.vniSlot, p.vniCounters, p.counters, p.prog]) m.close();
+    for (const m of [p.outer, ...p.inner, p.vniAllow, p.vniSlot, p.vniCounterMap, p.counterMap, p.prog]) m.close();
     p.obj.close();
   }
 
