@@ -139,7 +139,7 @@ struct {
  *
  * vni_cache, per CPU and direct-mapped by VNI, remembers what the slow path found for a
  * (protocol, VNI) under one configuration version: the slot, or that the VNI is not on
- * the allowlist. A hit costs two inlined array loads and no hash lookup. An entry is
+ * the allowlist. A hit costs one inlined array load and no hash lookup. An entry is
  * valid only for the config version that filled it (user space bumps it on every
  * update), so an allowlist change is seen by the next packet. XDP runs a packet on one
  * CPU without preemption, so a CPU's entries are never written concurrently. */
