@@ -204,9 +204,7 @@ struct {
 
 static __always_inline void count(__u32 slot, __u64 bytes)
 {
-	__u32 i = bpf_get_smp_processor_id() * CNT_SLOTS + slot;
-
-	bpfkit_count(bpf_map_lookup_elem(&counters, &i), bytes);
+	bpfkit_count(bpfkit_cpu_elem(&counters, CNT_SLOTS, slot), bytes);
 }
 
 /* Out of line: the pass-through exits are cold, and inlining them a dozen times tripled
@@ -281,8 +279,8 @@ fill:
  * VNI_SLOT_DENIED (allowlist in force, VNI not on it). */
 static __always_inline __u32 vni_lookup(const struct decap_config *cfg, __u32 vni, __u32 proto)
 {
-	__u32 idx = bpf_get_smp_processor_id() * VNI_CACHE_SIZE + ((vni ^ (vni >> 8) ^ proto) & (VNI_CACHE_SIZE - 1));
-	struct decap_vni_cache_entry *e = bpf_map_lookup_elem(&vni_cache, &idx);
+	__u32 idx = (vni ^ (vni >> 8) ^ proto) & (VNI_CACHE_SIZE - 1);
+	struct decap_vni_cache_entry *e = bpfkit_cpu_elem(&vni_cache, VNI_CACHE_SIZE, idx);
 
 	if (e && e->key == vni_cache_key(cfg, proto << 24 | vni))
 		return e->slot;
@@ -291,9 +289,8 @@ static __always_inline __u32 vni_lookup(const struct decap_config *cfg, __u32 vn
 
 static __always_inline void count_vni(__u32 slot, __u64 bytes)
 {
-	__u32 i = bpf_get_smp_processor_id() * vni_slots + slot;
 	/* slot < vni_slots first: VNI_SLOT_NONE must not wrap into another CPU's region */
-	struct bpfkit_counter *c = slot < vni_slots ? bpf_map_lookup_elem(&vni_counters, &i) : NULL;
+	struct bpfkit_counter *c = slot < vni_slots ? bpfkit_cpu_elem(&vni_counters, vni_slots, slot) : NULL;
 
 	if (c) {
 		c->packets++;

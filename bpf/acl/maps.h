@@ -54,14 +54,6 @@ struct {
 	__type(value, struct bpfkit_counter);
 } acl_rule_counters SEC(".maps");
 
-/* This CPU's element `i` of a map of possible CPUs x `per_cpu` elements (a plain array
- * used as a per-CPU one, see acl_rule_counters): NULL beyond the map. */
-#define acl_cpu_elem(map, per_cpu, i)                                                                                  \
-	({                                                                                                             \
-		__u32 __k = bpf_get_smp_processor_id() * (per_cpu) + (i);                                              \
-		bpf_map_lookup_elem(map, &__k);                                                                        \
-	})
-
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, ACL_STAT_MAX);
@@ -84,7 +76,7 @@ struct {
  * the entry takes another flow (or before it would overflow), and whoever reports the flow
  * adds the counts every CPU's set holds for it, so no suppressed packet is left out of the
  * next event. Private to this program: user space never reads it. CPU c's sets are
- * elements c x ACL_FM_SETS .. of a plain array (acl_cpu_elem: no per-CPU pointer table to
+ * elements c x ACL_FM_SETS .. of a plain array (bpfkit_cpu_elem: no per-CPU pointer table to
  * load first), page-aligned (BPF_F_MMAPABLE), so an entry is exactly one cache line. */
 #define ACL_FM_SETS 4096 /* a power of two */
 #define ACL_FM_WAYS 4

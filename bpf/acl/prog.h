@@ -58,7 +58,7 @@ static __always_inline int acl_judge(struct xdp_md *ctx, struct acl_pkt *pkt, co
 	}
 	slot = vd.meta & ACL_SLOT_MASK;
 	action = vd.meta >> 24;
-	bpfkit_count(acl_cpu_elem(&acl_rule_counters, acl_ctr_slots, slot), len);
+	bpfkit_count(bpfkit_cpu_elem(&acl_rule_counters, acl_ctr_slots, slot), len);
 	if (action != ACL_ACT_ALLOW && !(flags & ACL_FLAG_NO_EVENTS))
 		acl_report(ctx, pkt, blob, h, ve, &vk, fam, slot, vd.tag, action, len);
 	return action == ACL_ACT_DENY ? XDP_DROP : XDP_PASS;

@@ -148,7 +148,7 @@ static __always_inline void acl_report(struct xdp_md *ctx, struct acl_pkt *pkt, 
 	/* the flow key, made here rather than at parse time: a packet the verdict cache's
 	 * entry suppresses (above) never needs it */
 	acl_vkey_fk(vk, fk, slot, tag);
-	set = acl_cpu_elem(&acl_flow_cache, ACL_FM_SETS, at);
+	set = bpfkit_cpu_elem(&acl_flow_cache, ACL_FM_SETS, at);
 	if (!set)
 		return;
 #pragma unroll

@@ -184,7 +184,7 @@ static __always_inline struct acl_ventry *acl_lookup(const __u8 *blob, struct ac
 	struct acl_vset *vs;
 
 	if (!(flags & ACL_FLAG_NO_CACHE)) {
-		vs = acl_cpu_elem(&acl_verdicts, ACL_VC_SETS, h & (ACL_VC_SETS - 1));
+		vs = bpfkit_cpu_elem(&acl_verdicts, ACL_VC_SETS, h & (ACL_VC_SETS - 1));
 		if (vs) {
 #pragma unroll
 			for (int i = 0; i < ACL_VC_WAYS; i++) {

@@ -28,4 +28,14 @@ static __always_inline void bpfkit_count(struct bpfkit_counter *c, __u64 bytes)
 	}
 }
 
+/* This CPU's element `i` of a plain array of possible CPUs x `per_cpu` elements used as a
+ * per-CPU one (CPU c's element i at c x per_cpu + i; user space sizes the map at load):
+ * one access, where a per-CPU array's inlined lookup first loads the element's per-CPU
+ * pointer from a table. NULL beyond the map. */
+#define bpfkit_cpu_elem(map, per_cpu, i)                                                                               \
+	({                                                                                                             \
+		__u32 __k = bpf_get_smp_processor_id() * (per_cpu) + (i);                                              \
+		bpf_map_lookup_elem(map, &__k);                                                                        \
+	})
+
 #endif

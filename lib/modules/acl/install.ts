@@ -76,7 +76,7 @@ export async function install(variant: Variant, o: InstallOptions): Promise<Hand
   const obj = BpfObject.open(bpfObjectPath(variant.name), {
     globals: { acl_nr_cpus: cpus, acl_ctr_slots: 2 * o.maxRules, ...o.stage?.globals },
     maps: {
-      // plain arrays used per CPU (bpf/acl/maps.h: acl_cpu_elem): one region per possible CPU
+      // plain arrays used per CPU (bpfkit_cpu_elem in bpfkit_helpers.h): one region per possible CPU
       acl_rule_counters: { maxEntries: cpus * 2 * o.maxRules },
       acl_verdicts: { maxEntries: cpus * VC_SETS },
       acl_flow_cache: { maxEntries: cpus * FM_SETS },
