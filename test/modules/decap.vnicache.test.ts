@@ -10,7 +10,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Decapsulator, possibleCpus } from '../../lib/index.js';
-import { CNT_DECAP, CNT_SLOTS } from '../../lib/modules/decap/config.js';
+import { CNT_DECAP, CNT_SLOTS, DEFAULT_LIMITS } from '../../lib/modules/decap/config.js';
 import { onCpu } from '../helpers/cpu.js';
 
 const fx = JSON.parse(readFileSync(join(__dirname, '../fixtures/decap/fixtures.json'), 'utf8')) as {
@@ -135,7 +135,7 @@ describe('Decapsulator fast path', () => {
         return sent.map((_, c) => dump.find((e) => e.formatted.key === c * perCpu + i)!.formatted.value.packets);
       };
       expect(packetsOf('counters', CNT_SLOTS, CNT_DECAP)).toEqual(sent); // VXLAN over IPv4
-      expect(packetsOf('vni_counters', 4096, 0)).toEqual(sent); // the first pair's slot
+      expect(packetsOf('vni_counters', DEFAULT_LIMITS.vniStats, 0)).toEqual(sent); // the first pair's slot
     } finally {
       d.close();
     }

@@ -52,10 +52,10 @@ export class MappedRuleCounters implements RuleCounters {
     this.slots = this.#counters.slots;
   }
 
-  /** Slots per CPU of a map of `maxEntries` counters, or undefined if it cannot be one of ours. */
+  /** Slots per CPU of a map of `maxEntries` counters, or undefined if it cannot be one of ours (2 x maxRules a CPU). */
   static slotsOf(maxEntries: number, cpus: number): number | undefined {
-    const n = maxEntries / cpus;
-    return Number.isInteger(n) && n % 2 === 0 ? n : undefined;
+    const n = CpuCounters.slotsOf(maxEntries, 16, cpus);
+    return n !== undefined && n % 2 === 0 ? n : undefined;
   }
 
   read(slot: number): AclCounter {

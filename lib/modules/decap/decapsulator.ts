@@ -189,15 +189,16 @@ export class Decapsulator {
 
   static async #create(settings: DecapSettings, limits: Required<DecapLimits>, pipeline?: XdpPipeline): Promise<Decapsulator> {
     const st = pipeline?.stageOptions();
+    const cpus = possibleCpus();
     const obj = await BpfObject.load(bpfObjectPath('decap'), {
       name: 'decap',
       maps: {
         vni_allow: { maxEntries: 2 * limits.allowedVnis },
         vni_slot: { maxEntries: limits.vniStats },
         // plain arrays used as per-CPU ones: so many entries per possible CPU
-        vni_counters: { maxEntries: limits.vniStats * possibleCpus() },
-        counters: { maxEntries: CNT_SLOTS * possibleCpus() },
-        vni_cache: { maxEntries: VNI_CACHE_SIZE * possibleCpus() },
+        vni_counters: { maxEntries: limits.vniStats * cpus },
+        counters: { maxEntries: CNT_SLOTS * cpus },
+        vni_cache: { maxEntries: VNI_CACHE_SIZE * cpus },
         ...st?.maps,
       },
       globals: { ...st?.globals, vni_slots: limits.vniStats },
@@ -220,8 +221,8 @@ export class Decapsulator {
         vniSlot: keep(obj.map('vni_slot', { key: u32, value: u32 })),
         vniCounterMap,
         counterMap,
-        vniCounters: new CpuCounters(vniCounterMap, possibleCpus()),
-        counters: new CpuCounters(counterMap, possibleCpus()),
+        vniCounters: new CpuCounters(vniCounterMap, cpus),
+        counters: new CpuCounters(counterMap, cpus),
       };
       const d = new Decapsulator(parts, DEFAULT_SETTINGS, limits);
       // The object's static initialiser points config[0] at config_a (generation 0), which
